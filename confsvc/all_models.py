@@ -1,0 +1,4 @@
+"""Imports every table module so ``SQLModel.metadata`` is complete (Alembic autogenerate, tests)."""
+
+from confsvc.endpoints import models as endpoints_models  # noqa: F401
+from confsvc.users import models as users_models  # noqa: F401

@@ -1,0 +1,193 @@
+"""The ``confsvc`` command: serve, db upgrade, units import, endpoints import/export, users create, demo."""
+
+from __future__ import annotations
+
+import getpass
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from confsvc.config import Settings, get_settings
+from confsvc.db import make_engine, make_session
+from confsvc.errors import ConfsvcError
+from confsvc.users.models import Role
+from confsvc.users.principal import Principal
+
+app = typer.Typer(help="confsvc: videoconference scheduling for a province's online meeting network.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
+units_app = typer.Typer(help="Administrative units.", no_args_is_help=True)
+endpoints_app = typer.Typer(help="Endpoint inventory CSV.", no_args_is_help=True)
+users_app = typer.Typer(help="Users.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(units_app, name="units")
+app.add_typer(endpoints_app, name="endpoints")
+app.add_typer(users_app, name="users")
+
+#: The CLI acts as the machine's administrator.
+CLI_PRINCIPAL = Principal(user_id=0, username="cli", role=Role.admin, unit_ids=None)
+
+
+def _fail(message: str) -> None:
+    typer.secho(message, fg=typer.colors.RED, err=True)
+    raise typer.Exit(1)
+
+
+class _UnitOfWork:
+    """``with _UnitOfWork(settings) as session``: commit on success, print domain errors and exit 1."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.engine = make_engine(settings.effective_database_url)
+
+    def __enter__(self):
+        from confsvc.migrate import NotMigrated, assert_migrated
+
+        try:
+            assert_migrated(self.engine)
+        except NotMigrated as exc:
+            _fail(str(exc))
+        self.session = make_session(self.engine)
+        return self.session
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        try:
+            if exc_type is None:
+                self.session.commit()
+            else:
+                self.session.rollback()
+        finally:
+            self.session.close()
+            self.engine.dispose()
+        if isinstance(exc, ConfsvcError):
+            typer.secho(f"error ({exc.code}): {exc.detail}", fg=typer.colors.RED, err=True)
+            for row in exc.extra.get("errors", []):
+                typer.secho(f"  line {row['line']}: {row['reason']}", err=True)
+            raise typer.Exit(1)
+        return False
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = "head") -> None:
+    """Create or upgrade the schema to REVISION (default: head)."""
+    from confsvc.migrate import upgrade
+
+    settings = get_settings()
+    upgrade(settings.effective_database_url, revision)
+    typer.echo(f"database at {revision}: {settings.effective_database_url}")
+
+
+@db_app.command("downgrade")
+def db_downgrade(revision: str) -> None:
+    """Downgrade the schema to REVISION (``base`` removes every table)."""
+    from confsvc.migrate import downgrade
+
+    downgrade(get_settings().effective_database_url, revision)
+    typer.echo(f"database at {revision}")
+
+
+@units_app.command("import")
+def units_import(province: Annotated[list[str], typer.Argument(help="name or official code, e.g. 25 or 'Phú Thọ'")]) -> None:
+    """Load provinces and their communes/wards from the vietnam-provinces package (idempotent)."""
+    from confsvc.endpoints.units_import import import_province
+
+    with _UnitOfWork(get_settings()) as session:
+        for name in province:
+            s = import_province(session, name)
+            typer.echo(f"{s.province_name}: {s.created} created, {s.updated} updated, {s.unchanged} unchanged")
+
+
+@endpoints_app.command("import")
+def endpoints_import(path: Path, dry_run: bool = typer.Option(False, help="validate only")) -> None:
+    """Import endpoints from a UTF-8 CSV file; nothing is written if any row is invalid."""
+    from confsvc.endpoints.csvio import import_endpoints
+
+    with _UnitOfWork(get_settings()) as session:
+        result = import_endpoints(session, CLI_PRINCIPAL, path.read_bytes(), dry_run=dry_run)
+    typer.echo(f"{result.created} created, {result.updated} updated, {result.unchanged} unchanged, "
+               f"{result.rooms_created} rooms created{' (dry run)' if dry_run else ''}")
+
+
+@endpoints_app.command("export")
+def endpoints_export(output: Annotated[Path | None, typer.Option("--output", "-o")] = None) -> None:
+    """Write every endpoint as CSV to OUTPUT (default: standard output)."""
+    from confsvc.endpoints.csvio import export_endpoints
+
+    with _UnitOfWork(get_settings()) as session:
+        data = export_endpoints(session, CLI_PRINCIPAL)
+    if output is None:
+        sys.stdout.buffer.write(data)
+    else:
+        output.write_bytes(data)
+
+
+@users_app.command("create")
+def users_create(
+    username: str,
+    role: Annotated[Role, typer.Option(help="admin, secretariat, operator or viewer")],
+    unit: Annotated[list[str] | None, typer.Option(help="operator's unit code (repeatable)")] = None,
+    full_name: str = "",
+    email: str | None = None,
+    password: Annotated[str | None, typer.Option(help="prompted for when omitted")] = None,
+) -> None:
+    """Create a user; operators need at least one --unit."""
+    from confsvc.users import service
+
+    if password is None:
+        password = getpass.getpass("Password: ")
+    with _UnitOfWork(get_settings()) as session:
+        unit_ids = service.unit_ids_for_codes(session, unit) if unit else []
+        user = service.create_user(session, username=username, password=password, role=role,
+                                   full_name=full_name, email=email, unit_ids=unit_ids)
+    typer.echo(f"user {user.username} ({user.role.value}) created")
+
+
+def _serve(settings: Settings, host: str, port: int) -> None:
+    import uvicorn
+
+    from confsvc.main import create_app
+
+    uvicorn.run(create_app(settings), host=host, port=port, proxy_headers=True)
+
+
+@app.command()
+def serve(host: str = "127.0.0.1", port: int = 8000,
+          workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1) -> None:
+    """Serve the web UI and API (settings from CONFSVC_* variables or .env)."""
+    settings = get_settings()
+    try:
+        settings.resolved_secret_key()
+    except RuntimeError as exc:
+        _fail(str(exc))
+    if workers > 1:
+        import uvicorn
+
+        uvicorn.run("confsvc.main:create_app", factory=True, host=host, port=port, workers=workers, proxy_headers=True)
+    else:
+        _serve(settings, host, port)
+
+
+@app.command()
+def demo(host: str = "127.0.0.1", port: int = 8000,
+         serve_after: Annotated[bool, typer.Option("--serve/--no-serve")] = True) -> None:
+    """Create the database, load Phú Thọ with a demo inventory and users, print passwords, serve."""
+    from confsvc import demo as demo_data
+    from confsvc.migrate import upgrade
+
+    settings = get_settings().model_copy(update={"demo": True})
+    upgrade(settings.effective_database_url)
+    with _UnitOfWork(settings) as session:
+        summary = demo_data.seed(session)
+    typer.echo(f"Phú Thọ: {summary.communes} communes/wards, {summary.rooms} rooms, "
+               f"{summary.endpoints} endpoints, {summary.bridges} bridges")
+    typer.echo("Users (passwords are new on every `confsvc demo`):")
+    for username, (role, password) in summary.passwords.items():
+        typer.echo(f"  {username:<10} {role:<12} {password}")
+    if serve_after:
+        typer.echo(f"Serving on http://{host}:{port}/  (API docs: http://{host}:{port}/docs)")
+        _serve(settings, host, port)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

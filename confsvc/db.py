@@ -1,0 +1,130 @@
+"""Engine and session factories, the shared metadata naming convention, and ``get_session``.
+
+SQLite: WAL, foreign keys on, and write transactions that take the write lock up front
+(``BEGIN IMMEDIATE``) so that two writers queue instead of failing with "database is locked"
+(SPEC conflict rule 7). PostgreSQL: plain READ COMMITTED; rules that need more take row locks
+or rely on constraints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import sqlalchemy as sa
+from fastapi import Depends, Request
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, SQLModel
+
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+#: Seconds a SQLite writer waits for the lock before giving up.
+SQLITE_BUSY_TIMEOUT_SECONDS = 60
+_WRITE_OPTION = "confsvc_write"
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """An aware datetime stored in UTC and read back aware in UTC, on every backend.
+
+    Raises ``ValueError`` when a naive datetime is bound: callers convert input first
+    (``clock.as_utc``), so a naive value here is a bug, not user input.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime bound to a UTC column: {value!r}")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def is_sqlite(url: str) -> bool:
+    return url.startswith("sqlite")
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """Create an engine for ``url`` with confsvc's per-backend behaviour installed."""
+    if is_sqlite(url):
+        path = sa.engine.make_url(url).database
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_SECONDS}, **kwargs
+        )
+        _install_sqlite_hooks(engine)
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    return sa.create_engine(url, **kwargs)
+
+
+def _install_sqlite_hooks(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Hand transaction control to SQLAlchemy so that BEGIN below is ours (SQLAlchemy
+        # documents this recipe for pysqlite).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_SECONDS * 1000}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: sa.Connection) -> None:
+        if conn.get_execution_options().get(_WRITE_OPTION, True):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            conn.exec_driver_sql("BEGIN")
+
+
+def make_session(engine: Engine, *, write: bool = True) -> Session:
+    """A session on ``engine``. ``write=False`` lets SQLite readers skip the write lock."""
+    bind = engine if write else engine.execution_options(**{_WRITE_OPTION: False})
+    return Session(bind=bind, expire_on_commit=False)
+
+
+def get_engine(request: Request) -> Engine:
+    return request.app.state.engine
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """Request-scoped session: commits when the handler returns, rolls back when it raises.
+
+    Registered with ``scope="function"`` so the commit happens before the response is sent
+    (STYLE habit 4): a failing commit is an error response, never a 201 for nothing.
+    Safe methods (GET, HEAD, OPTIONS) get a read session that takes no SQLite write lock.
+    """
+    write = request.method not in ("GET", "HEAD", "OPTIONS")
+    session = make_session(request.app.state.engine, write=write)
+    try:
+        yield session
+        if write:
+            session.commit()
+        else:
+            session.rollback()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]

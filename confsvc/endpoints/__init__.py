@@ -1,0 +1,1 @@
+"""Inventory domain: units, rooms, endpoints, bridges; endpoint status."""

@@ -1,0 +1,191 @@
+"""Endpoint inventory as CSV (RFC 4180, UTF-8 with a BOM so Excel shows Vietnamese correctly).
+
+Import is all-or-nothing: every invalid row is reported with its line number and reason, and
+nothing is written unless every row is valid. Rows are matched by ``serial``; the room is found by
+(``unit_code``, ``room_name``) and created when the unit has no room of that name.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+
+from sqlmodel import Session, select
+
+from confsvc.endpoints import schemas, service
+from confsvc.clock import utc_now
+from confsvc.endpoints.models import Endpoint, LifecycleState, Protocol, Room, Unit
+from confsvc.endpoints.validation import normalise_dial_address, normalise_ip
+from confsvc.errors import Invalid
+from confsvc.text import nfc, search_key
+from confsvc.users.models import Role
+from confsvc.users.principal import Principal
+
+COLUMNS = ("serial", "unit_code", "unit_name", "room_name", "name", "vendor", "model", "protocol",
+           "dial_address", "management_ip", "firmware", "lifecycle_state")
+REQUIRED = ("serial", "unit_code", "room_name", "vendor", "model", "protocol", "dial_address")
+#: Upper bound on rows per file: the country has ~4,000 endpoints.
+MAX_ROWS = 20_000
+BOM = "\ufeff"
+
+
+@dataclass
+class _Row:
+    line: int
+    serial: str
+    unit_code: str
+    room_name: str
+    name: str | None
+    vendor: str
+    model: str
+    protocol: Protocol
+    dial_address: str
+    management_ip: str | None
+    firmware: str | None
+    lifecycle_state: LifecycleState
+
+
+def export_endpoints(session: Session, principal: Principal, *, unit_id: int | None = None) -> bytes:
+    """Every endpoint the principal may see, ordered by unit code, room name, serial. Returns bytes."""
+    query = (select(Endpoint, Room, Unit).join(Room, Room.id == Endpoint.room_id).join(Unit, Unit.id == Room.unit_id)
+             .order_by(Unit.code, Room.name, Endpoint.serial))
+    if principal.unit_ids is not None:
+        query = query.where(Room.unit_id.in_(principal.unit_ids))
+    if unit_id is not None:
+        service.get_unit(session, principal, unit_id)
+        query = query.where(Room.unit_id.in_(service.expand_units(session, {unit_id})))
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(COLUMNS)
+    for endpoint, room, unit in session.exec(query):
+        writer.writerow([endpoint.serial, unit.code, unit.name, room.name, endpoint.name, endpoint.vendor,
+                         endpoint.model, endpoint.protocol.value, endpoint.dial_address,
+                         endpoint.management_ip or "", endpoint.firmware or "", endpoint.lifecycle_state.value])
+    return (BOM + out.getvalue()).encode("utf-8")
+
+
+def _decode(data: bytes) -> str:
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise Invalid("file is not UTF-8", code="invalid_rows",
+                      errors=[{"line": line, "reason": f"byte {data[exc.start]:#04x} is not valid UTF-8; "
+                                                       "save the file as CSV UTF-8"}]) from None
+
+
+def parse(data: bytes, unit_ids_by_code: dict[str, int]) -> tuple[list[_Row], list[dict]]:
+    """Parse and validate every row. Returns ``(rows, errors)``; errors are ``{"line", "reason"}``."""
+    reader = csv.DictReader(io.StringIO(_decode(data), newline=""))
+    header = [h.strip() for h in (reader.fieldnames or [])]
+    reader.fieldnames = header
+    missing = [c for c in REQUIRED if c not in header]
+    unknown = [c for c in header if c not in COLUMNS]
+    if missing or unknown:
+        parts = ([f"missing column(s): {', '.join(missing)}"] if missing else []) + (
+            [f"unknown column(s): {', '.join(unknown)}"] if unknown else [])
+        return [], [{"line": 1, "reason": "; ".join(parts)}]
+    rows: list[_Row] = []
+    errors: list[dict] = []
+    seen: dict[str, int] = {}
+    next_line = 2
+    for record in reader:
+        line, next_line = next_line, reader.line_num + 1
+        if len(rows) + len(errors) >= MAX_ROWS:
+            errors.append({"line": line, "reason": f"more than {MAX_ROWS} rows"})
+            break
+        if None in record:
+            errors.append({"line": line, "reason": "more fields than columns"})
+            continue
+        values = {k: nfc(v or "") for k, v in record.items()}
+        if not any(values.values()):
+            continue
+        try:
+            row = _validate(line, values, unit_ids_by_code)
+        except ValueError as exc:
+            errors.append({"line": line, "reason": str(exc)})
+            continue
+        if row.serial in seen:
+            errors.append({"line": line, "reason": f"serial {row.serial!r} repeats line {seen[row.serial]}"})
+            continue
+        seen[row.serial] = line
+        rows.append(row)
+    return rows, errors
+
+
+def _validate(line: int, v: dict[str, str], unit_ids_by_code: dict[str, int]) -> _Row:
+    empty = [c for c in REQUIRED if not v.get(c)]
+    if empty:
+        raise ValueError(f"empty required field(s): {', '.join(empty)}")
+    if v["unit_code"] not in unit_ids_by_code:
+        raise ValueError(f"unknown unit code {v['unit_code']!r}")
+    try:
+        protocol = Protocol(v["protocol"].lower().replace(".", ""))
+    except ValueError:
+        raise ValueError(f"protocol must be sip or h323, not {v['protocol']!r}") from None
+    try:
+        lifecycle = LifecycleState(v.get("lifecycle_state") or "active")
+    except ValueError:
+        raise ValueError(f"lifecycle_state must be active, maintenance or retired, not {v['lifecycle_state']!r}") from None
+    for column, limit in (("serial", 100), ("room_name", 200), ("name", 200), ("vendor", 60), ("model", 100),
+                          ("dial_address", 255), ("firmware", 100)):
+        if len(v.get(column) or "") > limit:
+            raise ValueError(f"{column} is longer than {limit} characters")
+    management_ip = normalise_ip(v["management_ip"]) if v.get("management_ip") else None
+    return _Row(line=line, serial=v["serial"], unit_code=v["unit_code"], room_name=v["room_name"],
+                name=v.get("name") or None, vendor=v["vendor"], model=v["model"], protocol=protocol,
+                dial_address=normalise_dial_address(protocol, v["dial_address"]),
+                management_ip=management_ip, firmware=v.get("firmware") or None, lifecycle_state=lifecycle)
+
+
+def import_endpoints(session: Session, principal: Principal, data: bytes, *, dry_run: bool = False) -> schemas.ImportResult:
+    """Validate the whole file, then create/update endpoints by serial (admin only).
+
+    Raises:
+        Forbidden: not an admin.
+        Invalid: code ``invalid_rows`` with ``errors=[{"line", "reason"}, ...]``; nothing written.
+    """
+    principal.require_role(Role.admin)
+    unit_ids_by_code = dict(session.exec(select(Unit.code, Unit.id)).all())
+    rows, errors = parse(data, unit_ids_by_code)
+    if errors:
+        raise Invalid(f"{len(errors)} invalid row(s); nothing was imported", code="invalid_rows", errors=errors)
+    result = schemas.ImportResult(created=0, updated=0, unchanged=0, rooms_created=0, dry_run=dry_run)
+    if dry_run:
+        return result
+    rooms = {(r.unit_id, r.name): r for r in session.exec(select(Room)).all()}
+    existing = {e.serial: e for e in session.exec(select(Endpoint).where(Endpoint.serial.in_([r.serial for r in rows])))}
+    units = {u.id: u for u in session.exec(select(Unit).where(Unit.id.in_(set(unit_ids_by_code[r.unit_code] for r in rows))))}
+    for row in rows:
+        unit = units[unit_ids_by_code[row.unit_code]]
+        room = rooms.get((unit.id, row.room_name))
+        if room is None:
+            room = Room(unit_id=unit.id, name=row.room_name)
+            room.search_text = search_key(room.name, unit.name)
+            session.add(room)
+            session.flush()
+            rooms[(unit.id, room.name)] = room
+            result.rooms_created += 1
+        values = {"room_id": room.id, "name": row.name or f"{room.name} – {row.vendor} {row.model}",
+                  "vendor": row.vendor, "model": row.model, "protocol": row.protocol,
+                  "dial_address": row.dial_address, "management_ip": row.management_ip,
+                  "firmware": row.firmware, "lifecycle_state": row.lifecycle_state}
+        endpoint = existing.get(row.serial)
+        if endpoint is None:
+            endpoint = Endpoint(serial=row.serial, **values)
+            result.created += 1
+        elif any(getattr(endpoint, k) != v for k, v in values.items()):
+            for key, value in values.items():
+                setattr(endpoint, key, value)
+            endpoint.updated_at = utc_now()
+            result.updated += 1
+        else:
+            result.unchanged += 1
+            continue
+        endpoint.search_text = service.endpoint_search_text(endpoint, room, unit)
+        session.add(endpoint)
+    session.flush()
+    return result
+
+

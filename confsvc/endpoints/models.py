@@ -1,0 +1,131 @@
+"""Inventory tables: administrative units, rooms (điểm cầu), endpoints and bridges (MCU)."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+from confsvc.clock import utc_now
+from confsvc.db import UTCDateTime
+
+
+class UnitLevel(str, enum.Enum):
+    """Level in the administrative hierarchy. Districts exist only in pre-2025 data."""
+
+    province = "province"
+    district = "district"
+    commune = "commune"
+
+
+class Protocol(str, enum.Enum):
+    sip = "sip"
+    h323 = "h323"
+
+
+class LifecycleState(str, enum.Enum):
+    """SPEC rule 4: only ``active`` endpoints can be booked."""
+
+    active = "active"
+    maintenance = "maintenance"
+    retired = "retired"
+
+
+class EndpointStatus(str, enum.Enum):
+    online = "online"
+    offline = "offline"
+    in_call = "in_call"
+    fault = "fault"
+    unknown = "unknown"
+
+
+def _enum_column(enum_cls: type[enum.Enum], default: enum.Enum) -> sa.Column:
+    # Stored as the plain value with a CHECK, so both backends hold readable strings.
+    return sa.Column(
+        sa.Enum(enum_cls, native_enum=False, length=20, values_callable=lambda e: [m.value for m in e],
+                create_constraint=True, name=enum_cls.__name__.lower()),
+        nullable=False,
+        default=default,
+        server_default=default.value,
+    )
+
+
+class Unit(SQLModel, table=True):
+    """An administrative unit (đơn vị hành chính): province, district or commune/ward.
+
+    ``code`` is the official GSO code as printed (2 digits for a province, 3 for a district,
+    5 for a commune), so codes of different levels never collide.
+    """
+
+    __tablename__ = "units"
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(max_length=10, unique=True)
+    name: str = Field(max_length=200)
+    division_type: str = Field(max_length=40, description="Vietnamese type as in the source: tỉnh, xã, phường, …")
+    level: UnitLevel = Field(sa_column=_enum_column(UnitLevel, UnitLevel.commune))
+    parent_id: int | None = Field(default=None, foreign_key="units.id", index=True, ondelete="RESTRICT")
+    search_text: str = Field(default="", max_length=500)
+
+
+class Room(SQLModel, table=True):
+    """A meeting room (điểm cầu / phòng họp) in a unit. Hosts at most one meeting at a time."""
+
+    __tablename__ = "rooms"
+    __table_args__ = (sa.UniqueConstraint("unit_id", "name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    unit_id: int = Field(foreign_key="units.id", index=True, ondelete="RESTRICT")
+    name: str = Field(max_length=200)
+    seats: int | None = Field(default=None, ge=0)
+    location: str | None = Field(default=None, max_length=300)
+    contact_name: str | None = Field(default=None, max_length=200)
+    contact_phone: str | None = Field(default=None, max_length=40)
+    contact_email: str | None = Field(default=None, max_length=254)
+    search_text: str = Field(default="", max_length=800)
+
+
+class Endpoint(SQLModel, table=True):
+    """A hardware conference codec (thiết bị đầu cuối) installed in a room."""
+
+    __tablename__ = "endpoints"
+
+    id: int | None = Field(default=None, primary_key=True)
+    room_id: int = Field(foreign_key="rooms.id", index=True, ondelete="RESTRICT")
+    name: str = Field(max_length=200)
+    vendor: str = Field(max_length=60)
+    model: str = Field(max_length=100)
+    serial: str = Field(max_length=100, unique=True)
+    protocol: Protocol = Field(sa_column=_enum_column(Protocol, Protocol.sip))
+    dial_address: str = Field(max_length=255)
+    management_ip: str | None = Field(default=None, max_length=45)
+    firmware: str | None = Field(default=None, max_length=100)
+    lifecycle_state: LifecycleState = Field(sa_column=_enum_column(LifecycleState, LifecycleState.active))
+    status: EndpointStatus = Field(sa_column=_enum_column(EndpointStatus, EndpointStatus.unknown))
+    last_seen_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
+    search_text: str = Field(default="", max_length=800)
+
+
+class Bridge(SQLModel, table=True):
+    """An MCU (thiết bị điều khiển đa điểm). Each participating endpoint takes one port."""
+
+    __tablename__ = "bridges"
+    __table_args__ = (
+        sa.CheckConstraint("port_capacity > 0", name="port_capacity_positive"),
+        sa.CheckConstraint("conference_number_min <= conference_number_max", name="conference_range"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=200, unique=True)
+    vendor: str | None = Field(default=None, max_length=60)
+    model: str | None = Field(default=None, max_length=100)
+    port_capacity: int
+    sip_domain: str = Field(max_length=255, description="Host part of dial strings: sip:<conference>@<sip_domain>.")
+    h323_prefix: str = Field(default="", max_length=20, description="E.164 prefix H.323 endpoints dial before the conference number.")
+    conference_number_min: int
+    conference_number_max: int
+    management_address: str | None = Field(default=None, max_length=255)
+    active: bool = Field(default=True)

@@ -1,0 +1,71 @@
+"""Domain errors that know their HTTP status, rendered by one handler in ``main.py``.
+
+Body shape (SPEC "Interfaces"): ``{"detail": <human text>, "code": <machine code>, ...extra}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ConfsvcError(Exception):
+    """Base of every error a service raises on purpose.
+
+    Attributes:
+        status_code: HTTP status the handler answers with.
+        code: stable machine-readable identifier (snake_case).
+        detail: human-readable message (may be Vietnamese or English).
+        extra: additional JSON-serialisable fields merged into the response body.
+    """
+
+    status_code: int = 400
+    code: str = "bad_request"
+
+    def __init__(self, detail: str, *, code: str | None = None, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        if code is not None:
+            self.code = code
+        self.extra = extra
+
+    def to_body(self) -> dict[str, Any]:
+        return {"detail": self.detail, "code": self.code, **self.extra}
+
+
+class Invalid(ConfsvcError):
+    """Well-formed request whose content breaks a rule (HTTP 422)."""
+
+    status_code = 422
+    code = "invalid"
+
+
+class BadRequest(ConfsvcError):
+    status_code = 400
+    code = "bad_request"
+
+
+class Unauthorized(ConfsvcError):
+    status_code = 401
+    code = "unauthorized"
+
+
+class Forbidden(ConfsvcError):
+    status_code = 403
+    code = "forbidden"
+
+
+class NotFound(ConfsvcError):
+    status_code = 404
+    code = "not_found"
+
+
+class Conflict(ConfsvcError):
+    """The request collides with existing state (duplicate key, double booking) (HTTP 409)."""
+
+    status_code = 409
+    code = "conflict"
+
+
+class PayloadTooLarge(ConfsvcError):
+    status_code = 413
+    code = "payload_too_large"

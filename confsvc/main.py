@@ -1,0 +1,150 @@
+"""``create_app()``: wires settings, database, routers, middleware and the one error handler.
+
+This is the only module that imports every domain.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import sqlalchemy as sa
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from confsvc import __version__
+from confsvc.config import Settings, get_settings
+from confsvc.db import make_engine
+from confsvc.endpoints.routes import router as endpoints_router
+from confsvc.errors import ConfsvcError, PayloadTooLarge
+from confsvc.migrate import assert_migrated
+from confsvc.users.routes import router as users_router
+from confsvc.web.pages import router as web_router
+from confsvc.web.pages import static_files
+
+log = logging.getLogger("confsvc")
+
+
+class BodySizeLimit:
+    """Refuses request bodies over ``max_bytes`` with 413, by header and by counting the stream."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+            response = JSONResponse(
+                {"detail": f"request body larger than {self.max_bytes} bytes", "code": PayloadTooLarge.code},
+                status_code=413)
+            await response(scope, receive, send)
+            return
+        seen = 0
+
+        async def counting_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise PayloadTooLarge(f"request body larger than {self.max_bytes} bytes")
+            return message
+
+        await self.app(scope, counting_receive, send)
+
+
+def _error(status: int, detail: Any, code: str, **extra: Any) -> JSONResponse:
+    return JSONResponse(jsonable_encoder({"detail": detail, "code": code, **extra}), status_code=status)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ConfsvcError)
+    async def _domain(_: Request, exc: ConfsvcError) -> JSONResponse:
+        return JSONResponse(jsonable_encoder(exc.to_body()), status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+                  for e in exc.errors()]
+        summary = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors)
+        return _error(422, summary or "invalid request", "validation_error", errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _error(exc.status_code, exc.detail, f"http_{exc.status_code}", )
+
+    @app.exception_handler(IntegrityError)
+    async def _integrity(_: Request, exc: IntegrityError) -> JSONResponse:
+        # A race the service's friendly check could not see; the database kept the promise.
+        log.info("integrity error answered as 409: %s", exc.orig)
+        return _error(409, "the request conflicts with a concurrent change; reload and retry", "integrity_conflict")
+
+    @app.exception_handler(OperationalError)
+    async def _operational(_: Request, exc: OperationalError) -> JSONResponse:
+        log.exception("database unavailable")
+        return _error(503, "database unavailable, try again", "database_unavailable")
+
+
+def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
+    """Build the ASGI application.
+
+    Args:
+        settings: defaults to :func:`get_settings` (environment / ``.env``).
+        engine: an existing engine (tests share one); otherwise one is made from the settings.
+
+    Raises (at startup, from the lifespan):
+        NotMigrated: the database is not at the code's migration head.
+        RuntimeError: no usable secret key outside demo mode.
+    """
+    settings = settings or get_settings()
+    secret_key = settings.resolved_secret_key()
+    owns_engine = engine is None
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.engine = engine or make_engine(settings.effective_database_url)
+        try:
+            assert_migrated(app.state.engine)
+            yield
+        finally:
+            if owns_engine:
+                app.state.engine.dispose()
+
+    app = FastAPI(
+        title="confsvc",
+        version=__version__,
+        description="Videoconference scheduling and room management for a province's online meeting network.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    if engine is not None:
+        app.state.engine = engine
+    _install_error_handlers(app)
+    app.add_middleware(SessionMiddleware, secret_key=secret_key, session_cookie="confsvc_session",
+                       max_age=settings.session_max_age_seconds, same_site="lax")
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz(request: Request) -> dict[str, str]:
+        """Liveness and database reachability: ``{"status": "ok", "database": "ok"}``."""
+        with request.app.state.engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+        return {"status": "ok", "database": "ok", "version": __version__}
+
+    app.include_router(users_router)
+    app.include_router(endpoints_router)
+    app.include_router(web_router)
+    app.mount("/static", static_files(), name="static")
+    return app

@@ -1,0 +1,55 @@
+"""FastAPI dependencies that turn a request into a :class:`Principal`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlmodel import Session
+
+from confsvc.db import SessionDep
+from confsvc.errors import Unauthorized
+from confsvc.users import service
+from confsvc.users.models import User
+from confsvc.users.principal import Principal
+
+SESSION_USER_KEY = "user_id"
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return None
+
+
+def resolve_user(request: Request, session: Session) -> User | None:
+    """The user behind a bearer token or the web session cookie; ``None`` when neither is present.
+
+    Raises:
+        Unauthorized: a bearer token is present but invalid (never silently anonymous).
+    """
+    secret = _bearer(request)
+    if secret is not None:
+        return service.user_for_token(session, secret)
+    user_id = request.session.get(SESSION_USER_KEY) if "session" in request.scope else None
+    if user_id is None:
+        return None
+    user = session.get(User, user_id)
+    if user is None or not user.active:
+        request.session.clear()
+        return None
+    return user
+
+
+def get_principal(request: Request, session: SessionDep) -> Principal:
+    """Raises Unauthorized (401) when the request carries no valid credentials."""
+    user = resolve_user(request, session)
+    if user is None:
+        raise Unauthorized("authentication required: send `Authorization: Bearer <token>`",
+                           code="not_authenticated")
+    return service.principal_for(session, user)
+
+
+CurrentPrincipal = Annotated[Principal, Depends(get_principal)]

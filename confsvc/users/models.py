@@ -1,0 +1,65 @@
+"""Users, their unit scopes, and API tokens."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+from confsvc.clock import utc_now
+from confsvc.db import UTCDateTime
+
+
+class Role(str, enum.Enum):
+    """SPEC "Who uses it". Operators act only within their units (and those units' sub-units)."""
+
+    admin = "admin"
+    secretariat = "secretariat"
+    operator = "operator"
+    viewer = "viewer"
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "users"
+
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(max_length=80, unique=True)
+    full_name: str = Field(default="", max_length=200)
+    email: str | None = Field(default=None, max_length=254)
+    role: Role = Field(
+        sa_column=sa.Column(
+            sa.Enum(Role, native_enum=False, length=20, values_callable=lambda e: [m.value for m in e],
+                    create_constraint=True, name="role"),
+            nullable=False,
+        )
+    )
+    password_hash: str = Field(max_length=255)
+    active: bool = Field(default=True)
+    created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
+
+
+class UserUnit(SQLModel, table=True):
+    """An operator's scope: the units whose rooms and endpoints they may see and act on."""
+
+    __tablename__ = "user_units"
+
+    user_id: int = Field(foreign_key="users.id", primary_key=True, ondelete="CASCADE")
+    unit_id: int = Field(foreign_key="units.id", primary_key=True, ondelete="CASCADE")
+
+
+class ApiToken(SQLModel, table=True):
+    """A bearer token. Only the SHA-256 of the secret is stored; ``prefix`` helps people tell tokens apart."""
+
+    __tablename__ = "api_tokens"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="users.id", index=True, ondelete="CASCADE")
+    name: str = Field(max_length=100)
+    prefix: str = Field(max_length=12)
+    token_hash: str = Field(max_length=64, unique=True)
+    created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
+    expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -1,0 +1,42 @@
+"""Who is asking, and what they may touch: the one place permission rules live."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from confsvc.errors import Forbidden
+from confsvc.users.models import Role
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An authenticated user.
+
+    ``unit_ids`` is the operator's scope with every sub-unit expanded; ``None`` means the
+    whole deployment (admin, secretariat, viewer).
+    """
+
+    user_id: int
+    username: str
+    role: Role
+    unit_ids: frozenset[int] | None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role is Role.admin
+
+    def require_role(self, *roles: Role) -> None:
+        """Raises Forbidden unless the principal has one of ``roles``."""
+        if self.role not in roles:
+            raise Forbidden(
+                f"role {self.role.value!r} may not do this (needs {', '.join(r.value for r in roles)})",
+                code="forbidden_role",
+            )
+
+    def can_see_unit(self, unit_id: int) -> bool:
+        return self.unit_ids is None or unit_id in self.unit_ids
+
+    def require_unit(self, unit_id: int) -> None:
+        """Raises Forbidden when ``unit_id`` is outside the principal's scope (SPEC: scoped permissions)."""
+        if not self.can_see_unit(unit_id):
+            raise Forbidden("outside your units", code="forbidden_scope")

@@ -1,0 +1,72 @@
+"""Users, API tokens and password login under ``/api/v1``."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from fastapi import APIRouter, Response, status
+from sqlmodel import select
+
+from confsvc.db import SessionDep
+from confsvc.users import schemas, service
+from confsvc.users.deps import CurrentPrincipal
+from confsvc.users.models import Role, User, UserUnit
+
+router = APIRouter(prefix="/api/v1", tags=["users"])
+
+
+def _public(session, user: User) -> schemas.UserPublic:
+    unit_ids = list(session.exec(select(UserUnit.unit_id).where(UserUnit.user_id == user.id)).all())
+    return schemas.UserPublic.model_validate({**user.model_dump(), "unit_ids": sorted(unit_ids)})
+
+
+@router.post("/auth/token", response_model=schemas.TokenIssued, status_code=status.HTTP_201_CREATED)
+def login(data: schemas.LoginRequest, session: SessionDep):
+    """Exchange a username and password for a bearer token. 401 ``bad_credentials`` otherwise."""
+    user = service.authenticate(session, data.username, data.password)
+    token, secret = service.issue_token(session, user, data.token_name)
+    return {**token.model_dump(), "token": secret}
+
+
+@router.get("/users/me", response_model=schemas.UserPublic)
+def me(session: SessionDep, principal: CurrentPrincipal):
+    return _public(session, session.get(User, principal.user_id))
+
+
+@router.get("/users", response_model=list[schemas.UserPublic])
+def list_users(session: SessionDep, principal: CurrentPrincipal):
+    """Admin only."""
+    principal.require_role(Role.admin)
+    return [_public(session, u) for u in session.exec(select(User).order_by(User.username)).all()]
+
+
+@router.post("/users", response_model=schemas.UserPublic, status_code=status.HTTP_201_CREATED)
+def create_user(data: schemas.UserCreate, session: SessionDep, principal: CurrentPrincipal):
+    """Admin only. 409 ``duplicate_username``; 422 ``unknown_unit`` / ``operator_without_units``."""
+    principal.require_role(Role.admin)
+    unit_ids = service.unit_ids_for_codes(session, data.unit_codes) if data.unit_codes else []
+    user = service.create_user(session, username=data.username, password=data.password, role=data.role,
+                               full_name=data.full_name, email=data.email, unit_ids=unit_ids)
+    return _public(session, user)
+
+
+@router.get("/tokens", response_model=list[schemas.TokenPublic], tags=["tokens"])
+def list_tokens(session: SessionDep, principal: CurrentPrincipal):
+    """The caller's own tokens (secrets are never shown again)."""
+    return service.list_tokens(session, principal.user_id)
+
+
+@router.post("/tokens", response_model=schemas.TokenIssued, status_code=status.HTTP_201_CREATED, tags=["tokens"])
+def create_token(data: schemas.TokenCreate, session: SessionDep, principal: CurrentPrincipal):
+    """A new bearer token for the caller; ``ttl_days`` (days) bounds its life."""
+    user = session.get(User, principal.user_id)
+    ttl = timedelta(days=data.ttl_days) if data.ttl_days else None
+    token, secret = service.issue_token(session, user, data.name, ttl=ttl)
+    return {**token.model_dump(), "token": secret}
+
+
+@router.delete("/tokens/{token_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["tokens"])
+def revoke_token(token_id: int, session: SessionDep, principal: CurrentPrincipal):
+    """Revoke at once. 404 for a token that is not the caller's (admins may revoke any)."""
+    service.revoke_token(session, principal, token_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,48 @@
+"""Password hashing (argon2id via argon2-cffi) and bearer-token secrets (SHA-256 at rest)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+_hasher = PasswordHasher()
+
+#: Every token secret starts with this, so leaked tokens are easy to grep for.
+TOKEN_PREFIX = "cfs_"
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    """True when ``password`` matches. argon2 compares in constant time."""
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def new_token() -> tuple[str, str]:
+    """A fresh token: ``(secret shown once to the user, sha256 hex stored)``."""
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    return secret, hash_token(secret)
+
+
+def hash_token(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def token_matches(secret: str, stored_hash: str) -> bool:
+    """Constant-time comparison of a presented secret with a stored hash."""
+    return hmac.compare_digest(hash_token(secret), stored_hash)
+
+
+def generate_password() -> str:
+    """A random password people can type: 4 groups of 4 lower-case letters and digits."""
+    alphabet = "abcdefghjkmnpqrstuvwxyz23456789"
+    return "-".join("".join(secrets.choice(alphabet) for _ in range(4)) for _ in range(4))
