@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+import confsvc.all_models  # noqa: F401  (every table known to the ORM)
 from confsvc.config import Settings, get_settings
 from confsvc.db import make_engine, make_session
 from confsvc.errors import ConfsvcError

@@ -92,6 +92,7 @@ def _empty_tables(engine: Engine) -> None:
             names = ", ".join(f'"{t.name}"' for t in tables)
             conn.exec_driver_sql(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
         else:
+            conn.exec_driver_sql("PRAGMA defer_foreign_keys=ON")  # units reference units
             for table in tables:
                 conn.execute(table.delete())
 
@@ -142,3 +143,16 @@ def fresh_db_url(backend: str, tmp_path: Path) -> Iterator[str]:
         with admin.connect() as conn:
             conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.dispose()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _cheap_password_hashing() -> Iterator[None]:
+    """argon2 with its smallest cost: real hashing and verification, without 100 ms per user."""
+    from argon2 import PasswordHasher
+
+    from confsvc.users import security
+
+    original = security._hasher
+    security._hasher = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+    yield
+    security._hasher = original

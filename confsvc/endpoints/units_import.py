@@ -41,13 +41,19 @@ def find_province(name_or_code: str) -> Province:
             return Province.from_code(ProvinceCode(int(text)))
         except ValueError:
             raise NotFound(f"no province with code {text}", code="unknown_province") from None
-    wanted = fold(text)
-    for prefix in ("tinh ", "thanh pho "):
-        wanted = wanted.removeprefix(prefix)
+    wanted = _bare(text)
     for province in Province.iter_all():
-        if fold(province.name) == wanted:
+        if _bare(province.name) == wanted:
             return province
     raise NotFound(f"no province named {name_or_code!r}", code="unknown_province")
+
+
+def _bare(name: str) -> str:
+    """Folded name without its administrative prefix: "Thành phố Hà Nội" → "ha noi"."""
+    folded = fold(name)
+    for prefix in ("tinh ", "thanh pho "):
+        folded = folded.removeprefix(prefix)
+    return folded
 
 
 def import_province(session: Session, name_or_code: str) -> ImportSummary:
