@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from fastapi import Depends, Request
+from fastapi import Depends, Path as PathParam, Query, Request
+from pydantic import Field
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel
@@ -128,3 +129,10 @@ def get_session(request: Request) -> Iterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+
+#: Largest row id: both backends' INTEGER primary keys fit in 32 bits here; larger ids in a path,
+#: query or body are a 422, never an overflow inside the driver.
+MAX_ID = 2**31 - 1
+IdField = Annotated[int, Field(ge=1, le=MAX_ID)]
+PathId = Annotated[int, PathParam(ge=1, le=MAX_ID)]
+QueryId = Annotated[int | None, Query(ge=1, le=MAX_ID)]

@@ -213,3 +213,20 @@ def test_malformed_json_is_422(client: TestClient, world: dict) -> None:
 
 def test_lifecycle_state_values(world: dict) -> None:
     assert world["ep_vt"].lifecycle_state is LifecycleState.active
+
+
+@pytest.mark.parametrize("path", [
+    "/api/v1/bridges/910070247918102400134553796608",
+    "/api/v1/endpoints/9223372036854775808",
+    "/api/v1/endpoints?unit_id=99999999999999999999",
+    "/api/v1/units/0",
+])
+def test_out_of_range_ids_are_422_not_500(client: TestClient, world: dict, path: str) -> None:
+    # Regression: schemathesis found a 30-digit bridge id overflowing the SQLite driver (500).
+    response = client.get(path, headers=world["headers"]["admin"])
+    assert (response.status_code, response.json()["code"]) == (422, "validation_error")
+
+
+def test_out_of_range_id_in_body_is_422(client: TestClient, world: dict) -> None:
+    response = client.post("/api/v1/rooms", json={"unit_id": 2**63, "name": "X"}, headers=world["headers"]["admin"])
+    assert (response.status_code, response.json()["code"]) == (422, "validation_error")

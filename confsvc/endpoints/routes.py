@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response, UploadFile, status
 from fastapi.responses import PlainTextResponse
 
-from confsvc.db import SessionDep
+from confsvc.db import MAX_ID, PathId, QueryId, SessionDep
 from confsvc.endpoints import csvio, schemas, service
 from confsvc.endpoints.models import Bridge, Endpoint, EndpointStatus, LifecycleState, Protocol, Room, Unit, UnitLevel
 from confsvc.errors import Invalid
@@ -33,19 +33,19 @@ class Paging:
 PagingDep = Annotated[Paging, Depends()]
 
 
-def _unit(unit_id: int, session: SessionDep, principal: CurrentPrincipal) -> Unit:
+def _unit(unit_id: PathId, session: SessionDep, principal: CurrentPrincipal) -> Unit:
     return service.get_unit(session, principal, unit_id)
 
 
-def _room(room_id: int, session: SessionDep, principal: CurrentPrincipal) -> Room:
+def _room(room_id: PathId, session: SessionDep, principal: CurrentPrincipal) -> Room:
     return service.get_room(session, principal, room_id)
 
 
-def _endpoint(endpoint_id: int, session: SessionDep, principal: CurrentPrincipal) -> tuple[Endpoint, Room]:
+def _endpoint(endpoint_id: PathId, session: SessionDep, principal: CurrentPrincipal) -> tuple[Endpoint, Room]:
     return service.get_endpoint(session, principal, endpoint_id)
 
 
-def _bridge(bridge_id: int, session: SessionDep, principal: CurrentPrincipal) -> Bridge:
+def _bridge(bridge_id: PathId, session: SessionDep, principal: CurrentPrincipal) -> Bridge:
     return service.get_bridge(session, principal, bridge_id)
 
 
@@ -63,7 +63,7 @@ def _paged(items: list, total: int, paging: Paging) -> dict:
 
 @router.get("/units", response_model=schemas.Page[schemas.UnitPublic], tags=["units"])
 def list_units(session: SessionDep, principal: CurrentPrincipal, paging: PagingDep,
-               level: UnitLevel | None = None, parent_id: int | None = None,
+               level: UnitLevel | None = None, parent_id: QueryId = None,
                q: Annotated[str | None, Query(max_length=100, description="name, with or without diacritics")] = None):
     """Administrative units ordered by official code; operators see only their units and sub-units."""
     items, total = service.list_units(session, principal, level=level, parent_id=parent_id, q=q,
@@ -92,7 +92,7 @@ def update_unit(unit: UnitDep, data: schemas.UnitUpdate, session: SessionDep, pr
 
 @router.get("/rooms", response_model=schemas.Page[schemas.RoomPublic], tags=["rooms"])
 def list_rooms(session: SessionDep, principal: CurrentPrincipal, paging: PagingDep,
-               unit_id: Annotated[int | None, Query(description="includes the unit's sub-units")] = None,
+               unit_id: Annotated[int | None, Query(ge=1, le=MAX_ID, description="includes the unit's sub-units")] = None,
                q: Annotated[str | None, Query(max_length=100)] = None):
     """Rooms (điểm cầu) ordered by unit code and name."""
     items, total = service.list_rooms(session, principal, unit_id=unit_id, q=q,
@@ -127,8 +127,8 @@ def delete_room(room: RoomDep, session: SessionDep, principal: CurrentPrincipal)
 
 @router.get("/endpoints", response_model=schemas.Page[schemas.EndpointPublic], tags=["endpoints"])
 def list_endpoints(session: SessionDep, principal: CurrentPrincipal, paging: PagingDep,
-                   unit_id: Annotated[int | None, Query(description="includes the unit's sub-units")] = None,
-                   room_id: int | None = None, status: EndpointStatus | None = None,
+                   unit_id: Annotated[int | None, Query(ge=1, le=MAX_ID, description="includes the unit's sub-units")] = None,
+                   room_id: QueryId = None, status: EndpointStatus | None = None,
                    lifecycle_state: LifecycleState | None = None, protocol: Protocol | None = None,
                    vendor: Annotated[str | None, Query(max_length=60)] = None,
                    q: Annotated[str | None, Query(max_length=100)] = None):
@@ -140,7 +140,7 @@ def list_endpoints(session: SessionDep, principal: CurrentPrincipal, paging: Pag
 
 
 @router.get("/endpoints/export.csv", response_class=PlainTextResponse, tags=["endpoints"])
-def export_endpoints(session: SessionDep, principal: CurrentPrincipal, unit_id: int | None = None):
+def export_endpoints(session: SessionDep, principal: CurrentPrincipal, unit_id: QueryId = None):
     """All endpoints the caller may see as UTF-8 CSV (with BOM, for Excel); columns in ``csvio.COLUMNS``."""
     body = csvio.export_endpoints(session, principal, unit_id=unit_id)
     return Response(content=body, media_type="text/csv; charset=utf-8",

@@ -8,6 +8,7 @@ from typing import Annotated, Generic, TypeVar
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, model_validator
 
 from confsvc.endpoints.models import EndpointStatus, LifecycleState, Protocol, UnitLevel
+from confsvc.db import IdField
 from confsvc.endpoints.validation import normalise_ip
 from confsvc.text import nfc
 
@@ -33,7 +34,7 @@ class UnitCreate(BaseModel):
     name: Text
     division_type: Text
     level: UnitLevel
-    parent_id: int | None = None
+    parent_id: IdField | None = None
 
 
 class UnitUpdate(BaseModel):
@@ -54,7 +55,7 @@ class UnitPublic(BaseModel):
 
 class RoomCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    unit_id: int
+    unit_id: IdField
     name: Text
     seats: Annotated[int, Field(ge=0, le=10000)] | None = None
     location: OptText = None
@@ -89,7 +90,7 @@ class EndpointCreate(BaseModel):
     """``dial_address`` is checked against ``protocol`` (see ``validation.normalise_dial_address``)."""
 
     model_config = ConfigDict(extra="forbid")
-    room_id: int
+    room_id: IdField
     name: Text | None = None
     vendor: Annotated[str, AfterValidator(nfc), Field(min_length=1, max_length=60)]
     model: Annotated[str, AfterValidator(nfc), Field(min_length=1, max_length=100)]
@@ -103,7 +104,7 @@ class EndpointCreate(BaseModel):
 
 class EndpointUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    room_id: int | None = None
+    room_id: IdField | None = None
     name: Text | None = None
     vendor: Annotated[str, AfterValidator(nfc), Field(min_length=1, max_length=60)] | None = None
     model: Annotated[str, AfterValidator(nfc), Field(min_length=1, max_length=100)] | None = None

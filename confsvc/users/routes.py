@@ -7,7 +7,7 @@ from datetime import timedelta
 from fastapi import APIRouter, Response, status
 from sqlmodel import select
 
-from confsvc.db import SessionDep
+from confsvc.db import PathId, SessionDep
 from confsvc.users import schemas, service
 from confsvc.users.deps import CurrentPrincipal
 from confsvc.users.models import Role, User, UserUnit
@@ -66,7 +66,7 @@ def create_token(data: schemas.TokenCreate, session: SessionDep, principal: Curr
 
 
 @router.delete("/tokens/{token_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["tokens"])
-def revoke_token(token_id: int, session: SessionDep, principal: CurrentPrincipal):
+def revoke_token(token_id: PathId, session: SessionDep, principal: CurrentPrincipal):
     """Revoke at once. 404 for a token that is not the caller's (admins may revoke any)."""
     service.revoke_token(session, principal, token_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

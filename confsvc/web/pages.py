@@ -18,7 +18,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.staticfiles import StaticFiles
 
 import confsvc
-from confsvc.db import SessionDep
+from confsvc.db import QueryId, SessionDep
 from confsvc.endpoints import service as inventory
 from confsvc.endpoints.models import EndpointStatus
 from confsvc.errors import Forbidden, Unauthorized
@@ -106,7 +106,7 @@ def logout(request: Request, csrf: Annotated[str, Form()] = ""):
 
 @router.get("/", response_class=HTMLResponse)
 def inventory_page(request: Request, session: SessionDep,
-                   unit_id: int | None = None, q: Annotated[str | None, Query(max_length=100)] = None,
+                   unit_id: QueryId = None, q: Annotated[str | None, Query(max_length=100)] = None,
                    page: Annotated[int, Query(ge=1)] = 1):
     """Inventory (Danh mục điểm cầu): units with their rooms and endpoints, searchable."""
     user = resolve_user(request, session)
