@@ -33,6 +33,11 @@ def _scope_filter(principal: Principal, unit_column: Any) -> Any:
     return sa.true() if principal.unit_ids is None else unit_column.in_(principal.unit_ids)
 
 
+def _units_first() -> Any:
+    # Top-level units (the province and its chair room) sort before their communes.
+    return Unit.parent_id.is_not(None)
+
+
 def _like(column: Any, query: str) -> Any:
     return column.like(search_pattern(query), escape="\\")
 
@@ -122,9 +127,9 @@ def list_rooms(
     session: Session, principal: Principal, *, unit_id: int | None = None, q: str | None = None,
     limit: int = 50, offset: int = 0,
 ) -> tuple[list[Room], int]:
-    """Rooms ordered by unit code then name. ``unit_id`` includes the unit's sub-units."""
+    """Rooms ordered province first, then by unit code and name. ``unit_id`` includes the unit's sub-units."""
     query = (select(Room).join(Unit, Unit.id == Room.unit_id).where(_scope_filter(principal, Room.unit_id))
-             .order_by(Unit.code, Room.name, Room.id))
+             .order_by(_units_first(), Unit.code, Room.name, Room.id))
     if unit_id is not None:
         query = query.where(Room.unit_id.in_(expand_units(session, {unit_id})))
     if q:
@@ -202,12 +207,13 @@ def list_endpoints(
     protocol: Protocol | None = None, vendor: str | None = None, q: str | None = None,
     limit: int = 50, offset: int = 0,
 ) -> tuple[list[tuple[Endpoint, Room]], int]:
-    """Endpoints with their rooms, ordered by unit code, room name, endpoint name.
+    """Endpoints with their rooms, ordered province first, then unit code, room name, endpoint name.
 
     ``unit_id`` includes sub-units; ``q`` searches name, serial, dial address, room and unit names.
     """
     query = (select(Endpoint, Room).join(Room, Room.id == Endpoint.room_id).join(Unit, Unit.id == Room.unit_id)
-             .where(_scope_filter(principal, Room.unit_id)).order_by(Unit.code, Room.name, Endpoint.name, Endpoint.id))
+             .where(_scope_filter(principal, Room.unit_id))
+             .order_by(_units_first(), Unit.code, Room.name, Endpoint.name, Endpoint.id))
     if unit_id is not None:
         query = query.where(Room.unit_id.in_(expand_units(session, {unit_id})))
     if room_id is not None:
