@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 from functools import lru_cache
+from datetime import time
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -36,6 +37,31 @@ class Settings(BaseSettings):
     session_max_age_seconds: int = Field(12 * 3600, gt=0, description="Lifetime of a web session cookie.")
     default_language: str = Field("vi", description="UI language when the user has not chosen one (vi or en).")
 
+    # Scheduling (SPEC conflict rule 9: limits are settings). Minutes unless the name says otherwise.
+    default_check_lead_minutes: int = Field(60, ge=0, description="Technical-check lead before a meeting (kiểm tra kỹ thuật).")
+    default_teardown_minutes: int = Field(0, ge=0, description="Buffer kept after a meeting ends.")
+    max_meeting_duration_minutes: int = Field(720, gt=0, description="Longest meeting (end − start) accepted.")
+    max_check_lead_minutes: int = Field(240, ge=0, description="Largest technical-check lead accepted.")
+    max_teardown_minutes: int = Field(240, ge=0, description="Largest teardown buffer accepted.")
+    booking_horizon_days: int = Field(730, gt=0, description="How far ahead a meeting may start.")
+    series_horizon_days: int = Field(
+        180, ge=0, description="Occurrences of a series are materialised (and booked) this far ahead; "
+        "`confsvc` extends them with a job. 0 refuses series without COUNT/UNTIL.")
+    working_hours_start: time = Field(time(7, 30), description="Free-slot search: earliest local start of a meeting.")
+    working_hours_end: time = Field(time(17, 0), description="Free-slot search: latest local end of a meeting.")
+    working_weekdays: str = Field("0,1,2,3,4", description="Free-slot search: local weekdays, 0 = Monday.")
+    slot_step_minutes: int = Field(15, gt=0, description="Free-slot search: granularity of proposed starts.")
+    pin_digits: int = Field(6, ge=4, le=12, description="Length of generated meeting PINs.")
+
+    # Calendar (SPEC "Calendar"): invites and subscription feeds.
+    feed_past_days: int = Field(90, ge=0, description="A feed shows occurrences that ended at most this many days ago, "
+                                "and every future one.")
+    feed_refresh_minutes: int = Field(60, gt=0, description="REFRESH-INTERVAL / X-PUBLISHED-TTL of feeds.")
+    public_base_url: str | None = Field(None, description="Base URL in links inside invites and feeds, e.g. "
+                                        "https://lichhop.phutho.gov.vn; default: the request's own.")
+    calendar_organizer_email: str = Field("lich-hop@confsvc.invalid", description="ORGANIZER address of invites "
+                                          "when the organizer has no e-mail.")
+
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
@@ -44,6 +70,15 @@ class Settings(BaseSettings):
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown IANA time zone {value!r}") from exc
         return value
+
+    @property
+    def max_booking_window_minutes(self) -> int:
+        """Upper bound of any booking's window length; bounds every overlap range scan."""
+        return self.max_meeting_duration_minutes + self.max_check_lead_minutes + self.max_teardown_minutes
+
+    @property
+    def working_weekday_set(self) -> frozenset[int]:
+        return frozenset(int(d) for d in self.working_weekdays.split(",") if d.strip())
 
     @property
     def zone(self) -> ZoneInfo:

@@ -64,3 +64,31 @@ def bearer(session: Session, user: User) -> dict[str, str]:
     """Authorization header for ``user`` (issues a token)."""
     _, secret = users.issue_token(session, user, "test")
     return {"Authorization": f"Bearer {secret}"}
+
+
+# ---------------------------------------------------------------- scheduling
+
+def next_monday_local(weeks_ahead: int = 2, hour: int = 8, minute: int = 0):
+    """A Monday ``weeks_ahead`` weeks from now at ``hour:minute`` in Asia/Ho_Chi_Minh (aware)."""
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo("Asia/Ho_Chi_Minh")
+    today = datetime.now(zone).date()
+    monday = today + timedelta(days=7 * weeks_ahead - today.weekday())
+    return datetime(monday.year, monday.month, monday.day, hour, minute, tzinfo=zone)
+
+
+def make_meeting(session: Session, *, chair_room: Room, start: Any, end: Any, endpoints: Any = (),
+                 rooms: Any = (), user: User | None = None, settings: Any = None, **overrides: Any) -> Any:
+    """Book a meeting through the service (as a secretariat user) and return the ``BookResult``."""
+    from confsvc.config import Settings
+    from confsvc.scheduling import service as scheduling
+    from confsvc.scheduling.schemas import MeetingCreate
+
+    settings = settings or Settings(secret_key="x" * 40)
+    user = user or make_user(session, Role.secretariat)
+    values = {"title": f"Hội nghị {next(_seq)}", "chair_room_id": chair_room.id,
+              "participant_endpoint_ids": [e.id for e in endpoints], "participant_room_ids": [r.id for r in rooms],
+              "start": start, "end": end, **overrides}
+    return scheduling.book_meeting(session, settings, users.principal_for(session, user), MeetingCreate(**values))

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlmodel import Session
 
-from confsvc.db import SessionDep
+from confsvc.db import make_session
 from confsvc.errors import Unauthorized
 from confsvc.users import service
 from confsvc.users.models import User
@@ -43,13 +43,23 @@ def resolve_user(request: Request, session: Session) -> User | None:
     return user
 
 
-def get_principal(request: Request, session: SessionDep) -> Principal:
-    """Raises Unauthorized (401) when the request carries no valid credentials."""
-    user = resolve_user(request, session)
-    if user is None:
-        raise Unauthorized("authentication required: send `Authorization: Bearer <token>`",
-                           code="not_authenticated")
-    return service.principal_for(session, user)
+def get_principal(request: Request) -> Principal:
+    """The caller, resolved in a short read session of its own.
+
+    Raises Unauthorized (401) when the request carries no valid credentials.
+
+    Not the request's write session: on SQLite the first statement of a write session takes the
+    database lock (BEGIN IMMEDIATE), and FastAPI runs each sync dependency and the handler in
+    separate thread-pool hops. A request that took the lock in a dependency hop would then wait
+    for a free thread while every pool thread waits for its lock (seen: 50 concurrent bookings
+    stalled until the pool timeout). Authentication therefore never touches the write session.
+    """
+    with make_session(request.app.state.engine, write=False) as session:
+        user = resolve_user(request, session)
+        if user is None:
+            raise Unauthorized("authentication required: send `Authorization: Bearer <token>`",
+                               code="not_authenticated")
+        return service.principal_for(session, user)
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]

@@ -1,0 +1,319 @@
+"""The booking engine: participants → per-occurrence plans → conflicts → bookings.
+
+Used by the meeting, occurrence and maintenance use cases in ``service.py``. Functions flush,
+never commit. The friendly checks here produce the conflict lists of SPEC rule 8; the guarantee
+under concurrency (rule 7) is the PostgreSQL exclusion constraints, the bridge row lock, and
+SQLite's ``BEGIN IMMEDIATE`` write transactions.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import holidays
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from confsvc.config import Settings
+from confsvc.endpoints.models import Bridge, Endpoint, LifecycleState, Room
+from confsvc.errors import Invalid
+from confsvc.scheduling import repository
+from confsvc.scheduling.conflicts import Window, booking_window, peak_ports
+from confsvc.scheduling.errors import BookingConflict
+from confsvc.scheduling.models import Booking, Meeting, Occurrence, ResourceKind
+
+
+@dataclass
+class Participants:
+    """Resolved participants: endpoint ids (sorted) and the rooms they occupy (chair room included)."""
+
+    chair_room_id: int
+    endpoint_ids: list[int]
+    room_ids: list[int]
+
+
+@dataclass
+class Plan:
+    """What one occurrence needs: its times (UTC), window and resources."""
+
+    start: datetime
+    end: datetime
+    recurrence_id: datetime
+    participants: Participants
+    window: Window
+    occurrence: Occurrence | None = None
+    conflicts: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def ports(self) -> int:
+        return len(self.participants.endpoint_ids)
+
+
+def max_window(settings: Settings) -> timedelta:
+    return timedelta(minutes=settings.max_booking_window_minutes)
+
+
+def resolve_participants(session: Session, *, chair_room_id: int, room_ids: list[int],
+                         endpoint_ids: list[int]) -> Participants:
+    """Expand rooms into their active endpoints and check explicit endpoints.
+
+    The chair room's active endpoints always participate. An endpoint reached both through a
+    room and explicitly counts once.
+
+    Raises:
+        Invalid: ``duplicate_participant`` (a room or endpoint listed twice, or the chair room
+            listed as a participant room), ``unknown_room``, ``unknown_endpoint``,
+            ``endpoint_not_bookable`` (in maintenance or retired, SPEC rule 4), ``no_participants``.
+    """
+    if len(set(room_ids)) != len(room_ids) or chair_room_id in room_ids:
+        raise Invalid("a participant room is listed twice (the chair room participates already)",
+                      code="duplicate_participant")
+    if len(set(endpoint_ids)) != len(endpoint_ids):
+        raise Invalid("a participant endpoint is listed twice", code="duplicate_participant")
+    all_rooms = [chair_room_id, *room_ids]
+    found_rooms = set(session.exec(select(Room.id).where(Room.id.in_(all_rooms))).all())
+    missing_rooms = [r for r in all_rooms if r not in found_rooms]
+    if missing_rooms:
+        raise Invalid(f"unknown room(s): {', '.join(map(str, missing_rooms))}", code="unknown_room",
+                      room_ids=missing_rooms)
+    chosen: dict[int, int] = {}
+    for endpoint_id, room_id in session.exec(
+            select(Endpoint.id, Endpoint.room_id).where(Endpoint.room_id.in_(all_rooms),
+                                                        Endpoint.lifecycle_state == LifecycleState.active)).all():
+        chosen[endpoint_id] = room_id
+    if endpoint_ids:
+        rows = {e.id: e for e in session.exec(select(Endpoint).where(Endpoint.id.in_(endpoint_ids))).all()}
+        missing = [e for e in endpoint_ids if e not in rows]
+        if missing:
+            raise Invalid(f"unknown endpoint(s): {', '.join(map(str, missing))}", code="unknown_endpoint",
+                          endpoint_ids=missing)
+        unusable = [e for e in endpoint_ids if rows[e].lifecycle_state is not LifecycleState.active]
+        if unusable:
+            states = ", ".join(f"{e} ({rows[e].lifecycle_state.value})" for e in unusable)
+            raise Invalid(f"endpoint(s) not bookable: {states}", code="endpoint_not_bookable", endpoint_ids=unusable)
+        for endpoint_id in endpoint_ids:
+            chosen[endpoint_id] = rows[endpoint_id].room_id
+    if not chosen:
+        raise Invalid("the meeting has no active endpoint", code="no_participants")
+    rooms = sorted({chair_room_id, *chosen.values()})
+    return Participants(chair_room_id=chair_room_id, endpoint_ids=sorted(chosen), room_ids=rooms)
+
+
+def make_plan(start: datetime, end: datetime, recurrence_id: datetime, participants: Participants, *,
+              check_lead_minutes: int, teardown_minutes: int, occurrence: Occurrence | None = None) -> Plan:
+    window = booking_window(start, end, check_lead_minutes=check_lead_minutes, teardown_minutes=teardown_minutes)
+    return Plan(start=start, end=end, recurrence_id=recurrence_id, participants=participants, window=window,
+                occurrence=occurrence)
+
+
+# ---------------------------------------------------------------- conflict descriptions
+
+class Names:
+    """Resource names for conflict messages, loaded once per request."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.cache: dict[tuple[ResourceKind, int], str] = {}
+
+    def get(self, kind: ResourceKind, resource_id: int) -> str:
+        key = (kind, resource_id)
+        if key not in self.cache:
+            model = {ResourceKind.endpoint: Endpoint, ResourceKind.room: Room, ResourceKind.bridge: Bridge}[kind]
+            row = self.session.get(model, resource_id)
+            self.cache[key] = row.name if row is not None else f"{kind.value} {resource_id}"
+        return self.cache[key]
+
+
+def describe(booking: Booking, title: str | None, overlap: Window, *, names: Names, zone: ZoneInfo,
+             plan: Plan, **extra: Any) -> dict[str, Any]:
+    """One conflict item (SPEC rule 8)."""
+    return {
+        "resource_kind": booking.resource_kind.value,
+        "resource_id": booking.resource_id,
+        "resource_name": names.get(booking.resource_kind, booking.resource_id),
+        "meeting_id": booking.meeting_id,
+        "meeting_title": title,
+        "occurrence_id": booking.occurrence_id,
+        "maintenance_id": booking.maintenance_id,
+        "window_start": overlap.start,
+        "window_end": overlap.end,
+        "window_start_local": overlap.start.astimezone(zone).replace(tzinfo=None),
+        "window_end_local": overlap.end.astimezone(zone).replace(tzinfo=None),
+        "requested_start": plan.start,
+        "requested_occurrence_id": plan.occurrence.id if plan.occurrence is not None else None,
+        **extra,
+    }
+
+
+def resource_conflicts(session: Session, settings: Settings, plans: list[Plan], names: Names) -> None:
+    """Fill each plan's ``conflicts`` with endpoint and room collisions (SPEC rules 1, 4)."""
+    for plan in plans:
+        rows = repository.overlapping(
+            session, [(ResourceKind.endpoint, plan.participants.endpoint_ids),
+                      (ResourceKind.room, plan.participants.room_ids)], plan.window, max_window(settings))
+        for booking, title in rows:
+            overlap = Window(booking.window_start, booking.window_end).intersection(plan.window)
+            plan.conflicts.append(describe(booking, title, overlap, names=names, zone=settings.zone, plan=plan))
+
+
+def _bridge_check(session: Session, settings: Settings, bridge: Bridge, plans: list[Plan], names: Names,
+                  ) -> tuple[dict[int, list[dict[str, Any]]], set[int]]:
+    """Port conflicts per plan index (peak use, SPEC rule 2) and conference numbers in use."""
+    conflicts: dict[int, list[dict[str, Any]]] = {}
+    used_numbers: set[int] = set()
+    for index, plan in enumerate(plans):
+        rows = repository.overlapping(session, [(ResourceKind.bridge, [bridge.id])], plan.window,
+                                      max_window(settings))
+        used_numbers.update(b.conference_number for b, _ in rows if b.conference_number is not None)
+        peak = peak_ports(plan.window, [(Window(b.window_start, b.window_end), b.ports) for b, _ in rows])
+        if peak + plan.ports > bridge.port_capacity:
+            conflicts[index] = [
+                describe(b, title, Window(b.window_start, b.window_end).intersection(plan.window), names=names,
+                         zone=settings.zone, plan=plan, port_capacity=bridge.port_capacity, ports_in_use=peak,
+                         ports_requested=plan.ports)
+                for b, title in rows] or [{
+                    "resource_kind": "bridge", "resource_id": bridge.id, "resource_name": bridge.name,
+                    "meeting_id": None, "meeting_title": None, "occurrence_id": None, "maintenance_id": None,
+                    "window_start": plan.window.start, "window_end": plan.window.end,
+                    "window_start_local": plan.window.start.astimezone(settings.zone).replace(tzinfo=None),
+                    "window_end_local": plan.window.end.astimezone(settings.zone).replace(tzinfo=None),
+                    "requested_start": plan.start, "requested_occurrence_id": None,
+                    "port_capacity": bridge.port_capacity, "ports_in_use": peak, "ports_requested": plan.ports}]
+    return conflicts, used_numbers
+
+
+@dataclass
+class BridgeChoice:
+    bridge: Bridge | None
+    conference_number: int | None
+    conflicts: dict[int, list[dict[str, Any]]]
+
+
+def choose_bridge(session: Session, settings: Settings, plans: list[Plan], names: Names, *,
+                  bridge_id: int | None, keep_number: int | None = None, lock: bool = True) -> BridgeChoice:
+    """Pick the bridge and conference number for ``plans`` (SPEC rules 2, 3).
+
+    A named bridge is used as is; otherwise the first active bridge (by id) with enough free
+    ports for every plan. Each candidate is locked (``lock``) before its peak use is computed,
+    in ascending id order so that concurrent bookings cannot deadlock. The conference number is
+    ``keep_number`` when still free, else the lowest free number of the bridge's range.
+
+    Raises:
+        Invalid: ``unknown_bridge`` (named bridge missing or inactive), ``no_bridge``.
+    """
+    if bridge_id is not None:
+        bridge = repository.lock_bridge(session, bridge_id) if lock else session.get(Bridge, bridge_id)
+        if bridge is None or not bridge.active:
+            raise Invalid(f"bridge {bridge_id} does not exist or is inactive", code="unknown_bridge")
+        candidates = [bridge]
+    else:
+        ids = session.exec(select(Bridge.id).where(Bridge.active == sa.true()).order_by(Bridge.id)).all()
+        if not ids:
+            raise Invalid("no active bridge (MCU) is configured", code="no_bridge")
+        candidates = []
+        for candidate_id in ids:
+            candidates.append(repository.lock_bridge(session, candidate_id) if lock
+                              else session.get(Bridge, candidate_id))
+            break  # further candidates are locked only when needed, below
+        candidates_iter = iter(ids[1:])
+    first: BridgeChoice | None = None
+    while True:
+        bridge = candidates[-1]
+        conflicts, used = _bridge_check(session, settings, bridge, plans, names)
+        number = _free_number(bridge, used, keep_number)
+        if number is None:
+            conflicts = {i: [{"resource_kind": "bridge", "resource_id": bridge.id, "resource_name": bridge.name,
+                              "meeting_id": None, "meeting_title": None, "occurrence_id": None,
+                              "maintenance_id": None, "window_start": p.window.start, "window_end": p.window.end,
+                              "window_start_local": p.window.start.astimezone(settings.zone).replace(tzinfo=None),
+                              "window_end_local": p.window.end.astimezone(settings.zone).replace(tzinfo=None),
+                              "requested_start": p.start, "requested_occurrence_id": None,
+                              "reason": "no free conference number"}] for i, p in enumerate(plans)}
+        choice = BridgeChoice(bridge, number, conflicts)
+        if not conflicts:
+            return choice
+        first = first or choice
+        if bridge_id is not None:
+            return choice
+        next_id = next(candidates_iter, None)
+        if next_id is None:
+            return first
+        candidates.append(repository.lock_bridge(session, next_id) if lock else session.get(Bridge, next_id))
+
+
+def _free_number(bridge: Bridge, used: set[int], keep: int | None) -> int | None:
+    if keep is not None and keep not in used and bridge.conference_number_min <= keep <= bridge.conference_number_max:
+        return keep
+    for number in range(bridge.conference_number_min, bridge.conference_number_max + 1):
+        if number not in used:
+            return number
+    return None
+
+
+def new_pin(settings: Settings) -> str:
+    """Random digits from ``secrets`` (a PIN is a secret)."""
+    return "".join(secrets.choice("0123456789") for _ in range(settings.pin_digits))
+
+
+# ---------------------------------------------------------------- writing
+
+def booking_rows(meeting: Meeting, plan: Plan, occurrence_id: int) -> list[dict[str, Any]]:
+    """Rows for one occurrence: each endpoint, each room, and the bridge's ports."""
+    common = {"meeting_id": meeting.id, "occurrence_id": occurrence_id, "maintenance_id": None,
+              "window_start": plan.window.start, "window_end": plan.window.end}
+    rows = [{**common, "resource_kind": ResourceKind.endpoint, "resource_id": e, "ports": 0,
+             "conference_number": None} for e in plan.participants.endpoint_ids]
+    rows += [{**common, "resource_kind": ResourceKind.room, "resource_id": r, "ports": 0,
+              "conference_number": None} for r in plan.participants.room_ids]
+    if meeting.bridge_id is not None:
+        rows.append({**common, "resource_kind": ResourceKind.bridge, "resource_id": meeting.bridge_id,
+                     "ports": plan.ports, "conference_number": meeting.conference_number})
+    return rows
+
+
+def insert_guarded(session: Session, settings: Settings, write: Any, recheck: list[Plan], title: str) -> None:
+    """Run ``write()`` (which flushes) in a savepoint; a constraint violation becomes BookingConflict.
+
+    A violation means a concurrent transaction committed a colliding booking after our friendly
+    check (SPEC rule 7). The savepoint keeps the transaction usable so the conflicts can be
+    listed; the caller's request then rolls back.
+    """
+    try:
+        with session.begin_nested():
+            write()
+    except IntegrityError as exc:
+        for plan in recheck:
+            plan.conflicts = []
+        resource_conflicts(session, settings, recheck, Names(session))
+        conflicts = [c for p in recheck for c in p.conflicts]
+        raise BookingConflict(f"«{title}» trùng lịch (a concurrent booking took the slot first)",
+                              conflicts) from exc
+
+
+def delete_bookings(session: Session, *, meeting_id: int | None = None, occurrence_id: int | None = None) -> None:
+    """Free resources at once (SPEC rule 6)."""
+    query = sa.delete(Booking)
+    if occurrence_id is not None:
+        query = query.where(Booking.occurrence_id == occurrence_id)
+    else:
+        query = query.where(Booking.meeting_id == meeting_id)
+    session.execute(query)
+    session.flush()
+
+
+# ---------------------------------------------------------------- warnings
+
+def holiday_warnings(plans: list[Plan], zone: ZoneInfo) -> list[dict[str, Any]]:
+    """Vietnamese public holidays on an occurrence's local date: warnings, not refusals (SPEC rule 9)."""
+    if not plans:
+        return []
+    local_dates: list[tuple[date, Plan]] = [(p.start.astimezone(zone).date(), p) for p in plans]
+    years = sorted({d.year for d, _ in local_dates})
+    calendar = holidays.country_holidays("VN", years=years)
+    return [{"code": "public_holiday", "date": d, "name": calendar.get(d), "requested_start": p.start}
+            for d, p in local_dates if d in calendar]

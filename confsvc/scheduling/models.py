@@ -1,0 +1,188 @@
+"""Scheduling tables: meetings, their occurrences, bookings (the rows conflicts are checked on),
+maintenance windows and the audit trail.
+
+Every time is UTC at rest (``UTCDateTime``); every interval is half-open ``[start, end)``.
+On PostgreSQL, migration 0002 adds the exclusion constraints that keep SPEC conflict rules 1 and 3
+under concurrency; they are not declared here because SQLite has no equivalent.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+from confsvc.clock import utc_now
+from confsvc.db import UTCDateTime
+
+
+def _enum_column(enum_cls: type[enum.Enum], default: enum.Enum) -> sa.Column:
+    return sa.Column(
+        sa.Enum(enum_cls, native_enum=False, length=20, values_callable=lambda e: [m.value for m in e],
+                create_constraint=True, name=enum_cls.__name__.lower()),
+        nullable=False,
+        default=default,
+        server_default=default.value,
+    )
+
+
+class MeetingStatus(str, enum.Enum):
+    tentative = "tentative"
+    confirmed = "confirmed"
+    cancelled = "cancelled"
+
+
+class OccurrenceStatus(str, enum.Enum):
+    scheduled = "scheduled"
+    cancelled = "cancelled"
+
+
+class ResourceKind(str, enum.Enum):
+    """What a booking holds (SPEC "Booking")."""
+
+    endpoint = "endpoint"
+    room = "room"
+    bridge = "bridge"
+
+
+class Meeting(SQLModel, table=True):
+    """An online meeting (hội nghị trực tuyến), single or recurring.
+
+    ``dtstart`` and ``duration_minutes`` describe the first occurrence; a series (``rrule`` set)
+    expands in ``timezone`` (weekday rules apply to local dates). ``exdates`` holds excluded
+    original starts as UTC ISO-8601 strings. ``materialized_until`` (UTC) is how far occurrences
+    of the series exist as rows; ``None`` for a series that ends (or a single meeting).
+    """
+
+    __tablename__ = "meetings"
+
+    id: int | None = Field(default=None, primary_key=True)
+    uid: str = Field(max_length=255, unique=True)
+    title: str = Field(max_length=300)
+    description: str = Field(default="", sa_type=sa.Text)
+    organizer_user_id: int | None = Field(default=None, foreign_key="users.id", index=True, ondelete="SET NULL")
+    chair_room_id: int = Field(foreign_key="rooms.id", index=True, ondelete="RESTRICT")
+    bridge_id: int | None = Field(default=None, foreign_key="bridges.id", index=True, ondelete="RESTRICT")
+    conference_number: int | None = None
+    pin: str = Field(default="", max_length=20)
+    status: MeetingStatus = Field(sa_column=_enum_column(MeetingStatus, MeetingStatus.confirmed))
+    check_lead_minutes: int = 60
+    teardown_minutes: int = 0
+    timezone: str = Field(default="Asia/Ho_Chi_Minh", max_length=64)
+    dtstart: datetime = Field(sa_type=UTCDateTime)
+    duration_minutes: int
+    rrule: str | None = Field(default=None, max_length=500)
+    exdates: list[str] = Field(default_factory=list, sa_type=sa.JSON)
+    materialized_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    sequence: int = 0
+    created_by: int | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
+    created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
+    updated_by: int | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
+    updated_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
+    cancelled_by: int | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
+    cancelled_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class MeetingParticipant(SQLModel, table=True):
+    """A participating endpoint of a meeting (the chair room's endpoints included)."""
+
+    __tablename__ = "meeting_participants"
+
+    meeting_id: int = Field(foreign_key="meetings.id", primary_key=True, ondelete="CASCADE")
+    endpoint_id: int = Field(foreign_key="endpoints.id", primary_key=True, index=True, ondelete="RESTRICT")
+
+
+class Occurrence(SQLModel, table=True):
+    """One instance of a meeting. ``recurrence_id`` is its original start (UTC, RFC 5545 §3.8.4.4).
+
+    ``chair_room_id`` overrides the meeting's chair room; ``participants_overridden`` means the
+    participants are the rows in ``occurrence_participants`` instead of the meeting's.
+    ``is_exception`` marks an occurrence edited or cancelled on its own: a series edit keeps it
+    (SPEC rule 5). Its id stays stable across series edits.
+    """
+
+    __tablename__ = "occurrences"
+    __table_args__ = (
+        sa.UniqueConstraint("meeting_id", "recurrence_id"),
+        sa.Index("ix_occurrences_start_end", "start", "end"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    meeting_id: int = Field(foreign_key="meetings.id", index=True, ondelete="CASCADE")
+    recurrence_id: datetime = Field(sa_type=UTCDateTime)
+    start: datetime = Field(sa_type=UTCDateTime)
+    end: datetime = Field(sa_type=UTCDateTime)
+    status: OccurrenceStatus = Field(sa_column=_enum_column(OccurrenceStatus, OccurrenceStatus.scheduled))
+    chair_room_id: int | None = Field(default=None, foreign_key="rooms.id", ondelete="RESTRICT")
+    participants_overridden: bool = False
+    is_exception: bool = False
+    updated_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
+
+
+class OccurrenceParticipant(SQLModel, table=True):
+    """Participants of an occurrence whose list was edited on its own."""
+
+    __tablename__ = "occurrence_participants"
+
+    occurrence_id: int = Field(foreign_key="occurrences.id", primary_key=True, ondelete="CASCADE")
+    endpoint_id: int = Field(foreign_key="endpoints.id", primary_key=True, ondelete="RESTRICT")
+
+
+class MaintenanceWindow(SQLModel, table=True):
+    """An endpoint taken out of service for ``[start, end)`` (bảo trì). Itself a booking (SPEC rule 4)."""
+
+    __tablename__ = "maintenance_windows"
+
+    id: int | None = Field(default=None, primary_key=True)
+    endpoint_id: int = Field(foreign_key="endpoints.id", index=True, ondelete="CASCADE")
+    start: datetime = Field(sa_type=UTCDateTime)
+    end: datetime = Field(sa_type=UTCDateTime)
+    note: str = Field(default="", max_length=500)
+    created_by: int | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
+    created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
+
+
+class Booking(SQLModel, table=True):
+    """One resource held over ``[window_start, window_end)`` for an occurrence or a maintenance window.
+
+    ``window_start = start − check_lead``, ``window_end = end + teardown`` (SPEC "Booking").
+    A bridge booking holds ``ports`` ports and the meeting's ``conference_number``. No window is
+    longer than ``Settings.max_booking_window_minutes`` (long maintenance is split), which is what
+    lets overlap queries scan a bounded index range (repository.overlapping).
+    """
+
+    __tablename__ = "bookings"
+    __table_args__ = (
+        sa.Index("ix_bookings_resource_window", "resource_kind", "resource_id", "window_start"),
+        sa.CheckConstraint("window_start < window_end", name="window_positive"),
+        sa.CheckConstraint("(occurrence_id IS NULL) <> (maintenance_id IS NULL)", name="one_owner"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    meeting_id: int | None = Field(default=None, foreign_key="meetings.id", index=True, ondelete="CASCADE")
+    occurrence_id: int | None = Field(default=None, foreign_key="occurrences.id", index=True, ondelete="CASCADE")
+    maintenance_id: int | None = Field(default=None, foreign_key="maintenance_windows.id", index=True,
+                                       ondelete="CASCADE")
+    resource_kind: ResourceKind = Field(sa_column=_enum_column(ResourceKind, ResourceKind.endpoint))
+    resource_id: int
+    window_start: datetime = Field(sa_type=UTCDateTime)
+    window_end: datetime = Field(sa_type=UTCDateTime)
+    ports: int = 0
+    conference_number: int | None = None
+
+
+class AuditEntry(SQLModel, table=True):
+    """Who did what to which meeting or occurrence, and when. ``details`` is free JSON."""
+
+    __tablename__ = "audit_log"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
+    action: str = Field(max_length=60)
+    meeting_id: int | None = Field(default=None, foreign_key="meetings.id", index=True, ondelete="CASCADE")
+    occurrence_id: int | None = Field(default=None)
+    at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
+    details: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)

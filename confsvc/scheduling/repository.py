@@ -1,0 +1,49 @@
+"""Queries over bookings. Every overlap query scans a bounded index range.
+
+The index is ``(resource_kind, resource_id, window_start)``. Since no booking window is longer
+than ``max_window``, a booking overlapping ``[start, end)`` has
+``start − max_window < window_start < end``; adding that lower bound turns "everything that
+started before ``end``" (which grows with history) into a range of at most ``max_window + (end − start)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, select
+
+from confsvc.endpoints.models import Bridge
+from confsvc.scheduling.conflicts import Window
+from confsvc.scheduling.models import Booking, Meeting, ResourceKind
+
+
+def overlap_filter(window: Window, max_window: timedelta) -> Any:
+    """SQL condition: the booking's window overlaps ``window`` (half-open), index-range bounded."""
+    return sa.and_(Booking.window_start < window.end,
+                   Booking.window_start > window.start - max_window,
+                   Booking.window_end > window.start)
+
+
+def overlapping(session: Session, resources: Iterable[tuple[ResourceKind, Iterable[int]]], window: Window,
+                max_window: timedelta) -> list[tuple[Booking, str | None]]:
+    """Bookings of the given resources overlapping ``window``, with their meeting's title (or None)."""
+    conds = [sa.and_(Booking.resource_kind == kind, Booking.resource_id.in_(sorted(set(ids))))
+             for kind, ids in resources if ids]
+    if not conds:
+        return []
+    query = (select(Booking, Meeting.title).outerjoin(Meeting, Meeting.id == Booking.meeting_id)
+             .where(sa.or_(*conds), overlap_filter(window, max_window))
+             .order_by(Booking.window_start, Booking.id))
+    return [(b, t) for b, t in session.exec(query).all()]
+
+
+def lock_bridge(session: Session, bridge_id: int) -> Bridge | None:
+    """The bridge row, locked until the transaction ends (``SELECT … FOR UPDATE``; SPEC rule 7).
+
+    On SQLite the clause is dropped; the write transaction already holds the database lock.
+    """
+    return session.exec(select(Bridge).where(Bridge.id == bridge_id).with_for_update()
+                        .execution_options(populate_existing=True)).first()

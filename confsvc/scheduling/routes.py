@@ -1,0 +1,173 @@
+"""Scheduling API under ``/api/v1``: meetings, occurrences, dry-run check, free-slot search,
+maintenance windows. Routes parse, call one service function and shape the answer.
+
+Times in answers are UTC; naive times in requests are local (SPEC rule 9). A refusal is 409
+``booking_conflict`` with ``conflicts`` (SPEC rule 8).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response, status
+from pydantic import BaseModel, Field
+
+from confsvc.clock import as_utc
+from confsvc.config import Settings
+from confsvc.db import MAX_ID, PathId, QueryId, SessionDep
+from confsvc.endpoints import service as inventory
+from confsvc.endpoints.routes import PagingDep
+from confsvc.scheduling import availability, schemas, service
+from confsvc.scheduling.models import Meeting
+from confsvc.users.deps import CurrentPrincipal
+
+router = APIRouter(prefix="/api/v1")
+
+
+
+
+def _settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+SettingsDep = Annotated[Settings, Depends(_settings)]
+
+
+def _meeting(meeting_id: PathId, session: SessionDep, principal: CurrentPrincipal) -> Meeting:
+    return service.get_meeting(session, principal, meeting_id)
+
+
+MeetingDep = Annotated[Meeting, Depends(_meeting)]
+"""For GET routes. Write routes load the meeting inside the handler (same service call), so that the
+SQLite write lock is taken in the handler's thread hop (see ``users.deps.get_principal``)."""
+
+
+def _answer(model: type[BaseModel], data: Any, status_code: int = 200) -> Response:
+    """Serialise inside the handler's thread hop.
+
+    Returning a Response skips FastAPI's own response validation, which would run in one more
+    thread-pool hop *before* the session commits; on SQLite that hop would be taken while holding
+    the write lock (see ``users.deps.get_principal``). ``response_model`` stays on the route for OpenAPI.
+    """
+    return Response(model.model_validate(data).model_dump_json(), status_code=status_code,
+                    media_type="application/json")
+
+
+def _booked(session: SessionDep, result: service.BookResult, status_code: int = 200) -> Response:
+    return _answer(schemas.MeetingBooked, {
+        **service.meeting_public(session, result.meeting), "occurrence_count": result.occurrence_count,
+        "skipped": result.skipped, "warnings": result.warnings}, status_code)
+
+
+@router.post("/meetings", response_model=schemas.MeetingBooked, status_code=status.HTTP_201_CREATED,
+             tags=["meetings"])
+def book_meeting(data: schemas.MeetingCreate, session: SessionDep, principal: CurrentPrincipal,
+                 settings: SettingsDep):
+    """Book a meeting (đặt lịch họp), single or recurring. Admin and secretariat.
+
+    201: the meeting, ``occurrence_count``, ``skipped`` (with ``skip_conflicts``) and ``warnings``
+    (public holidays). 409 ``booking_conflict`` listing every conflict; 422 for bad input.
+    """
+    return _booked(session, service.book_meeting(session, settings, principal, data), status.HTTP_201_CREATED)
+
+
+@router.post("/meetings/check", response_model=schemas.CheckResult, tags=["meetings"])
+def check_meeting(data: schemas.MeetingCreate, session: SessionDep, principal: CurrentPrincipal,
+                  settings: SettingsDep):
+    """Dry run of ``POST /meetings``: ``{"ok", "conflicts", "warnings"}``; nothing is booked."""
+    return _answer(schemas.CheckResult, service.check_meeting(session, settings, principal, data))
+
+
+@router.get("/meetings", response_model=schemas.Page[schemas.MeetingPublic], tags=["meetings"])
+def list_meetings(session: SessionDep, principal: CurrentPrincipal, paging: PagingDep, settings: SettingsDep,
+                  from_: Annotated[datetime | None, Query(alias="from", description="occurrences ending after")] = None,
+                  to: Annotated[datetime | None, Query(description="occurrences starting before")] = None,
+                  unit_id: Annotated[int | None, Query(ge=1, le=MAX_ID, description="includes sub-units")] = None,
+                  room_id: QueryId = None):
+    """Meetings ordered by first start; operators see meetings touching their units."""
+    items, total = service.list_meetings(
+        session, principal, from_=as_utc(from_, settings.zone) if from_ else None,
+        to=as_utc(to, settings.zone) if to else None, unit_id=unit_id, room_id=room_id,
+        limit=paging.limit, offset=paging.offset)
+    return {"items": [service.meeting_public(session, m) for m in items], "total": total,
+            "limit": paging.limit, "offset": paging.offset}
+
+
+@router.get("/meetings/{meeting_id}", response_model=schemas.MeetingPublic, tags=["meetings"])
+def get_meeting(meeting: MeetingDep, session: SessionDep):
+    """One meeting. 404 if unknown, 403 when none of an operator's units is involved."""
+    return service.meeting_public(session, meeting)
+
+
+@router.patch("/meetings/{meeting_id}", response_model=schemas.MeetingBooked, tags=["meetings"])
+def edit_meeting(meeting_id: PathId, data: schemas.MeetingUpdate, session: SessionDep,
+                 principal: CurrentPrincipal, settings: SettingsDep):
+    """Whole-series edit; per-occurrence exceptions and occurrence ids are kept (SPEC rule 5)."""
+    meeting = service.get_meeting(session, principal, meeting_id)
+    return _booked(session, service.edit_meeting(session, settings, principal, meeting, data))
+
+
+@router.post("/meetings/{meeting_id}/cancel", response_model=schemas.MeetingPublic, tags=["meetings"])
+def cancel_meeting(meeting_id: PathId, session: SessionDep, principal: CurrentPrincipal):
+    """Cancel the meeting; its resources are free at once (SPEC rule 6)."""
+    meeting = service.get_meeting(session, principal, meeting_id)
+    return _answer(schemas.MeetingPublic,
+                   service.meeting_public(session, service.cancel_meeting(session, principal, meeting)))
+
+
+@router.get("/meetings/{meeting_id}/occurrences", response_model=list[schemas.OccurrencePublic],
+            tags=["meetings"])
+def list_occurrences(meeting: MeetingDep, session: SessionDep):
+    """Every materialised occurrence (cancelled ones included), in start order."""
+    return service.list_occurrences(session, meeting)
+
+
+@router.patch("/meetings/{meeting_id}/occurrences/{occurrence_id}", response_model=schemas.OccurrencePublic,
+              tags=["meetings"])
+def edit_occurrence(meeting_id: PathId, occurrence_id: PathId, data: schemas.OccurrenceUpdate,
+                    session: SessionDep, principal: CurrentPrincipal, settings: SettingsDep):
+    """Move one occurrence or change its chair room / participants (it becomes an exception)."""
+    meeting = service.get_meeting(session, principal, meeting_id)
+    occurrence = service.get_occurrence(session, meeting, occurrence_id)
+    return _answer(schemas.OccurrencePublic,
+                   service.edit_occurrence(session, settings, principal, meeting, occurrence, data))
+
+
+@router.post("/meetings/{meeting_id}/occurrences/{occurrence_id}/cancel", response_model=schemas.OccurrencePublic,
+             tags=["meetings"])
+def cancel_occurrence(meeting_id: PathId, occurrence_id: PathId, session: SessionDep, principal: CurrentPrincipal):
+    """Cancel one occurrence; its slot is free at once."""
+    meeting = service.get_meeting(session, principal, meeting_id)
+    occurrence = service.get_occurrence(session, meeting, occurrence_id)
+    occ = service.cancel_occurrence(session, principal, meeting, occurrence)
+    rows = [o for o in service.list_occurrences(session, meeting) if o["id"] == occ.id]
+    return _answer(schemas.OccurrencePublic, rows[0])
+
+
+@router.get("/availability", response_model=list[schemas.FreeSlot], tags=["availability"])
+def availability_search(
+        session: SessionDep, principal: CurrentPrincipal, settings: SettingsDep,
+        duration_minutes: Annotated[int, Query(gt=0)], from_date: date, to_date: date,
+        endpoint_ids: Annotated[list[Annotated[int, Field(ge=1, le=MAX_ID)]], Query()] = [],  # noqa: B006 (FastAPI query list)
+        room_ids: Annotated[list[Annotated[int, Field(ge=1, le=MAX_ID)]], Query(description="first = chair room; rooms bring their endpoints")] = [],  # noqa: B006
+        count: Annotated[int, Query(ge=1, le=availability.MAX_COUNT)] = 5,
+        check_lead_minutes: Annotated[int | None, Query(ge=0)] = None,
+        teardown_minutes: Annotated[int | None, Query(ge=0)] = None, bridge_id: QueryId = None):
+    """Free-slot search: earliest ``count`` windows of ``duration_minutes`` between local dates
+    ``from_date``…``to_date`` (inclusive) inside working hours where all resources are free."""
+    return availability.find_free_slots(
+        session, settings, principal, endpoint_ids=endpoint_ids, room_ids=room_ids,
+        duration_minutes=duration_minutes, from_date=from_date, to_date=to_date, count=count,
+        check_lead_minutes=check_lead_minutes, teardown_minutes=teardown_minutes, bridge_id=bridge_id)
+
+
+@router.post("/endpoints/{endpoint_id}/maintenance", response_model=schemas.MaintenancePublic,
+             status_code=status.HTTP_201_CREATED, tags=["endpoints"])
+def create_maintenance(endpoint_id: PathId, data: schemas.MaintenanceCreate, session: SessionDep,
+                       principal: CurrentPrincipal, settings: SettingsDep):
+    """A maintenance window (bảo trì) ``[start, end)`` on an endpoint; 409 if meetings are booked then."""
+    endpoint, room = inventory.get_endpoint(session, principal, endpoint_id)
+    window = service.create_maintenance(session, settings, principal, endpoint, room, start=data.start,
+                                        end=data.end, note=data.note)
+    return _answer(schemas.MaintenancePublic, window, status.HTTP_201_CREATED)

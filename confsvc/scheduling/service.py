@@ -1,0 +1,705 @@
+"""Scheduling use cases: book, check, edit and cancel meetings and occurrences; maintenance windows.
+
+Services flush and raise domain errors; the request's unit of work commits (``db.get_session``).
+Write access: admin and secretariat anywhere (SPEC "Who uses it"). Read access: admin,
+secretariat, viewer everywhere; operators only meetings touching their units (403 otherwise).
+Times are aware UTC; naive input is read in the meeting's zone (default ``Settings.timezone``, rule 9).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlmodel import Session, func, select
+
+from confsvc.clock import as_utc, utc_now
+from confsvc.config import Settings
+from confsvc.endpoints.models import Endpoint, Room
+from confsvc.errors import Forbidden, Invalid, NotFound
+from confsvc.scheduling import booking, recurrence
+from confsvc.scheduling.booking import Names, Participants, Plan
+from confsvc.scheduling.conflicts import Window, first_pairwise_overlap
+from confsvc.scheduling.errors import BookingConflict
+from confsvc.scheduling.models import (AuditEntry, Booking, MaintenanceWindow, Meeting, MeetingParticipant,
+                                       MeetingStatus, Occurrence, OccurrenceParticipant, OccurrenceStatus,
+                                       ResourceKind)
+from confsvc.scheduling.schemas import MeetingCreate, MeetingUpdate, OccurrenceUpdate
+from confsvc.users.models import Role
+from confsvc.users.principal import Principal
+from confsvc.users.service import expand_units
+
+WRITERS = (Role.admin, Role.secretariat)
+
+
+@dataclass
+class BookResult:
+    meeting: Meeting
+    occurrence_count: int
+    skipped: list[dict[str, Any]]
+    warnings: list[dict[str, Any]]
+
+
+def audit(session: Session, principal: Principal | None, action: str, *, meeting_id: int | None,
+          occurrence_id: int | None = None, **details: Any) -> None:
+    """Append to the audit trail (who, what, which meeting/occurrence, when)."""
+    session.add(AuditEntry(user_id=principal.user_id if principal else None, action=action, meeting_id=meeting_id,
+                           occurrence_id=occurrence_id, details=_jsonable(details)))
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+# ---------------------------------------------------------------- validation
+
+@dataclass
+class Timing:
+    """Validated times of a meeting: first start (UTC), duration, lead, teardown, zone."""
+
+    start: datetime
+    duration: timedelta
+    check_lead_minutes: int
+    teardown_minutes: int
+    zone: ZoneInfo
+
+
+def _timing(settings: Settings, principal: Principal, *, start: datetime, end: datetime, zone: ZoneInfo,
+            check_lead_minutes: int, teardown_minutes: int, now: datetime, past_ok: bool = False) -> Timing:
+    """Raises Invalid: end_not_after_start, duration_too_long, start_in_past (non-admins),
+    beyond_booking_horizon, check_lead_too_long, teardown_too_long (SPEC rule 9)."""
+    start_utc, end_utc = as_utc(start, zone), as_utc(end, zone)
+    if end_utc <= start_utc:
+        raise Invalid("end must be after start", code="end_not_after_start")
+    if end_utc - start_utc > timedelta(minutes=settings.max_meeting_duration_minutes):
+        raise Invalid(f"a meeting lasts at most {settings.max_meeting_duration_minutes} minutes",
+                      code="duration_too_long")
+    if check_lead_minutes > settings.max_check_lead_minutes:
+        raise Invalid(f"check_lead_minutes must be at most {settings.max_check_lead_minutes}",
+                      code="check_lead_too_long")
+    if teardown_minutes > settings.max_teardown_minutes:
+        raise Invalid(f"teardown_minutes must be at most {settings.max_teardown_minutes}", code="teardown_too_long")
+    if start_utc < now and not past_ok and not principal.is_admin:
+        raise Invalid("the meeting starts in the past", code="start_in_past")
+    if start_utc > now + timedelta(days=settings.booking_horizon_days):
+        raise Invalid(f"meetings can be booked at most {settings.booking_horizon_days} days ahead",
+                      code="beyond_booking_horizon")
+    return Timing(start_utc, end_utc - start_utc, check_lead_minutes, teardown_minutes, zone)
+
+
+def _series_starts(settings: Settings, timing: Timing, rrule: str | None, exdates: list[datetime], *,
+                   now: datetime, until: datetime | None = None) -> tuple[list[datetime], datetime | None]:
+    """Original starts (UTC) to materialise, and ``materialized_until`` (None for a single meeting).
+
+    Raises Invalid: invalid_rrule, rrule_without_end (no series horizon configured), no_occurrences.
+    """
+    if not rrule:
+        return [timing.start], None
+    horizon = until or max(now, timing.start) + timedelta(days=settings.series_horizon_days)
+    ex = frozenset(as_utc(d, timing.zone) for d in exdates)
+    try:
+        parsed = recurrence.parse(rrule, timing.start, timing.zone)
+        if parsed.open_ended and settings.series_horizon_days == 0:
+            raise Invalid("the RRULE never ends (no COUNT or UNTIL) and no series horizon is configured",
+                          code="rrule_without_end")
+        starts = recurrence.expand(rrule, timing.start, timing.zone, until_utc=horizon, exdates_utc=ex)
+    except recurrence.RecurrenceError as exc:
+        raise Invalid(str(exc), code="invalid_rrule") from None
+    if not starts:
+        raise Invalid("the recurrence has no occurrence", code="no_occurrences")
+    return starts, horizon
+
+
+def _require_no_self_overlap(plans: list[Plan]) -> None:
+    pair = first_pairwise_overlap([p.window for p in plans])
+    if pair:
+        raise Invalid(f"occurrences overlap each other ({pair[0].start.isoformat()} and {pair[1].start.isoformat()}), "
+                      "check leads included", code="occurrences_overlap")
+
+
+def _refusal(title: str, conflicts: list[dict[str, Any]]) -> BookingConflict:
+    others = sorted({f"«{c['meeting_title']}»" for c in conflicts if c.get("meeting_title")})
+    with_text = f" với {', '.join(others)}" if others else ""
+    return BookingConflict(f"«{title}» trùng lịch{with_text}: {len(conflicts)} conflict(s)", conflicts)
+
+
+# ---------------------------------------------------------------- reading
+
+def get_meeting(session: Session, principal: Principal, meeting_id: int) -> Meeting:
+    """Raises NotFound, or Forbidden when an operator's units are not involved."""
+    meeting = session.get(Meeting, meeting_id)
+    if meeting is None:
+        raise NotFound(f"meeting {meeting_id} not found", code="meeting_not_found")
+    if principal.unit_ids is not None and not (meeting_units(session, meeting.id) & principal.unit_ids):
+        raise Forbidden("this meeting involves none of your units", code="forbidden_scope")
+    return meeting
+
+
+def _touching_units(unit_ids: frozenset[int] | set[int]) -> Any:
+    """Subquery of meeting ids whose chair room or a participant endpoint is in ``unit_ids``."""
+    by_chair = select(Meeting.id).join(Room, Room.id == Meeting.chair_room_id).where(Room.unit_id.in_(unit_ids))
+    by_participant = (select(MeetingParticipant.meeting_id)
+                      .join(Endpoint, Endpoint.id == MeetingParticipant.endpoint_id)
+                      .join(Room, Room.id == Endpoint.room_id).where(Room.unit_id.in_(unit_ids)))
+    return sa.union(by_chair, by_participant)
+
+
+def meeting_units(session: Session, meeting_id: int) -> set[int]:
+    meeting = session.get(Meeting, meeting_id)
+    units = set(session.exec(select(Room.unit_id).join(Endpoint, Endpoint.room_id == Room.id)
+                             .join(MeetingParticipant, MeetingParticipant.endpoint_id == Endpoint.id)
+                             .where(MeetingParticipant.meeting_id == meeting_id)).all())
+    units.add(session.get(Room, meeting.chair_room_id).unit_id)
+    return units
+
+
+def participant_ids(session: Session, meeting_id: int) -> list[int]:
+    return list(session.exec(select(MeetingParticipant.endpoint_id).where(MeetingParticipant.meeting_id == meeting_id)
+                             .order_by(MeetingParticipant.endpoint_id)).all())
+
+
+def list_meetings(session: Session, principal: Principal, *, from_: datetime | None = None,
+                  to: datetime | None = None, unit_id: int | None = None, room_id: int | None = None,
+                  limit: int = 50, offset: int = 0) -> tuple[list[Meeting], int]:
+    """Meetings ordered by first start. ``from_``/``to`` keep meetings with an occurrence overlapping
+    ``[from_, to)``; ``unit_id`` (with sub-units) and ``room_id`` keep meetings involving them."""
+    query = select(Meeting).order_by(Meeting.dtstart, Meeting.id)
+    if principal.unit_ids is not None:
+        query = query.where(Meeting.id.in_(_touching_units(principal.unit_ids)))
+    if unit_id is not None:
+        query = query.where(Meeting.id.in_(_touching_units(expand_units(session, {unit_id}))))
+    if room_id is not None:
+        by_room = sa.union(
+            select(Meeting.id).where(Meeting.chair_room_id == room_id),
+            select(MeetingParticipant.meeting_id).join(Endpoint, Endpoint.id == MeetingParticipant.endpoint_id)
+            .where(Endpoint.room_id == room_id))
+        query = query.where(Meeting.id.in_(by_room))
+    if from_ is not None or to is not None:
+        occ = select(Occurrence.meeting_id)
+        if from_ is not None:
+            occ = occ.where(Occurrence.end > from_)
+        if to is not None:
+            occ = occ.where(Occurrence.start < to)
+        query = query.where(Meeting.id.in_(occ))
+    total = session.exec(select(func.count()).select_from(query.order_by(None).subquery())).one()
+    return list(session.exec(query.limit(limit).offset(offset)).all()), total
+
+
+def list_occurrences(session: Session, meeting: Meeting) -> list[dict[str, Any]]:
+    """Occurrences in start order, with effective chair room and participants."""
+    occurrences = session.exec(select(Occurrence).where(Occurrence.meeting_id == meeting.id)
+                               .order_by(Occurrence.start, Occurrence.id)).all()
+    default = participant_ids(session, meeting.id)
+    overridden: dict[int, list[int]] = {}
+    ids = [o.id for o in occurrences if o.participants_overridden]
+    if ids:
+        for occ_id, endpoint_id in session.exec(
+                select(OccurrenceParticipant.occurrence_id, OccurrenceParticipant.endpoint_id)
+                .where(OccurrenceParticipant.occurrence_id.in_(ids))
+                .order_by(OccurrenceParticipant.endpoint_id)).all():
+            overridden.setdefault(occ_id, []).append(endpoint_id)
+    return [occurrence_public(o, meeting, overridden.get(o.id, default) if o.participants_overridden else default)
+            for o in occurrences]
+
+
+def occurrence_public(occ: Occurrence, meeting: Meeting, endpoint_ids: list[int]) -> dict[str, Any]:
+    return {"id": occ.id, "meeting_id": occ.meeting_id, "recurrence_id": occ.recurrence_id, "start": occ.start,
+            "end": occ.end, "status": occ.status, "chair_room_id": occ.chair_room_id or meeting.chair_room_id,
+            "participant_endpoint_ids": endpoint_ids, "is_exception": occ.is_exception}
+
+
+def meeting_public(session: Session, meeting: Meeting) -> dict[str, Any]:
+    data = meeting.model_dump()
+    data["start"] = meeting.dtstart
+    data["end"] = meeting.dtstart + timedelta(minutes=meeting.duration_minutes)
+    data["exdates"] = [datetime.fromisoformat(d) for d in meeting.exdates]
+    data["participant_endpoint_ids"] = participant_ids(session, meeting.id)
+    return data
+
+
+def get_occurrence(session: Session, meeting: Meeting, occurrence_id: int) -> Occurrence:
+    occ = session.get(Occurrence, occurrence_id)
+    if occ is None or occ.meeting_id != meeting.id:
+        raise NotFound(f"occurrence {occurrence_id} of meeting {meeting.id} not found", code="occurrence_not_found")
+    return occ
+
+
+# ---------------------------------------------------------------- booking
+
+def _prepare(session: Session, settings: Settings, principal: Principal, data: MeetingCreate,
+             now: datetime) -> tuple[Timing, Participants, list[Plan], datetime | None]:
+    zone = ZoneInfo(data.timezone or settings.timezone)
+    timing = _timing(settings, principal, start=data.start, end=data.end, zone=zone, now=now,
+                     check_lead_minutes=settings.default_check_lead_minutes if data.check_lead_minutes is None
+                     else data.check_lead_minutes,
+                     teardown_minutes=settings.default_teardown_minutes if data.teardown_minutes is None
+                     else data.teardown_minutes)
+    participants = booking.resolve_participants(session, chair_room_id=data.chair_room_id,
+                                                room_ids=data.participant_room_ids,
+                                                endpoint_ids=data.participant_endpoint_ids)
+    starts, materialized_until = _series_starts(settings, timing, data.rrule, data.exdates, now=now)
+    plans = [booking.make_plan(s, s + timing.duration, s, participants, check_lead_minutes=timing.check_lead_minutes,
+                               teardown_minutes=timing.teardown_minutes) for s in starts]
+    _require_no_self_overlap(plans)
+    return timing, participants, plans, materialized_until
+
+
+def check_meeting(session: Session, settings: Settings, principal: Principal, data: MeetingCreate,
+                  *, now: datetime | None = None) -> dict[str, Any]:
+    """Dry run of :func:`book_meeting`: ``{"ok", "conflicts", "warnings"}``, nothing written (SPEC rule 8).
+
+    Same validation errors (422) as booking; takes no bridge lock.
+    """
+    principal.require_role(*WRITERS)
+    now = now or utc_now()
+    timing, _, plans, _ = _prepare(session, settings, principal, data, now)
+    names = Names(session)
+    booking.resource_conflicts(session, settings, plans, names)
+    choice = booking.choose_bridge(session, settings, plans, names, bridge_id=data.bridge_id, lock=False)
+    conflicts = [c for i, p in enumerate(plans) for c in p.conflicts + choice.conflicts.get(i, [])]
+    return {"ok": not conflicts, "conflicts": conflicts, "warnings": booking.holiday_warnings(plans, timing.zone)}
+
+
+def book_meeting(session: Session, settings: Settings, principal: Principal, data: MeetingCreate,
+                 *, now: datetime | None = None) -> BookResult:
+    """Book a meeting and every occurrence up to the series horizon (SPEC rules 1–5, 7–9).
+
+    Every occurrence is checked. Without ``skip_conflicts`` any conflict refuses the whole
+    meeting (BookingConflict, 409, every conflict listed, nothing written); with it, the
+    conflicting occurrences are recorded as cancelled exceptions and returned in ``skipped``.
+
+    Raises:
+        Forbidden: not admin or secretariat.
+        Invalid: see ``_timing``, ``_series_starts``, ``booking.resolve_participants``, ``choose_bridge``.
+        BookingConflict: conflicts, or a concurrent booking won the race.
+    """
+    principal.require_role(*WRITERS)
+    now = now or utc_now()
+    timing, participants, plans, materialized_until = _prepare(session, settings, principal, data, now)
+    names = Names(session)
+    booking.resource_conflicts(session, settings, plans, names)
+    if not data.skip_conflicts and any(p.conflicts for p in plans):
+        choice = booking.choose_bridge(session, settings, plans, names, bridge_id=data.bridge_id)
+        for i, p in enumerate(plans):
+            p.conflicts += choice.conflicts.get(i, [])
+        raise _refusal(data.title, [c for p in plans for c in p.conflicts])
+    free = [p for p in plans if not p.conflicts]
+    choice = booking.choose_bridge(session, settings, free or plans, names, bridge_id=data.bridge_id)
+    for i, plan in enumerate(free or plans):
+        plan.conflicts += choice.conflicts.get(i, [])
+    if not data.skip_conflicts and any(p.conflicts for p in plans):
+        raise _refusal(data.title, [c for p in plans for c in p.conflicts])
+    if not any(not p.conflicts for p in plans):
+        raise _refusal(data.title, [c for p in plans for c in p.conflicts])
+
+    meeting = Meeting(
+        uid=f"{uuid.uuid4()}@confsvc", title=data.title, description=data.description,
+        organizer_user_id=principal.user_id, chair_room_id=data.chair_room_id, bridge_id=choice.bridge.id,
+        conference_number=choice.conference_number, pin=booking.new_pin(settings), status=MeetingStatus(data.status),
+        check_lead_minutes=timing.check_lead_minutes, teardown_minutes=timing.teardown_minutes,
+        timezone=str(timing.zone.key), dtstart=timing.start, duration_minutes=int(timing.duration.total_seconds() // 60),
+        rrule=_normalised_rrule(data.rrule), exdates=[as_utc(d, timing.zone).isoformat() for d in data.exdates],
+        materialized_until=materialized_until, created_by=principal.user_id, created_at=now,
+        updated_by=principal.user_id, updated_at=now)
+    skipped: list[dict[str, Any]] = []
+
+    def write() -> None:
+        session.add(meeting)
+        session.flush()
+        session.add_all(MeetingParticipant(meeting_id=meeting.id, endpoint_id=e) for e in participants.endpoint_ids)
+        _write_occurrences(session, meeting, plans, skipped)
+
+    booking.insert_guarded(session, settings, write, [p for p in plans if not p.conflicts], data.title)
+    audit(session, principal, "meeting.created", meeting_id=meeting.id, occurrences=len(plans) - len(skipped),
+          skipped=[s["start"] for s in skipped])
+    session.flush()
+    return BookResult(meeting, len(plans) - len(skipped), skipped, booking.holiday_warnings(
+        [p for p in plans if not p.conflicts], timing.zone))
+
+
+def _normalised_rrule(text: str | None) -> str | None:
+    if not text:
+        return None
+    text = text.strip()
+    return text[6:] if text.upper().startswith("RRULE:") else text
+
+
+def _write_occurrences(session: Session, meeting: Meeting, plans: list[Plan], skipped: list[dict[str, Any]]) -> None:
+    """Insert new occurrences (plans without one) and the bookings of every conflict-free plan."""
+    for plan in plans:
+        if plan.occurrence is None:
+            plan.occurrence = Occurrence(meeting_id=meeting.id, recurrence_id=plan.recurrence_id, start=plan.start,
+                                         end=plan.end, status=OccurrenceStatus.scheduled)
+        if plan.conflicts:
+            plan.occurrence.status = OccurrenceStatus.cancelled
+            plan.occurrence.is_exception = True
+        session.add(plan.occurrence)
+    session.flush()
+    rows: list[dict[str, Any]] = []
+    for plan in plans:
+        if plan.conflicts:
+            skipped.append({"occurrence_id": plan.occurrence.id, "start": plan.start, "end": plan.end,
+                            "conflicts": plan.conflicts})
+        elif plan.occurrence.status is OccurrenceStatus.scheduled:
+            rows += booking.booking_rows(meeting, plan, plan.occurrence.id)
+    if rows:
+        session.execute(sa.insert(Booking), rows)
+    session.flush()
+
+
+# ---------------------------------------------------------------- editing
+
+def _occurrence_participants(session: Session, meeting: Meeting, occ: Occurrence,
+                             default: Participants) -> Participants:
+    chair = occ.chair_room_id or default.chair_room_id
+    if not occ.participants_overridden and chair == default.chair_room_id:
+        return default
+    if occ.participants_overridden:
+        endpoint_ids = list(session.exec(select(OccurrenceParticipant.endpoint_id)
+                                         .where(OccurrenceParticipant.occurrence_id == occ.id)).all())
+    else:
+        endpoint_ids = default.endpoint_ids
+    rooms = set(session.exec(select(Endpoint.room_id).where(Endpoint.id.in_(endpoint_ids))).all()) if endpoint_ids \
+        else set()
+    return Participants(chair_room_id=chair, endpoint_ids=sorted(endpoint_ids), room_ids=sorted(rooms | {chair}))
+
+
+def _meeting_participants(session: Session, meeting: Meeting) -> Participants:
+    endpoint_ids = participant_ids(session, meeting.id)
+    rooms = set(session.exec(select(Endpoint.room_id).where(Endpoint.id.in_(endpoint_ids))).all())
+    return Participants(meeting.chair_room_id, endpoint_ids, sorted(rooms | {meeting.chair_room_id}))
+
+
+def _rebook(session: Session, settings: Settings, meeting: Meeting, plans: list[Plan], *,
+            bridge_id: int | None) -> None:
+    """Check ``plans`` (this meeting's bookings already deleted) and write their bookings, or raise."""
+    names = Names(session)
+    scheduled = [p for p in plans if p.occurrence is None or p.occurrence.status is OccurrenceStatus.scheduled]
+    booking.resource_conflicts(session, settings, scheduled, names)
+    choice = booking.choose_bridge(session, settings, scheduled, names, bridge_id=bridge_id,
+                                   keep_number=meeting.conference_number)
+    for i, plan in enumerate(scheduled):
+        plan.conflicts += choice.conflicts.get(i, [])
+    conflicts = [c for p in scheduled for c in p.conflicts]
+    if conflicts:
+        raise _refusal(meeting.title, conflicts)
+    meeting.bridge_id, meeting.conference_number = choice.bridge.id, choice.conference_number
+    session.add(meeting)
+    booking.insert_guarded(session, settings, lambda: _write_occurrences(session, meeting, plans, []), scheduled,
+                           meeting.title)
+
+
+def _require_open(meeting: Meeting) -> None:
+    if meeting.status is MeetingStatus.cancelled:
+        raise Invalid("the meeting is cancelled", code="meeting_cancelled")
+
+
+def edit_meeting(session: Session, settings: Settings, principal: Principal, meeting: Meeting, data: MeetingUpdate,
+                 *, now: datetime | None = None) -> BookResult:
+    """Whole-series edit (SPEC rules 5, 6): re-checks against everything except the meeting itself.
+
+    Occurrences are matched to the new recurrence by their original local date, so ids stay stable;
+    exceptions keep their own time, room, participants and status; plain occurrences that the new
+    rule no longer produces are deleted. The SEQUENCE is bumped. Nothing changes on a conflict.
+
+    Raises: Forbidden, Invalid, BookingConflict (like :func:`book_meeting`).
+    """
+    principal.require_role(*WRITERS)
+    _require_open(meeting)
+    now = now or utc_now()
+    zone = ZoneInfo(meeting.timezone)
+    changes = data.model_dump(exclude_unset=True)
+    start = changes.get("start") or meeting.dtstart
+    end = changes.get("end") or (as_utc(start, zone) + timedelta(minutes=meeting.duration_minutes)
+                                 if "start" in changes else meeting.dtstart + timedelta(minutes=meeting.duration_minutes))
+    lead = meeting.check_lead_minutes if data.check_lead_minutes is None else data.check_lead_minutes
+    teardown = meeting.teardown_minutes if data.teardown_minutes is None else data.teardown_minutes
+    timing = _timing(settings, principal, start=start, end=end, zone=zone, now=now, check_lead_minutes=lead,
+                     teardown_minutes=teardown, past_ok="start" not in changes)
+    rrule = meeting.rrule if data.rrule is None else (_normalised_rrule(data.rrule))
+    exdates = ([datetime.fromisoformat(d) for d in meeting.exdates] if data.exdates is None
+               else [as_utc(d, zone) for d in data.exdates])
+    until = meeting.materialized_until if rrule and meeting.materialized_until else None
+    starts, materialized_until = _series_starts(settings, timing, rrule, exdates, now=now, until=until)
+
+    if any(k in changes for k in ("chair_room_id", "participant_room_ids", "participant_endpoint_ids")):
+        chair = data.chair_room_id or meeting.chair_room_id
+        current = participant_ids(session, meeting.id)
+        if data.participant_room_ids is None and data.participant_endpoint_ids is None:
+            room_ids, endpoint_ids = [], [e for e in current if e not in _room_endpoints(session, chair)]
+        else:
+            room_ids, endpoint_ids = data.participant_room_ids or [], data.participant_endpoint_ids or []
+        participants = booking.resolve_participants(session, chair_room_id=chair, room_ids=room_ids,
+                                                    endpoint_ids=endpoint_ids)
+        session.execute(sa.delete(MeetingParticipant).where(MeetingParticipant.meeting_id == meeting.id))
+        session.add_all(MeetingParticipant(meeting_id=meeting.id, endpoint_id=e) for e in participants.endpoint_ids)
+        meeting.chair_room_id = chair
+    else:
+        participants = _meeting_participants(session, meeting)
+
+    booking.delete_bookings(session, meeting_id=meeting.id)
+    existing = list(session.exec(select(Occurrence).where(Occurrence.meeting_id == meeting.id)).all())
+    by_date = {o.recurrence_id.astimezone(zone).date(): o for o in existing}
+    plans: list[Plan] = []
+    kept: set[int] = set()
+    for s in starts:
+        occ = by_date.get(s.astimezone(zone).date())
+        if occ is not None and occ.is_exception:
+            kept.add(occ.id)
+            continue
+        if occ is not None:
+            kept.add(occ.id)
+            occ.recurrence_id, occ.start, occ.end = s, s, s + timing.duration
+        plans.append(booking.make_plan(s, s + timing.duration, s, participants, check_lead_minutes=lead,
+                                       teardown_minutes=teardown, occurrence=occ))
+    for occ in existing:
+        if occ.id not in kept and not occ.is_exception:
+            session.delete(occ)
+        elif occ.is_exception:
+            plans.append(booking.make_plan(occ.start, occ.end, occ.recurrence_id,
+                                           _occurrence_participants(session, meeting, occ, participants),
+                                           check_lead_minutes=lead, teardown_minutes=teardown, occurrence=occ))
+    session.flush()
+    _require_no_self_overlap([p for p in plans if p.occurrence is None
+                              or p.occurrence.status is OccurrenceStatus.scheduled])
+
+    for key in ("title", "description"):
+        if changes.get(key) is not None:
+            setattr(meeting, key, changes[key])
+    if data.status is not None:
+        meeting.status = MeetingStatus(data.status)
+    meeting.dtstart, meeting.duration_minutes = timing.start, int(timing.duration.total_seconds() // 60)
+    meeting.check_lead_minutes, meeting.teardown_minutes = lead, teardown
+    meeting.rrule, meeting.exdates = rrule, [d.isoformat() for d in exdates]
+    meeting.materialized_until = materialized_until
+    meeting.sequence += 1
+    meeting.updated_by, meeting.updated_at = principal.user_id, now
+    _rebook(session, settings, meeting, plans, bridge_id=data.bridge_id if data.bridge_id is not None
+            else meeting.bridge_id)
+    audit(session, principal, "meeting.updated", meeting_id=meeting.id, fields=sorted(changes))
+    session.flush()
+    count = session.exec(select(func.count()).select_from(Occurrence).where(
+        Occurrence.meeting_id == meeting.id, Occurrence.status == OccurrenceStatus.scheduled)).one()
+    return BookResult(meeting, count, [], booking.holiday_warnings(plans, zone))
+
+
+def _room_endpoints(session: Session, room_id: int) -> set[int]:
+    return set(session.exec(select(Endpoint.id).where(Endpoint.room_id == room_id)).all())
+
+
+def cancel_meeting(session: Session, principal: Principal, meeting: Meeting, *, now: datetime | None = None) -> Meeting:
+    """Cancel the whole meeting; every booking is freed at once (SPEC rule 6). SEQUENCE bumps."""
+    principal.require_role(*WRITERS)
+    _require_open(meeting)
+    now = now or utc_now()
+    booking.delete_bookings(session, meeting_id=meeting.id)
+    meeting.status = MeetingStatus.cancelled
+    meeting.cancelled_by, meeting.cancelled_at = principal.user_id, now
+    meeting.updated_by, meeting.updated_at = principal.user_id, now
+    meeting.sequence += 1
+    session.add(meeting)
+    audit(session, principal, "meeting.cancelled", meeting_id=meeting.id)
+    session.flush()
+    return meeting
+
+
+def cancel_occurrence(session: Session, principal: Principal, meeting: Meeting, occ: Occurrence,
+                      *, now: datetime | None = None) -> Occurrence:
+    """Cancel one occurrence (an exception kept by later series edits); frees its bookings at once."""
+    principal.require_role(*WRITERS)
+    _require_open(meeting)
+    now = now or utc_now()
+    booking.delete_bookings(session, occurrence_id=occ.id)
+    occ.status, occ.is_exception, occ.updated_at = OccurrenceStatus.cancelled, True, now
+    meeting.sequence += 1
+    meeting.updated_by, meeting.updated_at = principal.user_id, now
+    session.add_all([occ, meeting])
+    audit(session, principal, "occurrence.cancelled", meeting_id=meeting.id, occurrence_id=occ.id,
+          start=occ.start)
+    session.flush()
+    return occ
+
+
+def edit_occurrence(session: Session, settings: Settings, principal: Principal, meeting: Meeting, occ: Occurrence,
+                    data: OccurrenceUpdate, *, now: datetime | None = None) -> dict[str, Any]:
+    """Move one occurrence or change its chair room / participants; it becomes an exception.
+
+    Re-checked against everything except itself, on the meeting's bridge with its conference number
+    (SPEC rule 6). Raises Forbidden, Invalid, BookingConflict.
+    """
+    principal.require_role(*WRITERS)
+    _require_open(meeting)
+    if occ.status is OccurrenceStatus.cancelled:
+        raise Invalid("the occurrence is cancelled", code="occurrence_cancelled")
+    now = now or utc_now()
+    zone = ZoneInfo(meeting.timezone)
+    changes = data.model_dump(exclude_unset=True)
+    start = changes.get("start") or occ.start
+    end = changes.get("end") or (as_utc(start, zone) + (occ.end - occ.start))
+    timing = _timing(settings, principal, start=start, end=end, zone=zone, now=now,
+                     check_lead_minutes=meeting.check_lead_minutes, teardown_minutes=meeting.teardown_minutes,
+                     past_ok="start" not in changes)
+    default = _meeting_participants(session, meeting)
+    if any(k in changes for k in ("chair_room_id", "participant_room_ids", "participant_endpoint_ids")):
+        chair = data.chair_room_id or occ.chair_room_id or meeting.chair_room_id
+        if data.participant_room_ids is None and data.participant_endpoint_ids is None:
+            current = _occurrence_participants(session, meeting, occ, default)
+            room_ids, endpoint_ids = [], [e for e in current.endpoint_ids
+                                          if e not in _room_endpoints(session, current.chair_room_id)]
+        else:
+            room_ids, endpoint_ids = data.participant_room_ids or [], data.participant_endpoint_ids or []
+        participants = booking.resolve_participants(session, chair_room_id=chair, room_ids=room_ids,
+                                                    endpoint_ids=endpoint_ids)
+        session.execute(sa.delete(OccurrenceParticipant).where(OccurrenceParticipant.occurrence_id == occ.id))
+        session.add_all(OccurrenceParticipant(occurrence_id=occ.id, endpoint_id=e) for e in participants.endpoint_ids)
+        occ.chair_room_id, occ.participants_overridden = chair, True
+    else:
+        participants = _occurrence_participants(session, meeting, occ, default)
+    booking.delete_bookings(session, occurrence_id=occ.id)
+    occ.start, occ.end = timing.start, timing.start + timing.duration
+    occ.is_exception, occ.updated_at = True, now
+    plan = booking.make_plan(occ.start, occ.end, occ.recurrence_id, participants,
+                             check_lead_minutes=meeting.check_lead_minutes,
+                             teardown_minutes=meeting.teardown_minutes, occurrence=occ)
+    siblings = session.exec(select(Occurrence).where(Occurrence.meeting_id == meeting.id, Occurrence.id != occ.id,
+                                                     Occurrence.status == OccurrenceStatus.scheduled)).all()
+    for sibling in siblings:
+        other = booking.make_plan(sibling.start, sibling.end, sibling.recurrence_id, participants,
+                                  check_lead_minutes=meeting.check_lead_minutes,
+                                  teardown_minutes=meeting.teardown_minutes)
+        if other.window.overlaps(plan.window):
+            raise Invalid("the moved occurrence would overlap another occurrence of the series",
+                          code="occurrences_overlap")
+    names = Names(session)
+    booking.resource_conflicts(session, settings, [plan], names)
+    choice = booking.choose_bridge(session, settings, [plan], names, bridge_id=meeting.bridge_id,
+                                   keep_number=meeting.conference_number)
+    if choice.conference_number != meeting.conference_number:
+        plan.conflicts.append({**_bridge_item(choice, plan, settings), "reason": "conference number in use"})
+    plan.conflicts += choice.conflicts.get(0, [])
+    if plan.conflicts:
+        raise _refusal(meeting.title, plan.conflicts)
+    meeting.sequence += 1
+    meeting.updated_by, meeting.updated_at = principal.user_id, now
+    session.add_all([occ, meeting])
+    booking.insert_guarded(session, settings, lambda: _write_occurrences(session, meeting, [plan], []), [plan],
+                           meeting.title)
+    audit(session, principal, "occurrence.updated", meeting_id=meeting.id, occurrence_id=occ.id,
+          fields=sorted(changes))
+    session.flush()
+    return occurrence_public(occ, meeting, participants.endpoint_ids)
+
+
+def _bridge_item(choice: booking.BridgeChoice, plan: Plan, settings: Settings) -> dict[str, Any]:
+    zone = settings.zone
+    return {"resource_kind": "bridge", "resource_id": choice.bridge.id, "resource_name": choice.bridge.name,
+            "meeting_id": None, "meeting_title": None, "occurrence_id": None, "maintenance_id": None,
+            "window_start": plan.window.start, "window_end": plan.window.end,
+            "window_start_local": plan.window.start.astimezone(zone).replace(tzinfo=None),
+            "window_end_local": plan.window.end.astimezone(zone).replace(tzinfo=None),
+            "requested_start": plan.start, "requested_occurrence_id": plan.occurrence.id if plan.occurrence else None}
+
+
+# ---------------------------------------------------------------- series horizon
+
+def extend_series(session: Session, settings: Settings, *, now: datetime | None = None) -> dict[int, dict[str, int]]:
+    """Materialise open series up to ``now + series_horizon_days`` (run daily by a job or the CLI).
+
+    New occurrences that collide are recorded as cancelled exceptions and audited (a job cannot ask
+    anyone). Returns ``{meeting_id: {"booked": n, "skipped": m}}`` for the meetings extended.
+    """
+    now = now or utc_now()
+    horizon = now + timedelta(days=settings.series_horizon_days)
+    report: dict[int, dict[str, int]] = {}
+    meetings = session.exec(select(Meeting).where(Meeting.rrule.is_not(None), Meeting.status != MeetingStatus.cancelled,
+                                                  Meeting.materialized_until < horizon).order_by(Meeting.id)).all()
+    for meeting in meetings:
+        zone = ZoneInfo(meeting.timezone)
+        ex = frozenset(datetime.fromisoformat(d) for d in meeting.exdates)
+        starts = recurrence.expand(meeting.rrule, meeting.dtstart, zone, until_utc=horizon, exdates_utc=ex)
+        new = [s for s in starts if s >= meeting.materialized_until]
+        participants = _meeting_participants(session, meeting)
+        duration = timedelta(minutes=meeting.duration_minutes)
+        plans = [booking.make_plan(s, s + duration, s, participants, check_lead_minutes=meeting.check_lead_minutes,
+                                   teardown_minutes=meeting.teardown_minutes) for s in new]
+        names = Names(session)
+        booking.resource_conflicts(session, settings, plans, names)
+        if meeting.bridge_id is not None and plans:
+            choice = booking.choose_bridge(session, settings, plans, names, bridge_id=meeting.bridge_id,
+                                           keep_number=meeting.conference_number)
+            for i, plan in enumerate(plans):
+                plan.conflicts += choice.conflicts.get(i, [])
+                if choice.conference_number != meeting.conference_number:
+                    plan.conflicts.append(_bridge_item(choice, plan, settings))
+        skipped: list[dict[str, Any]] = []
+        booking.insert_guarded(session, settings, lambda m=meeting, p=plans, s=skipped: _write_occurrences(
+            session, m, p, s), [p for p in plans if not p.conflicts], meeting.title)
+        meeting.materialized_until = horizon
+        session.add(meeting)
+        audit(session, None, "series.extended", meeting_id=meeting.id, until=horizon,
+              skipped=[s["start"] for s in skipped])
+        report[meeting.id] = {"booked": len(plans) - len(skipped), "skipped": len(skipped)}
+    session.flush()
+    return report
+
+
+# ---------------------------------------------------------------- maintenance
+
+def create_maintenance(session: Session, settings: Settings, principal: Principal, endpoint: Endpoint, room: Room,
+                       *, start: datetime, end: datetime, note: str, now: datetime | None = None) -> MaintenanceWindow:
+    """Take an endpoint out of service for ``[start, end)``; the window is a booking (SPEC rule 4).
+
+    Admin and secretariat anywhere, operators in their units. Windows longer than the largest
+    booking window are stored as consecutive bookings so overlap queries stay bounded.
+
+    Raises: Forbidden, Invalid (end_not_after_start), BookingConflict (meetings booked then).
+    """
+    if principal.role not in (*WRITERS, Role.operator):
+        principal.require_role(*WRITERS, Role.operator)
+    principal.require_unit(room.unit_id)
+    zone = settings.zone
+    start_utc, end_utc = as_utc(start, zone), as_utc(end, zone)
+    if end_utc <= start_utc:
+        raise Invalid("end must be after start", code="end_not_after_start")
+    step = booking.max_window(settings)
+    chunks: list[Window] = []
+    cursor = start_utc
+    while cursor < end_utc:
+        chunks.append(Window(cursor, min(cursor + step, end_utc)))
+        cursor = chunks[-1].end
+    participants = Participants(chair_room_id=room.id, endpoint_ids=[endpoint.id], room_ids=[])
+    plans = [Plan(start=c.start, end=c.end, recurrence_id=c.start, participants=participants, window=c)
+             for c in chunks]
+    names = Names(session)
+    booking.resource_conflicts(session, settings, plans, names)
+    conflicts = [c for p in plans for c in p.conflicts]
+    if conflicts:
+        raise BookingConflict(f"{endpoint.name}: maintenance collides with {len(conflicts)} booking(s)", conflicts)
+    window = MaintenanceWindow(endpoint_id=endpoint.id, start=start_utc, end=end_utc, note=note,
+                               created_by=principal.user_id, created_at=now or utc_now())
+
+    def write() -> None:
+        session.add(window)
+        session.flush()
+        session.execute(sa.insert(Booking), [
+            {"meeting_id": None, "occurrence_id": None, "maintenance_id": window.id,
+             "resource_kind": ResourceKind.endpoint, "resource_id": endpoint.id, "window_start": c.start,
+             "window_end": c.end, "ports": 0, "conference_number": None} for c in chunks])
+        session.flush()
+
+    booking.insert_guarded(session, settings, write, plans, f"maintenance of {endpoint.name}")
+    audit(session, principal, "maintenance.created", meeting_id=None, endpoint_id=endpoint.id, start=start_utc,
+          end=end_utc)
+    session.flush()
+    return window
+
