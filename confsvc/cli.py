@@ -70,8 +70,8 @@ class _UnitOfWork:
 
 
 @db_app.command("upgrade")
-def db_upgrade(revision: str = "head") -> None:
-    """Create or upgrade the schema to REVISION (default: head)."""
+def db_upgrade(revision: str = "heads") -> None:
+    """Create or upgrade the schema to REVISION (default: every head)."""
     from confsvc.migrate import upgrade
 
     settings = get_settings()

@@ -24,8 +24,8 @@ def alembic_config(url: str) -> Config:
     return config
 
 
-def upgrade(url: str, revision: str = "head") -> None:
-    """Apply migrations up to ``revision`` on the database at ``url``."""
+def upgrade(url: str, revision: str = "heads") -> None:
+    """Apply migrations up to ``revision`` (default: every head) on the database at ``url``."""
     command.upgrade(alembic_config(url), revision)
 
 
@@ -33,16 +33,14 @@ def downgrade(url: str, revision: str) -> None:
     command.downgrade(alembic_config(url), revision)
 
 
-def head_revision() -> str:
-    heads = ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads()
-    if len(heads) != 1:
-        raise RuntimeError(f"migrations have {len(heads)} heads: {heads}")
-    return heads[0]
+def head_revisions() -> frozenset[str]:
+    """The code's migration heads (one per independent branch, e.g. per domain)."""
+    return frozenset(ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads())
 
 
-def current_revision(engine: Engine) -> str | None:
+def current_revisions(engine: Engine) -> frozenset[str]:
     with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+        return frozenset(MigrationContext.configure(conn).get_current_heads())
 
 
 def assert_migrated(engine: Engine) -> None:
@@ -51,10 +49,10 @@ def assert_migrated(engine: Engine) -> None:
     Raises:
         NotMigrated: with the command that fixes it.
     """
-    current, head = current_revision(engine), head_revision()
-    if current != head:
+    current, heads = current_revisions(engine), head_revisions()
+    if current != heads:
         where = engine.url.render_as_string(hide_password=True)
         raise NotMigrated(
-            f"Database {where} is at migration {current or '(empty)'}, the code needs {head}. "
-            f"Run `confsvc db upgrade` first."
+            f"Database {where} is at migration {', '.join(sorted(current)) or '(empty)'}, the code needs "
+            f"{', '.join(sorted(heads))}. Run `confsvc db upgrade` first."
         )
