@@ -1,0 +1,164 @@
+"""Domain events: an outbox written in the same transaction as the change that causes it, published
+to in-process subscribers after that transaction commits.
+
+Each event gets a monotonic ``id`` (the outbox's primary key): a live client resumes with
+``?since=<id>`` (SPEC "Live channel"). Ids must become visible in increasing order, or a client
+resuming after id 6 could miss a late-committing id 5. SQLite serialises writers already
+(``BEGIN IMMEDIATE``); on PostgreSQL :func:`record` first takes a transaction-scoped advisory lock,
+so event-writing transactions commit in id order. A rolled-back transaction publishes nothing.
+
+The wire shape (SPEC): ``{"id": int, "type": str, "at": ISO-8601 UTC, "data": {...}}``; the
+``room_ids``/``unit_ids`` an event concerns travel beside it for routing and never reach clients.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event as sa_event
+from sqlmodel import Field, Session, SQLModel, select
+
+from confsvc.clock import utc_now
+from confsvc.db import UTCDateTime
+
+log = logging.getLogger(__name__)
+
+#: SPEC "Live channel" message types.
+EVENT_TYPES = frozenset({
+    "meeting.scheduled", "meeting.updated", "meeting.cancelled", "meeting.reminder", "meeting.started",
+    "meeting.ended", "join.instructions", "readiness.changed", "endpoint.status", "call.connected",
+    "call.disconnected",
+})
+#: pg_advisory_xact_lock key serialising event writers on PostgreSQL ("confsvc" in ASCII, truncated).
+EVENTS_LOCK_KEY = 0x636F6E66737663
+_PENDING = "confsvc_pending_events"
+
+_rooms = sa.table("rooms", sa.column("id", sa.Integer), sa.column("unit_id", sa.Integer))
+_units = sa.table("units", sa.column("id", sa.Integer), sa.column("parent_id", sa.Integer))
+
+
+class Event(SQLModel, table=True):
+    """One outbox row. ``room_ids``/``unit_ids`` (unit ids include every ancestor) route it to channels."""
+
+    __tablename__ = "events"
+
+    id: int | None = Field(default=None, primary_key=True)
+    type: str = Field(max_length=40)
+    at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime, index=True)
+    data: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
+    room_ids: list[int] = Field(default_factory=list, sa_type=sa.JSON)
+    unit_ids: list[int] = Field(default_factory=list, sa_type=sa.JSON)
+
+
+@dataclass(frozen=True)
+class Published:
+    """An event as handed to subscribers: the client message plus its routing keys."""
+
+    message: dict[str, Any]
+    room_ids: frozenset[int] = field(default_factory=frozenset)
+    unit_ids: frozenset[int] = field(default_factory=frozenset)
+
+
+def to_published(event: Event) -> Published:
+    return Published(
+        message={"id": event.id, "type": event.type, "at": event.at.isoformat().replace("+00:00", "Z"),
+                 "data": event.data},
+        room_ids=frozenset(event.room_ids), unit_ids=frozenset(event.unit_ids))
+
+
+def units_with_ancestors(session: Session, room_ids: Iterable[int], unit_ids: Iterable[int] = ()) -> list[int]:
+    """The units of ``room_ids`` plus ``unit_ids``, each with every ancestor (recursive CTE), sorted."""
+    room_ids, unit_ids = list(room_ids), list(unit_ids)
+    seed = set(unit_ids)
+    if room_ids:
+        seed |= set(session.exec(sa.select(_rooms.c.unit_id).where(_rooms.c.id.in_(room_ids))).scalars())
+    if not seed:
+        return []
+    tree = sa.select(_units.c.id, _units.c.parent_id).where(_units.c.id.in_(seed)).cte("up", recursive=True)
+    parent = _units.alias("parent")
+    tree = tree.union_all(sa.select(parent.c.id, parent.c.parent_id).where(parent.c.id == tree.c.parent_id))
+    return sorted(set(session.exec(sa.select(tree.c.id)).scalars()))
+
+
+def record(session: Session, type: str, data: dict[str, Any], *, room_ids: Iterable[int] = (),
+           unit_ids: Iterable[int] = (), at: datetime | None = None) -> Event:
+    """Write an event into the outbox inside the caller's transaction; it is published after commit.
+
+    Args:
+        type: one of :data:`EVENT_TYPES`.
+        data: JSON-serialisable payload (ids, UTC ISO-8601 times; never ORM objects).
+        room_ids: rooms the event concerns; their units and all ancestors are added to ``unit_ids``.
+        unit_ids: further units the event concerns (ancestors added too).
+
+    Raises:
+        ValueError: unknown ``type``.
+    """
+    if type not in EVENT_TYPES:
+        raise ValueError(f"unknown event type {type!r}")
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": EVENTS_LOCK_KEY})
+    rooms = sorted(set(room_ids))
+    event = Event(type=type, data=data, room_ids=rooms, unit_ids=units_with_ancestors(session, rooms, unit_ids),
+                  at=at or utc_now())
+    session.add(event)
+    session.flush()
+    session.info.setdefault(_PENDING, []).append(to_published(event))
+    return event
+
+
+def replay(session: Session, after_id: int, *, limit: int = 1000) -> list[Published]:
+    """Events with ``id > after_id`` in id order, at most ``limit``."""
+    rows = session.exec(select(Event).where(Event.id > after_id).order_by(Event.id).limit(limit)).all()
+    return [to_published(e) for e in rows]
+
+
+def oldest_id(session: Session) -> int | None:
+    return session.exec(select(sa.func.min(Event.id))).one()
+
+
+def latest_id(session: Session) -> int:
+    return session.exec(select(sa.func.max(Event.id))).one() or 0
+
+
+def prune(session: Session, older_than: datetime) -> int:
+    """Delete events recorded before ``older_than`` (UTC). Returns how many were deleted."""
+    result = session.execute(sa.delete(Event).where(Event.at < older_than))
+    return result.rowcount or 0
+
+
+# ---------------------------------------------------------------- publishing after commit
+
+Subscriber = Callable[[list[Published]], None]
+_subscribers: list[Subscriber] = []
+
+
+def subscribe(callback: Subscriber) -> None:
+    """Call ``callback(events)`` after every commit that recorded events, in the committing thread."""
+    _subscribers.append(callback)
+
+
+def unsubscribe(callback: Subscriber) -> None:
+    if callback in _subscribers:
+        _subscribers.remove(callback)
+
+
+@sa_event.listens_for(Session, "after_commit")
+def _after_commit(session: Session) -> None:
+    pending = session.info.pop(_PENDING, None)
+    if not pending:
+        return
+    for callback in list(_subscribers):
+        try:
+            callback(pending)
+        except Exception:  # a broken subscriber must not undo or block a committed change
+            log.exception("event subscriber %r failed", callback)
+
+
+@sa_event.listens_for(Session, "after_rollback")
+def _after_rollback(session: Session) -> None:
+    session.info.pop(_PENDING, None)
