@@ -310,10 +310,12 @@ def test_public_holiday_is_a_warning(session: Session, settings: Settings):
     assert [(w["code"], w["date"]) for w in result.warnings] == [("public_holiday", date(year, 9, 2))]
 
 
+@pytest.mark.postgresql_only
 def test_database_refuses_overlapping_endpoint_bookings(session: Session, backend: str):
-    """SPEC rule 7: on PostgreSQL the exclusion constraint, not Python, keeps the promise."""
-    if backend != "postgresql":
-        pytest.skip("exclusion constraints exist on PostgreSQL only; SQLite serialises writers instead")
+    """SPEC rule 7: on PostgreSQL the exclusion constraint, not Python, keeps the promise.
+
+    SQLite has no exclusion constraint; there ``BEGIN IMMEDIATE`` serialises writers, which the race
+    test covers on both backends."""
     make_bridge(session)
     room = make_room(session)
     make_endpoint(session, room)
