@@ -8,6 +8,7 @@ or rely on constraints.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -55,6 +56,18 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def enum_column(enum_cls: type[enum.Enum], default: enum.Enum | None = None) -> sa.Column:
+    """A NOT NULL column holding an enum's plain ``value`` with a CHECK constraint on both backends
+    (no native PostgreSQL enum type, so adding a member is a plain migration)."""
+    return sa.Column(
+        sa.Enum(enum_cls, native_enum=False, length=20, values_callable=lambda e: [m.value for m in e],
+                create_constraint=True, name=enum_cls.__name__.lower()),
+        nullable=False,
+        default=default,
+        server_default=default.value if default is not None else None,
+    )
 
 
 def is_sqlite(url: str) -> bool:

@@ -16,17 +16,8 @@ import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
 from confsvc.clock import utc_now
-from confsvc.db import UTCDateTime
+from confsvc.db import UTCDateTime, enum_column
 
-
-def _enum_column(enum_cls: type[enum.Enum], default: enum.Enum) -> sa.Column:
-    return sa.Column(
-        sa.Enum(enum_cls, native_enum=False, length=20, values_callable=lambda e: [m.value for m in e],
-                create_constraint=True, name=enum_cls.__name__.lower()),
-        nullable=False,
-        default=default,
-        server_default=default.value,
-    )
 
 
 class MeetingStatus(str, enum.Enum):
@@ -68,7 +59,7 @@ class Meeting(SQLModel, table=True):
     bridge_id: int | None = Field(default=None, foreign_key="bridges.id", index=True, ondelete="RESTRICT")
     conference_number: int | None = None
     pin: str = Field(default="", max_length=20)
-    status: MeetingStatus = Field(sa_column=_enum_column(MeetingStatus, MeetingStatus.confirmed))
+    status: MeetingStatus = Field(sa_column=enum_column(MeetingStatus, MeetingStatus.confirmed))
     check_lead_minutes: int = 60
     teardown_minutes: int = 0
     timezone: str = Field(default="Asia/Ho_Chi_Minh", max_length=64)
@@ -115,7 +106,7 @@ class Occurrence(SQLModel, table=True):
     recurrence_id: datetime = Field(sa_type=UTCDateTime)
     start: datetime = Field(sa_type=UTCDateTime)
     end: datetime = Field(sa_type=UTCDateTime)
-    status: OccurrenceStatus = Field(sa_column=_enum_column(OccurrenceStatus, OccurrenceStatus.scheduled))
+    status: OccurrenceStatus = Field(sa_column=enum_column(OccurrenceStatus, OccurrenceStatus.scheduled))
     chair_room_id: int | None = Field(default=None, foreign_key="rooms.id", ondelete="RESTRICT")
     participants_overridden: bool = False
     is_exception: bool = False
@@ -166,7 +157,7 @@ class Booking(SQLModel, table=True):
     occurrence_id: int | None = Field(default=None, foreign_key="occurrences.id", index=True, ondelete="CASCADE")
     maintenance_id: int | None = Field(default=None, foreign_key="maintenance_windows.id", index=True,
                                        ondelete="CASCADE")
-    resource_kind: ResourceKind = Field(sa_column=_enum_column(ResourceKind, ResourceKind.endpoint))
+    resource_kind: ResourceKind = Field(sa_column=enum_column(ResourceKind, ResourceKind.endpoint))
     resource_id: int
     window_start: datetime = Field(sa_type=UTCDateTime)
     window_end: datetime = Field(sa_type=UTCDateTime)
@@ -186,3 +177,38 @@ class AuditEntry(SQLModel, table=True):
     occurrence_id: int | None = Field(default=None)
     at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
     details: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
+
+
+# ---------------------------------------------------------------- live channel (issue 4)
+
+class ReadinessState(str, enum.Enum):
+    """SPEC "Readiness" (sẵn sàng): per site (room) per occurrence."""
+
+    not_checked = "not_checked"
+    ready = "ready"
+    problem = "problem"
+    connected = "connected"
+
+
+class SiteReadiness(SQLModel, table=True):
+    """A site's readiness for one occurrence. No row means ``not_checked``."""
+
+    __tablename__ = "readiness"
+
+    occurrence_id: int = Field(foreign_key="occurrences.id", primary_key=True, ondelete="CASCADE")
+    room_id: int = Field(foreign_key="rooms.id", primary_key=True, index=True, ondelete="CASCADE")
+    state: ReadinessState = Field(sa_column=enum_column(ReadinessState, ReadinessState.not_checked))
+    note: str = Field(default="", max_length=500)
+    updated_by: int | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
+    updated_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
+
+
+class SchedulerMark(SQLModel, table=True):
+    """A notice the scheduler has sent: the primary key (occurrence_id, kind) makes it exactly once,
+    even with several processes running the scheduler (the insert that wins sends it)."""
+
+    __tablename__ = "scheduler_marks"
+
+    occurrence_id: int = Field(foreign_key="occurrences.id", primary_key=True, ondelete="CASCADE")
+    kind: str = Field(max_length=30, primary_key=True)
+    at: datetime = Field(sa_type=UTCDateTime)

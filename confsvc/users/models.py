@@ -5,11 +5,10 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
 from confsvc.clock import utc_now
-from confsvc.db import UTCDateTime
+from confsvc.db import UTCDateTime, enum_column
 
 
 class Role(str, enum.Enum):
@@ -28,13 +27,7 @@ class User(SQLModel, table=True):
     username: str = Field(max_length=80, unique=True)
     full_name: str = Field(default="", max_length=200)
     email: str | None = Field(default=None, max_length=254)
-    role: Role = Field(
-        sa_column=sa.Column(
-            sa.Enum(Role, native_enum=False, length=20, values_callable=lambda e: [m.value for m in e],
-                    create_constraint=True, name="role"),
-            nullable=False,
-        )
-    )
+    role: Role = Field(sa_column=enum_column(Role))
     password_hash: str = Field(max_length=255)
     active: bool = Field(default=True)
     created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
