@@ -51,6 +51,11 @@ class Settings(BaseSettings):
     working_hours_end: time = Field(time(17, 0), description="Free-slot search: latest local end of a meeting.")
     working_weekdays: str = Field("0,1,2,3,4", description="Free-slot search: local weekdays, 0 = Monday.")
     slot_step_minutes: int = Field(15, gt=0, description="Free-slot search: granularity of proposed starts.")
+    late_join_minutes: int = Field(5, ge=0, description="Usage statistics: a site whose first connection comes "
+                                   "later than start + this is a late join (working hours above also define "
+                                   "room utilisation).")
+    call_clock_skew_minutes: int = Field(5, ge=0, description="Call records: a report time may be at most this "
+                                         "far in the future (device clock skew); later is refused.")
     pin_digits: int = Field(6, ge=4, le=12, description="Length of generated meeting PINs.")
 
     # Calendar (SPEC "Calendar"): invites and subscription feeds.

@@ -28,6 +28,7 @@ from confsvc.endpoints.routes import router as endpoints_router
 from confsvc.errors import ConfsvcError, PayloadTooLarge
 from confsvc.migrate import assert_migrated
 from confsvc.notify.routes import router as notify_router
+from confsvc.stats.routes import router as stats_router
 from confsvc.scheduling.routes import router as scheduling_router
 from confsvc.users.routes import router as users_router
 from confsvc.web.pages import router as web_router
@@ -149,6 +150,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(endpoints_router)
     app.include_router(scheduling_router)
     app.include_router(notify_router)
+    app.include_router(stats_router)
     app.include_router(web_router)
     app.mount("/static", static_files(), name="static")
     return app

@@ -1,0 +1,335 @@
+"""Call records: accept connected/disconnected reports and manual attendance marks, keep one endpoint's
+periods non-overlapping, close open periods when their occurrence ends.
+
+Reports from several sources (the bridge's webhook and the endpoint's agent) describe the same
+connection; they are merged, never added (issue 6):
+
+* ``connected`` at ``t`` inside an existing period of the endpoint in that occurrence: a duplicate,
+  nothing changes. Before a later period of that occurrence: that period now starts at ``t`` (a late
+  report of the same connection). Otherwise a new open period ``[t, …)`` starts; an open period of
+  the endpoint in another occurrence is closed at ``min(t, that occurrence's end)``.
+* ``disconnected`` at ``t`` closes the endpoint's open period at ``min(t, occurrence end)`` when it
+  started before ``t``; otherwise (no open period: another source closed it already) nothing changes.
+* A manual mark ``[from, to)``, clipped to the occurrence's window, is united with every period of
+  the endpoint in the occurrence that it overlaps or touches.
+
+Every period lies inside its occurrence's window ``[start − check_lead, end)`` (the booking window
+without teardown). One write per endpoint at a time: the endpoint row is locked first
+(``SELECT … FOR UPDATE`` on PostgreSQL; SQLite's write transaction holds the database lock), and a
+partial unique index allows one open period per endpoint.
+
+Each change records ``call.connected`` / ``call.disconnected`` (``confsvc.events``) for the
+endpoint's room, in the same transaction. Services flush, never commit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, select
+
+from confsvc import events
+from confsvc.clock import as_utc, utc_now
+from confsvc.config import Settings
+from confsvc.endpoints.models import Endpoint, Room
+from confsvc.errors import Invalid, NotFound
+from confsvc.scheduling.models import (Booking, Meeting, MeetingParticipant, MeetingStatus, Occurrence,
+                                       OccurrenceParticipant, OccurrenceStatus, ResourceKind)
+from confsvc.stats.models import CallRecord
+from confsvc.stats.schemas import AttendanceMark, CallEventCreate, CallEventKind
+from confsvc.users.models import Role
+from confsvc.users.principal import Principal
+
+#: Who may post device reports (``POST /calls``).
+REPORTERS = (Role.admin, Role.secretariat)
+#: Who may mark attendance by hand (operators within their units).
+MARKERS = (Role.admin, Role.secretariat, Role.operator)
+
+
+@dataclass
+class CallOutcome:
+    """What a report did: ``record`` is the period it created or changed (None when nothing changed)."""
+
+    accepted: bool
+    occurrence_id: int
+    record: CallRecord | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class _Occ:
+    id: int
+    meeting_id: int
+    window_start: datetime
+    end: datetime
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def record_public(record: CallRecord) -> dict[str, Any]:
+    return {"id": record.id, "endpoint_id": record.endpoint_id, "occurrence_id": record.occurrence_id,
+            "connected_at": record.connected_at, "disconnected_at": record.disconnected_at, "source": record.source}
+
+
+# ---------------------------------------------------------------- lookups
+
+def _lock_endpoint(session: Session, endpoint_id: int) -> tuple[Endpoint, Room]:
+    """The endpoint (row-locked until commit) and its room. Raises NotFound."""
+    row = session.exec(select(Endpoint, Room).join(Room, Room.id == Endpoint.room_id)
+                       .where(Endpoint.id == endpoint_id).with_for_update(of=Endpoint)).first()
+    if row is None:
+        raise NotFound(f"endpoint {endpoint_id} not found", code="endpoint_not_found")
+    return row[0], row[1]
+
+
+def _occ(session: Session, occurrence_id: int) -> tuple[_Occ, bool]:
+    """The occurrence's window and whether it is cancelled (or its meeting is). Raises NotFound."""
+    row = session.exec(select(Occurrence, Meeting.check_lead_minutes, Meeting.status)
+                       .join(Meeting, Meeting.id == Occurrence.meeting_id)
+                       .where(Occurrence.id == occurrence_id)).first()
+    if row is None:
+        raise NotFound(f"occurrence {occurrence_id} not found", code="occurrence_not_found")
+    occ, lead, meeting_status = row
+    cancelled = occ.status is OccurrenceStatus.cancelled or meeting_status is MeetingStatus.cancelled
+    return _Occ(occ.id, occ.meeting_id, occ.start - timedelta(minutes=lead), occ.end), cancelled
+
+
+def _participates(session: Session, occurrence_id: int, endpoint_id: int) -> bool:
+    """Whether the endpoint is a participant of the occurrence (its own list if overridden, else the meeting's)."""
+    own = (select(OccurrenceParticipant.endpoint_id)
+           .join(Occurrence, Occurrence.id == OccurrenceParticipant.occurrence_id)
+           .where(OccurrenceParticipant.occurrence_id == occurrence_id, Occurrence.participants_overridden.is_(True),
+                  OccurrenceParticipant.endpoint_id == endpoint_id))
+    inherited = (select(MeetingParticipant.endpoint_id)
+                 .join(Occurrence, Occurrence.meeting_id == MeetingParticipant.meeting_id)
+                 .where(Occurrence.id == occurrence_id, Occurrence.participants_overridden.is_(False),
+                        MeetingParticipant.endpoint_id == endpoint_id))
+    return session.exec(select(sa.exists(sa.union_all(own, inherited)))).one()
+
+
+def _usable_occurrence(session: Session, occurrence_id: int, endpoint_id: int) -> _Occ:
+    """Raises NotFound, Invalid (``occurrence_cancelled``, ``not_a_participant``)."""
+    occ, cancelled = _occ(session, occurrence_id)
+    if cancelled:
+        raise Invalid(f"occurrence {occurrence_id} is cancelled", code="occurrence_cancelled")
+    if not _participates(session, occurrence_id, endpoint_id):
+        raise Invalid(f"endpoint {endpoint_id} does not take part in occurrence {occurrence_id}",
+                      code="not_a_participant")
+    return occ
+
+
+def _occurrence_at(session: Session, settings: Settings, endpoint_id: int, at: datetime) -> _Occ | None:
+    """The endpoint's booked occurrence whose ``[start − check_lead, end)`` contains ``at``.
+
+    Uses the endpoint's bookings (one per scheduled occurrence; SPEC rule 1 makes the answer unique),
+    scanning the bounded index range of ``scheduling.repository``.
+    """
+    window = timedelta(minutes=settings.max_booking_window_minutes)
+    occ_id = session.exec(
+        select(Booking.occurrence_id).join(Occurrence, Occurrence.id == Booking.occurrence_id)
+        .where(Booking.resource_kind == ResourceKind.endpoint, Booking.resource_id == endpoint_id,
+               Booking.window_start <= at, Booking.window_start > at - window, Occurrence.end > at)
+        .order_by(Booking.window_start.desc()).limit(1)).first()
+    return _occ(session, occ_id)[0] if occ_id is not None else None
+
+
+def _periods(session: Session, endpoint_id: int, occurrence_id: int) -> list[CallRecord]:
+    return list(session.exec(select(CallRecord).where(CallRecord.endpoint_id == endpoint_id,
+                                                      CallRecord.occurrence_id == occurrence_id)
+                             .order_by(CallRecord.connected_at)).all())
+
+
+def _open_period(session: Session, endpoint_id: int) -> CallRecord | None:
+    return session.exec(select(CallRecord).where(CallRecord.endpoint_id == endpoint_id,
+                                                 CallRecord.disconnected_at.is_(None))).first()
+
+
+def _event(session: Session, kind: str, record: CallRecord, room_id: int, meeting_id: int, **extra: Any) -> None:
+    events.record(session, kind, {
+        "call_record_id": record.id, "endpoint_id": record.endpoint_id, "room_id": room_id,
+        "occurrence_id": record.occurrence_id, "meeting_id": meeting_id,
+        "connected_at": _iso(record.connected_at), "disconnected_at": _iso(record.disconnected_at),
+        "source": record.source, **extra}, room_ids=[room_id])
+
+
+def _close(session: Session, record: CallRecord, at: datetime, occ_end: datetime, room_id: int, meeting_id: int,
+           now: datetime) -> None:
+    """Close ``record`` at ``min(at, occ_end)``; a period that would be empty is deleted."""
+    end = min(at, occ_end)
+    if end <= record.connected_at:
+        session.delete(record)
+        session.flush()
+        return
+    record.disconnected_at, record.updated_at = end, now
+    session.add(record)
+    session.flush()
+    _event(session, "call.disconnected", record, room_id, meeting_id)
+
+
+# ---------------------------------------------------------------- use cases
+
+def report_call(session: Session, settings: Settings, principal: Principal, data: CallEventCreate,
+                *, now: datetime | None = None) -> CallOutcome:
+    """Apply a ``connected``/``disconnected`` report (module docstring for the merge rules).
+
+    Admin and secretariat tokens (device-agent tokens are the lead's follow-up).
+
+    Raises:
+        Forbidden: another role.
+        NotFound: unknown endpoint or occurrence.
+        Invalid: ``at_in_future`` (beyond ``call_clock_skew_minutes``), ``no_occurrence`` (no occurrence of
+            the endpoint contains ``at``), ``occurrence_cancelled``, ``not_a_participant``,
+            ``outside_occurrence`` (a ``connected`` outside the given occurrence's window).
+    Events: ``call.connected`` or ``call.disconnected`` (and ``call.disconnected`` for an open period of
+    another occurrence it closes).
+    """
+    principal.require_role(*REPORTERS)
+    now = now or utc_now()
+    at = as_utc(data.at, settings.zone)
+    if at > now + timedelta(minutes=settings.call_clock_skew_minutes):
+        raise Invalid("the report is dated in the future", code="at_in_future")
+    endpoint, room = _lock_endpoint(session, data.endpoint_id)
+
+    if data.event is CallEventKind.disconnected:
+        open_ = _open_period(session, endpoint.id)
+        if data.occurrence_id is not None:
+            occ = _usable_occurrence(session, data.occurrence_id, endpoint.id)
+            if open_ is not None and open_.occurrence_id != occ.id:
+                open_ = None
+        elif open_ is not None:
+            occ = _occ(session, open_.occurrence_id)[0]
+        else:
+            occ = _occurrence_at(session, settings, endpoint.id, at)
+            if occ is None:
+                raise Invalid("no occurrence of this endpoint at that time", code="no_occurrence")
+        if open_ is None or at <= open_.connected_at:
+            return CallOutcome(False, occ.id, reason="no_open_call")
+        _close(session, open_, at, occ.end, room.id, occ.meeting_id, now)
+        return CallOutcome(True, occ.id, open_ if open_.disconnected_at else None)
+
+    if data.occurrence_id is not None:
+        occ = _usable_occurrence(session, data.occurrence_id, endpoint.id)
+        if not occ.window_start <= at < occ.end:
+            raise Invalid("the connection is outside the occurrence's window [start − check lead, end)",
+                          code="outside_occurrence")
+    else:
+        found = _occurrence_at(session, settings, endpoint.id, at)
+        if found is None:
+            raise Invalid("no occurrence of this endpoint at that time", code="no_occurrence")
+        occ = found
+    periods = _periods(session, endpoint.id, occ.id)
+    if any(p.connected_at <= at and (p.disconnected_at is None or at < p.disconnected_at) for p in periods):
+        return CallOutcome(False, occ.id, reason="duplicate")
+    other = _open_period(session, endpoint.id)
+    if other is not None and other.occurrence_id != occ.id:
+        other_occ = _occ(session, other.occurrence_id)[0]
+        _close(session, other, at, other_occ.end, room.id, other_occ.meeting_id, now)
+    later = [p for p in periods if p.connected_at > at]
+    if later:
+        record = later[0]
+        record.connected_at, record.updated_at = at, now
+    else:
+        record = CallRecord(endpoint_id=endpoint.id, occurrence_id=occ.id, connected_at=at, source=data.source,
+                            updated_at=now)
+    session.add(record)
+    session.flush()
+    _event(session, "call.connected", record, room.id, occ.meeting_id)
+    return CallOutcome(True, occ.id, record)
+
+
+def mark_attendance(session: Session, settings: Settings, principal: Principal, meeting: Meeting,
+                    occurrence: Occurrence, data: AttendanceMark, *, now: datetime | None = None) -> list[CallRecord]:
+    """Record by hand that a site was connected over ``[connected_from, connected_to)`` (when no device reports).
+
+    The period is clipped to the occurrence's window and united with the endpoint's periods it
+    overlaps or touches. Admin and secretariat anywhere; operators for rooms of their units.
+    Returns the resulting period of each endpoint (a room: each of its participating endpoints).
+
+    Raises:
+        Forbidden: role, or the room outside an operator's units.
+        NotFound: unknown room or endpoint.
+        Invalid: ``end_not_after_start``, ``outside_occurrence`` (nothing left after clipping),
+            ``occurrence_cancelled``, ``not_a_participant`` (the endpoint, or no endpoint of the room).
+    Events: ``call.connected`` and ``call.disconnected`` per endpoint whose periods changed.
+    """
+    principal.require_role(*MARKERS)
+    now = now or utc_now()
+    start, end = as_utc(data.connected_from, settings.zone), as_utc(data.connected_to, settings.zone)
+    if end <= start:
+        raise Invalid("connected_to must be after connected_from", code="end_not_after_start")
+    if data.endpoint_id is not None:
+        endpoint_ids = [data.endpoint_id]
+        room = session.exec(select(Room).join(Endpoint, Endpoint.room_id == Room.id)
+                            .where(Endpoint.id == data.endpoint_id)).first()
+        if room is None:
+            raise NotFound(f"endpoint {data.endpoint_id} not found", code="endpoint_not_found")
+    else:
+        room = session.get(Room, data.room_id)
+        if room is None:
+            raise NotFound(f"room {data.room_id} not found", code="room_not_found")
+        endpoint_ids = [e for e in session.exec(select(Endpoint.id).where(Endpoint.room_id == room.id)
+                                                .order_by(Endpoint.id)).all()
+                        if _participates(session, occurrence.id, e)]
+        if not endpoint_ids:
+            raise Invalid(f"no endpoint of room {room.id} takes part in occurrence {occurrence.id}",
+                          code="not_a_participant")
+    principal.require_unit(room.unit_id)
+    results: list[CallRecord] = []
+    for endpoint_id in endpoint_ids:
+        _lock_endpoint(session, endpoint_id)
+        occ = _usable_occurrence(session, occurrence.id, endpoint_id)
+        a, b = max(start, occ.window_start), min(end, occ.end)
+        if b <= a:
+            raise Invalid("the period is outside the occurrence's window [start − check lead, end)",
+                          code="outside_occurrence")
+        touching = [p for p in _periods(session, endpoint_id, occ.id)
+                    if p.connected_at <= b and (p.disconnected_at is None or p.disconnected_at >= a)]
+        first = touching[0] if touching else None
+        if first is not None and first.connected_at <= a and (first.disconnected_at is None
+                                                               or first.disconnected_at >= b):
+            results.append(first)  # already covered: nothing changes
+            continue
+        if touching:
+            record = touching[0]
+            ends = [p.disconnected_at for p in touching]
+            record.connected_at = min(a, record.connected_at)
+            record.disconnected_at = None if None in ends else max(b, *ends)
+            for extra in touching[1:]:
+                session.delete(extra)
+            session.flush()
+        else:
+            record = CallRecord(endpoint_id=endpoint_id, occurrence_id=occ.id, connected_at=a, disconnected_at=b,
+                                source="manual", created_by=principal.user_id)
+        record.updated_at = now
+        session.add(record)
+        session.flush()
+        _event(session, "call.connected", record, room.id, meeting.id, manual=True)
+        if record.disconnected_at is not None:
+            _event(session, "call.disconnected", record, room.id, meeting.id, manual=True)
+        results.append(record)
+    return results
+
+
+def close_open_records(session: Session, now: datetime) -> int:
+    """Close every open period whose occurrence has ended (``end <= now``) at that end, or whose occurrence
+    (or meeting) was cancelled at ``min(now, end)``. Called by the scheduler; returns how many were closed.
+
+    Events: ``call.disconnected`` per period closed.
+    """
+    rows = session.exec(
+        select(CallRecord, Occurrence, Meeting.status, Endpoint.room_id)
+        .join(Occurrence, Occurrence.id == CallRecord.occurrence_id)
+        .join(Meeting, Meeting.id == Occurrence.meeting_id)
+        .join(Endpoint, Endpoint.id == CallRecord.endpoint_id)
+        .where(CallRecord.disconnected_at.is_(None),
+               sa.or_(Occurrence.end <= now, Occurrence.status == OccurrenceStatus.cancelled,
+                      Meeting.status == MeetingStatus.cancelled))
+        .order_by(CallRecord.id)).all()
+    for record, occ, _status, room_id in rows:
+        _close(session, record, now, occ.end, room_id, occ.meeting_id, now)
+    return len(rows)

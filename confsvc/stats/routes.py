@@ -1,0 +1,124 @@
+"""Call records and usage statistics under ``/api/v1``: ``POST /calls``, manual attendance marks,
+``GET /stats/usage`` (JSON), ``/stats/usage.csv`` and ``/stats/usage.xlsx``.
+
+Routes parse, call one service function and shape the answer. Times in answers are UTC; naive times
+in requests are local (SPEC rule 9); report periods are local dates.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+
+from confsvc.config import Settings
+from confsvc.db import PathId, QueryId, SessionDep
+from confsvc.scheduling import service as scheduling
+from confsvc.stats import calls, export, schemas, usage
+from confsvc.users.deps import CurrentPrincipal
+
+router = APIRouter(prefix="/api/v1")
+
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def _settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+SettingsDep = Annotated[Settings, Depends(_settings)]
+
+
+def _answer(model: type[Any], data: Any) -> Response:
+    """Serialise inside the handler's thread hop (see ``scheduling.routes._answer``)."""
+    return Response(model.model_validate(data).model_dump_json(), media_type="application/json")
+
+
+@router.post("/calls", response_model=schemas.CallEventResult, tags=["calls"])
+def report_call(data: schemas.CallEventCreate, session: SessionDep, principal: CurrentPrincipal,
+                settings: SettingsDep):
+    """A call-record event (``connected``/``disconnected``) from a bridge webhook or a device agent.
+
+    Reports about one endpoint are merged: overlapping or repeated reports never count twice; a
+    repeat answers ``accepted: false`` (``duplicate``, ``no_open_call``). Records ``call.connected`` /
+    ``call.disconnected``. Admin and secretariat tokens. 422 ``no_occurrence``, ``outside_occurrence``,
+    ``occurrence_cancelled``, ``not_a_participant``, ``at_in_future``; 404 unknown endpoint/occurrence.
+    """
+    outcome = calls.report_call(session, settings, principal, data)
+    return _answer(schemas.CallEventResult, {
+        "accepted": outcome.accepted, "reason": outcome.reason, "occurrence_id": outcome.occurrence_id,
+        "record": calls.record_public(outcome.record) if outcome.record else None})
+
+
+@router.post("/meetings/{meeting_id}/occurrences/{occurrence_id}/attendance",
+             response_model=schemas.AttendanceResult, tags=["calls"])
+def mark_attendance(meeting_id: PathId, occurrence_id: PathId, data: schemas.AttendanceMark, session: SessionDep,
+                    principal: CurrentPrincipal, settings: SettingsDep):
+    """Manual attendance mark (when no device reports): the room or endpoint was connected over
+    ``[connected_from, connected_to)``, clipped to ``[start − check lead, end)`` and merged with its
+    other periods. Admin, secretariat; operators for their units' rooms."""
+    meeting = scheduling.get_meeting(session, principal, meeting_id)
+    occurrence = scheduling.get_occurrence(session, meeting, occurrence_id)
+    records = calls.mark_attendance(session, settings, principal, meeting, occurrence, data)
+    return _answer(schemas.AttendanceResult, {"records": [calls.record_public(r) for r in records]})
+
+
+_DEFINITIONS = "\n".join(f"- **{k}**: {v}" for k, v in usage.FIGURE_DEFINITIONS.items())
+_USAGE_DOC = f"""Usage statistics (thống kê sử dụng) over local dates ``[from, to)``, one row per group and
+bucket (local day, ISO week from Monday, calendar month; first and last clipped to the period) with any
+activity, plus ``totals`` over the whole scope and period. ``unit_id`` keeps that unit and its sub-units;
+operators see only their units and no bridges. Periods crossing midnight or a month's end are split
+between buckets.
+
+Figures:
+
+{_DEFINITIONS}
+"""
+
+
+class UsageParams:
+    def __init__(self, group_by: schemas.GroupBy = schemas.GroupBy.unit, period: schemas.Period = schemas.Period.month,
+                 from_: Annotated[date, Query(alias="from", description="first local date")] = ...,
+                 to: Annotated[date, Query(description="local date after the last (exclusive)")] = ...,
+                 unit_id: QueryId = None, bridge_id: QueryId = None) -> None:
+        self.group_by, self.period, self.from_, self.to = group_by, period, from_, to
+        self.unit_id, self.bridge_id = unit_id, bridge_id
+
+
+UsageParamsDep = Annotated[UsageParams, Depends()]
+
+
+def _report(session: SessionDep, principal: CurrentPrincipal, settings: SettingsDep,
+            params: UsageParams) -> dict[str, Any]:
+    return usage.usage_report(session, settings, principal, group_by=params.group_by, period=params.period,
+                              from_date=params.from_, to_date=params.to, unit_id=params.unit_id,
+                              bridge_id=params.bridge_id)
+
+
+def _filename(params: UsageParams, ext: str) -> str:
+    return f"thong-ke-su-dung_{params.group_by.value}_{params.from_:%Y%m%d}-{params.to:%Y%m%d}.{ext}"
+
+
+@router.get("/stats/usage", response_model=schemas.UsageReport, tags=["stats"], description=_USAGE_DOC)
+def usage_json(session: SessionDep, principal: CurrentPrincipal, settings: SettingsDep, params: UsageParamsDep):
+    report = schemas.UsageReport.model_validate(_report(session, principal, settings, params))
+    return Response(report.model_dump_json(by_alias=True), media_type="application/json")
+
+
+@router.get("/stats/usage.csv", tags=["stats"], response_class=Response,
+            description="The report of `GET /stats/usage` as CSV (UTF-8 with BOM, Vietnamese headers, dd/mm/yyyy, "
+                        "a totals line).")
+def usage_csv(session: SessionDep, principal: CurrentPrincipal, settings: SettingsDep, params: UsageParamsDep):
+    body = export.to_csv(_report(session, principal, settings, params))
+    return Response(body, media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{_filename(params, "csv")}"'})
+
+
+@router.get("/stats/usage.xlsx", tags=["stats"], response_class=Response,
+            description="The report of `GET /stats/usage` as an Excel workbook (Vietnamese headers, dates "
+                        "dd/mm/yyyy, rates as percentages, a totals row).")
+def usage_xlsx(session: SessionDep, principal: CurrentPrincipal, settings: SettingsDep, params: UsageParamsDep):
+    body = export.to_xlsx(_report(session, principal, settings, params))
+    return Response(body, media_type=XLSX_TYPE,
+                    headers={"Content-Disposition": f'attachment; filename="{_filename(params, "xlsx")}"'})

@@ -1,0 +1,139 @@
+"""API shapes of call records and usage statistics. Datetimes without an offset are local time
+(``Settings.timezone``, SPEC rule 9); answers are UTC."""
+
+from __future__ import annotations
+
+import enum
+from datetime import date, datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from confsvc.db import IdField
+
+
+class CallEventKind(str, enum.Enum):
+    connected = "connected"
+    disconnected = "disconnected"
+
+
+class CallEventCreate(BaseModel):
+    """A call-record event from a bridge webhook or a device agent.
+
+    ``at`` is when it happened (UTC; without an offset: local time). Without ``occurrence_id`` the
+    endpoint's occurrence whose ``[start − check_lead, end)`` contains ``at`` is used
+    (for ``disconnected``: the endpoint's open call).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    endpoint_id: IdField
+    event: CallEventKind
+    at: datetime
+    occurrence_id: IdField | None = None
+    source: Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[a-z0-9_.-]+$")] = "bridge"
+
+
+class AttendanceMark(BaseModel):
+    """An operator's manual attendance mark: the site was connected over ``[connected_from, connected_to)``.
+
+    Exactly one of ``room_id`` (every participating endpoint of the room) and ``endpoint_id``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    room_id: IdField | None = None
+    endpoint_id: IdField | None = None
+    connected_from: datetime
+    connected_to: datetime
+
+    @model_validator(mode="after")
+    def _one_site(self) -> AttendanceMark:
+        if (self.room_id is None) == (self.endpoint_id is None):
+            raise ValueError("give exactly one of room_id and endpoint_id")
+        return self
+
+
+class CallRecordPublic(BaseModel):
+    """A connection period ``[connected_at, disconnected_at)`` (UTC); ``disconnected_at`` null while open."""
+
+    id: int
+    endpoint_id: int
+    occurrence_id: int
+    connected_at: datetime
+    disconnected_at: datetime | None
+    source: str
+
+
+class CallEventResult(BaseModel):
+    """``accepted`` false with a ``reason`` (``duplicate``, ``no_open_call``) when the report changed nothing."""
+
+    accepted: bool
+    reason: str | None = None
+    occurrence_id: int
+    record: CallRecordPublic | None = None
+
+
+class AttendanceResult(BaseModel):
+    records: list[CallRecordPublic]
+
+
+class GroupBy(str, enum.Enum):
+    endpoint = "endpoint"
+    room = "room"
+    unit = "unit"
+    bridge = "bridge"
+
+
+class Period(str, enum.Enum):
+    day = "day"
+    week = "week"
+    month = "month"
+
+
+class UsageGroup(BaseModel):
+    """What a row is about: ``kind`` (= ``group_by``), ``id``, ``name``; ``code`` for a unit;
+    ``room_name`` and ``unit_name`` where they apply."""
+
+    kind: GroupBy
+    id: int
+    name: str
+    code: str | None = None
+    room_name: str | None = None
+    unit_name: str | None = None
+
+
+class UsageFigures(BaseModel):
+    meetings: int
+    cancelled: int
+    booked_hours: float
+    connected_hours: float
+    sites_invited: int
+    sites_connected: int
+    attendance_rate: float | None
+    late_joins: int
+    faults: int | None
+    room_utilisation: float | None
+    port_peak: int | None
+    port_hours: float | None
+    port_utilisation: float | None
+
+
+class UsageRow(UsageFigures):
+    group: UsageGroup
+    period_start: date = Field(description="first local date of the bucket")
+    period_end: date = Field(description="local date after the bucket (exclusive)")
+
+
+class UsageReport(BaseModel):
+    group_by: GroupBy
+    period: Period
+    from_: date = Field(alias="from")
+    to: date
+    timezone: str
+    rows: list[UsageRow]
+    totals: UsageFigures
+    notes: list[str] = []
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    def json_ready(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True)

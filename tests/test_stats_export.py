@@ -1,0 +1,108 @@
+"""``GET /api/v1/stats/usage`` as JSON, CSV and XLSX on SQLite and PostgreSQL: the same numbers in each,
+Vietnamese headers and names intact, dates dd/mm/yyyy, a totals line, operators limited to their units."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import datetime
+
+from fastapi.testclient import TestClient
+from openpyxl import load_workbook
+from sqlalchemy.engine import Engine
+
+from confsvc.config import Settings
+from confsvc.db import make_session
+from confsvc.endpoints.models import Unit
+from confsvc.stats import export
+from confsvc.users.models import Role
+from tests import stats_scenario as sc
+from tests.factories import bearer, make_user
+
+QUERY = "group_by=room&period=day&from=2026-10-31&to=2026-11-03"
+FIGURE_KEYS = [k for k, _, _ in export.FIGURE_COLUMNS]
+
+
+def _setup(engine: Engine, settings: Settings):
+    with make_session(engine) as session:
+        s = sc.build(session, settings)
+        headers = {"viewer": bearer(session, make_user(session, Role.viewer)),
+                   "operator": bearer(session, make_user(session, Role.operator,
+                                                         units=[session.get(Unit, s.commune)]))}
+        session.commit()
+    return s, headers
+
+
+def test_xlsx_has_the_json_numbers_and_vietnamese_text(client: TestClient, engine: Engine, settings: Settings):
+    s, h = _setup(engine, settings)
+    data = client.get(f"/api/v1/stats/usage?{QUERY}", headers=h["viewer"])
+    assert data.status_code == 200, data.text
+    report = data.json()
+    assert (report["from"], report["to"], len(report["rows"])) == ("2026-10-31", "2026-11-03", 5)
+
+    r = client.get(f"/api/v1/stats/usage.xlsx?{QUERY}", headers=h["viewer"])
+    assert r.status_code == 200
+    assert r.headers["content-type"] == "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    assert 'filename="thong-ke-su-dung_room_20261031-20261103.xlsx"' in r.headers["content-disposition"]
+    workbook = load_workbook(io.BytesIO(r.content))
+    try:
+        sheet = workbook["Thống kê sử dụng"]
+        lines = list(sheet.iter_rows(values_only=True))
+    finally:
+        workbook.close()
+    assert list(lines[0]) == export.headers("room")
+    assert lines[0][1:4] == ("Điểm cầu", "Thuộc", "Từ ngày")
+    assert {"Số giờ đặt lịch", "Số giờ kết nối", "Tỷ lệ điểm cầu tham dự", "Hiệu suất sử dụng phòng họp"} <= set(
+        lines[0])
+    body, totals = lines[1:-1], lines[-1]
+    assert [list(line[5:]) for line in body] == [[row[k] for k in FIGURE_KEYS] for row in report["rows"]]
+    assert [(line[0], line[1]) for line in body] == [(row["group"]["id"], row["group"]["name"])
+                                                     for row in report["rows"]]
+    assert body[0][1:5] == ("Phòng họp tỉnh", "Tỉnh Thử Nghiệm", datetime(2026, 10, 31), datetime(2026, 10, 31))
+    assert list(totals[5:]) == [report["totals"][k] for k in FIGURE_KEYS]
+    assert totals[1:5] == ("Tổng cộng", None, datetime(2026, 10, 31), datetime(2026, 11, 2))
+    workbook = load_workbook(io.BytesIO(r.content))
+    try:
+        cell = workbook.active["D2"]
+        assert (cell.number_format, workbook.active["L2"].number_format) == ("DD/MM/YYYY", "0.00%")
+    finally:
+        workbook.close()
+
+
+def test_csv_keeps_vietnamese_text_and_dates_dd_mm_yyyy(client: TestClient, engine: Engine, settings: Settings):
+    s, h = _setup(engine, settings)
+    r = client.get(f"/api/v1/stats/usage.csv?{QUERY}", headers=h["viewer"])
+    assert r.status_code == 200
+    assert r.headers["content-type"] == "text/csv; charset=utf-8"
+    assert r.content.startswith("\ufeff".encode())
+    rows = list(csv.reader(io.StringIO(r.content.decode("utf-8-sig"))))
+    assert rows[0] == export.headers("room")
+    assert rows[1][:8] == [str(s.r1), "Phòng họp tỉnh", "Tỉnh Thử Nghiệm", "31/10/2026", "31/10/2026", "1", "0", "2.0"]
+    assert rows[4][:5] == [str(s.r2), "Điểm cầu xã Đồi Chè", "Xã Đồi Chè", "31/10/2026", "31/10/2026"]
+    assert rows[4][8:14] == ["1.33", "1", "1", "1.0", "1", "0"]
+    assert rows[-1][:9] == ["", "Tổng cộng", "", "31/10/2026", "02/11/2026", "2", "1", "5.0", "5.33"]
+
+
+def test_operator_report_is_limited_to_their_units(client: TestClient, engine: Engine, settings: Settings):
+    s, h = _setup(engine, settings)
+    report = client.get(f"/api/v1/stats/usage?{QUERY}", headers=h["operator"]).json()
+    assert {row["group"]["id"] for row in report["rows"]} == {s.r2}
+    assert report["totals"]["connected_hours"] == 2.33
+    assert client.get(f"/api/v1/stats/usage?{QUERY}&unit_id={s.province}",
+                      headers=h["operator"]).json()["code"] == "forbidden_scope"
+    bridge = client.get("/api/v1/stats/usage.csv?group_by=bridge&from=2026-10-31&to=2026-11-03",
+                        headers=h["operator"])
+    assert bridge.status_code == 403
+    assert client.get(f"/api/v1/stats/usage?{QUERY}").status_code == 401
+    bad = client.get("/api/v1/stats/usage?group_by=room&from=2026-11-03&to=2026-10-31", headers=h["viewer"])
+    assert (bad.status_code, bad.json()["code"]) == (422, "empty_period")
+    assert client.get("/api/v1/stats/usage?group_by=city&from=2026-10-31&to=2026-11-03",
+                      headers=h["viewer"]).status_code == 422
+
+
+def test_openapi_documents_each_figure(client: TestClient):
+    doc = client.get("/openapi.json").json()
+    description = doc["paths"]["/api/v1/stats/usage"]["get"]["description"]
+    for key in ("booked_hours", "connected_hours", "attendance_rate", "late_joins", "faults", "port_peak",
+                "room_utilisation"):
+        assert f"**{key}**" in description
