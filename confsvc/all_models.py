@@ -5,4 +5,5 @@ from confsvc.users import models as users_models  # noqa: F401
 from confsvc import events as events_models  # noqa: F401
 from confsvc.scheduling import models as scheduling_models  # noqa: F401
 from confsvc.notify import models as notify_models  # noqa: F401
+from confsvc.notify import mail_models  # noqa: F401
 from confsvc.stats import models as stats_models  # noqa: F401

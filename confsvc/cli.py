@@ -172,16 +172,17 @@ def serve(host: str = "127.0.0.1", port: int = 8000,
 @app.command()
 def demo(host: str = "127.0.0.1", port: int = 8000,
          serve_after: Annotated[bool, typer.Option("--serve/--no-serve")] = True) -> None:
-    """Create the database, load Phú Thọ with a demo inventory and users, print passwords, serve."""
+    """Create the database, load Phú Thọ (inventory, users, a month of meetings), print passwords, serve."""
     from confsvc import demo as demo_data
     from confsvc.migrate import upgrade
 
     settings = get_settings().model_copy(update={"demo": True})
     upgrade(settings.effective_database_url)
     with _UnitOfWork(settings) as session:
-        summary = demo_data.seed(session)
+        summary = demo_data.seed(session, settings)
     typer.echo(f"Phú Thọ: {summary.communes} communes/wards, {summary.rooms} rooms, "
                f"{summary.endpoints} endpoints, {summary.bridges} bridges")
+    typer.echo(f"Calendar: {summary.meetings} meetings, {summary.occurrences} occurrences")
     typer.echo("Users (passwords are new on every `confsvc demo`):")
     for username, (role, password) in summary.passwords.items():
         typer.echo(f"  {username:<10} {role:<12} {password}")

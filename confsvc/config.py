@@ -67,6 +67,52 @@ class Settings(BaseSettings):
     calendar_organizer_email: str = Field("lich-hop@confsvc.invalid", description="ORGANIZER address of invites "
                                           "when the organizer has no e-mail.")
 
+    # E-mailed invites (issue 5, notify/mail.py). No smtp_host = mail off: nothing is queued.
+    smtp_host: str | None = Field(None, description="SMTP server; unset = invitations are not e-mailed.")
+    smtp_port: int | None = Field(None, ge=1, le=65535, description="Default 465 with smtp_ssl, 587 with "
+                                  "smtp_starttls, else 25.")
+    smtp_username: str | None = Field(None, description="SMTP AUTH user (with smtp_password).")
+    smtp_password: str | None = Field(None, description="SMTP AUTH password.")
+    smtp_starttls: bool = Field(False, description="Upgrade the connection with STARTTLS (RFC 3207).")
+    smtp_ssl: bool = Field(False, description="Implicit TLS from the first byte (SMTPS, RFC 8314).")
+    smtp_sender: str | None = Field(None, description="From address; default calendar_organizer_email.")
+    smtp_timeout_seconds: float = Field(10, gt=0, le=300, description="Socket timeout of one SMTP session.")
+    mail_interval_seconds: float = Field(30, ge=0, description="Seconds between dispatch rounds of the mail "
+                                         "outbox (a committed meeting change also wakes it); 0 = no loop.")
+    mail_max_attempts: int = Field(50, ge=1, description="Attempts per delivery before it is marked failed "
+                                   "(backoff 30 s doubling to 30 min: about a day).")
+    mail_backlog_hours: int = Field(24, ge=0, description="Meeting events older than this when the outbox first "
+                                    "reads them (mail just switched on) are not mailed.")
+
+    # Live status (issue 4): reachability probe, readiness, scheduler. 0 seconds = loop off
+    # (the default, so tests and one-off commands start no background task; production sets them).
+    probe_port: int = Field(443, ge=1, le=65535, description="TCP port the reachability probe connects to on an "
+                            "endpoint's management IP; 443 because codecs (Poly, Cisco, Yealink) serve their "
+                            "HTTPS management page there, while SIP is often UDP-only.")
+    probe_timeout_seconds: float = Field(3.0, gt=0, le=60, description="Connect timeout of one probe.")
+    probe_misses_offline: int = Field(3, ge=1, description="Consecutive failed probes that mark an endpoint offline.")
+    probe_concurrency: int = Field(200, ge=1, description="Probes in flight at once.")
+    probe_interval_seconds: float = Field(0, ge=0, description="Seconds between probe rounds; 0 = off "
+                                          "(production: 60).")
+    scheduler_interval_seconds: float = Field(0, ge=0, description="Seconds between scheduler ticks (reminders, "
+                                              "started/ended, readiness deadline); 0 = off (production: 15).")
+    readiness_deadline_minutes: int = Field(15, ge=0, description="Sites must be ready this long before start.")
+    starting_soon_minutes: int = Field(5, ge=0, description="`starting_soon` reminder this long before start.")
+    ended_notice_grace_minutes: int = Field(24 * 60, gt=0, description="A `meeting.ended` missed by a scheduler "
+                                            "outage is still sent this long after the end, then dropped.")
+
+    # Live channel (issue 4): WebSocket hub and cross-process fan-out (SPEC "Live channel").
+    event_retention_days: int = Field(30, gt=0, description="Outbox events older than this are pruned; a client "
+                                      "resuming from before the oldest kept event gets a fresh snapshot.")
+    ws_queue_size: int = Field(256, ge=1, description="Messages buffered per WebSocket; a client that falls this "
+                               "far behind is dropped (close 4429) so it never stalls the others.")
+    ws_ping_seconds: float = Field(25, gt=0, description="Seconds between server pings; a client silent for "
+                                   "three intervals is closed (4408).")
+    redis_channel: str = Field("confsvc:events", min_length=1, max_length=200,
+                               description="Redis pub/sub channel of the event stream (with redis_url).")
+    join_dial_mode: str = Field("dial_in", pattern="^(dial_in|dial_out)$", description="dial_in: endpoints dial "
+                                "the MCU; dial_out: the MCU calls each endpoint's dial address.")
+
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:

@@ -1,20 +1,28 @@
 """Demo data on the real Phú Thọ units: a chair room, a room and an endpoint per commune,
-two 200-port bridges and one user per role. Deterministic (seeded) and safe to re-run."""
+two 200-port bridges, one user per role, and a month of meetings booked through the real
+scheduling service. Deterministic (seeded) and safe to re-run."""
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
 
-from sqlmodel import Session, select
+from sqlmodel import Session, func, select
 
+from confsvc.clock import utc_now
+from confsvc.config import Settings, get_settings
 from confsvc.endpoints.models import Bridge, Endpoint, LifecycleState, Protocol, Room, Unit, UnitLevel
 from confsvc.endpoints.service import endpoint_search_text
 from confsvc.endpoints.units_import import import_province
+from confsvc.scheduling import service as scheduling
+from confsvc.scheduling.models import Meeting, Occurrence
+from confsvc.scheduling.schemas import MeetingCreate, OccurrenceUpdate
 from confsvc.text import fold, search_key
 from confsvc.users import security
 from confsvc.users import service as users
 from confsvc.users.models import Role, User
+from confsvc.users.principal import Principal
 
 PROVINCE_CODE = "25"
 DIAL_DOMAIN = "vc.phutho.gov.vn"
@@ -36,6 +44,8 @@ class DemoSummary:
     rooms: int = 0
     endpoints: int = 0
     bridges: int = 0
+    meetings: int = 0
+    occurrences: int = 0
     passwords: dict[str, tuple[str, str]] = field(default_factory=dict)  # username -> (role, password)
 
 
@@ -130,7 +140,81 @@ def seed_users(session: Session, summary: DemoSummary) -> None:
     session.flush()
 
 
-def seed(session: Session) -> DemoSummary:
+BRIEFING_TITLE = "Giao ban trực tuyến UBND tỉnh Phú Thọ với các xã, phường"
+BRIEFING_WEEKS = 4
+#: (title, which communes, weekday after the week's Monday, local start, local end, week index).
+GROUP_MEETINGS = [
+    ("Tập huấn vận hành chính quyền địa phương hai cấp cho các phường", "phuong", 3, time(8, 0), time(11, 0), 0),
+    ("Hội nghị trực tuyến triển khai phương án phòng, chống thiên tai và tìm kiếm cứu nạn các xã khu vực phía Tây",
+     "west", 2, time(14, 0), time(16, 30), 1),
+    ("Họp trực tuyến sơ kết xây dựng nông thôn mới và giảm nghèo bền vững các xã khu vực phía Đông", "east", 4,
+     time(14, 0), time(16, 30), 2),
+]
+
+
+def _group(communes: list[Unit], name: str) -> list[Unit]:
+    """Communes invited to a group meeting: the wards, or the communes (xã) west or east of the province
+    (by official code: the former Hòa Bình area has the lowest codes, the former Vĩnh Phúc the highest)."""
+    if name == "phuong":
+        return [u for u in communes if u.division_type == "phường"]
+    if name == "west":
+        return [u for u in communes if u.division_type == "xã" and int(u.code) < 7000]
+    return [u for u in communes if u.division_type == "xã" and int(u.code) >= 8860]
+
+
+def first_briefing_day(now: datetime, settings: Settings) -> date:
+    """The first Monday (local) strictly after ``now``'s local date, so no demo meeting is in the past."""
+    today = now.astimezone(settings.zone).date()
+    return today + timedelta(days=7 - today.weekday())
+
+
+def seed_meetings(session: Session, settings: Settings, summary: DemoSummary, *, now: datetime | None = None) -> None:
+    """Book the next four weeks through the scheduling service, as the secretariat user (skipped when
+    any meeting exists): a weekly Monday 08:00 briefing chaired from the province with every commune
+    (endpoints in maintenance are left out by the service), three meetings of groups of communes,
+    the third briefing cancelled and the second moved to Tuesday afternoon."""
+    if session.exec(select(Meeting.id)).first() is None:
+        now = now or utc_now()
+        zone = settings.zone
+        secretary = session.exec(select(User).where(User.username == "vanphong")).one()
+        principal = Principal(user_id=secretary.id, username=secretary.username, role=secretary.role, unit_ids=None)
+        province = session.exec(select(Unit).where(Unit.code == PROVINCE_CODE)).one()
+        chair = session.exec(select(Room).where(Room.name == CHAIR_ROOM_NAME)).one()
+        communes = list(session.exec(select(Unit).where(Unit.parent_id == province.id).order_by(Unit.code)).all())
+        room_of = {r.unit_id: r.id for r in session.exec(select(Room).where(Room.id != chair.id)).all()}
+        monday = first_briefing_day(now, settings)
+
+        def at(day: date, clock: time) -> datetime:
+            return datetime.combine(day, clock, zone)
+
+        briefing = scheduling.book_meeting(session, settings, principal, MeetingCreate(
+            title=BRIEFING_TITLE,
+            description="Giao ban định kỳ sáng thứ Hai: Chủ tịch UBND tỉnh chủ trì tại điểm cầu tỉnh; "
+                        "lãnh đạo UBND các xã, phường dự tại điểm cầu cấp xã.",
+            chair_room_id=chair.id, participant_room_ids=[room_of[u.id] for u in communes if u.id in room_of],
+            start=at(monday, time(8, 0)), end=at(monday, time(10, 30)),
+            rrule=f"FREQ=WEEKLY;BYDAY=MO;COUNT={BRIEFING_WEEKS}"), now=now).meeting
+        for title, group, weekday, start, end, week in GROUP_MEETINGS:
+            day = monday + timedelta(days=7 * week + weekday)
+            scheduling.book_meeting(session, settings, principal, MeetingCreate(
+                title=title, chair_room_id=chair.id,
+                participant_room_ids=[room_of[u.id] for u in _group(communes, group) if u.id in room_of],
+                start=at(day, start), end=at(day, end)), now=now)
+        occurrences = list(session.exec(select(Occurrence).where(Occurrence.meeting_id == briefing.id)
+                                        .order_by(Occurrence.start)).all())
+        moved = occurrences[1]
+        tuesday = moved.start.astimezone(zone).date() + timedelta(days=1)
+        scheduling.edit_occurrence(session, settings, principal, briefing, moved,
+                                   OccurrenceUpdate(start=at(tuesday, time(14, 0)), end=at(tuesday, time(16, 30))),
+                                   now=now)
+        scheduling.cancel_occurrence(session, principal, briefing, occurrences[2], now=now)
+    summary.meetings = session.exec(select(func.count()).select_from(Meeting)).one()
+    summary.occurrences = session.exec(select(func.count()).select_from(Occurrence)).one()
+
+
+def seed(session: Session, settings: Settings | None = None, *, now: datetime | None = None) -> DemoSummary:
+    """Inventory, users and a month of meetings; ``now`` (UTC) places the meetings (default: the clock)."""
     summary = seed_inventory(session)
     seed_users(session, summary)
+    seed_meetings(session, settings or get_settings(), summary, now=now)
     return summary

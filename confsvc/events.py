@@ -108,7 +108,24 @@ def record(session: Session, type: str, data: dict[str, Any], *, room_ids: Itera
     session.add(event)
     session.flush()
     session.info.setdefault(_PENDING, []).append(to_published(event))
+    for recorder in list(_recorders):
+        recorder(session, event)
     return event
+
+
+Recorder = Callable[[Session, "Event"], None]
+_recorders: list[Recorder] = []
+
+
+def on_record(callback: Recorder) -> None:
+    """Call ``callback(session, event)`` inside the recording transaction after every :func:`record`.
+
+    Lets a higher layer add derived events atomically without the recording domain importing it
+    (notify records ``join.instructions`` for scheduling's ``meeting.*``). A callback's exception
+    propagates: the change and its events roll back together. Registering twice is a no-op.
+    """
+    if callback not in _recorders:
+        _recorders.append(callback)
 
 
 def replay(session: Session, after_id: int, *, limit: int = 1000) -> list[Published]:
@@ -126,8 +143,13 @@ def latest_id(session: Session) -> int:
 
 
 def prune(session: Session, older_than: datetime) -> int:
-    """Delete events recorded before ``older_than`` (UTC). Returns how many were deleted."""
-    result = session.execute(sa.delete(Event).where(Event.at < older_than))
+    """Delete events recorded before ``older_than`` (UTC), except the newest event. Returns how many were deleted.
+
+    The newest row stays because SQLite (no AUTOINCREMENT) numbers a new row max(id) + 1: with the
+    table emptied, ids would start again at 1 and a client resuming with ``since`` would miss them.
+    """
+    newest = sa.select(sa.func.max(Event.id)).scalar_subquery()
+    result = session.execute(sa.delete(Event).where(Event.at < older_than, Event.id < newest))
     return result.rowcount or 0
 
 

@@ -21,20 +21,30 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from confsvc import __version__
+from confsvc import __version__, events
 from confsvc.config import Settings, get_settings
 from confsvc.db import make_engine
 from confsvc.endpoints.routes import router as endpoints_router
+from confsvc.endpoints import probe
+from confsvc.endpoints.status_routes import router as endpoint_status_router
 from confsvc.errors import ConfsvcError, PayloadTooLarge
 from confsvc.migrate import assert_migrated
+from confsvc.notify import live as live_channel
+from confsvc.notify import mail
+from confsvc.notify.livedata import record_join_instructions
 from confsvc.notify.routes import router as notify_router
 from confsvc.stats.routes import router as stats_router
+from confsvc.scheduling import scheduler
+from confsvc.scheduling.readiness_routes import router as readiness_router
 from confsvc.scheduling.routes import router as scheduling_router
 from confsvc.users.routes import router as users_router
 from confsvc.web.pages import router as web_router
 from confsvc.web.pages import static_files
+from confsvc.web.csrf import ApiCsrfGuard
 
 log = logging.getLogger("confsvc")
+# join.instructions are recorded beside scheduling's meeting.* events, in the same transaction.
+events.on_record(record_join_instructions)
 
 
 class BodySizeLimit:
@@ -120,7 +130,9 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         app.state.engine = engine or make_engine(settings.effective_database_url)
         try:
             assert_migrated(app.state.engine)
-            yield
+            async with live_channel.running(app), mail.running(app.state.engine, settings), \
+                    probe.running(app.state.engine, settings), scheduler.running(app.state.engine, settings):
+                yield
         finally:
             if owns_engine:
                 app.state.engine.dispose()
@@ -135,6 +147,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     if engine is not None:
         app.state.engine = engine
     _install_error_handlers(app)
+    app.add_middleware(ApiCsrfGuard)  # inside SessionMiddleware: cookie-authenticated API writes need X-CSRF-Token
     app.add_middleware(SessionMiddleware, secret_key=secret_key, session_cookie="confsvc_session",
                        max_age=settings.session_max_age_seconds, same_site="lax")
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
@@ -148,9 +161,12 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
 
     app.include_router(users_router)
     app.include_router(endpoints_router)
+    app.include_router(endpoint_status_router)
     app.include_router(scheduling_router)
+    app.include_router(readiness_router)
     app.include_router(notify_router)
     app.include_router(stats_router)
+    app.include_router(live_channel.router)
     app.include_router(web_router)
     app.mount("/static", static_files(), name="static")
     return app

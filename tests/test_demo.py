@@ -5,18 +5,27 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections import defaultdict
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlmodel import Session, func, select
 
 from confsvc import demo
-from confsvc.endpoints.models import Bridge, Endpoint, Protocol, Room
+from confsvc.config import Settings
+from confsvc.endpoints.models import Bridge, Endpoint, LifecycleState, Protocol, Room
+from confsvc.scheduling.conflicts import Window, peak_ports
+from confsvc.scheduling.models import (AuditEntry, Booking, Meeting, MeetingParticipant, Occurrence,
+                                       OccurrenceStatus, ResourceKind)
 from confsvc.users.models import User
 from confsvc.users.service import authenticate
 
+#: A Wednesday, 10:00 in Hà Nội: the first briefing is Monday 15 September 2025.
+NOW = datetime(2025, 9, 10, 3, 0, tzinfo=UTC)
 
-def test_demo_inventory(session: Session) -> None:
-    summary = demo.seed(session)
+
+def test_demo_inventory(session: Session, settings: Settings) -> None:
+    summary = demo.seed(session, settings, now=NOW)
     assert (summary.communes, summary.rooms, summary.endpoints, summary.bridges) == (148, 149, 150, 2)
     chair = session.exec(select(Room).where(Room.name == demo.CHAIR_ROOM_NAME)).one()
     assert len(session.exec(select(Endpoint).where(Endpoint.room_id == chair.id)).all()) == 2
@@ -32,11 +41,82 @@ def test_demo_inventory(session: Session) -> None:
     assert {u.role.value for u in session.exec(select(User))} == {"admin", "secretariat", "operator", "viewer"}
 
 
-def test_demo_is_rerunnable(session: Session) -> None:
-    demo.seed(session)
-    again = demo.seed(session)
-    assert (again.rooms, again.endpoints) == (149, 150)
+def test_demo_is_rerunnable(session: Session, settings: Settings) -> None:
+    demo.seed(session, settings, now=NOW)
+    bookings = session.exec(select(func.count()).select_from(Booking)).one()
+    again = demo.seed(session, settings)
+    assert (again.rooms, again.endpoints, again.meetings, again.occurrences) == (149, 150, 4, 7)
     assert session.exec(select(func.count()).select_from(User)).one() == 4
+    assert session.exec(select(func.count()).select_from(Booking)).one() == bookings
+
+
+def _utc(*args: int) -> datetime:
+    return datetime(*args, tzinfo=UTC)
+
+
+def test_demo_books_a_month(session: Session, settings: Settings) -> None:
+    summary = demo.seed(session, settings, now=NOW)
+    assert (summary.meetings, summary.occurrences) == (4, 7)
+    secretary = session.exec(select(User).where(User.username == "vanphong")).one()
+    meetings = session.exec(select(Meeting).order_by(Meeting.id)).all()
+    assert [m.title for m in meetings] == [demo.BRIEFING_TITLE, *(g[0] for g in demo.GROUP_MEETINGS)]
+    assert {(m.organizer_user_id, m.created_by, m.status.value) for m in meetings} == {
+        (secretary.id, secretary.id, "confirmed")}
+    briefing = meetings[0]
+    assert (briefing.rrule, briefing.dtstart, briefing.duration_minutes) == ("FREQ=WEEKLY;BYDAY=MO;COUNT=4",
+                                                                            _utc(2025, 9, 15, 1), 150)
+    # Every active endpoint of the province takes part; the one in maintenance is left out.
+    in_maintenance = session.exec(select(Endpoint.id).where(
+        Endpoint.lifecycle_state != LifecycleState.active)).all()
+    participants = session.exec(select(MeetingParticipant.endpoint_id)
+                                .where(MeetingParticipant.meeting_id == briefing.id)).all()
+    assert (len(in_maintenance), len(participants)) == (1, 149)
+    assert set(participants) | set(in_maintenance) == set(session.exec(select(Endpoint.id)).all())
+    group_sizes = [len(session.exec(select(MeetingParticipant).where(MeetingParticipant.meeting_id == m.id)).all())
+                   for m in meetings[1:]]
+    assert group_sizes == [17, 43, 25]  # 2 chair-room endpoints + 15 wards / 41 western / 23 eastern communes
+
+    occurrences = session.exec(select(Occurrence).order_by(Occurrence.start)).all()
+    assert [(o.meeting_id, o.start, o.end, o.status, o.is_exception) for o in occurrences] == [
+        (briefing.id, _utc(2025, 9, 15, 1), _utc(2025, 9, 15, 3, 30), OccurrenceStatus.scheduled, False),
+        (meetings[1].id, _utc(2025, 9, 18, 1), _utc(2025, 9, 18, 4), OccurrenceStatus.scheduled, False),
+        (briefing.id, _utc(2025, 9, 23, 7), _utc(2025, 9, 23, 9, 30), OccurrenceStatus.scheduled, True),  # moved
+        (meetings[2].id, _utc(2025, 9, 24, 7), _utc(2025, 9, 24, 9, 30), OccurrenceStatus.scheduled, False),
+        (briefing.id, _utc(2025, 9, 29, 1), _utc(2025, 9, 29, 3, 30), OccurrenceStatus.cancelled, True),
+        (meetings[3].id, _utc(2025, 10, 3, 7), _utc(2025, 10, 3, 9, 30), OccurrenceStatus.scheduled, False),
+        (briefing.id, _utc(2025, 10, 6, 1), _utc(2025, 10, 6, 3, 30), OccurrenceStatus.scheduled, False),
+    ]
+    assert occurrences[2].recurrence_id == _utc(2025, 9, 22, 1)
+    assert [a.action for a in session.exec(select(AuditEntry).order_by(AuditEntry.id))] == [
+        "meeting.created"] * 4 + ["occurrence.updated", "occurrence.cancelled"]
+
+    bookings = session.exec(select(Booking)).all()
+    per_occurrence: dict[int, int] = defaultdict(int)
+    for b in bookings:
+        per_occurrence[b.occurrence_id] += 1
+    # endpoints + rooms (chair room included) + the bridge; the cancelled occurrence holds nothing.
+    assert [per_occurrence[o.id] for o in occurrences] == [298, 34, 298, 86, 0, 50, 298]
+    assert len(bookings) == 1064
+
+    # No conflict: no resource held twice at once, no bridge over capacity (SPEC rules 1, 2).
+    held: dict[tuple[ResourceKind, int], list[Window]] = defaultdict(list)
+    for b in bookings:
+        if b.resource_kind is not ResourceKind.bridge:
+            held[(b.resource_kind, b.resource_id)].append(Window(b.window_start, b.window_end))
+    for windows in held.values():
+        windows.sort(key=lambda w: w.start)
+        assert all(a.end <= b.start for a, b in zip(windows, windows[1:], strict=False))
+    for bridge in session.exec(select(Bridge)).all():
+        uses = [(Window(b.window_start, b.window_end), b.ports) for b in bookings
+                if b.resource_kind is ResourceKind.bridge and b.resource_id == bridge.id]
+        for window, _ in uses:
+            assert peak_ports(window, uses) <= bridge.port_capacity
+    assert max(b.ports for b in bookings) == 149
+
+
+def test_demo_meetings_start_after_now(session: Session, settings: Settings) -> None:
+    demo.seed(session, settings)
+    assert min(session.exec(select(Occurrence.start)).all()) > datetime.now(UTC)
 
 
 def _cli(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess:
@@ -49,6 +129,10 @@ def test_cli_demo_then_export_and_reimport(tmp_path: Path) -> None:
     done = _cli(["demo", "--no-serve"], tmp_path)
     assert done.returncode == 0, done.stderr
     assert "Phú Thọ: 148 communes/wards, 149 rooms, 150 endpoints, 2 bridges" in done.stdout
+    assert "Calendar: 4 meetings, 7 occurrences" in done.stdout
+    again = _cli(["demo", "--no-serve"], tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "Calendar: 4 meetings, 7 occurrences" in again.stdout
     assert (tmp_path / "data" / "confsvc.sqlite3").exists()
     exported = _cli(["endpoints", "export", "-o", "out.csv"], tmp_path)
     assert exported.returncode == 0, exported.stderr

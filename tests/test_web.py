@@ -18,9 +18,11 @@ def _login(client: TestClient, username: str, password: str):
                        follow_redirects=False)
 
 
-def test_inventory_page_needs_login(client: TestClient) -> None:
+def test_pages_need_login(client: TestClient) -> None:
     response = client.get("/", follow_redirects=False)
     assert (response.status_code, response.headers["location"]) == (303, "/login?next=%2F")
+    response = client.get("/calendar?view=day", follow_redirects=False)
+    assert (response.status_code, response.headers["location"]) == (303, "/login?next=%2Fcalendar%3Fview%3Dday")
 
 
 def test_login_without_csrf_is_refused(client: TestClient, session: Session) -> None:
@@ -48,9 +50,9 @@ def test_inventory_lists_endpoints_escaped_and_scoped(client: TestClient, sessio
     make_user(session, Role.operator, units=[viet_tri], username="kythuat", password="mat-khau-dai")
     session.commit()
     assert _login(client, "kythuat", "mat-khau-dai").status_code == 303
-    page = client.get("/")
+    page = client.get("/inventory")
     assert page.status_code == 200
-    assert "Danh mục điểm cầu và thiết bị" in page.text
+    assert "<h1>Danh mục điểm cầu</h1>" in page.text
     assert "SN-VT" in page.text and "SN-DH" not in page.text
     assert "<script>alert(1)</script>" not in page.text
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text

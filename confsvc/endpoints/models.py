@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
 from confsvc.clock import utc_now
-from confsvc.db import UTCDateTime
+from confsvc.db import UTCDateTime, enum_column
 
 
 class UnitLevel(str, enum.Enum):
@@ -41,16 +41,6 @@ class EndpointStatus(str, enum.Enum):
     unknown = "unknown"
 
 
-def _enum_column(enum_cls: type[enum.Enum], default: enum.Enum) -> sa.Column:
-    # Stored as the plain value with a CHECK, so both backends hold readable strings.
-    return sa.Column(
-        sa.Enum(enum_cls, native_enum=False, length=20, values_callable=lambda e: [m.value for m in e],
-                create_constraint=True, name=enum_cls.__name__.lower()),
-        nullable=False,
-        default=default,
-        server_default=default.value,
-    )
-
 
 class Unit(SQLModel, table=True):
     """An administrative unit (đơn vị hành chính): province, district or commune/ward.
@@ -65,7 +55,7 @@ class Unit(SQLModel, table=True):
     code: str = Field(max_length=10, unique=True)
     name: str = Field(max_length=200)
     division_type: str = Field(max_length=40, description="Vietnamese type as in the source: tỉnh, xã, phường, …")
-    level: UnitLevel = Field(sa_column=_enum_column(UnitLevel, UnitLevel.commune))
+    level: UnitLevel = Field(sa_column=enum_column(UnitLevel, UnitLevel.commune))
     parent_id: int | None = Field(default=None, foreign_key="units.id", index=True, ondelete="RESTRICT")
     search_text: str = Field(default="", max_length=500)
 
@@ -98,12 +88,12 @@ class Endpoint(SQLModel, table=True):
     vendor: str = Field(max_length=60)
     model: str = Field(max_length=100)
     serial: str = Field(max_length=100, unique=True)
-    protocol: Protocol = Field(sa_column=_enum_column(Protocol, Protocol.sip))
+    protocol: Protocol = Field(sa_column=enum_column(Protocol, Protocol.sip))
     dial_address: str = Field(max_length=255)
     management_ip: str | None = Field(default=None, max_length=45)
     firmware: str | None = Field(default=None, max_length=100)
-    lifecycle_state: LifecycleState = Field(sa_column=_enum_column(LifecycleState, LifecycleState.active))
-    status: EndpointStatus = Field(sa_column=_enum_column(EndpointStatus, EndpointStatus.unknown))
+    lifecycle_state: LifecycleState = Field(sa_column=enum_column(LifecycleState, LifecycleState.active))
+    status: EndpointStatus = Field(sa_column=enum_column(EndpointStatus, EndpointStatus.unknown))
     last_seen_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
     search_text: str = Field(default="", max_length=800)
@@ -129,3 +119,63 @@ class Bridge(SQLModel, table=True):
     conference_number_max: int
     management_address: str | None = Field(default=None, max_length=255)
     active: bool = Field(default=True)
+
+
+# ---------------------------------------------------------------- live status (issue 4)
+
+class AgentToken(SQLModel, table=True):
+    """A token for device agents and bridge webhooks reporting endpoint status (not a user's token).
+
+    Only the SHA-256 of the secret is stored. Bound to at most one of a bridge or an endpoint:
+    an endpoint-bound token reports only that endpoint; a bridge-bound or unbound one any endpoint.
+    """
+
+    __tablename__ = "agent_tokens"
+    __table_args__ = (
+        sa.CheckConstraint("bridge_id IS NULL OR endpoint_id IS NULL", name="one_binding"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=100)
+    prefix: str = Field(max_length=12)
+    token_hash: str = Field(max_length=64, unique=True)
+    bridge_id: int | None = Field(default=None, foreign_key="bridges.id", index=True, ondelete="CASCADE")
+    endpoint_id: int | None = Field(default=None, foreign_key="endpoints.id", index=True, ondelete="CASCADE")
+    created_by: int | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
+    created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class EndpointStatusChange(SQLModel, table=True):
+    """One change of an endpoint's live status (never a repeat), newest last by ``id``.
+
+    ``source``: ``agent`` (device agent token), ``bridge`` (bridge-bound token), ``user`` (admin or
+    operator bearer token) or ``probe`` (the reachability probe). ``at`` is UTC.
+    """
+
+    __tablename__ = "endpoint_status_history"
+    __table_args__ = (sa.Index("ix_endpoint_status_history_endpoint_id_at", "endpoint_id", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    endpoint_id: int = Field(foreign_key="endpoints.id", ondelete="CASCADE")
+    status: EndpointStatus = Field(sa_column=enum_column(EndpointStatus, EndpointStatus.unknown))
+    previous: EndpointStatus = Field(sa_column=sa.Column(
+        sa.Enum(EndpointStatus, native_enum=False, length=20, values_callable=lambda e: [m.value for m in e],
+                create_constraint=True, name="previous_status"), nullable=False))
+    at: datetime = Field(sa_type=UTCDateTime)
+    source: str = Field(max_length=20)
+    detail: str = Field(default="", max_length=500)
+    agent_token_id: int | None = Field(default=None, foreign_key="agent_tokens.id", ondelete="SET NULL")
+    user_id: int | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
+
+
+class EndpointProbe(SQLModel, table=True):
+    """Reachability probe state per endpoint: consecutive misses survive restarts and are shared."""
+
+    __tablename__ = "endpoint_probes"
+
+    endpoint_id: int = Field(foreign_key="endpoints.id", primary_key=True, ondelete="CASCADE")
+    misses: int = 0
+    last_probe_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_ok_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

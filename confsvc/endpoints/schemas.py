@@ -191,3 +191,77 @@ class ImportResult(BaseModel):
     unchanged: int
     rooms_created: int
     dry_run: bool
+
+
+# ---------------------------------------------------------------- live status (issue 4)
+
+class AgentTokenCreate(BaseModel):
+    """A token for a device agent or a bridge webhook; bind it to one endpoint or one bridge, or neither."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: Text
+    bridge_id: IdField | None = None
+    endpoint_id: IdField | None = None
+
+    @model_validator(mode="after")
+    def _one_binding(self) -> AgentTokenCreate:
+        if self.bridge_id is not None and self.endpoint_id is not None:
+            raise ValueError("bind a token to a bridge or to an endpoint, not both")
+        return self
+
+
+class AgentTokenPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    name: str
+    prefix: str
+    bridge_id: int | None
+    endpoint_id: int | None
+    created_by: int | None
+    created_at: datetime
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+
+class AgentTokenIssued(AgentTokenPublic):
+    """Returned once, at creation: send ``token`` as ``Authorization: Bearer`` to ``POST /endpoints/{id}/status``."""
+
+    token: str
+
+
+class StatusReport(BaseModel):
+    """A status report from a device agent, a bridge webhook or a person.
+
+    ``at`` (UTC; offset-less = UTC) is when the device was in that state, default now; at most
+    5 minutes in the future. ``detail`` is free text kept in the history (e.g. the fault).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    status: EndpointStatus
+    at: datetime | None = None
+    detail: Annotated[str, AfterValidator(nfc), Field(max_length=500)] = ""
+
+
+class StatusReportResult(BaseModel):
+    """``changed``: the status differs from the previous one (history row and ``endpoint.status`` event
+    written). ``stale``: a newer change is already recorded, the report was ignored."""
+
+    endpoint_id: int
+    room_id: int
+    status: EndpointStatus
+    previous: EndpointStatus
+    changed: bool
+    stale: bool
+    at: datetime
+    last_seen_at: datetime | None
+
+
+class StatusChangePublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    endpoint_id: int
+    status: EndpointStatus
+    previous: EndpointStatus
+    at: datetime
+    source: str
+    detail: str

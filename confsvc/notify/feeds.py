@@ -7,6 +7,7 @@ series that do not involve the scope are hidden with EXDATE (RFC 5545 §3.8.5.1)
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -175,11 +176,12 @@ def _meeting_cal(loader: _Loader, settings: Settings, meeting: Meeting, *, base_
 # ---------------------------------------------------------------- invites
 
 def invite(session: Session, settings: Settings, meeting: Meeting, *, base_url: str,
-           occurrence_id: int | None = None) -> Document:
+           occurrence_id: int | None = None, cancel: bool = False) -> Document:
     """The iTIP invite of ``meeting`` (caller checked access): REQUEST, or CANCEL once cancelled.
 
     With ``occurrence_id``: that occurrence alone, a CANCEL with its RECURRENCE-ID when it (or
     the meeting) is cancelled, else a REQUEST with its RECURRENCE-ID (RFC 5546 §3.2.2, §3.2.5).
+    ``cancel``: a CANCEL whatever the state, for attendees a change removed (RFC 5546 §3.2.5).
 
     Raises:
         NotFound: ``occurrence_id`` is not an occurrence of ``meeting``.
@@ -188,6 +190,8 @@ def invite(session: Session, settings: Settings, meeting: Meeting, *, base_url: 
     cal = _meeting_cal(loader, settings, meeting, base_url=base_url, private=False)
     if cal is None:
         raise NotFound(f"meeting {meeting.id} has no occurrence", code="occurrence_not_found")
+    if cancel and (occurrence_id is None or not meeting.rrule):
+        cal = dataclasses.replace(cal, status="cancelled")
     if occurrence_id is None:
         return _document(ical.invite(cal), cal.updated_at)
     row = next((o for o in loader.occurrences[meeting.id] if o.id == occurrence_id), None)
@@ -200,7 +204,7 @@ def invite(session: Session, settings: Settings, meeting: Meeting, *, base_url: 
                              cancelled=row.status is OccurrenceStatus.cancelled)
     if not meeting.rrule:
         return _document(ical.invite(cal), cal.updated_at)
-    if instance.cancelled or meeting.status is MeetingStatus.cancelled:
+    if cancel or instance.cancelled or meeting.status is MeetingStatus.cancelled:
         return _document(ical.occurrence_cancel(cal, instance), cal.updated_at)
     return _document(ical.occurrence_request(cal, instance), cal.updated_at)
 

@@ -24,6 +24,8 @@ from zoneinfo import ZoneInfo
 
 from icalendar import Calendar, Event, Timezone, vCalAddress, vDuration, vRecur, vText
 
+from confsvc.notify.join import JoinDetails
+
 PRODID = "-//confsvc//Lịch họp trực tuyến//VI"
 #: VTIMEZONE definitions cover transitions in these years (RFC 5545 §3.6.5).
 TZ_FIRST_DATE = date(1970, 1, 1)
@@ -61,28 +63,6 @@ class Place:
         if self.contact_email:
             return f"mailto:{self.contact_email}"
         return f"urn:x-confsvc:room:{self.room_id}"
-
-
-@dataclass(frozen=True)
-class JoinDetails:
-    """How an endpoint joins: the bridge's dial domain / prefix, the conference number and PIN."""
-
-    conference_number: int | None
-    sip_domain: str | None
-    h323_prefix: str = ""
-    pin: str = ""
-
-    @property
-    def sip_uri(self) -> str | None:
-        if self.conference_number is None or not self.sip_domain:
-            return None
-        return f"sip:{self.conference_number}@{self.sip_domain}"
-
-    @property
-    def h323_number(self) -> str | None:
-        if self.conference_number is None:
-            return None
-        return f"{self.h323_prefix}{self.conference_number}"
 
 
 @dataclass(frozen=True)

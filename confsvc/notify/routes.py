@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 from confsvc.config import Settings
 from confsvc.db import PathId, SessionDep
 from confsvc.errors import NotFound
-from confsvc.notify import feeds, schemas, tokens
+from confsvc.notify import feeds, mail, schemas, tokens
 from confsvc.notify.feeds import Document
 from confsvc.notify.models import FeedScope
 from confsvc.scheduling import service as scheduling
@@ -122,3 +122,11 @@ def revoke_feed_token(token_id: PathId, session: SessionDep, principal: CurrentP
     """Revoke at once: the feed URL answers 404 from now on."""
     tokens.revoke_feed_token(session, principal, token_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/api/v1/mail/status", tags=["calendar"])
+def mail_status(session: SessionDep, principal: CurrentPrincipal, settings: SettingsDep) -> dict:
+    """Whether invitations are e-mailed: ``{"enabled": bool, "message": <Vietnamese>}``, mail being off
+    without ``CONFSVC_SMTP_HOST``; admin and secretariat also see ``pending``/``sent``/``failed``
+    delivery counts and ``last_error`` of the outbox. 401 without a token."""
+    return mail.status(session, settings, principal)

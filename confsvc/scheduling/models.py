@@ -180,3 +180,38 @@ class AuditEntry(SQLModel, table=True):
 
 
 # ---------------------------------------------------------------- live channel (issue 4)
+
+class ReadinessState(str, enum.Enum):
+    """SPEC "Readiness" (sẵn sàng): per site (room) per occurrence."""
+
+    not_checked = "not_checked"
+    ready = "ready"
+    problem = "problem"
+    connected = "connected"
+
+
+class SiteReadiness(SQLModel, table=True):
+    """A site's readiness for one occurrence. No row means ``not_checked``."""
+
+    __tablename__ = "readiness"
+
+    occurrence_id: int = Field(foreign_key="occurrences.id", primary_key=True, ondelete="CASCADE")
+    room_id: int = Field(foreign_key="rooms.id", primary_key=True, index=True, ondelete="CASCADE")
+    state: ReadinessState = Field(sa_column=enum_column(ReadinessState, ReadinessState.not_checked))
+    note: str = Field(default="", max_length=500)
+    updated_by: int | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
+    updated_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
+
+
+class SchedulerMark(SQLModel, table=True):
+    """A notice the scheduler has sent: the primary key (occurrence_id, kind, due_at) makes it exactly
+    once, even with several processes running the scheduler (the insert that wins sends it).
+    ``due_at`` (UTC) is when the notice fell due; moving the occurrence moves it, so a moved
+    occurrence gets its notices again for its new time. ``at`` is when it was sent."""
+
+    __tablename__ = "scheduler_marks"
+
+    occurrence_id: int = Field(foreign_key="occurrences.id", primary_key=True, ondelete="CASCADE")
+    kind: str = Field(max_length=30, primary_key=True)
+    due_at: datetime = Field(sa_type=UTCDateTime, primary_key=True)
+    at: datetime = Field(sa_type=UTCDateTime)

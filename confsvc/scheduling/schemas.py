@@ -12,7 +12,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 
 from confsvc.db import IdField
 from confsvc.endpoints.schemas import Page  # noqa: F401  (re-exported for routes)
-from confsvc.scheduling.models import MeetingStatus, OccurrenceStatus
+from confsvc.scheduling.models import MeetingStatus, OccurrenceStatus, ReadinessState
 from confsvc.text import nfc
 
 Title = Annotated[str, AfterValidator(nfc), Field(min_length=1, max_length=300)]
@@ -214,3 +214,37 @@ class AvailabilityQuery(BaseModel):
         if value <= 0:
             raise ValueError("duration_minutes must be positive")
         return value
+
+
+# ---------------------------------------------------------------- readiness (issue 4)
+
+class ReadinessUpdate(BaseModel):
+    """A site's readiness: ``problem`` needs a ``note`` (what is wrong)."""
+
+    model_config = ConfigDict(extra="forbid")
+    state: ReadinessState
+    note: Annotated[str, AfterValidator(nfc), Field(max_length=500)] = ""
+
+
+class ReadinessSite(BaseModel):
+    room_id: int
+    room_name: str
+    unit_id: int
+    is_chair: bool
+    state: ReadinessState
+    state_label: str = Field(description="Vietnamese: Chưa kiểm tra, Đã sẵn sàng, Gặp sự cố, Đã kết nối")
+    note: str
+    updated_by: int | None
+    updated_at: datetime | None
+
+
+class ReadinessBoard(BaseModel):
+    """Readiness of every site of one occurrence. ``deadline`` = start − readiness_deadline_minutes (UTC);
+    ``overdue``: the deadline has passed and some site is neither ready nor connected."""
+
+    meeting_id: int
+    occurrence_id: int
+    start: datetime
+    deadline: datetime
+    overdue: bool
+    sites: list[ReadinessSite]

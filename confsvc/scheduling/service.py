@@ -21,7 +21,7 @@ from confsvc.clock import as_utc, utc_now
 from confsvc.config import Settings
 from confsvc.endpoints.models import Endpoint, Room
 from confsvc.errors import Forbidden, Invalid, NotFound
-from confsvc.scheduling import booking, recurrence
+from confsvc.scheduling import booking, live_events, recurrence
 from confsvc.scheduling.booking import Names, Participants, Plan
 from confsvc.scheduling.conflicts import Window, first_pairwise_overlap
 from confsvc.scheduling.errors import BookingConflict
@@ -323,6 +323,8 @@ def book_meeting(session: Session, settings: Settings, principal: Principal, dat
     audit(session, principal, "meeting.created", meeting_id=meeting.id, occurrences=len(plans) - len(skipped),
           skipped=[s["start"] for s in skipped])
     session.flush()
+    live_events.record_change(session, "meeting.scheduled", meeting,
+                              [p.occurrence for p in plans if not p.conflicts], now=now)
     return BookResult(meeting, len(plans) - len(skipped), skipped, booking.holiday_warnings(
         [p for p in plans if not p.conflicts], timing.zone))
 
@@ -399,6 +401,16 @@ def _rebook(session: Session, settings: Settings, meeting: Meeting, plans: list[
                            meeting.title)
 
 
+def material_state(session: Session, meeting: Meeting) -> tuple[Any, ...]:
+    """What a participant must notice (RFC 5545 §3.8.7.4, RFC 5546 §2.1.4): times (DTSTART, DTEND,
+    RRULE, EXDATE), technical-check lead, place (chair room, bridge and conference number: the dial
+    string), participants and STATUS. SEQUENCE bumps when this changes and only then; a title or
+    description edit keeps it (DTSTAMP still moves)."""
+    return (meeting.dtstart, meeting.duration_minutes, meeting.rrule, sorted(meeting.exdates),
+            meeting.check_lead_minutes, meeting.chair_room_id, meeting.bridge_id, meeting.conference_number,
+            tuple(participant_ids(session, meeting.id)), meeting.status)
+
+
 def _require_open(meeting: Meeting) -> None:
     if meeting.status is MeetingStatus.cancelled:
         raise Invalid("the meeting is cancelled", code="meeting_cancelled")
@@ -410,13 +422,15 @@ def edit_meeting(session: Session, settings: Settings, principal: Principal, mee
 
     Occurrences are matched to the new recurrence by their original local date, so ids stay stable;
     exceptions keep their own time, room, participants and status; plain occurrences that the new
-    rule no longer produces are deleted. The SEQUENCE is bumped. Nothing changes on a conflict.
+    rule no longer produces are deleted. The SEQUENCE bumps only on a material change
+    (:func:`material_state`). Nothing changes on a conflict.
 
     Raises: Forbidden, Invalid, BookingConflict (like :func:`book_meeting`).
     """
     principal.require_role(*WRITERS)
     _require_open(meeting)
     now = now or utc_now()
+    material_before = material_state(session, meeting)
     zone = ZoneInfo(meeting.timezone)
     changes = data.model_dump(exclude_unset=True)
     start = changes.get("start") or meeting.dtstart
@@ -431,6 +445,8 @@ def edit_meeting(session: Session, settings: Settings, principal: Principal, mee
                else [as_utc(d, zone) for d in data.exdates])
     until = meeting.materialized_until if rrule and meeting.materialized_until else None
     starts, materialized_until = _series_starts(settings, timing, rrule, exdates, now=now, until=until)
+    rooms_before = set().union(*live_events.occurrence_rooms(
+        session, meeting, live_events.meeting_occurrences(session, meeting)).values())
 
     if any(k in changes for k in ("chair_room_id", "participant_room_ids", "participant_endpoint_ids")):
         chair = data.chair_room_id or meeting.chair_room_id
@@ -482,12 +498,16 @@ def edit_meeting(session: Session, settings: Settings, principal: Principal, mee
     meeting.check_lead_minutes, meeting.teardown_minutes = lead, teardown
     meeting.rrule, meeting.exdates = rrule, [d.isoformat() for d in exdates]
     meeting.materialized_until = materialized_until
-    meeting.sequence += 1
     meeting.updated_by, meeting.updated_at = principal.user_id, now
     _rebook(session, settings, meeting, plans, bridge_id=data.bridge_id if data.bridge_id is not None
             else meeting.bridge_id)
+    session.flush()
+    if material_state(session, meeting) != material_before:
+        meeting.sequence += 1
     audit(session, principal, "meeting.updated", meeting_id=meeting.id, fields=sorted(changes))
     session.flush()
+    live_events.record_change(session, "meeting.updated", meeting, live_events.meeting_occurrences(session, meeting),
+                              rooms_before=rooms_before, now=now)
     count = session.exec(select(func.count()).select_from(Occurrence).where(
         Occurrence.meeting_id == meeting.id, Occurrence.status == OccurrenceStatus.scheduled)).one()
     return BookResult(meeting, count, [], booking.holiday_warnings(plans, zone))
@@ -510,6 +530,8 @@ def cancel_meeting(session: Session, principal: Principal, meeting: Meeting, *, 
     session.add(meeting)
     audit(session, principal, "meeting.cancelled", meeting_id=meeting.id)
     session.flush()
+    live_events.record_change(session, "meeting.cancelled", meeting, live_events.meeting_occurrences(session, meeting),
+                              now=now)
     return meeting
 
 
@@ -527,6 +549,7 @@ def cancel_occurrence(session: Session, principal: Principal, meeting: Meeting, 
     audit(session, principal, "occurrence.cancelled", meeting_id=meeting.id, occurrence_id=occ.id,
           start=occ.start)
     session.flush()
+    live_events.record_change(session, "meeting.cancelled", meeting, [occ], scope="occurrence", now=now)
     return occ
 
 
@@ -550,6 +573,8 @@ def edit_occurrence(session: Session, settings: Settings, principal: Principal, 
                      check_lead_minutes=meeting.check_lead_minutes, teardown_minutes=meeting.teardown_minutes,
                      past_ok="start" not in changes)
     default = _meeting_participants(session, meeting)
+    was = _occurrence_participants(session, meeting, occ, default)
+    material_before = (occ.start, occ.end, was.chair_room_id, tuple(was.endpoint_ids))
     if any(k in changes for k in ("chair_room_id", "participant_room_ids", "participant_endpoint_ids")):
         chair = data.chair_room_id or occ.chair_room_id or meeting.chair_room_id
         if data.participant_room_ids is None and data.participant_endpoint_ids is None:
@@ -589,7 +614,8 @@ def edit_occurrence(session: Session, settings: Settings, principal: Principal, 
     plan.conflicts += choice.conflicts.get(0, [])
     if plan.conflicts:
         raise _refusal(meeting.title, plan.conflicts)
-    meeting.sequence += 1
+    if (occ.start, occ.end, participants.chair_room_id, tuple(participants.endpoint_ids)) != material_before:
+        meeting.sequence += 1  # RFC 5545 §3.8.7.4: only a change the participants must notice
     meeting.updated_by, meeting.updated_at = principal.user_id, now
     session.add_all([occ, meeting])
     booking.insert_guarded(session, settings, lambda: _write_occurrences(session, meeting, [plan], []), [plan],
@@ -597,6 +623,8 @@ def edit_occurrence(session: Session, settings: Settings, principal: Principal, 
     audit(session, principal, "occurrence.updated", meeting_id=meeting.id, occurrence_id=occ.id,
           fields=sorted(changes))
     session.flush()
+    live_events.record_change(session, "meeting.updated", meeting, [occ], scope="occurrence",
+                              rooms_before=was.room_ids, now=now)
     return occurrence_public(occ, meeting, participants.endpoint_ids)
 
 

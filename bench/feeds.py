@@ -1,0 +1,238 @@
+"""Benchmark: a unit feed of 1,000 VEVENTs served by confsvc vs. the same events in Radicale (issue 5).
+
+Both servers run as real subprocesses on loopback and are fetched over HTTP with one keep-alive
+``httpx`` client:
+
+- confsvc: ``uvicorn confsvc.main:create_app --factory`` on a migrated SQLite file (or ``--db-url``),
+  ``GET /ical/unit/{id}.ics?token=...``. *cold* = the first GET after the server process started
+  (median over ``--restarts`` fresh processes); *warm* = later GETs; *304* = GETs with the ETag in
+  If-None-Match.
+- Radicale (a CalDAV server; ``pip install radicale``): the confsvc feed's body PUT into a collection
+  (Radicale splits it into one item per UID), then ``GET`` of the whole collection, measured the same way.
+
+Data: 850 single meetings and 50 weekly series of 6 occurrences, each series with one moved and one
+cancelled occurrence (a RECURRENCE-ID override each): 850 + 50 × 3 = 1,000 VEVENTs, 1,150
+occurrences, on 30 rooms of one commune, booked through ``scheduling.service.book_meeting``.
+
+Reproduce: ``/work/.venv-dev/bin/python bench/feeds.py`` (``--help`` for options).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, time as dtime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
+SLOTS = (dtime(8), dtime(10), dtime(14), dtime(16))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def seed(url: str) -> tuple[int, str]:
+    """Build the data; returns (unit id, feed token secret)."""
+    import confsvc.all_models  # noqa: F401
+    from confsvc.config import Settings
+    from confsvc.db import make_engine, make_session
+    from confsvc.endpoints.models import Bridge, Endpoint, Protocol, Room, Unit, UnitLevel
+    from confsvc.migrate import upgrade
+    from confsvc.notify import tokens
+    from confsvc.notify.models import FeedScope
+    from confsvc.scheduling import service
+    from confsvc.scheduling.schemas import MeetingCreate, OccurrenceUpdate
+    from confsvc.users import service as users
+    from confsvc.users.models import Role
+
+    upgrade(url)
+    settings = Settings(database_url=url, secret_key="b" * 40)
+    engine = make_engine(url)
+    try:
+        with make_session(engine) as session:
+            province = Unit(code="25", name="Tỉnh Phú Thọ", division_type="tỉnh", level=UnitLevel.province)
+            session.add(province)
+            session.flush()
+            unit = Unit(code="07900", name="Phường Việt Trì", division_type="phường", level=UnitLevel.commune,
+                        parent_id=province.id)
+            session.add(unit)
+            session.add(Bridge(name="MCU Phú Thọ", port_capacity=200, sip_domain="mcu.phutho.gov.vn",
+                               h323_prefix="88", conference_number_min=1000, conference_number_max=9999))
+            session.flush()
+            rooms = []
+            for n in range(30):
+                room = Room(unit_id=unit.id, name=f"Phòng họp số {n + 1}", contact_email=f"phong{n + 1}@phutho.gov.vn")
+                session.add(room)
+                session.flush()
+                session.add(Endpoint(room_id=room.id, name=f"Thiết bị {n + 1}", vendor="Poly", model="G7500",
+                                     serial=f"BENCH{n:05d}", protocol=Protocol.sip,
+                                     dial_address=f"sip:pt{n}@vc.phutho.gov.vn"))
+                rooms.append(room)
+            user = users.create_user(session, username="vanphong", password="mật-khẩu-dài-1",
+                                     role=Role.secretariat, full_name="Văn phòng UBND tỉnh",
+                                     email="vanphong@phutho.gov.vn")
+            principal = users.principal_for(session, user)
+            first_day = datetime.now(ZONE).date() + timedelta(days=2)
+
+            def at(day: int, slot: dtime) -> datetime:
+                d = first_day + timedelta(days=day)
+                return datetime(d.year, d.month, d.day, slot.hour, slot.minute, tzinfo=ZONE)
+
+            for i in range(850):  # 20 rooms × 4 slots a day
+                room, slot, day = rooms[i % 20], SLOTS[(i // 20) % 4], i // 80
+                start = at(day, slot)
+                service.book_meeting(session, settings, principal, MeetingCreate(
+                    title=f"Hội nghị trực tuyến số {i + 1}: triển khai nhiệm vụ, quý IV; năm 2025",
+                    description="Thành phần: lãnh đạo UBND, các phòng chuyên môn.", chair_room_id=room.id,
+                    participant_room_ids=[], start=start, end=start + timedelta(hours=1), check_lead_minutes=0))
+            for s in range(50):  # 10 rooms × 5 slots on the series' own weekday
+                room, slot = rooms[20 + s % 10], (SLOTS + (dtime(18),))[s // 10]
+                start = at(60 + (s // 10) * 0, slot)
+                series = service.book_meeting(session, settings, principal, MeetingCreate(
+                    title=f"Giao ban tuần số {s + 1}", chair_room_id=room.id, start=start,
+                    end=start + timedelta(hours=1), check_lead_minutes=0,
+                    rrule="FREQ=WEEKLY;COUNT=6")).meeting
+                occurrences = service.list_occurrences(session, series)
+                moved = service.get_occurrence(session, series, occurrences[2]["id"])
+                service.edit_occurrence(session, settings, principal, series, moved, OccurrenceUpdate(
+                    start=moved.start + timedelta(days=1), end=moved.end + timedelta(days=1)))
+                cancelled = service.get_occurrence(session, series, occurrences[4]["id"])
+                service.cancel_occurrence(session, principal, series, cancelled)
+            admin = users.create_user(session, username="quantri", password="mật-khẩu-dài-1", role=Role.admin)
+            _, secret = tokens.create_feed_token(session, users.principal_for(session, admin),
+                                                 scope=FeedScope.unit, scope_id=unit.id, name="bench")
+            session.commit()
+            return unit.id, secret
+    finally:
+        engine.dispose()
+
+
+class Server:
+    """A subprocess serving HTTP on ``port``, ready when ``probe`` answers."""
+
+    def __init__(self, args: list[str], port: int, probe: str, env: dict[str, str], cwd: Path) -> None:
+        self.args, self.port, self.probe, self.env, self.cwd = args, port, probe, env, cwd
+        self.process: subprocess.Popen | None = None
+
+    def __enter__(self) -> Server:
+        self.process = subprocess.Popen(self.args, env=self.env, cwd=self.cwd, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return self
+            except OSError:
+                time.sleep(0.05)
+        self.__exit__()
+        raise RuntimeError(f"{self.args[:3]} did not start")
+
+    def __exit__(self, *_: object) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def timed_get(client: httpx.Client, url: str, **kw) -> tuple[float, httpx.Response]:
+    start = time.perf_counter()
+    response = client.get(url, **kw)
+    _ = response.content
+    return (time.perf_counter() - start) * 1000, response
+
+
+def measure(server_factory, url: str, *, restarts: int, repeats: int, auth=None) -> dict[str, object]:
+    cold, warm, not_modified = [], [], []
+    body, etag, status_304 = b"", None, None
+    for _ in range(restarts):
+        with server_factory, httpx.Client(auth=auth, timeout=60) as client:
+            client.head(f"http://127.0.0.1:{server_factory.port}/")  # TCP + app up; not the feed
+            ms, response = timed_get(client, url)
+            assert response.status_code == 200, (response.status_code, response.text[:300])
+            cold.append(ms)
+            body, etag = response.content, response.headers.get("etag")
+            for _ in range(repeats):
+                warm.append(timed_get(client, url)[0])
+            if etag:
+                for _ in range(repeats):
+                    ms, response = timed_get(client, url, headers={"If-None-Match": etag})
+                    status_304 = response.status_code
+                    not_modified.append(ms)
+    return {"cold": statistics.median(cold), "warm": statistics.median(warm),
+            "304": statistics.median(not_modified) if not_modified else None, "status_304": status_304,
+            "bytes": len(body), "vevents": body.count(b"BEGIN:VEVENT"), "body": body}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--db-url", help="SQLAlchemy URL of an EMPTY database (default: a temp SQLite file)")
+    parser.add_argument("--restarts", type=int, default=3, help="fresh server processes for the cold figure")
+    parser.add_argument("--repeats", type=int, default=20, help="warm and 304 GETs per process")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="confsvc-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        url = args.db_url or f"sqlite:///{(tmp / 'bench.sqlite3').as_posix()}"
+        t0 = time.perf_counter()
+        unit_id, secret = seed(url)
+        seed_s = time.perf_counter() - t0
+
+        port = free_port()
+        env = {**os.environ, "CONFSVC_DATABASE_URL": url, "CONFSVC_SECRET_KEY": secrets.token_urlsafe(32),
+               "CONFSVC_DATA_DIR": str(tmp), "CONFSVC_PUBLIC_BASE_URL": "https://lichhop.phutho.gov.vn"}
+        confsvc_server = Server([sys.executable, "-m", "uvicorn", "confsvc.main:create_app", "--factory",
+                                 "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+                                port, "/healthz", env, ROOT)
+        feed_url = f"http://127.0.0.1:{port}/ical/unit/{unit_id}.ics?token={secret}"
+        ours = measure(confsvc_server, feed_url, restarts=args.restarts, repeats=args.repeats)
+
+        rport = free_port()
+        storage = tmp / "radicale"
+        radicale_server = Server([sys.executable, "-m", "radicale", "--server-hosts", f"127.0.0.1:{rport}",
+                                  "--storage-filesystem-folder", str(storage), "--auth-type", "none",
+                                  "--logging-level", "warning"], rport, "/", dict(os.environ), tmp)
+        collection = f"http://127.0.0.1:{rport}/bench/feed/"
+        auth = ("bench", "bench")
+        with radicale_server, httpx.Client(auth=auth, timeout=120) as client:
+            client.request("MKCOL", f"http://127.0.0.1:{rport}/bench/")
+            put = client.put(collection, content=ours["body"], headers={"Content-Type": "text/calendar"})
+            assert put.status_code in (200, 201, 204), (put.status_code, put.text[:300])
+        theirs = measure(radicale_server, collection, restarts=args.restarts, repeats=args.repeats, auth=auth)
+
+    def ms(value: object) -> str:
+        return "n/a" if value is None else f"{value:8.1f}"
+
+    print(f"seeded 900 meetings / {ours['vevents']} VEVENTs in {seed_s:.1f} s "
+          f"({'SQLite' if url.startswith('sqlite') else 'PostgreSQL'}); medians over {args.restarts} fresh "
+          f"processes (cold) and {args.restarts}×{args.repeats} GETs (warm, 304), loopback HTTP, keep-alive")
+    print(f"{'server':<34} {'VEVENTs':>7} {'bytes':>9} {'cold ms':>8} {'warm ms':>8} {'304 ms':>8}")
+    print(f"{'confsvc (uvicorn subprocess)':<34} {ours['vevents']:>7} {ours['bytes']:>9} {ms(ours['cold'])} "
+          f"{ms(ours['warm'])} {ms(ours['304'])}")
+    print(f"{'Radicale (subprocess, GET coll.)':<34} {theirs['vevents']:>7} {theirs['bytes']:>9} "
+          f"{ms(theirs['cold'])} {ms(theirs['warm'])} {ms(theirs['304'])}"
+          + ("" if theirs["status_304"] == 304 else f"  (If-None-Match answered {theirs['status_304']})"))
+    print(f"goal: confsvc cold <= Radicale cold: {'met' if ours['cold'] <= theirs['cold'] else 'NOT met'}; "
+          f"304 < 5 ms: {'met' if ours['304'] is not None and ours['304'] < 5 else 'NOT met'}")
+    print("reproduce: /work/.venv-dev/bin/python bench/feeds.py " + " ".join(sys.argv[1:]))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,171 @@
+"""From "committed" to every process's hub: in-process, or through Redis pub/sub (SPEC "Live channel").
+
+``events.subscribe`` calls :meth:`Fanout.from_commit` in the committing thread; it hands the
+batch to the event loop with ``loop.call_soon_threadsafe`` and returns at once.
+
+- :class:`LocalFanout` (no ``redis_url``): the batch goes straight to this process's hub.
+- :class:`RedisFanout`: the batch is published on ``Settings.redis_channel`` and every process,
+  this one included, delivers what its subscription receives. Redis going away never crashes
+  anything: a failed publish is logged and delivered locally, and while the subscription is down
+  every local batch is delivered locally; a background task reconnects with backoff and, once
+  subscribed again, replays from the outbox every event since the outage began (other processes'
+  events it missed; duplicates are dropped by the hub).
+
+Wire format on the channel: a JSON list of ``{"message", "room_ids", "unit_ids"}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+from sqlalchemy.engine import Engine
+from starlette.concurrency import run_in_threadpool
+
+from confsvc import events
+from confsvc.db import make_session
+from confsvc.events import Published
+from confsvc.notify.hub import Hub
+
+log = logging.getLogger(__name__)
+#: Longest pause between reconnection attempts (seconds).
+MAX_BACKOFF_SECONDS = 5.0
+
+
+def encode(batch: list[Published]) -> str:
+    return json.dumps([{"message": p.message, "room_ids": sorted(p.room_ids), "unit_ids": sorted(p.unit_ids)}
+                       for p in batch], ensure_ascii=False, separators=(",", ":"))
+
+
+def decode(text: str | bytes) -> list[Published]:
+    return [Published(message=item["message"], room_ids=frozenset(item["room_ids"]),
+                      unit_ids=frozenset(item["unit_ids"])) for item in json.loads(text)]
+
+
+class Fanout:
+    """In-process delivery; the base of :class:`RedisFanout`."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    async def start(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        events.subscribe(self.from_commit)
+
+    async def stop(self) -> None:
+        events.unsubscribe(self.from_commit)
+
+    def from_commit(self, batch: list[Published]) -> None:
+        """``events.subscribe`` callback: any thread; never blocks."""
+        if self.loop is not None and not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(self.publish, batch)
+
+    def publish(self, batch: list[Published]) -> None:
+        """On the loop: deliver a committed batch."""
+        self.hub.deliver(batch)
+
+
+LocalFanout = Fanout
+
+
+class RedisFanout(Fanout):
+    """Several processes share one stream through a Redis pub/sub channel."""
+
+    def __init__(self, hub: Hub, *, url: str, channel: str, engine: Engine) -> None:
+        super().__init__(hub)
+        self.url, self.channel, self.engine = url, channel, engine
+        self.redis: Any = None
+        self.subscribed = False
+        self.outage_from: int | None = None  # hub.max_id when the subscription was lost
+        self._outbox: asyncio.Queue[list[Published]] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        import redis.asyncio as aioredis
+
+        self.redis = aioredis.Redis.from_url(self.url, socket_connect_timeout=2, socket_timeout=5,
+                                             retry_on_timeout=False)
+        await super().start()
+        self._tasks = [asyncio.create_task(self._listen(), name="confsvc-redis-listen"),
+                       asyncio.create_task(self._publish_loop(), name="confsvc-redis-publish")]
+
+    async def stop(self) -> None:
+        await super().stop()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.redis is not None:
+            await self.redis.aclose()
+
+    def publish(self, batch: list[Published]) -> None:
+        if not self.subscribed:
+            self.hub.deliver(batch)  # degraded: our subscription would not bring it back
+        self._outbox.put_nowait(batch)
+
+    async def _publish_loop(self) -> None:
+        failing = False
+        while True:
+            batch = await self._outbox.get()
+            try:
+                await self.redis.publish(self.channel, encode(batch))
+                if failing:
+                    log.warning("redis publish works again")
+                failing = False
+            except Exception as exc:  # noqa: BLE001 (any Redis failure degrades, never crashes)
+                if not failing:
+                    log.warning("redis publish failed (%s); delivering locally", exc)
+                failing = True
+                self.hub.deliver(batch)
+
+    async def _listen(self) -> None:
+        backoff = 0.2
+        while True:
+            pubsub = self.redis.pubsub()
+            try:
+                await pubsub.subscribe(self.channel)
+                self.subscribed = True
+                backoff = 0.2
+                if self.outage_from is not None:
+                    log.warning("redis subscription restored; replaying events after id %s", self.outage_from)
+                    await self._replay_since(self.outage_from)
+                    self.outage_from = None
+                while True:
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                    if message is not None and message.get("type") == "message":
+                        self.hub.deliver(decode(message["data"]))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001
+                if self.subscribed or self.outage_from is None:
+                    log.warning("redis subscription lost (%s); local delivery until it is back", exc)
+                if self.outage_from is None:
+                    self.outage_from = self.hub.max_id
+                self.subscribed = False
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+            finally:
+                try:
+                    await pubsub.aclose()
+                except Exception:  # noqa: BLE001
+                    pass
+
+    async def _replay_since(self, after_id: int) -> None:
+        def load() -> list[Published]:
+            with make_session(self.engine, write=False) as session:
+                found: list[Published] = []
+                while True:
+                    page = events.replay(session, after_id if not found else found[-1].message["id"])
+                    if not page:
+                        return found
+                    found += page
+
+        self.hub.deliver(await run_in_threadpool(load))
+
+
+def make_fanout(hub: Hub, *, redis_url: str | None, channel: str, engine: Engine) -> Fanout:
+    if redis_url:
+        return RedisFanout(hub, url=redis_url, channel=channel, engine=engine)
+    return Fanout(hub)

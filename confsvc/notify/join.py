@@ -1,0 +1,149 @@
+"""Join instructions (hướng dẫn kết nối): how each endpoint of a room joins one occurrence. Pure.
+
+Values in, JSON-ready dicts out; no session, no clock. The one place dial strings are made
+(``ical.JoinDetails`` is this module's :class:`JoinDetails`):
+
+- SIP: ``sip:<conference_number>@<bridge.sip_domain>`` (RFC 3261 §19.1.1 SIP URI);
+- H.323: ``<bridge.h323_prefix><conference_number>``, an E.164-style digit string dialled through
+  the gatekeeper (ITU-T H.225.0 dialedDigits).
+
+Dial mode (``Settings.join_dial_mode``): ``dial_in`` — the endpoint dials the dial string and
+enters the PIN; ``dial_out`` — the MCU calls the endpoint at its own dial address and the PIN is
+not needed by the room. The technical check (kiểm tra kỹ thuật) is at ``start − check_lead_minutes``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+DIAL_MODES = ("dial_in", "dial_out")
+LOCAL_FORMAT = "%d/%m/%Y %H:%M"
+
+
+def sip_uri(conference_number: int | None, sip_domain: str | None) -> str | None:
+    """``sip:<conference_number>@<sip_domain>``, or None without a number or domain."""
+    if conference_number is None or not sip_domain:
+        return None
+    return f"sip:{conference_number}@{sip_domain}"
+
+
+def h323_number(conference_number: int | None, h323_prefix: str = "") -> str | None:
+    """``<h323_prefix><conference_number>`` (digits only when both are), or None without a number."""
+    if conference_number is None:
+        return None
+    return f"{h323_prefix}{conference_number}"
+
+
+@dataclass(frozen=True)
+class JoinDetails:
+    """How endpoints reach a meeting: the bridge's dial domain / prefix, the conference number and PIN."""
+
+    conference_number: int | None
+    sip_domain: str | None
+    h323_prefix: str = ""
+    pin: str = ""
+
+    @property
+    def sip_uri(self) -> str | None:
+        return sip_uri(self.conference_number, self.sip_domain)
+
+    @property
+    def h323_number(self) -> str | None:
+        return h323_number(self.conference_number, self.h323_prefix)
+
+    def dial_string(self, protocol: str) -> str | None:
+        """The string an endpoint speaking ``protocol`` (``sip`` or ``h323``) dials.
+
+        Raises:
+            ValueError: unknown protocol.
+        """
+        if protocol == "sip":
+            return self.sip_uri
+        if protocol == "h323":
+            return self.h323_number
+        raise ValueError(f"unknown protocol {protocol!r}")
+
+
+@dataclass(frozen=True)
+class EndpointRef:
+    """A participating endpoint of the room: ``protocol`` is ``sip`` or ``h323``."""
+
+    endpoint_id: int
+    name: str
+    protocol: str
+    dial_address: str
+
+
+def iso_utc(value: datetime) -> str:
+    """ISO-8601 in UTC with a ``Z`` (the wire format of every time in live messages)."""
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def instructions(*, meeting_id: int, occurrence_id: int, title: str, start: datetime, end: datetime,
+                 check_lead_minutes: int, timezone: str, room_id: int, room_name: str, chair_room_id: int,
+                 details: JoinDetails | None, endpoints: Iterable[EndpointRef],
+                 dial_mode: str = "dial_in") -> dict[str, Any]:
+    """The join instructions of one room for one occurrence.
+
+    ``start``/``end`` are aware (any zone); the answer carries them in UTC (``...Z``) and in
+    ``timezone`` (ISO-8601 with offset, and ``dd/mm/yyyy HH:MM`` inside ``text``).
+
+    Shape::
+
+        {"meeting_id", "occurrence_id", "room_id", "room_name", "is_chair", "title",
+         "start", "end", "check_at" (UTC), "start_local", "end_local", "check_at_local", "timezone",
+         "check_lead_minutes", "conference_number", "pin", "sip_uri", "h323_number", "dial_mode",
+         "endpoints": [{"endpoint_id", "name", "protocol", "dial_string", "call_address"}],
+         "text": Vietnamese lines joined by "\\n"}
+
+    ``dial_string`` is what the endpoint dials (``dial_in``; None in ``dial_out``); ``call_address``
+    is the endpoint address the MCU calls (``dial_out``; None in ``dial_in``).
+
+    Raises:
+        ValueError: unknown ``dial_mode`` or endpoint protocol.
+    """
+    if dial_mode not in DIAL_MODES:
+        raise ValueError(f"unknown dial mode {dial_mode!r}")
+    zone = ZoneInfo(timezone)
+    check_at = start - timedelta(minutes=check_lead_minutes)
+    details = details or JoinDetails(conference_number=None, sip_domain=None)
+    items = []
+    for ep in sorted(endpoints, key=lambda e: e.endpoint_id):
+        dial = details.dial_string(ep.protocol)
+        items.append({"endpoint_id": ep.endpoint_id, "name": ep.name, "protocol": ep.protocol,
+                      "dial_string": dial if dial_mode == "dial_in" else None,
+                      "call_address": ep.dial_address if dial_mode == "dial_out" else None})
+    is_chair = room_id == chair_room_id
+
+    def local(value: datetime) -> str:
+        return value.astimezone(zone).strftime(LOCAL_FORMAT)
+
+    lines = [f"Hướng dẫn kết nối – {title}",
+             f"Điểm cầu: {room_name}" + (" (điểm cầu chủ trì)" if is_chair else ""),
+             f"Thời gian họp: {local(start)} – {local(end)}",
+             f"Kiểm tra kỹ thuật: {local(check_at)} ({check_lead_minutes} phút trước giờ họp)"]
+    if details.conference_number is not None:
+        lines.append(f"Số hội nghị: {details.conference_number}")
+    if dial_mode == "dial_in":
+        for item in items:
+            if item["dial_string"]:
+                kind = "SIP" if item["protocol"] == "sip" else "H.323"
+                lines.append(f"{item['name']}: quay số {item['dial_string']} ({kind})")
+        if details.pin:
+            lines.append(f"Mã PIN: {details.pin}")
+    else:
+        lines.append("MCU sẽ gọi tới thiết bị của điểm cầu; không cần quay số.")
+    return {
+        "meeting_id": meeting_id, "occurrence_id": occurrence_id, "room_id": room_id, "room_name": room_name,
+        "is_chair": is_chair, "title": title,
+        "start": iso_utc(start), "end": iso_utc(end), "check_at": iso_utc(check_at),
+        "start_local": start.astimezone(zone).isoformat(), "end_local": end.astimezone(zone).isoformat(),
+        "check_at_local": check_at.astimezone(zone).isoformat(), "timezone": timezone,
+        "check_lead_minutes": check_lead_minutes, "conference_number": details.conference_number,
+        "pin": details.pin, "sip_uri": details.sip_uri, "h323_number": details.h323_number,
+        "dial_mode": dial_mode, "endpoints": items, "text": "\n".join(lines),
+    }

@@ -1,0 +1,382 @@
+"""The live channel (SPEC "Live channel"): ``/ws/rooms/{id}``, ``/ws/units/{id}``, ``/ws/secretariat``,
+join instructions at ``GET /api/v1/meetings/{id}/join-instructions``, and room display tokens at
+``/api/v1/rooms/{id}/display-tokens``.
+
+Connecting: the token comes as ``?token=`` or in the first message ``{"type": "auth", "token": …}``
+(within :data:`AUTH_TIMEOUT_SECONDS`). A user's bearer token is scoped like the API (an operator
+only their units and their sub-units; admin, secretariat and viewer everything, read-only); a room
+display token opens only its own room's channel. Refusals accept, then close with
+4401 (no or bad token), 4403 (outside the token's scope) or 4404 (no such room or unit); the reason
+says why. Then the server sends, in order:
+
+1. without ``since``, or when ``since`` is older than the oldest retained event (or unknown):
+   ``{"id": <latest event id>, "type": "snapshot", "at", "data": livedata.snapshot(...)}``;
+2. with ``since=<id>``: every event of the scope with a larger id, in id order, exactly as sent live;
+3. then live events of the scope as they commit.
+
+Keep-alive: the server sends ``{"type": "ping", "at"}`` every ``ws_ping_seconds``; any client
+message counts as a sign of life (``{"type": "pong"}`` is the answer to a ping); a client silent for
+three intervals is closed with 4408. A client may send ``{"type": "ping"}`` and gets ``{"type": "pong"}``.
+A client that falls ``ws_queue_size`` messages behind is closed with 4429 (never stalls the others).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, FastAPI, Response, WebSocket, WebSocketDisconnect, status
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.engine import Engine
+from sqlmodel import select
+from starlette.concurrency import run_in_threadpool
+
+from confsvc import events
+from confsvc.clock import utc_now
+from confsvc.db import MAX_ID, PathId, QueryId, SessionDep, make_session
+from confsvc.endpoints.models import Room, Unit
+from confsvc.errors import ConfsvcError, Forbidden, Invalid, NotFound, Unauthorized
+from confsvc.notify import display, join, livedata
+from confsvc.notify.fanout import Fanout, make_fanout
+from confsvc.notify.hub import (CLOSE_FORBIDDEN, CLOSE_NOT_FOUND, CLOSE_PING_TIMEOUT, CLOSE_UNAUTHORIZED, Connection,
+                                Hub)
+from confsvc.notify.livedata import Scope
+from confsvc.notify.models import DisplayToken
+from confsvc.scheduling import service as scheduling
+from confsvc.scheduling.models import Occurrence, OccurrenceStatus
+from confsvc.users import service as users
+from confsvc.users.deps import CurrentPrincipal
+from confsvc.users.models import Role
+from confsvc.users.principal import Principal
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+
+AUTH_TIMEOUT_SECONDS = 10.0
+#: A resume needing more messages than this gets a fresh snapshot instead.
+REPLAY_MAX = 5000
+#: Seconds between prunes of events older than ``event_retention_days``.
+PRUNE_INTERVAL_SECONDS = 3600.0
+_CLOSE_CODES = {401: CLOSE_UNAUTHORIZED, 403: CLOSE_FORBIDDEN, 404: CLOSE_NOT_FOUND}
+
+
+# ---------------------------------------------------------------- lifespan
+
+@contextlib.asynccontextmanager
+async def running(app: FastAPI) -> AsyncIterator[None]:
+    """Start this process's hub and fan-out (and the outbox pruning task) for the app's lifetime."""
+    settings, engine = app.state.settings, app.state.engine
+    livedata.configure(dial_mode=settings.join_dial_mode)
+    hub = Hub()
+    hub.max_id = await run_in_threadpool(_latest_id, engine)
+    fanout: Fanout = make_fanout(hub, redis_url=settings.redis_url, channel=settings.redis_channel, engine=engine)
+    app.state.hub, app.state.fanout = hub, fanout
+    await fanout.start()
+    pruner = asyncio.create_task(_prune_loop(engine, settings.event_retention_days), name="confsvc-event-prune")
+    try:
+        yield
+    finally:
+        pruner.cancel()
+        await asyncio.gather(pruner, return_exceptions=True)
+        await fanout.stop()
+
+
+def _latest_id(engine: Engine) -> int:
+    with make_session(engine, write=False) as session:
+        return events.latest_id(session)
+
+
+async def _prune_loop(engine: Engine, retention_days: int) -> None:
+    def prune() -> int:
+        with make_session(engine) as session:
+            count = events.prune(session, utc_now() - timedelta(days=retention_days))
+            session.commit()
+            return count
+
+    while True:
+        try:
+            count = await run_in_threadpool(prune)
+            if count:
+                log.info("pruned %d events older than %d days", count, retention_days)
+        except Exception:  # noqa: BLE001 (a failed prune is retried next time)
+            log.exception("event pruning failed")
+        await asyncio.sleep(PRUNE_INTERVAL_SECONDS)
+
+
+# ---------------------------------------------------------------- authentication and scope
+
+def _authenticate(engine: Engine, secret: str) -> Principal | DisplayToken:
+    """Raises Unauthorized for an unknown, revoked or expired token."""
+    with make_session(engine, write=False) as session:
+        token = display.authenticate_display(session, secret)
+        if token is not None:
+            return token
+        return users.principal_for(session, users.user_for_token(session, secret))
+
+
+def _resolve_scope(engine: Engine, who: Principal | DisplayToken, kind: str, object_id: int | None) -> Scope:
+    """The channel ``who`` may open. Raises NotFound, Forbidden (forbidden_scope / forbidden_role)."""
+    with make_session(engine, write=False) as session:
+        if kind == "room":
+            room = session.get(Room, object_id)
+            if room is None:
+                raise NotFound(f"room {object_id} not found", code="room_not_found")
+            if isinstance(who, DisplayToken):
+                if who.room_id != room.id:
+                    raise Forbidden(f"display token of room {who.room_id} cannot open room {room.id}",
+                                    code="forbidden_scope")
+            else:
+                who.require_unit(room.unit_id)
+            return Scope("room", room.id, frozenset({room.id}))
+        if isinstance(who, DisplayToken):
+            raise Forbidden(f"display token of room {who.room_id} opens only /ws/rooms/{who.room_id}",
+                            code="forbidden_scope")
+        if kind == "unit":
+            if session.get(Unit, object_id) is None:
+                raise NotFound(f"unit {object_id} not found", code="unit_not_found")
+            who.require_unit(object_id)
+            units = users.expand_units(session, {object_id})
+            rooms = frozenset(session.exec(select(Room.id).where(Room.unit_id.in_(units))).all())
+            return Scope("unit", object_id, rooms)
+        who.require_role(Role.admin, Role.secretariat, Role.viewer)
+        return Scope("secretariat", None, None)
+
+
+def _initial(engine: Engine, scope: Scope, since: int | None) -> tuple[list[str], set[int], int]:
+    """The messages to send first, the ids they cover, and the id up to which the client is current."""
+    with make_session(engine, write=False) as session:
+        latest = events.latest_id(session)
+        if since is not None and since <= latest:
+            oldest = events.oldest_id(session)
+            if since == latest or (oldest is not None and since >= oldest - 1):
+                missed: list[events.Published] = []
+                cursor = since
+                while len(missed) <= REPLAY_MAX:
+                    page = events.replay(session, cursor)
+                    if not page:
+                        texts = [_text(p.message) for p in missed]
+                        return texts, {p.message["id"] for p in missed}, since
+                    missed += [p for p in page if scope.matches(p)]
+                    cursor = page[-1].message["id"]
+        now = utc_now()
+        data = livedata.snapshot(session, scope, now=now)
+        return [_text({"id": latest, "type": "snapshot", "at": join.iso_utc(now), "data": data})], set(), latest
+
+
+def _text(message: dict[str, Any]) -> str:
+    return json.dumps(message, ensure_ascii=False, separators=(",", ":"))
+
+
+def _reason(text: str) -> str:
+    """A close reason within RFC 6455 §5.5's 123 bytes of UTF-8, cut between characters."""
+    raw = text.encode("utf-8")[:123]
+    return raw.decode("utf-8", errors="ignore")
+
+
+# ---------------------------------------------------------------- WebSocket endpoints
+
+async def _first_message_token(websocket: WebSocket) -> str:
+    try:
+        message = await asyncio.wait_for(websocket.receive_text(), AUTH_TIMEOUT_SECONDS)
+        body = json.loads(message)
+    except (TimeoutError, ValueError, KeyError):
+        raise Unauthorized("send ?token= or a first message {\"type\": \"auth\", \"token\": …}",
+                           code="not_authenticated") from None
+    token = body.get("token") if isinstance(body, dict) else None
+    if not isinstance(token, str) or not token:
+        raise Unauthorized("the first message carries no token", code="not_authenticated")
+    return token
+
+
+def _since(websocket: WebSocket) -> int | None:
+    raw = websocket.query_params.get("since")
+    if raw is None or raw == "":
+        return None
+    if not raw.isdigit() or int(raw) > 2**63 - 1:
+        raise Invalid("since must be a non-negative event id", code="invalid_since")
+    return int(raw)
+
+
+async def _serve(websocket: WebSocket, kind: str, object_id: int | None) -> None:
+    app = websocket.app
+    settings, engine, hub = app.state.settings, app.state.engine, app.state.hub
+    await websocket.accept()
+    try:
+        since = _since(websocket)
+        secret = websocket.query_params.get("token") or await _first_message_token(websocket)
+        who = await run_in_threadpool(_authenticate, engine, secret)
+        scope = await run_in_threadpool(_resolve_scope, engine, who, kind, object_id)
+    except WebSocketDisconnect:
+        return
+    except ConfsvcError as exc:
+        await websocket.close(code=_CLOSE_CODES.get(exc.status_code, 4400), reason=_reason(f"{exc.code}: {exc.detail}"))
+        return
+    connection = Connection(scope, settings.ws_queue_size)
+    hub.register(connection)
+    try:
+        initial, covered, upto = await run_in_threadpool(_initial, engine, scope, since)
+        for text in initial:
+            await websocket.send_text(text)
+        await _pump(websocket, connection, covered, upto, settings.ws_ping_seconds)
+    except WebSocketDisconnect:
+        pass
+    finally:
+        hub.unregister(connection)
+
+
+async def _pump(websocket: WebSocket, connection: Connection, covered: set[int], upto: int,
+                ping_seconds: float) -> None:
+    """Send queued messages and pings, read client messages, until either side ends or the hub drops us."""
+    loop = asyncio.get_running_loop()
+    heard = {"at": loop.time()}
+
+    async def receive() -> None:
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            heard["at"] = loop.time()
+            try:
+                body = json.loads(message.get("text") or "null")
+            except ValueError:
+                continue
+            if isinstance(body, dict) and body.get("type") == "ping":
+                connection.offer(None, _text({"type": "pong", "at": join.iso_utc(utc_now())}))
+
+    async def send() -> None:
+        next_ping = loop.time() + ping_seconds
+        getter: asyncio.Future[tuple[int | None, str]] | None = None
+        try:
+            while True:
+                getter = getter or asyncio.ensure_future(connection.queue.get())
+                done, _ = await asyncio.wait({getter}, timeout=max(0.0, next_ping - loop.time()))
+                if getter in done:
+                    event_id, text = getter.result()
+                    getter = None
+                    if event_id is not None and (event_id <= upto or event_id in covered):
+                        continue
+                    await websocket.send_text(text)
+                    continue
+                if loop.time() - heard["at"] > 3 * ping_seconds:
+                    connection.drop(CLOSE_PING_TIMEOUT, f"ping timeout: im lặng hơn {3 * ping_seconds:g} giây")
+                    return
+                await websocket.send_text(_text({"type": "ping", "at": join.iso_utc(utc_now())}))
+                next_ping = loop.time() + ping_seconds
+        finally:
+            if getter is not None:
+                getter.cancel()
+
+    tasks = [asyncio.create_task(receive()), asyncio.create_task(send()),
+             asyncio.create_task(connection.dropped.wait())]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+    if connection.dropped.is_set():
+        # The close frame waits behind what the client has not read yet; one it never reads is
+        # given up after three ping intervals, like a silent client.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(websocket.close(code=connection.close_code, reason=_reason(connection.close_reason)),
+                                   3 * ping_seconds)
+    for result in results:
+        if isinstance(result, Exception) and not isinstance(result, (WebSocketDisconnect, asyncio.CancelledError)):
+            log.debug("live connection ended: %r", result)
+
+
+@router.websocket("/ws/rooms/{room_id}")
+async def room_channel(websocket: WebSocket, room_id: int) -> None:
+    """One room's channel (màn hình điểm cầu): events routed to the room. Display or user token."""
+    await _serve(websocket, "room", room_id if 1 <= room_id <= MAX_ID else 0)
+
+
+@router.websocket("/ws/units/{unit_id}")
+async def unit_channel(websocket: WebSocket, unit_id: int) -> None:
+    """A unit's channel: events of its rooms and of every sub-unit's rooms. User token."""
+    await _serve(websocket, "unit", unit_id if 1 <= unit_id <= MAX_ID else 0)
+
+
+@router.websocket("/ws/secretariat")
+async def secretariat_channel(websocket: WebSocket) -> None:
+    """Every event (Văn phòng UBND tỉnh): admin, secretariat, viewer."""
+    await _serve(websocket, "secretariat", None)
+
+
+# ---------------------------------------------------------------- HTTP: join instructions, display tokens
+
+class JoinInstructionsPublic(BaseModel):
+    """``items``: one per participating room, chair room included (``join.instructions`` shape)."""
+
+    meeting_id: int
+    occurrence_id: int | None
+    items: list[dict[str, Any]]
+
+
+@router.get("/api/v1/meetings/{meeting_id}/join-instructions", response_model=JoinInstructionsPublic,
+            tags=["meetings"])
+def join_instructions(meeting_id: PathId, session: SessionDep, principal: CurrentPrincipal,
+                      occurrence_id: QueryId = None):
+    """Hướng dẫn kết nối per room for ``occurrence_id``, default the next one still to end
+    (else the last). 404 unknown meeting/occurrence, 403 when none of an operator's units is involved."""
+    meeting = scheduling.get_meeting(session, principal, meeting_id)
+    if occurrence_id is not None:
+        occ = scheduling.get_occurrence(session, meeting, occurrence_id)
+    else:
+        rows = session.exec(select(Occurrence).where(Occurrence.meeting_id == meeting.id,
+                                                     Occurrence.status == OccurrenceStatus.scheduled)
+                            .order_by(Occurrence.start, Occurrence.id)).all()
+        now = utc_now()
+        occ = next((o for o in rows if o.end > now), rows[-1] if rows else None)
+    items = livedata.join_for_occurrence(session, meeting, occ) if occ is not None else []
+    return {"meeting_id": meeting.id, "occurrence_id": occ.id if occ else None, "items": items}
+
+
+class DisplayTokenCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: Annotated[str, Field(max_length=100)] = ""
+
+
+class DisplayTokenPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    room_id: int
+    name: str
+    prefix: str
+    created_at: Any
+    revoked_at: Any = None
+
+
+class DisplayTokenIssued(DisplayTokenPublic):
+    """``token`` is shown once; ``ws_path`` is the channel it opens."""
+
+    token: str
+    ws_path: str
+
+
+@router.post("/api/v1/rooms/{room_id}/display-tokens", response_model=DisplayTokenIssued,
+             status_code=status.HTTP_201_CREATED, tags=["rooms"])
+def create_display_token(room_id: PathId, session: SessionDep, principal: CurrentPrincipal,
+                         data: DisplayTokenCreate | None = None):
+    """A room display token (admin, secretariat). 201 with the secret once; 404 unknown room."""
+    token, secret = display.create_display_token(session, principal, room_id, name=data.name if data else "")
+    return {**token.model_dump(), "token": secret, "ws_path": f"/ws/rooms/{room_id}?token={secret}"}
+
+
+@router.get("/api/v1/rooms/{room_id}/display-tokens", response_model=list[DisplayTokenPublic], tags=["rooms"])
+def list_display_tokens(room_id: PathId, session: SessionDep, principal: CurrentPrincipal):
+    """The room's display tokens, revoked ones included (secrets are never shown again)."""
+    return display.list_display_tokens(session, principal, room_id)
+
+
+@router.delete("/api/v1/rooms/{room_id}/display-tokens/{token_id}", status_code=status.HTTP_204_NO_CONTENT,
+               tags=["rooms"])
+def revoke_display_token(room_id: PathId, token_id: PathId, session: SessionDep, principal: CurrentPrincipal):
+    """Revoke at once: new connections with it are refused (4401)."""
+    display.revoke_display_token(session, principal, room_id, token_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,180 @@
+"""What the live channel reads from the database: join instructions per room and occurrence, the
+``join.instructions`` events beside scheduling's ``meeting.*``, and connect-time snapshots.
+
+Functions take a session and never commit. Times in answers are UTC ISO-8601 ``…Z``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, select
+
+from confsvc import events
+from confsvc.endpoints.models import Bridge, Endpoint, Room
+from confsvc.notify import join
+from confsvc.scheduling import models as scheduling_models
+from confsvc.scheduling.models import (Meeting, MeetingParticipant, MeetingStatus, Occurrence, OccurrenceParticipant,
+                                       OccurrenceStatus)
+
+#: Dial mode used in join instructions (``Settings.join_dial_mode``), set by ``main.create_app``.
+_dial_mode = {"value": "dial_in"}
+#: Upcoming occurrences listed in a unit or secretariat snapshot (a room's lists at most one).
+SNAPSHOT_NEXT_LIMIT = 50
+
+
+def configure(*, dial_mode: str) -> None:
+    """Set the process-wide dial mode (``dial_in`` or ``dial_out``). Raises ValueError otherwise."""
+    if dial_mode not in join.DIAL_MODES:
+        raise ValueError(f"unknown dial mode {dial_mode!r}")
+    _dial_mode["value"] = dial_mode
+
+
+def occurrence_endpoints(session: Session, meeting: Meeting, occ: Occurrence) -> list[Endpoint]:
+    """The participating endpoints of ``occ`` (its own list when overridden, else the meeting's), by id."""
+    if occ.participants_overridden:
+        ids = select(OccurrenceParticipant.endpoint_id).where(OccurrenceParticipant.occurrence_id == occ.id)
+    else:
+        ids = select(MeetingParticipant.endpoint_id).where(MeetingParticipant.meeting_id == meeting.id)
+    return list(session.exec(select(Endpoint).where(Endpoint.id.in_(ids)).order_by(Endpoint.id)).all())
+
+
+def join_for_occurrence(session: Session, meeting: Meeting, occ: Occurrence,
+                        room_ids: set[int] | frozenset[int] | None = None) -> list[dict[str, Any]]:
+    """Join instructions (``join.instructions`` shape) of every participating room of ``occ``, by room id.
+
+    ``room_ids`` keeps only those rooms. The chair room is listed even without an endpoint.
+    """
+    endpoints = occurrence_endpoints(session, meeting, occ)
+    chair = occ.chair_room_id or meeting.chair_room_id
+    by_room: dict[int, list[Endpoint]] = {chair: []}
+    for endpoint in endpoints:
+        by_room.setdefault(endpoint.room_id, []).append(endpoint)
+    wanted = sorted(r for r in by_room if room_ids is None or r in room_ids)
+    if not wanted:
+        return []
+    rooms = {r.id: r for r in session.exec(select(Room).where(Room.id.in_(wanted))).all()}
+    bridge = session.get(Bridge, meeting.bridge_id) if meeting.bridge_id else None
+    details = join.JoinDetails(conference_number=meeting.conference_number, sip_domain=bridge.sip_domain,
+                               h323_prefix=bridge.h323_prefix, pin=meeting.pin) if bridge else None
+    return [join.instructions(
+        meeting_id=meeting.id, occurrence_id=occ.id, title=meeting.title, start=occ.start, end=occ.end,
+        check_lead_minutes=meeting.check_lead_minutes, timezone=meeting.timezone, room_id=room_id,
+        room_name=rooms[room_id].name, chair_room_id=chair, details=details,
+        endpoints=[join.EndpointRef(e.id, e.name, e.protocol.value, e.dial_address) for e in by_room[room_id]],
+        dial_mode=_dial_mode["value"]) for room_id in wanted]
+
+
+def record_join_instructions(session: Session, event: events.Event) -> None:
+    """``events.on_record`` hook: after ``meeting.scheduled`` / ``meeting.updated``, record one
+    ``join.instructions`` per participating room of the event's ``occurrence_id`` (routed to that
+    room only), in the same transaction. Nothing for a cancelled meeting or occurrence."""
+    if event.type not in ("meeting.scheduled", "meeting.updated") or not event.data.get("occurrence_id"):
+        return
+    meeting = session.get(Meeting, event.data["meeting_id"])
+    occ = session.get(Occurrence, event.data["occurrence_id"])
+    if meeting is None or occ is None or meeting.status is MeetingStatus.cancelled \
+            or occ.status is OccurrenceStatus.cancelled:
+        return
+    for item in join_for_occurrence(session, meeting, occ):
+        events.record(session, "join.instructions", item, room_ids=[item["room_id"]])
+
+
+# ---------------------------------------------------------------- scopes and snapshots
+
+@dataclass(frozen=True)
+class Scope:
+    """A channel: ``kind`` is ``room``, ``unit`` or ``secretariat``; ``room_ids`` are its rooms
+    (``None`` = every room). ``unit_id`` matches events routed to the unit or any sub-unit."""
+
+    kind: str
+    id: int | None
+    room_ids: frozenset[int] | None
+
+    def matches(self, published: events.Published) -> bool:
+        if self.kind == "secretariat":
+            return True
+        if self.kind == "room":
+            return self.id in published.room_ids
+        return self.id in published.unit_ids
+
+
+def _involving_rooms(room_ids: frozenset[int]) -> Any:
+    """Occurrence ids whose chair room or a participant endpoint is in ``room_ids``."""
+    return sa.union(
+        select(Occurrence.id).join(Meeting, Meeting.id == Occurrence.meeting_id)
+        .where(sa.func.coalesce(Occurrence.chair_room_id, Meeting.chair_room_id).in_(room_ids)),
+        select(Occurrence.id).join(MeetingParticipant, MeetingParticipant.meeting_id == Occurrence.meeting_id)
+        .join(Endpoint, Endpoint.id == MeetingParticipant.endpoint_id)
+        .where(Occurrence.participants_overridden == sa.false(), Endpoint.room_id.in_(room_ids)),
+        select(OccurrenceParticipant.occurrence_id).join(Endpoint, Endpoint.id == OccurrenceParticipant.endpoint_id)
+        .where(Endpoint.room_id.in_(room_ids)))
+
+
+def _endpoint_public(e: Endpoint) -> dict[str, Any]:
+    return {"endpoint_id": e.id, "name": e.name, "room_id": e.room_id, "protocol": e.protocol.value,
+            "status": e.status.value, "last_seen_at": join.iso_utc(e.last_seen_at) if e.last_seen_at else None}
+
+
+def snapshot(session: Session, scope: Scope, *, now: datetime) -> dict[str, Any]:
+    """The ``snapshot`` message data for ``scope`` at ``now`` (UTC).
+
+    ``current``: occurrences whose technical check has begun and that have not ended
+    (``start − check_lead ≤ now < end``); ``next``: the following ones in start order (one for a
+    room, at most :data:`SNAPSHOT_NEXT_LIMIT` otherwise). Each item carries ``join_instructions``
+    for the scope's rooms and, when the readiness table exists, ``readiness`` per room.
+    ``endpoints``: status of the endpoints of the scope's rooms (secretariat: of the listed
+    occurrences' participants).
+    """
+    query = (select(Occurrence, Meeting).join(Meeting, Meeting.id == Occurrence.meeting_id)
+             .where(Occurrence.status == OccurrenceStatus.scheduled, Meeting.status != MeetingStatus.cancelled,
+                    Occurrence.end > now).order_by(Occurrence.start, Occurrence.id))
+    if scope.room_ids is not None:
+        query = query.where(Occurrence.id.in_(_involving_rooms(scope.room_ids)))
+    limit = 1 if scope.kind == "room" else SNAPSHOT_NEXT_LIMIT
+    # Started ones first (bounded by the longest booking window), then the next ``limit``.
+    current: list[tuple[Occurrence, Meeting]] = []
+    upcoming: list[tuple[Occurrence, Meeting]] = []
+    for occ, meeting in session.exec(query.where(Occurrence.start <= now + timedelta(minutes=24 * 60))).all():
+        if occ.start - timedelta(minutes=meeting.check_lead_minutes) <= now:
+            current.append((occ, meeting))
+        elif len(upcoming) < limit:
+            upcoming.append((occ, meeting))
+    if len(upcoming) < limit:
+        seen = {o.id for o, _ in current + upcoming}
+        later = session.exec(query.where(Occurrence.start > now + timedelta(minutes=24 * 60))
+                             .limit(limit - len(upcoming))).all()
+        upcoming += [(o, m) for o, m in later if o.id not in seen]
+    readiness_model = getattr(scheduling_models, "SiteReadiness", None)
+    listed = current + upcoming
+    readiness: dict[tuple[int, int], Any] = {}
+    if readiness_model is not None and listed:
+        rows = session.exec(select(readiness_model).where(
+            readiness_model.occurrence_id.in_([o.id for o, _ in listed]))).all()
+        readiness = {(r.occurrence_id, r.room_id): r for r in rows}
+
+    def item(occ: Occurrence, meeting: Meeting) -> dict[str, Any]:
+        joins = join_for_occurrence(session, meeting, occ, scope.room_ids)
+        data = {"meeting_id": meeting.id, "occurrence_id": occ.id, "title": meeting.title,
+                "start": join.iso_utc(occ.start), "end": join.iso_utc(occ.end),
+                "check_at": join.iso_utc(occ.start - timedelta(minutes=meeting.check_lead_minutes)),
+                "chair_room_id": occ.chair_room_id or meeting.chair_room_id, "status": meeting.status.value,
+                "sequence": meeting.sequence, "join_instructions": joins}
+        if readiness_model is not None:
+            data["readiness"] = [
+                {"room_id": j["room_id"], "state": r.state.value if r else "not_checked", "note": r.note if r else ""}
+                for j in joins for r in [readiness.get((occ.id, j["room_id"]))]]
+        return data
+
+    if scope.room_ids is not None:
+        endpoint_query = select(Endpoint).where(Endpoint.room_id.in_(scope.room_ids))
+    else:
+        ids = {e for o, m in listed for e in (x.id for x in occurrence_endpoints(session, m, o))}
+        endpoint_query = select(Endpoint).where(Endpoint.id.in_(ids))
+    endpoints = session.exec(endpoint_query.order_by(Endpoint.id)).all()
+    return {"scope": {"kind": scope.kind, "id": scope.id}, "now": join.iso_utc(now),
+            "current": [item(o, m) for o, m in current], "next": [item(o, m) for o, m in upcoming],
+            "endpoints": [_endpoint_public(e) for e in endpoints]}

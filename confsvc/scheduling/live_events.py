@@ -1,0 +1,88 @@
+"""The ``meeting.*`` events of the live channel, recorded by the scheduling use cases (SPEC "Live channel").
+
+Called by ``service.py`` after the guarded booking insert succeeded, inside the change's
+transaction (``confsvc.events.record``): a refused or rolled-back change records nothing.
+``join.instructions`` for each participating room is added in the same transaction by
+``confsvc.notify.live_events`` (registered with ``events.on_record``; scheduling never imports notify).
+
+``data`` of ``meeting.scheduled`` / ``meeting.updated`` / ``meeting.cancelled``::
+
+    {"meeting_id", "scope": "meeting" | "occurrence", "occurrence_id", "occurrence_ids",
+     "title", "start", "end" (UTC ISO-8601 "…Z", of ``occurrence_id``), "chair_room_id",
+     "room_ids" (rooms taking part after the change), "sequence", "status"}
+
+``occurrence_id`` is the first occurrence of ``occurrence_ids`` still to end (else the first);
+``status`` is the meeting's status (scope ``meeting``) or the occurrence's (scope ``occurrence``).
+The event's routing ``room_ids`` also holds rooms the change removed, so their displays learn it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlmodel import Session, select
+
+from confsvc import events
+from confsvc.endpoints.models import Endpoint
+from confsvc.scheduling.models import Meeting, MeetingParticipant, Occurrence, OccurrenceParticipant, OccurrenceStatus
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def occurrence_rooms(session: Session, meeting: Meeting, occurrences: Iterable[Occurrence]) -> dict[int, set[int]]:
+    """``{occurrence_id: room ids}`` (chair room included) from the participant rows as they are now."""
+    default_endpoints = list(session.exec(select(MeetingParticipant.endpoint_id)
+                                          .where(MeetingParticipant.meeting_id == meeting.id)).all())
+    rooms_of: dict[int, int] = {}
+
+    def rooms(endpoint_ids: list[int]) -> set[int]:
+        missing = [e for e in endpoint_ids if e not in rooms_of]
+        if missing:
+            rooms_of.update(session.exec(select(Endpoint.id, Endpoint.room_id).where(Endpoint.id.in_(missing))).all())
+        return {rooms_of[e] for e in endpoint_ids if e in rooms_of}
+
+    default_rooms = rooms(default_endpoints)
+    answer: dict[int, set[int]] = {}
+    for occ in occurrences:
+        if occ.participants_overridden:
+            endpoint_ids = list(session.exec(select(OccurrenceParticipant.endpoint_id)
+                                             .where(OccurrenceParticipant.occurrence_id == occ.id)).all())
+            found = rooms(endpoint_ids)
+        else:
+            found = set(default_rooms)
+        answer[occ.id] = found | {occ.chair_room_id or meeting.chair_room_id}
+    return answer
+
+
+def meeting_occurrences(session: Session, meeting: Meeting, *, scheduled_only: bool = True) -> list[Occurrence]:
+    query = select(Occurrence).where(Occurrence.meeting_id == meeting.id).order_by(Occurrence.start, Occurrence.id)
+    if scheduled_only:
+        query = query.where(Occurrence.status == OccurrenceStatus.scheduled)
+    return list(session.exec(query).all())
+
+
+def record_change(session: Session, type: str, meeting: Meeting, occurrences: list[Occurrence], *,
+                  scope: str = "meeting", rooms_before: Iterable[int] = (), now: datetime) -> events.Event:
+    """Record one ``meeting.*`` event about ``occurrences`` of ``meeting`` (see the module docstring).
+
+    ``rooms_before``: rooms involved before the change (edits), added to the routing room ids.
+    Returns the recorded event.
+    """
+    occurrences = sorted(occurrences, key=lambda o: (o.start, o.id))
+    rooms = occurrence_rooms(session, meeting, occurrences)
+    involved = sorted(set().union(*rooms.values())) if rooms else []
+    first = next((o for o in occurrences if o.end > now), occurrences[0] if occurrences else None)
+    status = (first.status.value if scope == "occurrence" and first is not None else meeting.status.value)
+    data: dict[str, Any] = {
+        "meeting_id": meeting.id, "scope": scope,
+        "occurrence_id": first.id if first else None, "occurrence_ids": [o.id for o in occurrences],
+        "title": meeting.title,
+        "start": _iso(first.start) if first else None, "end": _iso(first.end) if first else None,
+        "chair_room_id": (first.chair_room_id or meeting.chair_room_id) if first else meeting.chair_room_id,
+        "room_ids": involved, "sequence": meeting.sequence, "status": status,
+    }
+    return events.record(session, type, data, room_ids=set(involved) | set(rooms_before))

@@ -1,0 +1,134 @@
+"""Calendar feeds page (lịch đăng ký iCal): a feed URL per scope the user may see, copyable once
+it is issued, and rotation (a new secret replaces the old, which stops working at once).
+
+Permissions and secrets are ``notify.tokens``'s (the same service as ``/api/v1/feeds``); a secret
+is shown once, in the answer to the POST that made it, and never stored in the cookie.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from sqlmodel import Session
+
+from confsvc.db import SessionDep
+from confsvc.endpoints import service as inventory
+from confsvc.endpoints.models import UnitLevel
+from confsvc.errors import ConfsvcError, Forbidden
+from confsvc.notify import tokens
+from confsvc.notify.models import FeedScope
+from confsvc.users.models import Role
+from confsvc.web import i18n
+from confsvc.web.common import Viewer, check_csrf, error_page, login_redirect, render, settings_of, viewer
+from confsvc.web.i18n import N_, _
+
+router = APIRouter(include_in_schema=False)
+SCOPE_LABELS = {FeedScope.province: N_("Whole province"), FeedScope.unit: N_("Unit"), FeedScope.room: N_("Room"),
+                FeedScope.endpoint: N_("Endpoint")}
+
+
+def feed_url(request: Request, scope: FeedScope, scope_id: int, secret: str) -> str:
+    base = (settings_of(request).public_base_url or str(request.base_url)).rstrip("/")
+    return f"{base}/ical/{scope.value}/{scope_id}.ics?token={secret}"
+
+
+def _scopes(session: Session, who: Viewer) -> list[dict[str, Any]]:
+    """Scopes the user may subscribe to, as ``{"value": "unit:12", "label": ...}`` groups."""
+    units, _total = inventory.list_units(session, who.principal, limit=10000)
+    rooms, _total = inventory.list_rooms(session, who.principal, limit=100000)
+    unit_names = {u.id: u.name for u in units}
+    groups = []
+    if who.principal.unit_ids is None:
+        groups.append({"label": _(SCOPE_LABELS[FeedScope.province]), "options": [
+            {"value": f"province:{u.id}", "label": u.name} for u in units if u.level is UnitLevel.province]})
+    groups.append({"label": _(SCOPE_LABELS[FeedScope.unit]),
+                   "options": [{"value": f"unit:{u.id}", "label": u.name} for u in units]})
+    groups.append({"label": _(SCOPE_LABELS[FeedScope.room]), "options": [
+        {"value": f"room:{r.id}", "label": f"{r.name} ({unit_names.get(r.unit_id, '')})"} for r in rooms]})
+    return [g for g in groups if g["options"]]
+
+
+def _page(request: Request, session: Session, who: Viewer, issued: dict[str, str] | None = None):
+    scopes = _scopes(session, who)
+    labels = {o["value"]: o["label"] for g in scopes for o in g["options"]}
+    zone = settings_of(request).zone
+    rows = []
+    for token in tokens.list_feed_tokens(session, who.principal):
+        key = f"{token.scope.value}:{token.scope_id}"
+        rows.append({"id": token.id, "scope": _(SCOPE_LABELS[token.scope]), "name": token.name,
+                     "target": labels.get(key, key), "prefix": token.prefix,
+                     "created": i18n.fmt_date(token.created_at, zone), "revoked": token.revoked_at is not None})
+    return render(request, "feeds.html", {"scopes": scopes, "tokens": rows, "issued": issued}, who=who)
+
+
+def _parse_scope(value: str) -> tuple[FeedScope, int]:
+    kind, _sep, ident = value.partition(":")
+    try:
+        return FeedScope(kind), int(ident)
+    except ValueError:
+        raise Forbidden("unknown feed scope", code="invalid_scope") from None
+
+
+@router.get("/feeds", response_class=HTMLResponse)
+def feeds_page(request: Request, session: SessionDep):
+    who = viewer(request, session)
+    if who is None:
+        return login_redirect(request)
+    if who.principal.role is Role.viewer:
+        return error_page(request, Forbidden(_("Viewers do not manage calendar feeds.")), who)
+    return _page(request, session, who)
+
+
+@router.post("/feeds", response_class=HTMLResponse)
+def create_feed(request: Request, session: SessionDep, scope: Annotated[str, Form(max_length=40)],
+                name: Annotated[str, Form(max_length=100)] = "", csrf: Annotated[str, Form()] = ""):
+    """Issue a feed URL; the answer shows it once, with a copy button."""
+    check_csrf(request, csrf)
+    who = viewer(request, session)
+    if who is None:
+        return login_redirect(request)
+    try:
+        kind, scope_id = _parse_scope(scope)
+        token, secret = tokens.create_feed_token(session, who.principal, scope=kind, scope_id=scope_id, name=name)
+    except ConfsvcError as exc:
+        session.rollback()
+        return error_page(request, exc, who)
+    return _page(request, session, who, issued={"url": feed_url(request, token.scope, token.scope_id, secret),
+                                                "name": token.name or token.prefix})
+
+
+@router.post("/feeds/{token_id}/rotate", response_class=HTMLResponse)
+def rotate_feed(request: Request, session: SessionDep, token_id: int, csrf: Annotated[str, Form()] = ""):
+    """A new secret for the same scope and name; the old URL answers 404 from now on."""
+    check_csrf(request, csrf)
+    who = viewer(request, session)
+    if who is None:
+        return login_redirect(request)
+    try:
+        old = next((t for t in tokens.list_feed_tokens(session, who.principal) if t.id == token_id), None)
+        if old is None:
+            raise Forbidden(_("This calendar feed is not yours to change."), code="forbidden_scope")
+        tokens.revoke_feed_token(session, who.principal, old.id)
+        token, secret = tokens.create_feed_token(session, who.principal, scope=old.scope, scope_id=old.scope_id,
+                                                 include_sub_units=old.include_sub_units, name=old.name)
+    except ConfsvcError as exc:
+        session.rollback()
+        return error_page(request, exc, who)
+    return _page(request, session, who, issued={"url": feed_url(request, token.scope, token.scope_id, secret),
+                                                "name": token.name or token.prefix})
+
+
+@router.post("/feeds/{token_id}/revoke")
+def revoke_feed(request: Request, session: SessionDep, token_id: int, csrf: Annotated[str, Form()] = ""):
+    check_csrf(request, csrf)
+    who = viewer(request, session)
+    if who is None:
+        return login_redirect(request)
+    try:
+        tokens.revoke_feed_token(session, who.principal, token_id)
+    except ConfsvcError as exc:
+        session.rollback()
+        return error_page(request, exc, who)
+    return RedirectResponse("/feeds", status_code=303)

@@ -1,0 +1,106 @@
+"""Inventory pages (danh mục điểm cầu): endpoints with search (with or without diacritics) and
+filters, the CSV export link, and the CSV import (admin) that lists each bad row's line and reason.
+
+Listing, export and import are the inventory service's (``endpoints.service``, ``endpoints.csvio``),
+the same calls as ``GET /api/v1/endpoints``, ``/export.csv`` and ``POST /import``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Form, Query, Request, UploadFile
+from fastapi.responses import HTMLResponse
+
+from confsvc.db import QueryId, SessionDep
+from confsvc.endpoints import csvio
+from confsvc.endpoints import service as inventory
+from confsvc.endpoints.models import EndpointStatus, LifecycleState, Protocol
+from confsvc.errors import ConfsvcError
+from confsvc.web.common import Viewer, check_csrf, login_redirect, render, viewer
+from confsvc.web.i18n import N_, _
+from confsvc.web.meetings import STATUS_LABELS
+
+router = APIRouter(include_in_schema=False)
+PAGE_SIZE = 100
+LIFECYCLE_LABELS = {LifecycleState.active: N_("Active"), LifecycleState.maintenance: N_("Maintenance"),
+                    LifecycleState.retired: N_("Retired")}
+PROTOCOL_LABELS = {Protocol.sip: "SIP", Protocol.h323: "H.323"}
+
+
+def _enum(cls: Any, value: str | None) -> Any:
+    try:
+        return cls(value) if value else None
+    except ValueError:
+        return None
+
+
+def _page(request: Request, session: Any, who: Viewer, *, unit_id: int | None, q: str, status: str,
+          lifecycle: str, protocol: str, page: int, import_result: dict[str, Any] | None = None,
+          status_code: int = 200):
+    units, unit_total = inventory.list_units(session, who.principal, limit=10000)
+    endpoints, total = inventory.list_endpoints(
+        session, who.principal, unit_id=unit_id, q=q or None, status=_enum(EndpointStatus, status),
+        lifecycle_state=_enum(LifecycleState, lifecycle), protocol=_enum(Protocol, protocol),
+        limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
+    _rooms, room_total = inventory.list_rooms(session, who.principal, unit_id=unit_id, limit=1)
+    unit_names = {u.id: u.name for u in units}
+    rows = [{"unit": unit_names.get(room.unit_id, ""), "room": room.name, "vendor": e.vendor, "model": e.model,
+             "protocol": PROTOCOL_LABELS[e.protocol], "dial_address": e.dial_address, "serial": e.serial,
+             "status": _(STATUS_LABELS[e.status]), "status_key": e.status.value,
+             "lifecycle": _(LIFECYCLE_LABELS[e.lifecycle_state]), "lifecycle_key": e.lifecycle_state.value,
+             "contact": room.contact_name or "", "phone": room.contact_phone or ""}
+            for e, room in endpoints]
+    filters = {"unit_id": unit_id or "", "q": q, "status": status, "lifecycle": lifecycle, "protocol": protocol}
+    query = {k: v for k, v in filters.items() if v}
+    return render(request, "inventory.html", {
+        "units": [{"id": u.id, "name": u.name} for u in units],
+        "unit_total": unit_total, "room_total": room_total, "endpoint_total": total, "rows": rows,
+        "filters": filters, "page": page, "pages": max(1, -(-total // PAGE_SIZE)),
+        "page_link": lambda n: "/inventory?" + urlencode({**query, "page": n}),
+        "statuses": [{"key": s.value, "label": _(label)} for s, label in STATUS_LABELS.items()],
+        "lifecycles": [{"key": s.value, "label": _(label)} for s, label in LIFECYCLE_LABELS.items()],
+        "protocols": [{"key": p.value, "label": label} for p, label in PROTOCOL_LABELS.items()],
+        "export_href": "/api/v1/endpoints/export.csv" + (f"?unit_id={unit_id}" if unit_id else ""),
+        "can_import": who.is_admin, "import_result": import_result,
+    }, who=who, status_code=status_code)
+
+
+@router.get("/inventory", response_class=HTMLResponse)
+def inventory_page(request: Request, session: SessionDep, unit_id: QueryId = None,
+                   q: Annotated[str, Query(max_length=100)] = "", status: Annotated[str, Query(max_length=20)] = "",
+                   lifecycle: Annotated[str, Query(max_length=20)] = "",
+                   protocol: Annotated[str, Query(max_length=10)] = "", page: Annotated[int, Query(ge=1)] = 1):
+    """Endpoints of the caller's scope; ``q`` finds "Việt Trì" from "viet tri" too."""
+    who = viewer(request, session)
+    if who is None:
+        return login_redirect(request)
+    return _page(request, session, who, unit_id=unit_id, q=q, status=status, lifecycle=lifecycle,
+                 protocol=protocol, page=page)
+
+
+@router.post("/inventory/import", response_class=HTMLResponse)
+def import_csv(request: Request, session: SessionDep, file: UploadFile, csrf: Annotated[str, Form()] = "",
+               dry_run: Annotated[bool, Form()] = False):
+    """Admin: import endpoints from CSV; all or nothing, every bad row listed with its line and reason."""
+    check_csrf(request, csrf)
+    who = viewer(request, session)
+    if who is None:
+        return login_redirect(request)
+    try:
+        result = csvio.import_endpoints(session, who.principal, file.file.read(), dry_run=dry_run)
+    except ConfsvcError as exc:
+        session.rollback()
+        errors = exc.extra.get("errors", [])
+        summary = (_("%(n)s invalid rows; nothing was imported.") % {"n": len(errors)} if errors else exc.detail)
+        return _page(request, session, who, unit_id=None, q="", status="", lifecycle="", protocol="", page=1,
+                     import_result={"ok": False, "summary": summary, "errors": errors},
+                     status_code=exc.status_code)
+    summary = _("Imported: %(created)s new, %(updated)s updated, %(unchanged)s unchanged, "
+                "%(rooms)s new rooms.") % {"created": result.created, "updated": result.updated,
+                                           "unchanged": result.unchanged, "rooms": result.rooms_created}
+    if result.dry_run:
+        summary = _("Checked: every row is valid; nothing was written.")
+    return _page(request, session, who, unit_id=None, q="", status="", lifecycle="", protocol="", page=1,
+                 import_result={"ok": True, "summary": summary, "errors": []})

@@ -1,0 +1,294 @@
+"""Dashboard (tổng quan), calendar week/day views (lịch họp), the meeting page with its join
+instructions (hướng dẫn kết nối), and cancelling an occurrence or the series with a confirmation step.
+
+Reads go through ``scheduling.service`` and ``endpoints.service`` with the caller's principal, so an
+operator sees only meetings touching their units.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import date, datetime, time, timedelta
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from sqlmodel import Session
+
+from confsvc.clock import utc_now
+from confsvc.db import PathId, QueryId, SessionDep
+from confsvc.endpoints import service as inventory
+from confsvc.endpoints.models import EndpointStatus
+from confsvc.errors import ConfsvcError
+from confsvc.notify.ical import JoinDetails
+from confsvc.scheduling import service as scheduling
+from confsvc.scheduling.booking import Names
+from confsvc.scheduling.models import Meeting, MeetingStatus, OccurrenceStatus, ResourceKind
+from confsvc.users.principal import Principal
+from confsvc.web import i18n
+from confsvc.web.common import Viewer, check_csrf, error_page, login_redirect, render, settings_of, viewer
+from confsvc.web.i18n import N_, _
+
+router = APIRouter(include_in_schema=False)
+
+#: Enough for a province's week; the calendar says so when a window holds more.
+MAX_MEETINGS = 2000
+UPCOMING_DAYS = 7
+
+STATUS_LABELS = {
+    EndpointStatus.online: N_("Online"), EndpointStatus.offline: N_("Offline"),
+    EndpointStatus.in_call: N_("In a call"), EndpointStatus.fault: N_("Fault"),
+    EndpointStatus.unknown: N_("Unknown"),
+}
+MEETING_STATUS_LABELS = {"tentative": N_("Tentative"), "confirmed": N_("Confirmed"), "cancelled": N_("Cancelled")}
+
+
+def local_today(zone: ZoneInfo) -> date:
+    return utc_now().astimezone(zone).date()
+
+
+def day_bounds(first: date, days: int, zone: ZoneInfo) -> tuple[datetime, datetime]:
+    """UTC bounds ``[first 00:00, first + days 00:00)`` of local days."""
+    start = datetime.combine(first, time(0), tzinfo=zone)
+    end = datetime.combine(first + timedelta(days=days), time(0), tzinfo=zone)
+    return start.astimezone(ZoneInfo("UTC")), end.astimezone(ZoneInfo("UTC"))
+
+
+def occurrence_rows(session: Session, principal: Principal, zone: ZoneInfo, start: datetime, end: datetime, *,
+                    unit_id: int | None = None, room_id: int | None = None) -> list[dict[str, Any]]:
+    """Occurrences overlapping ``[start, end)`` (UTC) as plain dicts, in start order."""
+    meetings, _total = scheduling.list_meetings(session, principal, from_=start, to=end, unit_id=unit_id,
+                                                room_id=room_id, limit=MAX_MEETINGS)
+    names = Names(session)
+    rows = []
+    for meeting in meetings:
+        for occ in scheduling.list_occurrences(session, meeting):
+            if not (occ["start"] < end and occ["end"] > start):
+                continue
+            rows.append(_occurrence_row(meeting, occ, names, zone))
+    rows.sort(key=lambda r: (r["start"], r["meeting_id"]))
+    return rows
+
+
+def _occurrence_row(meeting: Meeting, occ: dict[str, Any], names: Names, zone: ZoneInfo) -> dict[str, Any]:
+    cancelled = meeting.status is MeetingStatus.cancelled or occ["status"] is OccurrenceStatus.cancelled
+    status = "cancelled" if cancelled else meeting.status.value
+    start_local = i18n.local(occ["start"], zone)
+    return {
+        "meeting_id": meeting.id, "occurrence_id": occ["id"], "title": meeting.title,
+        "start": occ["start"], "day": start_local.date(),
+        "time": f"{i18n.fmt_time(occ['start'], zone)}–{i18n.fmt_time(occ['end'], zone)}",
+        "when": i18n.fmt_range(occ["start"], occ["end"], zone),
+        "check_time": i18n.fmt_time(occ["start"] - timedelta(minutes=meeting.check_lead_minutes), zone),
+        "chair_room": names.get(ResourceKind.room, occ["chair_room_id"]),
+        "sites": len(occ["participant_endpoint_ids"]), "status": status,
+        "status_label": _(MEETING_STATUS_LABELS[status]), "recurring": bool(meeting.rrule),
+        "href": f"/meetings/{meeting.id}?occurrence={occ['id']}",
+        "top_minutes": start_local.hour * 60 + start_local.minute,
+    }
+
+
+# ---------------------------------------------------------------- dashboard
+
+@router.get("/", response_class=HTMLResponse)
+def dashboard(request: Request, session: SessionDep):
+    """Today's and the coming week's meetings, and endpoint status by unit with the offline ones named."""
+    who = viewer(request, session)
+    if who is None:
+        return login_redirect(request)
+    zone = settings_of(request).zone
+    today = local_today(zone)
+    start, end = day_bounds(today, UPCOMING_DAYS + 1, zone)
+    rows = occurrence_rows(session, who.principal, zone, start, end)
+    today_rows = [r for r in rows if r["day"] == today]
+    upcoming = [r for r in rows if r["day"] != today and r["status"] != "cancelled"]
+    return render(request, "dashboard.html", {
+        "today": i18n.fmt_day(today), "today_rows": today_rows,
+        "upcoming": [{**r, "day_label": i18n.fmt_day(r["day"])} for r in upcoming],
+        **endpoint_status_board(session, who.principal),
+    }, who=who)
+
+
+def endpoint_status_board(session: Session, principal: Principal) -> dict[str, Any]:
+    """Counts per status overall and per unit; units with offline or faulty endpoints first."""
+    units, _total = inventory.list_units(session, principal, limit=10000)
+    unit_names = {u.id: u.name for u in units}
+    endpoints, _total = inventory.list_endpoints(session, principal, limit=100000)
+    totals: Counter[str] = Counter()
+    by_unit: dict[int, dict[str, Any]] = {}
+    for endpoint, room in endpoints:
+        key = endpoint.status.value
+        totals[key] += 1
+        unit = by_unit.setdefault(room.unit_id, {"name": unit_names.get(room.unit_id, "?"), "counts": Counter(),
+                                                 "down": []})
+        unit["counts"][key] += 1
+        if endpoint.status in (EndpointStatus.offline, EndpointStatus.fault):
+            unit["down"].append(f"{room.name} – {endpoint.vendor} {endpoint.model}")
+    order = [s.value for s in (EndpointStatus.online, EndpointStatus.in_call, EndpointStatus.offline,
+                               EndpointStatus.fault, EndpointStatus.unknown)]
+    unit_rows = sorted(by_unit.values(), key=lambda u: (-len(u["down"]), u["name"]))
+    return {
+        "status_columns": [{"key": k, "label": _(STATUS_LABELS[EndpointStatus(k)])} for k in order],
+        "status_totals": [{"key": k, "label": _(STATUS_LABELS[EndpointStatus(k)]), "count": totals[k]}
+                          for k in order],
+        "endpoint_total": sum(totals.values()),
+        "unit_rows": [{"name": u["name"], "counts": [u["counts"][k] for k in order], "down": u["down"],
+                       "total": sum(u["counts"].values())} for u in unit_rows],
+    }
+
+
+# ---------------------------------------------------------------- calendar
+
+@router.get("/calendar", response_class=HTMLResponse)
+def calendar(request: Request, session: SessionDep, view: Annotated[str, Query(pattern="^(week|day)$")] = "week",
+             day: Annotated[str | None, Query(max_length=10, alias="date")] = None,
+             unit_id: QueryId = None, room_id: QueryId = None):
+    """Week (Thứ Hai … Chủ nhật) or day view of occurrences, filtered by unit and room."""
+    who = viewer(request, session)
+    if who is None:
+        return login_redirect(request)
+    zone = settings_of(request).zone
+    try:
+        anchor = date.fromisoformat(day) if day else local_today(zone)
+    except ValueError:
+        anchor = local_today(zone)
+    first = anchor - timedelta(days=anchor.weekday()) if view == "week" else anchor
+    days = 7 if view == "week" else 1
+    start, end = day_bounds(first, days, zone)
+    rows = occurrence_rows(session, who.principal, zone, start, end, unit_id=unit_id, room_id=room_id)
+    columns = []
+    for i in range(days):
+        d = first + timedelta(days=i)
+        columns.append({"date": d.isoformat(), "weekday": i18n.weekday(d), "label": i18n.fmt_date(d),
+                        "today": d == local_today(zone), "rows": [r for r in rows if r["day"] == d]})
+    step = timedelta(days=days)
+    units, _total = inventory.list_units(session, who.principal, limit=10000)
+    rooms, _total = inventory.list_rooms(session, who.principal, unit_id=unit_id, limit=10000)
+    filters = {"unit_id": unit_id or "", "room_id": room_id or ""}
+
+    def link(**change: Any) -> str:
+        from urllib.parse import urlencode
+        params = {"view": view, "date": anchor.isoformat(), **filters, **change}
+        return "/calendar?" + urlencode({k: v for k, v in params.items() if v not in ("", None)})
+
+    title = (f"{i18n.fmt_date(first)} – {i18n.fmt_date(first + timedelta(days=6))}" if view == "week"
+             else i18n.fmt_day(first))
+    return render(request, "calendar.html", {
+        "view": view, "columns": columns, "title": title, "count": len(rows),
+        "prev": link(date=(first - step).isoformat()), "next": link(date=(first + step).isoformat()),
+        "today_link": link(date=local_today(zone).isoformat()),
+        "week_link": link(view="week"), "day_link": link(view="day"), "date": anchor.isoformat(),
+        "units": [{"id": u.id, "name": u.name} for u in units],
+        "rooms": [{"id": r.id, "name": r.name} for r in rooms],
+        "unit_id": unit_id, "room_id": room_id,
+        "hours": list(range(6, 22)),
+    }, who=who)
+
+
+# ---------------------------------------------------------------- meeting page
+
+def _meeting_context(session: Session, who: Viewer, meeting: Meeting, zone: ZoneInfo,
+                     occurrence_id: int | None) -> dict[str, Any]:
+    names = Names(session)
+    occurrences = scheduling.list_occurrences(session, meeting)
+    rows = [_occurrence_row(meeting, o, names, zone) for o in occurrences]
+    now = utc_now()
+    selected = next((r for r in rows if r["occurrence_id"] == occurrence_id), None)
+    selected = selected or next((r for r in rows if r["status"] != "cancelled" and r["start"] >= now - timedelta(
+        hours=12)), None) or (rows[0] if rows else None)
+    occ = next((o for o in occurrences if selected and o["id"] == selected["occurrence_id"]), None)
+    bridge = inventory.get_bridge(session, who.principal, meeting.bridge_id) if meeting.bridge_id else None
+    join = JoinDetails(conference_number=meeting.conference_number, sip_domain=bridge.sip_domain if bridge else None,
+                       h323_prefix=(bridge.h323_prefix or "") if bridge else "", pin=meeting.pin)
+    visible, _total = inventory.list_endpoints(session, who.principal, limit=100000)
+    by_id = {e.id: (e, r) for e, r in visible}
+    endpoint_ids = occ["participant_endpoint_ids"] if occ else scheduling.participant_ids(session, meeting.id)
+    participants, hidden = [], 0
+    for endpoint_id in endpoint_ids:
+        if endpoint_id not in by_id:
+            hidden += 1
+            continue
+        endpoint, room = by_id[endpoint_id]
+        participants.append({"room": room.name, "room_id": room.id, "unit": "",
+                             "unit_id": room.unit_id, "endpoint": f"{endpoint.vendor} {endpoint.model}",
+                             "dial_address": endpoint.dial_address, "status": endpoint.status.value,
+                             "status_label": _(STATUS_LABELS[endpoint.status])})
+    units, _total = inventory.list_units(session, who.principal, limit=10000)
+    unit_names = {u.id: u.name for u in units}
+    for p in participants:
+        p["unit"] = unit_names.get(p["unit_id"], "")
+    chair_room_id = occ["chair_room_id"] if occ else meeting.chair_room_id
+    for p in participants:
+        p["chair"] = p["room_id"] == chair_room_id
+    participants.sort(key=lambda p: (not p["chair"], p["unit"], p["room"]))
+    status = "cancelled" if meeting.status is MeetingStatus.cancelled else meeting.status.value
+    return {
+        "meeting": {"id": meeting.id, "title": meeting.title, "description": meeting.description,
+                    "status": status, "status_label": _(MEETING_STATUS_LABELS[status]),
+                    "recurring": bool(meeting.rrule), "rrule": meeting.rrule or "",
+                    "chair_room": names.get(ResourceKind.room, meeting.chair_room_id),
+                    "bridge": bridge.name if bridge else "", "conference_number": meeting.conference_number,
+                    "pin": meeting.pin, "sip_uri": join.sip_uri or "", "h323_number": join.h323_number or "",
+                    "check_lead_minutes": meeting.check_lead_minutes},
+        "selected": selected,
+        "check_at": (i18n.fmt_datetime(occ["start"] - timedelta(minutes=meeting.check_lead_minutes), zone)
+                     if occ else ""),
+        "occurrences": rows, "participants": participants, "hidden_participants": hidden,
+        "can_cancel": who.can_book and status != "cancelled",
+        "invite_href": f"/api/v1/meetings/{meeting.id}/invite.ics",
+    }
+
+
+@router.get("/meetings/{meeting_id}", response_class=HTMLResponse)
+def meeting_page(request: Request, session: SessionDep, meeting_id: PathId, occurrence: QueryId = None):
+    """Join instructions, participants with status, occurrences, invite download, cancel links."""
+    who = viewer(request, session)
+    if who is None:
+        return login_redirect(request)
+    try:
+        meeting = scheduling.get_meeting(session, who.principal, meeting_id)
+    except ConfsvcError as exc:
+        return error_page(request, exc, who)
+    return render(request, "meeting.html", _meeting_context(session, who, meeting, settings_of(request).zone,
+                                                            occurrence), who=who)
+
+
+@router.get("/meetings/{meeting_id}/cancel", response_class=HTMLResponse)
+def cancel_confirm(request: Request, session: SessionDep, meeting_id: PathId, occurrence: QueryId = None):
+    """The confirmation step: what will be cancelled, and a POST form to do it."""
+    who = viewer(request, session)
+    if who is None:
+        return login_redirect(request)
+    try:
+        meeting = scheduling.get_meeting(session, who.principal, meeting_id)
+        occ = scheduling.get_occurrence(session, meeting, occurrence) if occurrence else None
+    except ConfsvcError as exc:
+        return error_page(request, exc, who)
+    zone = settings_of(request).zone
+    return render(request, "cancel.html", {
+        "meeting": {"id": meeting.id, "title": meeting.title, "recurring": bool(meeting.rrule)},
+        "occurrence": {"id": occ.id, "when": i18n.fmt_range(occ.start, occ.end, zone)} if occ else None,
+    }, who=who)
+
+
+@router.post("/meetings/{meeting_id}/cancel", response_class=HTMLResponse)
+def cancel(request: Request, session: SessionDep, meeting_id: PathId, csrf: Annotated[str, Form()] = "",
+           occurrence: Annotated[int | None, Form(ge=1)] = None):
+    """Cancel one occurrence (``occurrence`` given) or the whole series, through the scheduling service."""
+    check_csrf(request, csrf)
+    who = viewer(request, session)
+    if who is None:
+        return login_redirect(request)
+    try:
+        meeting = scheduling.get_meeting(session, who.principal, meeting_id)
+        if occurrence:
+            scheduling.cancel_occurrence(session, who.principal, meeting,
+                                         scheduling.get_occurrence(session, meeting, occurrence))
+        else:
+            scheduling.cancel_meeting(session, who.principal, meeting)
+    except ConfsvcError as exc:
+        session.rollback()
+        return error_page(request, exc, who)
+    target = f"/meetings/{meeting.id}" + (f"?occurrence={occurrence}" if occurrence else "")
+    return RedirectResponse(target, status_code=303)

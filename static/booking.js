@@ -1,0 +1,244 @@
+/* Booking form (đặt lịch họp): live conflict check through the dry-run API, free-slot suggestions,
+ * participant shortcuts. Vanilla JS, no build step, no external asset. Messages arrive translated
+ * from the server (#booking-messages); times shown as HH:MM and dd/mm/yyyy, local as the API gives
+ * them (*_local fields). Cookie-authenticated API writes send the page's CSRF token (web/csrf.py). */
+(function () {
+  'use strict';
+  var form = document.getElementById('booking');
+  if (!form) { return; }
+  var M = JSON.parse(document.getElementById('booking-messages').textContent);
+  var csrf = document.querySelector('meta[name="csrf-token"]').getAttribute('content');
+  var checkBox = document.getElementById('check');
+  var slotsBox = document.getElementById('slots');
+  var DMY = /^(\d{1,2})\/(\d{1,2})\/(\d{4})$/;
+  var HM = /^(\d{1,2}):(\d{2})$/;
+
+  function fmt(text, values) {
+    return text.replace(/%\((\w+)\)s/g, function (_m, key) { return values[key] == null ? '' : String(values[key]); });
+  }
+  function pad(n) { return (n < 10 ? '0' : '') + n; }
+  function parts(iso) {
+    var m = /^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d)/.exec(iso || '');
+    return m ? { y: +m[1], mo: +m[2], d: +m[3], h: m[4], mi: m[5] } : null;
+  }
+  function weekday(p) { return M.weekdays[(new Date(Date.UTC(p.y, p.mo - 1, p.d)).getUTCDay() + 6) % 7]; }
+  function dmy(p) { return pad(p.d) + '/' + pad(p.mo) + '/' + p.y; }
+  function day(p) { return weekday(p) + ', ' + dmy(p); }
+  /* Same shape as web.i18n.fmt_range: "08:00–10:00 Thứ Hai, 02/03/2026". */
+  function range(a, b) {
+    var s = parts(a), e = parts(b);
+    var text = s.h + ':' + s.mi + '–' + e.h + ':' + e.mi + ' ' + day(s);
+    if (dmy(s) !== dmy(e)) { text += ' → ' + day(e); }
+    return text;
+  }
+  function val(name) { var el = form.elements[name]; return el ? String(el.value).trim() : ''; }
+  function isoOf(dateText, timeText) {
+    var d = DMY.exec(dateText), t = HM.exec(timeText);
+    if (!d || !t || +t[1] > 23 || +t[2] > 59) { return null; }
+    return d[3] + '-' + pad(+d[2]) + '-' + pad(+d[1]) + 'T' + pad(+t[1]) + ':' + t[2] + ':00';
+  }
+  function rrule() {
+    var r = val('repeat');
+    if (r !== 'weekly' && r !== 'monthly') { return null; }
+    var freq = r === 'weekly' ? 'WEEKLY' : 'MONTHLY';
+    if (/^\d+$/.test(val('repeat_count'))) { return 'FREQ=' + freq + ';COUNT=' + val('repeat_count'); }
+    var u = DMY.exec(val('repeat_until'));
+    if (u) { return 'FREQ=' + freq + ';UNTIL=' + u[3] + pad(+u[2]) + pad(+u[1]) + 'T235959'; }
+    return undefined;
+  }
+  function roomBoxes() { return form.querySelectorAll('input[name="participant_room_ids"]'); }
+  function chosenRooms() {
+    var out = [];
+    Array.prototype.forEach.call(roomBoxes(), function (el) { if (el.checked) { out.push(+el.value); } });
+    return out;
+  }
+  /* The same MeetingCreate the form's POST builds (web/booking.py form_to_meeting). */
+  function payload() {
+    var start = isoOf(val('date'), val('start_time')), end = isoOf(val('date'), val('end_time'));
+    var chair = +val('chair_room_id'), rule = rrule();
+    if (!start || !end || !chair || rule === undefined) { return null; }
+    var p = { title: val('title') || '…', chair_room_id: chair, start: start, end: end,
+              participant_room_ids: chosenRooms().filter(function (r) { return r !== chair; }) };
+    if (/^\d+$/.test(val('check_lead_minutes'))) { p.check_lead_minutes = +val('check_lead_minutes'); }
+    if (val('bridge_id')) { p.bridge_id = +val('bridge_id'); }
+    if (rule) { p.rrule = rule; }
+    return p;
+  }
+  function show(kind, lines) {
+    checkBox.className = 'check check-' + kind;
+    checkBox.textContent = '';
+    var list = document.createElement('ul');
+    lines.forEach(function (line) {
+      var li = document.createElement('li');
+      li.textContent = line;
+      list.appendChild(li);
+    });
+    checkBox.appendChild(list);
+  }
+  /* Same lines as web.booking.conflict_messages: one per colliding meeting and window, naming its
+   * rooms (or endpoints); maintenance and MCU ports on their own lines. */
+  function conflictTexts(conflicts) {
+    var lines = [], groups = {};
+    conflicts.forEach(function (c) {
+      var when = range(c.window_start_local, c.window_end_local);
+      var values = { kind: M['kind_' + c.resource_kind] || c.resource_kind, name: c.resource_name, when: when,
+                     used: c.ports_in_use, capacity: c.port_capacity, requested: c.ports_requested };
+      if (c.port_capacity != null) { lines.push(fmt(M.conflict_ports, values)); return; }
+      if (c.maintenance_id) { lines.push(fmt(M.conflict_maintenance, values)); return; }
+      if (!c.meeting_title) { lines.push(fmt(M.conflict_other, values)); return; }
+      var key = c.meeting_title + '\u0000' + when;
+      if (!groups[key]) {
+        groups[key] = { title: c.meeting_title, when: when, room: [], endpoint: [], bridge: [] };
+        lines.push(groups[key]);
+      }
+      var bucket = groups[key][c.resource_kind] || (groups[key][c.resource_kind] = []);
+      if (bucket.indexOf(c.resource_name) === -1) { bucket.push(c.resource_name); }
+    });
+    return unique(lines.map(function (line) {
+      if (typeof line === 'string') { return line; }
+      var shown = line.room.length ? line.room : (line.endpoint.length ? line.endpoint : line.bridge);
+      return fmt(M.conflict_meeting, { title: line.title, when: line.when, names: shown.join(', ') });
+    }));
+  }
+  function unique(list) { return list.filter(function (x, i) { return list.indexOf(x) === i; }); }
+  function warningTexts(warnings) {
+    return unique((warnings || []).filter(function (w) { return w.code === 'public_holiday'; }).map(function (w) {
+      var d = /^(\d{4})-(\d\d)-(\d\d)/.exec(w.date);
+      return fmt(M.holiday, { date: d ? d[3] + '/' + d[2] + '/' + d[1] : w.date, name: w.name || '' });
+    }));
+  }
+  function detailOf(body) {
+    if (body && typeof body.detail === 'string') { return body.detail; }
+    return JSON.stringify(body && body.detail);
+  }
+
+  var timer = null, sequence = 0;
+  function scheduleCheck() { clearTimeout(timer); timer = setTimeout(check, 300); }
+  function check() {
+    var p = payload();
+    if (!p) { show('info', [M.incomplete]); return; }
+    var mine = ++sequence;
+    show('info', [M.checking]);
+    fetch('/api/v1/meetings/check', {
+      method: 'POST', credentials: 'same-origin',
+      headers: { 'Content-Type': 'application/json', 'Accept': 'application/json', 'X-CSRF-Token': csrf },
+      body: JSON.stringify(p)
+    }).then(function (r) {
+      return r.json().then(function (body) { return { status: r.status, body: body }; });
+    }).then(function (res) {
+      if (mine !== sequence) { return; }
+      if (res.status !== 200) { show('error', [fmt(M.error, { detail: detailOf(res.body) })]); return; }
+      var warnings = warningTexts(res.body.warnings);
+      if (res.body.ok) { show(warnings.length ? 'warn' : 'ok', [M.ok].concat(warnings)); }
+      else { show('error', conflictTexts(res.body.conflicts).concat(warnings)); }
+    }).catch(function (err) { if (mine === sequence) { show('error', [fmt(M.error, { detail: String(err) })]); } });
+  }
+
+  function isoDate(p) { return p.y + '-' + pad(p.mo) + '-' + pad(p.d); }
+  function suggest() {
+    var p = payload();
+    slotsBox.textContent = '';
+    if (!p) { show('info', [M.incomplete]); return; }
+    var s = parts(p.start), e = parts(p.end);
+    var minutes = (+e.h * 60 + +e.mi) - (+s.h * 60 + +s.mi);
+    if (minutes <= 0) { return; }
+    var from = new Date(Date.UTC(s.y, s.mo - 1, s.d)), to = new Date(from.getTime() + 14 * 86400000);
+    var q = new URLSearchParams();
+    q.append('duration_minutes', String(minutes));
+    q.append('from_date', isoDate(s));
+    q.append('to_date', to.toISOString().slice(0, 10));
+    q.append('count', '5');
+    [p.chair_room_id].concat(p.participant_room_ids).forEach(function (id) { q.append('room_ids', String(id)); });
+    if (p.check_lead_minutes != null) { q.append('check_lead_minutes', String(p.check_lead_minutes)); }
+    if (p.bridge_id) { q.append('bridge_id', String(p.bridge_id)); }
+    fetch('/api/v1/availability?' + q.toString(), { credentials: 'same-origin', headers: { 'Accept': 'application/json' } })
+      .then(function (r) { return r.json().then(function (body) { return { status: r.status, body: body }; }); })
+      .then(function (res) {
+        slotsBox.textContent = '';
+        if (res.status !== 200) { show('error', [fmt(M.error, { detail: detailOf(res.body) })]); return; }
+        var head = document.createElement('p');
+        head.textContent = res.body.length ? M.suggest_title : M.suggest_none;
+        slotsBox.appendChild(head);
+        res.body.forEach(function (slot) {
+          var button = document.createElement('button');
+          button.type = 'button';
+          button.className = 'slot';
+          button.textContent = range(slot.start_local, slot.end_local);
+          button.addEventListener('click', function () {
+            var a = parts(slot.start_local), b = parts(slot.end_local);
+            form.elements.date.value = dmy(a);
+            form.elements.start_time.value = a.h + ':' + a.mi;
+            form.elements.end_time.value = b.h + ':' + b.mi;
+            slotsBox.textContent = '';
+            check();
+          });
+          slotsBox.appendChild(button);
+        });
+      });
+  }
+
+  /* Participants: shortcuts and filter. */
+  function fold(text) {
+    return text.replace(/đ/g, 'd').replace(/Đ/g, 'd').normalize('NFD').replace(/[\u0300-\u036f]/g, '')
+      .toLowerCase().replace(/\s+/g, ' ').trim();
+  }
+  function units() { return form.querySelectorAll('.unit'); }
+  function roomsOf(unit) { return unit.querySelectorAll('input[name="participant_room_ids"]'); }
+  function setRooms(unit, on) { Array.prototype.forEach.call(roomsOf(unit), function (el) { el.checked = on; }); }
+  function syncToggles() {
+    Array.prototype.forEach.call(units(), function (unit) {
+      var rooms = roomsOf(unit), on = 0;
+      Array.prototype.forEach.call(rooms, function (el) { if (el.checked) { on += 1; } });
+      var toggle = unit.querySelector('.unit-toggle');
+      toggle.checked = on > 0 && on === rooms.length;
+      toggle.indeterminate = on > 0 && on < rooms.length;
+    });
+    document.getElementById('selected-count').textContent = fmt(M.selected, { n: chosenRooms().length });
+  }
+  form.addEventListener('change', function (event) {
+    var target = event.target;
+    if (target.classList && target.classList.contains('unit-toggle')) {
+      setRooms(target.closest('.unit'), target.checked);
+    }
+    if (target.id === 'repeat') { toggleRepeat(); }
+    syncToggles();
+    scheduleCheck();
+  });
+  form.addEventListener('input', function (event) {
+    if (event.target.id !== 'unit-filter') { scheduleCheck(); }
+  });
+  document.getElementById('all-communes').addEventListener('click', function () {
+    Array.prototype.forEach.call(units(), function (unit) {
+      if (unit.getAttribute('data-level') === 'commune') { setRooms(unit, true); }
+    });
+    syncToggles();
+    scheduleCheck();
+  });
+  document.getElementById('all-rooms-of-units').addEventListener('click', function () {
+    Array.prototype.forEach.call(units(), function (unit) {
+      var any = Array.prototype.some.call(roomsOf(unit), function (el) { return el.checked; });
+      if (any) { setRooms(unit, true); }
+    });
+    syncToggles();
+    scheduleCheck();
+  });
+  document.getElementById('clear-rooms').addEventListener('click', function () {
+    Array.prototype.forEach.call(roomBoxes(), function (el) { el.checked = false; });
+    syncToggles();
+    scheduleCheck();
+  });
+  document.getElementById('unit-filter').addEventListener('input', function (event) {
+    var needle = fold(event.target.value);
+    Array.prototype.forEach.call(units(), function (unit) {
+      unit.hidden = needle !== '' && unit.getAttribute('data-search').indexOf(needle) === -1;
+    });
+  });
+  document.getElementById('suggest').addEventListener('click', suggest);
+  function toggleRepeat() {
+    var on = val('repeat') !== 'none';
+    Array.prototype.forEach.call(form.querySelectorAll('.repeat-only'), function (el) { el.hidden = !on; });
+  }
+  toggleRepeat();
+  syncToggles();
+  check();
+}());

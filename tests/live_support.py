@@ -1,0 +1,158 @@
+"""Helpers of the live-channel tests: a real uvicorn server in a thread or a subprocess, and a
+WebSocket client (the ``websockets`` library) that reads JSON messages."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+import uvicorn
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import ClientConnection, connect
+
+
+class ThreadServer:
+    """``app`` served by uvicorn on a free loopback port, in a background thread."""
+
+    def __init__(self, app: Any) -> None:
+        self.config = uvicorn.Config(app, host="127.0.0.1", port=0, ws="websockets-sansio", log_level="warning",
+                                     lifespan="on", ws_ping_interval=None)
+        self.server = uvicorn.Server(self.config)
+        self.thread = threading.Thread(target=self.server.run, name="live-test-server", daemon=True)
+
+    def __enter__(self) -> ThreadServer:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("test server did not start")
+            time.sleep(0.01)
+        self.port = self.server.servers[0].sockets[0].getsockname()[1]
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.server.should_exit = True
+        self.thread.join(20)
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def ws(self, path: str, **options: Any) -> ClientConnection:
+        return connect(f"ws://127.0.0.1:{self.port}{path}", open_timeout=10, close_timeout=2, **options)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def process_server(env: dict[str, str]) -> Iterator[str]:
+    """``confsvc.main:create_app`` in a uvicorn subprocess configured by ``env``; yields its base URL."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--factory", "confsvc.main:create_app", "--host", "127.0.0.1",
+         "--port", str(port), "--ws", "websockets-sansio", "--log-level", "warning"],
+        env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"server exited: {process.stderr.read().decode(errors='replace')}")
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("server did not answer /healthz")
+            time.sleep(0.1)
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        process.stderr.close()
+
+
+def recv(ws: ClientConnection, timeout: float = 5.0) -> dict[str, Any]:
+    """The next JSON message that is not a keep-alive ping."""
+    while True:
+        message = json.loads(ws.recv(timeout=timeout))
+        if message.get("type") != "ping":
+            return message
+
+
+def closed_with(ws: ClientConnection, timeout: float = 5.0) -> tuple[int, str]:
+    """Read until the server closes; the close code and reason it sent."""
+    try:
+        while True:
+            ws.recv(timeout=timeout)
+    except ConnectionClosed as exc:
+        assert exc.rcvd is not None, "closed without a close frame"
+        return exc.rcvd.code, exc.rcvd.reason
+
+
+class RawClient:
+    """A WebSocket client on a bare socket with a tiny receive buffer that reads only when told:
+    a client that stops reading, as a stalled room display does (RFC 6455 framing, §5.2)."""
+
+    def __init__(self, port: int, path: str) -> None:
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        self.sock.connect(("127.0.0.1", port))
+        self.sock.settimeout(10)
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.sock.sendall((f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+                           f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n")
+                          .encode())
+        self.buffer = b""
+        while b"\r\n\r\n" not in self.buffer:
+            self.buffer += self.sock.recv(4096)
+        head, self.buffer = self.buffer.split(b"\r\n\r\n", 1)
+        assert head.startswith(b"HTTP/1.1 101"), head
+
+    def _read(self, n: int) -> bytes:
+        while len(self.buffer) < n:
+            chunk = self.sock.recv(1 << 20)
+            if not chunk:
+                raise ConnectionError("closed")
+            self.buffer += chunk
+        data, self.buffer = self.buffer[:n], self.buffer[n:]
+        return data
+
+    def frame(self) -> tuple[int, bytes]:
+        first, second = self._read(2)
+        length = second & 0x7F
+        if length == 126:
+            length = struct.unpack("!H", self._read(2))[0]
+        elif length == 127:
+            length = struct.unpack("!Q", self._read(8))[0]
+        return first & 0x0F, self._read(length)
+
+    def close_frame(self) -> tuple[int, str]:
+        """Read every frame up to the server's close frame; its code and reason."""
+        while True:
+            opcode, payload = self.frame()
+            if opcode == 8:
+                return struct.unpack("!H", payload[:2])[0], payload[2:].decode()
+
+    def close(self) -> None:
+        self.sock.close()
