@@ -22,10 +22,12 @@ db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_he
 units_app = typer.Typer(help="Administrative units.", no_args_is_help=True)
 endpoints_app = typer.Typer(help="Endpoint inventory CSV.", no_args_is_help=True)
 users_app = typer.Typer(help="Users.", no_args_is_help=True)
+meetings_app = typer.Typer(help="Meetings.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(units_app, name="units")
 app.add_typer(endpoints_app, name="endpoints")
 app.add_typer(users_app, name="users")
+app.add_typer(meetings_app, name="meetings")
 
 #: The CLI acts as the machine's administrator.
 CLI_PRINCIPAL = Principal(user_id=0, username="cli", role=Role.admin, unit_ids=None)
@@ -142,6 +144,27 @@ def users_create(
         user = service.create_user(session, username=username, password=password, role=role,
                                    full_name=full_name, email=email, unit_ids=unit_ids)
     typer.echo(f"user {user.username} ({user.role.value}) created")
+
+
+@meetings_app.command("extend")
+def meetings_extend() -> None:
+    """Materialise open-ended series up to the horizon (the scheduler does this by itself when running)."""
+    from confsvc.migrate import NotMigrated, assert_migrated
+    from confsvc.scheduling.scheduler import extend_series_due
+
+    settings = get_settings()
+    engine = make_engine(settings.effective_database_url)
+    try:
+        try:
+            assert_migrated(engine)
+        except NotMigrated as exc:
+            _fail(str(exc))
+        report = extend_series_due(engine, settings)
+    finally:
+        engine.dispose()
+    typer.echo(f"{len(report)} series extended")
+    for meeting_id, counts in report.items():
+        typer.echo(f"  meeting {meeting_id}: {counts['booked']} booked, {counts['skipped']} skipped (conflicts)")
 
 
 def _serve(settings: Settings, host: str, port: int) -> None:

@@ -161,3 +161,9 @@ def test_cli_users_create_reports_bad_role_scope(tmp_path: Path) -> None:
     assert (bad.returncode, bad.stderr.strip()) == (1, "error (operator_without_units): an operator needs at least one unit")
     ok = _cli(["users", "create", "op", "--role", "operator", "--unit", "07900", "--password", "mat-khau-dai"], tmp_path)
     assert ok.stdout.strip() == "user op (operator) created"
+
+
+def test_cli_meetings_extend(tmp_path: Path) -> None:
+    assert _cli(["db", "upgrade"], tmp_path).returncode == 0
+    result = _cli(["meetings", "extend"], tmp_path)
+    assert (result.returncode, result.stdout) == (0, "0 series extended\n")

@@ -285,6 +285,9 @@ def test_open_series_materialises_to_horizon_and_extends(session: Session, setti
     report = service.extend_series(session, short, now=series.materialized_until)
     assert report[series.id]["booked"] == 4 and report[series.id]["skipped"] == 0
     assert len(service.list_occurrences(session, series)) == count + 4
+    # The job ticks every few seconds: within a day of the last extension nothing happens.
+    assert service.extend_series(session, short, now=series.materialized_until - 28 * 24 * H + 23 * H) == {}
+    assert len(service.list_occurrences(session, series)) == count + 4
 
 
 def test_series_expands_on_local_weekdays(session: Session, settings: Settings):

@@ -185,6 +185,28 @@ def run_due(engine: Engine, settings: Settings, now: datetime | None = None) -> 
     return sent
 
 
+def extend_series_due(engine: Engine, settings: Settings, now: datetime | None = None) -> dict[int, dict[str, int]]:
+    """Materialise open-ended series whose occurrences end within a day of the horizon (issue 3's job).
+
+    One write transaction; safe beside other processes (bookings are guarded as for any booking).
+    Returns ``service.extend_series``'s report (empty when nothing was due).
+    """
+    from confsvc.scheduling import service
+
+    with make_session(engine) as session:
+        report = service.extend_series(session, settings, now=now)
+        session.commit()
+    if report:
+        log.info("scheduler: series extended %s", report)
+    return report
+
+
+def _tick(engine: Engine, settings: Settings) -> None:
+    extend_series_due(engine, settings)
+    run_due(engine, settings)
+
+
 def running(engine: Engine, settings: Settings) -> AbstractAsyncContextManager[None]:
-    """For ``main``'s lifespan: a tick every ``scheduler_interval_seconds`` (0 = off) in a worker thread."""
-    return periodic.running("scheduler", lambda: run_due(engine, settings), settings.scheduler_interval_seconds)
+    """For ``main``'s lifespan: a tick every ``scheduler_interval_seconds`` (0 = off) in a worker thread:
+    extend open-ended series when due, then send due notices."""
+    return periodic.running("scheduler", lambda: _tick(engine, settings), settings.scheduler_interval_seconds)

@@ -641,16 +641,19 @@ def _bridge_item(choice: booking.BridgeChoice, plan: Plan, settings: Settings) -
 # ---------------------------------------------------------------- series horizon
 
 def extend_series(session: Session, settings: Settings, *, now: datetime | None = None) -> dict[int, dict[str, int]]:
-    """Materialise open series up to ``now + series_horizon_days`` (run daily by a job or the CLI).
+    """Materialise open series up to ``now + series_horizon_days`` (the scheduler tick and
+    ``confsvc meetings extend`` call it; a series within a day of the horizon is left for later).
 
     New occurrences that collide are recorded as cancelled exceptions and audited (a job cannot ask
     anyone). Returns ``{meeting_id: {"booked": n, "skipped": m}}`` for the meetings extended.
     """
     now = now or utc_now()
     horizon = now + timedelta(days=settings.series_horizon_days)
+    # A day of slack: a job ticking every few seconds extends each series once a day, not every tick.
+    due_before = horizon - timedelta(days=1)
     report: dict[int, dict[str, int]] = {}
     meetings = session.exec(select(Meeting).where(Meeting.rrule.is_not(None), Meeting.status != MeetingStatus.cancelled,
-                                                  Meeting.materialized_until < horizon).order_by(Meeting.id)).all()
+                                                  Meeting.materialized_until < due_before).order_by(Meeting.id)).all()
     for meeting in meetings:
         zone = ZoneInfo(meeting.timezone)
         ex = frozenset(datetime.fromisoformat(d) for d in meeting.exdates)
