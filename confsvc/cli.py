@@ -199,7 +199,11 @@ def demo(host: str = "127.0.0.1", port: int = 8000,
     from confsvc import demo as demo_data
     from confsvc.migrate import upgrade
 
-    settings = get_settings().model_copy(update={"demo": True})
+    settings = get_settings()
+    # A laptop demo runs the scheduler (reminders, started/ended) unless told otherwise; the probe
+    # stays off: the demo's management addresses are invented.
+    settings = settings.model_copy(update={"demo": True,
+                                           "scheduler_interval_seconds": settings.scheduler_interval_seconds or 15})
     upgrade(settings.effective_database_url)
     with _UnitOfWork(settings) as session:
         summary = demo_data.seed(session, settings)
