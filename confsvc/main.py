@@ -16,7 +16,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -103,6 +103,18 @@ def _install_error_handlers(app: FastAPI) -> None:
         # A race the service's friendly check could not see; the database kept the promise.
         log.info("integrity error answered as 409: %s", exc.orig)
         return _error(409, "the request conflicts with a concurrent change; reload and retry", "integrity_conflict")
+
+    @app.exception_handler(OverflowError)
+    async def _overflow(_: Request, exc: OverflowError) -> JSONResponse:
+        # A number or date the drivers or datetime arithmetic cannot hold (year 1 minus a check lead,
+        # a 30-digit id): bad input, never a 500.
+        log.info("out-of-range input answered as 422: %s", exc)
+        return _error(422, "a number or date in the request is out of the supported range", "out_of_range")
+
+    @app.exception_handler(DataError)
+    async def _data(_: Request, exc: DataError) -> JSONResponse:
+        log.info("database refused a value, answered as 422: %s", exc.orig)
+        return _error(422, "a value in the request is out of range for the database", "out_of_range")
 
     @app.exception_handler(OperationalError)
     async def _operational(_: Request, exc: OperationalError) -> JSONResponse:

@@ -7,9 +7,22 @@ import unicodedata
 _EXTRA_FOLDS = str.maketrans({"đ": "d", "Đ": "d"})
 
 
+#: C0/C1 control characters except tab and line feed: PostgreSQL refuses NUL in text, and none of
+#: them belongs in a name or a title.
+_CONTROLS = {c: None for c in [*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F, *range(0x80, 0xA0)]}
+
+
 def nfc(value: str) -> str:
-    """Unicode NFC, as GLOSSARY requires for stored text; surrounding whitespace removed."""
+    """Unicode NFC, as GLOSSARY requires for stored text; CRLF/CR → LF, other control characters
+    dropped, surrounding whitespace removed."""
+    value = value.replace("\r\n", "\n").replace("\r", "\n").translate(_CONTROLS)
     return unicodedata.normalize("NFC", value).strip()
+
+
+def one_line(value: str) -> str:
+    """:func:`nfc`, with every run of whitespace (newlines included) collapsed to one space: for
+    names and titles, which are shown on one line everywhere (iCal SUMMARY, tables, room displays)."""
+    return " ".join(nfc(value).split())
 
 
 def fold(value: str) -> str:

@@ -18,7 +18,7 @@ from confsvc.clock import utc_now
 from confsvc.endpoints.models import Endpoint, LifecycleState, Protocol, Room, Unit
 from confsvc.endpoints.validation import normalise_dial_address, normalise_ip
 from confsvc.errors import Invalid
-from confsvc.text import nfc, search_key
+from confsvc.text import one_line, search_key
 from confsvc.users.models import Role
 from confsvc.users.principal import Principal
 
@@ -90,7 +90,15 @@ def parse(data: bytes, unit_ids_by_code: dict[str, int]) -> tuple[list[_Row], li
     errors: list[dict] = []
     seen: dict[str, int] = {}
     next_line = 2
-    for record in reader:
+    records = iter(reader)
+    while True:
+        try:
+            record = next(records)
+        except StopIteration:
+            break
+        except csv.Error as exc:  # e.g. a field over the csv module's 128 KiB limit: unreadable from here on
+            errors.append({"line": next_line, "reason": f"unreadable CSV: {exc}"})
+            break
         line, next_line = next_line, reader.line_num + 1
         if len(rows) + len(errors) >= MAX_ROWS:
             errors.append({"line": line, "reason": f"more than {MAX_ROWS} rows"})
@@ -98,7 +106,7 @@ def parse(data: bytes, unit_ids_by_code: dict[str, int]) -> tuple[list[_Row], li
         if None in record:
             errors.append({"line": line, "reason": "more fields than columns"})
             continue
-        values = {k: nfc(v or "") for k, v in record.items()}
+        values = {k: one_line(v or "") for k, v in record.items()}
         if not any(values.values()):
             continue
         try:
@@ -153,7 +161,20 @@ def import_endpoints(session: Session, principal: Principal, data: bytes, *, dry
         raise Invalid(f"{len(errors)} invalid row(s); nothing was imported", code="invalid_rows", errors=errors)
     result = schemas.ImportResult(created=0, updated=0, unchanged=0, rooms_created=0, dry_run=dry_run)
     if dry_run:
+        # The same work inside a savepoint that is rolled back: the counts are exactly what a real
+        # import would report, and nothing stays written.
+        savepoint = session.begin_nested()
+        try:
+            _apply(session, rows, unit_ids_by_code, result)
+        finally:
+            savepoint.rollback()
         return result
+    _apply(session, rows, unit_ids_by_code, result)
+    return result
+
+
+def _apply(session: Session, rows: list[_Row], unit_ids_by_code: dict[str, int], result: schemas.ImportResult) -> None:
+    """Create rooms and create/update endpoints for validated ``rows``, counting into ``result``."""
     rooms = {(r.unit_id, r.name): r for r in session.exec(select(Room)).all()}
     existing = {e.serial: e for e in session.exec(select(Endpoint).where(Endpoint.serial.in_([r.serial for r in rows])))}
     units = {u.id: u for u in session.exec(select(Unit).where(Unit.id.in_(set(unit_ids_by_code[r.unit_code] for r in rows))))}
@@ -186,6 +207,3 @@ def import_endpoints(session: Session, principal: Principal, data: bytes, *, dry
         endpoint.search_text = service.endpoint_search_text(endpoint, room, unit)
         session.add(endpoint)
     session.flush()
-    return result
-
-

@@ -23,7 +23,7 @@ class Paging:
     """``limit`` (1…settings.page_size_max, default 50) and ``offset`` (≥ 0) query parameters."""
 
     def __init__(self, request: Request, limit: Annotated[int, Query(ge=1)] = 50,
-                 offset: Annotated[int, Query(ge=0)] = 0) -> None:
+                 offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0) -> None:
         maximum = request.app.state.settings.page_size_max
         if limit > maximum:
             raise Invalid(f"limit must be at most {maximum}", code="limit_too_large")

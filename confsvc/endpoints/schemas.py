@@ -10,11 +10,11 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, mod
 from confsvc.endpoints.models import EndpointStatus, LifecycleState, Protocol, UnitLevel
 from confsvc.db import IdField
 from confsvc.endpoints.validation import normalise_ip
-from confsvc.text import nfc
+from confsvc.text import nfc, one_line
 
 T = TypeVar("T")
 
-Text = Annotated[str, AfterValidator(nfc), Field(min_length=1, max_length=200)]
+Text = Annotated[str, AfterValidator(one_line), Field(min_length=1, max_length=200)]
 OptText = Annotated[str | None, AfterValidator(lambda v: nfc(v) or None if v is not None else None)]
 IPText = Annotated[str, AfterValidator(normalise_ip)]
 
@@ -92,9 +92,9 @@ class EndpointCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     room_id: IdField
     name: Text | None = None
-    vendor: Annotated[str, AfterValidator(nfc), Field(min_length=1, max_length=60)]
-    model: Annotated[str, AfterValidator(nfc), Field(min_length=1, max_length=100)]
-    serial: Annotated[str, AfterValidator(nfc), Field(min_length=1, max_length=100)]
+    vendor: Annotated[str, AfterValidator(one_line), Field(min_length=1, max_length=60)]
+    model: Annotated[str, AfterValidator(one_line), Field(min_length=1, max_length=100)]
+    serial: Annotated[str, AfterValidator(one_line), Field(min_length=1, max_length=100)]
     protocol: Protocol
     dial_address: Annotated[str, Field(min_length=1, max_length=255)]
     management_ip: IPText | None = None
@@ -106,8 +106,8 @@ class EndpointUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     room_id: IdField | None = None
     name: Text | None = None
-    vendor: Annotated[str, AfterValidator(nfc), Field(min_length=1, max_length=60)] | None = None
-    model: Annotated[str, AfterValidator(nfc), Field(min_length=1, max_length=100)] | None = None
+    vendor: Annotated[str, AfterValidator(one_line), Field(min_length=1, max_length=60)] | None = None
+    model: Annotated[str, AfterValidator(one_line), Field(min_length=1, max_length=100)] | None = None
     protocol: Protocol | None = None
     dial_address: Annotated[str, Field(min_length=1, max_length=255)] | None = None
     management_ip: IPText | None = None

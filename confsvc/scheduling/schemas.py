@@ -13,9 +13,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 from confsvc.db import IdField
 from confsvc.endpoints.schemas import Page  # noqa: F401  (re-exported for routes)
 from confsvc.scheduling.models import MeetingStatus, OccurrenceStatus, ReadinessState
-from confsvc.text import nfc
+from confsvc.text import nfc, one_line
 
-Title = Annotated[str, AfterValidator(nfc), Field(min_length=1, max_length=300)]
+Title = Annotated[str, AfterValidator(one_line), Field(min_length=1, max_length=300)]
 Minutes = Annotated[int, Field(ge=0, le=24 * 60)]
 IdList = Annotated[list[IdField], Field(max_length=5000)]
 

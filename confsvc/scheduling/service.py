@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -441,8 +441,12 @@ def edit_meeting(session: Session, settings: Settings, principal: Principal, mee
     timing = _timing(settings, principal, start=start, end=end, zone=zone, now=now, check_lead_minutes=lead,
                      teardown_minutes=teardown, past_ok="start" not in changes)
     rrule = meeting.rrule if data.rrule is None else (_normalised_rrule(data.rrule))
-    exdates = ([datetime.fromisoformat(d) for d in meeting.exdates] if data.exdates is None
-               else [as_utc(d, zone) for d in data.exdates])
+    if data.exdates is not None:
+        exdates = [as_utc(d, zone) for d in data.exdates]
+    else:
+        # An excluded instance stays excluded when the series moves to another time of day: its
+        # EXDATE follows to the new time on the same local date (RFC 5545 §3.8.5.1 matches exactly).
+        exdates = [_same_day_at(datetime.fromisoformat(d), timing.start, zone) for d in meeting.exdates]
     until = meeting.materialized_until if rrule and meeting.materialized_until else None
     starts, materialized_until = _series_starts(settings, timing, rrule, exdates, now=now, until=until)
     rooms_before = set().union(*live_events.occurrence_rooms(
@@ -471,7 +475,10 @@ def edit_meeting(session: Session, settings: Settings, principal: Principal, mee
     for s in starts:
         occ = by_date.get(s.astimezone(zone).date())
         if occ is not None and occ.is_exception:
+            # The exception keeps its own time, room and status, but its RECURRENCE-ID must name the
+            # instance the new rule generates, or calendars show that instance again (RFC 5545 §3.8.4.4).
             kept.add(occ.id)
+            occ.recurrence_id = s
             continue
         if occ is not None:
             kept.add(occ.id)
@@ -511,6 +518,12 @@ def edit_meeting(session: Session, settings: Settings, principal: Principal, mee
     count = session.exec(select(func.count()).select_from(Occurrence).where(
         Occurrence.meeting_id == meeting.id, Occurrence.status == OccurrenceStatus.scheduled)).one()
     return BookResult(meeting, count, [], booking.holiday_warnings(plans, zone))
+
+
+def _same_day_at(instant: datetime, model: datetime, zone: ZoneInfo) -> datetime:
+    """``instant``'s local date at ``model``'s local time of day, in UTC."""
+    local = datetime.combine(instant.astimezone(zone).date(), model.astimezone(zone).time(), tzinfo=zone)
+    return local.astimezone(UTC)
 
 
 def _room_endpoints(session: Session, room_id: int) -> set[int]:
