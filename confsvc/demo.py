@@ -53,9 +53,21 @@ def _slug(name: str) -> str:
     return fold(name).replace(" ", "")
 
 
+def _bare_name(unit: Unit) -> str:
+    """The unit's name without its type: "Xã Tân Lạc" → "Tân Lạc" (the package spells the type in)."""
+    kind = unit.division_type
+    return unit.name[len(kind):].strip() if unit.name.lower().startswith(kind.lower() + " ") else unit.name
+
+
+def _ubnd(unit: Unit) -> str:
+    """"UBND xã Tân Lạc", as GLOSSARY writes People's Committees (type in lower case)."""
+    return f"UBND {unit.division_type} {_bare_name(unit)}"
+
+
 def _endpoint(rng: random.Random, room: Room, unit: Unit, index: int, vendor: str, model: str) -> Endpoint:
     protocol = Protocol.h323 if rng.random() < 0.25 else Protocol.sip
-    slug = _slug(unit.name.split(" ", 1)[-1])
+    # The province's chair room gets "ubndtinh…": a ward may carry the province's name (Phường Phú Thọ).
+    slug = _slug(_bare_name(unit)) if unit.level is not UnitLevel.province else "ubndtinh" + _slug(_bare_name(unit))
     if protocol is Protocol.sip:
         dial = f"sip:{slug}{'' if index == 0 else index + 1}@{DIAL_DOMAIN}"
     else:
@@ -97,7 +109,7 @@ def seed_inventory(session: Session) -> DemoSummary:
         session.add(_endpoint(rng, chair, province, 1, "Cisco", "Room Kit Pro"))
         weights = [w for _, _, w in VENDORS]
         for unit in communes:
-            room = _room(unit, f"Điểm cầu UBND {unit.name}", rng.choice([20, 30, 40, 50]),
+            room = _room(unit, f"Điểm cầu {_ubnd(unit)}", rng.choice([20, 30, 40, 50]),
                          f"Cán bộ kỹ thuật {unit.name}")
             session.add(room)
             session.flush()
