@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(5 * 1024 * 1024, gt=0, description="Largest request body accepted (bytes).")
     page_size_max: int = Field(500, gt=0, description="Upper bound of the `limit` query parameter.")
     session_max_age_seconds: int = Field(12 * 3600, gt=0, description="Lifetime of a web session cookie.")
+    login_token_ttl_hours: int = Field(12, gt=0, le=24 * 366, description="Lifetime of a bearer token issued by "
+                                       "`POST /api/v1/auth/token` (password login).")
     default_language: str = Field("vi", description="UI language when the user has not chosen one (vi or en).")
 
     # Scheduling (SPEC conflict rule 9: limits are settings). Minutes unless the name says otherwise.

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -28,6 +28,8 @@ from confsvc.endpoints.routes import router as endpoints_router
 from confsvc.endpoints import probe
 from confsvc.endpoints.status_routes import router as endpoint_status_router
 from confsvc.errors import ConfsvcError, PayloadTooLarge
+from confsvc.metrics import Metrics, MetricsMiddleware
+from confsvc.metrics import router as metrics_router
 from confsvc.migrate import assert_migrated
 from confsvc.notify import live as live_channel
 from confsvc.notify import mail
@@ -140,12 +142,14 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.engine = engine or make_engine(settings.effective_database_url)
+        events.subscribe(metrics.count_events)
         try:
             assert_migrated(app.state.engine)
             async with live_channel.running(app), mail.running(app.state.engine, settings), \
                     probe.running(app.state.engine, settings), scheduler.running(app.state.engine, settings):
                 yield
         finally:
+            events.unsubscribe(metrics.count_events)
             if owns_engine:
                 app.state.engine.dispose()
 
@@ -163,6 +167,12 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.add_middleware(SessionMiddleware, secret_key=secret_key, session_cookie="confsvc_session",
                        max_age=settings.session_max_age_seconds, same_site="lax")
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    metrics = Metrics()
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> RedirectResponse:
+        return RedirectResponse("/static/favicon.svg", status_code=308)
 
     @app.get("/healthz", tags=["ops"])
     def healthz(request: Request) -> dict[str, str]:
@@ -171,6 +181,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
             conn.execute(sa.text("SELECT 1"))
         return {"status": "ok", "database": "ok", "version": __version__}
 
+    app.include_router(metrics_router(metrics))
     app.include_router(users_router)
     app.include_router(endpoints_router)
     app.include_router(endpoint_status_router)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
@@ -96,3 +96,19 @@ def test_token_comparison_is_constant_time_helper() -> None:
     secret, digest = security.new_token()
     assert security.token_matches(secret, digest)
     assert not security.token_matches(secret + "x", digest)
+
+
+def test_login_tokens_expire_after_the_setting(client: TestClient, session: Session, settings) -> None:
+    make_user(session, Role.viewer, username="lanhdao", password="mat-khau-dai")
+    session.commit()
+    before = utc_now()
+    issued = client.post("/api/v1/auth/token", json={"username": "lanhdao", "password": "mat-khau-dai"}).json()
+    expires = datetime.fromisoformat(issued["expires_at"])
+    assert timedelta(hours=settings.login_token_ttl_hours) <= expires - before < timedelta(
+        hours=settings.login_token_ttl_hours, minutes=1)
+
+
+def test_favicon(client: TestClient) -> None:
+    response = client.get("/favicon.ico", follow_redirects=False)
+    assert (response.status_code, response.headers["location"]) == (308, "/static/favicon.svg")
+    assert client.get("/static/favicon.svg").headers["content-type"].startswith("image/svg+xml")

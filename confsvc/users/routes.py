@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Request, Response, status
 from sqlmodel import select
 
 from confsvc.db import PathId, SessionDep
@@ -21,10 +21,13 @@ def _public(session, user: User) -> schemas.UserPublic:
 
 
 @router.post("/auth/token", response_model=schemas.TokenIssued, status_code=status.HTTP_201_CREATED)
-def login(data: schemas.LoginRequest, session: SessionDep):
-    """Exchange a username and password for a bearer token. 401 ``bad_credentials`` otherwise."""
+def login(data: schemas.LoginRequest, session: SessionDep, request: Request):
+    """Exchange a username and password for a bearer token that expires after
+    ``settings.login_token_ttl_hours``. 401 ``bad_credentials`` otherwise. Long-lived tokens for
+    integrations are made explicitly with ``POST /api/v1/tokens``."""
     user = service.authenticate(session, data.username, data.password)
-    token, secret = service.issue_token(session, user, data.token_name)
+    ttl = timedelta(hours=request.app.state.settings.login_token_ttl_hours)
+    token, secret = service.issue_token(session, user, data.token_name, ttl=ttl)
     return {**token.model_dump(), "token": secret}
 
 

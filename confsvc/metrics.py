@@ -1,0 +1,76 @@
+"""Prometheus metrics at ``/metrics`` (SPEC "Interfaces"), with prometheus-client.
+
+- ``confsvc_http_requests_total{method, route, status}`` and ``confsvc_http_request_duration_seconds``
+  (route = the path template, e.g. ``/api/v1/meetings/{meeting_id}``, so ids do not explode cardinality);
+- ``confsvc_events_total{type}``: domain events committed by this process (bookings, cancellations,
+  status changes, readiness, calls), counted from the outbox's after-commit publication.
+
+Each process counts its own; with several uvicorn workers, scrape each or run prometheus-client's
+multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``), which this module leaves to the deployment.
+"""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from confsvc import events
+
+
+class Metrics:
+    """One registry per app, so tests and several apps in one process never share counters."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter("confsvc_http_requests", "HTTP requests answered.",
+                                ["method", "route", "status"], registry=self.registry)
+        self.duration = Histogram("confsvc_http_request_duration_seconds", "Time to answer an HTTP request.",
+                                  ["method", "route"], registry=self.registry)
+        self.events = Counter("confsvc_events", "Domain events committed by this process.", ["type"],
+                              registry=self.registry)
+
+    def count_events(self, batch: list[events.Published]) -> None:
+        for published in batch:
+            self.events.labels(published.message["type"]).inc()
+
+
+class MetricsMiddleware:
+    """Counts and times every HTTP request by its route template."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "(unmatched)"
+            self.metrics.requests.labels(scope["method"], template, str(status)).inc()
+            self.metrics.duration.labels(scope["method"], template).observe(time.perf_counter() - started)
+
+
+def router(metrics: Metrics) -> APIRouter:
+    api = APIRouter(tags=["ops"])
+
+    @api.get("/metrics", include_in_schema=True)
+    def metrics_endpoint() -> Response:
+        """Prometheus text exposition format (no authentication: expose it only to the monitoring network)."""
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return api
