@@ -6,7 +6,8 @@ Both servers run as real subprocesses on loopback and are fetched over HTTP with
 - confsvc: ``uvicorn confsvc.main:create_app --factory`` on a migrated SQLite file (or ``--db-url``),
   ``GET /ical/unit/{id}.ics?token=...``. *cold* = the first GET after the server process started
   (median over ``--restarts`` fresh processes); *warm* = later GETs; *304* = GETs with the ETag in
-  If-None-Match.
+  If-None-Match. Besides wall time, the server process's own CPU time per GET (``/proc/<pid>/stat``,
+  user + system) is printed: on a shared, loaded machine it says more than wall time.
 - Radicale (a CalDAV server; ``pip install radicale``): the confsvc feed's body PUT into a collection
   (Radicale splits it into one item per UID), then ``GET`` of the whole collection, measured the same way.
 
@@ -153,6 +154,15 @@ class Server:
                 self.process.wait()
 
 
+def cpu_ms(pid: int) -> float | None:
+    """User + system CPU time of process ``pid`` in ms (Linux ``/proc``), ``None`` elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+
+
 def timed_get(client: httpx.Client, url: str, **kw) -> tuple[float, httpx.Response]:
     start = time.perf_counter()
     response = client.get(url, **kw)
@@ -162,23 +172,37 @@ def timed_get(client: httpx.Client, url: str, **kw) -> tuple[float, httpx.Respon
 
 def measure(server_factory, url: str, *, restarts: int, repeats: int, auth=None) -> dict[str, object]:
     cold, warm, not_modified = [], [], []
+    cpu: dict[str, list[float]] = {"cold": [], "warm": [], "304": []}
     body, etag, status_304 = b"", None, None
     for _ in range(restarts):
         with server_factory, httpx.Client(auth=auth, timeout=60) as client:
             client.head(f"http://127.0.0.1:{server_factory.port}/")  # TCP + app up; not the feed
+            pid = server_factory.process.pid
+            before = cpu_ms(pid)
             ms, response = timed_get(client, url)
+            after = cpu_ms(pid)
             assert response.status_code == 200, (response.status_code, response.text[:300])
             cold.append(ms)
             body, etag = response.content, response.headers.get("etag")
+            before_warm = cpu_ms(pid)
             for _ in range(repeats):
                 warm.append(timed_get(client, url)[0])
+            after_warm = cpu_ms(pid)
+            if None not in (before, after, before_warm, after_warm):
+                cpu["cold"].append(after - before)
+                cpu["warm"].append((after_warm - before_warm) / repeats)
             if etag:
+                before = cpu_ms(pid)
                 for _ in range(repeats):
                     ms, response = timed_get(client, url, headers={"If-None-Match": etag})
                     status_304 = response.status_code
                     not_modified.append(ms)
+                after = cpu_ms(pid)
+                if None not in (before, after):
+                    cpu["304"].append((after - before) / repeats)
     return {"cold": statistics.median(cold), "warm": statistics.median(warm),
             "304": statistics.median(not_modified) if not_modified else None, "status_304": status_304,
+            "cpu": {k: statistics.median(v) if v else None for k, v in cpu.items()},
             "bytes": len(body), "vevents": body.count(b"BEGIN:VEVENT"), "body": body}
 
 
@@ -229,6 +253,11 @@ def main() -> None:
     print(f"{'Radicale (subprocess, GET coll.)':<34} {theirs['vevents']:>7} {theirs['bytes']:>9} "
           f"{ms(theirs['cold'])} {ms(theirs['warm'])} {ms(theirs['304'])}"
           + ("" if theirs["status_304"] == 304 else f"  (If-None-Match answered {theirs['status_304']})"))
+    print("server CPU per GET (ms, user+system of the server process; clock ticks of "
+          f"{1000 / os.sysconf('SC_CLK_TCK'):.0f} ms, so a single cold GET is ±that):")
+    for label, figures in (("confsvc", ours["cpu"]), ("Radicale", theirs["cpu"])):
+        print(f"  {label:<10} cold {ms(figures['cold'])}  warm {ms(figures['warm'])}  304 {ms(figures['304'])}")
+    print(f"load average (1 min) at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print(f"goal: confsvc cold <= Radicale cold: {'met' if ours['cold'] <= theirs['cold'] else 'NOT met'}; "
           f"304 < 5 ms: {'met' if ours['304'] is not None and ours['304'] < 5 else 'NOT met'}")
     print("reproduce: /work/.venv-dev/bin/python bench/feeds.py " + " ".join(sys.argv[1:]))

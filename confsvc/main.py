@@ -31,10 +31,12 @@ from confsvc.errors import ConfsvcError, PayloadTooLarge
 from confsvc.metrics import Metrics, MetricsMiddleware
 from confsvc.metrics import router as metrics_router
 from confsvc.migrate import assert_migrated
+from confsvc.notify import feeds as calendar_feeds
 from confsvc.notify import live as live_channel
 from confsvc.notify import mail
 from confsvc.notify.livedata import record_join_instructions
 from confsvc.notify.routes import router as notify_router
+from confsvc.stats import calls as call_records
 from confsvc.stats.routes import router as stats_router
 from confsvc.scheduling import scheduler
 from confsvc.scheduling.readiness_routes import router as readiness_router
@@ -145,8 +147,10 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         events.subscribe(metrics.count_events)
         try:
             assert_migrated(app.state.engine)
+            calendar_feeds.warm_up(app.state.engine)
             async with live_channel.running(app), mail.running(app.state.engine, settings), \
-                    probe.running(app.state.engine, settings), scheduler.running(app.state.engine, settings):
+                    probe.running(app.state.engine, settings), scheduler.running(app.state.engine, settings), \
+                    call_records.running(app.state.engine, settings):
                 yield
         finally:
             events.unsubscribe(metrics.count_events)

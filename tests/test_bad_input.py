@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from confsvc.db import make_session
 from confsvc.endpoints.models import Endpoint, UnitLevel
 from confsvc.text import nfc, one_line
 from confsvc.users.models import Role
@@ -87,7 +89,7 @@ def test_csv_field_over_the_csv_module_limit(client: TestClient, session: Sessio
     assert response.json()["errors"][0]["reason"].startswith("unreadable CSV: field larger than field limit")
 
 
-def test_csv_dry_run_reports_what_the_import_would_do(client: TestClient, session: Session) -> None:
+def test_csv_dry_run_reports_what_the_import_would_do(client: TestClient, session: Session, engine: Engine) -> None:
     headers = _csv_admin(session)
     data = (HEADER + "A-1,07900,Điểm cầu,Poly,G7500,sip,sip:a@b.vn\r\n"
             + "A-2,07900,Điểm cầu,Poly,G7500,sip,sip:b@b.vn\r\n").encode()
@@ -99,7 +101,7 @@ def test_csv_dry_run_reports_what_the_import_would_do(client: TestClient, sessio
         return r.json()
 
     assert run(True) == {"created": 2, "updated": 0, "unchanged": 0, "rooms_created": 1, "dry_run": True}
-    assert session.exec(select(Endpoint)).all() == []
-    session.rollback()  # the test's own session must not keep SQLite's write lock
+    with make_session(engine, write=False) as reader:  # never hold SQLite's write lock from the test
+        assert reader.exec(select(Endpoint)).all() == []
     assert run(False) == {"created": 2, "updated": 0, "unchanged": 0, "rooms_created": 1, "dry_run": False}
     assert run(True) == {"created": 0, "updated": 0, "unchanged": 2, "rooms_created": 0, "dry_run": True}

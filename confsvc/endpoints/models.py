@@ -58,6 +58,8 @@ class Unit(SQLModel, table=True):
     level: UnitLevel = Field(sa_column=enum_column(UnitLevel, UnitLevel.commune))
     parent_id: int | None = Field(default=None, foreign_key="units.id", index=True, ondelete="RESTRICT")
     search_text: str = Field(default="", max_length=500)
+    updated_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime, sa_column_kwargs={"onupdate": utc_now},
+                                 description="Last change of the row (UTC), stamped on every UPDATE; part of calendar feeds' ETag.")
 
 
 class Room(SQLModel, table=True):
@@ -75,6 +77,8 @@ class Room(SQLModel, table=True):
     contact_phone: str | None = Field(default=None, max_length=40)
     contact_email: str | None = Field(default=None, max_length=254)
     search_text: str = Field(default="", max_length=800)
+    updated_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime, sa_column_kwargs={"onupdate": utc_now},
+                                 description="Last change of the row (UTC), stamped on every UPDATE; part of calendar feeds' ETag.")
 
 
 class Endpoint(SQLModel, table=True):
@@ -119,6 +123,8 @@ class Bridge(SQLModel, table=True):
     conference_number_max: int
     management_address: str | None = Field(default=None, max_length=255)
     active: bool = Field(default=True)
+    updated_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime, sa_column_kwargs={"onupdate": utc_now},
+                                 description="Last change of the row (UTC), stamped on every UPDATE; part of calendar feeds' ETag.")
 
 
 # ---------------------------------------------------------------- live status (issue 4)

@@ -11,12 +11,15 @@ import hmac
 import secrets
 from datetime import datetime
 
+import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from confsvc.clock import utc_now
-from confsvc.endpoints.models import Room
+from confsvc.endpoints.models import Room, Unit
 from confsvc.errors import NotFound, Unauthorized
+from confsvc.notify.livedata import involving_rooms
 from confsvc.notify.models import DisplayToken
+from confsvc.scheduling.models import Meeting, Occurrence
 from confsvc.users.models import Role
 from confsvc.users.principal import Principal
 
@@ -83,3 +86,43 @@ def authenticate_display(session: Session, secret: str) -> DisplayToken | None:
     if token is None or not hmac.compare_digest(digest, token.token_hash) or token.revoked_at is not None:
         raise Unauthorized("invalid display token", code="invalid_token")
     return token
+
+
+#: Most chair rooms one :func:`chair_room_names` call answers for.
+CHAIR_NAMES_MAX = 50
+
+
+def open_display(session: Session, secret: str, room_id: int) -> dict[str, object]:
+    """The room a display page may show: ``{"room_id", "room_name", "unit_name"}``.
+
+    Raises:
+        NotFound (display_not_found): the secret is no live display token of ``room_id`` (unknown,
+            revoked, another room's, or not a display token at all). One error for every case, so a
+            guessed link learns nothing about which rooms or tokens exist.
+    """
+    try:
+        token = authenticate_display(session, secret) if secret else None
+    except Unauthorized:
+        token = None
+    room = session.get(Room, room_id) if token is not None and token.room_id == room_id else None
+    if room is None:
+        raise NotFound("no such room display", code="display_not_found")
+    unit = session.get(Unit, room.unit_id)
+    return {"room_id": room.id, "room_name": room.name, "unit_name": unit.name if unit else ""}
+
+
+def chair_room_names(session: Session, room_id: int, chair_room_ids: set[int]) -> dict[int, str]:
+    """``{room id: name}`` of those of ``chair_room_ids`` that chair an occurrence ``room_id`` takes part in.
+
+    What a room display needs beside the live messages (which carry only the chair room's id); rooms
+    that chair nothing involving ``room_id`` are left out, so a display token names no other room.
+    At most :data:`CHAIR_NAMES_MAX` ids are looked at.
+    """
+    wanted = sorted(chair_room_ids)[:CHAIR_NAMES_MAX]
+    if not wanted:
+        return {}
+    chair = sa.func.coalesce(Occurrence.chair_room_id, Meeting.chair_room_id)
+    chairing = (select(chair).join(Meeting, Meeting.id == Occurrence.meeting_id)
+                .where(Occurrence.id.in_(involving_rooms(frozenset({room_id}))), chair.in_(wanted)))
+    rows = session.exec(select(Room.id, Room.name).where(Room.id.in_(chairing))).all()
+    return {rid: name for rid, name in rows}

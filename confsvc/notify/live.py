@@ -3,7 +3,11 @@ join instructions at ``GET /api/v1/meetings/{id}/join-instructions``, and room d
 ``/api/v1/rooms/{id}/display-tokens``.
 
 Connecting: the token comes as ``?token=`` or in the first message ``{"type": "auth", "token": …}``
-(within :data:`AUTH_TIMEOUT_SECONDS`). A user's bearer token is scoped like the API (an operator
+(within :data:`AUTH_TIMEOUT_SECONDS`). Without ``?token=``, a browser page of confsvc itself is
+authenticated by its web session cookie, but only when the handshake's ``Origin`` names the
+``Host`` it was sent to (:func:`same_origin`): a cookie is sent by the browser on its own, so a page
+of another site must not open a channel with it (cross-site WebSocket hijacking); a foreign origin's
+cookie is ignored and the token is then required. A user's bearer token is scoped like the API (an operator
 only their units and their sub-units; admin, secretariat and viewer everything, read-only); a room
 display token opens only its own room's channel. Refusals accept, then close with
 4401 (no or bad token), 4403 (outside the token's scope) or 4404 (no such room or unit); the reason
@@ -29,6 +33,7 @@ import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, FastAPI, Response, WebSocket, WebSocketDisconnect, status
 from pydantic import BaseModel, ConfigDict, Field
@@ -50,8 +55,8 @@ from confsvc.notify.models import DisplayToken
 from confsvc.scheduling import service as scheduling
 from confsvc.scheduling.models import Occurrence, OccurrenceStatus
 from confsvc.users import service as users
-from confsvc.users.deps import CurrentPrincipal
-from confsvc.users.models import Role
+from confsvc.users.deps import SESSION_USER_KEY, CurrentPrincipal
+from confsvc.users.models import Role, User
 from confsvc.users.principal import Principal
 
 log = logging.getLogger(__name__)
@@ -117,6 +122,30 @@ def _authenticate(engine: Engine, secret: str) -> Principal | DisplayToken:
         if token is not None:
             return token
         return users.principal_for(session, users.user_for_token(session, secret))
+
+
+def same_origin(websocket: WebSocket) -> bool:
+    """True when the handshake's ``Origin`` (RFC 6454) has an http(s) scheme and the same host and
+    port as its ``Host`` header (RFC 6455 §10.2: the server checks the origin)."""
+    origin, host = websocket.headers.get("origin"), websocket.headers.get("host")
+    if not origin or not host:
+        return False
+    parts = urlsplit(origin)
+    return parts.scheme in ("http", "https") and parts.netloc.lower() == host.lower()
+
+
+def _cookie_user_id(websocket: WebSocket) -> int | None:
+    """The web session's user id, for a same-origin handshake only (else ``None``)."""
+    session = websocket.scope.get("session") or {}
+    user_id = session.get(SESSION_USER_KEY)
+    return user_id if isinstance(user_id, int) and same_origin(websocket) else None
+
+
+def _session_principal(engine: Engine, user_id: int) -> Principal | None:
+    """The principal of an active user of the web session; ``None`` when gone or deactivated."""
+    with make_session(engine, write=False) as session:
+        user = session.get(User, user_id)
+        return users.principal_for(session, user) if user is not None and user.active else None
 
 
 def _resolve_scope(engine: Engine, who: Principal | DisplayToken, kind: str, object_id: int | None) -> Scope:
@@ -208,8 +237,12 @@ async def _serve(websocket: WebSocket, kind: str, object_id: int | None) -> None
     await websocket.accept()
     try:
         since = _since(websocket)
-        secret = websocket.query_params.get("token") or await _first_message_token(websocket)
-        who = await run_in_threadpool(_authenticate, engine, secret)
+        secret = websocket.query_params.get("token")
+        user_id = None if secret else _cookie_user_id(websocket)
+        who = await run_in_threadpool(_session_principal, engine, user_id) if user_id is not None else None
+        if who is None:
+            secret = secret or await _first_message_token(websocket)
+            who = await run_in_threadpool(_authenticate, engine, secret)
         scope = await run_in_threadpool(_resolve_scope, engine, who, kind, object_id)
     except WebSocketDisconnect:
         return
@@ -249,29 +282,23 @@ async def _pump(websocket: WebSocket, connection: Connection, covered: set[int],
                 connection.offer(None, _text({"type": "pong", "at": join.iso_utc(utc_now())}))
 
     async def send() -> None:
-        next_ping = loop.time() + ping_seconds
-        getter: asyncio.Future[tuple[int | None, str]] | None = None
-        try:
-            while True:
-                getter = getter or asyncio.ensure_future(connection.queue.get())
-                done, _ = await asyncio.wait({getter}, timeout=max(0.0, next_ping - loop.time()))
-                if getter in done:
-                    event_id, text = getter.result()
-                    getter = None
-                    if event_id is not None and (event_id <= upto or event_id in covered):
-                        continue
-                    await websocket.send_text(text)
-                    continue
-                if loop.time() - heard["at"] > 3 * ping_seconds:
-                    connection.drop(CLOSE_PING_TIMEOUT, f"ping timeout: im lặng hơn {3 * ping_seconds:g} giây")
-                    return
-                await websocket.send_text(_text({"type": "ping", "at": join.iso_utc(utc_now())}))
-                next_ping = loop.time() + ping_seconds
-        finally:
-            if getter is not None:
-                getter.cancel()
+        # One plain await per message: no task or timer per message, which is what a fan-out to
+        # thousands of room displays pays for (bench/fanout.py).
+        while True:
+            event_id, text = await connection.queue.get()
+            if event_id is not None and (event_id <= upto or event_id in covered):
+                continue
+            await websocket.send_text(text)
 
-    tasks = [asyncio.create_task(receive()), asyncio.create_task(send()),
+    async def keepalive() -> None:
+        while True:
+            await asyncio.sleep(ping_seconds)
+            if loop.time() - heard["at"] > 3 * ping_seconds:
+                connection.drop(CLOSE_PING_TIMEOUT, f"ping timeout: im lặng hơn {3 * ping_seconds:g} giây")
+                return
+            connection.offer(None, _text({"type": "ping", "at": join.iso_utc(utc_now())}))
+
+    tasks = [asyncio.create_task(receive()), asyncio.create_task(send()), asyncio.create_task(keepalive()),
              asyncio.create_task(connection.dropped.wait())]
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)

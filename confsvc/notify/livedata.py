@@ -102,7 +102,7 @@ class Scope:
         return self.id in published.unit_ids
 
 
-def _involving_rooms(room_ids: frozenset[int]) -> Any:
+def involving_rooms(room_ids: frozenset[int]) -> Any:
     """Occurrence ids whose chair room or a participant endpoint is in ``room_ids``."""
     return sa.union(
         select(Occurrence.id).join(Meeting, Meeting.id == Occurrence.meeting_id)
@@ -133,7 +133,7 @@ def snapshot(session: Session, scope: Scope, *, now: datetime) -> dict[str, Any]
              .where(Occurrence.status == OccurrenceStatus.scheduled, Meeting.status != MeetingStatus.cancelled,
                     Occurrence.end > now).order_by(Occurrence.start, Occurrence.id))
     if scope.room_ids is not None:
-        query = query.where(Occurrence.id.in_(_involving_rooms(scope.room_ids)))
+        query = query.where(Occurrence.id.in_(involving_rooms(scope.room_ids)))
     limit = 1 if scope.kind == "room" else SNAPSHOT_NEXT_LIMIT
     # Started ones first (bounded by the longest booking window), then the next ``limit``.
     current: list[tuple[Occurrence, Meeting]] = []

@@ -2,8 +2,10 @@
 token-authenticated feeds ``/ical/{scope}/{id}.ics?token=...`` (SPEC "Calendar").
 
 Every calendar answer is ``text/calendar; charset=utf-8`` with a strong ETag and Last-Modified;
-feeds answer ``If-None-Match`` / ``If-Modified-Since`` with 304 (RFC 9110 §13.1.2, §13.1.3).
+feeds answer ``If-None-Match`` / ``If-Modified-Since`` with 304 (RFC 9110 §13.1.2, §13.1.3), decided
+from the feed's fingerprint before anything is rendered.
 """
+
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from confsvc.config import Settings
 from confsvc.db import PathId, SessionDep
 from confsvc.errors import NotFound
 from confsvc.notify import feeds, mail, schemas, tokens
-from confsvc.notify.feeds import Document
+from confsvc.notify.feeds import Document, FeedState
 from confsvc.notify.models import FeedScope
 from confsvc.scheduling import service as scheduling
 from confsvc.users.deps import CurrentPrincipal
@@ -36,7 +38,7 @@ def _base_url(request: Request, settings: Settings) -> str:
     return (settings.public_base_url or str(request.base_url)).rstrip("/")
 
 
-def _not_modified(request: Request, doc: Document) -> bool:
+def _not_modified(request: Request, doc: Document | FeedState) -> bool:
     """RFC 9110 §13.1.2 If-None-Match (weak comparison, ``*``) wins over §13.1.3 If-Modified-Since."""
     if_none_match = request.headers.get("if-none-match")
     if if_none_match is not None:
@@ -54,9 +56,13 @@ def _not_modified(request: Request, doc: Document) -> bool:
     return False
 
 
+def _validators(doc: Document | FeedState) -> dict[str, str]:
+    return {"ETag": doc.etag, "Last-Modified": format_datetime(doc.last_modified, usegmt=True),
+            "Cache-Control": "private, no-cache"}
+
+
 def _calendar_response(request: Request, doc: Document, *, filename: str | None = None) -> Response:
-    headers = {"ETag": doc.etag, "Last-Modified": format_datetime(doc.last_modified, usegmt=True),
-               "Cache-Control": "private, no-cache"}
+    headers = _validators(doc)
     if _not_modified(request, doc):
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
     if filename:
@@ -86,14 +92,19 @@ def calendar_feed(scope: str, scope_id: str, request: Request, session: SessionD
     """A subscription feed (lịch đăng ký) for a unit, room, endpoint or the province.
 
     ``scope`` is ``unit``, ``room``, ``endpoint`` or ``province``. Any unknown scope, id, wrong
-    or revoked token is the same 404, revealing nothing.
+    or revoked token is the same 404, revealing nothing. Right after the token check, a matching
+    ``If-None-Match`` (or ``If-Modified-Since``) gets a 304 from the feed's fingerprint, unrendered.
     """
     try:
         kind, object_id = FeedScope(scope), int(scope_id)
     except ValueError:
         raise NotFound("not found", code="not_found") from None
     feed_token = tokens.authenticate_feed(session, kind, object_id, token)
-    doc = feeds.feed(session, settings, feed_token, base_url=_base_url(request, settings))
+    base_url = _base_url(request, settings)
+    state = feeds.feed_state(session, settings, feed_token, base_url=base_url)
+    if _not_modified(request, state):
+        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=_validators(state))
+    doc = feeds.feed(session, settings, feed_token, base_url=base_url, state=state)
     return _calendar_response(request, doc)
 
 

@@ -19,23 +19,33 @@ without teardown). One write per endpoint at a time: the endpoint row is locked 
 partial unique index allows one open period per endpoint.
 
 Each change records ``call.connected`` / ``call.disconnected`` (``confsvc.events``) for the
-endpoint's room, in the same transaction. Services flush, never commit.
+endpoint's room, in the same transaction. Services flush, never commit (except :func:`close_due`,
+the periodic job that owns its transactions).
+
+Who reports (``POST /calls``): admin and secretariat bearer tokens, and agent tokens
+(``endpoints.agent_tokens``, ``cfa_…``): an endpoint-bound token only about its own endpoint, a
+bridge-bound token only about occurrences of meetings on its bridge (403 otherwise), an unbound
+token about any endpoint. An agent's report without an explicit ``source`` gets ``bridge`` (bridge-bound
+token) or ``agent``.
 """
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from confsvc import events
+from confsvc import events, periodic
 from confsvc.clock import as_utc, utc_now
 from confsvc.config import Settings
-from confsvc.endpoints.models import Endpoint, Room
-from confsvc.errors import Invalid, NotFound
+from confsvc.db import make_session
+from confsvc.endpoints.models import AgentToken, Endpoint, Room
+from confsvc.errors import Forbidden, Invalid, NotFound
 from confsvc.scheduling.models import (Booking, Meeting, MeetingParticipant, MeetingStatus, Occurrence,
                                        OccurrenceParticipant, OccurrenceStatus, ResourceKind)
 from confsvc.stats.models import CallRecord
@@ -47,6 +57,24 @@ from confsvc.users.principal import Principal
 REPORTERS = (Role.admin, Role.secretariat)
 #: Who may mark attendance by hand (operators within their units).
 MARKERS = (Role.admin, Role.secretariat, Role.operator)
+
+
+@dataclass(frozen=True)
+class AgentCaller:
+    """A device agent or bridge webhook posting call events with an agent token: the token's id and
+    binding (at most one of ``endpoint_id`` and ``bridge_id``)."""
+
+    token_id: int
+    endpoint_id: int | None = None
+    bridge_id: int | None = None
+
+    @classmethod
+    def for_token(cls, token: AgentToken) -> AgentCaller:
+        return cls(token.id, token.endpoint_id, token.bridge_id)
+
+    @property
+    def source(self) -> str:
+        return "bridge" if self.bridge_id is not None else "agent"
 
 
 @dataclass
@@ -85,6 +113,18 @@ def _lock_endpoint(session: Session, endpoint_id: int) -> tuple[Endpoint, Room]:
     if row is None:
         raise NotFound(f"endpoint {endpoint_id} not found", code="endpoint_not_found")
     return row[0], row[1]
+
+
+def _check_bridge(session: Session, caller: Principal | AgentCaller, occ: _Occ) -> None:
+    """A bridge-bound agent token reports only about occurrences of meetings on its bridge.
+
+    Raises Forbidden (``forbidden_bridge``).
+    """
+    if isinstance(caller, AgentCaller) and caller.bridge_id is not None:
+        bridge_id = session.exec(select(Meeting.bridge_id).where(Meeting.id == occ.meeting_id)).one()
+        if bridge_id != caller.bridge_id:
+            raise Forbidden(f"this agent token reports calls on bridge {caller.bridge_id} only",
+                            code="forbidden_bridge")
 
 
 def _occ(session: Session, occurrence_id: int) -> tuple[_Occ, bool]:
@@ -173,14 +213,16 @@ def _close(session: Session, record: CallRecord, at: datetime, occ_end: datetime
 
 # ---------------------------------------------------------------- use cases
 
-def report_call(session: Session, settings: Settings, principal: Principal, data: CallEventCreate,
+def report_call(session: Session, settings: Settings, caller: Principal | AgentCaller, data: CallEventCreate,
                 *, now: datetime | None = None) -> CallOutcome:
     """Apply a ``connected``/``disconnected`` report (module docstring for the merge rules).
 
-    Admin and secretariat tokens (device-agent tokens are the lead's follow-up).
+    ``caller``: an admin or secretariat principal, or an agent token (:class:`AgentCaller`, whose
+    ``last_used_at`` becomes ``now``).
 
     Raises:
-        Forbidden: another role.
+        Forbidden: another role (``forbidden_role``); an endpoint-bound agent token for another endpoint
+            (``forbidden_endpoint``); a bridge-bound one for an occurrence not on its bridge (``forbidden_bridge``).
         NotFound: unknown endpoint or occurrence.
         Invalid: ``at_in_future`` (beyond ``call_clock_skew_minutes``), ``no_occurrence`` (no occurrence of
             the endpoint contains ``at``), ``occurrence_cancelled``, ``not_a_participant``,
@@ -188,12 +230,22 @@ def report_call(session: Session, settings: Settings, principal: Principal, data
     Events: ``call.connected`` or ``call.disconnected`` (and ``call.disconnected`` for an open period of
     another occurrence it closes).
     """
-    principal.require_role(*REPORTERS)
     now = now or utc_now()
+    if isinstance(caller, AgentCaller):
+        if caller.endpoint_id is not None and caller.endpoint_id != data.endpoint_id:
+            raise Forbidden("this agent token reports another endpoint", code="forbidden_endpoint")
+        if "source" not in data.model_fields_set:
+            data = data.model_copy(update={"source": caller.source})
+    else:
+        caller.require_role(*REPORTERS)
     at = as_utc(data.at, settings.zone)
     if at > now + timedelta(minutes=settings.call_clock_skew_minutes):
         raise Invalid("the report is dated in the future", code="at_in_future")
     endpoint, room = _lock_endpoint(session, data.endpoint_id)
+    if isinstance(caller, AgentCaller):
+        token = session.get(AgentToken, caller.token_id)
+        token.last_used_at = now
+        session.add(token)
 
     if data.event is CallEventKind.disconnected:
         open_ = _open_period(session, endpoint.id)
@@ -207,6 +259,7 @@ def report_call(session: Session, settings: Settings, principal: Principal, data
             occ = _occurrence_at(session, settings, endpoint.id, at)
             if occ is None:
                 raise Invalid("no occurrence of this endpoint at that time", code="no_occurrence")
+        _check_bridge(session, caller, occ)
         if open_ is None or at <= open_.connected_at:
             return CallOutcome(False, occ.id, reason="no_open_call")
         _close(session, open_, at, occ.end, room.id, occ.meeting_id, now)
@@ -222,6 +275,7 @@ def report_call(session: Session, settings: Settings, principal: Principal, data
         if found is None:
             raise Invalid("no occurrence of this endpoint at that time", code="no_occurrence")
         occ = found
+    _check_bridge(session, caller, occ)
     periods = _periods(session, endpoint.id, occ.id)
     if any(p.connected_at <= at and (p.disconnected_at is None or at < p.disconnected_at) for p in periods):
         return CallOutcome(False, occ.id, reason="duplicate")
@@ -317,7 +371,8 @@ def mark_attendance(session: Session, settings: Settings, principal: Principal, 
 
 def close_open_records(session: Session, now: datetime) -> int:
     """Close every open period whose occurrence has ended (``end <= now``) at that end, or whose occurrence
-    (or meeting) was cancelled at ``min(now, end)``. Called by the scheduler; returns how many were closed.
+    (or meeting) was cancelled at ``min(now, end)``. Called by :func:`close_due` (the periodic job wired in
+    ``main``); returns how many were closed.
 
     Events: ``call.disconnected`` per period closed.
     """
@@ -326,10 +381,40 @@ def close_open_records(session: Session, now: datetime) -> int:
         .join(Occurrence, Occurrence.id == CallRecord.occurrence_id)
         .join(Meeting, Meeting.id == Occurrence.meeting_id)
         .join(Endpoint, Endpoint.id == CallRecord.endpoint_id)
-        .where(CallRecord.disconnected_at.is_(None),
-               sa.or_(Occurrence.end <= now, Occurrence.status == OccurrenceStatus.cancelled,
-                      Meeting.status == MeetingStatus.cancelled))
+        .where(_due_filter(now))
         .order_by(CallRecord.id)).all()
     for record, occ, _status, room_id in rows:
         _close(session, record, now, occ.end, room_id, occ.meeting_id, now)
     return len(rows)
+
+
+def _due_filter(now: datetime) -> Any:
+    return sa.and_(CallRecord.disconnected_at.is_(None),
+                   sa.or_(Occurrence.end <= now, Occurrence.status == OccurrenceStatus.cancelled,
+                          Meeting.status == MeetingStatus.cancelled))
+
+
+def close_due(engine: Engine, now: datetime | None = None) -> int:
+    """The periodic job: :func:`close_open_records` at ``now`` (UTC, default the current time) in a
+    transaction of its own, committed; returns how many periods it closed.
+
+    A read session looks first, so a tick with nothing to close takes no write lock (SQLite).
+    Events: ``call.disconnected`` per period closed, published after the commit.
+    """
+    now = now or utc_now()
+    with make_session(engine, write=False) as session:
+        due = session.exec(select(sa.exists(
+            select(CallRecord.id).join(Occurrence, Occurrence.id == CallRecord.occurrence_id)
+            .join(Meeting, Meeting.id == Occurrence.meeting_id).where(_due_filter(now))))).one()
+    if not due:
+        return 0
+    with make_session(engine) as session:
+        closed = close_open_records(session, now)
+        session.commit()
+    return closed
+
+
+def running(engine: Engine, settings: Settings) -> AbstractAsyncContextManager[None]:
+    """For ``main``'s lifespan: :func:`close_due` on the scheduler's cadence (``scheduler_interval_seconds``,
+    0 = off), in a worker thread; so an open period is closed within one interval of its occurrence's end."""
+    return periodic.running("call-records", lambda: close_due(engine), settings.scheduler_interval_seconds)

@@ -28,6 +28,9 @@ class CallRecord(SQLModel, table=True):
     __table_args__ = (
         sa.CheckConstraint("disconnected_at IS NULL OR connected_at < disconnected_at", name="period_positive"),
         sa.Index("ix_call_records_endpoint_id_connected_at", "endpoint_id", "connected_at"),
+        # A site's records (statistics, merging): migration 0010.
+        sa.Index("ix_call_records_occurrence_id_endpoint_id_connected_at", "occurrence_id", "endpoint_id",
+                 "connected_at"),
         sa.Index("ix_call_records_one_open", "endpoint_id", unique=True,
                  sqlite_where=sa.text("disconnected_at IS NULL"),
                  postgresql_where=sa.text("disconnected_at IS NULL")),
@@ -35,7 +38,7 @@ class CallRecord(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     endpoint_id: int = Field(foreign_key="endpoints.id", ondelete="RESTRICT")
-    occurrence_id: int = Field(foreign_key="occurrences.id", index=True, ondelete="CASCADE")
+    occurrence_id: int = Field(foreign_key="occurrences.id", ondelete="CASCADE")
     connected_at: datetime = Field(sa_type=UTCDateTime, index=True)
     disconnected_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     source: str = Field(max_length=40)

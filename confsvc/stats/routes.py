@@ -13,10 +13,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from confsvc.config import Settings
-from confsvc.db import PathId, QueryId, SessionDep
+from confsvc.db import PathId, QueryId, SessionDep, make_session
+from confsvc.endpoints import agent_tokens
+from confsvc.endpoints.models import UnitLevel
 from confsvc.scheduling import service as scheduling
 from confsvc.stats import calls, export, schemas, usage
-from confsvc.users.deps import CurrentPrincipal
+from confsvc.users.deps import CurrentPrincipal, get_principal
+from confsvc.users.principal import Principal
 
 router = APIRouter(prefix="/api/v1")
 
@@ -35,17 +38,35 @@ def _answer(model: type[Any], data: Any) -> Response:
     return Response(model.model_validate(data).model_dump_json(), media_type="application/json")
 
 
+def get_call_caller(request: Request) -> Principal | calls.AgentCaller:
+    """An agent token (``Authorization: Bearer cfa_…``), resolved in a read session of its own, or else
+    the user (``users.deps.get_principal``). Raises Unauthorized (401)."""
+    header = request.headers.get("authorization", "")
+    scheme, _, secret = header.partition(" ")
+    secret = secret.strip()
+    if scheme.lower() == "bearer" and agent_tokens.is_agent_secret(secret):
+        with make_session(request.app.state.engine, write=False) as session:
+            return calls.AgentCaller.for_token(agent_tokens.agent_for_secret(session, secret))
+    return get_principal(request)
+
+
+CallCallerDep = Annotated[Principal | calls.AgentCaller, Depends(get_call_caller)]
+
+
 @router.post("/calls", response_model=schemas.CallEventResult, tags=["calls"])
-def report_call(data: schemas.CallEventCreate, session: SessionDep, principal: CurrentPrincipal,
+def report_call(data: schemas.CallEventCreate, session: SessionDep, caller: CallCallerDep,
                 settings: SettingsDep):
     """A call-record event (``connected``/``disconnected``) from a bridge webhook or a device agent.
 
     Reports about one endpoint are merged: overlapping or repeated reports never count twice; a
     repeat answers ``accepted: false`` (``duplicate``, ``no_open_call``). Records ``call.connected`` /
-    ``call.disconnected``. Admin and secretariat tokens. 422 ``no_occurrence``, ``outside_occurrence``,
-    ``occurrence_cancelled``, ``not_a_participant``, ``at_in_future``; 404 unknown endpoint/occurrence.
+    ``call.disconnected``. Admin and secretariat bearer tokens, and agent tokens (``cfa_…``): an
+    endpoint-bound one only for its endpoint (403 ``forbidden_endpoint``), a bridge-bound one only for
+    occurrences on its bridge (403 ``forbidden_bridge``). 401 invalid or revoked token; 403
+    ``forbidden_role``; 422 ``no_occurrence``, ``outside_occurrence``, ``occurrence_cancelled``,
+    ``not_a_participant``, ``at_in_future``; 404 unknown endpoint/occurrence.
     """
-    outcome = calls.report_call(session, settings, principal, data)
+    outcome = calls.report_call(session, settings, caller, data)
     return _answer(schemas.CallEventResult, {
         "accepted": outcome.accepted, "reason": outcome.reason, "occurrence_id": outcome.occurrence_id,
         "record": calls.record_public(outcome.record) if outcome.record else None})
@@ -81,9 +102,12 @@ class UsageParams:
     def __init__(self, group_by: schemas.GroupBy = schemas.GroupBy.unit, period: schemas.Period = schemas.Period.month,
                  from_: Annotated[date, Query(alias="from", description="first local date")] = ...,
                  to: Annotated[date, Query(description="local date after the last (exclusive)")] = ...,
-                 unit_id: QueryId = None, bridge_id: QueryId = None) -> None:
+                 unit_id: QueryId = None, bridge_id: QueryId = None,
+                 unit_level: Annotated[UnitLevel | None, Query(
+                     description="group_by=unit only: rows for units of this level (each rolling up its "
+                                 "sub-units); `province` without unit_id = one row per province")] = None) -> None:
         self.group_by, self.period, self.from_, self.to = group_by, period, from_, to
-        self.unit_id, self.bridge_id = unit_id, bridge_id
+        self.unit_id, self.bridge_id, self.unit_level = unit_id, bridge_id, unit_level
 
 
 UsageParamsDep = Annotated[UsageParams, Depends()]
@@ -93,7 +117,7 @@ def _report(session: SessionDep, principal: CurrentPrincipal, settings: Settings
             params: UsageParams) -> dict[str, Any]:
     return usage.usage_report(session, settings, principal, group_by=params.group_by, period=params.period,
                               from_date=params.from_, to_date=params.to, unit_id=params.unit_id,
-                              bridge_id=params.bridge_id)
+                              bridge_id=params.bridge_id, unit_level=params.unit_level)
 
 
 def _filename(params: UsageParams, ext: str) -> str:

@@ -16,6 +16,15 @@ endpoint of an occurrence (its own participant list if overridden, else the meet
 *cancelled* occurrence is one cancelled on its own or whose meeting is cancelled. A group's sites are
 those of its endpoints (a room: its endpoints; a unit: the endpoints in its rooms and in every
 sub-unit's rooms; a bridge: the sites of occurrences of meetings on that bridge).
+
+Query shape (``bench/stats.py``, issue 6): three statements per report (occurrence figures, site
+figures, working-hours use; ports instead for bridges). Each computes the period's occurrences and
+sites once (``MATERIALIZED`` CTEs; the occurrences' start is bounded on both sides, so the cost
+follows the period, not the history), aggregates per endpoint (or room) and bucket, and only then
+joins the small member → group table, in which every member also belongs to the totals' key
+:data:`TOTAL_KEY`; so the totals come out of the same statements. A site's call records, status
+history and readiness are index seeks (``ix_call_records_occurrence_id_endpoint_id_connected_at``,
+``ix_endpoint_status_history_endpoint_id_at``, the readiness primary key).
 """
 
 from __future__ import annotations
@@ -32,7 +41,7 @@ from sqlmodel import Session
 from confsvc.clock import utc_now
 from confsvc.config import Settings
 from confsvc.db import UTCDateTime
-from confsvc.endpoints.models import Bridge, Endpoint, Room, Unit
+from confsvc.endpoints.models import Bridge, Endpoint, Room, Unit, UnitLevel
 from confsvc.errors import Forbidden, Invalid, NotFound
 from confsvc.scheduling.models import (Booking, Meeting, MeetingParticipant, MeetingStatus, Occurrence,
                                        OccurrenceParticipant, OccurrenceStatus, ResourceKind)
@@ -140,21 +149,24 @@ def working_windows(buckets: list[Bucket], settings: Settings) -> list[tuple[int
 
 # ---------------------------------------------------------------- SQL building blocks
 
-def _table_of(name: str, rows: list[tuple[int, datetime, datetime]]) -> Any:
-    """A ``(b_key, b_start, b_end)`` derived table of ``rows``, as ``VALUES`` (both backends name the
-    columns column1…; SQLite accepts no column list on a VALUES alias)."""
+def _table_of(name: str, rows: list[tuple[int, datetime, datetime]], lead: timedelta = timedelta(0)) -> Any:
+    """A ``(b_key, b_start, b_end, b_lo)`` derived table of ``rows``, as ``VALUES`` (both backends name the
+    columns column1…; SQLite accepts no column list on a VALUES alias). ``b_lo = b_start − lead``: a
+    lower bound on the start of anything that overlaps the row and lasts at most ``lead``, so a join
+    can seek an index on the start instead of comparing every pair."""
     if not rows:
         rows = [(-1, datetime(1970, 1, 1, tzinfo=UTC), datetime(1970, 1, 1, tzinfo=UTC))]
     params, values = [], []
     for i, (key, start, end) in enumerate(rows):
         params += [sa.bindparam(f"{name}_k{i}", key, type_=sa.Integer),
                    sa.bindparam(f"{name}_s{i}", start, type_=UTCDateTime),
-                   sa.bindparam(f"{name}_e{i}", end, type_=UTCDateTime)]
-        values.append(f"(:{name}_k{i}, :{name}_s{i}, :{name}_e{i})")
-    text = sa.text(f"SELECT column1 AS b_key, column2 AS b_start, column3 AS b_end "
+                   sa.bindparam(f"{name}_e{i}", end, type_=UTCDateTime),
+                   sa.bindparam(f"{name}_l{i}", start - lead, type_=UTCDateTime)]
+        values.append(f"(:{name}_k{i}, :{name}_s{i}, :{name}_e{i}, :{name}_l{i})")
+    text = sa.text(f"SELECT column1 AS b_key, column2 AS b_start, column3 AS b_end, column4 AS b_lo "
                    f"FROM (VALUES {', '.join(values)}) AS {name}_values").bindparams(*params)
     return text.columns(sa.column("b_key", sa.Integer), sa.column("b_start", UTCDateTime),
-                        sa.column("b_end", UTCDateTime)).subquery(name)
+                        sa.column("b_end", UTCDateTime), sa.column("b_lo", UTCDateTime)).subquery(name)
 
 
 class _Sql:
@@ -169,6 +181,15 @@ class _Sql:
             return sa.func.round(sa.extract("epoch", end - start))
         return sa.func.round((sa.func.julianday(end) - sa.func.julianday(start)) * 86400)
 
+    def minus_minutes(self, at: Any, minutes: Any) -> Any:
+        """``at − minutes`` as a value comparable with a stored datetime column, so that a comparison
+        ``column >= minus_minutes(…)`` can use the column's index (SQLite: the text form it stores,
+        ``YYYY-MM-DD HH:MM:SS.SSS``, exact to the millisecond)."""
+        if self.pg:
+            return at - sa.func.make_interval(0, 0, 0, 0, 0, minutes)
+        return sa.func.strftime("%Y-%m-%d %H:%M:%f", at, sa.literal_column("'-'").op("||")(minutes)
+                                .op("||")(sa.literal_column("' minutes'")))
+
     def greatest(self, a: Any, b: Any) -> Any:
         return sa.func.greatest(a, b) if self.pg else sa.func.max(a, b)
 
@@ -178,15 +199,20 @@ class _Sql:
 
 @dataclass
 class _Scope:
-    """Which units' endpoints count (None = all), and the bridge filter."""
+    """Which units' endpoints count (None = all), the bridge filter, and (group_by=unit) the level of the
+    units that get rows (None = every unit)."""
 
     unit_ids: frozenset[int] | None
     bridge_id: int | None
+    unit_level: UnitLevel | None = None
 
 
 def _scope(session: Session, principal: Principal, group_by: GroupBy, unit_id: int | None,
-           bridge_id: int | None) -> _Scope:
-    """Raises Forbidden (operators: bridges, or a unit outside theirs), NotFound (unit, bridge)."""
+           bridge_id: int | None, unit_level: UnitLevel | None = None) -> _Scope:
+    """Raises Forbidden (operators: bridges, or a unit outside theirs), NotFound (unit, bridge),
+    Invalid (``unit_level_needs_unit_grouping``: ``unit_level`` with another ``group_by``)."""
+    if unit_level is not None and group_by is not GroupBy.unit:
+        raise Invalid("unit_level applies to group_by=unit only", code="unit_level_needs_unit_grouping")
     units = principal.unit_ids
     if principal.role is Role.operator and (group_by is GroupBy.bridge or bridge_id is not None):
         raise Forbidden("bridge statistics cover the whole network", code="forbidden_scope")
@@ -197,53 +223,84 @@ def _scope(session: Session, principal: Principal, group_by: GroupBy, unit_id: i
         units = expand_units(session, {unit_id})
     if bridge_id is not None and session.get(Bridge, bridge_id) is None:
         raise NotFound(f"bridge {bridge_id} not found", code="bridge_not_found")
-    return _Scope(units, bridge_id)
+    return _Scope(units, bridge_id, unit_level)
 
 
-def _occurrences(first: datetime, after: datetime) -> Any:
-    """Occurrences overlapping ``[first, after)`` with ``cancelled`` (0/1), ``bridge_id`` and window start."""
+#: The key of the totals in every aggregate (ids are positive): one statement gives rows and totals.
+TOTAL_KEY = -1
+
+
+def _materialized(select: Any, name: str) -> Any:
+    """A CTE computed once per statement (``AS MATERIALIZED``: SQLite ≥ 3.35, PostgreSQL ≥ 12)."""
+    return select.cte(name).prefix_with("MATERIALIZED")
+
+
+def _occurrences(settings: Settings, first: datetime, after: datetime) -> Any:
+    """CTE: occurrences overlapping ``[first, after)`` with their meeting's ``bridge_id`` and
+    ``check_lead_minutes``, ``cancelled`` (0/1) and ``overridden`` (own participant list).
+
+    The start is also bounded from below by ``first − max_meeting_duration_minutes`` (no occurrence
+    lasts longer), so the scan of ``ix_occurrences_start_end`` covers the period, not all history."""
     cancelled = sa.case((sa.or_(Occurrence.status == OccurrenceStatus.cancelled,
                                 Meeting.status == MeetingStatus.cancelled), 1), else_=0)
-    return (sa.select(Occurrence.id, Occurrence.start, Occurrence.end, Meeting.bridge_id,
-                      Meeting.check_lead_minutes, cancelled.label("cancelled"))
-            .join(Meeting, Meeting.id == Occurrence.meeting_id)
-            .where(Occurrence.start < after, Occurrence.end > first).subquery("o"))
+    lowest = first - timedelta(minutes=settings.max_meeting_duration_minutes)
+    return _materialized(
+        sa.select(Occurrence.id, Occurrence.meeting_id, Occurrence.start, Occurrence.end,
+                  Occurrence.participants_overridden.label("overridden"), Meeting.bridge_id,
+                  Meeting.check_lead_minutes, cancelled.label("cancelled"))
+        .join(Meeting, Meeting.id == Occurrence.meeting_id)
+        .where(Occurrence.start < after, Occurrence.start > lowest, Occurrence.end > first), "o")
 
 
-def _site_keys(group_by: GroupBy | None, scope: _Scope, occ: Any) -> Any:
-    """``(key, occurrence_id, endpoint_id, room_id)``: each site of an occurrence in ``occ`` for each group it
-    belongs to (``group_by`` None: one group, key 0, for the totals)."""
-    inherited = (sa.select(Occurrence.id.label("occurrence_id"), MeetingParticipant.endpoint_id)
-                 .join(MeetingParticipant, MeetingParticipant.meeting_id == Occurrence.meeting_id)
-                 .where(Occurrence.participants_overridden.is_(False), Occurrence.id.in_(sa.select(occ.c.id))))
-    own = (sa.select(OccurrenceParticipant.occurrence_id, OccurrenceParticipant.endpoint_id)
-           .join(Occurrence, Occurrence.id == OccurrenceParticipant.occurrence_id)
-           .where(Occurrence.participants_overridden.is_(True), Occurrence.id.in_(sa.select(occ.c.id))))
-    sites = sa.union_all(inherited, own).subquery("sites")
-    query = (sa.select(sites.c.occurrence_id, sites.c.endpoint_id, Endpoint.room_id)
-             .join(Endpoint, Endpoint.id == sites.c.endpoint_id).join(Room, Room.id == Endpoint.room_id))
+def _sites(scope: _Scope, occ: Any) -> Any:
+    """CTE ``(occurrence_id, endpoint_id, room_id)``: every site of an occurrence in ``occ`` whose room is in
+    the scope's units (a bridge filter applies to the occurrence: only that bridge's)."""
+    inherited = (sa.select(occ.c.id.label("occurrence_id"), MeetingParticipant.endpoint_id).select_from(occ)
+                 .join(MeetingParticipant, MeetingParticipant.meeting_id == occ.c.meeting_id)
+                 .where(occ.c.overridden.is_(False)))
+    own = (sa.select(occ.c.id.label("occurrence_id"), OccurrenceParticipant.endpoint_id).select_from(occ)
+           .join(OccurrenceParticipant, OccurrenceParticipant.occurrence_id == occ.c.id)
+           .where(occ.c.overridden.is_(True)))
+    union = sa.union_all(inherited, own).subquery("participants")
+    query = (sa.select(union.c.occurrence_id, union.c.endpoint_id, Endpoint.room_id)
+             .join(Endpoint, Endpoint.id == union.c.endpoint_id))
     if scope.unit_ids is not None:
-        query = query.where(Room.unit_id.in_(sorted(scope.unit_ids)))
+        query = query.join(Room, Room.id == Endpoint.room_id).where(Room.unit_id.in_(sorted(scope.unit_ids)))
+    if scope.bridge_id is not None:
+        query = query.join(occ, occ.c.id == union.c.occurrence_id).where(occ.c.bridge_id == scope.bridge_id)
+    return _materialized(query, "sites")
+
+
+def _keys_of(group_by: GroupBy, scope: _Scope, level: str) -> Any:
+    """``(member, key)``: the groups each endpoint (``level`` "endpoint") or room ("room") belongs to, plus
+    :data:`TOTAL_KEY` for every member. A small table (members × depth), joined after aggregating."""
+    member, room_col = (Endpoint.id, Endpoint.room_id) if level == "endpoint" else (Room.id, Room.id)
     if group_by is GroupBy.endpoint:
-        key = sites.c.endpoint_id
+        keyed = sa.select(member.label("member"), Endpoint.id.label("key"))
     elif group_by is GroupBy.room:
-        key = Endpoint.room_id
-    elif group_by is GroupBy.unit:
-        up = _ancestors()
-        query = query.join(up, up.c.unit_id == Room.unit_id)
-        if scope.unit_ids is not None:
-            query = query.where(up.c.ancestor_id.in_(sorted(scope.unit_ids)))
-        key = up.c.ancestor_id
-    elif group_by is GroupBy.bridge:
-        query = query.join(occ, occ.c.id == sites.c.occurrence_id).where(occ.c.bridge_id.is_not(None))
-        if scope.bridge_id is not None:
-            query = query.where(occ.c.bridge_id == scope.bridge_id)
-        key = occ.c.bridge_id
+        keyed = (sa.select(member.label("member"), room_col.label("key"))
+                 if level == "room" else sa.select(member.label("member"), Endpoint.room_id.label("key")))
     else:
-        key = sa.literal(0, sa.Integer)
-        if scope.bridge_id is not None:
-            query = query.join(occ, occ.c.id == sites.c.occurrence_id).where(occ.c.bridge_id == scope.bridge_id)
-    return query.add_columns(key.label("key")).subquery("sk")
+        up = _ancestors()
+        keyed = (sa.select(member.label("member"), up.c.ancestor_id.label("key"))
+                 .select_from(Endpoint if level == "endpoint" else Room))
+        if level == "endpoint":
+            keyed = keyed.join(Room, Room.id == Endpoint.room_id)
+        keyed = keyed.join(up, up.c.unit_id == Room.unit_id)
+        if scope.unit_ids is not None:
+            keyed = keyed.where(up.c.ancestor_id.in_(sorted(scope.unit_ids)))
+        if scope.unit_level is not None:
+            keyed = keyed.where(up.c.ancestor_id.in_(sa.select(Unit.id).where(Unit.level == scope.unit_level)))
+    total = sa.select(member.label("member"), sa.literal(TOTAL_KEY, sa.Integer).label("key"))
+    return sa.union_all(keyed, total).subquery(f"{level}_keys")
+
+
+def _bridge_keys(occ_bridge: Any) -> tuple[Any, Any]:
+    """For group_by=bridge: a two-row table and the key expression: each occurrence on a bridge counts for
+    its bridge and for :data:`TOTAL_KEY`."""
+    which = sa.select(sa.literal(0, sa.Integer).label("total")).union_all(
+        sa.select(sa.literal(1, sa.Integer))).subquery("which")
+    return which, sa.case((which.c.total == 1, TOTAL_KEY), else_=occ_bridge)
 
 
 def _ancestors() -> Any:
@@ -258,75 +315,99 @@ def _ancestors() -> Any:
 
 # ---------------------------------------------------------------- the aggregate queries
 
-def _occurrence_figures(session: Session, sql: _Sql, sk: Any, occ: Any, b: Any) -> dict[tuple[int, int], dict]:
-    """meetings, cancelled, booked seconds per (key, bucket)."""
-    ok = sa.select(sk.c.key, sk.c.occurrence_id).distinct().subquery("ok")
-    starts_in = sa.and_(occ.c.start >= b.c.b_start, occ.c.start < b.c.b_end)
-    booked = sql.seconds(sql.greatest(occ.c.start, b.c.b_start), sql.least(occ.c.end, b.c.b_end))
-    query = (sa.select(ok.c.key, b.c.b_key,
-                       sa.func.count(sa.distinct(sa.case((sa.and_(starts_in, occ.c.cancelled == 0), occ.c.id)))),
-                       sa.func.count(sa.distinct(sa.case((sa.and_(starts_in, occ.c.cancelled == 1), occ.c.id)))),
-                       sa.func.sum(sa.case((occ.c.cancelled == 0, booked), else_=0)))
-             .select_from(ok).join(occ, occ.c.id == ok.c.occurrence_id)
-             .join(b, sa.and_(occ.c.start < b.c.b_end, occ.c.end > b.c.b_start))
-             .group_by(ok.c.key, b.c.b_key))
-    return {(k, bk): {"meetings": m, "cancelled": c, "booked_s": int(s or 0)}
-            for k, bk, m, c, s in session.execute(query)}
+def _site_statement(settings: Settings, sql: _Sql, group_by: GroupBy, scope: _Scope, occ: Any, sites: Any,
+                    b: Any, now: datetime, faults: Any | None) -> Any:
+    """sites invited / connected, late joins, faults (bucket of the occurrence's start) and connected seconds
+    (each call record clipped to each bucket), per (key, bucket), in one statement.
 
-
-def _site_figures(session: Session, settings: Settings, sql: _Sql, sk: Any, occ: Any, b: Any, first: datetime,
-                  after: datetime, faults: Any | None) -> dict[tuple[int, int], dict]:
-    """sites invited / connected, late joins and faults per (key, bucket of the occurrence's start)."""
-    earliest = first - timedelta(minutes=settings.max_booking_window_minutes)
-    rec = (sa.select(CallRecord.occurrence_id, CallRecord.endpoint_id,
-                     sa.func.min(CallRecord.connected_at).label("first_at"))
-           .where(CallRecord.connected_at >= earliest, CallRecord.connected_at < after)
-           .group_by(CallRecord.occurrence_id, CallRecord.endpoint_id).subquery("rec"))
-    late = sa.case((sql.seconds(occ.c.start, rec.c.first_at) > settings.late_join_minutes * 60, 1), else_=0)
-    columns = [sk.c.key, b.c.b_key, sa.func.count(), sa.func.count(rec.c.first_at), sa.func.sum(late)]
-    if faults is not None:
-        columns.append(sa.func.sum(sa.case((faults(sql, sk, occ), 1), else_=0)))
-    query = (sa.select(*columns).select_from(sk).join(occ, occ.c.id == sk.c.occurrence_id)
-             .join(b, sa.and_(occ.c.start >= b.c.b_start, occ.c.start < b.c.b_end))
-             .outerjoin(rec, sa.and_(rec.c.occurrence_id == sk.c.occurrence_id,
-                                     rec.c.endpoint_id == sk.c.endpoint_id))
-             .where(occ.c.cancelled == 0).group_by(sk.c.key, b.c.b_key))
-    out = {}
-    for row in session.execute(query):
-        out[(row[0], row[1])] = {"sites_invited": row[2], "sites_connected": row[3], "late_joins": int(row[4] or 0),
-                                 "faults": int(row[5] or 0) if faults is not None else None}
-    return out
-
-
-def _connected_figures(session: Session, settings: Settings, sql: _Sql, sk: Any, occ: Any, b: Any,
-                       first: datetime, after: datetime, now: datetime) -> dict[tuple[int, int], dict]:
-    """Connected seconds per (key, bucket): each call record clipped to each bucket."""
-    earliest = first - timedelta(minutes=settings.max_booking_window_minutes)
-    r = sa.select(CallRecord).where(CallRecord.connected_at >= earliest,
-                                    CallRecord.connected_at < after).subquery("r")
+    Aggregated per (endpoint, bridge, bucket) first, so the per-site work (one seek in
+    ``ix_call_records_occurrence_id_endpoint_id_connected_at`` per site, the fault lookups) runs once per
+    site; only those few rows are joined with the groups. The buckets are joined with ``LEFT JOIN … IS NOT
+    NULL``: an inner join let SQLite loop over the buckets outermost and rebuild its automatic index on the
+    sites once per bucket (12 × for a year by month: 48 s instead of well under one)."""
+    r = CallRecord.__table__
+    first_at = (sa.select(sa.func.min(r.c.connected_at))
+                .where(r.c.occurrence_id == sites.c.occurrence_id, r.c.endpoint_id == sites.c.endpoint_id)
+                .scalar_subquery())
+    fault = sa.case((faults(sql, sites, occ), 1), else_=0) if faults is not None else sa.literal(0, sa.Integer)
+    facts = (sa.select(sites.c.endpoint_id, occ.c.bridge_id, b.c.b_key, occ.c.start, first_at.label("first_at"),
+                       fault.label("fault"))
+             .select_from(sites).join(occ, occ.c.id == sites.c.occurrence_id)
+             .outerjoin(b, sa.and_(occ.c.start >= b.c.b_start, occ.c.start < b.c.b_end))
+             .where(occ.c.cancelled == 0, b.c.b_key.is_not(None)).subquery("facts"))
+    late = sa.case((sql.seconds(facts.c.start, facts.c.first_at) > settings.late_join_minutes * 60, 1), else_=0)
+    zero = sa.literal(0, sa.Integer)
+    per_site = (sa.select(facts.c.endpoint_id, facts.c.bridge_id, facts.c.b_key, sa.func.count().label("invited"),
+                          sa.func.count(facts.c.first_at).label("connected"), sa.func.sum(late).label("late"),
+                          sa.func.sum(facts.c.fault).label("faults"), zero.label("connected_s"))
+                .group_by(facts.c.endpoint_id, facts.c.bridge_id, facts.c.b_key))
     now_p = sa.bindparam("stats_now", now, type_=UTCDateTime)
     rec_end = sa.func.coalesce(r.c.disconnected_at, sql.least(occ.c.end, now_p))
     seconds = sql.seconds(sql.greatest(r.c.connected_at, b.c.b_start), sql.least(rec_end, b.c.b_end))
-    query = (sa.select(sk.c.key, b.c.b_key, sa.func.sum(seconds))
-             .select_from(r).join(sk, sa.and_(sk.c.occurrence_id == r.c.occurrence_id,
-                                              sk.c.endpoint_id == r.c.endpoint_id))
-             .join(occ, occ.c.id == r.c.occurrence_id)
-             .join(b, sa.and_(r.c.connected_at < b.c.b_end, rec_end > b.c.b_start))
-             .where(occ.c.cancelled == 0, rec_end > r.c.connected_at)
-             .group_by(sk.c.key, b.c.b_key))
-    return {(k, bk): {"connected_s": int(s or 0)} for k, bk, s in session.execute(query)}
+    per_record = (sa.select(sites.c.endpoint_id, occ.c.bridge_id, b.c.b_key, zero, zero, zero, zero,
+                            sa.func.sum(seconds))
+                  .select_from(sites).join(occ, occ.c.id == sites.c.occurrence_id)
+                  .join(r, sa.and_(r.c.occurrence_id == sites.c.occurrence_id, r.c.endpoint_id == sites.c.endpoint_id))
+                  .outerjoin(b, sa.and_(r.c.connected_at < b.c.b_end, rec_end > b.c.b_start))
+                  .where(occ.c.cancelled == 0, rec_end > r.c.connected_at, b.c.b_key.is_not(None))
+                  .group_by(sites.c.endpoint_id, occ.c.bridge_id, b.c.b_key))
+    per = sa.union_all(per_site, per_record).subquery("per_endpoint")
+    sums = [sa.func.sum(c) for c in (per.c.invited, per.c.connected, per.c.late, per.c.faults, per.c.connected_s)]
+    if group_by is GroupBy.bridge:
+        which, key = _bridge_keys(per.c.bridge_id)
+        return (sa.select(key, per.c.b_key, *sums).select_from(per).join(which, sa.true())
+                .where(per.c.bridge_id.is_not(None)).group_by(key, per.c.b_key))
+    keys = _keys_of(group_by, scope, "endpoint")
+    return (sa.select(keys.c.key, per.c.b_key, *sums).select_from(per)
+            .join(keys, keys.c.member == per.c.endpoint_id).group_by(keys.c.key, per.c.b_key))
 
 
-def _busy_figures(session: Session, sql: _Sql, sk: Any, occ: Any, w: Any, by_endpoint: bool) -> dict:
-    """Booked seconds of the group's rooms (or endpoints) inside working hours, per (key, bucket)."""
-    unit_col = sk.c.endpoint_id if by_endpoint else sk.c.room_id
-    pairs = sa.select(sk.c.key, unit_col.label("site"), sk.c.occurrence_id).distinct().subquery("pairs")
-    seconds = sql.seconds(sql.greatest(occ.c.start, w.c.b_start), sql.least(occ.c.end, w.c.b_end))
-    query = (sa.select(pairs.c.key, w.c.b_key, sa.func.sum(seconds)).select_from(pairs)
-             .join(occ, occ.c.id == pairs.c.occurrence_id)
-             .join(w, sa.and_(occ.c.start < w.c.b_end, occ.c.end > w.c.b_start))
-             .where(occ.c.cancelled == 0).group_by(pairs.c.key, w.c.b_key))
-    return {(k, bk): {"busy_s": int(s or 0)} for k, bk, s in session.execute(query)}
+def _occurrence_statement(sql: _Sql, group_by: GroupBy, scope: _Scope, occ: Any, sites: Any, b: Any) -> Any:
+    """meetings, cancelled (bucket of the start) and booked seconds (clipped to each bucket) per (key, bucket):
+    each occurrence once per group, from the distinct (group, occurrence) pairs."""
+    if group_by is GroupBy.bridge:
+        which, key = _bridge_keys(occ.c.bridge_id)
+        pairs = (sa.select(key.label("key"), occ.c.id.label("occurrence_id")).select_from(occ).join(which, sa.true())
+                 .where(occ.c.bridge_id.is_not(None), occ.c.id.in_(sa.select(sites.c.occurrence_id))))
+    else:
+        level = "endpoint" if group_by is GroupBy.endpoint else "room"
+        member = sites.c.endpoint_id if level == "endpoint" else sites.c.room_id
+        members = sa.select(member.label("member"), sites.c.occurrence_id).distinct().subquery("members")
+        keys = _keys_of(group_by, scope, level)
+        pairs = (sa.select(keys.c.key, members.c.occurrence_id).select_from(members)
+                 .join(keys, keys.c.member == members.c.member).distinct())
+    ok = pairs.subquery("ok")
+    starts_in = sa.and_(occ.c.start >= b.c.b_start, occ.c.start < b.c.b_end)
+    booked = sql.seconds(sql.greatest(occ.c.start, b.c.b_start), sql.least(occ.c.end, b.c.b_end))
+    return (sa.select(ok.c.key, b.c.b_key,
+                      sa.func.sum(sa.case((sa.and_(starts_in, occ.c.cancelled == 0), 1), else_=0)),
+                      sa.func.sum(sa.case((sa.and_(starts_in, occ.c.cancelled == 1), 1), else_=0)),
+                      sa.func.sum(sa.case((occ.c.cancelled == 0, booked), else_=0)))
+            .select_from(ok).join(occ, occ.c.id == ok.c.occurrence_id)
+            .outerjoin(b, sa.and_(occ.c.start < b.c.b_end, occ.c.end > b.c.b_start))
+            .where(b.c.b_key.is_not(None)).group_by(ok.c.key, b.c.b_key))
+
+
+def _busy_statement(sql: _Sql, group_by: GroupBy, scope: _Scope, occ: Any, sites: Any, w: Any) -> Any:
+    """Booked seconds of the group's rooms (endpoints for group_by=endpoint) inside working hours, per
+    (key, bucket): per occurrence and working window first (each window seeks ``ix_occurrences_start_end``
+    from ``w.b_lo``), then per room, then rolled up to the groups (the figure adds up over rooms)."""
+    o = Occurrence.__table__
+    seconds = sql.seconds(sql.greatest(o.c.start, w.c.b_start), sql.least(o.c.end, w.c.b_end))
+    per_occ = (sa.select(o.c.id.label("occurrence_id"), w.c.b_key, sa.func.sum(seconds).label("s")).select_from(w)
+               .join(o, sa.and_(o.c.start < w.c.b_end, o.c.start >= w.c.b_lo, o.c.end > w.c.b_start))
+               .group_by(o.c.id, w.c.b_key).subquery("per_occ"))
+    level = "endpoint" if group_by is GroupBy.endpoint else "room"
+    member = sites.c.endpoint_id if level == "endpoint" else sites.c.room_id
+    members = (sa.select(member.label("member"), sites.c.occurrence_id).distinct()
+               .select_from(sites).join(occ, occ.c.id == sites.c.occurrence_id).where(occ.c.cancelled == 0)
+               .subquery("members"))
+    per_member = (sa.select(members.c.member, per_occ.c.b_key, sa.func.sum(per_occ.c.s).label("s"))
+                  .select_from(members).join(per_occ, per_occ.c.occurrence_id == members.c.occurrence_id)
+                  .group_by(members.c.member, per_occ.c.b_key).subquery("per_member"))
+    keys = _keys_of(group_by, scope, level)
+    return (sa.select(keys.c.key, per_member.c.b_key, sa.func.sum(per_member.c.s)).select_from(per_member)
+            .join(keys, keys.c.member == per_member.c.member).group_by(keys.c.key, per_member.c.b_key))
 
 
 def _site_counts(session: Session, group_by: GroupBy | None, scope: _Scope) -> dict[int, int]:
@@ -345,6 +426,8 @@ def _site_counts(session: Session, group_by: GroupBy | None, scope: _Scope) -> d
                  .group_by(up.c.ancestor_id))
         if scope.unit_ids is not None:
             query = query.where(up.c.ancestor_id.in_(sorted(scope.unit_ids)), Room.unit_id.in_(sorted(scope.unit_ids)))
+        if scope.unit_level is not None:
+            query = query.where(up.c.ancestor_id.in_(sa.select(Unit.id).where(Unit.level == scope.unit_level)))
     else:
         query = sa.select(sa.literal(0), sa.func.count(Room.id))
         if scope.unit_ids is not None:
@@ -400,12 +483,11 @@ def _faults_condition(session: Session) -> Any | None:
 
     def condition(sql: _Sql, sk: Any, occ: Any) -> Any:
         h, hb = history.alias("h"), history.alias("hb")
-        lead_s = occ.c.check_lead_minutes * 60
+        # Sargable bounds: one index range (endpoint_id, at) per site, however long the history.
+        window_start = sql.minus_minutes(occ.c.start, occ.c.check_lead_minutes)
         during = sa.exists(sa.select(h.c.id).where(
-            h.c.endpoint_id == sk.c.endpoint_id, h.c.status == "fault", h.c.at < occ.c.end,
-            sql.seconds(h.c.at, occ.c.start) <= lead_s))
-        at_open = (sa.select(hb.c.status).where(hb.c.endpoint_id == sk.c.endpoint_id,
-                                                sql.seconds(hb.c.at, occ.c.start) > lead_s)
+            h.c.endpoint_id == sk.c.endpoint_id, h.c.at >= window_start, h.c.at < occ.c.end, h.c.status == "fault"))
+        at_open = (sa.select(hb.c.status).where(hb.c.endpoint_id == sk.c.endpoint_id, hb.c.at < window_start)
                    .order_by(hb.c.at.desc(), hb.c.id.desc()).limit(1).scalar_subquery())
         parts = [during, at_open == "fault"]
         if readiness is not None:
@@ -463,30 +545,53 @@ def _figures(raw: dict[str, Any], *, bridge: bool, rooms: int, work_s: int, capa
     }
 
 
-def _collect(session: Session, settings: Settings, group_by: GroupBy | None, scope: _Scope, buckets: list[Bucket],
-             first: datetime, after: datetime, now: datetime, bridge: bool, faults: Any | None) -> dict:
+def _collect(session: Session, settings: Settings, group_by: GroupBy, scope: _Scope, buckets: list[Bucket],
+             first: datetime, after: datetime, now: datetime, faults: Any | None) -> dict[tuple[int, int], dict]:
+    """Raw figures per (key, bucket key); key :data:`TOTAL_KEY` holds the whole scope's."""
     sql = _Sql(session.get_bind().dialect.name)
-    occ = _occurrences(first, after)
-    sk = _site_keys(group_by, scope, occ)
+    occ = _occurrences(settings, first, after)
+    sites = _sites(scope, occ)
     b = _table_of("b", [(x.key, x.start, x.end) for x in buckets])
     merged: dict[tuple[int, int], dict[str, Any]] = {}
-    parts = [_occurrence_figures(session, sql, sk, occ, b),
-             _site_figures(session, settings, sql, sk, occ, b, first, after, faults),
-             _connected_figures(session, settings, sql, sk, occ, b, first, after, now)]
-    if bridge:
-        parts.append(_port_figures(session, sql, b, first, after, scope.bridge_id, total=group_by is None))
+
+    def put(k: int, bk: int, **values: Any) -> None:
+        merged.setdefault((k, bk), {}).update(values)
+
+    for k, bk, m, c, s in session.execute(_occurrence_statement(sql, group_by, scope, occ, sites, b)):
+        put(k, bk, meetings=int(m or 0), cancelled=int(c or 0), booked_s=int(s or 0))
+    for k, bk, invited, connected, late, n_faults, conn_s in session.execute(
+            _site_statement(settings, sql, group_by, scope, occ, sites, b, now, faults)):
+        put(k, bk, sites_invited=int(invited or 0), sites_connected=int(connected or 0), late_joins=int(late or 0),
+            faults=int(n_faults or 0) if faults is not None else None, connected_s=int(conn_s or 0))
+    if group_by is GroupBy.bridge:
+        for (k, bk), values in _port_figures(session, sql, b, first, after, scope.bridge_id, total=False).items():
+            put(k, bk, **values)
     else:
-        w = _table_of("w", working_windows(buckets, settings))
-        parts.append(_busy_figures(session, sql, sk, occ, w, by_endpoint=group_by is GroupBy.endpoint))
-    for part in parts:
-        for k, values in part.items():
-            merged.setdefault(k, {}).update(values)
+        w = _table_of("w", working_windows(buckets, settings),
+                      lead=timedelta(minutes=settings.max_meeting_duration_minutes))
+        for k, bk, s in session.execute(_busy_statement(sql, group_by, scope, occ, sites, w)):
+            put(k, bk, busy_s=int(s or 0))
     return merged
+
+
+def _totals(merged: dict[tuple[int, int], dict], bridge: bool, port_total: dict[str, int]) -> dict[str, Any]:
+    """The whole period's raw figures from the :data:`TOTAL_KEY` rows: every figure adds up over buckets
+    (sites and meetings are bucketed by their start, seconds are split), the port peak is the largest."""
+    out: dict[str, Any] = {}
+    for (k, _), values in merged.items():
+        if k != TOTAL_KEY:
+            continue
+        for name, value in values.items():
+            if name != "port_peak" and value is not None:
+                out[name] = out.get(name, 0) + value
+    if bridge:
+        out.update(port_total)
+    return out
 
 
 def usage_report(session: Session, settings: Settings, principal: Principal, *, group_by: GroupBy, period: Period,
                  from_date: date, to_date: date, unit_id: int | None = None, bridge_id: int | None = None,
-                 now: datetime | None = None) -> dict[str, Any]:
+                 unit_level: UnitLevel | None = None, now: datetime | None = None) -> dict[str, Any]:
     """Usage statistics over local dates ``[from_date, to_date)`` by ``group_by`` and ``period``.
 
     Returns ``{"group_by", "period", "from", "to", "timezone", "rows": [...], "totals": {...}, "notes"}``;
@@ -494,21 +599,28 @@ def usage_report(session: Session, settings: Settings, principal: Principal, *, 
     ordered by group name, id and period; ``totals`` are the figures of the whole scope over the whole
     period (each occurrence and site once, so a unit report's totals are not the sum of nested rows).
     Figures: :data:`FIGURE_DEFINITIONS`. ``unit_id`` keeps the unit and its sub-units; operators see
-    only their units (and no bridge statistics). Every reader role may ask.
+    only their units (and no bridge statistics). Every reader role may ask. ``unit_level`` (group_by=unit
+    only) keeps the rows of units of that level, each still rolling up its sub-units: ``province`` with no
+    ``unit_id`` is the per-province report of the whole country (the totals are unchanged).
 
-    Raises: Invalid (``empty_period``, ``period_too_long``, ``too_many_buckets``), Forbidden, NotFound.
+    Raises: Invalid (``empty_period``, ``period_too_long``, ``too_many_buckets``,
+    ``unit_level_needs_unit_grouping``), Forbidden, NotFound.
     """
     now = now or utc_now()
-    scope = _scope(session, principal, group_by, unit_id, bridge_id)
+    scope = _scope(session, principal, group_by, unit_id, bridge_id, unit_level)
     zone = settings.zone
     buckets = make_buckets(from_date, to_date, period, zone)
     first, after = buckets[0].start, buckets[-1].end
     bridge = group_by is GroupBy.bridge
     faults = _faults_condition(session)
-    rows_raw = _collect(session, settings, group_by, scope, buckets, first, after, now, bridge, faults)
-    total_bucket = [Bucket(0, from_date, to_date, first, after)]
-    totals_raw = _collect(session, settings, None, scope, total_bucket, first, after, now, bridge, faults).get(
-        (0, 0), {})
+    merged = _collect(session, settings, group_by, scope, buckets, first, after, now, faults)
+    rows_raw = {k: v for k, v in merged.items() if k[0] != TOTAL_KEY}
+    port_total: dict[str, int] = {}
+    if bridge:  # all bridges together (or the one asked for): their peak is not the largest of each's
+        sql = _Sql(session.get_bind().dialect.name)
+        b = _table_of("b", [(0, first, after)])
+        port_total = _port_figures(session, sql, b, first, after, scope.bridge_id, total=True).get((0, 0), {})
+    totals_raw = _totals(merged, bridge, port_total)
 
     work = {x.key: 0 for x in buckets}
     for key, start, end in working_windows(buckets, settings):

@@ -31,6 +31,8 @@ class User(SQLModel, table=True):
     password_hash: str = Field(max_length=255)
     active: bool = Field(default=True)
     created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime, sa_column_kwargs={"onupdate": utc_now},
+                                 description="Last change of the row (UTC), stamped on every UPDATE; part of calendar feeds' ETag.")
 
 
 class UserUnit(SQLModel, table=True):

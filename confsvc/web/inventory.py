@@ -13,14 +13,14 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse
 
-from confsvc.db import QueryId, SessionDep
+from confsvc.db import SessionDep
 from confsvc.endpoints import csvio
 from confsvc.endpoints import service as inventory
 from confsvc.endpoints.models import EndpointStatus, LifecycleState, Protocol
 from confsvc.errors import ConfsvcError
 from confsvc.web.common import Viewer, check_csrf, login_redirect, render, viewer
 from confsvc.web.i18n import N_, _
-from confsvc.web.meetings import STATUS_LABELS
+from confsvc.web.meetings import STATUS_LABELS, filter_id
 
 router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 100
@@ -46,7 +46,8 @@ def _page(request: Request, session: Any, who: Viewer, *, unit_id: int | None, q
         limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
     _rooms, room_total = inventory.list_rooms(session, who.principal, unit_id=unit_id, limit=1)
     unit_names = {u.id: u.name for u in units}
-    rows = [{"unit": unit_names.get(room.unit_id, ""), "room": room.name, "vendor": e.vendor, "model": e.model,
+    rows = [{"id": e.id, "unit": unit_names.get(room.unit_id, ""), "room": room.name, "vendor": e.vendor,
+             "model": e.model,
              "protocol": PROTOCOL_LABELS[e.protocol], "dial_address": e.dial_address, "serial": e.serial,
              "status": _(STATUS_LABELS[e.status]), "status_key": e.status.value,
              "lifecycle": _(LIFECYCLE_LABELS[e.lifecycle_state]), "lifecycle_key": e.lifecycle_state.value,
@@ -68,11 +69,14 @@ def _page(request: Request, session: Any, who: Viewer, *, unit_id: int | None, q
 
 
 @router.get("/inventory", response_class=HTMLResponse)
-def inventory_page(request: Request, session: SessionDep, unit_id: QueryId = None,
+def inventory_page(request: Request, session: SessionDep,
+                   unit: Annotated[str, Query(alias="unit_id", max_length=20)] = "",
                    q: Annotated[str, Query(max_length=100)] = "", status: Annotated[str, Query(max_length=20)] = "",
                    lifecycle: Annotated[str, Query(max_length=20)] = "",
                    protocol: Annotated[str, Query(max_length=10)] = "", page: Annotated[int, Query(ge=1)] = 1):
-    """Endpoints of the caller's scope; ``q`` finds "Việt Trì" from "viet tri" too."""
+    """Endpoints of the caller's scope; ``q`` finds "Việt Trì" from "viet tri" too; ``unit_id`` empty
+    (the filter's "all") means every unit."""
+    unit_id = filter_id(unit)
     who = viewer(request, session)
     if who is None:
         return login_redirect(request)

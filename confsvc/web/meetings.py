@@ -1,5 +1,10 @@
 """Dashboard (tổng quan), calendar week/day views (lịch họp), the meeting page with its join
-instructions (hướng dẫn kết nối), and cancelling an occurrence or the series with a confirmation step.
+instructions (hướng dẫn kết nối) and readiness (sẵn sàng) marking, and cancelling an occurrence or the
+series with a confirmation step.
+
+The dashboard is live: ``static/live.js`` listens on the live channel (``/ws/secretariat``, an
+operator ``/ws/units/{id}``, authenticated by the web session cookie) and, on each event, fetches
+``GET /dashboard/live`` (the same panels, rendered here) and swaps them in without a reload.
 
 Reads go through ``scheduling.service`` and ``endpoints.service`` with the caller's principal, so an
 operator sees only meetings touching their units.
@@ -17,16 +22,18 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlmodel import Session
 
 from confsvc.clock import utc_now
-from confsvc.db import PathId, QueryId, SessionDep
+from confsvc.db import MAX_ID, PathId, QueryId, SessionDep
 from confsvc.endpoints import service as inventory
 from confsvc.endpoints.models import EndpointStatus
-from confsvc.errors import ConfsvcError
+from confsvc.errors import ConfsvcError, Invalid
 from confsvc.notify.ical import JoinDetails
 from confsvc.scheduling import service as scheduling
 from confsvc.scheduling.booking import Names
-from confsvc.scheduling.models import Meeting, MeetingStatus, OccurrenceStatus, ResourceKind
+from confsvc.scheduling import readiness as readiness_service
+from confsvc.scheduling.models import Meeting, MeetingStatus, OccurrenceStatus, ReadinessState, ResourceKind
 from confsvc.users.principal import Principal
 from confsvc.web import i18n
+from confsvc.web import readiness as readiness_view
 from confsvc.web.common import Viewer, check_csrf, error_page, login_redirect, render, settings_of, viewer
 from confsvc.web.i18n import N_, _
 
@@ -42,6 +49,11 @@ STATUS_LABELS = {
     EndpointStatus.unknown: N_("Unknown"),
 }
 MEETING_STATUS_LABELS = {"tentative": N_("Tentative"), "confirmed": N_("Confirmed"), "cancelled": N_("Cancelled")}
+
+
+def filter_id(value: str) -> int | None:
+    """A filter form's row id: ``None`` for "all" (empty) or anything that is not a row id."""
+    return int(value) if value.isdigit() and 1 <= int(value) <= MAX_ID else None
 
 
 def local_today(zone: ZoneInfo) -> date:
@@ -77,7 +89,7 @@ def _occurrence_row(meeting: Meeting, occ: dict[str, Any], names: Names, zone: Z
     start_local = i18n.local(occ["start"], zone)
     return {
         "meeting_id": meeting.id, "occurrence_id": occ["id"], "title": meeting.title,
-        "start": occ["start"], "day": start_local.date(),
+        "start": occ["start"], "end": occ["end"], "day": start_local.date(),
         "time": f"{i18n.fmt_time(occ['start'], zone)}–{i18n.fmt_time(occ['end'], zone)}",
         "when": i18n.fmt_range(occ["start"], occ["end"], zone),
         "check_time": i18n.fmt_time(occ["start"] - timedelta(minutes=meeting.check_lead_minutes), zone),
@@ -91,23 +103,52 @@ def _occurrence_row(meeting: Meeting, occ: dict[str, Any], names: Names, zone: Z
 
 # ---------------------------------------------------------------- dashboard
 
-@router.get("/", response_class=HTMLResponse)
-def dashboard(request: Request, session: SessionDep):
-    """Today's and the coming week's meetings, and endpoint status by unit with the offline ones named."""
-    who = viewer(request, session)
-    if who is None:
-        return login_redirect(request)
-    zone = settings_of(request).zone
+def dashboard_context(session: Session, settings: Any, who: Viewer) -> dict[str, Any]:
+    """The dashboard's panels: today's and the coming week's meetings, the readiness board of the
+    next meeting still to end (``board``: :func:`web.readiness.board_view` plus its title, time and
+    link; ``None`` without one), endpoint status counts, and the time of this rendering (local)."""
+    zone = settings.zone
+    now = utc_now()
     today = local_today(zone)
     start, end = day_bounds(today, UPCOMING_DAYS + 1, zone)
     rows = occurrence_rows(session, who.principal, zone, start, end)
     today_rows = [r for r in rows if r["day"] == today]
     upcoming = [r for r in rows if r["day"] != today and r["status"] != "cancelled"]
-    return render(request, "dashboard.html", {
+    nxt = next((r for r in rows if r["status"] != "cancelled" and r["end"] > now), None)
+    board = None
+    if nxt is not None:
+        board = {**readiness_view.board_view(session, settings, nxt["meeting_id"], nxt["occurrence_id"],
+                                             who.principal, now=now),
+                 "title": nxt["title"], "when": nxt["when"], "href": nxt["href"],
+                 "started": nxt["start"] <= now}
+    return {
         "today": i18n.fmt_day(today), "today_rows": today_rows,
         "upcoming": [{**r, "day_label": i18n.fmt_day(r["day"])} for r in upcoming],
+        "board": board, "updated_at": i18n.fmt_time(now, zone) + now.astimezone(zone).strftime(":%S"),
         **endpoint_status_board(session, who.principal),
-    }, who=who)
+    }
+
+
+@router.get("/", response_class=HTMLResponse)
+def dashboard(request: Request, session: SessionDep):
+    """The dashboard page; its panels come from :func:`dashboard_context` and update live."""
+    who = viewer(request, session)
+    if who is None:
+        return login_redirect(request)
+    return render(request, "dashboard.html", {**dashboard_context(session, settings_of(request), who),
+                                              "channels": readiness_view.live_channels(session, who.principal)},
+                  who=who)
+
+
+@router.get("/dashboard/live", response_class=HTMLResponse)
+def dashboard_live(request: Request, session: SessionDep):
+    """The dashboard's panels alone (an HTML fragment, no layout), fetched by ``static/live.js`` when
+    the live channel reports a change. 401 without a web session (the script then reloads the page,
+    which leads to the login form)."""
+    who = viewer(request, session)
+    if who is None:
+        return HTMLResponse("", status_code=401)
+    return render(request, "dashboard_live.html", dashboard_context(session, settings_of(request), who), who=who)
 
 
 def endpoint_status_board(session: Session, principal: Principal) -> dict[str, Any]:
@@ -143,8 +184,11 @@ def endpoint_status_board(session: Session, principal: Principal) -> dict[str, A
 @router.get("/calendar", response_class=HTMLResponse)
 def calendar(request: Request, session: SessionDep, view: Annotated[str, Query(pattern="^(week|day)$")] = "week",
              day: Annotated[str | None, Query(max_length=10, alias="date")] = None,
-             unit_id: QueryId = None, room_id: QueryId = None):
-    """Week (Thứ Hai … Chủ nhật) or day view of occurrences, filtered by unit and room."""
+             unit: Annotated[str, Query(alias="unit_id", max_length=20)] = "",
+             room: Annotated[str, Query(alias="room_id", max_length=20)] = ""):
+    """Week (Thứ Hai … Chủ nhật) or day view of occurrences, filtered by unit and room (an empty or
+    non-id value, as the filter form's "all" option sends, means no filter)."""
+    unit_id, room_id = filter_id(unit), filter_id(room)
     who = viewer(request, session)
     if who is None:
         return login_redirect(request)
@@ -188,8 +232,9 @@ def calendar(request: Request, session: SessionDep, view: Annotated[str, Query(p
 
 # ---------------------------------------------------------------- meeting page
 
-def _meeting_context(session: Session, who: Viewer, meeting: Meeting, zone: ZoneInfo,
+def _meeting_context(session: Session, who: Viewer, meeting: Meeting, settings: Any,
                      occurrence_id: int | None) -> dict[str, Any]:
+    zone = settings.zone
     names = Names(session)
     occurrences = scheduling.list_occurrences(session, meeting)
     rows = [_occurrence_row(meeting, o, names, zone) for o in occurrences]
@@ -223,6 +268,18 @@ def _meeting_context(session: Session, who: Viewer, meeting: Meeting, zone: Zone
         p["chair"] = p["room_id"] == chair_room_id
     participants.sort(key=lambda p: (not p["chair"], p["unit"], p["room"]))
     status = "cancelled" if meeting.status is MeetingStatus.cancelled else meeting.status.value
+    board = None
+    if occ is not None:
+        board = readiness_view.board_view(session, settings, meeting.id, occ["id"], who.principal, now=now)
+        states = {s["room_id"]: s for s in board["sites"]}
+        for p in participants:
+            site = states.get(p["room_id"])
+            p["readiness"] = site["label"] if site else ""
+            p["readiness_state"] = site["state"] if site else ""
+            p["readiness_note"] = site["note"] if site else ""
+    markable = ([s for s in board["sites"] if s["markable"]]
+                if board and occ["status"] is OccurrenceStatus.scheduled and status != "cancelled"
+                and occ["end"] > now else [])
     return {
         "meeting": {"id": meeting.id, "title": meeting.title, "description": meeting.description,
                     "status": status, "status_label": _(MEETING_STATUS_LABELS[status]),
@@ -236,7 +293,10 @@ def _meeting_context(session: Session, who: Viewer, meeting: Meeting, zone: Zone
                      if occ else ""),
         "occurrences": rows, "participants": participants, "hidden_participants": hidden,
         "can_cancel": who.can_book and status != "cancelled",
+        "can_edit": who.can_book and status != "cancelled",
         "invite_href": f"/api/v1/meetings/{meeting.id}/invite.ics",
+        "board": board, "markable": markable, "state_options": readiness_view.state_options(),
+        "readiness_error": None, "readiness_form": {},
     }
 
 
@@ -250,8 +310,42 @@ def meeting_page(request: Request, session: SessionDep, meeting_id: PathId, occu
         meeting = scheduling.get_meeting(session, who.principal, meeting_id)
     except ConfsvcError as exc:
         return error_page(request, exc, who)
-    return render(request, "meeting.html", _meeting_context(session, who, meeting, settings_of(request).zone,
+    return render(request, "meeting.html", _meeting_context(session, who, meeting, settings_of(request),
                                                             occurrence), who=who)
+
+
+@router.post("/meetings/{meeting_id}/occurrences/{occurrence_id}/readiness", response_class=HTMLResponse)
+def mark_readiness(request: Request, session: SessionDep, meeting_id: PathId, occurrence_id: PathId,
+                   csrf: Annotated[str, Form()] = "", room_id: Annotated[int, Form(ge=1, le=2**63 - 1)] = 0,
+                   state: Annotated[str, Form(max_length=20)] = "",
+                   note: Annotated[str, Form(max_length=2000)] = ""):
+    """Mark a site "Đã sẵn sàng" or "Gặp sự cố" (with a note) through
+    ``scheduling.readiness.set_readiness`` (which records ``readiness.changed`` for the live channel);
+    back to the meeting page (303). A refusal (no note for a problem, another unit's room, an ended
+    occurrence) re-renders the page with the reason in words and the typed note kept (422 / 403)."""
+    check_csrf(request, csrf)
+    who = viewer(request, session)
+    if who is None:
+        return login_redirect(request)
+    settings = settings_of(request)
+    try:
+        meeting = scheduling.get_meeting(session, who.principal, meeting_id)
+        occurrence = scheduling.get_occurrence(session, meeting, occurrence_id)
+    except ConfsvcError as exc:
+        return error_page(request, exc, who)
+    try:
+        if state not in {s.value for s in readiness_view.MARKABLE}:
+            raise Invalid("choose ready or problem", code="invalid_state")
+        readiness_service.set_readiness(session, settings, who.principal, meeting, occurrence, room_id,
+                                        ReadinessState(state), note)
+    except ConfsvcError as exc:
+        session.rollback()
+        context = _meeting_context(session, who, meeting, settings, occurrence_id)
+        message = readiness_view.refusal_text(exc.code, exc.detail)
+        return render(request, "meeting.html", {**context, "readiness_error": message, "readiness_form": {
+            "room_id": room_id, "state": state, "note": note}}, who=who,
+            status_code=exc.status_code if exc.status_code in (403, 404) else 422)
+    return RedirectResponse(f"/meetings/{meeting.id}?occurrence={occurrence.id}#readiness", status_code=303)
 
 
 @router.get("/meetings/{meeting_id}/cancel", response_class=HTMLResponse)

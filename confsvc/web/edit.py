@@ -1,0 +1,300 @@
+"""Edit screens: a meeting as a whole series (``scheduling.service.edit_meeting``), one occurrence
+(``edit_occurrence``: move it or change its chair room), and an endpoint (admin,
+``endpoints.service.update_endpoint``). Same services as ``PATCH`` in the API: no rule is repeated here.
+
+Only what the form changed is sent, so an edit of the title of a series that began in the past does
+not re-check its past start. A refusal shows the form again with the values typed and the conflicts
+in words (``web.booking.conflict_messages``), status 409 for conflicts, 422 for bad input.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from pydantic import ValidationError
+from sqlmodel import Session, select
+
+from confsvc.db import PathId, SessionDep
+from confsvc.endpoints import service as inventory
+from confsvc.endpoints import schemas as endpoint_schemas
+from confsvc.endpoints.models import Endpoint, LifecycleState, Protocol
+from confsvc.errors import ConfsvcError, Invalid
+from confsvc.scheduling import service as scheduling
+from confsvc.scheduling.errors import BookingConflict
+from confsvc.scheduling.schemas import MeetingUpdate, OccurrenceUpdate
+from confsvc.web import i18n
+from confsvc.web.booking import DATE_FORMAT, TIME_FORMAT, _ids, _parse_date, _parse_time, conflict_messages
+from confsvc.web.common import Viewer, check_csrf, error_page, login_redirect, render, settings_of, viewer
+from confsvc.web.i18n import N_, _
+
+router = APIRouter(include_in_schema=False)
+FormText = Annotated[str, Form(max_length=10000)]
+LIFECYCLE_LABELS = {LifecycleState.active: N_("In use"), LifecycleState.maintenance: N_("Maintenance"),
+                    LifecycleState.retired: N_("Retired")}
+
+
+def _forbidden(request: Request, who: Viewer, title: str) -> HTMLResponse:
+    return render(request, "error.html", {"title": title, "detail": _("Only the secretariat and administrators "
+                                                                      "book meetings.")}, who=who, status_code=403)
+
+
+def _rooms_by_unit(session: Session, who: Viewer) -> list[dict[str, Any]]:
+    units, _total = inventory.list_units(session, who.principal, limit=100000)
+    rooms, _total = inventory.list_rooms(session, who.principal, limit=100000)
+    by_unit: dict[int, list[dict[str, Any]]] = {}
+    for room in rooms:
+        by_unit.setdefault(room.unit_id, []).append({"id": room.id, "name": room.name})
+    return [{"id": u.id, "name": u.name, "rooms": by_unit[u.id]} for u in units if u.id in by_unit]
+
+
+def _local_parts(value: Any, zone: Any) -> tuple[str, str]:
+    local = i18n.local(value, zone)
+    return local.strftime(DATE_FORMAT), local.strftime(TIME_FORMAT)
+
+
+def _times(form: dict[str, Any]) -> tuple[Any, Any]:
+    day = _parse_date(form["date"], _("Date"))
+    return day + _parse_time(form["start_time"], _("Start")), day + _parse_time(form["end_time"], _("End"))
+
+
+def _refusal(exc: ConfsvcError, zone: Any) -> tuple[list[str], int]:
+    if isinstance(exc, BookingConflict):
+        return conflict_messages(exc.conflicts, zone), 409
+    return [exc.detail], exc.status_code if exc.status_code in (403, 404) else 422
+
+
+# ---------------------------------------------------------------- a meeting (whole series)
+
+def _meeting_form(session: Session, meeting: Any, zone: Any) -> dict[str, Any]:
+    day, start = _local_parts(meeting.dtstart, zone)
+    _day, end = _local_parts(meeting.dtstart + timedelta(minutes=meeting.duration_minutes), zone)
+    chair_endpoints = set(session.exec(select(Endpoint.id).where(Endpoint.room_id == meeting.chair_room_id)).all())
+    endpoint_ids = [e for e in scheduling.participant_ids(session, meeting.id) if e not in chair_endpoints]
+    rooms = sorted({session.get(Endpoint, e).room_id for e in endpoint_ids})
+    return {"title": meeting.title, "description": meeting.description, "date": day, "start_time": start,
+            "end_time": end, "check_lead_minutes": str(meeting.check_lead_minutes),
+            "chair_room_id": str(meeting.chair_room_id), "participant_room_ids": [str(r) for r in rooms]}
+
+
+def _render_meeting(request: Request, session: Session, who: Viewer, meeting: Any, form: dict[str, Any],
+                    errors: list[str], status_code: int = 200) -> HTMLResponse:
+    return render(request, "edit_meeting.html", {
+        "meeting": {"id": meeting.id, "title": meeting.title, "recurring": bool(meeting.rrule)},
+        "form": form, "units": _rooms_by_unit(session, who), "chosen": set(_ids(form["participant_room_ids"])),
+        "chair_room_id": int(form["chair_room_id"]) if str(form["chair_room_id"]).isdigit() else None,
+        "errors": errors}, who=who, status_code=status_code)
+
+
+@router.get("/meetings/{meeting_id}/edit", response_class=HTMLResponse)
+def edit_meeting_form(request: Request, session: SessionDep, meeting_id: PathId):
+    """The whole series' title, description, time, technical check, chair room and participants."""
+    who = viewer(request, session)
+    if who is None:
+        return login_redirect(request)
+    if not who.can_book:
+        return _forbidden(request, who, _("You may not book meetings"))
+    try:
+        meeting = scheduling.get_meeting(session, who.principal, meeting_id)
+    except ConfsvcError as exc:
+        return error_page(request, exc, who)
+    return _render_meeting(request, session, who, meeting, _meeting_form(session, meeting, settings_of(request).zone),
+                           [])
+
+
+@router.post("/meetings/{meeting_id}/edit", response_class=HTMLResponse)
+def edit_meeting(request: Request, session: SessionDep, meeting_id: PathId, csrf: FormText = "", title: FormText = "",
+                 description: FormText = "", date: FormText = "", start_time: FormText = "", end_time: FormText = "",
+                 check_lead_minutes: FormText = "", chair_room_id: FormText = "",
+                 participant_room_ids: Annotated[list[str], Form(max_length=5000)] = []):  # noqa: B006
+    """Save through ``scheduling.service.edit_meeting`` (exceptions and occurrence ids kept, SPEC rule 5)."""
+    check_csrf(request, csrf)
+    who = viewer(request, session)
+    if who is None:
+        return login_redirect(request)
+    zone = settings_of(request).zone
+    try:
+        meeting = scheduling.get_meeting(session, who.principal, meeting_id)
+    except ConfsvcError as exc:
+        return error_page(request, exc, who)
+    form = {"title": title, "description": description, "date": date, "start_time": start_time,
+            "end_time": end_time, "check_lead_minutes": check_lead_minutes, "chair_room_id": chair_room_id,
+            "participant_room_ids": participant_room_ids}
+    before = _meeting_form(session, meeting, zone)
+    try:
+        changes: dict[str, Any] = {k: form[k].strip() if k == "title" else form[k] for k in ("title", "description")
+                                   if form[k] != before[k]}
+        if (date, start_time, end_time) != (before["date"], before["start_time"], before["end_time"]):
+            changes["start"], changes["end"] = _times(form)
+        if check_lead_minutes != before["check_lead_minutes"]:
+            if not check_lead_minutes.strip().isdigit():
+                raise Invalid(_("Technical check: minutes before the start, a whole number."), code="invalid_form")
+            changes["check_lead_minutes"] = int(check_lead_minutes)
+        chair = _ids([chair_room_id])
+        rooms = [r for r in _ids(participant_room_ids) if not chair or r != chair[0]]
+        was_rooms = _ids(before["participant_room_ids"])
+        if chair and (str(chair[0]) != before["chair_room_id"] or sorted(rooms) != was_rooms):
+            changes["chair_room_id"], changes["participant_room_ids"] = chair[0], rooms
+        try:
+            data = MeetingUpdate(**changes)
+        except ValidationError as exc:
+            raise Invalid(f"{_('Title')}: {exc.errors()[0]['msg']}", code="invalid_form") from None
+        scheduling.edit_meeting(session, settings_of(request), who.principal, meeting, data)
+    except ConfsvcError as exc:
+        session.rollback()
+        errors, status = _refusal(exc, zone)
+        return _render_meeting(request, session, who, scheduling.get_meeting(session, who.principal, meeting_id),
+                               form, errors, status)
+    return RedirectResponse(f"/meetings/{meeting.id}", status_code=303)
+
+
+# ---------------------------------------------------------------- one occurrence
+
+def _render_occurrence(request: Request, session: Session, who: Viewer, meeting: Any, occ: Any, form: dict[str, Any],
+                       errors: list[str], status_code: int = 200) -> HTMLResponse:
+    zone = settings_of(request).zone
+    return render(request, "edit_occurrence.html", {
+        "meeting": {"id": meeting.id, "title": meeting.title},
+        "occurrence": {"id": occ.id, "when": i18n.fmt_range(occ.start, occ.end, zone)},
+        "form": form, "units": _rooms_by_unit(session, who),
+        "chair_room_id": int(form["chair_room_id"]) if str(form["chair_room_id"]).isdigit() else None,
+        "errors": errors}, who=who, status_code=status_code)
+
+
+def _occurrence_form(meeting: Any, occ: Any, zone: Any) -> dict[str, Any]:
+    day, start = _local_parts(occ.start, zone)
+    _day, end = _local_parts(occ.end, zone)
+    return {"date": day, "start_time": start, "end_time": end,
+            "chair_room_id": str(occ.chair_room_id or meeting.chair_room_id)}
+
+
+@router.get("/meetings/{meeting_id}/occurrences/{occurrence_id}/edit", response_class=HTMLResponse)
+def edit_occurrence_form(request: Request, session: SessionDep, meeting_id: PathId, occurrence_id: PathId):
+    """Move one occurrence (buổi họp) or change its chair room; the others keep the series' values."""
+    who = viewer(request, session)
+    if who is None:
+        return login_redirect(request)
+    if not who.can_book:
+        return _forbidden(request, who, _("You may not book meetings"))
+    try:
+        meeting = scheduling.get_meeting(session, who.principal, meeting_id)
+        occ = scheduling.get_occurrence(session, meeting, occurrence_id)
+    except ConfsvcError as exc:
+        return error_page(request, exc, who)
+    return _render_occurrence(request, session, who, meeting, occ,
+                              _occurrence_form(meeting, occ, settings_of(request).zone), [])
+
+
+@router.post("/meetings/{meeting_id}/occurrences/{occurrence_id}/edit", response_class=HTMLResponse)
+def edit_occurrence(request: Request, session: SessionDep, meeting_id: PathId, occurrence_id: PathId,
+                    csrf: FormText = "", date: FormText = "", start_time: FormText = "", end_time: FormText = "",
+                    chair_room_id: FormText = ""):
+    """Save through ``scheduling.service.edit_occurrence`` (re-checked against all but itself, SPEC rule 6)."""
+    check_csrf(request, csrf)
+    who = viewer(request, session)
+    if who is None:
+        return login_redirect(request)
+    zone = settings_of(request).zone
+    try:
+        meeting = scheduling.get_meeting(session, who.principal, meeting_id)
+        occ = scheduling.get_occurrence(session, meeting, occurrence_id)
+    except ConfsvcError as exc:
+        return error_page(request, exc, who)
+    form = {"date": date, "start_time": start_time, "end_time": end_time, "chair_room_id": chair_room_id}
+    before = _occurrence_form(meeting, occ, zone)
+    try:
+        changes: dict[str, Any] = {}
+        if (date, start_time, end_time) != (before["date"], before["start_time"], before["end_time"]):
+            changes["start"], changes["end"] = _times(form)
+        if chair_room_id != before["chair_room_id"] and _ids([chair_room_id]):
+            changes["chair_room_id"] = _ids([chair_room_id])[0]
+        scheduling.edit_occurrence(session, settings_of(request), who.principal, meeting, occ,
+                                   OccurrenceUpdate(**changes))
+    except ConfsvcError as exc:
+        session.rollback()
+        errors, status = _refusal(exc, zone)
+        meeting = scheduling.get_meeting(session, who.principal, meeting_id)
+        return _render_occurrence(request, session, who, meeting, scheduling.get_occurrence(session, meeting,
+                                                                                             occurrence_id),
+                                  form, errors, status)
+    return RedirectResponse(f"/meetings/{meeting.id}?occurrence={occurrence_id}", status_code=303)
+
+
+# ---------------------------------------------------------------- an endpoint (admin)
+
+ENDPOINT_FIELDS = ("room_id", "name", "vendor", "model", "protocol", "dial_address", "management_ip", "firmware",
+                   "lifecycle_state")
+FIELD_LABELS = {"room_id": N_("Room"), "name": N_("Name"), "vendor": N_("Vendor"), "model": N_("Model"),
+                "protocol": N_("Protocol"), "dial_address": N_("Dial address"),
+                "management_ip": N_("Management IP"), "firmware": N_("Firmware"), "lifecycle_state": N_("State")}
+
+
+def _text(value: Any) -> str:
+    """A column's value as the form shows it: enums by value, ``None`` as empty."""
+    return "" if value is None else str(getattr(value, "value", value))
+
+
+def _render_endpoint(request: Request, session: Session, who: Viewer, endpoint: Endpoint, form: dict[str, Any],
+                     errors: list[str], status_code: int = 200) -> HTMLResponse:
+    return render(request, "edit_endpoint.html", {
+        "endpoint": {"id": endpoint.id, "serial": endpoint.serial, "title": f"{endpoint.vendor} {endpoint.model}"},
+        "form": form, "units": _rooms_by_unit(session, who), "protocols": [p.value for p in Protocol],
+        "lifecycles": [{"value": s.value, "label": _(LIFECYCLE_LABELS[s])} for s in LifecycleState],
+        "labels": {k: _(v) for k, v in FIELD_LABELS.items()}, "errors": errors}, who=who, status_code=status_code)
+
+
+@router.get("/inventory/endpoints/{endpoint_id}/edit", response_class=HTMLResponse)
+def edit_endpoint_form(request: Request, session: SessionDep, endpoint_id: PathId):
+    """Admin: an endpoint's room, names, protocol and dial address, management IP, firmware and state."""
+    who = viewer(request, session)
+    if who is None:
+        return login_redirect(request)
+    if not who.is_admin:
+        return render(request, "error.html", {"title": _("You may not see this page"),
+                                              "detail": _("Only administrators edit endpoints.")},
+                      who=who, status_code=403)
+    try:
+        endpoint, _room = inventory.get_endpoint(session, who.principal, endpoint_id)
+    except ConfsvcError as exc:
+        return error_page(request, exc, who)
+    form = {k: _text(getattr(endpoint, k)) for k in ENDPOINT_FIELDS}
+    return _render_endpoint(request, session, who, endpoint, form, [])
+
+
+@router.post("/inventory/endpoints/{endpoint_id}/edit", response_class=HTMLResponse)
+def edit_endpoint(request: Request, session: SessionDep, endpoint_id: PathId, csrf: FormText = "",
+                  room_id: FormText = "", name: FormText = "", vendor: FormText = "", model: FormText = "",
+                  protocol: FormText = "", dial_address: FormText = "", management_ip: FormText = "",
+                  firmware: FormText = "", lifecycle_state: FormText = ""):
+    """Save through ``endpoints.service.update_endpoint`` (admin; the dial address is checked against
+    the protocol there). Back to the inventory filtered on the endpoint's serial number."""
+    check_csrf(request, csrf)
+    who = viewer(request, session)
+    if who is None:
+        return login_redirect(request)
+    form = {"room_id": room_id, "name": name, "vendor": vendor, "model": model, "protocol": protocol,
+            "dial_address": dial_address, "management_ip": management_ip, "firmware": firmware,
+            "lifecycle_state": lifecycle_state}
+    try:
+        endpoint, _room = inventory.get_endpoint(session, who.principal, endpoint_id)
+    except ConfsvcError as exc:
+        return error_page(request, exc, who)
+    try:
+        values: dict[str, Any] = {k: v.strip() for k, v in form.items()}
+        values["room_id"] = int(values["room_id"]) if values["room_id"].isdigit() else None
+        values["management_ip"] = values["management_ip"] or None
+        try:
+            data = endpoint_schemas.EndpointUpdate(**values)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = str(first["loc"][0]) if first["loc"] else ""
+            raise Invalid(f"{_(FIELD_LABELS.get(field, field)) if field in FIELD_LABELS else field}: {first['msg']}",
+                          code="invalid_form") from None
+        endpoint, _room = inventory.update_endpoint(session, who.principal, endpoint, data)
+    except ConfsvcError as exc:
+        session.rollback()
+        return _render_endpoint(request, session, who, session.get(Endpoint, endpoint_id), form, [exc.detail],
+                                exc.status_code if exc.status_code in (403, 404) else 422)
+    return RedirectResponse(f"/inventory?q={endpoint.serial}", status_code=303)
