@@ -105,3 +105,12 @@ def test_csv_dry_run_reports_what_the_import_would_do(client: TestClient, sessio
         assert reader.exec(select(Endpoint)).all() == []
     assert run(False) == {"created": 2, "updated": 0, "unchanged": 0, "rooms_created": 1, "dry_run": False}
     assert run(True) == {"created": 0, "updated": 0, "unchanged": 2, "rooms_created": 0, "dry_run": True}
+
+
+@pytest.mark.parametrize("path", ["/api/v1/stats/usage", "/api/v1/stats/usage.csv", "/api/v1/stats/usage.xlsx",
+                                  "/api/v1/stats/usage?from=2026-01-01"])
+def test_usage_without_a_period_is_422(client: TestClient, admin: dict, path: str) -> None:
+    # Regression: the period defaulted to Ellipsis and reached the SQL as such (500).
+    response = client.get(path, headers=admin)
+    assert (response.status_code, response.json()["code"]) == (422, "validation_error")
+    assert "from" in response.json()["detail"] or "to" in response.json()["detail"]

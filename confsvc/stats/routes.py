@@ -99,9 +99,9 @@ Figures:
 
 
 class UsageParams:
-    def __init__(self, group_by: schemas.GroupBy = schemas.GroupBy.unit, period: schemas.Period = schemas.Period.month,
-                 from_: Annotated[date, Query(alias="from", description="first local date")] = ...,
-                 to: Annotated[date, Query(description="local date after the last (exclusive)")] = ...,
+    def __init__(self, from_: Annotated[date, Query(alias="from", description="first local date")],
+                 to: Annotated[date, Query(description="local date after the last (exclusive)")],
+                 group_by: schemas.GroupBy = schemas.GroupBy.unit, period: schemas.Period = schemas.Period.month,
                  unit_id: QueryId = None, bridge_id: QueryId = None,
                  unit_level: Annotated[UnitLevel | None, Query(
                      description="group_by=unit only: rows for units of this level (each rolling up its "
