@@ -230,3 +230,16 @@ def test_out_of_range_ids_are_422_not_500(client: TestClient, world: dict, path:
 def test_out_of_range_id_in_body_is_422(client: TestClient, world: dict) -> None:
     response = client.post("/api/v1/rooms", json={"unit_id": 2**63, "name": "X"}, headers=world["headers"]["admin"])
     assert (response.status_code, response.json()["code"]) == (422, "validation_error")
+
+
+def test_renaming_a_room_or_unit_renews_endpoint_search(client: TestClient, world: dict) -> None:
+    # Regression: endpoints kept the old room/unit name in their search text after a rename.
+    h = world["headers"]["admin"]
+    assert client.patch(f"/api/v1/rooms/{world['room_dh'].id}", headers=h, json={"name": "Phòng Hồng Lĩnh"}).status_code == 200
+    assert client.patch(f"/api/v1/units/{world['doan_hung'].id}", headers=h, json={"name": "Xã Chân Mộng"}).status_code == 200
+    for query in ("hong linh", "Chân Mộng"):
+        found = client.get("/api/v1/endpoints", params={"q": query}, headers=h).json()
+        assert [e["serial"] for e in found["items"]] == ["SN-DH-1"]
+    assert client.get("/api/v1/endpoints", params={"q": "diem cau ubnd xa doan hung"}, headers=h).json()["items"] == []
+    rooms = client.get("/api/v1/rooms", params={"q": "chan mong"}, headers=h).json()
+    assert [r["name"] for r in rooms["items"]] == ["Phòng Hồng Lĩnh"]

@@ -160,3 +160,61 @@ def test_filter_forms_all_option_sends_an_empty_id_and_is_no_filter(client: Test
     assert (calendar.status_code, inventory.status_code) == (200, 200)
     assert inventory.text.count('href="/inventory/endpoints/') == 0  # a secretariat: no edit links
     assert "Điểm cầu Xã Tam Nông" in inventory.text
+
+
+def _simple_form(html: str) -> dict[str, str]:
+    values = dict(re.findall(r'<input id="\w+" name="(\w+)" type="\w+" value="([^"]*)"', html))
+    values["csrf"] = csrf_of(html)
+    return values
+
+
+def test_admin_edits_a_room_and_a_unit_through_the_inventory_service(client: TestClient, engine: Engine) -> None:
+    from confsvc.endpoints.models import Room, Unit
+
+    province = _province(engine)
+    room, other = province.rooms[0], province.rooms[1]
+    login(client, "quantri")
+    listing = client.get("/inventory")
+    assert f'href="/inventory/rooms/{room.id}/edit"' in listing.text
+    assert f'href="/inventory/units/{room.unit_id}/edit"' in listing.text
+
+    form = client.get(f"/inventory/rooms/{room.id}/edit")
+    assert form.status_code == 200 and "Sửa thông tin điểm cầu" in form.text
+    values = _simple_form(form.text)
+    assert values["name"] == room.name
+    taken = client.post(f"/inventory/rooms/{room.id}/edit", data={**values, "name": other.name})
+    same_unit = other.unit_id == room.unit_id
+    if same_unit:
+        assert taken.status_code == 409
+    seats = client.post(f"/inventory/rooms/{room.id}/edit", data={**values, "seats": "ba mươi"})
+    assert seats.status_code == 422 and "Số chỗ ngồi: phải là số nguyên." in seats.text
+    email = client.post(f"/inventory/rooms/{room.id}/edit", data={**values, "contact_email": "không-phải-email"})
+    assert email.status_code == 422 and "Chưa lưu thay đổi nào:" in email.text
+    saved = client.post(f"/inventory/rooms/{room.id}/edit", data={
+        **values, "name": "Phòng họp trực tuyến tầng 2", "seats": "45", "contact_name": "Nguyễn Thị Hà",
+        "contact_phone": "0210 3846 123", "contact_email": "ha.nt@phutho.gov.vn"}, follow_redirects=False)
+    assert (saved.status_code, saved.headers["location"]) == (303, f"/inventory?unit_id={room.unit_id}")
+    with make_session(engine) as session:
+        r = session.get(Room, room.id)
+        assert (r.name, r.seats, r.contact_name, r.contact_phone, r.contact_email) == (
+            "Phòng họp trực tuyến tầng 2", 45, "Nguyễn Thị Hà", "0210 3846 123", "ha.nt@phutho.gov.vn")
+    found = client.get("/inventory", params={"q": "phong hop truc tuyen tang 2"})
+    assert "Phòng họp trực tuyến tầng 2" in found.text  # the search key follows the rename
+
+    unit_form = client.get(f"/inventory/units/{room.unit_id}/edit")
+    assert unit_form.status_code == 200 and "Sửa thông tin đơn vị" in unit_form.text
+    unit_values = _simple_form(unit_form.text)
+    renamed = client.post(f"/inventory/units/{room.unit_id}/edit", data={**unit_values, "name": "Xã Thanh Ba Mới"},
+                          follow_redirects=False)
+    assert renamed.status_code == 303
+    with make_session(engine) as session:
+        assert session.get(Unit, room.unit_id).name == "Xã Thanh Ba Mới"
+
+    client.cookies.clear()
+    login(client, "vanphong")
+    assert client.get(f"/inventory/rooms/{room.id}/edit").status_code == 403
+    assert client.get(f"/inventory/units/{room.unit_id}/edit").status_code == 403
+    page = client.get("/inventory")
+    assert f'href="/inventory/rooms/{room.id}/edit"' not in page.text
+    assert client.post(f"/inventory/rooms/{room.id}/edit", data={**values, "csrf": csrf_of(page.text)}
+                       ).status_code == 403

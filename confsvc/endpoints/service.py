@@ -109,8 +109,20 @@ def update_unit(session: Session, principal: Principal, unit: Unit, data: schema
         setattr(unit, key, value)
     unit.search_text = search_key(unit.name, unit.division_type)
     session.add(unit)
+    _refresh_search_texts(session, unit, list(session.exec(select(Room).where(Room.unit_id == unit.id)).all()))
     session.flush()
     return unit
+
+
+def _refresh_search_texts(session: Session, unit: Unit, rooms: list[Room]) -> None:
+    """Rooms' and their endpoints' search texts hold the room and unit names: renew them after a rename,
+    or "q" would keep finding the old name and miss the new one."""
+    for room in rooms:
+        room.search_text = _room_search(room, unit)
+        session.add(room)
+        for endpoint in session.exec(select(Endpoint).where(Endpoint.room_id == room.id)).all():
+            endpoint.search_text = endpoint_search_text(endpoint, room, unit)
+            session.add(endpoint)
 
 
 # ---------------------------------------------------------------- rooms
@@ -170,8 +182,7 @@ def update_room(session: Session, principal: Principal, room: Room, data: schema
         del changes["name"]
     for key, value in changes.items():
         setattr(room, key, value)
-    room.search_text = _room_search(room, session.get(Unit, room.unit_id))
-    session.add(room)
+    _refresh_search_texts(session, session.get(Unit, room.unit_id), [room])
     session.flush()
     return room
 

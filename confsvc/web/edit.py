@@ -298,3 +298,132 @@ def edit_endpoint(request: Request, session: SessionDep, endpoint_id: PathId, cs
         return _render_endpoint(request, session, who, session.get(Endpoint, endpoint_id), form, [exc.detail],
                                 exc.status_code if exc.status_code in (403, 404) else 422)
     return RedirectResponse(f"/inventory?q={endpoint.serial}", status_code=303)
+
+
+# ---------------------------------------------------------------- a room or a unit (admin)
+
+ROOM_FIELDS = {"name": N_("Name"), "seats": N_("Seats"), "location": N_("Location"),
+               "contact_name": N_("Contact person"), "contact_phone": N_("Phone"), "contact_email": N_("E-mail")}
+UNIT_FIELDS = {"name": N_("Name"), "division_type": N_("Type (xã, phường, tỉnh …)")}
+
+
+def _render_simple(request: Request, who: Viewer, *, kind: str, title: str, subtitle: str, action: str,
+                   labels: dict[str, str], form: dict[str, str], errors: list[str],
+                   status_code: int = 200) -> HTMLResponse:
+    return render(request, "edit_simple.html", {
+        "kind": kind, "title": title, "subtitle": subtitle, "action": action, "errors": errors,
+        "fields": [{"name": k, "label": _(v), "value": form.get(k, ""),
+                    "type": "number" if k == "seats" else "email" if k == "contact_email" else "text"}
+                   for k, v in labels.items()]}, who=who, status_code=status_code)
+
+
+def _admin_only(request: Request, session: Session) -> Viewer | HTMLResponse:
+    who = viewer(request, session)
+    if who is None:
+        return login_redirect(request)
+    if not who.is_admin:
+        return render(request, "error.html", {"title": _("You may not see this page"),
+                                              "detail": _("Only administrators edit rooms and units.")},
+                      who=who, status_code=403)
+    return who
+
+
+def _validated(model: Any, values: dict[str, Any], labels: dict[str, str]) -> Any:
+    """``model(**values)``, or Invalid naming the first bad field by its label."""
+    try:
+        return model(**values)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else ""
+        raise Invalid(f"{_(labels[field]) if field in labels else field}: {first['msg']}", code="invalid_form") from None
+
+
+def _room_screen(request: Request, who: Viewer, room: Any, form: dict[str, str], errors: list[str],
+                 status_code: int = 200) -> HTMLResponse:
+    return _render_simple(request, who, kind="room", title=_("Edit the room"), subtitle=room.name,
+                          action=f"/inventory/rooms/{room.id}/edit", labels=ROOM_FIELDS, form=form, errors=errors,
+                          status_code=status_code)
+
+
+@router.get("/inventory/rooms/{room_id}/edit", response_class=HTMLResponse)
+def edit_room_form(request: Request, session: SessionDep, room_id: PathId):
+    """Admin: a room's name, seats, location and contact (``endpoints.service.update_room``)."""
+    who = _admin_only(request, session)
+    if not isinstance(who, Viewer):
+        return who
+    try:
+        room = inventory.get_room(session, who.principal, room_id)
+    except ConfsvcError as exc:
+        return error_page(request, exc, who)
+    return _room_screen(request, who, room, {k: _text(getattr(room, k)) for k in ROOM_FIELDS}, [])
+
+
+@router.post("/inventory/rooms/{room_id}/edit", response_class=HTMLResponse)
+def edit_room(request: Request, session: SessionDep, room_id: PathId, csrf: FormText = "", name: FormText = "",
+              seats: FormText = "", location: FormText = "", contact_name: FormText = "",
+              contact_phone: FormText = "", contact_email: FormText = ""):
+    """Save through ``update_room``; a duplicate name in the unit or bad e-mail shows the form again."""
+    check_csrf(request, csrf)
+    who = _admin_only(request, session)
+    if not isinstance(who, Viewer):
+        return who
+    form = {"name": name, "seats": seats, "location": location, "contact_name": contact_name,
+            "contact_phone": contact_phone, "contact_email": contact_email}
+    try:
+        room = inventory.get_room(session, who.principal, room_id)
+    except ConfsvcError as exc:
+        return error_page(request, exc, who)
+    try:
+        values: dict[str, Any] = {k: (v.strip() or None) for k, v in form.items()}
+        if values["seats"] is not None and not values["seats"].isdigit():
+            raise Invalid(_("Seats: a whole number."), code="invalid_form")
+        room = inventory.update_room(session, who.principal, room,
+                                     _validated(endpoint_schemas.RoomUpdate, values, ROOM_FIELDS))
+    except ConfsvcError as exc:
+        session.rollback()
+        return _room_screen(request, who, inventory.get_room(session, who.principal, room_id), form, [exc.detail],
+                            exc.status_code if exc.status_code in (403, 404, 409) else 422)
+    return RedirectResponse(f"/inventory?unit_id={room.unit_id}", status_code=303)
+
+
+def _unit_screen(request: Request, who: Viewer, unit: Any, form: dict[str, str], errors: list[str],
+                 status_code: int = 200) -> HTMLResponse:
+    return _render_simple(request, who, kind="unit", title=_("Edit the unit"), subtitle=f"{unit.name} · {unit.code}",
+                          action=f"/inventory/units/{unit.id}/edit", labels=UNIT_FIELDS, form=form, errors=errors,
+                          status_code=status_code)
+
+
+@router.get("/inventory/units/{unit_id}/edit", response_class=HTMLResponse)
+def edit_unit_form(request: Request, session: SessionDep, unit_id: PathId):
+    """Admin: a unit's name and type (``endpoints.service.update_unit``); its official code stays."""
+    who = _admin_only(request, session)
+    if not isinstance(who, Viewer):
+        return who
+    try:
+        unit = inventory.get_unit(session, who.principal, unit_id)
+    except ConfsvcError as exc:
+        return error_page(request, exc, who)
+    return _unit_screen(request, who, unit, {k: _text(getattr(unit, k)) for k in UNIT_FIELDS}, [])
+
+
+@router.post("/inventory/units/{unit_id}/edit", response_class=HTMLResponse)
+def edit_unit(request: Request, session: SessionDep, unit_id: PathId, csrf: FormText = "", name: FormText = "",
+              division_type: FormText = ""):
+    check_csrf(request, csrf)
+    who = _admin_only(request, session)
+    if not isinstance(who, Viewer):
+        return who
+    form = {"name": name, "division_type": division_type}
+    try:
+        unit = inventory.get_unit(session, who.principal, unit_id)
+    except ConfsvcError as exc:
+        return error_page(request, exc, who)
+    try:
+        values = {k: v.strip() for k, v in form.items()}
+        unit = inventory.update_unit(session, who.principal, unit,
+                                     _validated(endpoint_schemas.UnitUpdate, values, UNIT_FIELDS))
+    except ConfsvcError as exc:
+        session.rollback()
+        return _unit_screen(request, who, inventory.get_unit(session, who.principal, unit_id), form, [exc.detail],
+                            exc.status_code if exc.status_code in (403, 404, 409) else 422)
+    return RedirectResponse(f"/inventory?unit_id={unit.id}", status_code=303)

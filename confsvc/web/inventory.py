@@ -46,7 +46,8 @@ def _page(request: Request, session: Any, who: Viewer, *, unit_id: int | None, q
         limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
     _rooms, room_total = inventory.list_rooms(session, who.principal, unit_id=unit_id, limit=1)
     unit_names = {u.id: u.name for u in units}
-    rows = [{"id": e.id, "unit": unit_names.get(room.unit_id, ""), "room": room.name, "vendor": e.vendor,
+    rows = [{"id": e.id, "unit": unit_names.get(room.unit_id, ""), "unit_id": room.unit_id, "room": room.name,
+             "room_id": room.id, "vendor": e.vendor,
              "model": e.model,
              "protocol": PROTOCOL_LABELS[e.protocol], "dial_address": e.dial_address, "serial": e.serial,
              "status": _(STATUS_LABELS[e.status]), "status_key": e.status.value,
