@@ -104,7 +104,8 @@
   function warningTexts(warnings) {
     return unique((warnings || []).filter(function (w) { return w.code === 'public_holiday'; }).map(function (w) {
       var d = /^(\d{4})-(\d\d)-(\d\d)/.exec(w.date);
-      return fmt(M.holiday, { date: d ? d[3] + '/' + d[2] + '/' + d[1] : w.date, name: w.name || '' });
+      var name = (document.documentElement.lang === 'en' && w.name_en) ? w.name_en : (w.name || '');
+      return fmt(M.holiday, { date: d ? d[3] + '/' + d[2] + '/' + d[1] : w.date, name: name });
     }));
   }
   function detailOf(body) {

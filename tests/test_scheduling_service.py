@@ -310,7 +310,8 @@ def test_public_holiday_is_a_warning(session: Session, settings: Settings):
     year = datetime.now(settings.zone).year + 1
     start = datetime(year, 9, 2, 8, 0, tzinfo=settings.zone)  # Quốc khánh
     result = make_meeting(session, chair_room=room, start=start, end=start + H, settings=settings)
-    assert [(w["code"], w["date"]) for w in result.warnings] == [("public_holiday", date(year, 9, 2))]
+    assert [(w["code"], w["date"], w["name"], w["name_en"]) for w in result.warnings] == [
+        ("public_holiday", date(year, 9, 2), "Quốc khánh", "National Day")]
 
 
 @pytest.mark.postgresql_only

@@ -309,11 +309,16 @@ def delete_bookings(session: Session, *, meeting_id: int | None = None, occurren
 # ---------------------------------------------------------------- warnings
 
 def holiday_warnings(plans: list[Plan], zone: ZoneInfo) -> list[dict[str, Any]]:
-    """Vietnamese public holidays on an occurrence's local date: warnings, not refusals (SPEC rule 9)."""
+    """Vietnamese public holidays on an occurrence's local date: warnings, not refusals (SPEC rule 9).
+
+    ``name`` is the holiday's Vietnamese name ("Quốc khánh"), ``name_en`` its English one.
+    """
     if not plans:
         return []
     local_dates: list[tuple[date, Plan]] = [(p.start.astimezone(zone).date(), p) for p in plans]
     years = sorted({d.year for d, _ in local_dates})
-    calendar = holidays.country_holidays("VN", years=years)
-    return [{"code": "public_holiday", "date": d, "name": calendar.get(d), "requested_start": p.start}
-            for d, p in local_dates if d in calendar]
+    vietnamese = holidays.country_holidays("VN", years=years, language="vi")
+    english = holidays.country_holidays("VN", years=years, language="en_US")
+    return [{"code": "public_holiday", "date": d, "name": vietnamese.get(d), "name_en": english.get(d),
+             "requested_start": p.start}
+            for d, p in local_dates if d in vietnamese]

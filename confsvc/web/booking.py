@@ -107,7 +107,8 @@ def warning_messages(warnings: list[dict[str, Any]]) -> list[str]:
     for w in warnings:
         if w.get("code") == "public_holiday":
             day = w["date"] if not isinstance(w["date"], str) else datetime.fromisoformat(w["date"]).date()
-            out.append(_t("holiday", date=i18n.fmt_date(day), name=w.get("name") or ""))
+            name = w.get("name_en") if i18n.current_language() == "en" else w.get("name")
+            out.append(_t("holiday", date=i18n.fmt_date(day), name=name or w.get("name") or ""))
     return list(dict.fromkeys(out))
 
 
