@@ -169,3 +169,21 @@ def test_web_session_opens_the_channel_from_the_same_origin_only(server: ThreadS
         with server.ws("/ws/secretariat", additional_headers={"Cookie": secretariat}, **options) as ws:
             ws.send(json.dumps({"type": "hello"}))
             assert closed_with(ws) == (4401, "not_authenticated: the first message carries no token")
+
+
+def test_meeting_page_participants_panel_is_live(client: TestClient, engine: Engine) -> None:
+    """The meeting page listens on the live channel and re-fetches its participants panel."""
+    province, meeting_id, occ_id, _start = _province_with_meeting(engine)
+    login(client, "vanphong")
+    page = client.get(f"/meetings/{meeting_id}")
+    assert f'data-refresh="/meetings/{meeting_id}/participants?occurrence={occ_id}"' in page.text
+    assert 'data-channels="[&#34;/ws/secretariat&#34;]"' in page.text
+    assert "/static/live.js" in page.text
+    fragment = client.get(f"/meetings/{meeting_id}/participants", params={"occurrence": occ_id})
+    assert fragment.status_code == 200 and "<html" not in fragment.text
+    rows = re.findall(r'<tr data-room="(\d+)">', fragment.text)
+    assert sorted(map(int, rows)) == sorted([province.chair.id, province.rooms[0].id, province.rooms[1].id])
+    client.cookies.clear()
+    assert client.get(f"/meetings/{meeting_id}/participants").status_code == 401
+    login(client, "kythuat")  # an operator of one commune: the meeting touches it
+    assert client.get(f"/meetings/{meeting_id}/participants").status_code == 200

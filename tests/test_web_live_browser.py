@@ -149,3 +149,33 @@ def test_statistics_page_draws_its_charts_and_offers_the_exports(server: ThreadS
         _shot(page, backend, "15-statistics")
     finally:
         context.close()
+
+
+def test_meeting_page_shows_a_status_change_without_reload(server: ThreadServer, browser, engine: Engine,
+                                                           backend: str) -> None:
+    from playwright.sync_api import expect
+    from sqlmodel import select
+
+    from confsvc.endpoints.models import Endpoint
+
+    province, meeting_id, _occ, _start = _province_with_meeting(engine)
+    with make_session(engine) as session:
+        admin = bearer(session, make_user(session, Role.admin))
+        endpoint_id = session.exec(select(Endpoint.id).where(Endpoint.room_id == province.rooms[1].id)).one()
+        session.commit()
+    context, page = _login(browser, server.base, "vanphong")
+    try:
+        page.goto(f"{server.base}/meetings/{meeting_id}")
+        expect(page.locator("#live-state")).to_have_attribute("data-state", "live")
+        page.evaluate("window.__sameDocument = true")
+        row = page.locator(f'#live-panels tr[data-room="{province.rooms[1].id}"]')
+        expect(row.locator(".status")).not_to_have_class(re.compile("status-offline"))
+        answer = httpx.post(f"{server.base}/api/v1/endpoints/{endpoint_id}/status", json={"status": "offline"},
+                            headers=admin, timeout=10)
+        assert answer.status_code == 200, answer.text
+        expect(row.locator(".status")).to_have_class(re.compile("status-offline"), timeout=LIVE_TIMEOUT_MS)
+        expect(row).to_contain_text("Mất kết nối")
+        assert page.evaluate("window.__sameDocument === true")
+        _shot(page, backend, "16-meeting-live")
+    finally:
+        context.close()

@@ -297,6 +297,7 @@ def _meeting_context(session: Session, who: Viewer, meeting: Meeting, settings: 
         "invite_href": f"/api/v1/meetings/{meeting.id}/invite.ics",
         "board": board, "markable": markable, "state_options": readiness_view.state_options(),
         "readiness_error": None, "readiness_form": {},
+        "channels": readiness_view.live_channels(session, who.principal),
     }
 
 
@@ -312,6 +313,22 @@ def meeting_page(request: Request, session: SessionDep, meeting_id: PathId, occu
         return error_page(request, exc, who)
     return render(request, "meeting.html", _meeting_context(session, who, meeting, settings_of(request),
                                                             occurrence), who=who)
+
+
+@router.get("/meetings/{meeting_id}/participants", response_class=HTMLResponse)
+def meeting_participants(request: Request, session: SessionDep, meeting_id: PathId, occurrence: QueryId = None):
+    """The meeting page's participants panel alone (HTML fragment: endpoint status and readiness per
+    site), fetched by ``static/live.js`` when the live channel reports a change. 401 without a web
+    session; 403/404 like the page."""
+    who = viewer(request, session)
+    if who is None:
+        return HTMLResponse("", status_code=401)
+    try:
+        meeting = scheduling.get_meeting(session, who.principal, meeting_id)
+    except ConfsvcError as exc:
+        return HTMLResponse("", status_code=exc.status_code)
+    return render(request, "meeting_participants.html",
+                  _meeting_context(session, who, meeting, settings_of(request), occurrence), who=who)
 
 
 @router.post("/meetings/{meeting_id}/occurrences/{occurrence_id}/readiness", response_class=HTMLResponse)
