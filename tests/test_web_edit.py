@@ -111,7 +111,7 @@ def test_one_occurrence_moved_and_its_chair_room_changed(client: TestClient, eng
         **_form_values(client.get(f"/meetings/{meeting_id}/occurrences/{first[0]}/edit").text),
         "date": next_monday_local(weeks_ahead=3).strftime("%d/%m/%Y"), "start_time": "14:30", "end_time": "15:00"})
     assert clash.status_code == 422
-    assert "the moved occurrence would overlap another occurrence of the series" in clash.text
+    assert "Hai buổi họp trong chuỗi sẽ trùng thời gian với nhau." in clash.text  # refusal in Vietnamese
     # A viewer may not edit.
     client.cookies.clear()
     login(client, "lanhdao")
@@ -134,6 +134,7 @@ def test_admin_edits_an_endpoint_through_the_inventory_service(client: TestClien
         "sip", "active", str(province.rooms[0].id))
     bad = client.post(f"/inventory/endpoints/{endpoint_id}/edit", data={**values, "dial_address": "không hợp lệ"})
     assert bad.status_code == 422 and "Thiết bị chưa được thay đổi:" in bad.text
+    assert "Địa chỉ kết nối không đúng với giao thức." in bad.text  # the service's refusal, in Vietnamese
     saved = client.post(f"/inventory/endpoints/{endpoint_id}/edit", data={
         **values, "dial_address": "sip:thanhba@vc.phutho.gov.vn", "lifecycle_state": "maintenance",
         "firmware": "6.4.1", "room_id": str(province.rooms[1].id)}, follow_redirects=False)

@@ -35,6 +35,7 @@ from confsvc.web import i18n
 from confsvc.web.common import Viewer, check_csrf, login_redirect, render, settings_of, viewer
 from confsvc.web.i18n import N_, _
 from confsvc.web.meetings import local_today
+from confsvc.web.refusals import refusal_message
 
 router = APIRouter(include_in_schema=False)
 
@@ -259,7 +260,7 @@ def book(request: Request, session: SessionDep, csrf: FormText = "", title: Form
     except BookingConflict as exc:
         errors = conflict_messages(exc.conflicts, settings.zone)
     except ConfsvcError as exc:
-        errors = [exc.detail]
+        errors = [refusal_message(exc)]
     session.rollback()
     return render(request, "booking.html", {**_form_context(session, who, settings, form), "errors": errors,
                                             "warnings": []}, who=who, status_code=422)

@@ -29,6 +29,7 @@ from confsvc.web import i18n
 from confsvc.web.booking import DATE_FORMAT, TIME_FORMAT, _ids, _parse_date, _parse_time, conflict_messages
 from confsvc.web.common import Viewer, check_csrf, error_page, login_redirect, render, settings_of, viewer
 from confsvc.web.i18n import N_, _
+from confsvc.web.refusals import refusal_message
 
 router = APIRouter(include_in_schema=False)
 FormText = Annotated[str, Form(max_length=10000)]
@@ -63,7 +64,7 @@ def _times(form: dict[str, Any]) -> tuple[Any, Any]:
 def _refusal(exc: ConfsvcError, zone: Any) -> tuple[list[str], int]:
     if isinstance(exc, BookingConflict):
         return conflict_messages(exc.conflicts, zone), 409
-    return [exc.detail], exc.status_code if exc.status_code in (403, 404) else 422
+    return [refusal_message(exc)], exc.status_code if exc.status_code in (403, 404) else 422
 
 
 # ---------------------------------------------------------------- a meeting (whole series)
@@ -295,7 +296,7 @@ def edit_endpoint(request: Request, session: SessionDep, endpoint_id: PathId, cs
         endpoint, _room = inventory.update_endpoint(session, who.principal, endpoint, data)
     except ConfsvcError as exc:
         session.rollback()
-        return _render_endpoint(request, session, who, session.get(Endpoint, endpoint_id), form, [exc.detail],
+        return _render_endpoint(request, session, who, session.get(Endpoint, endpoint_id), form, [refusal_message(exc)],
                                 exc.status_code if exc.status_code in (403, 404) else 422)
     return RedirectResponse(f"/inventory?q={endpoint.serial}", status_code=303)
 
@@ -381,7 +382,7 @@ def edit_room(request: Request, session: SessionDep, room_id: PathId, csrf: Form
                                      _validated(endpoint_schemas.RoomUpdate, values, ROOM_FIELDS))
     except ConfsvcError as exc:
         session.rollback()
-        return _room_screen(request, who, inventory.get_room(session, who.principal, room_id), form, [exc.detail],
+        return _room_screen(request, who, inventory.get_room(session, who.principal, room_id), form, [refusal_message(exc)],
                             exc.status_code if exc.status_code in (403, 404, 409) else 422)
     return RedirectResponse(f"/inventory?unit_id={room.unit_id}", status_code=303)
 
@@ -424,6 +425,6 @@ def edit_unit(request: Request, session: SessionDep, unit_id: PathId, csrf: Form
                                      _validated(endpoint_schemas.UnitUpdate, values, UNIT_FIELDS))
     except ConfsvcError as exc:
         session.rollback()
-        return _unit_screen(request, who, inventory.get_unit(session, who.principal, unit_id), form, [exc.detail],
+        return _unit_screen(request, who, inventory.get_unit(session, who.principal, unit_id), form, [refusal_message(exc)],
                             exc.status_code if exc.status_code in (403, 404, 409) else 422)
     return RedirectResponse(f"/inventory?unit_id={unit.id}", status_code=303)
