@@ -9,6 +9,8 @@ in words (``web.booking.conflict_messages``), status 409 for conflicts, 422 for 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -339,92 +341,99 @@ def _validated(model: Any, values: dict[str, Any], labels: dict[str, str]) -> An
         raise Invalid(f"{_(labels[field]) if field in labels else field}: {first['msg']}", code="invalid_form") from None
 
 
-def _room_screen(request: Request, who: Viewer, room: Any, form: dict[str, str], errors: list[str],
-                 status_code: int = 200) -> HTMLResponse:
-    return _render_simple(request, who, kind="room", title=_("Edit the room"), subtitle=room.name,
-                          action=f"/inventory/rooms/{room.id}/edit", labels=ROOM_FIELDS, form=form, errors=errors,
-                          status_code=status_code)
+@dataclass(frozen=True)
+class _SimpleEdit:
+    """One admin edit screen over an inventory service: how to load, read the form, save, go back."""
+
+    path: str                                   # "rooms" or "units": /inventory/<path>/{id}/edit
+    title: str                                  # N_() message
+    labels: dict[str, str]                      # field -> N_() label, in form order
+    load: Callable[[Session, Any, int], Any]    # (session, principal, id) -> row; raises NotFound/Forbidden
+    subtitle: Callable[[Any], str]
+    values: Callable[[dict[str, str]], dict[str, Any]]  # form text -> schema values; raises Invalid
+    schema: type
+    save: Callable[[Session, Any, Any, Any], Any]       # (session, principal, row, data) -> row
+    back: Callable[[Any], str]                  # row -> where to go after saving
+
+
+def _room_values(form: dict[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {k: (v.strip() or None) for k, v in form.items()}
+    if values["seats"] is not None and not values["seats"].isdigit():
+        raise Invalid(_("Seats: a whole number."), code="invalid_form")
+    return values
+
+
+ROOM_EDIT = _SimpleEdit("rooms", N_("Edit the room"), ROOM_FIELDS, inventory.get_room, lambda r: r.name,
+                        _room_values, endpoint_schemas.RoomUpdate, inventory.update_room,
+                        lambda r: f"/inventory?unit_id={r.unit_id}")
+UNIT_EDIT = _SimpleEdit("units", N_("Edit the unit"), UNIT_FIELDS, inventory.get_unit,
+                        lambda u: f"{u.name} · {u.code}", lambda form: {k: v.strip() for k, v in form.items()},
+                        endpoint_schemas.UnitUpdate, inventory.update_unit, lambda u: f"/inventory?unit_id={u.id}")
+
+
+def _simple_screen(request: Request, who: Viewer, spec: _SimpleEdit, row: Any, form: dict[str, str],
+                   errors: list[str], status_code: int = 200) -> HTMLResponse:
+    return _render_simple(request, who, kind=spec.path, title=_(spec.title), subtitle=spec.subtitle(row),
+                          action=f"/inventory/{spec.path}/{row.id}/edit", labels=spec.labels, form=form,
+                          errors=errors, status_code=status_code)
+
+
+def _show_simple(request: Request, session: Session, spec: _SimpleEdit, row_id: int) -> HTMLResponse:
+    who = _admin_only(request, session)
+    if not isinstance(who, Viewer):
+        return who
+    try:
+        row = spec.load(session, who.principal, row_id)
+    except ConfsvcError as exc:
+        return error_page(request, exc, who)
+    return _simple_screen(request, who, spec, row, {k: _text(getattr(row, k)) for k in spec.labels}, [])
+
+
+def _save_simple(request: Request, session: Session, spec: _SimpleEdit, row_id: int, csrf: str,
+                 form: dict[str, str]) -> HTMLResponse:
+    """Save through the spec's service; a refusal shows the form again with what was typed
+    (409 for a duplicate name, 422 for bad input, 403/404 as the service says)."""
+    check_csrf(request, csrf)
+    who = _admin_only(request, session)
+    if not isinstance(who, Viewer):
+        return who
+    try:
+        row = spec.load(session, who.principal, row_id)
+    except ConfsvcError as exc:
+        return error_page(request, exc, who)
+    try:
+        row = spec.save(session, who.principal, row, _validated(spec.schema, spec.values(form), spec.labels))
+    except ConfsvcError as exc:
+        session.rollback()
+        return _simple_screen(request, who, spec, spec.load(session, who.principal, row_id), form,
+                              [refusal_message(exc)], exc.status_code if exc.status_code in (403, 404, 409) else 422)
+    return RedirectResponse(spec.back(row), status_code=303)
 
 
 @router.get("/inventory/rooms/{room_id}/edit", response_class=HTMLResponse)
 def edit_room_form(request: Request, session: SessionDep, room_id: PathId):
     """Admin: a room's name, seats, location and contact (``endpoints.service.update_room``)."""
-    who = _admin_only(request, session)
-    if not isinstance(who, Viewer):
-        return who
-    try:
-        room = inventory.get_room(session, who.principal, room_id)
-    except ConfsvcError as exc:
-        return error_page(request, exc, who)
-    return _room_screen(request, who, room, {k: _text(getattr(room, k)) for k in ROOM_FIELDS}, [])
+    return _show_simple(request, session, ROOM_EDIT, room_id)
 
 
 @router.post("/inventory/rooms/{room_id}/edit", response_class=HTMLResponse)
 def edit_room(request: Request, session: SessionDep, room_id: PathId, csrf: FormText = "", name: FormText = "",
               seats: FormText = "", location: FormText = "", contact_name: FormText = "",
               contact_phone: FormText = "", contact_email: FormText = ""):
-    """Save through ``update_room``; a duplicate name in the unit or bad e-mail shows the form again."""
-    check_csrf(request, csrf)
-    who = _admin_only(request, session)
-    if not isinstance(who, Viewer):
-        return who
-    form = {"name": name, "seats": seats, "location": location, "contact_name": contact_name,
-            "contact_phone": contact_phone, "contact_email": contact_email}
-    try:
-        room = inventory.get_room(session, who.principal, room_id)
-    except ConfsvcError as exc:
-        return error_page(request, exc, who)
-    try:
-        values: dict[str, Any] = {k: (v.strip() or None) for k, v in form.items()}
-        if values["seats"] is not None and not values["seats"].isdigit():
-            raise Invalid(_("Seats: a whole number."), code="invalid_form")
-        room = inventory.update_room(session, who.principal, room,
-                                     _validated(endpoint_schemas.RoomUpdate, values, ROOM_FIELDS))
-    except ConfsvcError as exc:
-        session.rollback()
-        return _room_screen(request, who, inventory.get_room(session, who.principal, room_id), form, [refusal_message(exc)],
-                            exc.status_code if exc.status_code in (403, 404, 409) else 422)
-    return RedirectResponse(f"/inventory?unit_id={room.unit_id}", status_code=303)
-
-
-def _unit_screen(request: Request, who: Viewer, unit: Any, form: dict[str, str], errors: list[str],
-                 status_code: int = 200) -> HTMLResponse:
-    return _render_simple(request, who, kind="unit", title=_("Edit the unit"), subtitle=f"{unit.name} · {unit.code}",
-                          action=f"/inventory/units/{unit.id}/edit", labels=UNIT_FIELDS, form=form, errors=errors,
-                          status_code=status_code)
+    """Save through ``update_room``; a duplicate name in the unit or a bad e-mail shows the form again."""
+    return _save_simple(request, session, ROOM_EDIT, room_id, csrf, {
+        "name": name, "seats": seats, "location": location, "contact_name": contact_name,
+        "contact_phone": contact_phone, "contact_email": contact_email})
 
 
 @router.get("/inventory/units/{unit_id}/edit", response_class=HTMLResponse)
 def edit_unit_form(request: Request, session: SessionDep, unit_id: PathId):
     """Admin: a unit's name and type (``endpoints.service.update_unit``); its official code stays."""
-    who = _admin_only(request, session)
-    if not isinstance(who, Viewer):
-        return who
-    try:
-        unit = inventory.get_unit(session, who.principal, unit_id)
-    except ConfsvcError as exc:
-        return error_page(request, exc, who)
-    return _unit_screen(request, who, unit, {k: _text(getattr(unit, k)) for k in UNIT_FIELDS}, [])
+    return _show_simple(request, session, UNIT_EDIT, unit_id)
 
 
 @router.post("/inventory/units/{unit_id}/edit", response_class=HTMLResponse)
 def edit_unit(request: Request, session: SessionDep, unit_id: PathId, csrf: FormText = "", name: FormText = "",
               division_type: FormText = ""):
-    check_csrf(request, csrf)
-    who = _admin_only(request, session)
-    if not isinstance(who, Viewer):
-        return who
-    form = {"name": name, "division_type": division_type}
-    try:
-        unit = inventory.get_unit(session, who.principal, unit_id)
-    except ConfsvcError as exc:
-        return error_page(request, exc, who)
-    try:
-        values = {k: v.strip() for k, v in form.items()}
-        unit = inventory.update_unit(session, who.principal, unit,
-                                     _validated(endpoint_schemas.UnitUpdate, values, UNIT_FIELDS))
-    except ConfsvcError as exc:
-        session.rollback()
-        return _unit_screen(request, who, inventory.get_unit(session, who.principal, unit_id), form, [refusal_message(exc)],
-                            exc.status_code if exc.status_code in (403, 404, 409) else 422)
-    return RedirectResponse(f"/inventory?unit_id={unit.id}", status_code=303)
+    """Save through ``update_unit``."""
+    return _save_simple(request, session, UNIT_EDIT, unit_id, csrf, {"name": name, "division_type": division_type})
