@@ -307,10 +307,15 @@ class Writer:
         self.raw.commit()
 
     def write(self, rows: Rows) -> None:
+        self.write_tables(rows, TABLES)
+
+    def write_tables(self, rows: Any, tables: Any) -> None:
+        """Bulk-insert ``rows``' lists into ``tables`` ((table, columns, attribute) triples): COPY on
+        PostgreSQL, executemany on SQLite, one transaction."""
         cursor = self.raw.cursor()
         if not self.postgresql:
             cursor.execute("BEGIN")  # confsvc's SQLite connections autocommit unless told otherwise
-        for table, columns, attribute in TABLES:
+        for table, columns, attribute in tables:
             data = getattr(rows, attribute)
             if not data:
                 continue

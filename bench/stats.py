@@ -142,22 +142,7 @@ class StatsWriter(booking.Writer):
 
     def write(self, rows: StatsRows) -> None:
         super().write(rows)
-        cursor = self.raw.cursor()
-        if not self.postgresql:
-            cursor.execute("BEGIN")
-        for table, columns, attribute in EXTRA_TABLES:
-            data = getattr(rows, attribute)
-            if not data:
-                continue
-            quoted = ", ".join(f'"{c}"' for c in columns)
-            if self.postgresql:
-                with cursor.copy(f"COPY {table} ({quoted}) FROM STDIN") as copy:
-                    for row in data:
-                        copy.write_row(row)
-            else:
-                cursor.executemany(f"INSERT INTO {table} ({quoted}) VALUES ({', '.join('?' * len(columns))})",
-                                   [tuple(booking._sqlite_value(v) for v in row) for row in data])
-        self.raw.commit()
+        self.write_tables(rows, EXTRA_TABLES)
 
     def end_load(self) -> None:
         cursor = self.raw.cursor()
