@@ -7,3 +7,4 @@ from confsvc.scheduling import models as scheduling_models  # noqa: F401
 from confsvc.notify import models as notify_models  # noqa: F401
 from confsvc.notify import mail_models  # noqa: F401
 from confsvc.stats import models as stats_models  # noqa: F401
+from confsvc.stats import summary as stats_summary  # noqa: F401

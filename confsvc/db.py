@@ -31,7 +31,8 @@ SQLModel.metadata.naming_convention = {
 
 #: Seconds a SQLite writer waits for the lock before giving up.
 SQLITE_BUSY_TIMEOUT_SECONDS = 60
-_WRITE_OPTION = "confsvc_write"
+#: Execution option: False on read sessions (SQLite: plain BEGIN instead of BEGIN IMMEDIATE).
+WRITE_OPTION = "confsvc_write"
 
 
 class UTCDateTime(sa.TypeDecorator[datetime]):
@@ -103,7 +104,7 @@ def _install_sqlite_hooks(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: sa.Connection) -> None:
-        if conn.get_execution_options().get(_WRITE_OPTION, True):
+        if conn.get_execution_options().get(WRITE_OPTION, True):
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         else:
             conn.exec_driver_sql("BEGIN")
@@ -111,7 +112,7 @@ def _install_sqlite_hooks(engine: Engine) -> None:
 
 def make_session(engine: Engine, *, write: bool = True) -> Session:
     """A session on ``engine``. ``write=False`` lets SQLite readers skip the write lock."""
-    bind = engine if write else engine.execution_options(**{_WRITE_OPTION: False})
+    bind = engine if write else engine.execution_options(**{WRITE_OPTION: False})
     return Session(bind=bind, expire_on_commit=False)
 
 

@@ -45,6 +45,7 @@ from confsvc.endpoints.models import Bridge, Endpoint, Room, Unit, UnitLevel
 from confsvc.errors import Forbidden, Invalid, NotFound
 from confsvc.scheduling.models import (Booking, Meeting, MeetingParticipant, MeetingStatus, Occurrence,
                                        OccurrenceParticipant, OccurrenceStatus, ResourceKind)
+from confsvc.stats import summary
 from confsvc.stats.models import CallRecord
 from confsvc.stats.schemas import GroupBy, Period
 from confsvc.users.models import Role
@@ -227,7 +228,7 @@ def _scope(session: Session, principal: Principal, group_by: GroupBy, unit_id: i
 
 
 #: The key of the totals in every aggregate (ids are positive): one statement gives rows and totals.
-TOTAL_KEY = -1
+TOTAL_KEY = summary.TOTAL_KEY
 
 
 def _materialized(select: Any, name: str) -> Any:
@@ -574,6 +575,128 @@ def _collect(session: Session, settings: Settings, group_by: GroupBy, scope: _Sc
     return merged
 
 
+def _summary_total(session: Session, group_by: GroupBy, scope: _Scope, unit_id: int | None,
+                   faults: Any | None) -> int | None:
+    """The stored key whose rows are the report's totals when the summary (``stats.summary``) can answer:
+    group_by=unit without a bridge filter over the whole network (:data:`TOTAL_KEY`) or over one unit's
+    subtree (that unit); None otherwise (an operator's several units: their totals count a meeting
+    shared by two of them once, which no sum of stored rows can)."""
+    if group_by is not GroupBy.unit or scope.bridge_id is not None or faults is None:
+        return None
+    if scope.unit_ids is None:
+        return TOTAL_KEY
+    if unit_id is not None:
+        return unit_id
+    ids = sorted(scope.unit_ids)
+    roots = session.execute(sa.select(Unit.id).where(Unit.id.in_(ids), sa.or_(
+        Unit.parent_id.is_(None), Unit.parent_id.not_in(ids)))).scalars().all()
+    return roots[0] if len(roots) == 1 else None
+
+
+def _wanted_units(scope: _Scope) -> Any:
+    """Select of the unit ids that get rows in a group_by=unit report of ``scope``."""
+    query = sa.select(Unit.id)
+    if scope.unit_ids is not None:
+        query = query.where(Unit.id.in_(sorted(scope.unit_ids)))
+    if scope.unit_level is not None:
+        query = query.where(Unit.level == scope.unit_level)
+    return query
+
+
+#: Most local days computed by one set of live statements (their bucket table) when filling the summary.
+SUMMARY_CHUNK_DAYS = 31
+
+
+def _day_runs(days: list[date]) -> list[list[date]]:
+    """Sorted ``days`` cut into runs of consecutive dates of at most :data:`SUMMARY_CHUNK_DAYS`."""
+    runs: list[list[date]] = []
+    for day in sorted(days):
+        if runs and runs[-1][-1] + timedelta(days=1) == day and len(runs[-1]) < SUMMARY_CHUNK_DAYS:
+            runs[-1].append(day)
+        else:
+            runs.append([day])
+    return runs
+
+
+def compute_days(session: Session, settings: Settings, scope: _Scope, days: list[date], now: datetime,
+                 faults: Any) -> dict[date, dict[int, dict[str, int]]]:
+    """Raw unit figures per local day (``{day: {unit id or TOTAL_KEY: figures}}``, every day of ``days``
+    present) by the live statements, with one-day buckets, :data:`SUMMARY_CHUNK_DAYS` days at a time."""
+    zone = settings.zone
+    out: dict[date, dict[int, dict[str, int]]] = {d: {} for d in days}
+    for run in _day_runs(days):
+        buckets = [Bucket(i, d, d + timedelta(days=1), _midnight_utc(d, zone), _midnight_utc(d + timedelta(days=1), zone))
+                   for i, d in enumerate(run)]
+        merged = _collect(session, settings, GroupBy.unit, scope, buckets, buckets[0].start, buckets[-1].end, now,
+                          faults)
+        for (key, b_key), raw in merged.items():
+            out[run[b_key]][key] = {name: int(raw.get(name) or 0) for name in summary.FIGURES}
+    return out
+
+
+def _collect_by_days(session: Session, settings: Settings, scope: _Scope, total_unit: int, buckets: list[Bucket],
+                     now: datetime, faults: Any) -> dict[tuple[int, int], dict]:
+    """:func:`_collect` for group_by=unit from the usage summary: stored days are read, settled days not
+    stored are computed for the whole network and stored, unsettled days are computed for ``scope``.
+    The rows of ``total_unit`` are also the totals (:data:`TOTAL_KEY`)."""
+    zone = settings.zone
+    snapshot = summary.fresh_days(session, settings, buckets[0].first, buckets[-1].after)
+    settled = summary.settled_before(settings, now)
+    bucket_of: dict[date, int] = {}
+    for bucket in buckets:
+        day = bucket.first
+        while day < bucket.after:
+            bucket_of[day] = bucket.key
+            day += timedelta(days=1)
+    is_settled = {d: _midnight_utc(d + timedelta(days=1), zone) <= settled for d in bucket_of}
+    stored = sorted(d for d in bucket_of if is_settled[d] and d in snapshot.fresh)
+    missing = [d for d in bucket_of if is_settled[d] and d not in snapshot.fresh]
+    live = [d for d in bucket_of if not is_settled[d]]
+
+    merged: dict[tuple[int, int], dict[str, int]] = {}
+
+    def add(key: int, b_key: int, raw: dict[str, int]) -> None:
+        into = merged.setdefault((key, b_key), {})
+        for name in summary.FIGURES:
+            into[name] = into.get(name, 0) + raw.get(name, 0)
+
+    wanted = set(session.execute(_wanted_units(scope)).scalars())
+
+    def add_stored(key: int, b_key: int, raw: dict[str, int]) -> None:
+        if key in wanted:
+            add(key, b_key, raw)
+        if key == total_unit:
+            add(TOTAL_KEY, b_key, raw)
+
+    runs = _bucket_runs(stored, bucket_of)
+    keys = _wanted_units(scope).union_all(sa.select(sa.literal(total_unit, sa.Integer)))
+    for (key, b_key), raw in summary.read_days(session, runs, keys).items():
+        add_stored(key, b_key, raw)
+    if missing:
+        computed = compute_days(session, settings, _Scope(None, None), missing, now, faults)
+        summary.store_days(session, settings, snapshot, computed, now=now)
+        for day, rows in computed.items():
+            for key, raw in rows.items():
+                add_stored(key, bucket_of[day], raw)
+    if live:
+        for day, rows in compute_days(session, settings, scope, live, now, faults).items():
+            for key, raw in rows.items():
+                add(key, bucket_of[day], raw)
+    return merged
+
+
+def _bucket_runs(days: list[date], bucket_of: dict[date, int]) -> list[tuple[int, date, date]]:
+    """``(bucket key, first, after)`` runs of consecutive ``days`` within one bucket."""
+    runs: list[tuple[int, date, date]] = []
+    for day in sorted(days):
+        key = bucket_of[day]
+        if runs and runs[-1][0] == key and runs[-1][2] == day:
+            runs[-1] = (key, runs[-1][1], day + timedelta(days=1))
+        else:
+            runs.append((key, day, day + timedelta(days=1)))
+    return runs
+
+
 def _totals(merged: dict[tuple[int, int], dict], bridge: bool, port_total: dict[str, int]) -> dict[str, Any]:
     """The whole period's raw figures from the :data:`TOTAL_KEY` rows: every figure adds up over buckets
     (sites and meetings are bucketed by their start, seconds are split), the port peak is the largest."""
@@ -613,7 +736,11 @@ def usage_report(session: Session, settings: Settings, principal: Principal, *, 
     first, after = buckets[0].start, buckets[-1].end
     bridge = group_by is GroupBy.bridge
     faults = _faults_condition(session)
-    merged = _collect(session, settings, group_by, scope, buckets, first, after, now, faults)
+    total_unit = _summary_total(session, group_by, scope, unit_id, faults)
+    if total_unit is not None:
+        merged = _collect_by_days(session, settings, scope, total_unit, buckets, now, faults)
+    else:
+        merged = _collect(session, settings, group_by, scope, buckets, first, after, now, faults)
     rows_raw = {k: v for k, v in merged.items() if k[0] != TOTAL_KEY}
     port_total: dict[str, int] = {}
     if bridge:  # all bridges together (or the one asked for): their peak is not the largest of each's
