@@ -1,4 +1,5 @@
-"""The ``confsvc`` command: serve, db upgrade, units import, endpoints import/export, users create, demo."""
+"""The ``confsvc`` command: serve, db upgrade, units import, endpoints import/export, users create, meetings
+extend, stats refresh, demo."""
 
 from __future__ import annotations
 
@@ -23,11 +24,13 @@ units_app = typer.Typer(help="Administrative units.", no_args_is_help=True)
 endpoints_app = typer.Typer(help="Endpoint inventory CSV.", no_args_is_help=True)
 users_app = typer.Typer(help="Users.", no_args_is_help=True)
 meetings_app = typer.Typer(help="Meetings.", no_args_is_help=True)
+stats_app = typer.Typer(help="Usage statistics.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(units_app, name="units")
 app.add_typer(endpoints_app, name="endpoints")
 app.add_typer(users_app, name="users")
 app.add_typer(meetings_app, name="meetings")
+app.add_typer(stats_app, name="stats")
 
 #: The CLI acts as the machine's administrator.
 CLI_PRINCIPAL = Principal(user_id=0, username="cli", role=Role.admin, unit_ids=None)
@@ -165,6 +168,40 @@ def meetings_extend() -> None:
     typer.echo(f"{len(report)} series extended")
     for meeting_id, counts in report.items():
         typer.echo(f"  meeting {meeting_id}: {counts['booked']} booked, {counts['skipped']} skipped (conflicts)")
+
+
+@stats_app.command("refresh")
+def stats_refresh(
+    from_date: Annotated[str, typer.Option("--from", help="first local date, YYYY-MM-DD")],
+    to_date: Annotated[str, typer.Option("--to", help="local date after the last, YYYY-MM-DD (exclusive)")],
+) -> None:
+    """Fill the usage summary for [--from, --to): every settled day not stored (or stale) is computed now, so
+    the reports over it read stored days (after a settings change or a move of rooms between units)."""
+    import time
+    from datetime import date
+
+    from confsvc.stats import usage
+
+    try:
+        first, after = date.fromisoformat(from_date), date.fromisoformat(to_date)
+    except ValueError as exc:
+        _fail(f"dates are YYYY-MM-DD: {exc}")
+    from confsvc.migrate import NotMigrated, assert_migrated
+
+    settings = get_settings()
+    engine = make_engine(settings.effective_database_url)
+    started = time.perf_counter()
+    try:
+        try:
+            assert_migrated(engine)
+        except NotMigrated as exc:
+            _fail(str(exc))
+        days = usage.refresh_summary(engine, settings, first, after)
+    except ConfsvcError as exc:
+        _fail(f"error ({exc.code}): {exc.detail}")
+    finally:
+        engine.dispose()
+    typer.echo(f"{len(days)} days computed and stored in {time.perf_counter() - started:.1f} s")
 
 
 def _serve(settings: Settings, host: str, port: int) -> None:

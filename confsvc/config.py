@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     late_join_minutes: int = Field(5, ge=0, description="Usage statistics: a site whose first connection comes "
                                    "later than start + this is a late join (working hours above also define "
                                    "room utilisation).")
+    stats_summary_days: int = Field(400, ge=0, description="Usage statistics: a background job (on the scheduler's "
+                                    "cadence) keeps the figures of this many past local days stored, so reports "
+                                    "over them read stored days; 0 = off (reports then store what they compute).")
     call_clock_skew_minutes: int = Field(5, ge=0, description="Call records: a report time may be at most this "
                                          "far in the future (device clock skew); later is refused.")
     pin_digits: int = Field(6, ge=4, le=12, description="Length of generated meeting PINs.")

@@ -38,6 +38,7 @@ from confsvc.notify.livedata import record_join_instructions
 from confsvc.notify.routes import router as notify_router
 from confsvc.stats import calls as call_records
 from confsvc.stats.routes import router as stats_router
+from confsvc.stats import usage as usage_summary
 from confsvc.scheduling import scheduler
 from confsvc.scheduling.readiness_routes import router as readiness_router
 from confsvc.scheduling.routes import router as scheduling_router
@@ -150,7 +151,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
             calendar_feeds.warm_up(app.state.engine)
             async with live_channel.running(app), mail.running(app.state.engine, settings), \
                     probe.running(app.state.engine, settings), scheduler.running(app.state.engine, settings), \
-                    call_records.running(app.state.engine, settings):
+                    call_records.running(app.state.engine, settings), \
+                    usage_summary.running(app.state.engine, settings):
                 yield
         finally:
             events.unsubscribe(metrics.count_events)

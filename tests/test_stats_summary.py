@@ -30,11 +30,14 @@ from tests import stats_scenario as sc
 from tests.factories import bearer, make_user
 
 OCT31, NOV1, NOV2 = date(2026, 10, 31), date(2026, 11, 1), date(2026, 11, 2)
+#: The reports' first day: 03/10 → 01/11 are 30 settled days, so a report fills them itself
+#: (at most ``usage.SUMMARY_CHUNK_DAYS``, 31).
+FIRST = date(2026, 10, 3)
 
 
 def _report(session: Session, settings: Settings, **kw):
     principal = users.principal_for(session, make_user(session, Role.admin))
-    values = {"group_by": GroupBy.unit, "period": Period.day, "from_date": date(2026, 10, 1),
+    values = {"group_by": GroupBy.unit, "period": Period.day, "from_date": FIRST,
               "to_date": date(2026, 12, 1), "now": sc.NOW, **kw}
     return usage.usage_report(session, settings, principal, **values)
 
@@ -68,8 +71,29 @@ def test_stored_days_give_the_live_figures(session: Session, settings: Settings,
     first = _report(session, settings, **kw)      # computes settled days and stores them
     second = _report(session, settings, **kw)     # reads them
     assert first == second == _live(session, settings, monkeypatch, **kw)
-    start = kw.get("from_date", date(2026, 10, 1))
+    start = kw.get("from_date", FIRST)
     assert _stored_days(session) == {date.fromordinal(d) for d in range(start.toordinal(), NOV2.toordinal())}
+
+
+def test_more_missing_days_than_a_report_fills_are_computed_live(engine: Engine, settings: Settings,
+                                                                 monkeypatch: pytest.MonkeyPatch):
+    with make_session(engine) as session:
+        sc.build(session, settings)
+        session.commit()
+    with make_session(engine) as session:  # 01/10 → 01/11: 32 settled days missing
+        report = _report(session, settings, period=Period.month, from_date=date(2026, 10, 1))
+        assert _stored_days(session) == set()
+        assert report == _live(session, settings, monkeypatch, period=Period.month, from_date=date(2026, 10, 1))
+        session.commit()
+    stored = usage.refresh_summary(engine, settings, date(2026, 10, 1), date(2026, 12, 1), now=sc.NOW)
+    assert stored == [date.fromordinal(n) for n in range(date(2026, 10, 1).toordinal(), NOV2.toordinal())]
+    with make_session(engine) as session:
+        assert _report(session, settings, period=Period.month, from_date=date(2026, 10, 1)) == report
+        # The background job's tick: the newest missing days first, at most SUMMARY_CHUNK_DAYS of them.
+        session.execute(sa.delete(summary.UsageDayState))
+        session.commit()
+    tick = usage.refresh_due(engine, settings.model_copy(update={"stats_summary_days": 40}), now=sc.NOW)
+    assert tick == [date.fromordinal(n) for n in range(NOV2.toordinal() - 31, NOV2.toordinal())]
 
 
 def test_a_unit_subtree_report_totals_are_that_units_rows(session: Session, settings: Settings,
@@ -204,10 +228,10 @@ def test_the_api_reads_stored_days_and_sees_a_manual_attendance_mark(client: Tes
         s = sc.build(session, settings)
         headers = bearer(session, make_user(session, Role.admin))
         session.commit()
-    query = f"/api/v1/stats/usage?group_by=unit&period=month&from=2026-10-01&to=2026-11-16&unit_id={s.province}"
+    query = f"/api/v1/stats/usage?group_by=unit&period=month&from=2026-10-16&to=2026-11-16&unit_id={s.province}"
     first = client.get(query, headers=headers).json()
     with make_session(engine, write=False) as session:
-        assert len(_stored_days(session)) == 46  # every day of the period is settled on the real clock
+        assert len(_stored_days(session)) == 31  # every day of the period is settled on the real clock
     assert client.get(query, headers=headers).json() == first
     november = {r["group"]["id"]: r for r in first["rows"] if r["period_start"] == "2026-11-01"}
     assert november[s.province]["connected_hours"] == 1.5
@@ -220,3 +244,24 @@ def test_the_api_reads_stored_days_and_sees_a_manual_attendance_mark(client: Tes
     assert november[s.province]["connected_hours"] == 3.0
     assert november[s.province]["sites_connected"] == 1
     assert again["totals"]["connected_hours"] == first["totals"]["connected_hours"] + 1.5
+
+
+def test_cli_stats_refresh_fills_the_settled_days(engine: Engine, settings: Settings, db_url: str, tmp_path):
+    from tests.test_demo import _cli
+
+    with make_session(engine) as session:
+        sc.build(session, settings)
+        session.commit()
+    env = {"CONFSVC_DATABASE_URL": db_url}
+    done = _cli(["stats", "refresh", "--from", "2026-10-01", "--to", "2026-11-16"], tmp_path, **env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("46 days computed and stored in ")
+    with make_session(engine, write=False) as session:
+        fresh = summary.fresh_days(session, settings, date(2026, 10, 1), date(2026, 11, 16)).fresh
+        assert len(fresh) == 46
+        assert session.get(summary.UsageDay, (OCT31, summary.TOTAL_KEY)).connected_s == 13800
+    again = _cli(["stats", "refresh", "--from", "2026-10-01", "--to", "2026-11-16"], tmp_path, **env)
+    assert again.stdout.startswith("0 days computed and stored in ")
+    bad = _cli(["stats", "refresh", "--from", "2026-11-16", "--to", "2026-10-01"], tmp_path, **env)
+    assert (bad.returncode, bad.stderr.strip()) == (
+        1, "error (empty_period): `to` must be after `from` (the period is [from, to), local dates)")

@@ -30,17 +30,20 @@ history and readiness are index seeks (``ix_call_records_occurrence_id_endpoint_
 from __future__ import annotations
 
 import calendar
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from confsvc.clock import utc_now
 from confsvc.config import Settings
-from confsvc.db import UTCDateTime
+from confsvc import periodic
+from confsvc.db import UTCDateTime, make_session
 from confsvc.endpoints.models import Bridge, Endpoint, Room, Unit, UnitLevel
 from confsvc.errors import Forbidden, Invalid, NotFound
 from confsvc.scheduling.models import (Booking, Meeting, MeetingParticipant, MeetingStatus, Occurrence,
@@ -634,31 +637,97 @@ def compute_days(session: Session, settings: Settings, scope: _Scope, days: list
     return out
 
 
+def _settled_missing(session: Session, settings: Settings, first: date, after: date,
+                     now: datetime) -> tuple[summary.Snapshot, list[date]]:
+    """The summary's snapshot of ``[first, after)`` and its settled days not stored fresh (oldest first)."""
+    snapshot = summary.fresh_days(session, settings, first, after)
+    settled = summary.settled_before(settings, now)
+    days = [date.fromordinal(n) for n in range(first.toordinal(), after.toordinal())]
+    return snapshot, [d for d in days if d not in snapshot.fresh
+                      and _midnight_utc(d + timedelta(days=1), settings.zone) <= settled]
+
+
+def _fill(session: Session, settings: Settings, snapshot: summary.Snapshot, days: list[date], now: datetime,
+          faults: Any) -> dict[date, dict[int, dict[str, int]]]:
+    """Compute ``days`` (settled) for the whole network and store them; returns their figures."""
+    computed = compute_days(session, settings, _Scope(None, None), days, now, faults)
+    summary.store_days(session, settings, snapshot, computed, now=now)
+    return computed
+
+
+def refresh_summary(engine: Engine, settings: Settings, first: date, after: date, *, now: datetime | None = None,
+                    limit_days: int | None = None, newest_first: bool = False) -> list[date]:
+    """Compute and store the settled local days of ``[first, after)`` that the usage summary lacks or holds
+    stale, :data:`SUMMARY_CHUNK_DAYS` at a time, each run in a read session of its own and stored in a
+    short write transaction (so SQLite writers are not held off for long). ``limit_days`` stops after
+    that many days (``newest_first``: the most recent ones). Returns the days stored.
+
+    Used by ``confsvc stats refresh`` and by the background job (:func:`running`); a report fills up to
+    :data:`SUMMARY_CHUNK_DAYS` missing days itself. Raises Invalid (``empty_period``, ``period_too_long``).
+    """
+    now = now or utc_now()
+    make_buckets(first, after, Period.month, settings.zone)  # a report's limits
+    with make_session(engine, write=False) as session:
+        _, days = _settled_missing(session, settings, first, after, now)
+    if newest_first:
+        days.reverse()
+    days = days[:limit_days] if limit_days is not None else days
+    done: list[date] = []
+    for run in _day_runs(days):
+        with make_session(engine, write=False) as session:
+            snapshot = summary.fresh_days(session, settings, run[0], run[-1] + timedelta(days=1))
+            _fill(session, settings, snapshot, run, now, _faults_condition(session))
+        done += run
+    return sorted(done)
+
+
+def refresh_due(engine: Engine, settings: Settings, now: datetime | None = None) -> list[date]:
+    """The background job's tick: store at most :data:`SUMMARY_CHUNK_DAYS` missing settled days among the last
+    ``stats_summary_days`` local days, the most recent first (bounded work per tick: about a second at
+    national scale). Returns the days stored."""
+    now = now or utc_now()
+    today = now.astimezone(settings.zone).date()
+    return refresh_summary(engine, settings, today - timedelta(days=settings.stats_summary_days), today, now=now,
+                           limit_days=SUMMARY_CHUNK_DAYS, newest_first=True)
+
+
+def running(engine: Engine, settings: Settings) -> AbstractAsyncContextManager[None]:
+    """For ``main``'s lifespan: :func:`refresh_due` on the scheduler's cadence (``scheduler_interval_seconds``;
+    off when that is 0 or ``stats_summary_days`` is 0), in a worker thread."""
+    interval = settings.scheduler_interval_seconds if settings.stats_summary_days else 0
+    return periodic.running("usage-summary", lambda: refresh_due(engine, settings), interval)
+
+
+def _run_buckets(days: list[date], bucket_of: dict[date, int], zone: ZoneInfo) -> list[Bucket]:
+    """Runs of consecutive ``days`` within one report bucket, as buckets keyed by that report bucket (several
+    runs may share a key: every statement sums per key, and a start lies in one run only)."""
+    return [Bucket(key, a, b, _midnight_utc(a, zone), _midnight_utc(b, zone))
+            for key, a, b in _bucket_runs(days, bucket_of)]
+
+
 def _collect_by_days(session: Session, settings: Settings, scope: _Scope, total_unit: int, buckets: list[Bucket],
                      now: datetime, faults: Any) -> dict[tuple[int, int], dict]:
-    """:func:`_collect` for group_by=unit from the usage summary: stored days are read, settled days not
-    stored are computed for the whole network and stored, unsettled days are computed for ``scope``.
-    The rows of ``total_unit`` are also the totals (:data:`TOTAL_KEY`)."""
+    """:func:`_collect` for group_by=unit with the usage summary: stored days are read; up to
+    :data:`SUMMARY_CHUNK_DAYS` settled days not stored are computed for the whole network and stored;
+    other days (unsettled, or too many missing: the background job or ``confsvc stats refresh`` fills
+    those) are computed by the live statements for ``scope``, over runs of days. The rows of
+    ``total_unit`` are also the totals (:data:`TOTAL_KEY`)."""
     zone = settings.zone
-    snapshot = summary.fresh_days(session, settings, buckets[0].first, buckets[-1].after)
-    settled = summary.settled_before(settings, now)
     bucket_of: dict[date, int] = {}
     for bucket in buckets:
-        day = bucket.first
-        while day < bucket.after:
-            bucket_of[day] = bucket.key
-            day += timedelta(days=1)
-    is_settled = {d: _midnight_utc(d + timedelta(days=1), zone) <= settled for d in bucket_of}
-    stored = sorted(d for d in bucket_of if is_settled[d] and d in snapshot.fresh)
-    missing = [d for d in bucket_of if is_settled[d] and d not in snapshot.fresh]
-    live = [d for d in bucket_of if not is_settled[d]]
+        for n in range(bucket.first.toordinal(), bucket.after.toordinal()):
+            bucket_of[date.fromordinal(n)] = bucket.key
+    snapshot, missing = _settled_missing(session, settings, buckets[0].first, buckets[-1].after, now)
+    fill = missing if len(missing) <= SUMMARY_CHUNK_DAYS else []
+    settled = set(missing) | snapshot.fresh
+    live = [d for d in bucket_of if d not in settled] + ([] if fill else missing)
 
     merged: dict[tuple[int, int], dict[str, int]] = {}
 
-    def add(key: int, b_key: int, raw: dict[str, int]) -> None:
+    def add(key: int, b_key: int, raw: dict[str, Any]) -> None:
         into = merged.setdefault((key, b_key), {})
         for name in summary.FIGURES:
-            into[name] = into.get(name, 0) + raw.get(name, 0)
+            into[name] = into.get(name, 0) + int(raw.get(name) or 0)
 
     wanted = set(session.execute(_wanted_units(scope)).scalars())
 
@@ -668,20 +737,20 @@ def _collect_by_days(session: Session, settings: Settings, scope: _Scope, total_
         if key == total_unit:
             add(TOTAL_KEY, b_key, raw)
 
-    runs = _bucket_runs(stored, bucket_of)
+    stored = _bucket_runs([d for d in bucket_of if d in snapshot.fresh], bucket_of)
     keys = _wanted_units(scope).union_all(sa.select(sa.literal(total_unit, sa.Integer)))
-    for (key, b_key), raw in summary.read_days(session, runs, keys).items():
+    for (key, b_key), raw in summary.read_days(session, stored, keys).items():
         add_stored(key, b_key, raw)
-    if missing:
-        computed = compute_days(session, settings, _Scope(None, None), missing, now, faults)
-        summary.store_days(session, settings, snapshot, computed, now=now)
-        for day, rows in computed.items():
+    if fill:
+        for day, rows in _fill(session, settings, snapshot, fill, now, faults).items():
             for key, raw in rows.items():
                 add_stored(key, bucket_of[day], raw)
     if live:
-        for day, rows in compute_days(session, settings, scope, live, now, faults).items():
-            for key, raw in rows.items():
-                add(key, bucket_of[day], raw)
+        runs = _run_buckets(live, bucket_of, zone)
+        first, after = min(r.start for r in runs), max(r.end for r in runs)
+        for (key, b_key), raw in _collect(session, settings, GroupBy.unit, scope, runs, first, after, now,
+                                          faults).items():
+            add(key, b_key, raw)
     return merged
 
 
