@@ -265,3 +265,31 @@ def test_cli_stats_refresh_fills_the_settled_days(engine: Engine, settings: Sett
     bad = _cli(["stats", "refresh", "--from", "2026-11-16", "--to", "2026-10-01"], tmp_path, **env)
     assert (bad.returncode, bad.stderr.strip()) == (
         1, "error (empty_period): `to` must be after `from` (the period is [from, to), local dates)")
+
+
+def test_running_app_fills_the_summary_on_the_scheduler_cadence(engine: Engine, settings: Settings):
+    import time
+
+    from confsvc.clock import utc_now
+    from confsvc.main import create_app
+
+    with make_session(engine) as session:
+        sc.build(session, settings)
+        session.commit()
+    fast = settings.model_copy(update={"scheduler_interval_seconds": 0.05, "stats_summary_days": 40})
+    now = utc_now()
+    today = now.astimezone(settings.zone).date()
+    settled = summary.settled_before(settings, now)
+    expected = {date.fromordinal(n) for n in range(today.toordinal() - 40, today.toordinal())
+                if usage._midnight_utc(date.fromordinal(n + 1), settings.zone) <= settled}
+    assert len(expected) > usage.SUMMARY_CHUNK_DAYS  # two ticks at least
+    with TestClient(create_app(fast, engine=engine)):
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            with make_session(engine, write=False) as session:
+                if _stored_days(session) == expected:
+                    break
+            time.sleep(0.05)
+    with make_session(engine, write=False) as session:
+        assert _stored_days(session) == expected
+        assert session.get(summary.UsageDay, (OCT31, summary.TOTAL_KEY)).connected_s == 13800
