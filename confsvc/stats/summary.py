@@ -291,13 +291,13 @@ def _occurrence_windows(conn: sa.Connection, marks: _Marks, now: datetime) -> li
         rows += conn.execute(base.where(o.c.meeting_id.in_(sorted(marks.meetings)))).all()
     mp, op = MeetingParticipant.__table__, OccurrenceParticipant.__table__
     for endpoint_id, at in marks.status:
-        inherited = (sa.select(o.c.id).join(mp, mp.c.meeting_id == o.c.meeting_id)
-                     .where(mp.c.endpoint_id == endpoint_id, o.c.participants_overridden.is_(False)))
-        own = (sa.select(o.c.id).join(op, op.c.occurrence_id == o.c.id)
-               .where(op.c.endpoint_id == endpoint_id, o.c.participants_overridden.is_(True)))
         # A week ahead bounds the scan; the exact condition (window opened by now) is checked below.
-        candidates = conn.execute(base.where(o.c.end > at, o.c.start <= now + timedelta(days=7),
-                                             o.c.id.in_(sa.union(inherited, own)))).all()
+        when = sa.and_(o.c.end > at, o.c.start <= now + timedelta(days=7))
+        inherited = (sa.select(o.c.id).join(mp, mp.c.meeting_id == o.c.meeting_id)
+                     .where(mp.c.endpoint_id == endpoint_id, o.c.participants_overridden.is_(False), when))
+        own = (sa.select(o.c.id).join(op, op.c.occurrence_id == o.c.id)
+               .where(op.c.endpoint_id == endpoint_id, o.c.participants_overridden.is_(True), when))
+        candidates = conn.execute(base.where(o.c.id.in_(sa.union(inherited, own)))).all()
         rows += [r for r in candidates if _aware(r[0]) - timedelta(minutes=r[2]) <= now]
     return [(_aware(start) - timedelta(minutes=lead), _aware(end)) for start, end, lead in rows]
 
