@@ -179,3 +179,47 @@ def test_feed_link_is_shown_once_and_rotation_revokes_the_old_one(client: TestCl
         "http://testserver", "")
     assert (client.get(path).status_code, client.get(new_path).status_code) == (404, 200)
     assert "Sao chép liên kết lịch" in rotated.text
+
+
+MAIL_OFF = "Thư mời họp không được gửi qua e-mail."
+
+
+def _banner_pages(client: TestClient, province) -> dict[str, str]:
+    """The pages where invitations matter, as the secretariat sees them."""
+    login(client, "vanphong")
+    booked = _book(client, province)
+    assert booked.status_code == 303, booked.text
+    meeting = booked.headers["location"]
+    return {path: client.get(path).text for path in ("/", "/calendar", "/meetings/new", meeting, f"{meeting}/edit",
+                                                     f"{meeting}/cancel")}
+
+
+def test_pages_say_mail_is_off_without_smtp_settings(client: TestClient, engine: Engine) -> None:
+    province = _province(engine)
+    assert client.app.state.settings.smtp_host is None
+    for path, html in _banner_pages(client, province).items():
+        assert html.count('id="mail-off"') == 1, path
+        assert MAIL_OFF in html and "CONFSVC_SMTP_HOST" in html, path
+    # Who does not book sees no banner; pages where invitations do not matter show none.
+    assert 'id="mail-off"' not in client.get("/inventory").text
+    client.post("/logout", data={"csrf": csrf_of(client.get("/").text)})
+    login(client, "lanhdao")
+    assert 'id="mail-off"' not in client.get("/").text and 'id="mail-off"' not in client.get("/calendar").text
+
+
+def test_pages_show_no_mail_banner_with_smtp_settings(settings, engine: Engine) -> None:
+    from confsvc.main import create_app
+
+    mail_on = settings.model_copy(update={"smtp_host": "127.0.0.1", "smtp_port": 2525, "mail_interval_seconds": 0})
+    province = _province(engine)
+    with TestClient(create_app(mail_on, engine=engine)) as client:
+        for path, html in _banner_pages(client, province).items():
+            assert 'id="mail-off"' not in html and MAIL_OFF not in html, path
+        assert client.get("/api/v1/mail/status", headers=_bearer(engine)).json()["enabled"] is True
+
+
+def _bearer(engine: Engine) -> dict[str, str]:
+    with make_session(engine) as session:
+        headers = bearer(session, make_user(session, Role.secretariat))
+        session.commit()
+    return headers

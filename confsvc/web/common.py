@@ -23,6 +23,7 @@ from starlette.staticfiles import StaticFiles
 import confsvc
 from confsvc.config import Settings
 from confsvc.errors import ConfsvcError, Forbidden
+from confsvc.notify import mail
 from confsvc.users import service as users
 from confsvc.users.deps import resolve_user
 from confsvc.users.models import Role
@@ -142,7 +143,8 @@ def _nav(who: Viewer | None) -> list[dict[str, str]]:
 
 def render(request: Request, template: str, context: dict[str, Any], *, who: Viewer | None = None,
            status_code: int = 200) -> HTMLResponse:
-    """Render ``template`` in the request's language with the layout's data (user, nav, CSRF)."""
+    """Render ``template`` in the request's language with the layout's data (user, nav, CSRF, and
+    ``mail_off``: the viewer books meetings and invitations are not e-mailed, no ``CONFSVC_SMTP_HOST``)."""
     i18n.activate(language(request))
     path = request.url.path
     nav = _nav(who)
@@ -153,6 +155,8 @@ def render(request: Request, template: str, context: dict[str, Any], *, who: Vie
         "user": None if who is None else {**who.user, "role_label": _(ROLE_LABELS[who.principal.role])},
         "nav": nav, "csrf": csrf_token(request), "lang": i18n.current_language(),
         "here": path + (f"?{request.url.query}" if request.url.query else ""),
+        # Pages where invitations matter include ``_mail_off.html``: those who book are told mail is off.
+        "mail_off": who is not None and who.can_book and not mail.mail_enabled(settings_of(request)),
     }
     return templates.TemplateResponse(request, template, {**base, **context}, status_code=status_code)
 
