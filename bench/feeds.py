@@ -4,8 +4,10 @@ Both servers run as real subprocesses on loopback and are fetched over HTTP with
 ``httpx`` client:
 
 - confsvc: ``uvicorn confsvc.main:create_app --factory`` on a migrated SQLite file (or ``--db-url``),
-  ``GET /ical/unit/{id}.ics?token=...``. *cold* = the first GET after the server process started
-  (median over ``--restarts`` fresh processes); *warm* = later GETs; *304* = GETs with the ETag in
+  ``GET /ical/unit/{id}.ics?token=...``. *cold* = the first GET of the feed in a fresh server
+  process, once it accepts connections (its start-up, which compiles the feed queries but renders
+  no feed, is done; one ``HEAD /`` on another route first), median over ``--restarts`` processes;
+  *warm* = later GETs (the rendered feed is kept by ETag); *304* = GETs with the ETag in
   If-None-Match. Besides wall time, the server process's own CPU time per GET (``/proc/<pid>/stat``,
   user + system) is printed: on a shared, loaded machine it says more than wall time.
 - Radicale (a CalDAV server; ``pip install radicale``): the confsvc feed's body PUT into a collection
@@ -15,7 +17,11 @@ Data: 850 single meetings and 50 weekly series of 6 occurrences, each series wit
 cancelled occurrence (a RECURRENCE-ID override each): 850 + 50 × 3 = 1,000 VEVENTs, 1,150
 occurrences, on 30 rooms of one commune, booked through ``scheduling.service.book_meeting``.
 
-Reproduce: ``/work/.venv-dev/bin/python bench/feeds.py`` (``--help`` for options).
+Reproduce: ``/work/.venv-dev/bin/python bench/feeds.py`` (SQLite in a temporary directory;
+``--help`` for options); on PostgreSQL, an empty database:
+``createdb -h 127.0.0.1 -U postgres feeds_bench && /work/.venv-dev/bin/python bench/feeds.py
+--db-url postgresql+psycopg://postgres@127.0.0.1:5432/feeds_bench``. Both servers run on the same
+machine as the client: run it a few times on a quiet machine and compare the CPU figures too.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from sqlmodel import select
 from confsvc.db import make_session
 from confsvc.endpoints.models import Bridge, Room, Unit
 from confsvc.notify import feeds, ical
-from confsvc.notify.models import FeedToken
+from confsvc.notify.models import FeedToken, FeedVersion
 from confsvc.scheduling.models import Meeting, Occurrence
 from confsvc.users.models import Role, User
 from tests.factories import bearer, make_user
@@ -151,8 +151,11 @@ def test_a_meeting_leaving_the_scope_changes_etag_and_last_modified(client: Test
     assert after.headers["etag"] != first.headers["etag"]
     with make_session(engine) as session:
         updated = session.get(Meeting, single["id"]).updated_at
-    # The meeting is no longer in this feed, yet its change is the feed's last modification.
-    assert after.headers["last-modified"] == updated.strftime("%a, %d %b %Y %H:%M:%S GMT")
+        changed = session.execute(select(FeedVersion.changed_at)).scalar_one()
+    # The meeting is no longer in this feed, yet its change is the feed's last modification: the
+    # feed version's, stamped by the database when the change committed (not before the edit).
+    assert after.headers["last-modified"] == changed.strftime("%a, %d %b %Y %H:%M:%S GMT")
+    assert changed.replace(microsecond=0) >= updated.replace(microsecond=0)
 
 
 def test_the_window_moves_by_whole_days(client: TestClient, engine: Engine) -> None:

@@ -12,7 +12,7 @@ import unicodedata
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from icalendar import Event, vText
+from icalendar import Event, vCalAddress, vText
 
 from confsvc.notify import ical
 from tests.test_ical_pure import CHAIR, LONG_TITLE, SITE, START, _meeting, _series
@@ -156,3 +156,50 @@ def test_long_title_bytes_are_the_documented_ones() -> None:
     start = body.index(b"\r\nSUMMARY:") + 2
     end = body.index(b"\r\nDTSTART;", start)
     assert [len(line) for line in body[start:end].split(b"\r\n")] == [73, 74, 52]
+
+
+def _icalendar_address_line(name: str, address: str, cn: str, params: tuple[tuple[str, str], ...]) -> str:
+    """The unfolded content line ``icalendar`` writes for a ``vCalAddress`` with these parameters."""
+    value = vCalAddress(address)
+    value.params["CN"] = cn
+    for key, param in params:
+        value.params[key] = param
+    event = Event()
+    event.add(name, value)
+    return str(event.content_lines()[1])
+
+
+ATTENDEE = (("CUTYPE", "ROOM"), ("ROLE", "CHAIR"), ("PARTSTAT", "NEEDS-ACTION"), ("RSVP", "FALSE"))
+#: Parameter values that matter to quoting and RFC 6868: spaces, ' ’ " ^ , ; : and line breaks.
+NAMES = ["Phòng họp số 1, UBND xã Thanh Sơn", "Hội_trường", "A'B", "A’B", 'Phòng "A"; tầng 2: B, ^C', "x^ny",
+         "Dòng 1\nDòng 2", "a\r\nb\rc", "", "plain", "Ủy ban nhân dân " * 6, "^", '"', "'", "’"]
+
+
+@pytest.mark.parametrize("cn", NAMES)
+def test_address_lines_match_icalendar(cn: str) -> None:
+    for name, params in (("attendee", ATTENDEE), ("organizer", ())):
+        for address in ("mailto:vanphong@phutho.gov.vn", "urn:x-confsvc:room:12"):
+            assert ical._address_line(name, address, cn, params) == _icalendar_address_line(name, address, cn, params)
+
+
+def test_address_lines_match_icalendar_on_random_names() -> None:
+    rng = random.Random(6868)
+    for _ in range(300):
+        cn = _random_text(rng, rng.randrange(0, 80))
+        assert ical._address_line("attendee", "mailto:a@b.vn", cn, ATTENDEE) == \
+            _icalendar_address_line("attendee", "mailto:a@b.vn", cn, ATTENDEE), cn
+
+
+def test_fold_lines_folds_each_line_as_fold_does() -> None:
+    lines = ["BEGIN:VEVENT", "SUMMARY:" + ical.escape_text(LONG_TITLE), "X:" + "a" * 72, "X:" + "a" * 73,
+             "DESCRIPTION:" + ical.escape_text("Đ" * 200), "END:VEVENT"]
+    assert ical.fold_lines("\r\n".join(lines) + "\r\n") == \
+        b"\r\n".join(ical.fold(line.encode("utf-8")) for line in lines) + b"\r\n"
+
+
+@pytest.mark.parametrize("value", [datetime(2025, 10, 6, 1, 2, 3, tzinfo=UTC), datetime(999, 1, 2, 3, 4, 5, tzinfo=UTC),
+                                   datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)])
+def test_date_time_values_have_fixed_width_fields(value: datetime) -> None:
+    assert ical._utc_value(value) == f"{value.year:04}{value:%m%dT%H%M%S}Z"
+    assert ical._local_value(value, UTC) == f"{value.year:04}{value:%m%dT%H%M%S}"
+    assert ical._local(value, UTC) == f"{value:%d/%m/}{value.year:04} {value:%H:%M}"

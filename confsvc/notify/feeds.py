@@ -5,36 +5,37 @@ that scope ending after the window's start, UTC midnight of ``today − feed_pas
 ones included); occurrences of a series that do not involve the scope are hidden with EXDATE
 (RFC 5545 §3.8.5.1).
 
-A feed's ETag is a fingerprint of its inputs (``feed_state``: a few SQL aggregates, no rendering),
-so an unchanged feed answers 304 in a few milliseconds; rendered feeds are kept by fingerprint in
-``FEED_DOCUMENTS``.
+A feed's ETag is a fingerprint of its inputs (``feed_state``: the settings, the token, the window
+and the database's feed version, one one-row query, no rendering), so an unchanged feed answers
+304 in about a millisecond; rendered feeds are kept by fingerprint in ``FEED_DOCUMENTS``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
+import json
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
+from typing import NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import configure_mappers
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 import confsvc
 from confsvc.clock import utc_now
 from confsvc.config import Settings
-from confsvc.db import UTCDateTime, make_session
+from confsvc.db import make_session
 from confsvc.endpoints.models import Bridge, Endpoint, Room, Unit
 from confsvc.errors import NotFound
-from confsvc.notify import ical
-from confsvc.notify.models import FeedScope, FeedToken
+from confsvc.notify import ical, tokens
+from confsvc.notify.models import FeedScope, FeedToken, FeedVersion
 from confsvc.scheduling.models import (
     Meeting,
     MeetingParticipant,
@@ -45,7 +46,6 @@ from confsvc.scheduling.models import (
 )
 from confsvc.notify import join
 from confsvc.users.models import User
-from confsvc.users.service import expand_units
 
 #: ``involved(chair_room_id, endpoint_ids, room_ids) -> bool``: does an occurrence belong to a feed.
 Involvement = Callable[[int, frozenset[int], frozenset[int]], bool]
@@ -67,76 +67,198 @@ def _document(body: bytes, last_modified: datetime) -> Document:
                     last_modified=last_modified.astimezone(UTC).replace(microsecond=0))
 
 
+# ---------------------------------------------------------------- rows → calendar views
+
+#: Tables read by the calendars, as Core columns: a feed reads thousands of rows, so no ORM objects.
+_M, _O = Meeting.__table__.c, Occurrence.__table__.c
+_MP, _OP = MeetingParticipant.__table__.c, OccurrenceParticipant.__table__.c
+_E, _R, _U, _B, _P = Endpoint.__table__.c, Room.__table__.c, Unit.__table__.c, Bridge.__table__.c, User.__table__.c
+
+
+def _raw(column: sa.ColumnElement) -> sa.ColumnElement:
+    """``column`` as the driver returns it, without SQLAlchemy's per-value result processing
+    (``UTCDateTime``, enums, booleans): ``_datetime_reader`` and the records convert what a
+    calendar needs."""
+    return sa.type_coerce(column, sa.types.NullType()).label(column.name)
+
+
+#: Meeting columns the calendars read; ``exdates`` as JSON text on both backends.
+_MEETING_RAW = tuple(_raw(_M[name]) for name in (
+    "id", "uid", "title", "description", "organizer_user_id", "chair_room_id", "bridge_id", "conference_number",
+    "pin", "status", "check_lead_minutes", "timezone", "dtstart", "duration_minutes", "rrule", "sequence",
+    "created_at", "updated_at")) + (sa.cast(_M.exdates, sa.Text).label("exdates"),)
+_OCCURRENCE_RAW = tuple(_raw(_O[name]) for name in (
+    "id", "meeting_id", "recurrence_id", "start", "end", "status", "chair_room_id", "participants_overridden",
+    "is_exception", "updated_at"))
+
+
+def _datetime_reader() -> Callable[[str | datetime], datetime]:
+    """A converter of raw driver timestamps to aware UTC datetimes: SQLite returns the text
+    SQLAlchemy stored (``YYYY-MM-DD HH:MM:SS.ffffff``, UTC), psycopg aware datetimes. Memoised:
+    meetings share a few start times, and one load converts thousands."""
+    memo: dict[str | datetime, datetime] = {}
+    get = memo.get
+
+    def read(value: str | datetime) -> datetime:
+        d = get(value)
+        if d is None:
+            d = datetime.fromisoformat(value) if isinstance(value, str) else value
+            d = memo[value] = d.replace(tzinfo=UTC) if d.tzinfo is None else d.astimezone(UTC)
+        return d
+
+    return read
+
+
+class _MeetingRec(NamedTuple):
+    """A meeting as the calendars read it: times aware UTC, ``status`` its value, ``exdates`` UTC."""
+
+    id: int
+    uid: str
+    title: str
+    description: str
+    organizer_user_id: int | None
+    chair_room_id: int
+    bridge_id: int | None
+    conference_number: int | None
+    pin: str
+    status: str
+    check_lead_minutes: int
+    timezone: str
+    dtstart: datetime
+    duration_minutes: int
+    rrule: str | None
+    exdates: tuple[datetime, ...]
+    sequence: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class _OccRec(NamedTuple):
+    """An occurrence as the calendars read it (times aware UTC)."""
+
+    id: int
+    meeting_id: int
+    recurrence_id: datetime
+    start: datetime
+    end: datetime
+    cancelled: bool
+    chair_room_id: int | None
+    participants_overridden: bool
+    is_exception: bool
+    updated_at: datetime
+
+
+def _exdates(value: str | list[str]) -> tuple[datetime, ...]:
+    items = json.loads(value) if isinstance(value, str) else value
+    return tuple(_utc(datetime.fromisoformat(d)) for d in items) if items else ()
+
+
+def _meeting_recs(rows: Iterable[sa.Row], dt: Callable[[str | datetime], datetime]) -> list[_MeetingRec]:
+    """Records of rows of ``_MEETING_RAW`` (unpacked by position: a feed reads thousands)."""
+    return [_MeetingRec(id_, uid, title, description, organizer, chair, bridge, number, pin, status, lead, zone,
+                        dt(dtstart), duration, rrule, () if exdates == "[]" else _exdates(exdates), sequence,
+                        dt(created), dt(updated))
+            for (id_, uid, title, description, organizer, chair, bridge, number, pin, status, lead, zone, dtstart,
+                 duration, rrule, sequence, created, updated, exdates) in rows]
+
+
+def _load_meetings(session: Session, ids: sa.Select) -> list[_MeetingRec]:
+    """The meetings ``ids`` selects, by start (then id), read as Core rows."""
+    return _meeting_recs(session.connection().execute(
+        sa.select(*_MEETING_RAW).where(_M.id.in_(ids)).order_by(_M.dtstart, _M.id)).all(), _datetime_reader())
+
+
+def _meeting_rec_of(meeting: Meeting) -> _MeetingRec:
+    """The calendar record of an ORM meeting (invites)."""
+    return _MeetingRec(meeting.id, meeting.uid, meeting.title, meeting.description, meeting.organizer_user_id,
+                       meeting.chair_room_id, meeting.bridge_id, meeting.conference_number, meeting.pin,
+                       meeting.status.value, meeting.check_lead_minutes, meeting.timezone, _utc(meeting.dtstart),
+                       meeting.duration_minutes, meeting.rrule, _exdates(meeting.exdates), meeting.sequence,
+                       _utc(meeting.created_at), _utc(meeting.updated_at))
+
+
 @dataclass
 class _Occ:
-    row: sa.Row
+    row: _OccRec
     chair_room_id: int
     endpoint_ids: frozenset[int]
     room_ids: frozenset[int]
 
 
-#: Columns the calendars read, loaded as plain rows (no ORM objects: a feed reads thousands).
-MEETING_COLUMNS = tuple(Meeting.__table__.c[name] for name in (
-    "id", "uid", "title", "description", "organizer_user_id", "chair_room_id", "bridge_id", "conference_number",
-    "pin", "status", "check_lead_minutes", "timezone", "dtstart", "duration_minutes", "rrule", "exdates",
-    "sequence", "created_at", "updated_at"))
-_OCCURRENCE_COLUMNS = tuple(Occurrence.__table__.c[name] for name in (
-    "id", "meeting_id", "recurrence_id", "start", "end", "status", "chair_room_id", "participants_overridden",
-    "is_exception", "updated_at"))
-
-
 class _Loader:
-    """Bulk-loads everything the calendars of ``meetings`` (ORM objects or rows of
-    ``MEETING_COLUMNS``) mention, as rows, in a fixed number of queries."""
+    """Bulk-loads everything the calendars of ``meetings`` mention, in a fixed number of queries
+    whatever their count: occurrences, participants (with their endpoints' rooms), rooms, units,
+    bridges, organizers. ``ids`` selects the same meetings' ids in SQL (a feed's
+    ``_meeting_ids``), so no query binds one parameter per meeting; without it (an invite) the
+    meetings' ids are bound."""
 
-    def __init__(self, session: Session, meetings: list) -> None:
-        self.session = session
-        ids = [m.id for m in meetings]
-        self.occurrences: dict[int, list[sa.Row]] = {i: [] for i in ids}
-        self.defaults: dict[int, set[int]] = {i: set() for i in ids}
-        self.overrides: dict[int, set[int]] = {}
+    def __init__(self, session: Session, meetings: list[_MeetingRec], ids: sa.Select | None = None) -> None:
+        dt = _datetime_reader()
+        in_ids = ids if ids is not None else [m.id for m in meetings]
+        self.occurrences: dict[int, list[_OccRec]] = {m.id: [] for m in meetings}
+        self.defaults: dict[int, frozenset[int]] = {}
+        self.overrides: dict[int, frozenset[int]] = {}
+        self.endpoint_room: dict[int, int] = {}
+        self._rooms_of: dict[tuple[int, frozenset[int]], frozenset[int]] = {}
         self._places: dict[tuple[int, bool], ical.Place] = {}
         self._place_lists: dict[tuple[int, frozenset[int], bool], tuple[ical.Place, ...]] = {}
-        if ids:
-            for occ in session.execute(select(*_OCCURRENCE_COLUMNS).where(Occurrence.meeting_id.in_(ids))
-                                       .order_by(Occurrence.start, Occurrence.id)):
-                self.occurrences[occ.meeting_id].append(occ)
-            for meeting_id, endpoint_id in session.execute(
-                    select(MeetingParticipant.meeting_id, MeetingParticipant.endpoint_id)
-                    .where(MeetingParticipant.meeting_id.in_(ids))):
-                self.defaults[meeting_id].add(endpoint_id)
-        overridden = [o.id for occs in self.occurrences.values() for o in occs if o.participants_overridden]
-        if overridden:
-            for occ_id, endpoint_id in session.execute(
-                    select(OccurrenceParticipant.occurrence_id, OccurrenceParticipant.endpoint_id)
-                    .where(OccurrenceParticipant.occurrence_id.in_(overridden))):
-                self.overrides.setdefault(occ_id, set()).add(endpoint_id)
-        endpoint_ids = set().union(*self.defaults.values(), *self.overrides.values())
-        self.endpoint_room = dict(session.execute(select(Endpoint.id, Endpoint.room_id)
-                                                  .where(Endpoint.id.in_(endpoint_ids))).all()) if endpoint_ids else {}
+        # A feed (``ids`` given) reads in a fresh session: Core results, without the ORM's row
+        # processing. An invite may come in the middle of a unit of work: the session autoflushes.
+        execute = session.connection().execute if ids is not None else session.execute
+        overridden: list[int] = []
+        cancelled = OccurrenceStatus.cancelled.value
+        occurrences = self.occurrences
+        for (id_, meeting_id, recurrence_id, start, end, status, chair, overrides_participants, is_exception,
+             updated) in execute(sa.select(*_OCCURRENCE_RAW).where(_O.meeting_id.in_(in_ids))
+                                 .order_by(_O.start, _O.id)).all():
+            occs = occurrences.get(meeting_id)
+            if occs is None:  # a meeting booked after the meetings were read (PostgreSQL, READ COMMITTED)
+                continue
+            occs.append(_OccRec(id_, meeting_id, dt(recurrence_id), dt(start), dt(end), status == cancelled, chair,
+                                bool(overrides_participants), bool(is_exception), dt(updated)))
+            if overrides_participants:
+                overridden.append(id_)
+        defaults: dict[int, set[int]] = {}
+        for meeting_id, endpoint_id, room_id in execute(
+                sa.select(_MP.meeting_id, _MP.endpoint_id, _E.room_id).join_from(
+                    MeetingParticipant.__table__, Endpoint.__table__, _E.id == _MP.endpoint_id)
+                .where(_MP.meeting_id.in_(in_ids))).all():
+            defaults.setdefault(meeting_id, set()).add(endpoint_id)
+            self.endpoint_room[endpoint_id] = room_id
+        self.defaults = {k: frozenset(v) for k, v in defaults.items()}
+        overrides: dict[int, set[int]] = {}
+        for occurrence_id, endpoint_id, room_id in execute(
+                sa.select(_OP.occurrence_id, _OP.endpoint_id, _E.room_id).join_from(
+                    OccurrenceParticipant.__table__, Endpoint.__table__, _E.id == _OP.endpoint_id)
+                .where(_OP.occurrence_id.in_(overridden))):
+            overrides.setdefault(occurrence_id, set()).add(endpoint_id)
+            self.endpoint_room[endpoint_id] = room_id
+        self.overrides = {k: frozenset(v) for k, v in overrides.items()}
         room_ids = {m.chair_room_id for m in meetings} | set(self.endpoint_room.values()) | {
             o.chair_room_id for occs in self.occurrences.values() for o in occs if o.chair_room_id}
-        self.rooms = {r.id: r for r in session.execute(
-            select(Room.id, Room.unit_id, Room.name, Room.contact_email).where(Room.id.in_(room_ids)))} \
-            if room_ids else {}
-        unit_ids = {r.unit_id for r in self.rooms.values()}
-        self.units = {u.id: u for u in session.execute(select(Unit.id, Unit.name).where(Unit.id.in_(unit_ids)))} \
-            if unit_ids else {}
-        bridge_ids = {m.bridge_id for m in meetings if m.bridge_id}
-        self.bridges = {b.id: b for b in session.execute(
-            select(Bridge.id, Bridge.sip_domain, Bridge.h323_prefix).where(Bridge.id.in_(bridge_ids)))} \
-            if bridge_ids else {}
-        user_ids = {m.organizer_user_id for m in meetings if m.organizer_user_id}
-        self.users = {u.id: u for u in session.execute(
-            select(User.id, User.full_name, User.email).where(User.id.in_(user_ids)))} if user_ids else {}
+        self.rooms = {r.id: r for r in execute(
+            sa.select(_R.id, _R.unit_id, _R.name, _R.contact_email).where(_R.id.in_(room_ids)))}
+        self.units = {u.id: u for u in execute(
+            sa.select(_U.id, _U.name).where(_U.id.in_({r.unit_id for r in self.rooms.values()})))}
+        self.bridges = {b.id: b for b in execute(sa.select(_B.id, _B.sip_domain, _B.h323_prefix).where(
+            _B.id.in_({m.bridge_id for m in meetings if m.bridge_id})))}
+        self.users = {u.id: u for u in execute(sa.select(_P.id, _P.full_name, _P.email).where(
+            _P.id.in_({m.organizer_user_id for m in meetings if m.organizer_user_id})))}
 
-    def rooms_of(self, chair_room_id: int, endpoint_ids: Iterable[int]) -> frozenset[int]:
-        return frozenset({chair_room_id} | {self.endpoint_room[e] for e in endpoint_ids if e in self.endpoint_room})
+    def rooms_of(self, chair_room_id: int, endpoint_ids: frozenset[int]) -> frozenset[int]:
+        """The chair room and the rooms of ``endpoint_ids``."""
+        key = (chair_room_id, endpoint_ids)
+        rooms = self._rooms_of.get(key)
+        if rooms is None:
+            endpoint_room = self.endpoint_room
+            rooms = self._rooms_of[key] = frozenset(
+                {chair_room_id} | {endpoint_room[e] for e in endpoint_ids if e in endpoint_room})
+        return rooms
 
-    def occ(self, meeting, row: sa.Row) -> _Occ:
+    def occ(self, meeting: _MeetingRec, row: _OccRec) -> _Occ:
         chair = row.chair_room_id or meeting.chair_room_id
-        endpoints = frozenset(self.overrides.get(row.id, set()) if row.participants_overridden
-                              else self.defaults[meeting.id])
+        endpoints = (self.overrides.get(row.id, frozenset()) if row.participants_overridden
+                     else self.defaults.get(meeting.id, frozenset()))
         return _Occ(row, chair, endpoints, self.rooms_of(chair, endpoints))
 
     def place(self, room_id: int, *, private: bool) -> ical.Place:
@@ -161,10 +283,9 @@ def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def _meeting_cal(loader: _Loader, settings: Settings, meeting, *, base_url: str, private: bool,
+def _meeting_cal(loader: _Loader, settings: Settings, meeting: _MeetingRec, *, base_url: str, private: bool,
                  involved: Involvement | None = None, window_start: datetime | None = None) -> ical.MeetingCal | None:
-    """The calendar view of ``meeting`` (an ORM object or a row of ``MEETING_COLUMNS``); ``None``
-    when no occurrence of it belongs to the feed.
+    """The calendar view of ``meeting``; ``None`` when no occurrence of it belongs to the feed.
 
     ``involved`` filters occurrences (feeds); ``window_start`` (UTC) requires an involved
     occurrence ending after it.
@@ -178,33 +299,31 @@ def _meeting_cal(loader: _Loader, settings: Settings, meeting, *, base_url: str,
         return None
 
     def instance(o: _Occ) -> ical.Instance:
-        return ical.Instance(recurrence_id=o.row.recurrence_id, start=o.row.start, end=o.row.end,
-                             chair=loader.place(o.chair_room_id, private=private),
-                             rooms=loader.places(o.chair_room_id, o.room_ids, private=private),
-                             cancelled=o.row.status is OccurrenceStatus.cancelled)
+        return ical.Instance(o.row.recurrence_id, o.row.start, o.row.end,
+                             loader.place(o.chair_room_id, private=private),
+                             loader.places(o.chair_room_id, o.room_ids, private=private), o.row.cancelled)
 
-    duration = timedelta(minutes=meeting.duration_minutes)
-    default_rooms = loader.rooms_of(meeting.chair_room_id, loader.defaults[meeting.id])
     if meeting.rrule:
-        master = ical.Instance(recurrence_id=meeting.dtstart, start=meeting.dtstart, end=meeting.dtstart + duration,
-                               chair=loader.place(meeting.chair_room_id, private=private),
-                               rooms=loader.places(meeting.chair_room_id, default_rooms, private=private))
+        duration = timedelta(minutes=meeting.duration_minutes)
+        default_endpoints = loader.defaults.get(meeting.id, frozenset())
+        default_rooms = loader.rooms_of(meeting.chair_room_id, default_endpoints)
+        master = ical.Instance(meeting.dtstart, meeting.dtstart, meeting.dtstart + duration,
+                               loader.place(meeting.chair_room_id, private=private),
+                               loader.places(meeting.chair_room_id, default_rooms, private=private))
         exceptions = tuple(instance(o) for o in shown if (
-            o.row.is_exception or o.row.status is OccurrenceStatus.cancelled or o.row.start != o.row.recurrence_id
+            o.row.is_exception or o.row.cancelled or o.row.start != o.row.recurrence_id
             or o.row.end - o.row.start != duration or o.chair_room_id != meeting.chair_room_id
-            or o.room_ids != default_rooms or o.endpoint_ids != frozenset(loader.defaults[meeting.id])))
+            or o.room_ids != default_rooms or o.endpoint_ids != default_endpoints))
     else:
         master, exceptions = instance(shown[0]), ()
-    exdates = {_utc(datetime.fromisoformat(d)) for d in meeting.exdates}
-    exdates |= {o.row.recurrence_id for o in hidden}  # not this feed's: hidden, RFC 5545 §3.8.5.1
+    exdates = {*meeting.exdates, *(o.row.recurrence_id for o in hidden)}  # not this feed's: RFC 5545 §3.8.5.1
     organizer = loader.users.get(meeting.organizer_user_id) if meeting.organizer_user_id else None
     bridge = loader.bridges.get(meeting.bridge_id) if meeting.bridge_id else None
-    join = ical.JoinDetails(conference_number=meeting.conference_number,
-                            sip_domain=bridge.sip_domain if bridge else None,
-                            h323_prefix=bridge.h323_prefix if bridge else "", pin=meeting.pin) if bridge else None
+    join = ical.JoinDetails(conference_number=meeting.conference_number, sip_domain=bridge.sip_domain,
+                            h323_prefix=bridge.h323_prefix, pin=meeting.pin) if bridge else None
     updated = max([meeting.updated_at, *(o.row.updated_at for o in occs)])
     return ical.MeetingCal(
-        uid=meeting.uid, title=meeting.title, description=meeting.description, status=meeting.status.value,
+        uid=meeting.uid, title=meeting.title, description=meeting.description, status=meeting.status,
         sequence=meeting.sequence, timezone=meeting.timezone, master=master, created_at=meeting.created_at,
         updated_at=updated, check_lead_minutes=meeting.check_lead_minutes,
         organizer_name=(organizer.full_name if organizer and organizer.full_name else "Văn phòng UBND tỉnh"),
@@ -226,8 +345,9 @@ def invite(session: Session, settings: Settings, meeting: Meeting, *, base_url: 
     Raises:
         NotFound: ``occurrence_id`` is not an occurrence of ``meeting``.
     """
-    loader = _Loader(session, [meeting])
-    cal = _meeting_cal(loader, settings, meeting, base_url=base_url, private=False)
+    rec = _meeting_rec_of(meeting)
+    loader = _Loader(session, [rec])
+    cal = _meeting_cal(loader, settings, rec, base_url=base_url, private=False)
     if cal is None:
         raise NotFound(f"meeting {meeting.id} has no occurrence", code="occurrence_not_found")
     if cancel and (occurrence_id is None or not meeting.rrule):
@@ -237,11 +357,11 @@ def invite(session: Session, settings: Settings, meeting: Meeting, *, base_url: 
     row = next((o for o in loader.occurrences[meeting.id] if o.id == occurrence_id), None)
     if row is None:
         raise NotFound(f"occurrence {occurrence_id} of meeting {meeting.id} not found", code="occurrence_not_found")
-    o = loader.occ(meeting, row)
+    o = loader.occ(rec, row)
     instance = ical.Instance(recurrence_id=row.recurrence_id, start=row.start, end=row.end,
                              chair=loader.place(o.chair_room_id, private=False),
                              rooms=loader.places(o.chair_room_id, o.room_ids, private=False),
-                             cancelled=row.status is OccurrenceStatus.cancelled)
+                             cancelled=row.cancelled)
     if not meeting.rrule:
         return _document(ical.invite(cal), cal.updated_at)
     if cancel or instance.cancelled or meeting.status is MeetingStatus.cancelled:
@@ -256,91 +376,46 @@ CODE_VERSION = hashlib.sha256(b"".join(
     [confsvc.__version__.encode(), ical.ICALENDAR_VERSION.encode()]
     + [Path(module.__file__).read_bytes() for module in (ical, join)]
     + [Path(__file__).read_bytes()])).hexdigest()
-#: Row timestamps are summed modulo this prime (µs), so the sum fits 64 bits on any table size.
-_MICROS_MODULUS = 2_147_483_647
+#: ``feed_state``'s one query: the deployment-wide feed version (``FeedVersion``, raised by triggers).
+_VERSION_QUERY = sa.select(FeedVersion.__table__.c.version, FeedVersion.__table__.c.changed_at).where(
+    FeedVersion.__table__.c.id == 1)
 
 
-def _micros(column: sa.ColumnElement, dialect: str) -> sa.ColumnElement:
-    """``column`` (a UTC timestamp) as integer microseconds since the epoch, per backend.
-
-    SQLite stores ``YYYY-MM-DD HH:MM:SS.ffffff`` (SQLAlchemy's format), PostgreSQL ``timestamptz``.
-    """
-    if dialect == "sqlite":
-        return (sa.cast(sa.func.strftime("%s", column), sa.BigInteger) * 1_000_000
-                + sa.cast(sa.func.substr(column, 21, 6), sa.BigInteger))
-    return sa.cast(sa.extract("epoch", column) * 1_000_000, sa.BigInteger)
-
-
-def _aggregate(name: str, table: type, dialect: str, *where: sa.ColumnElement) -> sa.Subquery:
-    """One row: count, sum of ids, latest ``updated_at`` and the sum of every ``updated_at`` (µs,
-    modulo a prime) of ``table``'s rows matching ``where``.
-
-    Any insert or delete changes the count or the id sum; any UPDATE stamps a new ``updated_at``
-    and so changes the sum, whatever the order in which concurrent transactions commit (a
-    latest-timestamp alone could miss a change committed after a later-stamped one).
-    """
-    stamp = table.updated_at
-    return select(sa.func.count().label(f"{name}_n"),
-                  sa.func.coalesce(sa.func.sum(table.id), 0).label(f"{name}_ids"),
-                  sa.func.max(stamp).label(f"{name}_latest"),
-                  sa.func.coalesce(sa.func.sum(_micros(stamp, dialect) % _MICROS_MODULUS), 0).label(f"{name}_stamps"),
-                  ).where(*where).subquery(name)
+def _scope_rooms(scope: FeedScope, include_sub_units: bool, scope_id: int | sa.BindParameter) -> sa.Select:
+    """Ids of the rooms of a room, unit (with its sub-units through a recursive CTE) or province
+    scope, as SQL."""
+    if scope is FeedScope.room:
+        return sa.select(_R.id).where(_R.id == scope_id)
+    if include_sub_units:
+        tree = sa.select(_U.id).where(_U.id == scope_id).cte("feed_units", recursive=True)
+        tree = tree.union_all(sa.select(_U.id).where(_U.parent_id == tree.c.id))
+        return sa.select(_R.id).where(_R.unit_id.in_(sa.select(tree.c.id)))
+    return sa.select(_R.id).where(_R.unit_id == scope_id)
 
 
 def _candidates(scope: FeedScope, include_sub_units: bool, scope_id: int | sa.BindParameter) -> sa.Select:
     """Ids of meetings that may belong to a feed of ``scope``/``scope_id`` (an occurrence, chair or
     participant in it), as SQL; the exact per-occurrence filter is ``_scope``'s predicate."""
+    occurrence_participants = sa.join(OccurrenceParticipant.__table__, Occurrence.__table__, _OP.occurrence_id == _O.id)
     if scope is FeedScope.endpoint:
         return sa.union(
-            select(MeetingParticipant.meeting_id).where(MeetingParticipant.endpoint_id == scope_id),
-            select(Occurrence.meeting_id).join(OccurrenceParticipant,
-                                               OccurrenceParticipant.occurrence_id == Occurrence.id)
-            .where(OccurrenceParticipant.endpoint_id == scope_id))
-    if scope is FeedScope.room:
-        room_query: sa.Select = select(Room.id).where(Room.id == scope_id)
-    elif include_sub_units:
-        tree = select(Unit.id).where(Unit.id == scope_id).cte("feed_units", recursive=True)
-        tree = tree.union_all(select(Unit.id).where(Unit.parent_id == tree.c.id))
-        room_query = select(Room.id).where(Room.unit_id.in_(select(tree.c.id)))
-    else:
-        room_query = select(Room.id).where(Room.unit_id == scope_id)
+            sa.select(_MP.meeting_id).where(_MP.endpoint_id == scope_id),
+            sa.select(_O.meeting_id).select_from(occurrence_participants).where(_OP.endpoint_id == scope_id))
+    room_query = _scope_rooms(scope, include_sub_units, scope_id)
     return sa.union(
-        select(Meeting.id).where(Meeting.chair_room_id.in_(room_query)),
-        select(MeetingParticipant.meeting_id).join(Endpoint, Endpoint.id == MeetingParticipant.endpoint_id)
-        .where(Endpoint.room_id.in_(room_query)),
-        select(Occurrence.meeting_id).where(Occurrence.chair_room_id.in_(room_query)),
-        select(Occurrence.meeting_id)
-        .join(OccurrenceParticipant, OccurrenceParticipant.occurrence_id == Occurrence.id)
-        .join(Endpoint, Endpoint.id == OccurrenceParticipant.endpoint_id).where(Endpoint.room_id.in_(room_query)))
+        sa.select(_M.id).where(_M.chair_room_id.in_(room_query)),
+        sa.select(_MP.meeting_id).select_from(sa.join(MeetingParticipant.__table__, Endpoint.__table__,
+                                                      _E.id == _MP.endpoint_id)).where(_E.room_id.in_(room_query)),
+        sa.select(_O.meeting_id).where(_O.chair_room_id.in_(room_query)),
+        sa.select(_O.meeting_id).select_from(sa.join(occurrence_participants, Endpoint.__table__,
+                                                     _E.id == _OP.endpoint_id)).where(_E.room_id.in_(room_query)))
 
 
 def _meeting_ids(scope: FeedScope, include_sub_units: bool, scope_id: int | sa.BindParameter,
                  window_start: datetime | sa.BindParameter) -> sa.Select:
     """Ids of the meetings a feed considers: candidates with an occurrence ending after ``window_start``."""
-    in_window = select(Occurrence.meeting_id).where(Occurrence.end > window_start)
-    return select(Meeting.id).where(Meeting.id.in_(_candidates(scope, include_sub_units, scope_id)),
-                                    Meeting.id.in_(in_window))
-
-
-@functools.lru_cache(maxsize=16)
-def _state_statement(dialect: str, scope: FeedScope, include_sub_units: bool) -> sa.Select:
-    """``feed_state``'s one statement (built once per backend and scope kind; binds ``scope_id``
-    and ``window_start``): one row of aggregates, columns named ``<part>_<aggregate>``."""
-    ids = _meeting_ids(scope, include_sub_units, sa.bindparam("scope_id", type_=sa.Integer),
-                       sa.bindparam("window_start", type_=UTCDateTime)).cte("feed_meetings")
-    in_feed = select(ids.c.id)
-    parts = [
-        _aggregate("m", Meeting, dialect, Meeting.id.in_(in_feed)),
-        select(sa.func.coalesce(sa.func.sum(Meeting.sequence), 0).label("all_m_sequences"),
-               sa.func.max(Meeting.updated_at).label("all_m_latest")).subquery("all_m"),
-        _aggregate("o", Occurrence, dialect, Occurrence.meeting_id.in_(in_feed)),
-        *(_aggregate(name, model, dialect) for name, model in (
-            ("u", Unit), ("r", Room), ("e", Endpoint), ("b", Bridge), ("p", User))),
-    ]
-    joined = parts[0]
-    for part in parts[1:]:
-        joined = joined.join(part, sa.true())
-    return select(*(c for part in parts for c in part.c)).select_from(joined)
+    in_window = sa.select(_O.meeting_id).where(_O.end > window_start)
+    return sa.select(_M.id).where(_M.id.in_(_candidates(scope, include_sub_units, scope_id)), _M.id.in_(in_window))
 
 
 def window_start_for(settings: Settings, now: datetime) -> datetime:
@@ -362,52 +437,68 @@ class FeedState:
 
 def feed_state(session: Session, settings: Settings, token: FeedToken, *, base_url: str,
                now: datetime | None = None) -> FeedState:
-    """The fingerprint of ``token``'s feed from one SQL statement, without loading or rendering.
+    """The fingerprint of ``token``'s feed from one one-row query, without loading or rendering.
 
     The ETag is a SHA-256 over everything the feed's bytes depend on:
 
     - the rendering code and ``icalendar``'s version (``CODE_VERSION``); ``base_url``, the
-      ``feed_*`` and ``calendar_organizer_email`` settings; the token (scope, id, sub-units);
+      ``feed_*`` and ``calendar_organizer_email`` settings; the token (id, creation, scope, id,
+      sub-units);
     - the window's start day (``window_start_for``);
-    - the feed's meetings (candidates of the scope with an occurrence in the window) and all their
-      occurrences: count, id sum, latest and summed ``updated_at``, SEQUENCE sum. Every write to a
-      meeting, its occurrences or its participants stamps the meeting's ``updated_at``
-      (``scheduling.service``); occurrences added by the scheduler change the count;
-    - units, rooms, endpoints, bridges and users (names, room ↔ unit ↔ parent, endpoint ↔ room,
-      dial domain, organizer name and address): the same aggregates over whole tables, every
-      UPDATE stamping ``updated_at`` (a rename anywhere changes every feed's ETag: rare, and safe).
+    - the data: ``FeedVersion``'s ``version`` and ``changed_at``, which database triggers raise in
+      the same transaction as any change to meetings, occurrences, participants or a shown column
+      of units, rooms, endpoints, bridges and users (migration ``0012_feed_versions``), whatever
+      code or process made it. The version is deployment-wide: any such change changes every
+      feed's ETag (a feed a change did not touch renders the same bytes again, mostly from
+      ``ical.FEED_BLOCKS``).
 
-    ``last_modified`` is the latest of those timestamps, of every meeting in the deployment (a
-    meeting that left the scope changed the feed), of the token's creation and of the window's
-    last move (UTC midnight today), so If-Modified-Since never gets a stale 304.
+    ``last_modified`` (RFC 9110 §8.8.2) is the latest of the version's ``changed_at`` (the commit
+    of the last change anywhere, so also of a meeting that left the scope), the token's creation
+    and the window's last move (UTC midnight today), truncated to whole seconds as HTTP dates are:
+    If-Modified-Since misses only a change committed within the same second as the one the client
+    saw, and If-None-Match, which ``routes`` compares first, misses none. A database whose version
+    row is missing (emptied by TRUNCATE in tests) is at version 0.
     """
     now = now or utc_now()
     window_start = window_start_for(settings, now)
-    statement = _state_statement(session.get_bind().dialect.name, token.scope, token.include_sub_units)
-    row = session.execute(statement, {"scope_id": token.scope_id, "window_start": window_start}).one()
-    values = row._asdict()
+    row = session.execute(_VERSION_QUERY).first()
+    version, changed_at = (row.version, _utc(row.changed_at)) if row is not None else (0, None)
     inputs = (CODE_VERSION, base_url, settings.feed_past_days, settings.feed_refresh_minutes,
               settings.calendar_organizer_email, token.id, _utc(token.created_at).isoformat(), token.scope.value,
-              token.scope_id, token.include_sub_units, window_start.isoformat(),
-              tuple((k, v.isoformat() if isinstance(v, datetime) else v) for k, v in sorted(values.items())))
+              token.scope_id, token.include_sub_units, window_start.isoformat(), version,
+              changed_at.isoformat() if changed_at else None)
     etag = '"' + hashlib.sha256(repr(inputs).encode("utf-8")).hexdigest() + '"'
-    stamps = [token.created_at, datetime.combine(now.astimezone(UTC).date(), time.min, UTC),
-              *(v for k, v in values.items() if k.endswith("latest") and v is not None)]
-    return FeedState(etag=etag, last_modified=max(_utc(s) for s in stamps).replace(microsecond=0),
-                     window_start=window_start)
+    stamps = [_utc(token.created_at), datetime.combine(now.astimezone(UTC).date(), time.min, UTC)]
+    if changed_at is not None:
+        stamps.append(changed_at)
+    return FeedState(etag=etag, last_modified=max(stamps).replace(microsecond=0), window_start=window_start)
 
 
-def warm_up(engine: Engine) -> None:
-    """Pays once per process, at startup, what the first feed request would otherwise pay: the ORM
-    mappers' configuration and the compilation of ``feed_state``'s statement for every scope kind
-    (each executed once for a scope id that matches nothing; reads only)."""
+def warm_up(engine: Engine, settings: Settings) -> None:
+    """Pays once per process, at startup (the app's lifespan, before it accepts requests), what the
+    first feed request would otherwise pay: the ORM mappers' configuration, the compilation of every
+    statement a feed runs (the token check, ``feed_state``, each scope kind's ``_scope``,
+    ``_meeting_ids`` and ``_Loader`` queries, run for a scope id that matches nothing) and the
+    renderer's once-per-zone values for ``settings.timezone`` (``ical.warm_up``). Reads only;
+    renders no feed and caches no document."""
     configure_mappers()
-    kinds = [(FeedScope.unit, True), (FeedScope.unit, False), (FeedScope.room, False),
-             (FeedScope.endpoint, False), (FeedScope.province, True)]
+    window_start = window_start_for(settings, utc_now())
     with make_session(engine, write=False) as session:
-        for scope, include_sub_units in kinds:
-            session.execute(_state_statement(engine.dialect.name, scope, include_sub_units),
-                            {"scope_id": 0, "window_start": utc_now()}).one()
+        session.execute(_VERSION_QUERY).first()
+        try:
+            tokens.authenticate_feed(session, FeedScope.unit, 0, None)
+        except NotFound:
+            pass
+        for scope, include_sub_units in ((FeedScope.unit, True), (FeedScope.unit, False), (FeedScope.room, False),
+                                         (FeedScope.endpoint, False), (FeedScope.province, True)):
+            probe = FeedToken(scope=scope, scope_id=0, include_sub_units=include_sub_units, prefix="", token_hash="")
+            try:
+                _scope(session, probe)
+            except NotFound:
+                pass
+            ids = _meeting_ids(scope, include_sub_units, 0, window_start)
+            _Loader(session, _load_meetings(session, ids), ids)
+    ical.warm_up(settings.timezone)
 
 
 class _Documents:
@@ -456,29 +547,32 @@ def _scope(session: Session, token: FeedToken) -> tuple[str, Involvement]:
     Raises:
         NotFound: the scope object no longer exists.
     """
+    execute = session.connection().execute
     if token.scope is FeedScope.endpoint:
-        endpoint = session.get(Endpoint, token.scope_id)
+        endpoint = execute(sa.select(_E.id, _E.name, _R.name.label("room_name"))
+                           .join_from(Endpoint.__table__, Room.__table__, _R.id == _E.room_id)
+                           .where(_E.id == token.scope_id)).first()
         if endpoint is None:
             raise NotFound("not found", code="not_found")
-        room = session.get(Room, endpoint.room_id)
-        name = f"Lịch họp – thiết bị {endpoint.name} ({room.name})"
-        return name, (lambda _chair, endpoints, _rooms: endpoint.id in endpoints)
+        endpoint_id = endpoint.id
+        return (f"Lịch họp – thiết bị {endpoint.name} ({endpoint.room_name})",
+                lambda _chair, endpoints, _rooms: endpoint_id in endpoints)
     if token.scope is FeedScope.room:
-        room = session.get(Room, token.scope_id)
+        room = execute(sa.select(_R.name, _U.name.label("unit_name"))
+                       .join_from(Room.__table__, Unit.__table__, _U.id == _R.unit_id)
+                       .where(_R.id == token.scope_id)).first()
         if room is None:
             raise NotFound("not found", code="not_found")
-        unit = session.get(Unit, room.unit_id)
-        name = f"Lịch họp – {room.name}, {unit.name}"
-        room_ids = frozenset({room.id})
+        name = f"Lịch họp – {room.name}, {room.unit_name}"
+        room_ids = frozenset({token.scope_id})
     else:
-        unit = session.get(Unit, token.scope_id)
+        unit = execute(sa.select(_U.name).where(_U.id == token.scope_id)).first()
+        room_ids = frozenset(execute(_scope_rooms(token.scope, token.include_sub_units, token.scope_id)).scalars())
         if unit is None:
             raise NotFound("not found", code="not_found")
-        units = expand_units(session, {unit.id}) if token.include_sub_units else frozenset({unit.id})
         name = f"Lịch họp – {unit.name}" + (" (gồm đơn vị trực thuộc)"
                                             if token.include_sub_units and token.scope is FeedScope.unit else "")
-        room_ids = frozenset(session.exec(select(Room.id).where(Room.unit_id.in_(units))).all())
-    return name, (lambda _chair, _endpoints, rooms: bool(rooms & room_ids))
+    return name, (lambda _chair, _endpoints, rooms: not rooms.isdisjoint(room_ids))
 
 
 def feed(session: Session, settings: Settings, token: FeedToken, *, base_url: str,
@@ -499,9 +593,8 @@ def feed(session: Session, settings: Settings, token: FeedToken, *, base_url: st
         return cached
     name, involved = _scope(session, token)
     ids = _meeting_ids(token.scope, token.include_sub_units, token.scope_id, state.window_start)
-    meetings = session.execute(select(*MEETING_COLUMNS).where(Meeting.id.in_(ids))
-                               .order_by(Meeting.dtstart, Meeting.id)).all()
-    loader = _Loader(session, meetings)
+    meetings = _load_meetings(session, ids)
+    loader = _Loader(session, meetings, ids)
     cals = [c for m in meetings if (c := _meeting_cal(loader, settings, m, base_url=base_url, private=True,
                                                         involved=involved, window_start=state.window_start))]
     body = ical.feed(name, cals, refresh=timedelta(minutes=settings.feed_refresh_minutes))

@@ -12,12 +12,14 @@ between whole UTF-8 characters (RFC 5545 §3.1).
 Output is deterministic: the same values give the same bytes, so an unchanged feed is
 byte-identical between fetches.
 
-Feeds (up to thousands of VEVENTs) are written by a small serialiser of our own, ``_event_bytes``,
-because building ``icalendar`` components costs ~1 ms per event. It writes exactly the bytes
+Feeds (up to thousands of VEVENTs) are written by a small serialiser of our own, ``_event_bytes``
+(``_event_text``'s content lines, encoded and folded once per meeting by ``fold_lines``), because
+building ``icalendar`` components costs ~1 ms per event. It writes exactly the bytes
 ``_event(...).to_ical()`` gives for the same values (``tests/test_ical_fast.py`` compares them byte
-for byte); everything it does not write itself comes from ``icalendar`` once per distinct value:
-the TZID form of a zone, RRULE values, ORGANIZER/ATTENDEE lines with their parameter quoting
-(RFC 5545 §3.2, RFC 6868), VTIMEZONE. Invites keep the ``icalendar`` components.
+for byte, ORGANIZER/ATTENDEE lines with ``icalendar``'s parameter quoting and RFC 6868 escapes
+included, on fixed and random text); what it does not write itself comes from ``icalendar`` once
+per distinct value: the TZID form of a zone, RRULE values, VTIMEZONE. Invites keep the
+``icalendar`` components.
 """
 
 from __future__ import annotations
@@ -121,6 +123,11 @@ class MeetingCal:
     exdates: tuple[datetime, ...] = ()
     exceptions: tuple[Instance, ...] = field(default=())
 
+    def __hash__(self) -> int:
+        # Equal views have equal hashes from these few fields alone; hashing every nested
+        # instance and place twice per meeting (``FEED_BLOCKS`` get and put) cost more than rendering.
+        return hash((self.uid, self.sequence, self.updated_at, self.master.start))
+
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
@@ -132,10 +139,21 @@ class MeetingCal:
 
 # ---------------------------------------------------------------- text
 
+#: Two-digit forms of 0–99: date and time fields are written by lookup, without format specs.
+_D2 = tuple(f"{i:02}" for i in range(100))
+
+
+def _year(year: int) -> str:
+    return str(year) if year > 999 else f"{year:04}"
+
+
+@functools.lru_cache(maxsize=16_384)
 def _local(value: datetime, zone: ZoneInfo) -> str:
-    """``value`` in ``zone`` as ``LOCAL_FORMAT`` (``dd/mm/yyyy HH:MM``), without strftime's cost."""
+    """``value`` in ``zone`` as ``LOCAL_FORMAT`` (``dd/mm/yyyy HH:MM``), without strftime's cost.
+
+    Cached: meetings start at a few times of day, and a zone conversion costs more than a lookup."""
     v = value.astimezone(zone)
-    return f"{v.day:02}/{v.month:02}/{v.year:04} {v.hour:02}:{v.minute:02}"
+    return f"{_D2[v.day]}/{_D2[v.month]}/{_year(v.year)} {_D2[v.hour]}:{_D2[v.minute]}"
 
 
 def join_text(meeting: MeetingCal, instance: Instance) -> str:
@@ -289,27 +307,121 @@ def _rrule_value(rrule: str) -> str:
     return vRecur.from_ical(rrule).to_ical().decode("utf-8")
 
 
+#: RFC 6868 parameter escapes, as ``icalendar``'s ``rfc_6868_escape`` writes them.
+_RFC6868 = re.compile(r'\^|\r\n|\r|\n|"')
+_RFC6868_ESCAPES = {"^": "^^", "\n": "^n", "\r": "^n", "\r\n": "^n", '"': "^'"}
+#: Characters that make ``icalendar`` put a parameter value in double quotes (its ``QUOTABLE``).
+_QUOTABLE = re.compile("[,;:\u2019]")
+
+
+def _param_value(key: str, value: str) -> str:
+    """A parameter value as ``icalendar``'s ``Parameters.to_ical`` writes it: RFC 6868 escapes,
+    ``"`` replaced by ``'``, double quotes around a value holding ``, ; : ’`` (RFC 5545 §3.2) or,
+    for CN, a space or ``'``."""
+    always = key == "CN" and (" " in value or "'" in value)
+    escaped = _RFC6868.sub(lambda m: _RFC6868_ESCAPES[m.group(0)], value).replace('"', "'")
+    return f'"{escaped}"' if always or _QUOTABLE.search(escaped) else escaped
+
+
 @functools.lru_cache(maxsize=4096)
-def _address_line(name: str, address: str, cn: str, params: tuple[tuple[str, str], ...] = ()) -> bytes:
-    """An ORGANIZER / ATTENDEE content line written by ``icalendar`` (parameter quoting, RFC 6868), folded."""
-    value = vCalAddress(address)
-    value.params["CN"] = cn
-    for key, param in params:
-        value.params[key] = param
-    event = Event()
-    event.add(name, value)
-    (line,) = _icalendar_lines(event)
-    return fold(line.encode("utf-8"))
+def _address_line(name: str, address: str, cn: str, params: tuple[tuple[str, str], ...] = ()) -> str:
+    """An ORGANIZER / ATTENDEE content line (unfolded) as ``icalendar`` writes a ``vCalAddress``
+    with these parameters: sorted by name, quoted and escaped by ``_param_value`` (RFC 5545 §3.2,
+    RFC 6868). ``tests/test_ical_fast.py`` compares it with ``icalendar``'s own line.
+
+    Raises:
+        ValueError: ``address`` holds a line break (``icalendar`` refuses such a content line).
+    """
+    if "\r" in address or "\n" in address:
+        raise ValueError(f"Content line can not contain unescaped new line characters: {address!r}")
+    items = sorted([("CN", cn), *params])
+    return f"{name.upper()};" + ";".join(f"{key}={_param_value(key, value)}" for key, value in items) + f":{address}"
 
 
+def _stamp(v: datetime) -> str:
+    """``YYYYMMDDTHHMMSS`` of ``v``'s own fields (RFC 5545 §3.3.5 DATE-TIME, without a zone)."""
+    return f"{_year(v.year)}{_D2[v.month]}{_D2[v.day]}T{_D2[v.hour]}{_D2[v.minute]}{_D2[v.second]}"
+
+
+@functools.lru_cache(maxsize=16_384)
 def _local_value(value: datetime, zone: ZoneInfo) -> str:
-    v = value.astimezone(zone)
-    return f"{v.year:04}{v.month:02}{v.day:02}T{v.hour:02}{v.minute:02}{v.second:02}"
+    """``value`` as a DATE-TIME in ``zone`` (the form a ``TZID`` parameter qualifies); cached like ``_local``."""
+    return _stamp(value.astimezone(zone))
 
 
 def _utc_value(value: datetime) -> str:
-    v = value.astimezone(UTC)
-    return f"{v.year:04}{v.month:02}{v.day:02}T{v.hour:02}{v.minute:02}{v.second:02}Z"
+    """``value`` as a UTC DATE-TIME (``…Z``, RFC 5545 §3.3.5 form #2)."""
+    return _stamp(value.astimezone(UTC)) + "Z"
+
+
+def fold_lines(text: str) -> bytes:
+    """``text`` — unfolded content lines, each ending in CRLF — encoded as UTF-8, every line folded
+    by ``fold``. Content lines never hold a bare CR or LF (TEXT escapes them, RFC 5545 §3.3.11;
+    parameters by RFC 6868), so CRLF splits them exactly."""
+    return b"\r\n".join([fold(line) if len(line) > _FOLD_OCTETS else line
+                          for line in text.encode("utf-8").split(b"\r\n")])
+
+
+@functools.lru_cache(maxsize=4096)
+def _text(value: str) -> str:
+    """``escape_text(clean_text(value))`` for the short values that repeat (titles, room labels)."""
+    return escape_text(clean_text(value))
+
+
+@functools.lru_cache(maxsize=4096)
+def _param_text(value: str) -> str:
+    """A CN parameter's text: ``clean_text`` without newlines."""
+    return clean_text(value).replace("\n", " ")
+
+
+@functools.lru_cache(maxsize=64)
+def _zone(timezone: str) -> ZoneInfo:
+    return ZoneInfo(timezone)
+
+
+def _event_text(meeting: MeetingCal, instance: Instance, *, recurrence_id: bool, with_rule: bool,
+                status: str | None = None, extra_exdates: Iterable[datetime] = (), attendees: bool = True) -> str:
+    """The unfolded content lines (each ending in CRLF) of ``_event(...)`` for the same arguments."""
+    zone = _zone(meeting.timezone)
+    start_params, exdate_params, suffix = _zone_form(meeting.timezone)
+    updated = _utc_value(meeting.updated_at)
+    lines = [
+        "BEGIN:VEVENT",
+        "SUMMARY:" + _text(meeting.title),
+        f"DTSTART{start_params}:{_local_value(instance.start, zone)}{suffix}",
+        f"DTEND{start_params}:{_local_value(instance.end, zone)}{suffix}",
+        "DTSTAMP:" + updated,
+        "UID:" + escape_text(meeting.uid),
+    ]
+    if recurrence_id:
+        lines.append(f"RECURRENCE-ID{start_params}:{_local_value(instance.recurrence_id, zone)}{suffix}")
+    lines.append(f"SEQUENCE:{int(meeting.sequence)}")
+    if with_rule and meeting.rrule:
+        lines.append("RRULE:" + _rrule_value(meeting.rrule))
+        excluded = sorted({*meeting.exdates, *extra_exdates})
+        if excluded:
+            lines.append(f"EXDATE{exdate_params}:" + ",".join(_local_value(d, zone) + suffix for d in excluded))
+    if attendees:
+        chair_id = instance.chair.room_id
+        for place in instance.rooms:
+            lines.append(_address_line("attendee", place.address(), _param_text(place.label), (
+                ("CUTYPE", "ROOM"), ("ROLE", "CHAIR" if place.room_id == chair_id else "REQ-PARTICIPANT"),
+                ("PARTSTAT", "NEEDS-ACTION"), ("RSVP", "FALSE"))))
+    lines += [
+        "CREATED:" + _utc_value(meeting.created_at),
+        "DESCRIPTION:" + escape_text(clean_text(join_text(meeting, instance))),
+        "LAST-MODIFIED:" + updated,
+        "LOCATION:" + _text(instance.chair.label),
+        _address_line("organizer", f"mailto:{meeting.organizer_email}", _param_text(meeting.organizer_name)),
+        "STATUS:" + escape_text(status or _status(meeting, instance)),
+        "TRANSP:OPAQUE",
+    ]
+    if meeting.url:
+        if "\r" in meeting.url or "\n" in meeting.url:  # as icalendar's vUri refuses it
+            raise ValueError(f"A URI value may not contain CR or LF characters: {meeting.url!r}")
+        lines.append("URL:" + meeting.url)  # a URI: not escaped (RFC 5545 §3.3.13)
+    lines.append("END:VEVENT\r\n")
+    return "\r\n".join(lines)
 
 
 def _event_bytes(meeting: MeetingCal, instance: Instance, *, recurrence_id: bool, with_rule: bool,
@@ -319,49 +431,8 @@ def _event_bytes(meeting: MeetingCal, instance: Instance, *, recurrence_id: bool
     Properties come in ``icalendar``'s order for a VEVENT: its canonical ones (SUMMARY, DTSTART,
     DTEND, DTSTAMP, UID, RECURRENCE-ID, SEQUENCE, RRULE, EXDATE), then the rest alphabetically.
     """
-    zone = meeting.zone
-    start_params, exdate_params, suffix = _zone_form(meeting.timezone)
-    updated = _utc_value(meeting.updated_at)
-    text = [
-        "BEGIN:VEVENT",
-        "SUMMARY:" + escape_text(clean_text(meeting.title)),
-        f"DTSTART{start_params}:{_local_value(instance.start, zone)}{suffix}",
-        f"DTEND{start_params}:{_local_value(instance.end, zone)}{suffix}",
-        "DTSTAMP:" + updated,
-        "UID:" + escape_text(meeting.uid),
-    ]
-    if recurrence_id:
-        text.append(f"RECURRENCE-ID{start_params}:{_local_value(instance.recurrence_id, zone)}{suffix}")
-    text.append(f"SEQUENCE:{int(meeting.sequence)}")
-    if with_rule and meeting.rrule:
-        text.append("RRULE:" + _rrule_value(meeting.rrule))
-        excluded = sorted({*meeting.exdates, *extra_exdates})
-        if excluded:
-            text.append(f"EXDATE{exdate_params}:" + ",".join(_local_value(d, zone) + suffix for d in excluded))
-    lines = [fold(line.encode("utf-8")) for line in text]
-    if attendees:
-        for place in instance.rooms:
-            lines.append(_address_line("attendee", place.address(), clean_text(place.label).replace("\n", " "), (
-                ("CUTYPE", "ROOM"), ("ROLE", "CHAIR" if place.room_id == instance.chair.room_id else "REQ-PARTICIPANT"),
-                ("PARTSTAT", "NEEDS-ACTION"), ("RSVP", "FALSE"))))
-    text = [
-        "CREATED:" + _utc_value(meeting.created_at),
-        "DESCRIPTION:" + escape_text(clean_text(join_text(meeting, instance))),
-        "LAST-MODIFIED:" + updated,
-        "LOCATION:" + escape_text(clean_text(instance.chair.label)),
-    ]
-    lines += [fold(line.encode("utf-8")) for line in text]
-    lines.append(_address_line("organizer", f"mailto:{meeting.organizer_email}",
-                               clean_text(meeting.organizer_name).replace("\n", " ")))
-    text = ["STATUS:" + escape_text(status or _status(meeting, instance)), "TRANSP:OPAQUE"]
-    if meeting.url:
-        if "\r" in meeting.url or "\n" in meeting.url:  # as icalendar's vUri refuses it
-            raise ValueError(f"A URI value may not contain CR or LF characters: {meeting.url!r}")
-        text.append("URL:" + meeting.url)  # a URI: not escaped (RFC 5545 §3.3.13)
-    text.append("END:VEVENT")
-    lines += [fold(line.encode("utf-8")) for line in text]
-    lines.append(b"")
-    return b"\r\n".join(lines)
+    return fold_lines(_event_text(meeting, instance, recurrence_id=recurrence_id, with_rule=with_rule,
+                                  status=status, extra_exdates=extra_exdates, attendees=attendees))
 
 
 class _LRU:
@@ -408,6 +479,17 @@ def _vtimezone(tzid: str) -> Timezone:
 
 
 _vtimezone("Asia/Ho_Chi_Minh")  # SPEC's zone, built at import rather than in the first request
+
+
+def warm_up(timezone: str) -> None:
+    """Builds, once per process at startup, what the first feed of meetings in ``timezone`` (an
+    IANA name) would otherwise build: its VTIMEZONE and its date-time forms.
+
+    Raises:
+        zoneinfo.ZoneInfoNotFoundError: unknown zone.
+    """
+    _vtimezone(timezone)
+    _zone_form(timezone)
 
 
 def _calendar(method: str | None, events: Iterable[Event], zones: Iterable[str], *,
@@ -481,11 +563,11 @@ def _feed_blocks(meeting: MeetingCal) -> bytes:
     with STATUS:CANCELLED (what ``_series_events(meeting, cancelled_as_exdate=False)`` gives)."""
     blocks = FEED_BLOCKS.get(meeting)
     if blocks is None:
-        parts = [_event_bytes(meeting, meeting.master, recurrence_id=False, with_rule=True)]
+        parts = [_event_text(meeting, meeting.master, recurrence_id=False, with_rule=True)]
         if meeting.rrule:
-            parts += [_event_bytes(meeting, instance, recurrence_id=True, with_rule=False)
+            parts += [_event_text(meeting, instance, recurrence_id=True, with_rule=False)
                       for instance in sorted(meeting.exceptions, key=lambda x: x.recurrence_id)]
-        blocks = b"".join(parts)
+        blocks = fold_lines("".join(parts))
         FEED_BLOCKS.put(meeting, blocks)
     return blocks
 

@@ -66,3 +66,19 @@ class DisplayToken(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
     revoked_by: int | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
     revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class FeedVersion(SQLModel, table=True):
+    """The version of everything calendar feeds show, deployment-wide: one row, ``id`` 1.
+
+    Written only by the database: triggers (migration ``0012_feed_versions``) raise ``version``
+    and stamp ``changed_at`` (UTC) in the same transaction as any change to meetings, occurrences,
+    participants, or a shown column of units, rooms, endpoints, bridges and users. A feed's ETag
+    names this version (``notify.feeds.feed_state``), so a committed change is never answered 304.
+    """
+
+    __tablename__ = "feed_versions"
+
+    id: int | None = Field(default=None, primary_key=True)
+    version: int = Field(sa_type=sa.BigInteger)
+    changed_at: datetime = Field(sa_type=UTCDateTime)
