@@ -293,3 +293,51 @@ def test_running_app_fills_the_summary_on_the_scheduler_cadence(engine: Engine, 
     with make_session(engine, write=False) as session:
         assert _stored_days(session) == expected
         assert session.get(summary.UsageDay, (OCT31, summary.TOTAL_KEY)).connected_s == 13800
+
+
+def _by_group(report: dict, day: date) -> dict[int, tuple]:
+    return {r["group"]["id"]: (r["sites_invited"], r["sites_connected"], r["connected_hours"])
+            for r in report["rows"] if r["period_start"] == day}
+
+
+def test_a_check_lead_connection_before_midnight_counts_in_its_day_however_the_days_are_computed(
+        session: Session, settings: Settings, monkeypatch: pytest.MonkeyPatch):
+    from confsvc.endpoints.models import Room
+    from confsvc.stats import calls
+    from confsvc.stats.schemas import CallEventCreate
+    from tests.factories import make_meeting
+
+    s = sc.build(session, settings)
+    admin = make_user(session, Role.admin)
+    # 02/11 00:30 → 01:30 in the commune's room, check lead 60: E2 connects at 23:40 on 01/11.
+    make_meeting(session, chair_room=session.get(Room, s.r2), start=sc.local(2, 0, 30), end=sc.local(2, 1, 30),
+                 user=admin, settings=settings, title="Họp sau nửa đêm")
+    principal = users.principal_for(session, admin)
+    for event, at in (("connected", sc.local(1, 23, 40)), ("disconnected", sc.local(2, 1, 0))):
+        calls.report_call(session, settings, principal,
+                          CallEventCreate(endpoint_id=s.e2, event=event, at=at, source="bridge"), now=sc.NOW)
+    session.flush()
+    _report(session, settings, from_date=NOV1, to_date=NOV2)  # stores 01/11 computed on its own
+    assert _stored_days(session) == {NOV1}
+    # E2 on 01/11: M1's 00:00 → 01:00 and the check from 23:40: 80 min. Invited: M1 started on 31/10.
+    rooms = _report(session, settings, group_by=GroupBy.room, from_date=OCT31, to_date=date(2026, 11, 3))
+    assert _by_group(rooms, NOV1)[s.r2] == (0, 0, 1.33)
+    units = _report(session, settings, from_date=OCT31, to_date=date(2026, 11, 3))
+    assert _by_group(units, NOV1)[s.commune] == (0, 0, 1.33)
+    assert units == _live(session, settings, monkeypatch, from_date=OCT31, to_date=date(2026, 11, 3))
+
+
+def test_records_left_outside_a_moved_occurrences_window_count_nowhere(session: Session, settings: Settings,
+                                                                      monkeypatch: pytest.MonkeyPatch):
+    s = sc.build(session, settings)
+    _report(session, settings)  # 31/10 and 01/11 stored with M1's calls
+    occurrence = session.get(Occurrence, s.o1)
+    occurrence.start, occurrence.end = sc.local(2, 18), sc.local(2, 19)  # M1 moved after the fact
+    session.flush()
+    for first, after in ((OCT31, NOV1), (OCT31, date(2026, 11, 3)), (FIRST, date(2026, 12, 1))):
+        units = _report(session, settings, from_date=first, to_date=after)
+        rooms = _report(session, settings, group_by=GroupBy.room, from_date=first, to_date=after)
+        assert units == _live(session, settings, monkeypatch, from_date=first, to_date=after)
+        assert _by_group(units, OCT31) == _by_group(rooms, OCT31) == {}
+    # 02/11: M1 (both sites, no record in its new window 17:00 → 19:00) and M3 (the province's room).
+    assert _by_group(units, NOV2) == {s.province: (3, 0, 0.0), s.commune: (1, 0, 0.0)}

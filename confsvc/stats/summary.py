@@ -118,9 +118,11 @@ class UsageEpoch(SQLModel, table=True):
 
 
 def fingerprint(settings: Settings) -> str:
-    """SHA-256 (hex) of the settings that shape a day's figures: zone, late-join minutes, working hours."""
+    """SHA-256 (hex) of the settings that shape a day's figures: zone, late-join minutes, working hours, and
+    the longest meeting and check lead (they bound which occurrences the statements look at)."""
     parts = (settings.timezone, settings.late_join_minutes, settings.working_hours_start.isoformat(),
-             settings.working_hours_end.isoformat(), sorted(settings.working_weekday_set))
+             settings.working_hours_end.isoformat(), sorted(settings.working_weekday_set),
+             settings.max_meeting_duration_minutes, settings.max_check_lead_minutes)
     return hashlib.sha256(repr(parts).encode()).hexdigest()
 
 

@@ -75,10 +75,12 @@ FIGURE_DEFINITIONS = {
     "connected_hours": "Số giờ kết nối: sum of the group's sites' call records inside the bucket (endpoint-hours: "
                        "two endpoints connected for an hour are two hours). Records are merged per endpoint, so "
                        "overlapping reports count once; an open record counts up to min(now, occurrence end). "
-                       "Records lie within [start − check lead, end): the technical check counts.",
+                       "A record counts only inside its occurrence's window [start − check lead, end): the "
+                       "technical check counts (in its own day), a record left outside by a later move of the "
+                       "occurrence does not.",
     "sites_invited": "Số điểm cầu được mời: sites of the group's occurrences (not cancelled) starting in the bucket.",
-    "sites_connected": "Số điểm cầu tham dự: of those, sites with at least one call record (a reconnect is still one "
-                       "site).",
+    "sites_connected": "Số điểm cầu tham dự: of those, sites with at least one call record inside the occurrence's "
+                       "window (a reconnect is still one site).",
     "attendance_rate": "Tỷ lệ điểm cầu tham dự: sites_connected / sites_invited (0…1; null without invited sites).",
     "late_joins": "Số điểm cầu vào muộn: connected sites whose first connection is later than start + "
                   "late_join_minutes (setting).",
@@ -194,11 +196,12 @@ class _Sql:
     def minus_minutes(self, at: Any, minutes: Any) -> Any:
         """``at − minutes`` as a value comparable with a stored datetime column, so that a comparison
         ``column >= minus_minutes(…)`` can use the column's index (SQLite: the text form it stores,
-        ``YYYY-MM-DD HH:MM:SS.SSS``, exact to the millisecond)."""
+        ``YYYY-MM-DD HH:MM:SS.ffffff``, exact to the millisecond: ``strftime``'s ``%f`` has three digits,
+        three zeros follow, so equal instants compare equal as text)."""
         if self.pg:
             return at - sa.func.make_interval(0, 0, 0, 0, 0, minutes)
-        return sa.func.strftime("%Y-%m-%d %H:%M:%f", at, sa.literal_column("'-'").op("||")(minutes)
-                                .op("||")(sa.literal_column("' minutes'")))
+        return (sa.func.strftime("%Y-%m-%d %H:%M:%f", at, sa.literal_column("'-'").op("||")(minutes)
+                                 .op("||")(sa.literal_column("' minutes'"))).op("||")(sa.literal_column("'000'")))
 
     def greatest(self, a: Any, b: Any) -> Any:
         return sa.func.greatest(a, b) if self.pg else sa.func.max(a, b)
@@ -246,20 +249,25 @@ def _materialized(select: Any, name: str) -> Any:
 
 
 def _occurrences(settings: Settings, first: datetime, after: datetime) -> Any:
-    """CTE: occurrences overlapping ``[first, after)`` with their meeting's ``bridge_id`` and
-    ``check_lead_minutes``, ``cancelled`` (0/1) and ``overridden`` (own participant list).
+    """CTE: occurrences whose window ``[start − check lead, end)`` overlaps ``[first, after)`` (so a call
+    record of the technical check before midnight counts in its own day, whichever days a report or the
+    summary computes together), with their meeting's ``bridge_id`` and ``check_lead_minutes``,
+    ``cancelled`` (0/1) and ``overridden`` (own participant list).
 
-    The start is also bounded from below by ``first − max_meeting_duration_minutes`` (no occurrence
-    lasts longer), so the scan of ``ix_occurrences_start_end`` covers the period, not all history."""
+    The start is bounded on both sides, by ``first − max_meeting_duration_minutes`` (no occurrence lasts
+    longer) and ``after + max_check_lead_minutes``, so the scan of ``ix_occurrences_start_end`` covers
+    the period, not all history. Figures by start or by ``[start, end)`` join their buckets on those,
+    so an occurrence seen only through its check lead adds nothing else."""
     cancelled = sa.case((sa.or_(Occurrence.status == OccurrenceStatus.cancelled,
                                 Meeting.status == MeetingStatus.cancelled), 1), else_=0)
     lowest = first - timedelta(minutes=settings.max_meeting_duration_minutes)
+    highest = after + timedelta(minutes=settings.max_check_lead_minutes)
     return _materialized(
         sa.select(Occurrence.id, Occurrence.meeting_id, Occurrence.start, Occurrence.end,
                   Occurrence.participants_overridden.label("overridden"), Meeting.bridge_id,
                   Meeting.check_lead_minutes, cancelled.label("cancelled"))
         .join(Meeting, Meeting.id == Occurrence.meeting_id)
-        .where(Occurrence.start < after, Occurrence.start > lowest, Occurrence.end > first), "o")
+        .where(Occurrence.start < highest, Occurrence.start > lowest, Occurrence.end > first), "o")
 
 
 def _sites(scope: _Scope, occ: Any) -> Any:
@@ -336,8 +344,12 @@ def _site_statement(settings: Settings, sql: _Sql, group_by: GroupBy, scope: _Sc
     NULL``: an inner join let SQLite loop over the buckets outermost and rebuild its automatic index on the
     sites once per bucket (12 × for a year by month: 48 s instead of well under one)."""
     r = CallRecord.__table__
+    # A record counts only inside its occurrence's window [start − lead, end): records stay where they
+    # were observed when an occurrence is moved later, and must then count nowhere, whatever the period.
+    window_start = sql.minus_minutes(occ.c.start, occ.c.check_lead_minutes)
     first_at = (sa.select(sa.func.min(r.c.connected_at))
-                .where(r.c.occurrence_id == sites.c.occurrence_id, r.c.endpoint_id == sites.c.endpoint_id)
+                .where(r.c.occurrence_id == sites.c.occurrence_id, r.c.endpoint_id == sites.c.endpoint_id,
+                       r.c.connected_at < occ.c.end, sa.func.coalesce(r.c.disconnected_at, occ.c.end) > window_start)
                 .scalar_subquery())
     fault = sa.case((faults(sql, sites, occ), 1), else_=0) if faults is not None else sa.literal(0, sa.Integer)
     facts = (sa.select(sites.c.endpoint_id, occ.c.bridge_id, b.c.b_key, occ.c.start, first_at.label("first_at"),
@@ -352,14 +364,15 @@ def _site_statement(settings: Settings, sql: _Sql, group_by: GroupBy, scope: _Sc
                           sa.func.sum(facts.c.fault).label("faults"), zero.label("connected_s"))
                 .group_by(facts.c.endpoint_id, facts.c.bridge_id, facts.c.b_key))
     now_p = sa.bindparam("stats_now", now, type_=UTCDateTime)
-    rec_end = sa.func.coalesce(r.c.disconnected_at, sql.least(occ.c.end, now_p))
-    seconds = sql.seconds(sql.greatest(r.c.connected_at, b.c.b_start), sql.least(rec_end, b.c.b_end))
+    rec_start = sql.greatest(r.c.connected_at, window_start)
+    rec_end = sql.least(sa.func.coalesce(r.c.disconnected_at, now_p), occ.c.end)
+    seconds = sql.seconds(sql.greatest(rec_start, b.c.b_start), sql.least(rec_end, b.c.b_end))
     per_record = (sa.select(sites.c.endpoint_id, occ.c.bridge_id, b.c.b_key, zero, zero, zero, zero,
                             sa.func.sum(seconds))
                   .select_from(sites).join(occ, occ.c.id == sites.c.occurrence_id)
                   .join(r, sa.and_(r.c.occurrence_id == sites.c.occurrence_id, r.c.endpoint_id == sites.c.endpoint_id))
-                  .outerjoin(b, sa.and_(r.c.connected_at < b.c.b_end, rec_end > b.c.b_start))
-                  .where(occ.c.cancelled == 0, rec_end > r.c.connected_at, b.c.b_key.is_not(None))
+                  .outerjoin(b, sa.and_(rec_start < b.c.b_end, rec_end > b.c.b_start))
+                  .where(occ.c.cancelled == 0, rec_end > rec_start, b.c.b_key.is_not(None))
                   .group_by(sites.c.endpoint_id, occ.c.bridge_id, b.c.b_key))
     per = sa.union_all(per_site, per_record).subquery("per_endpoint")
     sums = [sa.func.sum(c) for c in (per.c.invited, per.c.connected, per.c.late, per.c.faults, per.c.connected_s)]
