@@ -98,6 +98,17 @@ def test_cancel_one_occurrence_with_confirmation(client: TestClient, engine: Eng
         assert session.get(Meeting, meeting_id).status.value == "cancelled"
 
 
+def test_cancel_confirmation_is_for_writers_only(client: TestClient, engine: Engine) -> None:
+    province = _province(engine)
+    login(client, "vanphong")
+    meeting_id = int(_book(client, province).headers["location"].rsplit("/", 1)[1])
+    client.post("/logout", data={"csrf": csrf_of(client.get("/").text)})
+    login(client, "lanhdao")
+    page = client.get(f"/meetings/{meeting_id}/cancel")
+    assert page.status_code == 403
+    assert "Bạn không được đặt lịch họp" in page.text and "Hủy cả chuỗi cuộc họp?" not in page.text
+
+
 def test_calendar_and_dashboard_are_scoped_to_an_operators_units(client: TestClient, engine: Engine) -> None:
     province = _province(engine)
     login(client, "vanphong")

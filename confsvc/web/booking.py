@@ -32,7 +32,7 @@ from confsvc.scheduling.errors import BookingConflict
 from confsvc.scheduling.schemas import MeetingCreate
 from confsvc.text import fold
 from confsvc.web import i18n
-from confsvc.web.common import Viewer, check_csrf, login_redirect, render, settings_of, viewer
+from confsvc.web.common import Viewer, check_csrf, login_redirect, not_a_booker_page, render, settings_of, viewer
 from confsvc.web.i18n import N_, _
 from confsvc.web.meetings import local_today
 from confsvc.web.refusals import refusal_message
@@ -225,9 +225,7 @@ def booking_form(request: Request, session: SessionDep):
         return login_redirect(request)
     settings = settings_of(request)
     if not who.can_book:
-        return render(request, "error.html", {"title": _("You may not book meetings"),
-                                              "detail": _("Only the secretariat and administrators book meetings.")},
-                      who=who, status_code=403)
+        return not_a_booker_page(request, who)
     return render(request, "booking.html", {**_form_context(session, who, settings, _defaults(settings)),
                                             "errors": [], "warnings": []}, who=who)
 

@@ -161,6 +161,13 @@ def render(request: Request, template: str, context: dict[str, Any], *, who: Vie
     return templates.TemplateResponse(request, template, {**base, **context}, status_code=status_code)
 
 
+def not_a_booker_page(request: Request, who: Viewer) -> HTMLResponse:
+    """403 for a page that books, edits or cancels meetings, shown to a role that may not (viewer, operator)."""
+    return render(request, "error.html", {"title": _("You may not book meetings"),
+                                          "detail": _("Only the secretariat and administrators book meetings.")},
+                  who=who, status_code=403)
+
+
 def error_page(request: Request, exc: ConfsvcError, who: Viewer | None) -> HTMLResponse:
     """A domain error as an HTML page with the same status as the API's answer."""
     i18n.activate(language(request))

@@ -29,7 +29,8 @@ from confsvc.scheduling.errors import BookingConflict
 from confsvc.scheduling.schemas import MeetingUpdate, OccurrenceUpdate
 from confsvc.web import i18n
 from confsvc.web.booking import DATE_FORMAT, TIME_FORMAT, _ids, _parse_date, _parse_time, conflict_messages
-from confsvc.web.common import Viewer, check_csrf, error_page, login_redirect, render, settings_of, viewer
+from confsvc.web.common import (Viewer, check_csrf, error_page, login_redirect, not_a_booker_page, render,
+                                settings_of, viewer)
 from confsvc.web.i18n import N_, _
 from confsvc.web.refusals import refusal_message
 
@@ -37,11 +38,6 @@ router = APIRouter(include_in_schema=False)
 FormText = Annotated[str, Form(max_length=10000)]
 LIFECYCLE_LABELS = {LifecycleState.active: N_("In use"), LifecycleState.maintenance: N_("Maintenance"),
                     LifecycleState.retired: N_("Retired")}
-
-
-def _forbidden(request: Request, who: Viewer, title: str) -> HTMLResponse:
-    return render(request, "error.html", {"title": title, "detail": _("Only the secretariat and administrators "
-                                                                      "book meetings.")}, who=who, status_code=403)
 
 
 def _rooms_by_unit(session: Session, who: Viewer) -> list[dict[str, Any]]:
@@ -98,7 +94,7 @@ def edit_meeting_form(request: Request, session: SessionDep, meeting_id: PathId)
     if who is None:
         return login_redirect(request)
     if not who.can_book:
-        return _forbidden(request, who, _("You may not book meetings"))
+        return not_a_booker_page(request, who)
     try:
         meeting = scheduling.get_meeting(session, who.principal, meeting_id)
     except ConfsvcError as exc:
@@ -180,7 +176,7 @@ def edit_occurrence_form(request: Request, session: SessionDep, meeting_id: Path
     if who is None:
         return login_redirect(request)
     if not who.can_book:
-        return _forbidden(request, who, _("You may not book meetings"))
+        return not_a_booker_page(request, who)
     try:
         meeting = scheduling.get_meeting(session, who.principal, meeting_id)
         occ = scheduling.get_occurrence(session, meeting, occurrence_id)

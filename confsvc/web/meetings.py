@@ -34,7 +34,8 @@ from confsvc.scheduling.models import Meeting, MeetingStatus, OccurrenceStatus, 
 from confsvc.users.principal import Principal
 from confsvc.web import i18n
 from confsvc.web import readiness as readiness_view
-from confsvc.web.common import Viewer, check_csrf, error_page, login_redirect, render, settings_of, viewer
+from confsvc.web.common import (Viewer, check_csrf, error_page, login_redirect, not_a_booker_page, render,
+                                settings_of, viewer)
 from confsvc.web.i18n import N_, _
 
 router = APIRouter(include_in_schema=False)
@@ -371,6 +372,8 @@ def cancel_confirm(request: Request, session: SessionDep, meeting_id: PathId, oc
     who = viewer(request, session)
     if who is None:
         return login_redirect(request)
+    if not who.can_book:
+        return not_a_booker_page(request, who)
     try:
         meeting = scheduling.get_meeting(session, who.principal, meeting_id)
         occ = scheduling.get_occurrence(session, meeting, occurrence) if occurrence else None
