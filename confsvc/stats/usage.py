@@ -248,11 +248,12 @@ def _materialized(select: Any, name: str) -> Any:
     return select.cte(name).prefix_with("MATERIALIZED")
 
 
-def _occurrences(settings: Settings, first: datetime, after: datetime) -> Any:
+def _occurrences(settings: Settings, sql: _Sql, first: datetime, after: datetime) -> Any:
     """CTE: occurrences whose window ``[start − check lead, end)`` overlaps ``[first, after)`` (so a call
     record of the technical check before midnight counts in its own day, whichever days a report or the
     summary computes together), with their meeting's ``bridge_id`` and ``check_lead_minutes``,
-    ``cancelled`` (0/1) and ``overridden`` (own participant list).
+    ``cancelled`` (0/1), ``overridden`` (own participant list) and ``window_start`` (computed once per
+    occurrence, in the stored form: see :meth:`_Sql.minus_minutes`).
 
     The start is bounded on both sides, by ``first − max_meeting_duration_minutes`` (no occurrence lasts
     longer) and ``after + max_check_lead_minutes``, so the scan of ``ix_occurrences_start_end`` covers
@@ -265,7 +266,8 @@ def _occurrences(settings: Settings, first: datetime, after: datetime) -> Any:
     return _materialized(
         sa.select(Occurrence.id, Occurrence.meeting_id, Occurrence.start, Occurrence.end,
                   Occurrence.participants_overridden.label("overridden"), Meeting.bridge_id,
-                  Meeting.check_lead_minutes, cancelled.label("cancelled"))
+                  Meeting.check_lead_minutes, cancelled.label("cancelled"),
+                  sql.minus_minutes(Occurrence.start, Meeting.check_lead_minutes).label("window_start"))
         .join(Meeting, Meeting.id == Occurrence.meeting_id)
         .where(Occurrence.start < highest, Occurrence.start > lowest, Occurrence.end > first), "o")
 
@@ -346,7 +348,7 @@ def _site_statement(settings: Settings, sql: _Sql, group_by: GroupBy, scope: _Sc
     r = CallRecord.__table__
     # A record counts only inside its occurrence's window [start − lead, end): records stay where they
     # were observed when an occurrence is moved later, and must then count nowhere, whatever the period.
-    window_start = sql.minus_minutes(occ.c.start, occ.c.check_lead_minutes)
+    window_start = occ.c.window_start
     first_at = (sa.select(sa.func.min(r.c.connected_at))
                 .where(r.c.occurrence_id == sites.c.occurrence_id, r.c.endpoint_id == sites.c.endpoint_id,
                        r.c.connected_at < occ.c.end, sa.func.coalesce(r.c.disconnected_at, occ.c.end) > window_start)
@@ -507,7 +509,7 @@ def _faults_condition(session: Session) -> Any | None:
     def condition(sql: _Sql, sk: Any, occ: Any) -> Any:
         h, hb = history.alias("h"), history.alias("hb")
         # Sargable bounds: one index range (endpoint_id, at) per site, however long the history.
-        window_start = sql.minus_minutes(occ.c.start, occ.c.check_lead_minutes)
+        window_start = occ.c.window_start
         during = sa.exists(sa.select(h.c.id).where(
             h.c.endpoint_id == sk.c.endpoint_id, h.c.at >= window_start, h.c.at < occ.c.end, h.c.status == "fault"))
         at_open = (sa.select(hb.c.status).where(hb.c.endpoint_id == sk.c.endpoint_id, hb.c.at < window_start)
@@ -572,7 +574,7 @@ def _collect(session: Session, settings: Settings, group_by: GroupBy, scope: _Sc
              first: datetime, after: datetime, now: datetime, faults: Any | None) -> dict[tuple[int, int], dict]:
     """Raw figures per (key, bucket key); key :data:`TOTAL_KEY` holds the whole scope's."""
     sql = _Sql(session.get_bind().dialect.name)
-    occ = _occurrences(settings, first, after)
+    occ = _occurrences(settings, sql, first, after)
     sites = _sites(scope, occ)
     b = _table_of("b", [(x.key, x.start, x.end) for x in buckets])
     merged: dict[tuple[int, int], dict[str, Any]] = {}
