@@ -32,7 +32,7 @@ from confsvc.scheduling.errors import BookingConflict
 from confsvc.scheduling.schemas import MeetingCreate
 from confsvc.text import fold
 from confsvc.web import i18n
-from confsvc.web.common import Viewer, check_csrf, login_redirect, not_a_booker_page, render, settings_of, viewer
+from confsvc.web.common import Viewer, booker, check_csrf, login_redirect, render, settings_of, viewer
 from confsvc.web.i18n import N_, _
 from confsvc.web.meetings import local_today
 from confsvc.web.refusals import refusal_message
@@ -220,12 +220,10 @@ def _defaults(settings: Settings) -> dict[str, Any]:
 
 @router.get("/meetings/new", response_class=HTMLResponse)
 def booking_form(request: Request, session: SessionDep):
-    who = viewer(request, session)
-    if who is None:
-        return login_redirect(request)
+    who = booker(request, session)
+    if not isinstance(who, Viewer):
+        return who
     settings = settings_of(request)
-    if not who.can_book:
-        return not_a_booker_page(request, who)
     return render(request, "booking.html", {**_form_context(session, who, settings, _defaults(settings)),
                                             "errors": [], "warnings": []}, who=who)
 

@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 
 import jinja2
 from fastapi import Request
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlmodel import Session
 from starlette.staticfiles import StaticFiles
@@ -161,11 +161,17 @@ def render(request: Request, template: str, context: dict[str, Any], *, who: Vie
     return templates.TemplateResponse(request, template, {**base, **context}, status_code=status_code)
 
 
-def not_a_booker_page(request: Request, who: Viewer) -> HTMLResponse:
-    """403 for a page that books, edits or cancels meetings, shown to a role that may not (viewer, operator)."""
-    return render(request, "error.html", {"title": _("You may not book meetings"),
-                                          "detail": _("Only the secretariat and administrators book meetings.")},
-                  who=who, status_code=403)
+def booker(request: Request, session: Session) -> Viewer | Response:
+    """The signed-in viewer when they may book, edit or cancel meetings; otherwise the response to return
+    instead: the login redirect, or a 403 page for a role that may not (viewer, operator)."""
+    who = viewer(request, session)
+    if who is None:
+        return login_redirect(request)
+    if not who.can_book:
+        return render(request, "error.html", {"title": _("You may not book meetings"),
+                                              "detail": _("Only the secretariat and administrators book meetings.")},
+                      who=who, status_code=403)
+    return who
 
 
 def error_page(request: Request, exc: ConfsvcError, who: Viewer | None) -> HTMLResponse:

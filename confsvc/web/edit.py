@@ -29,7 +29,7 @@ from confsvc.scheduling.errors import BookingConflict
 from confsvc.scheduling.schemas import MeetingUpdate, OccurrenceUpdate
 from confsvc.web import i18n
 from confsvc.web.booking import DATE_FORMAT, TIME_FORMAT, _ids, _parse_date, _parse_time, conflict_messages
-from confsvc.web.common import (Viewer, check_csrf, error_page, login_redirect, not_a_booker_page, render,
+from confsvc.web.common import (Viewer, booker, check_csrf, error_page, login_redirect, render,
                                 settings_of, viewer)
 from confsvc.web.i18n import N_, _
 from confsvc.web.refusals import refusal_message
@@ -90,11 +90,9 @@ def _render_meeting(request: Request, session: Session, who: Viewer, meeting: An
 @router.get("/meetings/{meeting_id}/edit", response_class=HTMLResponse)
 def edit_meeting_form(request: Request, session: SessionDep, meeting_id: PathId):
     """The whole series' title, description, time, technical check, chair room and participants."""
-    who = viewer(request, session)
-    if who is None:
-        return login_redirect(request)
-    if not who.can_book:
-        return not_a_booker_page(request, who)
+    who = booker(request, session)
+    if not isinstance(who, Viewer):
+        return who
     try:
         meeting = scheduling.get_meeting(session, who.principal, meeting_id)
     except ConfsvcError as exc:
@@ -172,11 +170,9 @@ def _occurrence_form(meeting: Any, occ: Any, zone: Any) -> dict[str, Any]:
 @router.get("/meetings/{meeting_id}/occurrences/{occurrence_id}/edit", response_class=HTMLResponse)
 def edit_occurrence_form(request: Request, session: SessionDep, meeting_id: PathId, occurrence_id: PathId):
     """Move one occurrence (buổi họp) or change its chair room; the others keep the series' values."""
-    who = viewer(request, session)
-    if who is None:
-        return login_redirect(request)
-    if not who.can_book:
-        return not_a_booker_page(request, who)
+    who = booker(request, session)
+    if not isinstance(who, Viewer):
+        return who
     try:
         meeting = scheduling.get_meeting(session, who.principal, meeting_id)
         occ = scheduling.get_occurrence(session, meeting, occurrence_id)

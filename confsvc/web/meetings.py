@@ -34,7 +34,7 @@ from confsvc.scheduling.models import Meeting, MeetingStatus, OccurrenceStatus, 
 from confsvc.users.principal import Principal
 from confsvc.web import i18n
 from confsvc.web import readiness as readiness_view
-from confsvc.web.common import (Viewer, check_csrf, error_page, login_redirect, not_a_booker_page, render,
+from confsvc.web.common import (Viewer, booker, check_csrf, error_page, login_redirect, render,
                                 settings_of, viewer)
 from confsvc.web.i18n import N_, _
 
@@ -369,11 +369,9 @@ def mark_readiness(request: Request, session: SessionDep, meeting_id: PathId, oc
 @router.get("/meetings/{meeting_id}/cancel", response_class=HTMLResponse)
 def cancel_confirm(request: Request, session: SessionDep, meeting_id: PathId, occurrence: QueryId = None):
     """The confirmation step: what will be cancelled, and a POST form to do it."""
-    who = viewer(request, session)
-    if who is None:
-        return login_redirect(request)
-    if not who.can_book:
-        return not_a_booker_page(request, who)
+    who = booker(request, session)
+    if not isinstance(who, Viewer):
+        return who
     try:
         meeting = scheduling.get_meeting(session, who.principal, meeting_id)
         occ = scheduling.get_occurrence(session, meeting, occurrence) if occurrence else None
