@@ -161,9 +161,9 @@ def fresh_days(session: Session, settings: Settings, first: date, after: date) -
     return Snapshot(frozenset(d for d in stored if d not in marks), marks, epoch)
 
 
-def read_days(session: Session, days: list[tuple[int, date, date]], keys: Any) -> dict[tuple[int, int], dict]:
+def read_days(session: Session, days: list[tuple[int, date, date]], keys: list[int]) -> dict[tuple[int, int], dict]:
     """Sums of stored rows per (key, bucket key): ``days`` lists ``(bucket key, first, after)`` runs of
-    fresh local days; ``keys`` is a select of the unit ids (and :data:`TOTAL_KEY`) wanted."""
+    fresh local days; ``keys`` are the unit ids (and :data:`TOTAL_KEY`) wanted."""
     out: dict[tuple[int, int], dict] = {}
     if not days:
         return out

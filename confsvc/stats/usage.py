@@ -658,14 +658,16 @@ def compute_days(session: Session, settings: Settings, scope: _Scope, days: list
     return out
 
 
-def _settled_missing(session: Session, settings: Settings, first: date, after: date,
-                     now: datetime) -> tuple[summary.Snapshot, list[date]]:
-    """The summary's snapshot of ``[first, after)`` and its settled days not stored fresh (oldest first)."""
+def _summary_days(session: Session, settings: Settings, first: date, after: date,
+                  now: datetime) -> tuple[summary.Snapshot, set[date], list[date]]:
+    """The summary's snapshot of ``[first, after)``, its settled days stored fresh (usable), and its settled
+    days not stored fresh (missing, oldest first)."""
     snapshot = summary.fresh_days(session, settings, first, after)
-    settled = summary.settled_before(settings, now)
-    days = [date.fromordinal(n) for n in range(first.toordinal(), after.toordinal())]
-    return snapshot, [d for d in days if d not in snapshot.fresh
-                      and _midnight_utc(d + timedelta(days=1), settings.zone) <= settled]
+    settled_before = summary.settled_before(settings, now)
+    settled = [date.fromordinal(n) for n in range(first.toordinal(), after.toordinal())
+               if _midnight_utc(date.fromordinal(n + 1), settings.zone) <= settled_before]
+    return (snapshot, {d for d in settled if d in snapshot.fresh},
+            [d for d in settled if d not in snapshot.fresh])
 
 
 def _fill(session: Session, settings: Settings, snapshot: summary.Snapshot, days: list[date], now: datetime,
@@ -689,7 +691,7 @@ def refresh_summary(engine: Engine, settings: Settings, first: date, after: date
     now = now or utc_now()
     make_buckets(first, after, Period.month, settings.zone)  # a report's limits
     with make_session(engine, write=False) as session:
-        _, days = _settled_missing(session, settings, first, after, now)
+        _, _, days = _summary_days(session, settings, first, after, now)
     if newest_first:
         days.reverse()
     days = days[:limit_days] if limit_days is not None else days
@@ -738,10 +740,10 @@ def _collect_by_days(session: Session, settings: Settings, scope: _Scope, total_
     for bucket in buckets:
         for n in range(bucket.first.toordinal(), bucket.after.toordinal()):
             bucket_of[date.fromordinal(n)] = bucket.key
-    snapshot, missing = _settled_missing(session, settings, buckets[0].first, buckets[-1].after, now)
+    snapshot, usable, missing = _summary_days(session, settings, buckets[0].first, buckets[-1].after, now)
     fill = missing if len(missing) <= SUMMARY_CHUNK_DAYS else []
-    settled = set(missing) | snapshot.fresh
-    live = [d for d in bucket_of if d not in settled] + ([] if fill else missing)
+    computed_here = usable | set(fill)
+    live = [d for d in bucket_of if d not in computed_here]
 
     merged: dict[tuple[int, int], dict[str, int]] = {}
 
@@ -758,9 +760,8 @@ def _collect_by_days(session: Session, settings: Settings, scope: _Scope, total_
         if key == total_unit:
             add(TOTAL_KEY, b_key, raw)
 
-    stored = _bucket_runs([d for d in bucket_of if d in snapshot.fresh], bucket_of)
-    keys = _wanted_units(scope).union_all(sa.select(sa.literal(total_unit, sa.Integer)))
-    for (key, b_key), raw in summary.read_days(session, stored, keys).items():
+    stored = _bucket_runs(sorted(usable), bucket_of)
+    for (key, b_key), raw in summary.read_days(session, stored, sorted(wanted | {total_unit})).items():
         add_stored(key, b_key, raw)
     if fill:
         for day, rows in _fill(session, settings, snapshot, fill, now, faults).items():
