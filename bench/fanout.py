@@ -89,8 +89,8 @@ def seed(url: str, rooms: int) -> tuple[int, list[tuple[int, str]]]:
     from confsvc.db import make_engine, make_session
     from confsvc.endpoints.models import Room, Unit, UnitLevel
     from confsvc.migrate import upgrade
-    from confsvc.notify.display import SECRET_PREFIX, hash_secret
-    from confsvc.notify.models import DisplayToken
+    from confsvc.live.display import SECRET_PREFIX, hash_secret
+    from confsvc.live.models import DisplayToken
 
     upgrade(url)
     engine = make_engine(url)
@@ -275,7 +275,7 @@ def main() -> None:
 
     from confsvc import events
     from confsvc.db import make_engine, make_session
-    from confsvc.notify.fanout import encode
+    from confsvc.live.fanout import encode
 
     tmp = tempfile.TemporaryDirectory(prefix="confsvc-fanout-")
     url = args.db_url or f"sqlite:///{tmp.name}/bench.sqlite3"

@@ -61,8 +61,8 @@ def seed(url: str) -> tuple[int, str]:
     from confsvc.db import make_engine, make_session
     from confsvc.endpoints.models import Bridge, Endpoint, Protocol, Room, Unit, UnitLevel
     from confsvc.migrate import upgrade
-    from confsvc.notify import tokens
-    from confsvc.notify.models import FeedScope
+    from confsvc.calendar import tokens
+    from confsvc.calendar.models import FeedScope
     from confsvc.scheduling import service
     from confsvc.scheduling.schemas import MeetingCreate, OccurrenceUpdate
     from confsvc.users import service as users

@@ -4,7 +4,8 @@ from confsvc.endpoints import models as endpoints_models  # noqa: F401
 from confsvc.users import models as users_models  # noqa: F401
 from confsvc import events as events_models  # noqa: F401
 from confsvc.scheduling import models as scheduling_models  # noqa: F401
-from confsvc.notify import models as notify_models  # noqa: F401
-from confsvc.notify import mail_models  # noqa: F401
+from confsvc.calendar import models as calendar_models  # noqa: F401
+from confsvc.live import models as live_models  # noqa: F401
+from confsvc.mail import models as mail_models  # noqa: F401
 from confsvc.stats import models as stats_models  # noqa: F401
 from confsvc.stats import summary as stats_summary  # noqa: F401

@@ -72,7 +72,7 @@ class Settings(BaseSettings):
     calendar_organizer_email: str = Field("lich-hop@confsvc.invalid", description="ORGANIZER address of invites "
                                           "when the organizer has no e-mail.")
 
-    # E-mailed invites (issue 5, notify/mail.py). No smtp_host = mail off: nothing is queued.
+    # E-mailed invites (issue 5, mail/outbox.py). No smtp_host = mail off: nothing is queued.
     smtp_host: str | None = Field(None, description="SMTP server; unset = invitations are not e-mailed.")
     smtp_port: int | None = Field(None, ge=1, le=65535, description="Default 465 with smtp_ssl, 587 with "
                                   "smtp_starttls, else 25.")

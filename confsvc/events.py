@@ -121,7 +121,7 @@ def on_record(callback: Recorder) -> None:
     """Call ``callback(session, event)`` inside the recording transaction after every :func:`record`.
 
     Lets a higher layer add derived events atomically without the recording domain importing it
-    (notify records ``join.instructions`` for scheduling's ``meeting.*``). A callback's exception
+    (live records ``join.instructions`` for scheduling's ``meeting.*``). A callback's exception
     propagates: the change and its events roll back together. Registering twice is a no-op.
     """
     if callback not in _recorders:

@@ -32,11 +32,12 @@ from confsvc.errors import ConfsvcError, PayloadTooLarge
 from confsvc.metrics import Metrics, MetricsMiddleware
 from confsvc.metrics import router as metrics_router
 from confsvc.migrate import assert_migrated
-from confsvc.notify import feeds as calendar_feeds
-from confsvc.notify import live as live_channel
-from confsvc.notify import mail
-from confsvc.notify.livedata import record_join_instructions
-from confsvc.notify.routes import router as notify_router
+from confsvc.calendar import feeds as calendar_feeds
+from confsvc.live import channel as live_channel
+from confsvc.mail import outbox as mail
+from confsvc.live.snapshot import record_join_instructions
+from confsvc.calendar.routes import router as calendar_router
+from confsvc.mail.routes import router as mail_router
 from confsvc.stats import calls as call_records
 from confsvc.stats.routes import router as stats_router
 from confsvc.stats import usage as usage_summary
@@ -202,7 +203,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(endpoint_status_router)
     app.include_router(scheduling_router)
     app.include_router(readiness_router)
-    app.include_router(notify_router)
+    app.include_router(calendar_router)
+    app.include_router(mail_router)
     app.include_router(stats_router)
     app.include_router(live_channel.router)
     app.include_router(web_router)

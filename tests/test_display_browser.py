@@ -20,14 +20,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
-import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
 from confsvc import events
 from confsvc.db import make_session
 from confsvc.endpoints.models import Endpoint, EndpointStatus, Room
-from confsvc.notify import display
+from confsvc.live import display
 from confsvc.users import service as users
 from confsvc.users.models import Role
 from tests.factories import bearer, make_meeting, make_user

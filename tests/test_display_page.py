@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
 from confsvc.db import make_session
-from confsvc.notify import display
+from confsvc.live import display
 from confsvc.users import service as users
 from confsvc.users.models import Role
 from tests.factories import make_meeting, make_user, next_monday_local

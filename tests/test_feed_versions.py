@@ -14,14 +14,15 @@ from sqlalchemy.engine import Engine
 from confsvc.config import Settings
 from confsvc.db import make_session
 from confsvc.endpoints.models import Bridge, Endpoint, Room, Unit
-from confsvc.notify import feeds, ical
-from confsvc.notify.models import FeedVersion
+from confsvc.calendar import feeds
+from confsvc.calendar import ical
+from confsvc.calendar.models import FeedVersion
 from confsvc.scheduling.models import Meeting, MeetingParticipant, Occurrence, OccurrenceParticipant
 from confsvc.users.models import Role, User
 from tests.factories import bearer, make_user
 from tests.test_ical_feeds import _feed_url, _series, _setup
 
-#: Every column a feed shows (``notify.feeds``: ``_MEETING_RAW``, ``_OCCURRENCE_RAW``, ``_Loader``'s
+#: Every column a feed shows (``calendar.feeds``: ``_MEETING_RAW``, ``_OCCURRENCE_RAW``, ``_Loader``'s
 #: inventory reads, ``_scope``'s names, ``_candidates``' links), with a new value for it.
 SHOWN = [
     (Meeting, "title", "Tiêu đề mới"), (Meeting, "description", "Mô tả mới"), (Meeting, "pin", "999999"),

@@ -14,9 +14,10 @@ from sqlalchemy.engine import Engine
 from sqlmodel import select
 
 from confsvc.db import make_session
-from confsvc.endpoints.models import Bridge, Room, Unit
-from confsvc.notify import feeds, ical
-from confsvc.notify.models import FeedToken, FeedVersion
+from confsvc.endpoints.models import Bridge, Room
+from confsvc.calendar import feeds
+from confsvc.calendar import ical
+from confsvc.calendar.models import FeedToken, FeedVersion
 from confsvc.scheduling.models import Meeting, Occurrence
 from confsvc.users.models import Role, User
 from tests.factories import bearer, make_user

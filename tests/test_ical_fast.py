@@ -1,4 +1,4 @@
-"""``notify.ical``'s own feed serialiser against ``icalendar``'s output, byte for byte (pure).
+"""``calendar.ical``'s own feed serialiser against ``icalendar``'s output, byte for byte (pure).
 
 ``ical.feed`` writes VEVENTs itself (``_event_bytes``) and folds with ``ical.fold``; both must give
 exactly what the ``icalendar`` components give (``ical.feed_reference``, ``icalendar``'s own
@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from icalendar import Event, vCalAddress, vText
 
-from confsvc.notify import ical
+from confsvc.calendar import ical
 from tests.test_ical_pure import CHAIR, LONG_TITLE, SITE, START, _meeting, _series
 
 pytestmark = pytest.mark.pure

@@ -16,7 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
-from confsvc.notify import ical
+from confsvc.calendar import ical
 from tests.test_ical_feeds import _database, _feed_url, _series, _setup
 from tests.test_ical_pure import LONG_TITLE, _meeting
 from tests.test_ical_pure import _series as _pure_series

@@ -1,4 +1,4 @@
-"""``notify.ical`` on its own: exact folded bytes, escaping round-trips, injection, iTIP shapes (pure)."""
+"""``calendar.ical`` on its own: exact folded bytes, escaping round-trips, injection, iTIP shapes (pure)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from icalendar import Calendar
 
-from confsvc.notify import ical
+from confsvc.calendar import ical
 
 pytestmark = pytest.mark.pure
 

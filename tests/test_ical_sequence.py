@@ -13,7 +13,7 @@ from sqlmodel import Session, select
 
 from confsvc.config import Settings
 from confsvc.endpoints.models import Bridge, Room
-from confsvc.notify import feeds
+from confsvc.calendar import feeds
 from confsvc.scheduling import service
 from confsvc.scheduling.models import Meeting
 from confsvc.scheduling.schemas import MeetingUpdate, OccurrenceUpdate

@@ -8,7 +8,7 @@ from sqlmodel import Session, select
 
 from confsvc.endpoints.models import Endpoint, EndpointStatus, LifecycleState, Protocol, UnitLevel
 from confsvc.users.models import Role
-from tests.factories import bearer, make_bridge, make_endpoint, make_room, make_unit, make_user
+from tests.factories import bearer, make_endpoint, make_room, make_unit, make_user
 
 
 @pytest.fixture

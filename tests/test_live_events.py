@@ -1,4 +1,4 @@
-"""Live-channel events recorded by scheduling (meeting.*) and notify (join.instructions), join
+"""Live-channel events recorded by scheduling (meeting.*) and live (join.instructions), join
 instructions (pure and over HTTP), and room display tokens."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from confsvc import events
 from confsvc.config import Settings
 from confsvc.db import make_session
 from confsvc.endpoints.models import Protocol
-from confsvc.notify import join
-from confsvc.notify.models import DisplayToken
+from confsvc.scheduling import join
+from confsvc.live.models import DisplayToken
 from confsvc.scheduling import service as scheduling
 from confsvc.scheduling.errors import BookingConflict
 from confsvc.scheduling.schemas import MeetingUpdate

@@ -13,7 +13,7 @@ from websockets.sync.client import connect
 
 from confsvc import events
 from confsvc.db import make_session
-from confsvc.notify import display
+from confsvc.live import display
 from confsvc.users import service as users
 from confsvc.users.models import Role
 from tests.factories import bearer, make_bridge, make_endpoint, make_room, make_unit, make_user, next_monday_local

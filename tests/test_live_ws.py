@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -21,9 +20,9 @@ from confsvc.config import Settings
 from confsvc.db import make_session
 from confsvc.events import Published
 from confsvc.main import create_app
-from confsvc.notify import display
-from confsvc.notify.hub import CLOSE_SLOW, Connection, Hub
-from confsvc.notify.livedata import Scope
+from confsvc.live import display
+from confsvc.live.hub import CLOSE_SLOW, Connection, Hub
+from confsvc.live.snapshot import Scope
 from confsvc.users import service as users
 from confsvc.users.models import Role
 from tests.factories import (bearer, make_bridge, make_endpoint, make_room, make_unit, make_user,

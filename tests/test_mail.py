@@ -26,8 +26,8 @@ from confsvc.clock import utc_now
 from confsvc.config import Settings
 from confsvc.db import make_session
 from confsvc.main import create_app
-from confsvc.notify import mail
-from confsvc.notify.mail_models import MailCursor, MailDelivery, MailMessage
+from confsvc.mail import outbox as mail
+from confsvc.mail.models import MailCursor, MailDelivery, MailMessage
 from confsvc.scheduling import service
 from confsvc.scheduling.models import Meeting
 from confsvc.scheduling.schemas import MeetingUpdate

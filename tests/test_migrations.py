@@ -71,3 +71,8 @@ def test_migrations_match_the_models(db_url: str) -> None:
     finally:
         engine.dispose()
     assert diff == []
+
+
+def test_one_head() -> None:
+    """History is one line: a new revision revises the head, never starts a branch."""
+    assert len(head_revisions()) == 1

@@ -9,7 +9,7 @@ longest booking window (12 h + 4 h + teardown), 31/10 and 01/11 are settled, 02/
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import date
 
 import pytest
 import sqlalchemy as sa

@@ -7,30 +7,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response, UploadFile, status
+from fastapi import APIRouter, Depends, Query, Response, UploadFile, status
 from fastapi.responses import PlainTextResponse
 
+from confsvc.deps import Paging, PagingDep
 from confsvc.db import MAX_ID, PathId, QueryId, SessionDep
 from confsvc.endpoints import csvio, schemas, service
 from confsvc.endpoints.models import Bridge, Endpoint, EndpointStatus, LifecycleState, Protocol, Room, Unit, UnitLevel
-from confsvc.errors import Invalid
 from confsvc.users.deps import CurrentPrincipal
 
 router = APIRouter(prefix="/api/v1")
-
-
-class Paging:
-    """``limit`` (1…settings.page_size_max, default 50) and ``offset`` (≥ 0) query parameters."""
-
-    def __init__(self, request: Request, limit: Annotated[int, Query(ge=1)] = 50,
-                 offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0) -> None:
-        maximum = request.app.state.settings.page_size_max
-        if limit > maximum:
-            raise Invalid(f"limit must be at most {maximum}", code="limit_too_large")
-        self.limit, self.offset = limit, offset
-
-
-PagingDep = Annotated[Paging, Depends()]
 
 
 def _unit(unit_id: PathId, session: SessionDep, principal: CurrentPrincipal) -> Unit:

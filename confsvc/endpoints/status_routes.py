@@ -12,11 +12,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response, status
 
+from confsvc.deps import PagingDep
 from confsvc.db import PathId, SessionDep, make_session
 from confsvc.endpoints import agent_tokens, schemas
 from confsvc.endpoints import service as inventory
 from confsvc.endpoints import status as endpoint_status
-from confsvc.endpoints.routes import PagingDep
 from confsvc.errors import Unauthorized
 from confsvc.users import service as users
 from confsvc.users.deps import CurrentPrincipal

@@ -3,7 +3,7 @@
 Called by ``service.py`` after the guarded booking insert succeeded, inside the change's
 transaction (``confsvc.events.record``): a refused or rolled-back change records nothing.
 ``join.instructions`` for each participating room is added in the same transaction by
-``confsvc.notify.live_events`` (registered with ``events.on_record``; scheduling never imports notify).
+``confsvc.live.snapshot`` (registered with ``events.on_record``; scheduling never imports live).
 
 ``data`` of ``meeting.scheduled`` / ``meeting.updated`` / ``meeting.cancelled``::
 

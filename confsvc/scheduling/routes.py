@@ -10,14 +10,13 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Response, status
 from pydantic import BaseModel, Field
 
+from confsvc.deps import PagingDep, SettingsDep
 from confsvc.clock import as_utc
-from confsvc.config import Settings
 from confsvc.db import MAX_ID, PathId, QueryId, SessionDep
 from confsvc.endpoints import service as inventory
-from confsvc.endpoints.routes import PagingDep
 from confsvc.scheduling import availability, schemas, service
 from confsvc.scheduling.models import Meeting
 from confsvc.users.deps import CurrentPrincipal
@@ -27,11 +26,6 @@ router = APIRouter(prefix="/api/v1")
 
 
 
-def _settings(request: Request) -> Settings:
-    return request.app.state.settings
-
-
-SettingsDep = Annotated[Settings, Depends(_settings)]
 
 
 def _meeting(meeting_id: PathId, session: SessionDep, principal: CurrentPrincipal) -> Meeting:

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from confsvc.config import Settings
+from confsvc.deps import SettingsDep
 from confsvc.db import PathId, QueryId, SessionDep, make_session
 from confsvc.endpoints import agent_tokens
 from confsvc.endpoints.models import UnitLevel
@@ -26,11 +26,6 @@ router = APIRouter(prefix="/api/v1")
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
-def _settings(request: Request) -> Settings:
-    return request.app.state.settings
-
-
-SettingsDep = Annotated[Settings, Depends(_settings)]
 
 
 def _answer(model: type[Any], data: Any) -> Response:

@@ -23,7 +23,7 @@ from starlette.staticfiles import StaticFiles
 import confsvc
 from confsvc.config import Settings
 from confsvc.errors import ConfsvcError, Forbidden
-from confsvc.notify import mail
+from confsvc.mail import outbox as mail
 from confsvc.users import service as users
 from confsvc.users.deps import resolve_user
 from confsvc.users.models import Role

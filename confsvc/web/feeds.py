@@ -1,7 +1,7 @@
 """Calendar feeds page (lịch đăng ký iCal): a feed URL per scope the user may see, copyable once
 it is issued, and rotation (a new secret replaces the old, which stops working at once).
 
-Permissions and secrets are ``notify.tokens``'s (the same service as ``/api/v1/feeds``); a secret
+Permissions and secrets are ``calendar.tokens``'s (the same service as ``/api/v1/feeds``); a secret
 is shown once, in the answer to the POST that made it, and never stored in the cookie.
 """
 
@@ -17,8 +17,8 @@ from confsvc.db import SessionDep
 from confsvc.endpoints import service as inventory
 from confsvc.endpoints.models import UnitLevel
 from confsvc.errors import ConfsvcError, Forbidden
-from confsvc.notify import tokens
-from confsvc.notify.models import FeedScope
+from confsvc.calendar import tokens
+from confsvc.calendar.models import FeedScope
 from confsvc.users.models import Role
 from confsvc.web import i18n
 from confsvc.web.common import Viewer, check_csrf, error_page, login_redirect, render, settings_of, viewer

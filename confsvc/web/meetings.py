@@ -26,7 +26,7 @@ from confsvc.db import MAX_ID, PathId, QueryId, SessionDep
 from confsvc.endpoints import service as inventory
 from confsvc.endpoints.models import EndpointStatus
 from confsvc.errors import ConfsvcError, Invalid
-from confsvc.notify.ical import JoinDetails
+from confsvc.calendar.ical import JoinDetails
 from confsvc.scheduling import service as scheduling
 from confsvc.scheduling.booking import Names
 from confsvc.scheduling import readiness as readiness_service

@@ -12,14 +12,17 @@ from __future__ import annotations
 from email.utils import format_datetime, parsedate_to_datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 
+from confsvc.deps import SettingsDep
 from confsvc.config import Settings
 from confsvc.db import PathId, SessionDep
 from confsvc.errors import NotFound
-from confsvc.notify import feeds, mail, schemas, tokens
-from confsvc.notify.feeds import Document, FeedState
-from confsvc.notify.models import FeedScope
+from confsvc.calendar import feeds
+from confsvc.calendar import schemas
+from confsvc.calendar import tokens
+from confsvc.calendar.feeds import Document, FeedState
+from confsvc.calendar.models import FeedScope
 from confsvc.scheduling import service as scheduling
 from confsvc.users.deps import CurrentPrincipal
 
@@ -27,11 +30,6 @@ router = APIRouter()
 MEDIA_TYPE = "text/calendar; charset=utf-8"
 
 
-def _settings(request: Request) -> Settings:
-    return request.app.state.settings
-
-
-SettingsDep = Annotated[Settings, Depends(_settings)]
 
 
 def _base_url(request: Request, settings: Settings) -> str:
@@ -133,11 +131,3 @@ def revoke_feed_token(token_id: PathId, session: SessionDep, principal: CurrentP
     """Revoke at once: the feed URL answers 404 from now on."""
     tokens.revoke_feed_token(session, principal, token_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
-
-
-@router.get("/api/v1/mail/status", tags=["calendar"])
-def mail_status(session: SessionDep, principal: CurrentPrincipal, settings: SettingsDep) -> dict:
-    """Whether invitations are e-mailed: ``{"enabled": bool, "message": <Vietnamese>}``, mail being off
-    without ``CONFSVC_SMTP_HOST``; admin and secretariat also see ``pending``/``sent``/``failed``
-    delivery counts and ``last_error`` of the outbox. 401 without a token."""
-    return mail.status(session, settings, principal)

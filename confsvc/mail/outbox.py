@@ -6,7 +6,7 @@ then works in two steps:
 
 1. **Queue** (one transaction): read ``meeting.scheduled`` / ``meeting.updated`` /
    ``meeting.cancelled`` events after ``mail_cursor.last_event_id``, render each into a
-   :class:`MailMessage` (the invite as ``notify.feeds.invite`` gives it now), add one
+   :class:`MailMessage` (the invite as ``calendar.feeds.invite`` gives it now), add one
    :class:`MailDelivery` per recipient — every participating room's ``contact_email`` and the
    organizer's e-mail — and move the cursor. Rooms a change removed get a CANCEL
    (RFC 5546 §3.2.5). An event whose invite no longer says what it did (a REQUEST for a meeting
@@ -59,8 +59,8 @@ from confsvc.config import Settings
 from confsvc.db import make_session
 from confsvc.endpoints.models import Room
 from confsvc.errors import NotFound
-from confsvc.notify import feeds
-from confsvc.notify.mail_models import MailCursor, MailDelivery, MailMessage
+from confsvc.calendar import feeds
+from confsvc.mail.models import MailCursor, MailDelivery, MailMessage
 from confsvc.scheduling.models import Meeting
 from confsvc.users.models import Role, User
 from confsvc.users.principal import Principal

@@ -1,6 +1,6 @@
 """iCalendar invites and feeds (RFC 5545, iTIP RFC 5546, RFC 7986), built with ``icalendar``. Pure.
 
-Values in, bytes out: callers (``notify.feeds``) load the database rows and hand over the
+Values in, bytes out: callers (``calendar.feeds``) load the database rows and hand over the
 dataclasses below; nothing here touches a session or reads the clock.
 
 Every datetime handed in is aware; it is written in the meeting's IANA zone with a ``TZID`` and a
@@ -35,9 +35,9 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from icalendar import Calendar, Event, Timezone, vCalAddress, vDuration, vRecur, vText
-from icalendar import __version__ as ICALENDAR_VERSION
+from icalendar import __version__ as ICALENDAR_VERSION  # noqa: F401 (re-exported: the feed fingerprint covers it)
 
-from confsvc.notify.join import JoinDetails
+from confsvc.scheduling.join import JoinDetails
 
 PRODID = "-//confsvc//Lịch họp trực tuyến//VI"
 #: VTIMEZONE definitions cover transitions in these years (RFC 5545 §3.6.5).

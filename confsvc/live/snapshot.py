@@ -15,7 +15,7 @@ from sqlmodel import Session, select
 
 from confsvc import events
 from confsvc.endpoints.models import Bridge, Endpoint, Room
-from confsvc.notify import join
+from confsvc.scheduling import join
 from confsvc.scheduling import models as scheduling_models
 from confsvc.scheduling.models import (Meeting, MeetingParticipant, MeetingStatus, Occurrence, OccurrenceParticipant,
                                        OccurrenceStatus)

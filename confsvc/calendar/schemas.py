@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 
 from confsvc.db import IdField
-from confsvc.notify.models import FeedScope
+from confsvc.calendar.models import FeedScope
 
 
 class FeedTokenCreate(BaseModel):

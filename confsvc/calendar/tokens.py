@@ -17,7 +17,7 @@ from sqlmodel import Session, select
 from confsvc.clock import utc_now
 from confsvc.endpoints.models import Endpoint, Room, Unit, UnitLevel
 from confsvc.errors import Invalid, NotFound
-from confsvc.notify.models import FeedScope, FeedToken
+from confsvc.calendar.models import FeedScope, FeedToken
 from confsvc.users.models import Role
 from confsvc.users.principal import Principal
 

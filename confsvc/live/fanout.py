@@ -27,7 +27,7 @@ from starlette.concurrency import run_in_threadpool
 from confsvc import events
 from confsvc.db import make_session
 from confsvc.events import Published
-from confsvc.notify.hub import Hub
+from confsvc.live.hub import Hub
 
 log = logging.getLogger(__name__)
 #: Longest pause between reconnection attempts (seconds).

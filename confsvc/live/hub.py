@@ -16,7 +16,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from confsvc.events import Published
-from confsvc.notify.livedata import Scope
+from confsvc.live.snapshot import Scope
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ from sqlmodel import Session, select
 from confsvc.clock import utc_now
 from confsvc.endpoints.models import Room, Unit
 from confsvc.errors import NotFound, Unauthorized
-from confsvc.notify.livedata import involving_rooms
-from confsvc.notify.models import DisplayToken
+from confsvc.live.snapshot import involving_rooms
+from confsvc.live.models import DisplayToken
 from confsvc.scheduling.models import Meeting, Occurrence
 from confsvc.users.models import Role
 from confsvc.users.principal import Principal

@@ -1,4 +1,4 @@
-"""Invites and subscription feeds from the database: loads rows, hands values to ``notify.ical``.
+"""Invites and subscription feeds from the database: loads rows, hands values to ``calendar.ical``.
 
 Reads only (no flush, no commit). A feed holds every meeting of its scope with an occurrence of
 that scope ending after the window's start, UTC midnight of ``today − feed_past_days`` (all future
@@ -34,8 +34,9 @@ from confsvc.config import Settings
 from confsvc.db import make_session
 from confsvc.endpoints.models import Bridge, Endpoint, Room, Unit
 from confsvc.errors import NotFound
-from confsvc.notify import ical, tokens
-from confsvc.notify.models import FeedScope, FeedToken, FeedVersion
+from confsvc.calendar import ical
+from confsvc.calendar import tokens
+from confsvc.calendar.models import FeedScope, FeedToken, FeedVersion
 from confsvc.scheduling.models import (
     Meeting,
     MeetingParticipant,
@@ -44,7 +45,7 @@ from confsvc.scheduling.models import (
     OccurrenceParticipant,
     OccurrenceStatus,
 )
-from confsvc.notify import join
+from confsvc.scheduling import join
 from confsvc.users.models import User
 
 #: ``involved(chair_room_id, endpoint_ids, room_ids) -> bool``: does an occurrence belong to a feed.

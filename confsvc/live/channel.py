@@ -14,7 +14,7 @@ display token opens only its own room's channel. Refusals accept, then close wit
 says why. Then the server sends, in order:
 
 1. without ``since``, or when ``since`` is older than the oldest retained event (or unknown):
-   ``{"id": <latest event id>, "type": "snapshot", "at", "data": livedata.snapshot(...)}``;
+   ``{"id": <latest event id>, "type": "snapshot", "at", "data": snapshot.snapshot(...)}``;
 2. with ``since=<id>``: every event of the scope with a larger id, in id order, exactly as sent live;
 3. then live events of the scope as they commit.
 
@@ -46,12 +46,14 @@ from confsvc.clock import utc_now
 from confsvc.db import MAX_ID, PathId, QueryId, SessionDep, make_session
 from confsvc.endpoints.models import Room, Unit
 from confsvc.errors import ConfsvcError, Forbidden, Invalid, NotFound, Unauthorized
-from confsvc.notify import display, join, livedata
-from confsvc.notify.fanout import Fanout, make_fanout
-from confsvc.notify.hub import (CLOSE_FORBIDDEN, CLOSE_NOT_FOUND, CLOSE_PING_TIMEOUT, CLOSE_UNAUTHORIZED, Connection,
+from confsvc.live import display
+from confsvc.scheduling import join
+from confsvc.live import snapshot
+from confsvc.live.fanout import Fanout, make_fanout
+from confsvc.live.hub import (CLOSE_FORBIDDEN, CLOSE_NOT_FOUND, CLOSE_PING_TIMEOUT, CLOSE_UNAUTHORIZED, Connection,
                                 Hub)
-from confsvc.notify.livedata import Scope
-from confsvc.notify.models import DisplayToken
+from confsvc.live.snapshot import Scope
+from confsvc.live.models import DisplayToken
 from confsvc.scheduling import service as scheduling
 from confsvc.scheduling.models import Occurrence, OccurrenceStatus
 from confsvc.users import service as users
@@ -76,7 +78,7 @@ _CLOSE_CODES = {401: CLOSE_UNAUTHORIZED, 403: CLOSE_FORBIDDEN, 404: CLOSE_NOT_FO
 async def running(app: FastAPI) -> AsyncIterator[None]:
     """Start this process's hub and fan-out (and the outbox pruning task) for the app's lifetime."""
     settings, engine = app.state.settings, app.state.engine
-    livedata.configure(dial_mode=settings.join_dial_mode)
+    snapshot.configure(dial_mode=settings.join_dial_mode)
     hub = Hub()
     hub.max_id = await run_in_threadpool(_latest_id, engine)
     fanout: Fanout = make_fanout(hub, redis_url=settings.redis_url, channel=settings.redis_channel, engine=engine)
@@ -193,7 +195,7 @@ def _initial(engine: Engine, scope: Scope, since: int | None) -> tuple[list[str]
                     missed += [p for p in page if scope.matches(p)]
                     cursor = page[-1].message["id"]
         now = utc_now()
-        data = livedata.snapshot(session, scope, now=now)
+        data = snapshot.snapshot(session, scope, now=now)
         return [_text({"id": latest, "type": "snapshot", "at": join.iso_utc(now), "data": data})], set(), latest
 
 
@@ -360,7 +362,7 @@ def join_instructions(meeting_id: PathId, session: SessionDep, principal: Curren
                             .order_by(Occurrence.start, Occurrence.id)).all()
         now = utc_now()
         occ = next((o for o in rows if o.end > now), rows[-1] if rows else None)
-    items = livedata.join_for_occurrence(session, meeting, occ) if occ is not None else []
+    items = snapshot.join_for_occurrence(session, meeting, occ) if occ is not None else []
     return {"meeting_id": meeting.id, "occurrence_id": occ.id if occ else None, "items": items}
 
 

@@ -1,0 +1,1 @@
+"""calendar domain: iCal invites and feeds, feed tokens, feed cache."""

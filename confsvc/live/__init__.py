@@ -1,0 +1,1 @@
+"""live domain: WebSocket channel, hub, fan-out, snapshots, join-instruction events, display tokens."""

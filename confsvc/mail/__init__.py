@@ -1,0 +1,1 @@
+"""mail domain: the invitation outbox, SMTP and its dispatcher."""
