@@ -69,7 +69,7 @@ def process_server(env: dict[str, str]) -> Iterator[str]:
         env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 90  # a loaded CI machine starts slowly
         while True:
             if process.poll() is not None:
                 raise RuntimeError(f"server exited: {process.stderr.read().decode(errors='replace')}")
