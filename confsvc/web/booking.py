@@ -218,13 +218,36 @@ def _defaults(settings: Settings) -> dict[str, Any]:
             "repeat": "none", "repeat_count": "", "repeat_until": "", "bridge_id": "", "participant_room_ids": []}
 
 
+def _prefill(form: dict[str, Any], params: Any) -> dict[str, Any]:
+    """The planner's choice (``/planner`` links): ``date`` (ISO), ``start_time``/``end_time`` (HH:MM),
+    ``chair_room_id`` and ``participant_room_ids`` from the query string; anything malformed is ignored."""
+    form = dict(form)
+    try:
+        form["date"] = datetime.strptime(params.get("date", ""), "%Y-%m-%d").strftime(DATE_FORMAT)
+    except ValueError:
+        pass
+    for key in ("start_time", "end_time"):
+        try:
+            form[key] = datetime.strptime(params.get(key, ""), TIME_FORMAT).strftime(TIME_FORMAT)
+        except ValueError:
+            pass
+    if params.get("chair_room_id", "").isdigit():
+        form["chair_room_id"] = params["chair_room_id"]
+    rooms = [r for r in params.getlist("participant_room_ids")[:5000] if r.isdigit()]
+    if rooms:
+        form["participant_room_ids"] = rooms
+    return form
+
+
 @router.get("/meetings/new", response_class=HTMLResponse)
 def booking_form(request: Request, session: SessionDep):
+    """The booking form, prefilled from the planner's query string when it comes from there."""
     who = booker(request, session)
     if not isinstance(who, Viewer):
         return who
     settings = settings_of(request)
-    return render(request, "booking.html", {**_form_context(session, who, settings, _defaults(settings)),
+    form = _prefill(_defaults(settings), request.query_params)
+    return render(request, "booking.html", {**_form_context(session, who, settings, form),
                                             "errors": [], "warnings": []}, who=who)
 
 

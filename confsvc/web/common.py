@@ -131,7 +131,7 @@ def language(request: Request) -> str:
 def _nav(who: Viewer | None) -> list[dict[str, str]]:
     if who is None:
         return []
-    items = [("/", N_("Overview")), ("/calendar", N_("Meeting schedule"))]
+    items = [("/", N_("Overview")), ("/calendar", N_("Meeting schedule")), ("/planner", N_("Planner"))]
     if who.can_book:
         items.append(("/meetings/new", N_("Book a meeting")))
     items.append(("/inventory", N_("Rooms and endpoints")))
