@@ -42,6 +42,7 @@ from confsvc.stats import calls as call_records
 from confsvc.stats.routes import router as stats_router
 from confsvc.stats import usage as usage_summary
 from confsvc.scheduling import scheduler
+from confsvc.scheduling.office_routes import router as office_router
 from confsvc.scheduling.readiness_routes import router as readiness_router
 from confsvc.scheduling.routes import router as scheduling_router
 from confsvc.users.routes import router as users_router
@@ -203,6 +204,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(endpoint_status_router)
     app.include_router(scheduling_router)
     app.include_router(readiness_router)
+    app.include_router(office_router)
     app.include_router(calendar_router)
     app.include_router(mail_router)
     app.include_router(stats_router)
