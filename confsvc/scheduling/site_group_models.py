@@ -25,8 +25,8 @@ class SiteGroupVisibility(str, enum.Enum):
 
 
 class SiteGroup(SQLModel, table=True):
-    """A named group of rooms owned by a user. ``owner_unit_ids`` snapshots nothing: a ``units``
-    group is visible to whoever shares a unit with its owner at the time of reading."""
+    """A named group of rooms owned by a user. A ``units`` group is visible to whoever shares a unit
+    with its owner at the time of reading (``scheduling.site_groups``)."""
 
     __tablename__ = "site_groups"
     __table_args__ = (sa.UniqueConstraint("owner_user_id", "name"),)

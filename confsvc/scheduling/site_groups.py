@@ -2,7 +2,9 @@
 them into room ids when a meeting is booked.
 
 Who sees a group (``SiteGroupVisibility``): its owner and admins always; ``units`` — users who share
-an assigned unit with the owner (``user_units``, direct assignment); ``province`` — everyone.
+an assigned unit with the owner (``user_units``, direct assignment), or, for an owner with a
+province-wide role (no assigned unit: the provincial office), the other province-wide users;
+``province`` — everyone.
 Who changes or deletes it: its owner, or an admin. Creating: admin, secretariat, operator (an
 operator only with rooms of their units). Services flush; the request's unit of work commits.
 """
@@ -85,11 +87,14 @@ def _visible(session: Session, principal: Principal) -> Any:
     """A WHERE clause keeping the groups ``principal`` may see."""
     if principal.is_admin:
         return sa.true()
-    shared_owners = (select(UserUnit.user_id)
-                     .where(UserUnit.unit_id.in_(select(UserUnit.unit_id).where(UserUnit.user_id == principal.user_id))))
+    if principal.unit_ids is None:  # a province-wide role: the owner is one too (no assigned unit)
+        same_units = ~sa.exists().where(UserUnit.user_id == SiteGroup.owner_user_id)
+    else:
+        mine = select(UserUnit.unit_id).where(UserUnit.user_id == principal.user_id)
+        same_units = SiteGroup.owner_user_id.in_(select(UserUnit.user_id).where(UserUnit.unit_id.in_(mine)))
     return sa.or_(SiteGroup.owner_user_id == principal.user_id,
                   SiteGroup.visibility == SiteGroupVisibility.province,
-                  sa.and_(SiteGroup.visibility == SiteGroupVisibility.units, SiteGroup.owner_user_id.in_(shared_owners)))
+                  sa.and_(SiteGroup.visibility == SiteGroupVisibility.units, same_units))
 
 
 def _editable(group: SiteGroup, principal: Principal) -> bool:
