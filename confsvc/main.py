@@ -39,6 +39,7 @@ from confsvc.live.snapshot import record_join_instructions
 from confsvc.calendar.routes import router as calendar_router
 from confsvc.mail.routes import router as mail_router
 from confsvc.stats import calls as call_records
+from confsvc.stats.audit_routes import router as audit_router
 from confsvc.stats.routes import router as stats_router
 from confsvc.stats import usage as usage_summary
 from confsvc.scheduling import scheduler
@@ -208,6 +209,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(calendar_router)
     app.include_router(mail_router)
     app.include_router(stats_router)
+    app.include_router(audit_router)
     app.include_router(live_channel.router)
     app.include_router(web_router)
     app.mount("/static", static_files(), name="static")
