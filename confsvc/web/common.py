@@ -137,10 +137,9 @@ def _nav(who: Viewer | None) -> list[dict[str, str]]:
     items.append(("/inventory", N_("Rooms and endpoints")))
     if who.principal.role is not Role.viewer:
         items.append(("/feeds", N_("Calendar feeds")))
-        items.append(("/site-groups", N_("Site groups")))
     items.append(("/statistics", N_("Statistics")))
     if who.principal.role in (Role.admin, Role.secretariat):
-        items.append(("/audit", N_("System log")))
+        items.append(("/audit", N_("Log")))
     return [{"href": href, "label": _(label)} for href, label in items]
 
 
