@@ -15,8 +15,9 @@ from tests.factories import bearer, make_bridge, make_endpoint, make_room, make_
 def _setup(engine: Engine) -> dict:
     with make_session(engine) as session:
         make_bridge(session)
-        ward_a, ward_b, commune = make_unit(session, name="Phường Việt Trì"), make_unit(session, name="Phường Nông Trang"), \
-            make_unit(session, name="Xã Đoan Hùng")
+        ward_a = make_unit(session, name="Phường Việt Trì")
+        ward_b = make_unit(session, name="Phường Nông Trang")
+        commune = make_unit(session, name="Xã Đoan Hùng")
         chair = make_room(session, make_unit(session, name="Tỉnh Phú Thọ"), name="Phòng họp UBND tỉnh")
         rooms = {"a": make_room(session, ward_a, name="Hội trường Việt Trì"),
                  "b": make_room(session, ward_b, name="Hội trường Nông Trang"),

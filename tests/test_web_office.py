@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import select
@@ -21,7 +22,8 @@ def test_site_groups_page_creates_changes_and_deletes_a_group(client: TestClient
         session.commit()
         rooms = [r.id for r in province.rooms]
     login(client, "vanphong")
-    assert '<a href="/site-groups" id="manage-site-groups">Quản lý nhóm điểm cầu</a>' in client.get("/meetings/new").text
+    booking = client.get("/meetings/new").text
+    assert '<a href="/site-groups" id="manage-site-groups">Quản lý nhóm điểm cầu</a>' in booking
     page = client.get("/site-groups")
     assert page.status_code == 200
     created = client.post("/site-groups", data={"csrf": csrf_of(page.text), "name": "Các phường, xã phía Bắc",
@@ -79,8 +81,8 @@ def test_meeting_page_links_the_invitation_in_docx_and_pdf(client: TestClient, e
     assert booked.status_code == 303, booked.text
     meeting = client.get(booked.headers["location"])
     meeting_id = int(booked.headers["location"].rsplit("/", 1)[1])
-    links = re.findall(rf'href="(/api/v1/meetings/{meeting_id}/invitation\.(?:docx|pdf)\?occurrence_id=\d+)"[^>]*>([^<]+)<',
-                       meeting.text)
+    link = rf'href="(/api/v1/meetings/{meeting_id}/invitation\.(?:docx|pdf)\?occurrence_id=\d+)"[^>]*>([^<]+)<'
+    links = re.findall(link, meeting.text)
     assert [label for _href, label in links] == ["Tải giấy mời (DOCX)", "Tải giấy mời (PDF)"]
     pdf = client.get(links[1][0])
     assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")

@@ -14,16 +14,15 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import Session, func, select
+from sqlmodel import Session, col, func, select
 
 from confsvc.endpoints.models import Endpoint, Room
-from confsvc.errors import Invalid
+from confsvc.errors import Forbidden, Invalid
 from confsvc.scheduling.models import AuditEntry, Meeting, MeetingParticipant
-from confsvc.users.models import Role, User
+from confsvc.users.models import User
 from confsvc.users.principal import Principal
 from confsvc.users.service import expand_units
 
-READERS = (Role.admin, Role.secretariat)
 #: Vietnamese names of the actions (GLOSSARY words); an action not listed shows its code.
 ACTION_LABELS = {
     "meeting.created": "Đặt lịch họp",
@@ -38,34 +37,37 @@ MAX_EXPORT_ROWS = 50_000
 
 
 def _touching(unit_ids: frozenset[int]) -> Any:
-    by_chair = select(Meeting.id).join(Room, Room.id == Meeting.chair_room_id).where(Room.unit_id.in_(unit_ids))
-    by_participant = (select(MeetingParticipant.meeting_id)
-                      .join(Endpoint, Endpoint.id == MeetingParticipant.endpoint_id)
-                      .join(Room, Room.id == Endpoint.room_id).where(Room.unit_id.in_(unit_ids)))
+    by_chair = (select(col(Meeting.id)).join(Room, col(Room.id) == col(Meeting.chair_room_id))
+                .where(col(Room.unit_id).in_(unit_ids)))
+    by_participant = (select(col(MeetingParticipant.meeting_id))
+                      .join(Endpoint, col(Endpoint.id) == col(MeetingParticipant.endpoint_id))
+                      .join(Room, col(Room.id) == col(Endpoint.room_id)).where(col(Room.unit_id).in_(unit_ids)))
     return sa.union(by_chair, by_participant)
 
 
 def _query(session: Session, principal: Principal, *, unit_id: int | None, user_id: int | None,
            meeting_id: int | None, action: str | None, from_: datetime | None, to: datetime | None) -> Any:
-    principal.require_role(*READERS)
+    if not principal.can_read_audit:
+        raise Forbidden(f"role {principal.role.value!r} may not read the audit trail", code="forbidden_role")
     if from_ is not None and to is not None and to <= from_:
         raise Invalid("the period's end must be after its start", code="end_not_after_start")
-    query = select(AuditEntry, User.username, User.full_name, Meeting.title).select_from(AuditEntry) \
-        .outerjoin(User, User.id == AuditEntry.user_id).outerjoin(Meeting, Meeting.id == AuditEntry.meeting_id)
+    query = select(AuditEntry, col(User.username), col(User.full_name), col(Meeting.title)).select_from(AuditEntry) \
+        .outerjoin(User, col(User.id) == col(AuditEntry.user_id)) \
+        .outerjoin(Meeting, col(Meeting.id) == col(AuditEntry.meeting_id))
     if principal.unit_ids is not None:
-        query = query.where(AuditEntry.meeting_id.in_(_touching(principal.unit_ids)))
+        query = query.where(col(AuditEntry.meeting_id).in_(_touching(principal.unit_ids)))
     if unit_id is not None:
-        query = query.where(AuditEntry.meeting_id.in_(_touching(expand_units(session, {unit_id}))))
+        query = query.where(col(AuditEntry.meeting_id).in_(_touching(expand_units(session, {unit_id}))))
     if user_id is not None:
-        query = query.where(AuditEntry.user_id == user_id)
+        query = query.where(col(AuditEntry.user_id) == user_id)
     if meeting_id is not None:
-        query = query.where(AuditEntry.meeting_id == meeting_id)
+        query = query.where(col(AuditEntry.meeting_id) == meeting_id)
     if action:
-        query = query.where(AuditEntry.action == action)
+        query = query.where(col(AuditEntry.action) == action)
     if from_ is not None:
-        query = query.where(AuditEntry.at >= from_)
+        query = query.where(col(AuditEntry.at) >= from_)
     if to is not None:
-        query = query.where(AuditEntry.at < to)
+        query = query.where(col(AuditEntry.at) < to)
     return query
 
 
@@ -89,7 +91,8 @@ def list_entries(session: Session, principal: Principal, *, unit_id: int | None 
     query = _query(session, principal, unit_id=unit_id, user_id=user_id, meeting_id=meeting_id, action=action,
                    from_=from_, to=to)
     total = session.exec(select(func.count()).select_from(query.subquery())).one()
-    rows = session.exec(query.order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(limit).offset(offset)).all()
+    newest_first = query.order_by(col(AuditEntry.at).desc(), col(AuditEntry.id).desc())
+    rows = session.exec(newest_first.limit(limit).offset(offset)).all()
     return [_row(*r) for r in rows], total
 
 
@@ -105,12 +108,12 @@ def export_entries(session: Session, principal: Principal, **filters: Any) -> li
 
 def actions(session: Session) -> list[tuple[str, str]]:
     """``(action, label)`` of every action in the trail and every known one, by label (the page's select)."""
-    present = set(session.exec(select(AuditEntry.action).distinct()).all())
+    present = set(session.exec(select(col(AuditEntry.action)).distinct()).all())
     return sorted(((a, ACTION_LABELS.get(a, a)) for a in present | set(ACTION_LABELS)), key=lambda p: p[1])
 
 
-def people(session: Session) -> list[tuple[int, str]]:
+def people(session: Session) -> list[tuple[int | None, str]]:
     """``(user_id, name)`` of every user who appears in the trail, by name (the page's select)."""
-    rows = session.exec(select(User.id, User.full_name, User.username)
-                        .where(User.id.in_(select(AuditEntry.user_id).distinct()))).all()
+    rows = session.exec(select(col(User.id), col(User.full_name), col(User.username))
+                        .where(col(User.id).in_(select(col(AuditEntry.user_id)).distinct()))).all()
     return sorted(((uid, full or username) for uid, full, username in rows), key=lambda p: p[1])

@@ -15,18 +15,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from confsvc.clock import utc_now
 from confsvc.config import Settings
 from confsvc.endpoints.models import Bridge, Endpoint, Room, Unit, UnitLevel
 from confsvc.errors import NotFound
 from confsvc.scheduling import join
-from confsvc.scheduling.models import (Meeting, MeetingParticipant, Occurrence, OccurrenceParticipant,
-                                       OccurrenceStatus)
+from confsvc.scheduling.models import Meeting, MeetingParticipant, Occurrence, OccurrenceParticipant, OccurrenceStatus
 from confsvc.text import fold
 from confsvc.users.principal import Principal
 
@@ -36,6 +35,7 @@ ISSUER = "VĂN PHÒNG"
 DOCUMENT_KIND = "GIẤY MỜI"
 SYMBOL = "GM-VP"
 DEFAULT_SIGNER_TITLE = "CHÁNH VĂN PHÒNG"
+T = TypeVar("T")
 WEEKDAYS = ("Thứ Hai", "Thứ Ba", "Thứ Tư", "Thứ Năm", "Thứ Sáu", "Thứ Bảy", "Chủ nhật")
 
 
@@ -135,11 +135,20 @@ def join_lines(details: join.JoinDetails | None, dial_mode: str) -> list[str]:
 # ---------------------------------------------------------------- from the database
 
 def _province(session: Session, unit: Unit) -> Unit:
-    seen = 0
-    while unit.parent_id is not None and unit.level is not UnitLevel.province and seen < 10:
-        unit = session.get(Unit, unit.parent_id)
-        seen += 1
+    """The province above ``unit`` (itself if it is one, or the top of its chain)."""
+    for _ in range(10):
+        parent = session.get(Unit, unit.parent_id) if unit.parent_id is not None else None
+        if parent is None or unit.level is UnitLevel.province:
+            break
+        unit = parent
     return unit
+
+
+def _row(session: Session, model: type[T], row_id: int | None) -> T:
+    """A row the foreign keys guarantee exists."""
+    row = session.get(model, row_id)
+    assert row is not None, (model, row_id)
+    return row
 
 
 def pick_occurrence(session: Session, meeting: Meeting, occurrence_id: int | None, now: datetime) -> Occurrence:
@@ -148,8 +157,8 @@ def pick_occurrence(session: Session, meeting: Meeting, occurrence_id: int | Non
 
     Raises NotFound ``occurrence_not_found``.
     """
-    occurrences = list(session.exec(select(Occurrence).where(Occurrence.meeting_id == meeting.id)
-                                    .order_by(Occurrence.start, Occurrence.id)).all())
+    occurrences = list(session.exec(select(Occurrence).where(col(Occurrence.meeting_id) == meeting.id)
+                                    .order_by(col(Occurrence.start), col(Occurrence.id))).all())
     if occurrence_id is not None:
         chosen = [o for o in occurrences if o.id == occurrence_id]
         if not chosen:
@@ -177,16 +186,16 @@ def build(session: Session, meeting: Meeting, *, dial_mode: str, occurrence_id: 
     now = now or utc_now()
     zone = ZoneInfo(meeting.timezone)
     occ = pick_occurrence(session, meeting, occurrence_id, now)
-    chair = session.get(Room, occ.chair_room_id or meeting.chair_room_id)
-    chair_unit = session.get(Unit, chair.unit_id)
+    chair = _row(session, Room, occ.chair_room_id or meeting.chair_room_id)
+    chair_unit = _row(session, Unit, chair.unit_id)
     province = _province(session, chair_unit)
     if occ.participants_overridden:
-        ids = select(OccurrenceParticipant.endpoint_id).where(OccurrenceParticipant.occurrence_id == occ.id)
+        ids = select(col(OccurrenceParticipant.endpoint_id)).where(col(OccurrenceParticipant.occurrence_id) == occ.id)
     else:
-        ids = select(MeetingParticipant.endpoint_id).where(MeetingParticipant.meeting_id == meeting.id)
-    rows = session.exec(select(Unit.name, Room.name).select_from(Endpoint)
-                        .join(Room, Room.id == Endpoint.room_id).join(Unit, Unit.id == Room.unit_id)
-                        .where(Endpoint.id.in_(ids), Room.id != chair.id).distinct()).all()
+        ids = select(col(MeetingParticipant.endpoint_id)).where(col(MeetingParticipant.meeting_id) == meeting.id)
+    rows = session.exec(select(col(Unit.name), col(Room.name)).select_from(Endpoint)
+                        .join(Room, col(Room.id) == col(Endpoint.room_id)).join(Unit, col(Unit.id) == col(Room.unit_id))
+                        .where(col(Endpoint.id).in_(ids), col(Room.id) != chair.id).distinct()).all()
     by_unit: dict[str, list[str]] = {}
     for unit_name, room_name in rows:
         by_unit.setdefault(unit_name, []).append(room_name)

@@ -9,6 +9,7 @@ Roman 13–14 pt as NĐ 30 prescribes, so the office edits and signs it as any o
 from __future__ import annotations
 
 import io
+from typing import Any
 
 from docx import Document
 from docx.enum.table import WD_TABLE_ALIGNMENT
@@ -32,7 +33,7 @@ def _run(paragraph: Paragraph, text: str, *, size: float = 13, bold: bool = Fals
     run._element.get_or_add_rPr().get_or_add_rFonts().set(qn("w:eastAsia"), FONT)
 
 
-def _line(cell: _Cell | None, container: object, text: str, *, size: float = 13, bold: bool = False,
+def _line(cell: _Cell | None, container: Any, text: str, *, size: float = 13, bold: bool = False,
           italic: bool = False, underline: bool = False, align: int = WD_ALIGN_PARAGRAPH.CENTER,
           first: bool = False, after: float = 0, indent_mm: float = 0) -> Paragraph:
     target = cell if cell is not None else container
@@ -46,7 +47,7 @@ def _line(cell: _Cell | None, container: object, text: str, *, size: float = 13,
     return paragraph
 
 
-def _borderless(table: object) -> None:
+def _borderless(table: Any) -> None:
     borders = OxmlElement("w:tblBorders")
     for edge in ("top", "left", "bottom", "right", "insideH", "insideV"):
         element = OxmlElement(f"w:{edge}")

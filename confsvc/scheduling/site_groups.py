@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 import sqlalchemy as sa
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
-from sqlmodel import Session, func, select
+from sqlmodel import Session, col, func, select
 
 from confsvc.clock import utc_now
 from confsvc.db import IdField
@@ -25,10 +25,9 @@ from confsvc.endpoints.models import Room, Unit
 from confsvc.errors import Conflict, Forbidden, Invalid, NotFound
 from confsvc.scheduling.site_group_models import SiteGroup, SiteGroupRoom, SiteGroupVisibility
 from confsvc.text import nfc, one_line
-from confsvc.users.models import Role, User, UserUnit
+from confsvc.users.models import User, UserUnit
 from confsvc.users.principal import Principal
 
-CREATORS = (Role.admin, Role.secretariat, Role.operator)
 MAX_ROOMS = 5000
 
 GroupName = Annotated[str, AfterValidator(one_line), Field(min_length=1, max_length=200)]
@@ -80,7 +79,7 @@ class SiteGroupPublic(BaseModel):
 
 
 def _assigned_units(session: Session, user_id: int) -> set[int]:
-    return set(session.exec(select(UserUnit.unit_id).where(UserUnit.user_id == user_id)).all())
+    return set(session.exec(select(col(UserUnit.unit_id)).where(col(UserUnit.user_id) == user_id)).all())
 
 
 def _visible(session: Session, principal: Principal) -> Any:
@@ -88,13 +87,14 @@ def _visible(session: Session, principal: Principal) -> Any:
     if principal.is_admin:
         return sa.true()
     if principal.unit_ids is None:  # a province-wide role: the owner is one too (no assigned unit)
-        same_units = ~sa.exists().where(UserUnit.user_id == SiteGroup.owner_user_id)
+        same_units = ~sa.exists().where(col(UserUnit.user_id) == col(SiteGroup.owner_user_id))
     else:
-        mine = select(UserUnit.unit_id).where(UserUnit.user_id == principal.user_id)
-        same_units = SiteGroup.owner_user_id.in_(select(UserUnit.user_id).where(UserUnit.unit_id.in_(mine)))
-    return sa.or_(SiteGroup.owner_user_id == principal.user_id,
-                  SiteGroup.visibility == SiteGroupVisibility.province,
-                  sa.and_(SiteGroup.visibility == SiteGroupVisibility.units, same_units))
+        mine = select(col(UserUnit.unit_id)).where(col(UserUnit.user_id) == principal.user_id)
+        sharing = select(col(UserUnit.user_id)).where(col(UserUnit.unit_id).in_(mine))
+        same_units = col(SiteGroup.owner_user_id).in_(sharing)
+    return sa.or_(col(SiteGroup.owner_user_id) == principal.user_id,
+                  col(SiteGroup.visibility) == SiteGroupVisibility.province,
+                  sa.and_(col(SiteGroup.visibility) == SiteGroupVisibility.units, same_units))
 
 
 def _editable(group: SiteGroup, principal: Principal) -> bool:
@@ -103,21 +103,21 @@ def _editable(group: SiteGroup, principal: Principal) -> bool:
 
 def get_group(session: Session, principal: Principal, group_id: int) -> SiteGroup:
     """Raises NotFound (``site_group_not_found``) when unknown or not visible to ``principal``."""
-    group = session.exec(select(SiteGroup).where(SiteGroup.id == group_id, _visible(session, principal))).first()
+    group = session.exec(select(SiteGroup).where(col(SiteGroup.id) == group_id, _visible(session, principal))).first()
     if group is None:
         raise NotFound(f"site group {group_id} not found", code="site_group_not_found")
     return group
 
 
-def _room_rows(session: Session, group_ids: Iterable[int]) -> dict[int, list[dict[str, Any]]]:
+def _room_rows(session: Session, group_ids: Iterable[int | None]) -> dict[int | None, list[dict[str, Any]]]:
     ids = list(group_ids)
-    rows: dict[int, list[dict[str, Any]]] = {i: [] for i in ids}
+    rows: dict[int | None, list[dict[str, Any]]] = {i: [] for i in ids}
     if not ids:
         return rows
-    for group_id, room_id, room_name, unit_id, unit_name in session.exec(
-            select(SiteGroupRoom.group_id, Room.id, Room.name, Unit.id, Unit.name)
-            .join(Room, Room.id == SiteGroupRoom.room_id).join(Unit, Unit.id == Room.unit_id)
-            .where(SiteGroupRoom.group_id.in_(ids)).order_by(Unit.name, Room.name, Room.id)).all():
+    for group_id, room_id, room_name, unit_id, unit_name in session.execute(
+            sa.select(col(SiteGroupRoom.group_id), col(Room.id), col(Room.name), col(Unit.id), col(Unit.name))
+            .join(Room, col(Room.id) == col(SiteGroupRoom.room_id)).join(Unit, col(Unit.id) == col(Room.unit_id))
+            .where(col(SiteGroupRoom.group_id).in_(ids)).order_by(col(Unit.name), col(Room.name), col(Room.id))).all():
         rows[group_id].append({"id": room_id, "name": room_name, "unit_id": unit_id, "unit_name": unit_name})
     return rows
 
@@ -125,8 +125,8 @@ def _room_rows(session: Session, group_ids: Iterable[int]) -> dict[int, list[dic
 def public(session: Session, principal: Principal, groups: list[SiteGroup]) -> list[dict[str, Any]]:
     """The JSON shape (:class:`SiteGroupPublic`) of ``groups``."""
     rooms = _room_rows(session, [g.id for g in groups])
-    owners = dict(session.exec(select(User.id, User.full_name).where(
-        User.id.in_({g.owner_user_id for g in groups}))).all()) if groups else {}
+    owners = dict(session.exec(select(col(User.id), col(User.full_name)).where(
+        col(User.id).in_({g.owner_user_id for g in groups}))).all()) if groups else {}
     return [{"id": g.id, "name": g.name, "description": g.description, "visibility": g.visibility,
              "owner_user_id": g.owner_user_id, "owner_name": owners.get(g.owner_user_id, ""),
              "room_ids": [r["id"] for r in rooms[g.id]], "rooms": rooms[g.id], "editable": _editable(g, principal),
@@ -138,13 +138,16 @@ def list_groups(session: Session, principal: Principal, *, limit: int = 50,
     """Groups visible to ``principal``, by name; and their total."""
     query = select(SiteGroup).where(_visible(session, principal))
     total = session.exec(select(func.count()).select_from(query.subquery())).one()
-    return list(session.exec(query.order_by(SiteGroup.name, SiteGroup.id).limit(limit).offset(offset)).all()), total
+    by_name = query.order_by(col(SiteGroup.name), col(SiteGroup.id))
+    return list(session.exec(by_name.limit(limit).offset(offset)).all()), total
 
 
 def _check_rooms(session: Session, principal: Principal, room_ids: list[int]) -> None:
     if len(set(room_ids)) != len(room_ids):
         raise Invalid("a room is listed twice", code="duplicate_room")
-    units = dict(session.exec(select(Room.id, Room.unit_id).where(Room.id.in_(room_ids))).all()) if room_ids else {}
+    units: dict[int | None, int] = {}
+    if room_ids:
+        units = dict(session.exec(select(col(Room.id), col(Room.unit_id)).where(col(Room.id).in_(room_ids))).all())
     missing = [r for r in room_ids if r not in units]
     if missing:
         raise Invalid(f"unknown room(s): {', '.join(map(str, missing))}", code="unknown_room", room_ids=missing)
@@ -154,14 +157,15 @@ def _check_rooms(session: Session, principal: Principal, room_ids: list[int]) ->
 
 
 def _set_rooms(session: Session, group: SiteGroup, room_ids: list[int]) -> None:
-    session.execute(sa.delete(SiteGroupRoom).where(SiteGroupRoom.group_id == group.id))
+    session.execute(sa.delete(SiteGroupRoom).where(col(SiteGroupRoom.group_id) == group.id))
+    assert group.id is not None  # flushed
     session.add_all(SiteGroupRoom(group_id=group.id, room_id=r) for r in room_ids)
 
 
 def _require_unique_name(session: Session, owner_user_id: int, name: str, group_id: int | None = None) -> None:
-    query = select(SiteGroup.id).where(SiteGroup.owner_user_id == owner_user_id, SiteGroup.name == name)
+    query = select(col(SiteGroup.id)).where(col(SiteGroup.owner_user_id) == owner_user_id, col(SiteGroup.name) == name)
     if group_id is not None:
-        query = query.where(SiteGroup.id != group_id)
+        query = query.where(col(SiteGroup.id) != group_id)
     if session.exec(query).first() is not None:
         raise Conflict(f"you already have a site group named «{name}»", code="site_group_name_taken")
 
@@ -173,7 +177,8 @@ def create_group(session: Session, principal: Principal, data: SiteGroupCreate,
     Raises: Forbidden (role, or a room outside an operator's units), Invalid (``duplicate_room``,
     ``unknown_room``), Conflict (``site_group_name_taken``: the owner has a group of that name).
     """
-    principal.require_role(*CREATORS)
+    if not principal.can_manage_site_groups:
+        raise Forbidden(f"role {principal.role.value!r} may not save site groups", code="forbidden_role")
     _check_rooms(session, principal, data.room_ids)
     _require_unique_name(session, principal.user_id, data.name)
     now = now or utc_now()
@@ -224,7 +229,7 @@ def expand(session: Session, principal: Principal, group_ids: list[int], *, excl
 
     Raises: Invalid ``unknown_site_group`` naming the groups that do not exist or are not visible.
     """
-    visible = set(session.exec(select(SiteGroup.id).where(SiteGroup.id.in_(group_ids),
+    visible = set(session.exec(select(col(SiteGroup.id)).where(col(SiteGroup.id).in_(group_ids),
                                                           _visible(session, principal))).all())
     missing = [g for g in group_ids if g not in visible]
     if missing:

@@ -48,9 +48,9 @@ class AuditFilters:
                  action: Annotated[str | None, Query(max_length=60)] = None,
                  from_: Annotated[datetime | None, Query(alias="from", description="entries at or after")] = None,
                  to: Annotated[datetime | None, Query(description="entries before")] = None) -> None:
-        self.values = {"unit_id": unit_id, "user_id": user_id, "meeting_id": meeting_id, "action": action or None,
-                       "from_": as_utc(from_, settings.zone) if from_ else None,
-                       "to": as_utc(to, settings.zone) if to else None}
+        self.values: dict[str, Any] = {
+            "unit_id": unit_id, "user_id": user_id, "meeting_id": meeting_id, "action": action or None,
+            "from_": as_utc(from_, settings.zone) if from_ else None, "to": as_utc(to, settings.zone) if to else None}
 
 
 FiltersDep = Annotated[AuditFilters, Depends()]

@@ -65,8 +65,9 @@ def audit_page(request: Request, session: SessionDep, unit_id: Text = "", user_i
     start = last = None
     try:
         start, last = _day(from_, zone), _day(to, zone)
-        filters = {"unit_id": form["unit_id"], "user_id": form["user_id"], "meeting_id": _int(meeting_id),
-                   "action": action or None, "from_": start, "to": last + timedelta(days=1) if last else None}
+        filters: dict[str, Any] = {
+            "unit_id": form["unit_id"], "user_id": form["user_id"], "meeting_id": _int(meeting_id),
+            "action": action or None, "from_": start, "to": last + timedelta(days=1) if last else None}
         rows, total = audit_log.list_entries(session, who.principal, **filters, limit=PAGE_SIZE,
                                              offset=(number - 1) * PAGE_SIZE)
     except Invalid as exc:
@@ -88,7 +89,8 @@ def audit_page(request: Request, session: SessionDep, unit_id: Text = "", user_i
         "form": form, "entries": entries, "total": total, "error": error, "page": number, "pages": pages,
         "prev_href": f"/audit?{urlencode({**page_query, 'page': number - 1})}" if number > 1 else None,
         "next_href": f"/audit?{urlencode({**page_query, 'page': number + 1})}" if number < pages else None,
-        "csv_href": f"/api/v1/audit.csv?{urlencode(api_query)}", "xlsx_href": f"/api/v1/audit.xlsx?{urlencode(api_query)}",
+        "csv_href": f"/api/v1/audit.csv?{urlencode(api_query)}",
+        "xlsx_href": f"/api/v1/audit.xlsx?{urlencode(api_query)}",
         "units": [{"id": u.id, "name": u.name} for u in units],
         "people": audit_log.people(session),
         "actions": [(a, _label(a)) for a, _l in audit_log.actions(session)],

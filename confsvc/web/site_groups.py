@@ -67,7 +67,7 @@ def _page(request: Request, session: Session, who: Viewer, *, editing: dict[str,
     return render(request, "site_groups.html", {
         "groups": rows, "total": total, "editing": editing, "form": form, "errors": errors or [],
         "units": _rooms(session, who), "visibilities": [(v.value, _(label)) for v, label in VISIBILITY_LABELS.items()],
-        "can_create": who.principal.role in site_groups.CREATORS}, who=who, status_code=status_code)
+        "can_create": who.principal.can_manage_site_groups}, who=who, status_code=status_code)
 
 
 def _who(request: Request, session: Session) -> Viewer | None:
