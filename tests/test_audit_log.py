@@ -156,3 +156,17 @@ def test_audit_page_shows_filtered_entries_and_export_links(client: TestClient, 
     assert f'href="/api/v1/audit.csv?user_id={d["users"]["lan"]}"' in page.text
     bad = client.get("/audit", params={"from": "31/02/2026"})
     assert bad.status_code == 200 and "dd/mm/yyyy" in bad.text
+
+
+def test_bad_audit_and_office_input_is_422_never_500(client: TestClient, engine: Engine) -> None:
+    d = _setup(engine)
+    h = d["h"]["admin"]
+    for path, params in (("/api/v1/audit", {"from": "hôm qua"}), ("/api/v1/audit", {"unit_id": 0}),
+                         ("/api/v1/audit.csv", {"action": "x" * 61}), ("/api/v1/site-groups", {"limit": 0}),
+                         ("/api/v1/meetings/1/invitation.pdf", {"occurrence_id": 0})):
+        r = client.get(path, headers=h, params=params)
+        assert r.status_code == 422, (path, params, r.text)
+    bad_visibility = client.post("/api/v1/site-groups", headers=h, json={"name": "Nhóm", "visibility": "public"})
+    assert bad_visibility.status_code == 422
+    extra_field = client.post("/api/v1/site-groups", headers=h, json={"name": "Nhóm", "owner_user_id": 1})
+    assert extra_field.status_code == 422
