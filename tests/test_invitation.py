@@ -151,6 +151,7 @@ def test_invitation_docx_parses_back_with_every_vietnamese_character(client: Tes
     assert [p.text for p in header.rows[0].cells[0].paragraphs] == ["UBND TỈNH PHÚ THỌ", "VĂN PHÒNG", "Số: 123/GM-VP"]
     assert [p.text for p in header.rows[0].cells[1].paragraphs][:2] == [
         "CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM", "Độc lập - Tự do - Hạnh phúc"]
+    assert [round(c.width.mm) for c in header.columns] == [62, 103]  # quốc hiệu fits on one line
     title = next(p for p in document.paragraphs if p.text == "GIẤY MỜI")
     assert title.runs[0].bold is True and title.alignment == 1  # WD_ALIGN_PARAGRAPH.CENTER
     assert footer.rows[0].cells[1].paragraphs[-1].text == "Nguyễn Thị Hằng"

@@ -47,6 +47,15 @@ def _line(cell: _Cell | None, container: Any, text: str, *, size: float = 13, bo
     return paragraph
 
 
+def _widths(table: Any, *widths: Mm) -> None:
+    """Fixed column widths (Word reads the cells', LibreOffice the grid's: both are set)."""
+    table.autofit = False
+    for column, width in zip(table.columns, widths, strict=True):
+        column.width = width
+        for cell in column.cells:
+            cell.width = width
+
+
 def _borderless(table: Any) -> None:
     borders = OxmlElement("w:tblBorders")
     for edge in ("top", "left", "bottom", "right", "insideH", "insideV"):
@@ -69,8 +78,8 @@ def render(invitation: Invitation) -> bytes:
     header = document.add_table(rows=1, cols=2)
     header.alignment = WD_TABLE_ALIGNMENT.CENTER
     _borderless(header)
+    _widths(header, Mm(62), Mm(103))  # 165 mm: the text width between NĐ 30's margins
     left, right = header.rows[0].cells
-    left.width, right.width = Mm(65), Mm(100)
     _line(left, None, invitation.issuer_parent, size=12.5, first=True)
     _line(left, None, invitation.issuer, size=12.5, bold=True, underline=True, after=6)
     _line(left, None, invitation.number_line)
@@ -98,11 +107,12 @@ def render(invitation: Invitation) -> bytes:
     if invitation.description:
         paragraph(f"Nội dung: {invitation.description}")
     paragraph(invitation.closing)
+    _line(None, document, "", after=6)
 
     footer = document.add_table(rows=1, cols=2)
     _borderless(footer)
+    _widths(footer, Mm(80), Mm(85))
     recipients, signer = footer.rows[0].cells
-    recipients.width, signer.width = Mm(80), Mm(85)
     _line(recipients, None, "Nơi nhận:", size=12, bold=True, italic=True, align=WD_ALIGN_PARAGRAPH.LEFT,
           first=True)
     for line in invitation.recipients:
