@@ -39,10 +39,12 @@ from confsvc.live.snapshot import record_join_instructions
 from confsvc.calendar.routes import router as calendar_router
 from confsvc.mail.routes import router as mail_router
 from confsvc.stats import calls as call_records
+from confsvc.stats.audit_routes import router as audit_router
 from confsvc.stats.routes import router as stats_router
 from confsvc.stats import usage as usage_summary
 from confsvc.scheduling import scheduler
 from confsvc.scheduling.grid_routes import router as grid_router
+from confsvc.scheduling.office_routes import router as office_router
 from confsvc.scheduling.readiness_routes import router as readiness_router
 from confsvc.scheduling.routes import router as scheduling_router
 from confsvc.users.routes import router as users_router
@@ -205,9 +207,11 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(scheduling_router)
     app.include_router(readiness_router)
     app.include_router(grid_router)
+    app.include_router(office_router)
     app.include_router(calendar_router)
     app.include_router(mail_router)
     app.include_router(stats_router)
+    app.include_router(audit_router)
     app.include_router(live_channel.router)
     app.include_router(web_router)
     app.mount("/static", static_files(), name="static")

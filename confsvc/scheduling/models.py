@@ -75,6 +75,10 @@ class Meeting(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
     cancelled_by: int | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
     cancelled_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # The official invitation (giấy mời, Nghị định 30/2020/NĐ-CP): số/ký hiệu and who signs it.
+    document_number: str = Field(default="", max_length=50)
+    signer_name: str = Field(default="", max_length=200)
+    signer_title: str = Field(default="", max_length=200)
 
 
 class MeetingParticipant(SQLModel, table=True):

@@ -18,6 +18,19 @@ from confsvc.text import nfc, one_line
 Title = Annotated[str, AfterValidator(one_line), Field(min_length=1, max_length=300)]
 Minutes = Annotated[int, Field(ge=0, le=24 * 60)]
 IdList = Annotated[list[IdField], Field(max_length=5000)]
+DocumentNumber = Annotated[str, AfterValidator(one_line), Field(max_length=50)]
+SignerText = Annotated[str, AfterValidator(one_line), Field(max_length=200)]
+
+
+def _title_lines(value: str) -> str:
+    """NFC; at most 3 lines, each stripped and collapsed ("KT. CHÁNH VĂN PHÒNG\nPHÓ CHÁNH VĂN PHÒNG")."""
+    lines = [one_line(line) for line in nfc(value).splitlines() if line.strip()]
+    if len(lines) > 3:
+        raise ValueError("a signer's title has at most 3 lines")
+    return "\n".join(lines)
+
+
+SignerTitle = Annotated[str, AfterValidator(_title_lines), Field(max_length=200)]
 
 
 def _zone(value: str | None) -> str | None:
@@ -51,6 +64,11 @@ class MeetingCreate(BaseModel):
     exdates: Annotated[list[datetime], Field(max_length=1000)] = []
     timezone: Annotated[str | None, AfterValidator(_zone)] = None
     skip_conflicts: bool = False
+    site_group_ids: Annotated[list[IdField], Field(max_length=100)] = Field(
+        [], description="saved site groups; their rooms join participant_room_ids at booking time")
+    document_number: DocumentNumber = ""
+    signer_name: SignerText = ""
+    signer_title: SignerTitle = ""
 
 
 class MeetingUpdate(BaseModel):
@@ -71,6 +89,9 @@ class MeetingUpdate(BaseModel):
     status: Literal["tentative", "confirmed"] | None = None
     rrule: Annotated[str, Field(max_length=500)] | None = None
     exdates: Annotated[list[datetime], Field(max_length=1000)] | None = None
+    document_number: DocumentNumber | None = None
+    signer_name: SignerText | None = None
+    signer_title: SignerTitle | None = None
 
 
 class OccurrenceUpdate(BaseModel):
@@ -142,6 +163,9 @@ class MeetingPublic(BaseModel):
     updated_at: datetime
     cancelled_by: int | None
     cancelled_at: datetime | None
+    document_number: str = Field(description="số/ký hiệu of the invitation (giấy mời)")
+    signer_name: str
+    signer_title: str
 
 
 class MeetingBooked(MeetingPublic):

@@ -21,7 +21,7 @@ from confsvc.clock import as_utc, utc_now
 from confsvc.config import Settings
 from confsvc.endpoints.models import Endpoint, Room
 from confsvc.errors import Forbidden, Invalid, NotFound
-from confsvc.scheduling import booking, live_events, recurrence
+from confsvc.scheduling import booking, live_events, recurrence, site_groups
 from confsvc.scheduling.booking import Names, Participants, Plan
 from confsvc.scheduling.conflicts import Window, first_pairwise_overlap
 from confsvc.scheduling.errors import BookingConflict
@@ -244,8 +244,11 @@ def _prepare(session: Session, settings: Settings, principal: Principal, data: M
                      else data.check_lead_minutes,
                      teardown_minutes=settings.default_teardown_minutes if data.teardown_minutes is None
                      else data.teardown_minutes)
-    participants = booking.resolve_participants(session, chair_room_id=data.chair_room_id,
-                                                room_ids=data.participant_room_ids,
+    room_ids = data.participant_room_ids
+    if data.site_group_ids:  # expanded now: a later change of a group leaves this meeting as booked
+        room_ids = [*room_ids, *site_groups.expand(session, principal, data.site_group_ids,
+                                                   exclude={data.chair_room_id, *room_ids})]
+    participants = booking.resolve_participants(session, chair_room_id=data.chair_room_id, room_ids=room_ids,
                                                 endpoint_ids=data.participant_endpoint_ids)
     starts, materialized_until = _series_starts(settings, timing, data.rrule, data.exdates, now=now)
     plans = [booking.make_plan(s, s + timing.duration, s, participants, check_lead_minutes=timing.check_lead_minutes,
@@ -310,7 +313,8 @@ def book_meeting(session: Session, settings: Settings, principal: Principal, dat
         timezone=str(timing.zone.key), dtstart=timing.start, duration_minutes=int(timing.duration.total_seconds() // 60),
         rrule=_normalised_rrule(data.rrule), exdates=[as_utc(d, timing.zone).isoformat() for d in data.exdates],
         materialized_until=materialized_until, created_by=principal.user_id, created_at=now,
-        updated_by=principal.user_id, updated_at=now)
+        updated_by=principal.user_id, updated_at=now, document_number=data.document_number,
+        signer_name=data.signer_name, signer_title=data.signer_title)
     skipped: list[dict[str, Any]] = []
 
     def write() -> None:
@@ -496,7 +500,7 @@ def edit_meeting(session: Session, settings: Settings, principal: Principal, mee
     _require_no_self_overlap([p for p in plans if p.occurrence is None
                               or p.occurrence.status is OccurrenceStatus.scheduled])
 
-    for key in ("title", "description"):
+    for key in ("title", "description", "document_number", "signer_name", "signer_title"):
         if changes.get(key) is not None:
             setattr(meeting, key, changes[key])
     if data.status is not None:

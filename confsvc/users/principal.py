@@ -33,6 +33,17 @@ class Principal:
                 code="forbidden_role",
             )
 
+    # Office (issue 15): saved site groups and the audit trail.
+    @property
+    def can_manage_site_groups(self) -> bool:
+        """May save site groups: admin, secretariat, operator (an operator only with rooms of their units)."""
+        return self.role in (Role.admin, Role.secretariat, Role.operator)
+
+    @property
+    def can_read_audit(self) -> bool:
+        """May read the audit trail: admin and secretariat (only meetings of their units when scoped)."""
+        return self.role in (Role.admin, Role.secretariat)
+
     def can_see_unit(self, unit_id: int) -> bool:
         return self.unit_ids is None or unit_id in self.unit_ids
 

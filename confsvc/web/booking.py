@@ -32,6 +32,7 @@ from confsvc.scheduling.errors import BookingConflict
 from confsvc.scheduling.schemas import MeetingCreate
 from confsvc.text import fold
 from confsvc.web import i18n
+from confsvc.web import site_groups as site_group_web
 from confsvc.web.common import Viewer, booker, check_csrf, login_redirect, render, settings_of, viewer
 from confsvc.web.i18n import N_, _
 from confsvc.web.meetings import local_today
@@ -206,6 +207,7 @@ def _form_context(session: Session, who: Viewer, settings: Settings, form: dict[
         "chair_room_id": int(form["chair_room_id"]) if str(form.get("chair_room_id", "")).isdigit() else default_chair,
         "bridges": [{"id": b.id, "name": b.name, "ports": b.port_capacity} for b in bridges if b.active],
         "messages": messages, "default_lead": settings.default_check_lead_minutes,
+        "site_groups": site_group_web.picker_options(session, who),
     }
 
 

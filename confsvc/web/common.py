@@ -138,6 +138,8 @@ def _nav(who: Viewer | None) -> list[dict[str, str]]:
     if who.principal.role is not Role.viewer:
         items.append(("/feeds", N_("Calendar feeds")))
     items.append(("/statistics", N_("Statistics")))
+    if who.principal.can_read_audit:
+        items.append(("/audit", N_("Log")))
     return [{"href": href, "label": _(label)} for href, label in items]
 
 

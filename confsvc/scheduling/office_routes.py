@@ -1,0 +1,12 @@
+"""The office's routers in one: the invitation (giấy mời), site groups and the audit log.
+``create_app`` includes this one router."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from confsvc.scheduling import invitation_routes, site_group_routes
+
+router = APIRouter()
+router.include_router(invitation_routes.router)
+router.include_router(site_group_routes.router)
