@@ -10,16 +10,18 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 from pydantic import BaseModel, Field
 
 from confsvc.deps import PagingDep, SettingsDep
 from confsvc.clock import as_utc
-from confsvc.db import MAX_ID, PathId, QueryId, SessionDep
+from confsvc.db import MAX_ID, PathId, QueryId, SessionDep, read_only
 from confsvc.endpoints import service as inventory
 from confsvc.scheduling import availability, schemas, service
 from confsvc.scheduling.models import Meeting
-from confsvc.users.deps import CurrentPrincipal
+from confsvc.users.deps import CurrentPrincipal, require_roles
+from confsvc.users.models import Role
+from confsvc.users.principal import Principal
 
 router = APIRouter(prefix="/api/v1")
 
@@ -35,6 +37,11 @@ def _meeting(meeting_id: PathId, session: SessionDep, principal: CurrentPrincipa
 MeetingDep = Annotated[Meeting, Depends(_meeting)]
 """For GET routes. Write routes load the meeting inside the handler (same service call), so that the
 SQLite write lock is taken in the handler's thread hop (see ``users.deps.get_principal``)."""
+
+#: The caller of a meeting write: admin or secretariat, checked before the write session is touched.
+Writer = Annotated[Principal, require_roles(*service.WRITERS)]
+#: The caller of a maintenance write (operators in their units, checked by the service).
+MaintenanceWriter = Annotated[Principal, require_roles(*service.WRITERS, Role.operator)]
 
 
 def _answer(model: type[BaseModel], data: Any, status_code: int = 200) -> Response:
@@ -96,14 +103,14 @@ def get_meeting(meeting: MeetingDep, session: SessionDep):
 
 @router.patch("/meetings/{meeting_id}", response_model=schemas.MeetingBooked, tags=["meetings"])
 def edit_meeting(meeting_id: PathId, data: schemas.MeetingUpdate, session: SessionDep,
-                 principal: CurrentPrincipal, settings: SettingsDep):
+                 principal: Writer, settings: SettingsDep):
     """Whole-series edit; per-occurrence exceptions and occurrence ids are kept (SPEC rule 5)."""
     meeting = service.get_meeting(session, principal, meeting_id)
     return _booked(session, service.edit_meeting(session, settings, principal, meeting, data))
 
 
 @router.post("/meetings/{meeting_id}/cancel", response_model=schemas.MeetingPublic, tags=["meetings"])
-def cancel_meeting(meeting_id: PathId, session: SessionDep, principal: CurrentPrincipal):
+def cancel_meeting(meeting_id: PathId, session: SessionDep, principal: Writer):
     """Cancel the meeting; its resources are free at once (SPEC rule 6)."""
     meeting = service.get_meeting(session, principal, meeting_id)
     return _answer(schemas.MeetingPublic,
@@ -120,7 +127,7 @@ def list_occurrences(meeting: MeetingDep, session: SessionDep):
 @router.patch("/meetings/{meeting_id}/occurrences/{occurrence_id}", response_model=schemas.OccurrencePublic,
               tags=["meetings"])
 def edit_occurrence(meeting_id: PathId, occurrence_id: PathId, data: schemas.OccurrenceUpdate,
-                    session: SessionDep, principal: CurrentPrincipal, settings: SettingsDep):
+                    session: SessionDep, principal: Writer, settings: SettingsDep):
     """Move one occurrence or change its chair room / participants (it becomes an exception)."""
     meeting = service.get_meeting(session, principal, meeting_id)
     occurrence = service.get_occurrence(session, meeting, occurrence_id)
@@ -130,7 +137,7 @@ def edit_occurrence(meeting_id: PathId, occurrence_id: PathId, data: schemas.Occ
 
 @router.post("/meetings/{meeting_id}/occurrences/{occurrence_id}/cancel", response_model=schemas.OccurrencePublic,
              tags=["meetings"])
-def cancel_occurrence(meeting_id: PathId, occurrence_id: PathId, session: SessionDep, principal: CurrentPrincipal):
+def cancel_occurrence(meeting_id: PathId, occurrence_id: PathId, session: SessionDep, principal: Writer):
     """Cancel one occurrence; its slot is free at once."""
     meeting = service.get_meeting(session, principal, meeting_id)
     occurrence = service.get_occurrence(session, meeting, occurrence_id)
@@ -158,10 +165,10 @@ def availability_search(
 
 @router.post("/endpoints/{endpoint_id}/maintenance", response_model=schemas.MaintenancePublic,
              status_code=status.HTTP_201_CREATED, tags=["endpoints"])
-def create_maintenance(endpoint_id: PathId, data: schemas.MaintenanceCreate, session: SessionDep,
-                       principal: CurrentPrincipal, settings: SettingsDep):
+def create_maintenance(endpoint_id: PathId, request: Request, data: schemas.MaintenanceCreate, session: SessionDep,
+                       principal: MaintenanceWriter, settings: SettingsDep):
     """A maintenance window (bảo trì) ``[start, end)`` on an endpoint; 409 if meetings are booked then."""
-    endpoint, room = inventory.get_endpoint(session, principal, endpoint_id)
+    endpoint, room = read_only(request, lambda read: inventory.get_endpoint(read, principal, endpoint_id))
     window = service.create_maintenance(session, settings, principal, endpoint, room, start=data.start,
                                         end=data.end, note=data.note)
     return _answer(schemas.MaintenancePublic, window, status.HTTP_201_CREATED)
