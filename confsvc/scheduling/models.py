@@ -215,3 +215,28 @@ class SchedulerMark(SQLModel, table=True):
     kind: str = Field(max_length=30, primary_key=True)
     due_at: datetime = Field(sa_type=UTCDateTime, primary_key=True)
     at: datetime = Field(sa_type=UTCDateTime)
+
+
+# ---------------------------------------------------------------- idempotent booking (issue 12)
+
+class IdempotencyKey(SQLModel, table=True):
+    """The answer given to a request carrying an ``Idempotency-Key`` (IETF draft
+    "The Idempotency-Key HTTP Header Field"): scoped to the user, kept until ``expires_at`` (UTC;
+    ``Settings.idempotency_ttl_hours`` after ``created_at``). ``fingerprint`` is the SHA-256 of the
+    request's kind and parsed body; the stored answer (status, media type, body, ``Location``) is what
+    a retry with the same key and body gets back, byte for byte. Only successful answers are stored:
+    a refusal rolls back with everything else, and a retry is evaluated again."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (sa.UniqueConstraint("user_id", "key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="users.id", ondelete="CASCADE")
+    key: str = Field(max_length=255)
+    fingerprint: str = Field(max_length=64)
+    status_code: int = 0
+    media_type: str = Field(default="", max_length=100)
+    body: str = Field(default="", sa_type=sa.Text)
+    location: str | None = Field(default=None, max_length=2000)
+    created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
+    expires_at: datetime = Field(sa_type=UTCDateTime, index=True)

@@ -10,14 +10,14 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from pydantic import BaseModel, Field
 
 from confsvc.deps import PagingDep, SettingsDep
 from confsvc.clock import as_utc
 from confsvc.db import MAX_ID, PathId, QueryId, SessionDep, read_only
 from confsvc.endpoints import service as inventory
-from confsvc.scheduling import availability, schemas, service
+from confsvc.scheduling import availability, idempotency, schemas, service
 from confsvc.scheduling.models import Meeting
 from confsvc.users.deps import CurrentPrincipal, require_roles
 from confsvc.users.models import Role
@@ -63,14 +63,24 @@ def _booked(session: SessionDep, result: service.BookResult, status_code: int = 
 
 @router.post("/meetings", response_model=schemas.MeetingBooked, status_code=status.HTTP_201_CREATED,
              tags=["meetings"])
-def book_meeting(data: schemas.MeetingCreate, session: SessionDep, principal: CurrentPrincipal,
-                 settings: SettingsDep):
+def book_meeting(data: schemas.MeetingCreate, session: SessionDep, principal: Writer, settings: SettingsDep,
+                 idempotency_key: Annotated[str | None, Header(
+                     alias="Idempotency-Key", max_length=300,
+                     description="Optional: a double submit or retry with the same key (same user) books once "
+                                 "and gets the first answer again; another body with it is a 422 "
+                                 "`idempotency_key_reused`. Kept `idempotency_ttl_hours`.")] = None):
     """Book a meeting (đặt lịch họp), single or recurring. Admin and secretariat.
 
     201: the meeting, ``occurrence_count``, ``skipped`` (with ``skip_conflicts``) and ``warnings``
     (public holidays). 409 ``booking_conflict`` listing every conflict; 422 for bad input.
     """
-    return _booked(session, service.book_meeting(session, settings, principal, data), status.HTTP_201_CREATED)
+    def run() -> idempotency.Answer:
+        booked = _booked(session, service.book_meeting(session, settings, principal, data), status.HTTP_201_CREATED)
+        return idempotency.Answer(booked.status_code, "application/json", bytes(booked.body).decode("utf-8"))
+
+    answer = idempotency.once(session, settings, principal, idempotency.parse_key(idempotency_key),
+                              idempotency.fingerprint("POST /api/v1/meetings", data.model_dump(mode="json")), run)
+    return Response(answer.body, status_code=answer.status_code, media_type=answer.media_type)
 
 
 @router.post("/meetings/check", response_model=schemas.CheckResult, tags=["meetings"])
