@@ -11,14 +11,14 @@ from datetime import date, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, TypeAdapter
 
 from confsvc.deps import PagingDep, SettingsDep
-from confsvc.clock import as_utc
+from confsvc.clock import as_utc, utc_now
 from confsvc.db import MAX_ID, PathId, QueryId, SessionDep, read_only
 from confsvc.endpoints import service as inventory
-from confsvc.scheduling import availability, idempotency, schemas, service
-from confsvc.scheduling.models import Meeting
+from confsvc.scheduling import availability, blocks, idempotency, schemas, service
+from confsvc.scheduling.models import Meeting, ResourceKind
 from confsvc.users.deps import CurrentPrincipal, require_roles
 from confsvc.users.models import Role
 from confsvc.users.principal import Principal
@@ -182,3 +182,78 @@ def create_maintenance(endpoint_id: PathId, request: Request, data: schemas.Main
     window = service.create_maintenance(session, settings, principal, endpoint, room, start=data.start,
                                         end=data.end, note=data.note)
     return _answer(schemas.MaintenancePublic, window, status.HTTP_201_CREATED)
+
+
+# ---------------------------------------------------------------- day blocks (issue 12)
+
+def _room_and_room(read: Any, principal: Principal, room_id: int) -> tuple[Any, Any]:
+    room = inventory.get_room(read, principal, room_id)
+    return room, room
+
+
+def _blocks_answer(items: list[Any]) -> Response:
+    adapter = TypeAdapter(list[schemas.BlockPublic])
+    return Response(adapter.dump_json(adapter.validate_python([blocks.block_public(b) for b in items])),
+                    media_type="application/json")
+
+
+@router.post("/rooms/{room_id}/blocks", response_model=schemas.BlockPublic, status_code=status.HTTP_201_CREATED,
+             tags=["rooms"])
+def create_room_block(room_id: PathId, data: schemas.BlockCreate, request: Request, session: SessionDep,
+                      principal: MaintenanceWriter, settings: SettingsDep):
+    """Block a room for whole local days ``first_day … last_day`` (repairs, an election, a holiday): a
+    booking of the room, shown in its feed as an all-day event. Admin, secretariat; operators in their
+    units. 409 ``booking_conflict`` listing what is booked then; 422 beyond the limits (``max_block_days``,
+    ``maintenance_past_days``, the booking horizon)."""
+    room, _ = read_only(request, lambda read: _room_and_room(read, principal, room_id))
+    block = blocks.create_block(session, settings, principal, ResourceKind.room, room, room,
+                                first_day=data.first_day, last_day=data.last_day, reason=data.reason)
+    return _answer(schemas.BlockPublic, blocks.block_public(block), status.HTTP_201_CREATED)
+
+
+@router.get("/rooms/{room_id}/blocks", response_model=list[schemas.BlockPublic], tags=["rooms"])
+def list_room_blocks(room_id: PathId, session: SessionDep, principal: CurrentPrincipal, settings: SettingsDep,
+                     include_past: bool = False):
+    """The room's day blocks by first day (by default those not yet over)."""
+    inventory.get_room(session, principal, room_id)
+    return _blocks_answer(blocks.list_blocks(session, ResourceKind.room, room_id, include_past=include_past,
+                                             today=utc_now().astimezone(settings.zone).date()))
+
+
+@router.delete("/rooms/{room_id}/blocks/{block_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["rooms"])
+def delete_room_block(room_id: PathId, block_id: PathId, request: Request, session: SessionDep,
+                      principal: MaintenanceWriter):
+    """Lift a block: the days are free at once. 404 ``block_not_found``."""
+    room, _ = read_only(request, lambda read: _room_and_room(read, principal, room_id))
+    blocks.delete_block(session, principal, ResourceKind.room, room_id, room, block_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/endpoints/{endpoint_id}/blocks", response_model=schemas.BlockPublic,
+             status_code=status.HTTP_201_CREATED, tags=["endpoints"])
+def create_endpoint_block(endpoint_id: PathId, data: schemas.BlockCreate, request: Request, session: SessionDep,
+                          principal: MaintenanceWriter, settings: SettingsDep):
+    """Block an endpoint for whole local days (as ``POST /rooms/{id}/blocks``)."""
+    endpoint, room = read_only(request, lambda read: inventory.get_endpoint(read, principal, endpoint_id))
+    block = blocks.create_block(session, settings, principal, ResourceKind.endpoint, endpoint, room,
+                                first_day=data.first_day, last_day=data.last_day, reason=data.reason)
+    return _answer(schemas.BlockPublic, blocks.block_public(block), status.HTTP_201_CREATED)
+
+
+@router.get("/endpoints/{endpoint_id}/blocks", response_model=list[schemas.BlockPublic], tags=["endpoints"])
+def list_endpoint_blocks(endpoint_id: PathId, session: SessionDep, principal: CurrentPrincipal,
+                         settings: SettingsDep, include_past: bool = False):
+    """The endpoint's day blocks by first day (by default those not yet over)."""
+    inventory.get_endpoint(session, principal, endpoint_id)
+    return _blocks_answer(blocks.list_blocks(session, ResourceKind.endpoint, endpoint_id, include_past=include_past,
+                                             today=utc_now().astimezone(settings.zone).date()))
+
+
+@router.delete("/endpoints/{endpoint_id}/blocks/{block_id}", status_code=status.HTTP_204_NO_CONTENT,
+               tags=["endpoints"])
+def delete_endpoint_block(endpoint_id: PathId, block_id: PathId, request: Request, session: SessionDep,
+                          principal: MaintenanceWriter):
+    """Lift an endpoint's block. 404 ``block_not_found``."""
+    _endpoint, room = read_only(request, lambda read: inventory.get_endpoint(read, principal, endpoint_id))
+    blocks.delete_block(session, principal, ResourceKind.endpoint, endpoint_id, room, block_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
