@@ -89,6 +89,13 @@ def _forbidden_writes(engine: Engine) -> tuple[dict[str, str], list[tuple[str, s
         ("POST", f"/api/v1/endpoints/{ids['ep']}/maintenance",
          {"start": (t + timedelta(days=1)).isoformat(), "end": (t + timedelta(days=1, hours=1)).isoformat()}),
         ("POST", f"/api/v1/rooms/{ids['room']}/display-tokens", {"name": "Màn hình"}),
+        ("POST", f"/api/v1/rooms/{ids['room']}/blocks", {"first_day": (t + timedelta(days=3)).date().isoformat(),
+                                                         "last_day": (t + timedelta(days=3)).date().isoformat()}),
+        ("POST", f"/api/v1/endpoints/{ids['ep']}/blocks", {"first_day": (t + timedelta(days=3)).date().isoformat(),
+                                                           "last_day": (t + timedelta(days=3)).date().isoformat()}),
+        ("POST", "/api/v1/meetings", {"title": "Họp", "chair_room_id": ids["room"],
+                                      "start": (t + timedelta(days=4)).isoformat(),
+                                      "end": (t + timedelta(days=4, hours=1)).isoformat()}),
         ("POST", f"/api/v1/meetings/{ids['meeting']}/occurrences/{occ_id}/cancel", None),
         ("PATCH", f"/api/v1/meetings/{ids['meeting']}/occurrences/{occ_id}", {"start": (t + timedelta(hours=2)).isoformat()}),
     ]
