@@ -1,5 +1,5 @@
 """The ``confsvc`` command: serve, db upgrade, units import, endpoints import/export, users create, meetings
-extend, stats refresh, demo."""
+extend, stats refresh, backup/restore, demo."""
 
 from __future__ import annotations
 
@@ -202,6 +202,32 @@ def stats_refresh(
     finally:
         engine.dispose()
     typer.echo(f"{len(days)} days computed and stored in {time.perf_counter() - started:.1f} s")
+
+
+@app.command("backup")
+def backup_command(path: Annotated[Path, typer.Argument(help="file to write (replaced when complete)")]) -> None:
+    """Back up the database to FILE while the service runs: SQLite through its online backup API,
+    PostgreSQL with pg_dump --format=custom (client tools of the server's major version or newer)."""
+    from confsvc.backup import BackupError, backup
+
+    try:
+        result = backup(get_settings().effective_database_url, path)
+    except BackupError as exc:
+        _fail(f"backup failed: {exc}")
+    typer.echo(f"{result.backend} backup written to {result.path} ({result.bytes} bytes)")
+
+
+@app.command("restore")
+def restore_command(path: Annotated[Path, typer.Argument(help="a file written by `confsvc backup`")]) -> None:
+    """Restore FILE into the configured database, which must be empty (a new SQLite file, or a new
+    PostgreSQL database); then run `confsvc db upgrade` if the backup is from an older release."""
+    from confsvc.backup import BackupError, restore
+
+    try:
+        result = restore(get_settings().effective_database_url, path)
+    except BackupError as exc:
+        _fail(f"restore failed: {exc}")
+    typer.echo(f"{result.backend} backup {result.path} restored")
 
 
 def _serve(settings: Settings, host: str, port: int) -> None:

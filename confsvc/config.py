@@ -49,6 +49,16 @@ class Settings(BaseSettings):
     series_horizon_days: int = Field(
         180, ge=0, description="Occurrences of a series are materialised (and booked) this far ahead; "
         "`confsvc` extends them with a job. 0 refuses series without COUNT/UNTIL.")
+    maintenance_past_days: int = Field(1, ge=0, le=366, description="A maintenance window or a day block may start "
+                                       "at most this many days before now (bounds the rows one request writes).")
+    max_maintenance_days: int = Field(92, gt=0, le=3660, description="Longest maintenance window accepted (days); "
+                                      "it must also end within booking_horizon_days.")
+    max_block_days: int = Field(92, gt=0, le=3660, description="Most local days in one room or endpoint block "
+                                "(`POST …/blocks`); it must also end within booking_horizon_days.")
+    max_series_occurrences: int = Field(1000, gt=0, le=100_000, description="Most occurrences one series request "
+                                        "materialises; more is a 422 (the series horizon bounds the rest).")
+    availability_max_range_days: int = Field(62, gt=0, le=3660, description="Free-slot search: largest "
+                                             "from_date…to_date range (days).")
     working_hours_start: time = Field(time(7, 30), description="Free-slot search: earliest local start of a meeting.")
     working_hours_end: time = Field(time(17, 0), description="Free-slot search: latest local end of a meeting.")
     working_weekdays: str = Field("0,1,2,3,4", description="Free-slot search: local weekdays, 0 = Monday.")
@@ -59,6 +69,8 @@ class Settings(BaseSettings):
     stats_summary_days: int = Field(400, ge=0, description="Usage statistics: a background job (on the scheduler's "
                                     "cadence) keeps the figures of this many past local days stored, so reports "
                                     "over them read stored days; 0 = off (reports then store what they compute).")
+    stats_max_period_days: int = Field(3660, gt=0, le=36600, description="Usage statistics: longest report period "
+                                       "(days) of the API, the exports and `confsvc stats refresh`.")
     call_clock_skew_minutes: int = Field(5, ge=0, description="Call records: a report time may be at most this "
                                          "far in the future (device clock skew); later is refused.")
     pin_digits: int = Field(6, ge=4, le=12, description="Length of generated meeting PINs.")
@@ -66,6 +78,8 @@ class Settings(BaseSettings):
     # Calendar (SPEC "Calendar"): invites and subscription feeds.
     feed_past_days: int = Field(90, ge=0, description="A feed shows occurrences that ended at most this many days ago, "
                                 "and every future one.")
+    idempotency_ttl_hours: int = Field(24, gt=0, le=24 * 30, description="An `Idempotency-Key` of "
+                                       "`POST /api/v1/meetings` is remembered (with its answer) this long.")
     feed_refresh_minutes: int = Field(60, gt=0, description="REFRESH-INTERVAL / X-PUBLISHED-TTL of feeds.")
     public_base_url: str | None = Field(None, description="Base URL in links inside invites and feeds, e.g. "
                                         "https://lichhop.phutho.gov.vn; default: the request's own.")

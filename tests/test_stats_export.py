@@ -106,3 +106,40 @@ def test_openapi_documents_each_figure(client: TestClient):
     for key in ("booked_hours", "connected_hours", "attendance_rate", "late_joins", "faults", "port_peak",
                 "room_utilisation"):
         assert f"**{key}**" in description
+
+
+FORMULA = '=HYPERLINK("http://evil.example/","Bấm vào đây")'
+
+
+def _rename_first_room(engine: Engine, s) -> None:
+    from confsvc.endpoints.models import Room
+
+    with make_session(engine) as session:
+        room = session.get(Room, s.r1)
+        room.name = FORMULA
+        session.add(room)
+        session.commit()
+
+
+def test_formula_room_name_is_a_string_cell_not_a_formula_in_the_xlsx(client: TestClient, engine: Engine,
+                                                                     settings: Settings):
+    s, h = _setup(engine, settings)
+    _rename_first_room(engine, s)
+    r = client.get(f"/api/v1/stats/usage.xlsx?{QUERY}", headers=h["viewer"])
+    assert r.status_code == 200
+    workbook = load_workbook(io.BytesIO(r.content))
+    try:
+        cell = workbook.active["B2"]
+        assert (cell.value, cell.data_type, cell.quotePrefix) == (FORMULA, "s", True)
+        assert [c.data_type for c in workbook.active[2]][:3] == ["n", "s", "s"]
+        assert all(c.data_type != "f" for row in workbook.active.iter_rows() for c in row)
+    finally:
+        workbook.close()
+
+
+def test_formula_room_name_is_quoted_in_the_usage_csv(client: TestClient, engine: Engine, settings: Settings):
+    s, h = _setup(engine, settings)
+    _rename_first_room(engine, s)
+    r = client.get(f"/api/v1/stats/usage.csv?{QUERY}", headers=h["viewer"])
+    rows = list(csv.reader(io.StringIO(r.content.decode("utf-8-sig"))))
+    assert rows[1][:3] == [str(s.r1), "'" + FORMULA, "Tỉnh Thử Nghiệm"]

@@ -26,7 +26,7 @@ from typing import NamedTuple
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import configure_mappers
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 import confsvc
 from confsvc.clock import utc_now
@@ -44,6 +44,8 @@ from confsvc.scheduling.models import (
     Occurrence,
     OccurrenceParticipant,
     OccurrenceStatus,
+    ResourceBlock,
+    ResourceKind,
 )
 from confsvc.scheduling import join
 from confsvc.users.models import User
@@ -576,6 +578,23 @@ def _scope(session: Session, token: FeedToken) -> tuple[str, Involvement]:
     return name, (lambda _chair, _endpoints, rooms: not rooms.isdisjoint(room_ids))
 
 
+def _day_blocks(session: Session, token: FeedToken, window_start: datetime) -> list[ical.AllDay]:
+    """A room's or endpoint's day blocks (``scheduling.blocks``) not over before the window, as all-day
+    events (issue 12); other feeds show none. A block raises the feed version (its table has the
+    triggers of 0012), so the ETag follows."""
+    kinds = {FeedScope.room: ResourceKind.room, FeedScope.endpoint: ResourceKind.endpoint}
+    if token.scope not in kinds:
+        return []
+    rows = session.exec(select(ResourceBlock).where(
+        ResourceBlock.resource_kind == kinds[token.scope], ResourceBlock.resource_id == token.scope_id,
+        ResourceBlock.last_day >= (window_start - timedelta(days=1)).date())
+        .order_by(ResourceBlock.first_day, ResourceBlock.id)).all()
+    return [ical.AllDay(uid=f"block-{b.id}@confsvc", first_day=b.first_day, last_day=b.last_day,
+                        summary=f"Tạm dừng sử dụng: {b.reason}" if b.reason else "Tạm dừng sử dụng",
+                        description="Không đặt lịch họp trong những ngày này.", stamp=_utc(b.created_at))
+            for b in rows]
+
+
 def feed(session: Session, settings: Settings, token: FeedToken, *, base_url: str,
          now: datetime | None = None, state: FeedState | None = None) -> Document:
     """The feed of ``token``'s scope over ``[window_start, ∞)`` (UTC; ``window_start_for``).
@@ -598,7 +617,8 @@ def feed(session: Session, settings: Settings, token: FeedToken, *, base_url: st
     loader = _Loader(session, meetings, ids)
     cals = [c for m in meetings if (c := _meeting_cal(loader, settings, m, base_url=base_url, private=True,
                                                         involved=involved, window_start=state.window_start))]
-    body = ical.feed(name, cals, refresh=timedelta(minutes=settings.feed_refresh_minutes))
+    body = ical.feed(name, cals, refresh=timedelta(minutes=settings.feed_refresh_minutes),
+                     all_day=_day_blocks(session, token, state.window_start))
     doc = Document(body=body, etag=state.etag, last_modified=state.last_modified)
     FEED_DOCUMENTS.put(doc)
     return doc

@@ -582,18 +582,46 @@ def _feed_frame(name: str, refresh: timedelta, zones: tuple[str, ...]) -> tuple[
     return body[:-len(end)], end
 
 
-def feed(name: str, meetings: Iterable[MeetingCal], *, refresh: timedelta) -> bytes:
+@dataclass(frozen=True)
+class AllDay:
+    """An all-day event of a feed (a room or endpoint blocked for whole local days): ``first_day`` to
+    ``last_day`` inclusive, written with an exclusive ``DTEND`` (RFC 5545 §3.6.1)."""
+
+    uid: str
+    first_day: date
+    last_day: date
+    summary: str
+    description: str
+    stamp: datetime
+
+
+def all_day_bytes(item: AllDay) -> bytes:
+    """``VEVENT`` with ``DTSTART;VALUE=DATE`` and ``DTEND;VALUE=DATE`` = the day after ``last_day``
+    (RFC 5545 §3.6.1: DTEND is exclusive, so one day is DTSTART + 1), TRANSP:OPAQUE (busy)."""
+    event = Event()
+    event.add("UID", item.uid)
+    event.add("DTSTAMP", item.stamp.astimezone(UTC))
+    event.add("DTSTART", item.first_day)
+    event.add("DTEND", item.last_day + timedelta(days=1))
+    event.add("SUMMARY", item.summary)
+    if item.description:
+        event.add("DESCRIPTION", item.description)
+    event.add("TRANSP", "OPAQUE")
+    return event.to_ical()
+
+
+def feed(name: str, meetings: Iterable[MeetingCal], *, refresh: timedelta, all_day: Iterable[AllDay] = ()) -> bytes:
     """A subscription feed: no METHOD (RFC 5545 §3.7.2 — a plain published calendar, never REQUEST).
 
     NAME and X-WR-CALNAME carry ``name`` (Vietnamese); REFRESH-INTERVAL and X-PUBLISHED-TTL carry
     ``refresh``. Meetings appear in the order given; cancelled meetings and cancelled occurrences
     stay as STATUS:CANCELLED so subscribed clients remove them. The same bytes as
     ``feed_reference`` (``icalendar`` components throughout), written by ``_event_bytes``; each
-    meeting's blocks are kept in ``FEED_BLOCKS``.
+    meeting's blocks are kept in ``FEED_BLOCKS``. ``all_day`` events (day blocks) come last.
     """
     meetings = list(meetings)
     head, end = _feed_frame(name, refresh, tuple(sorted({m.timezone for m in meetings})))
-    return b"".join([head, *(_feed_blocks(m) for m in meetings), end])
+    return b"".join([head, *(_feed_blocks(m) for m in meetings), *(all_day_bytes(a) for a in all_day), end])
 
 
 def feed_reference(name: str, meetings: Iterable[MeetingCal], *, refresh: timedelta) -> bytes:

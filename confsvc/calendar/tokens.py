@@ -102,6 +102,7 @@ def list_feed_tokens(session: Session, principal: Principal) -> list[FeedToken]:
 def revoke_feed_token(session: Session, principal: Principal, token_id: int, *,
                       now: datetime | None = None) -> FeedToken:
     """Revoke at once (idempotent). Raises NotFound for a token outside the caller's reach."""
+    principal.require_role(*MANAGERS)  # before the first statement: SQLite's write lock (issue 16 defect 2)
     token = session.get(FeedToken, token_id)
     if token is None:
         raise NotFound(f"feed token {token_id} not found", code="feed_token_not_found")

@@ -1,7 +1,10 @@
 """Endpoint inventory as CSV (RFC 4180, UTF-8 with a BOM so Excel shows Vietnamese correctly).
 
 Import is all-or-nothing: every invalid row is reported with its line number and reason, and
-nothing is written unless every row is valid. Rows are matched by ``serial``; the room is found by
+nothing is written unless every row is valid. Exported cells that a spreadsheet would read as a formula
+(starting with ``=``, ``+``, ``-``, ``@``, tab, CR, or the protective ``'`` itself) get a leading ``'``
+(OWASP CSV injection, :mod:`confsvc.cells`); the import removes that one quote, so ``+84…`` dial
+addresses and a ``-`` survive the round trip unchanged. Rows are matched by ``serial``; the room is found by
 (``unit_code``, ``room_name``) and created when the unit has no room of that name.
 """
 
@@ -13,6 +16,7 @@ from dataclasses import dataclass
 
 from sqlmodel import Session, select
 
+from confsvc import cells
 from confsvc.endpoints import schemas, service
 from confsvc.clock import utc_now
 from confsvc.endpoints.models import Endpoint, LifecycleState, Protocol, Room, Unit
@@ -59,9 +63,10 @@ def export_endpoints(session: Session, principal: Principal, *, unit_id: int | N
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(COLUMNS)
     for endpoint, room, unit in session.exec(query):
-        writer.writerow([endpoint.serial, unit.code, unit.name, room.name, endpoint.name, endpoint.vendor,
-                         endpoint.model, endpoint.protocol.value, endpoint.dial_address,
-                         endpoint.management_ip or "", endpoint.firmware or "", endpoint.lifecycle_state.value])
+        writer.writerow([cells.to_csv(v) for v in (
+            endpoint.serial, unit.code, unit.name, room.name, endpoint.name, endpoint.vendor, endpoint.model,
+            endpoint.protocol.value, endpoint.dial_address, endpoint.management_ip or "", endpoint.firmware or "",
+            endpoint.lifecycle_state.value)])
     return (BOM + out.getvalue()).encode("utf-8")
 
 
@@ -106,7 +111,7 @@ def parse(data: bytes, unit_ids_by_code: dict[str, int]) -> tuple[list[_Row], li
         if None in record:
             errors.append({"line": line, "reason": "more fields than columns"})
             continue
-        values = {k: one_line(v or "") for k, v in record.items()}
+        values = {k: one_line(cells.from_csv(v or "")) for k, v in record.items()}
         if not any(values.values()):
             continue
         try:

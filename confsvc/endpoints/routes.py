@@ -5,13 +5,14 @@ Routes parse, call one service function and shape the answer; rules live in ``se
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response, UploadFile, status
+from fastapi import APIRouter, Depends, Query, Request, Response, UploadFile, status
 from fastapi.responses import PlainTextResponse
+from pydantic import BaseModel
 
 from confsvc.deps import Paging, PagingDep
-from confsvc.db import MAX_ID, PathId, QueryId, SessionDep
+from confsvc.db import MAX_ID, PathId, QueryId, SessionDep, read_only
 from confsvc.endpoints import csvio, schemas, service
 from confsvc.endpoints.models import Bridge, Endpoint, EndpointStatus, LifecycleState, Protocol, Room, Unit, UnitLevel
 from confsvc.users.deps import CurrentPrincipal
@@ -19,26 +20,35 @@ from confsvc.users.deps import CurrentPrincipal
 router = APIRouter(prefix="/api/v1")
 
 
-def _unit(unit_id: PathId, session: SessionDep, principal: CurrentPrincipal) -> Unit:
-    return service.get_unit(session, principal, unit_id)
+def _unit(unit_id: PathId, request: Request, principal: CurrentPrincipal) -> Unit:
+    return read_only(request, lambda session: service.get_unit(session, principal, unit_id))
 
 
-def _room(room_id: PathId, session: SessionDep, principal: CurrentPrincipal) -> Room:
-    return service.get_room(session, principal, room_id)
+def _room(room_id: PathId, request: Request, principal: CurrentPrincipal) -> Room:
+    return read_only(request, lambda session: service.get_room(session, principal, room_id))
 
 
-def _endpoint(endpoint_id: PathId, session: SessionDep, principal: CurrentPrincipal) -> tuple[Endpoint, Room]:
-    return service.get_endpoint(session, principal, endpoint_id)
+def _endpoint(endpoint_id: PathId, request: Request, principal: CurrentPrincipal) -> tuple[Endpoint, Room]:
+    return read_only(request, lambda session: service.get_endpoint(session, principal, endpoint_id))
 
 
-def _bridge(bridge_id: PathId, session: SessionDep, principal: CurrentPrincipal) -> Bridge:
-    return service.get_bridge(session, principal, bridge_id)
+def _bridge(bridge_id: PathId, request: Request, principal: CurrentPrincipal) -> Bridge:
+    return read_only(request, lambda session: service.get_bridge(session, principal, bridge_id))
 
 
+# Path objects load on a read session of their own (``db.read_only``), never on the request's write
+# session: a write service re-reads them after its role check (issue 16 defect 2).
 UnitDep = Annotated[Unit, Depends(_unit)]
 RoomDep = Annotated[Room, Depends(_room)]
 EndpointDep = Annotated[tuple[Endpoint, Room], Depends(_endpoint)]
 BridgeDep = Annotated[Bridge, Depends(_bridge)]
+
+
+def _answer(model: type[BaseModel], data: Any, status_code: int = 200) -> Response:
+    """Serialise a write's answer inside the handler's thread hop, while the write lock is held, rather
+    than in one more hop before the commit (see ``scheduling.routes._answer``)."""
+    return Response(model.model_validate(data).model_dump_json(), status_code=status_code,
+                    media_type="application/json")
 
 
 def _paged(items: list, total: int, paging: Paging) -> dict:
@@ -66,12 +76,12 @@ def get_unit(unit: UnitDep):
 @router.post("/units", response_model=schemas.UnitPublic, status_code=status.HTTP_201_CREATED, tags=["units"])
 def create_unit(data: schemas.UnitCreate, session: SessionDep, principal: CurrentPrincipal):
     """Admin only. 409 ``duplicate_unit_code``; 422 ``unknown_unit`` for a missing parent."""
-    return service.create_unit(session, principal, data)
+    return _answer(schemas.UnitPublic, service.create_unit(session, principal, data), status.HTTP_201_CREATED)
 
 
 @router.patch("/units/{unit_id}", response_model=schemas.UnitPublic, tags=["units"])
 def update_unit(unit: UnitDep, data: schemas.UnitUpdate, session: SessionDep, principal: CurrentPrincipal):
-    return service.update_unit(session, principal, unit, data)
+    return _answer(schemas.UnitPublic, service.update_unit(session, principal, unit, data))
 
 
 # ---------------------------------------------------------------- rooms
@@ -94,12 +104,12 @@ def get_room(room: RoomDep):
 @router.post("/rooms", response_model=schemas.RoomPublic, status_code=status.HTTP_201_CREATED, tags=["rooms"])
 def create_room(data: schemas.RoomCreate, session: SessionDep, principal: CurrentPrincipal):
     """Admin only. 422 ``unknown_unit``; 409 ``duplicate_room_name``."""
-    return service.create_room(session, principal, data)
+    return _answer(schemas.RoomPublic, service.create_room(session, principal, data), status.HTTP_201_CREATED)
 
 
 @router.patch("/rooms/{room_id}", response_model=schemas.RoomPublic, tags=["rooms"])
 def update_room(room: RoomDep, data: schemas.RoomUpdate, session: SessionDep, principal: CurrentPrincipal):
-    return service.update_room(session, principal, room, data)
+    return _answer(schemas.RoomPublic, service.update_room(session, principal, room, data))
 
 
 @router.delete("/rooms/{room_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["rooms"])
@@ -154,13 +164,15 @@ def get_endpoint(endpoint: EndpointDep):
              tags=["endpoints"])
 def create_endpoint(data: schemas.EndpointCreate, session: SessionDep, principal: CurrentPrincipal):
     """Admin only. 409 ``duplicate_serial``; 422 ``unknown_room`` / ``invalid_dial_address``."""
-    return service.endpoint_public(*service.create_endpoint(session, principal, data))
+    return _answer(schemas.EndpointPublic, service.endpoint_public(*service.create_endpoint(session, principal, data)),
+                   status.HTTP_201_CREATED)
 
 
 @router.patch("/endpoints/{endpoint_id}", response_model=schemas.EndpointPublic, tags=["endpoints"])
 def update_endpoint(endpoint: EndpointDep, data: schemas.EndpointUpdate, session: SessionDep,
                     principal: CurrentPrincipal):
-    return service.endpoint_public(*service.update_endpoint(session, principal, endpoint[0], data))
+    return _answer(schemas.EndpointPublic,
+                   service.endpoint_public(*service.update_endpoint(session, principal, endpoint[0], data)))
 
 
 @router.delete("/endpoints/{endpoint_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["endpoints"])
@@ -185,9 +197,9 @@ def get_bridge(bridge: BridgeDep):
 @router.post("/bridges", response_model=schemas.BridgePublic, status_code=status.HTTP_201_CREATED, tags=["bridges"])
 def create_bridge(data: schemas.BridgeCreate, session: SessionDep, principal: CurrentPrincipal):
     """Admin only. 409 ``duplicate_bridge_name``."""
-    return service.create_bridge(session, principal, data)
+    return _answer(schemas.BridgePublic, service.create_bridge(session, principal, data), status.HTTP_201_CREATED)
 
 
 @router.patch("/bridges/{bridge_id}", response_model=schemas.BridgePublic, tags=["bridges"])
 def update_bridge(bridge: BridgeDep, data: schemas.BridgeUpdate, session: SessionDep, principal: CurrentPrincipal):
-    return service.update_bridge(session, principal, bridge, data)
+    return _answer(schemas.BridgePublic, service.update_bridge(session, principal, bridge, data))

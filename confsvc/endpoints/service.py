@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, func, select
 
 from confsvc.clock import utc_now
+from confsvc.db import attach
 from confsvc.endpoints import schemas
 from confsvc.endpoints.models import Bridge, Endpoint, EndpointStatus, LifecycleState, Protocol, Room, Unit, UnitLevel
 from confsvc.endpoints.validation import normalise_dial_address
@@ -105,6 +106,7 @@ def create_unit(session: Session, principal: Principal, data: schemas.UnitCreate
 
 def update_unit(session: Session, principal: Principal, unit: Unit, data: schemas.UnitUpdate) -> Unit:
     principal.require_role(Role.admin)
+    unit = attach(session, unit)
     for key, value in data.model_dump(exclude_unset=True, exclude_none=True).items():
         setattr(unit, key, value)
     unit.search_text = search_key(unit.name, unit.division_type)
@@ -175,6 +177,7 @@ def _require_free_room_name(session: Session, unit_id: int, name: str, *, except
 
 def update_room(session: Session, principal: Principal, room: Room, data: schemas.RoomUpdate) -> Room:
     principal.require_role(Role.admin)
+    room = attach(session, room)
     changes = data.model_dump(exclude_unset=True)
     if changes.get("name"):
         _require_free_room_name(session, room.unit_id, changes["name"], except_id=room.id)
@@ -190,6 +193,7 @@ def update_room(session: Session, principal: Principal, room: Room, data: schema
 def delete_room(session: Session, principal: Principal, room: Room) -> None:
     """Raises Conflict while endpoints are installed in the room."""
     principal.require_role(Role.admin)
+    room = attach(session, room)
     if session.exec(select(Endpoint.id).where(Endpoint.room_id == room.id)).first() is not None:
         raise Conflict("room still has endpoints; move or delete them first", code="room_has_endpoints")
     session.delete(room)
@@ -276,6 +280,7 @@ def create_endpoint(session: Session, principal: Principal, data: schemas.Endpoi
 def update_endpoint(session: Session, principal: Principal, endpoint: Endpoint,
                     data: schemas.EndpointUpdate) -> tuple[Endpoint, Room]:
     principal.require_role(Role.admin)
+    endpoint = attach(session, endpoint)
     changes = {k: v for k, v in data.model_dump(exclude_unset=True).items()
                if v is not None or k in ("management_ip", "firmware")}
     if "room_id" in changes and session.get(Room, changes["room_id"]) is None:
@@ -293,6 +298,7 @@ def update_endpoint(session: Session, principal: Principal, endpoint: Endpoint,
 
 def delete_endpoint(session: Session, principal: Principal, endpoint: Endpoint) -> None:
     principal.require_role(Role.admin)
+    endpoint = attach(session, endpoint)
     session.delete(endpoint)
     session.flush()
 
@@ -324,6 +330,7 @@ def create_bridge(session: Session, principal: Principal, data: schemas.BridgeCr
 def update_bridge(session: Session, principal: Principal, bridge: Bridge, data: schemas.BridgeUpdate) -> Bridge:
     """Raises Forbidden, Invalid (conference range inverted)."""
     principal.require_role(Role.admin)
+    bridge = attach(session, bridge)
     for key, value in data.model_dump(exclude_unset=True, exclude_none=True).items():
         setattr(bridge, key, value)
     if bridge.conference_number_min > bridge.conference_number_max:

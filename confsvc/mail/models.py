@@ -49,7 +49,14 @@ class MailMessage(SQLModel, table=True):
 
 class MailDelivery(SQLModel, table=True):
     """One recipient's copy of a message. ``status``: ``pending`` (retried at ``next_attempt_at``),
-    ``sent`` (``sent_at`` set) or ``failed`` (refused permanently or ``mail_max_attempts`` reached)."""
+    ``sending`` (claimed and committed before the SMTP session; ``next_attempt_at`` is the end of the
+    lease, after which a dispatcher that died mid-way is assumed gone and the copy is sent again),
+    ``sent`` (``sent_at`` set) or ``failed`` (refused permanently or ``mail_max_attempts`` reached).
+
+    ``rfc_message_id`` is the ``Message-ID`` header (RFC 5322 §3.6.4), generated when the copy is
+    queued and reused on every attempt, so a copy re-sent after a crash between SMTP and the ``sent``
+    mark is recognisable as the same message (issue 16 defect 12). ``None`` only for copies queued
+    before it existed: they use the former ``<confsvc.{message}.{delivery}@…>`` form."""
 
     __tablename__ = "mail_deliveries"
     __table_args__ = (
@@ -65,4 +72,5 @@ class MailDelivery(SQLModel, table=True):
     next_attempt_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
     sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     last_error: str = Field(default="", max_length=1000)
+    rfc_message_id: str | None = Field(default=None, max_length=255)
     created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)

@@ -12,9 +12,13 @@ then works in two steps:
    (RFC 5546 §3.2.5). An event whose invite no longer says what it did (a REQUEST for a meeting
    cancelled since) is skipped: the later event mails the current state.
 2. **Send**: deliveries due (``next_attempt_at <= now``) are claimed with a lease (so two
-   dispatchers never send one copy at once), sent over one SMTP session, and marked ``sent``; a
-   failure keeps them ``pending`` with ``last_error`` and a backoff of 30 s doubling to 30 min,
-   until ``mail_max_attempts`` (then ``failed``). A 5xx refusal of the recipient is ``failed`` at once.
+   dispatchers never send one copy at once): marked ``sending`` and committed before the SMTP
+   session, each sent and marked ``sent`` in its own short transaction right after the server took
+   it; a failure puts it back to ``pending`` with ``last_error`` and a backoff of 30 s doubling to
+   30 min, until ``mail_max_attempts`` (then ``failed``). A 5xx refusal of the recipient is
+   ``failed`` at once. A copy still ``sending`` when its lease ends (the dispatcher died between
+   SMTP and the mark) is sent again with the same ``Message-ID``, generated when it was queued
+   (issue 16 defect 12): at most one duplicate per crash, and a recognisable one.
 
 The message (RFC 6047 iMIP §2.4, RFC 2046)::
 
@@ -42,7 +46,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email import policy
 from email.message import EmailMessage
-from email.utils import format_datetime, formataddr
+from email.utils import format_datetime, formataddr, make_msgid
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -212,7 +216,8 @@ def _queue_event(session: Session, settings: Settings, event: events.Event, *, b
                               subject=subject, body_text=body, ics=ics.decode("utf-8"))
         session.add(message)
         session.flush()
-        session.add_all(MailDelivery(message_id=message.id, recipient=r, next_attempt_at=event.at) for r in to)
+        session.add_all(MailDelivery(message_id=message.id, recipient=r, next_attempt_at=event.at,
+                                     rfc_message_id=new_message_id(settings)) for r in to)
         messages, deliveries = messages + 1, deliveries + len(to)
     return messages, deliveries
 
@@ -260,16 +265,23 @@ def queue_pending(engine: Engine, settings: Settings, *, now: datetime, base_url
 
 # ---------------------------------------------------------------- send
 
+def new_message_id(settings: Settings) -> str:
+    """A fresh, globally unique ``Message-ID`` (RFC 5322 §3.6.4) in the sender's domain."""
+    return make_msgid(idstring="confsvc", domain=sender(settings).rpartition("@")[2] or "confsvc.invalid")
+
+
 def build_email(settings: Settings, message: MailMessage, delivery: MailDelivery) -> EmailMessage:
-    """The MIME message of one delivery (shape in the module docstring). ``Message-ID`` is stable per
-    delivery, so a copy re-sent after a lost acknowledgement can be recognised as a duplicate."""
+    """The MIME message of one delivery (shape in the module docstring). ``Message-ID`` is the
+    delivery's stored ``rfc_message_id``, the same on every attempt, so a copy re-sent after a crash
+    or a lost acknowledgement can be recognised as a duplicate."""
     mail = EmailMessage(policy=policy.SMTP)
     from_address = sender(settings)
     mail["Subject"] = _clean_line(message.subject)
     mail["From"] = formataddr(("Lịch họp trực tuyến", from_address))
     mail["To"] = delivery.recipient
     mail["Date"] = format_datetime(message.created_at)
-    mail["Message-ID"] = f"<confsvc.{message.id}.{delivery.id}@{from_address.rpartition('@')[2] or 'confsvc'}>"
+    mail["Message-ID"] = (delivery.rfc_message_id
+                          or f"<confsvc.{message.id}.{delivery.id}@{from_address.rpartition('@')[2] or 'confsvc'}>")
     mail["Auto-Submitted"] = "auto-generated"  # RFC 3834 §5: no vacation replies
     mail.set_content(message.body_text, subtype="plain", charset="utf-8", cte="quoted-printable")
     mail.add_alternative(message.ics, subtype="calendar", charset="utf-8", cte="base64",
@@ -325,22 +337,31 @@ def _record(engine: Engine, settings: Settings, delivery_id: int, now: datetime,
             if _permanent(error) or delivery.attempts >= settings.mail_max_attempts:
                 delivery.status = "failed"
             else:
-                delivery.next_attempt_at = now + _backoff(delivery.attempts)
+                delivery.status, delivery.next_attempt_at = "pending", now + _backoff(delivery.attempts)
         session.add(delivery)
         session.commit()
         return delivery.status
 
 
 def send_due(engine: Engine, settings: Settings, *, now: datetime) -> tuple[int, int, int]:
-    """Send the deliveries due at ``now`` (at most :data:`BATCH`). Returns (sent, retrying, failed)."""
+    """Send the deliveries due at ``now`` (at most :data:`BATCH`). Returns (sent, retrying, failed).
+
+    Due: ``pending`` ones whose backoff has passed, and ``sending`` ones whose lease has ended (their
+    dispatcher died; the server may have taken them: re-sent with the same ``Message-ID``). They are
+    marked ``sending`` for :data:`CLAIM_LEASE` and committed before any SMTP traffic.
+    """
+    claimable = (MailDelivery.status.in_(("pending", "sending")), MailDelivery.next_attempt_at <= now)
     with make_session(engine) as session:
-        due = select(MailDelivery.id).where(MailDelivery.status == "pending", MailDelivery.next_attempt_at <= now) \
-            .order_by(MailDelivery.id).limit(BATCH).scalar_subquery()
+        due = select(MailDelivery.id).where(*claimable).order_by(MailDelivery.id).limit(BATCH).scalar_subquery()
+        interrupted = list(session.exec(select(MailDelivery.id).where(
+            MailDelivery.id.in_(due), MailDelivery.status == "sending")).all())
         claimed = sorted(session.execute(
-            sa.update(MailDelivery).where(MailDelivery.id.in_(due), MailDelivery.status == "pending",
-                                          MailDelivery.next_attempt_at <= now)
-            .values(next_attempt_at=now + CLAIM_LEASE).returning(MailDelivery.id)).scalars())
+            sa.update(MailDelivery).where(MailDelivery.id.in_(due), *claimable)
+            .values(status="sending", next_attempt_at=now + CLAIM_LEASE).returning(MailDelivery.id)).scalars())
         session.commit()
+    if interrupted:
+        log.warning("re-sending %d mail deliveries whose previous attempt was interrupted (same Message-ID): %s",
+                    len(interrupted), interrupted)
     if not claimed:
         return 0, 0, 0
     with make_session(engine, write=False) as session:
@@ -398,7 +419,7 @@ def status(session: Session, settings: Settings, principal: Principal) -> dict[s
     counts = dict(session.exec(select(MailDelivery.status, func.count()).group_by(MailDelivery.status)).all())
     last_error = session.exec(select(MailDelivery.last_error).where(MailDelivery.last_error != "")
                               .order_by(MailDelivery.id.desc()).limit(1)).first()
-    return {"enabled": enabled, "message": message, "pending": counts.get("pending", 0),
+    return {"enabled": enabled, "message": message, "pending": counts.get("pending", 0) + counts.get("sending", 0),
             "sent": counts.get("sent", 0), "failed": counts.get("failed", 0), "last_error": last_error}
 
 

@@ -23,7 +23,6 @@ from confsvc.scheduling.conflicts import Window, booking_window, merge, peak_por
 from confsvc.scheduling.models import ResourceKind
 from confsvc.users.principal import Principal
 
-MAX_RANGE_DAYS = 62
 MAX_COUNT = 50
 
 
@@ -40,12 +39,13 @@ def find_free_slots(session: Session, settings: Settings, principal: Principal, 
     active bridge (or ``bridge_id``) has enough ports at its peak.
 
     Raises:
-        Invalid: no resources, bad range (over 62 days), duration over the maximum, unknown ids.
+        Invalid: no resources, bad range (over ``settings.availability_max_range_days``), duration over the maximum, unknown ids.
     """
     if not endpoint_ids and not room_ids:
         raise Invalid("give endpoint_ids or room_ids", code="no_participants")
-    if to_date < from_date or (to_date - from_date).days > MAX_RANGE_DAYS:
-        raise Invalid(f"to_date must be on or after from_date, at most {MAX_RANGE_DAYS} days later",
+    max_days = settings.availability_max_range_days
+    if to_date < from_date or (to_date - from_date).days > max_days:
+        raise Invalid(f"to_date must be on or after from_date, at most {max_days} days later",
                       code="invalid_range")
     if not 0 < duration_minutes <= settings.max_meeting_duration_minutes:
         raise Invalid(f"duration_minutes must be 1…{settings.max_meeting_duration_minutes}", code="invalid_duration")

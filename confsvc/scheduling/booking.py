@@ -146,6 +146,7 @@ def describe(booking: Booking, title: str | None, overlap: Window, *, names: Nam
         "window_end_local": overlap.end.astimezone(zone).replace(tzinfo=None),
         "requested_start": plan.start,
         "requested_occurrence_id": plan.occurrence.id if plan.occurrence is not None else None,
+        **({"block_id": booking.block_id} if booking.block_id is not None else {}),  # a day block (blocks.py)
         **extra,
     }
 

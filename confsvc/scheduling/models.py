@@ -1,5 +1,5 @@
 """Scheduling tables: meetings, their occurrences, bookings (the rows conflicts are checked on),
-maintenance windows and the audit trail.
+maintenance windows, day blocks of rooms and endpoints, and the audit trail.
 
 Every time is UTC at rest (``UTCDateTime``); every interval is half-open ``[start, end)``.
 On PostgreSQL, migration 0002 adds the exclusion constraints that keep SPEC conflict rules 1 and 3
@@ -9,7 +9,7 @@ under concurrency; they are not declared here because SQLite has no equivalent.
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -140,8 +140,29 @@ class MaintenanceWindow(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
 
 
+class ResourceBlock(SQLModel, table=True):
+    """A room or endpoint blocked for whole local days ``first_day … last_day`` (inclusive; repairs, an
+    election, a holiday): itself a booking of the resource, like a maintenance window, over
+    ``[first_day 00:00, last_day + 1 00:00)`` local time (issue 12). Shown in the resource's feed as an
+    all-day event (RFC 5545 §3.6.1: DTSTART;VALUE=DATE and an exclusive DTEND;VALUE=DATE)."""
+
+    __tablename__ = "resource_blocks"
+    __table_args__ = (sa.CheckConstraint("first_day <= last_day", name="days_ordered"),
+                      sa.Index("ix_resource_blocks_resource", "resource_kind", "resource_id", "last_day"))
+
+    id: int | None = Field(default=None, primary_key=True)
+    resource_kind: ResourceKind = Field(sa_column=enum_column(ResourceKind))
+    resource_id: int
+    first_day: date
+    last_day: date
+    reason: str = Field(default="", max_length=500)
+    created_by: int | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
+    created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
+
+
 class Booking(SQLModel, table=True):
-    """One resource held over ``[window_start, window_end)`` for an occurrence or a maintenance window.
+    """One resource held over ``[window_start, window_end)`` for an occurrence, a maintenance window or a
+    day block (exactly one owner).
 
     ``window_start = start − check_lead``, ``window_end = end + teardown`` (SPEC "Booking").
     A bridge booking holds ``ports`` ports and the meeting's ``conference_number``. No window is
@@ -153,7 +174,8 @@ class Booking(SQLModel, table=True):
     __table_args__ = (
         sa.Index("ix_bookings_resource_window", "resource_kind", "resource_id", "window_start"),
         sa.CheckConstraint("window_start < window_end", name="window_positive"),
-        sa.CheckConstraint("(occurrence_id IS NULL) <> (maintenance_id IS NULL)", name="one_owner"),
+        sa.CheckConstraint("(CASE WHEN occurrence_id IS NULL THEN 0 ELSE 1 END) + (CASE WHEN maintenance_id IS NULL "
+                           "THEN 0 ELSE 1 END) + (CASE WHEN block_id IS NULL THEN 0 ELSE 1 END) = 1", name="one_owner"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -161,6 +183,7 @@ class Booking(SQLModel, table=True):
     occurrence_id: int | None = Field(default=None, foreign_key="occurrences.id", index=True, ondelete="CASCADE")
     maintenance_id: int | None = Field(default=None, foreign_key="maintenance_windows.id", index=True,
                                        ondelete="CASCADE")
+    block_id: int | None = Field(default=None, foreign_key="resource_blocks.id", index=True, ondelete="CASCADE")
     resource_kind: ResourceKind = Field(sa_column=enum_column(ResourceKind, ResourceKind.endpoint))
     resource_id: int
     window_start: datetime = Field(sa_type=UTCDateTime)
@@ -219,3 +242,28 @@ class SchedulerMark(SQLModel, table=True):
     kind: str = Field(max_length=30, primary_key=True)
     due_at: datetime = Field(sa_type=UTCDateTime, primary_key=True)
     at: datetime = Field(sa_type=UTCDateTime)
+
+
+# ---------------------------------------------------------------- idempotent booking (issue 12)
+
+class IdempotencyKey(SQLModel, table=True):
+    """The answer given to a request carrying an ``Idempotency-Key`` (IETF draft
+    "The Idempotency-Key HTTP Header Field"): scoped to the user, kept until ``expires_at`` (UTC;
+    ``Settings.idempotency_ttl_hours`` after ``created_at``). ``fingerprint`` is the SHA-256 of the
+    request's kind and parsed body; the stored answer (status, media type, body, ``Location``) is what
+    a retry with the same key and body gets back, byte for byte. Only successful answers are stored:
+    a refusal rolls back with everything else, and a retry is evaluated again."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (sa.UniqueConstraint("user_id", "key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="users.id", ondelete="CASCADE")
+    key: str = Field(max_length=255)
+    fingerprint: str = Field(max_length=64)
+    status_code: int = 0
+    media_type: str = Field(default="", max_length=100)
+    body: str = Field(default="", sa_type=sa.Text)
+    location: str | None = Field(default=None, max_length=2000)
+    created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
+    expires_at: datetime = Field(sa_type=UTCDateTime, index=True)

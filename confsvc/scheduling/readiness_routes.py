@@ -5,11 +5,15 @@ Routes parse, call one service function and shape the answer; rules live in ``re
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, Request, Response
 
 from confsvc.db import PathId, SessionDep
 from confsvc.scheduling import readiness, schemas, service
-from confsvc.users.deps import CurrentPrincipal
+from confsvc.users.deps import CurrentPrincipal, require_roles
+from confsvc.users.models import Role
+from confsvc.users.principal import Principal
 
 router = APIRouter(prefix="/api/v1", tags=["meetings"])
 
@@ -30,10 +34,14 @@ def readiness_board(meeting_id: PathId, occurrence_id: PathId, request: Request,
     return _json(readiness.board(session, request.app.state.settings, meeting, occurrence))
 
 
+#: Who may mark readiness, checked before the write session is touched (issue 16 defect 2).
+ReadinessMarker = Annotated[Principal, require_roles(Role.admin, Role.secretariat, Role.operator)]
+
+
 @router.put("/meetings/{meeting_id}/occurrences/{occurrence_id}/readiness/{room_id}",
             response_model=schemas.ReadinessBoard)
 def set_readiness(meeting_id: PathId, occurrence_id: PathId, room_id: PathId, data: schemas.ReadinessUpdate,
-                  request: Request, session: SessionDep, principal: CurrentPrincipal):
+                  request: Request, session: SessionDep, principal: ReadinessMarker):
     """Mark a site ready, problem (with a note), connected or back to not_checked; answers the board.
 
     A change is pushed as ``readiness.changed``. 403 ``forbidden_role`` (viewer) / ``forbidden_scope``

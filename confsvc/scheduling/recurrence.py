@@ -59,11 +59,11 @@ def parse(text: str, dtstart_utc: datetime, zone: ZoneInfo) -> ParsedRule:
 
 
 def expand(text: str, dtstart_utc: datetime, zone: ZoneInfo, *, until_utc: datetime,
-           exdates_utc: frozenset[datetime] = frozenset()) -> list[datetime]:
+           exdates_utc: frozenset[datetime] = frozenset(), limit: int = MAX_OCCURRENCES) -> list[datetime]:
     """Original starts (UTC) of the series, in order, up to ``until_utc`` (exclusive), minus EXDATEs.
 
     Raises:
-        RecurrenceError: bad RRULE, or more than ``MAX_OCCURRENCES`` occurrences.
+        RecurrenceError: bad RRULE, or more than ``limit`` occurrences (``Settings.max_series_occurrences``).
     """
     parsed = parse(text, dtstart_utc, zone)
     starts: list[datetime] = []
@@ -75,6 +75,6 @@ def expand(text: str, dtstart_utc: datetime, zone: ZoneInfo, *, until_utc: datet
         if start in exdates_utc:
             continue
         starts.append(start)
-        if len(starts) > MAX_OCCURRENCES:
-            raise RecurrenceError(f"the series has more than {MAX_OCCURRENCES} occurrences in range")
+        if len(starts) > limit:
+            raise RecurrenceError(f"the series has more than {limit} occurrences in range")
     return starts

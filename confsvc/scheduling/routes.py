@@ -10,16 +10,18 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response, status
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
+from pydantic import BaseModel, Field, TypeAdapter
 
 from confsvc.deps import PagingDep, SettingsDep
-from confsvc.clock import as_utc
-from confsvc.db import MAX_ID, PathId, QueryId, SessionDep
+from confsvc.clock import as_utc, utc_now
+from confsvc.db import MAX_ID, PathId, QueryId, SessionDep, read_only
 from confsvc.endpoints import service as inventory
-from confsvc.scheduling import availability, schemas, service
-from confsvc.scheduling.models import Meeting
-from confsvc.users.deps import CurrentPrincipal
+from confsvc.scheduling import availability, blocks, idempotency, schemas, service
+from confsvc.scheduling.models import Meeting, ResourceKind
+from confsvc.users.deps import CurrentPrincipal, require_roles
+from confsvc.users.models import Role
+from confsvc.users.principal import Principal
 
 router = APIRouter(prefix="/api/v1")
 
@@ -35,6 +37,11 @@ def _meeting(meeting_id: PathId, session: SessionDep, principal: CurrentPrincipa
 MeetingDep = Annotated[Meeting, Depends(_meeting)]
 """For GET routes. Write routes load the meeting inside the handler (same service call), so that the
 SQLite write lock is taken in the handler's thread hop (see ``users.deps.get_principal``)."""
+
+#: The caller of a meeting write: admin or secretariat, checked before the write session is touched.
+Writer = Annotated[Principal, require_roles(*service.WRITERS)]
+#: The caller of a maintenance write (operators in their units, checked by the service).
+MaintenanceWriter = Annotated[Principal, require_roles(*service.WRITERS, Role.operator)]
 
 
 def _answer(model: type[BaseModel], data: Any, status_code: int = 200) -> Response:
@@ -56,14 +63,24 @@ def _booked(session: SessionDep, result: service.BookResult, status_code: int = 
 
 @router.post("/meetings", response_model=schemas.MeetingBooked, status_code=status.HTTP_201_CREATED,
              tags=["meetings"])
-def book_meeting(data: schemas.MeetingCreate, session: SessionDep, principal: CurrentPrincipal,
-                 settings: SettingsDep):
+def book_meeting(data: schemas.MeetingCreate, session: SessionDep, principal: Writer, settings: SettingsDep,
+                 idempotency_key: Annotated[str | None, Header(
+                     alias="Idempotency-Key", max_length=300,
+                     description="Optional: a double submit or retry with the same key (same user) books once "
+                                 "and gets the first answer again; another body with it is a 422 "
+                                 "`idempotency_key_reused`. Kept `idempotency_ttl_hours`.")] = None):
     """Book a meeting (đặt lịch họp), single or recurring. Admin and secretariat.
 
     201: the meeting, ``occurrence_count``, ``skipped`` (with ``skip_conflicts``) and ``warnings``
     (public holidays). 409 ``booking_conflict`` listing every conflict; 422 for bad input.
     """
-    return _booked(session, service.book_meeting(session, settings, principal, data), status.HTTP_201_CREATED)
+    def run() -> idempotency.Answer:
+        booked = _booked(session, service.book_meeting(session, settings, principal, data), status.HTTP_201_CREATED)
+        return idempotency.Answer(booked.status_code, "application/json", bytes(booked.body).decode("utf-8"))
+
+    answer = idempotency.once(session, settings, principal, idempotency.parse_key(idempotency_key),
+                              idempotency.fingerprint("POST /api/v1/meetings", data.model_dump(mode="json")), run)
+    return Response(answer.body, status_code=answer.status_code, media_type=answer.media_type)
 
 
 @router.post("/meetings/check", response_model=schemas.CheckResult, tags=["meetings"])
@@ -96,14 +113,14 @@ def get_meeting(meeting: MeetingDep, session: SessionDep):
 
 @router.patch("/meetings/{meeting_id}", response_model=schemas.MeetingBooked, tags=["meetings"])
 def edit_meeting(meeting_id: PathId, data: schemas.MeetingUpdate, session: SessionDep,
-                 principal: CurrentPrincipal, settings: SettingsDep):
+                 principal: Writer, settings: SettingsDep):
     """Whole-series edit; per-occurrence exceptions and occurrence ids are kept (SPEC rule 5)."""
     meeting = service.get_meeting(session, principal, meeting_id)
     return _booked(session, service.edit_meeting(session, settings, principal, meeting, data))
 
 
 @router.post("/meetings/{meeting_id}/cancel", response_model=schemas.MeetingPublic, tags=["meetings"])
-def cancel_meeting(meeting_id: PathId, session: SessionDep, principal: CurrentPrincipal):
+def cancel_meeting(meeting_id: PathId, session: SessionDep, principal: Writer):
     """Cancel the meeting; its resources are free at once (SPEC rule 6)."""
     meeting = service.get_meeting(session, principal, meeting_id)
     return _answer(schemas.MeetingPublic,
@@ -120,7 +137,7 @@ def list_occurrences(meeting: MeetingDep, session: SessionDep):
 @router.patch("/meetings/{meeting_id}/occurrences/{occurrence_id}", response_model=schemas.OccurrencePublic,
               tags=["meetings"])
 def edit_occurrence(meeting_id: PathId, occurrence_id: PathId, data: schemas.OccurrenceUpdate,
-                    session: SessionDep, principal: CurrentPrincipal, settings: SettingsDep):
+                    session: SessionDep, principal: Writer, settings: SettingsDep):
     """Move one occurrence or change its chair room / participants (it becomes an exception)."""
     meeting = service.get_meeting(session, principal, meeting_id)
     occurrence = service.get_occurrence(session, meeting, occurrence_id)
@@ -130,7 +147,7 @@ def edit_occurrence(meeting_id: PathId, occurrence_id: PathId, data: schemas.Occ
 
 @router.post("/meetings/{meeting_id}/occurrences/{occurrence_id}/cancel", response_model=schemas.OccurrencePublic,
              tags=["meetings"])
-def cancel_occurrence(meeting_id: PathId, occurrence_id: PathId, session: SessionDep, principal: CurrentPrincipal):
+def cancel_occurrence(meeting_id: PathId, occurrence_id: PathId, session: SessionDep, principal: Writer):
     """Cancel one occurrence; its slot is free at once."""
     meeting = service.get_meeting(session, principal, meeting_id)
     occurrence = service.get_occurrence(session, meeting, occurrence_id)
@@ -158,10 +175,85 @@ def availability_search(
 
 @router.post("/endpoints/{endpoint_id}/maintenance", response_model=schemas.MaintenancePublic,
              status_code=status.HTTP_201_CREATED, tags=["endpoints"])
-def create_maintenance(endpoint_id: PathId, data: schemas.MaintenanceCreate, session: SessionDep,
-                       principal: CurrentPrincipal, settings: SettingsDep):
+def create_maintenance(endpoint_id: PathId, request: Request, data: schemas.MaintenanceCreate, session: SessionDep,
+                       principal: MaintenanceWriter, settings: SettingsDep):
     """A maintenance window (bảo trì) ``[start, end)`` on an endpoint; 409 if meetings are booked then."""
-    endpoint, room = inventory.get_endpoint(session, principal, endpoint_id)
+    endpoint, room = read_only(request, lambda read: inventory.get_endpoint(read, principal, endpoint_id))
     window = service.create_maintenance(session, settings, principal, endpoint, room, start=data.start,
                                         end=data.end, note=data.note)
     return _answer(schemas.MaintenancePublic, window, status.HTTP_201_CREATED)
+
+
+# ---------------------------------------------------------------- day blocks (issue 12)
+
+def _room_and_room(read: Any, principal: Principal, room_id: int) -> tuple[Any, Any]:
+    room = inventory.get_room(read, principal, room_id)
+    return room, room
+
+
+def _blocks_answer(items: list[Any]) -> Response:
+    adapter = TypeAdapter(list[schemas.BlockPublic])
+    return Response(adapter.dump_json(adapter.validate_python([blocks.block_public(b) for b in items])),
+                    media_type="application/json")
+
+
+@router.post("/rooms/{room_id}/blocks", response_model=schemas.BlockPublic, status_code=status.HTTP_201_CREATED,
+             tags=["rooms"])
+def create_room_block(room_id: PathId, data: schemas.BlockCreate, request: Request, session: SessionDep,
+                      principal: MaintenanceWriter, settings: SettingsDep):
+    """Block a room for whole local days ``first_day … last_day`` (repairs, an election, a holiday): a
+    booking of the room, shown in its feed as an all-day event. Admin, secretariat; operators in their
+    units. 409 ``booking_conflict`` listing what is booked then; 422 beyond the limits (``max_block_days``,
+    ``maintenance_past_days``, the booking horizon)."""
+    room, _ = read_only(request, lambda read: _room_and_room(read, principal, room_id))
+    block = blocks.create_block(session, settings, principal, ResourceKind.room, room, room,
+                                first_day=data.first_day, last_day=data.last_day, reason=data.reason)
+    return _answer(schemas.BlockPublic, blocks.block_public(block), status.HTTP_201_CREATED)
+
+
+@router.get("/rooms/{room_id}/blocks", response_model=list[schemas.BlockPublic], tags=["rooms"])
+def list_room_blocks(room_id: PathId, session: SessionDep, principal: CurrentPrincipal, settings: SettingsDep,
+                     include_past: bool = False):
+    """The room's day blocks by first day (by default those not yet over)."""
+    inventory.get_room(session, principal, room_id)
+    return _blocks_answer(blocks.list_blocks(session, ResourceKind.room, room_id, include_past=include_past,
+                                             today=utc_now().astimezone(settings.zone).date()))
+
+
+@router.delete("/rooms/{room_id}/blocks/{block_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["rooms"])
+def delete_room_block(room_id: PathId, block_id: PathId, request: Request, session: SessionDep,
+                      principal: MaintenanceWriter):
+    """Lift a block: the days are free at once. 404 ``block_not_found``."""
+    room, _ = read_only(request, lambda read: _room_and_room(read, principal, room_id))
+    blocks.delete_block(session, principal, ResourceKind.room, room_id, room, block_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/endpoints/{endpoint_id}/blocks", response_model=schemas.BlockPublic,
+             status_code=status.HTTP_201_CREATED, tags=["endpoints"])
+def create_endpoint_block(endpoint_id: PathId, data: schemas.BlockCreate, request: Request, session: SessionDep,
+                          principal: MaintenanceWriter, settings: SettingsDep):
+    """Block an endpoint for whole local days (as ``POST /rooms/{id}/blocks``)."""
+    endpoint, room = read_only(request, lambda read: inventory.get_endpoint(read, principal, endpoint_id))
+    block = blocks.create_block(session, settings, principal, ResourceKind.endpoint, endpoint, room,
+                                first_day=data.first_day, last_day=data.last_day, reason=data.reason)
+    return _answer(schemas.BlockPublic, blocks.block_public(block), status.HTTP_201_CREATED)
+
+
+@router.get("/endpoints/{endpoint_id}/blocks", response_model=list[schemas.BlockPublic], tags=["endpoints"])
+def list_endpoint_blocks(endpoint_id: PathId, session: SessionDep, principal: CurrentPrincipal,
+                         settings: SettingsDep, include_past: bool = False):
+    """The endpoint's day blocks by first day (by default those not yet over)."""
+    inventory.get_endpoint(session, principal, endpoint_id)
+    return _blocks_answer(blocks.list_blocks(session, ResourceKind.endpoint, endpoint_id, include_past=include_past,
+                                             today=utc_now().astimezone(settings.zone).date()))
+
+
+@router.delete("/endpoints/{endpoint_id}/blocks/{block_id}", status_code=status.HTTP_204_NO_CONTENT,
+               tags=["endpoints"])
+def delete_endpoint_block(endpoint_id: PathId, block_id: PathId, request: Request, session: SessionDep,
+                          principal: MaintenanceWriter):
+    """Lift an endpoint's block. 404 ``block_not_found``."""
+    _endpoint, room = read_only(request, lambda read: inventory.get_endpoint(read, principal, endpoint_id))
+    blocks.delete_block(session, principal, ResourceKind.endpoint, endpoint_id, room, block_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -272,3 +272,25 @@ class ReadinessBoard(BaseModel):
     deadline: datetime
     overdue: bool
     sites: list[ReadinessSite]
+
+
+class BlockCreate(BaseModel):
+    """A room or endpoint blocked for whole local days ``first_day … last_day`` (inclusive)."""
+
+    model_config = ConfigDict(extra="forbid")
+    first_day: date
+    last_day: date
+    reason: Annotated[str, AfterValidator(nfc), Field(max_length=500)] = ""
+
+
+class BlockPublic(BaseModel):
+    """A day block. ``first_day``/``last_day`` are local dates, the last included."""
+
+    id: int
+    resource_kind: str
+    resource_id: int
+    first_day: date
+    last_day: date
+    reason: str
+    created_by: int | None
+    created_at: datetime

@@ -112,7 +112,8 @@ def _series_starts(settings: Settings, timing: Timing, rrule: str | None, exdate
         if parsed.open_ended and settings.series_horizon_days == 0:
             raise Invalid("the RRULE never ends (no COUNT or UNTIL) and no series horizon is configured",
                           code="rrule_without_end")
-        starts = recurrence.expand(rrule, timing.start, timing.zone, until_utc=horizon, exdates_utc=ex)
+        starts = recurrence.expand(rrule, timing.start, timing.zone, until_utc=horizon, exdates_utc=ex,
+                                   limit=settings.max_series_occurrences)
     except recurrence.RecurrenceError as exc:
         raise Invalid(str(exc), code="invalid_rrule") from None
     if not starts:
@@ -674,7 +675,8 @@ def extend_series(session: Session, settings: Settings, *, now: datetime | None 
     for meeting in meetings:
         zone = ZoneInfo(meeting.timezone)
         ex = frozenset(datetime.fromisoformat(d) for d in meeting.exdates)
-        starts = recurrence.expand(meeting.rrule, meeting.dtstart, zone, until_utc=horizon, exdates_utc=ex)
+        starts = recurrence.expand(meeting.rrule, meeting.dtstart, zone, until_utc=horizon, exdates_utc=ex,
+                                   limit=settings.max_series_occurrences)
         new = [s for s in starts if s >= meeting.materialized_until]
         participants = _meeting_participants(session, meeting)
         duration = timedelta(minutes=meeting.duration_minutes)
@@ -703,6 +705,26 @@ def extend_series(session: Session, settings: Settings, *, now: datetime | None 
 
 # ---------------------------------------------------------------- maintenance
 
+def require_bounded_window(settings: Settings, start_utc: datetime, end_utc: datetime, *, now: datetime,
+                           max_days: int, what: str) -> None:
+    """Refuse a resource window ``[start_utc, end_utc)`` (UTC) that would make one request write
+    unbounded rows: it must start at most ``settings.maintenance_past_days`` before ``now``, last at
+    most ``max_days`` days and end within ``settings.booking_horizon_days`` of ``now``.
+
+    Raises Invalid: end_not_after_start, window_starts_too_early, window_too_long, beyond_booking_horizon.
+    """
+    if end_utc <= start_utc:
+        raise Invalid("end must be after start", code="end_not_after_start")
+    if start_utc < now - timedelta(days=settings.maintenance_past_days):
+        raise Invalid(f"{what} may start at most {settings.maintenance_past_days} day(s) in the past",
+                      code="window_starts_too_early")
+    if end_utc - start_utc > timedelta(days=max_days):
+        raise Invalid(f"{what} lasts at most {max_days} days", code="window_too_long")
+    if end_utc > now + timedelta(days=settings.booking_horizon_days):
+        raise Invalid(f"{what} must end within {settings.booking_horizon_days} days from now",
+                      code="beyond_booking_horizon")
+
+
 def create_maintenance(session: Session, settings: Settings, principal: Principal, endpoint: Endpoint, room: Room,
                        *, start: datetime, end: datetime, note: str, now: datetime | None = None) -> MaintenanceWindow:
     """Take an endpoint out of service for ``[start, end)``; the window is a booking (SPEC rule 4).
@@ -710,15 +732,20 @@ def create_maintenance(session: Session, settings: Settings, principal: Principa
     Admin and secretariat anywhere, operators in their units. Windows longer than the largest
     booking window are stored as consecutive bookings so overlap queries stay bounded.
 
-    Raises: Forbidden, Invalid (end_not_after_start), BookingConflict (meetings booked then).
+    The work of one request is bounded by settings (issue 16 defect 1): the window starts at most
+    ``maintenance_past_days`` before now, lasts at most ``max_maintenance_days`` and ends within
+    ``booking_horizon_days``.
+
+    Raises: Forbidden, Invalid (end_not_after_start, window_starts_too_early, window_too_long,
+    beyond_booking_horizon), BookingConflict (meetings booked then).
     """
     if principal.role not in (*WRITERS, Role.operator):
         principal.require_role(*WRITERS, Role.operator)
     principal.require_unit(room.unit_id)
     zone = settings.zone
     start_utc, end_utc = as_utc(start, zone), as_utc(end, zone)
-    if end_utc <= start_utc:
-        raise Invalid("end must be after start", code="end_not_after_start")
+    require_bounded_window(settings, start_utc, end_utc, now=now or utc_now(),
+                           max_days=settings.max_maintenance_days, what="a maintenance window")
     step = booking.max_window(settings)
     chunks: list[Window] = []
     cursor = start_utc

@@ -3,7 +3,9 @@
 One line per row of the report, then a totals line ("Tổng cộng"). Dates are dd/mm/yyyy (GLOSSARY);
 "Đến ngày" is the bucket's last day (inclusive), unlike the JSON's exclusive ``period_end``.
 Numbers are the JSON's numbers: hours with two decimals, rates as fractions 0…1 (the spreadsheet
-formats them as percentages). CSV is UTF-8 with a BOM so Excel reads the Vietnamese text.
+formats them as percentages). CSV is UTF-8 with a BOM so Excel reads the Vietnamese text. Names that a
+spreadsheet would read as a formula are neutralised (:mod:`confsvc.cells`: a leading ``'`` in CSV, string
+cells with the quote prefix in XLSX).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from datetime import date, timedelta
 from typing import Any
 
 from openpyxl import Workbook
+
+from confsvc import cells
 
 GROUP_HEADERS = {"endpoint": "Thiết bị đầu cuối", "room": "Điểm cầu", "unit": "Đơn vị hành chính", "bridge": "MCU"}
 
@@ -74,7 +78,7 @@ def to_csv(report: dict[str, Any]) -> bytes:
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(headers(report["group_by"]))
     for line in _lines(report):
-        writer.writerow([_text(v) for v in line])
+        writer.writerow([_text(cells.to_csv(v)) for v in line])
     return ("\ufeff" + out.getvalue()).encode("utf-8")
 
 
@@ -88,12 +92,14 @@ def to_xlsx(report: dict[str, Any]) -> bytes:
     sheet.append(headers(report["group_by"]))
     for cell in sheet[1]:
         cell.font = Font(bold=True)
+    cells.protect_xlsx_row(sheet[1])
     formats = ["0", "@", "@", "DD/MM/YYYY", "DD/MM/YYYY", *(f for _, _, f in FIGURE_COLUMNS)]
     lines = _lines(report)
     for line in lines:
         sheet.append(line)
         for cell, number_format in zip(sheet[sheet.max_row], formats, strict=True):
             cell.number_format = number_format
+        cells.protect_xlsx_row(sheet[sheet.max_row])
     for cell in sheet[sheet.max_row]:
         cell.font = Font(bold=True)
     sheet.freeze_panes = "A2"

@@ -18,7 +18,7 @@ from confsvc.endpoints import agent_tokens
 from confsvc.endpoints.models import UnitLevel
 from confsvc.scheduling import service as scheduling
 from confsvc.stats import calls, export, schemas, usage
-from confsvc.users.deps import CurrentPrincipal, get_principal
+from confsvc.users.deps import CurrentPrincipal, get_principal, require_roles
 from confsvc.users.principal import Principal
 
 router = APIRouter(prefix="/api/v1")
@@ -67,10 +67,14 @@ def report_call(data: schemas.CallEventCreate, session: SessionDep, caller: Call
         "record": calls.record_public(outcome.record) if outcome.record else None})
 
 
+#: Who may mark attendance, checked before the write session is touched (issue 16 defect 2).
+AttendanceMarker = Annotated[Principal, require_roles(*calls.MARKERS)]
+
+
 @router.post("/meetings/{meeting_id}/occurrences/{occurrence_id}/attendance",
              response_model=schemas.AttendanceResult, tags=["calls"])
 def mark_attendance(meeting_id: PathId, occurrence_id: PathId, data: schemas.AttendanceMark, session: SessionDep,
-                    principal: CurrentPrincipal, settings: SettingsDep):
+                    principal: AttendanceMarker, settings: SettingsDep):
     """Manual attendance mark (when no device reports): the room or endpoint was connected over
     ``[connected_from, connected_to)``, clipped to ``[start − check lead, end)`` and merged with its
     other periods. Admin, secretariat; operators for their units' rooms."""

@@ -123,16 +123,17 @@ def _next_boundary(day: date, period: Period) -> date:
     return date(day.year, day.month, last) + timedelta(days=1)
 
 
-def make_buckets(first: date, after: date, period: Period, zone: ZoneInfo) -> list[Bucket]:
+def make_buckets(first: date, after: date, period: Period, zone: ZoneInfo,
+                 max_days: int = MAX_PERIOD_DAYS) -> list[Bucket]:
     """Buckets covering local dates ``[first, after)``; the first and last are clipped to the period.
 
-    Raises Invalid: ``empty_period`` (after ≤ first), ``period_too_long`` (> MAX_PERIOD_DAYS),
-    ``too_many_buckets`` (> MAX_BUCKETS).
+    Raises Invalid: ``empty_period`` (after ≤ first), ``period_too_long`` (> ``max_days``, callers pass
+    ``Settings.stats_max_period_days``), ``too_many_buckets`` (> MAX_BUCKETS).
     """
     if after <= first:
         raise Invalid("`to` must be after `from` (the period is [from, to), local dates)", code="empty_period")
-    if (after - first).days > MAX_PERIOD_DAYS:
-        raise Invalid(f"a report covers at most {MAX_PERIOD_DAYS} days", code="period_too_long")
+    if (after - first).days > max_days:
+        raise Invalid(f"a report covers at most {max_days} days", code="period_too_long")
     buckets: list[Bucket] = []
     day = first
     while day < after:
@@ -689,7 +690,7 @@ def refresh_summary(engine: Engine, settings: Settings, first: date, after: date
     :data:`SUMMARY_CHUNK_DAYS` missing days itself. Raises Invalid (``empty_period``, ``period_too_long``).
     """
     now = now or utc_now()
-    make_buckets(first, after, Period.month, settings.zone)  # a report's limits
+    make_buckets(first, after, Period.month, settings.zone, settings.stats_max_period_days)  # a report's limits
     with make_session(engine, write=False) as session:
         _, _, days = _summary_days(session, settings, first, after, now)
     if newest_first:
@@ -823,7 +824,7 @@ def usage_report(session: Session, settings: Settings, principal: Principal, *, 
     now = now or utc_now()
     scope = _scope(session, principal, group_by, unit_id, bridge_id, unit_level)
     zone = settings.zone
-    buckets = make_buckets(from_date, to_date, period, zone)
+    buckets = make_buckets(from_date, to_date, period, zone, settings.stats_max_period_days)
     first, after = buckets[0].start, buckets[-1].end
     bridge = group_by is GroupBy.bridge
     faults = _faults_condition(session)

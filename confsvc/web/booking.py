@@ -14,6 +14,7 @@ or ``repeat_until`` (dd/mm/yyyy).
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
@@ -27,6 +28,7 @@ from confsvc.db import SessionDep
 from confsvc.endpoints import service as inventory
 from confsvc.endpoints.models import UnitLevel
 from confsvc.errors import ConfsvcError, Invalid
+from confsvc.scheduling import idempotency
 from confsvc.scheduling import service as scheduling
 from confsvc.scheduling.errors import BookingConflict
 from confsvc.scheduling.schemas import MeetingCreate
@@ -217,7 +219,8 @@ def _defaults(settings: Settings) -> dict[str, Any]:
         day += timedelta(days=1)
     return {"title": "", "description": "", "date": day.strftime(DATE_FORMAT), "start_time": "08:00",
             "end_time": "10:00", "check_lead_minutes": str(settings.default_check_lead_minutes),
-            "repeat": "none", "repeat_count": "", "repeat_until": "", "bridge_id": "", "participant_room_ids": []}
+            "repeat": "none", "repeat_count": "", "repeat_until": "", "bridge_id": "", "participant_room_ids": [],
+            "idempotency_key": uuid.uuid4().hex}
 
 
 def _prefill(form: dict[str, Any], params: Any) -> dict[str, Any]:
@@ -262,9 +265,13 @@ def book(request: Request, session: SessionDep, csrf: FormText = "", title: Form
          check_lead_minutes: FormText = "", chair_room_id: FormText = "",
          participant_room_ids: Annotated[list[str], Form(max_length=5000)] = [],  # noqa: B006 (FastAPI form list)
          bridge_id: FormText = "", repeat: FormText = "none", repeat_count: FormText = "",
-         repeat_until: FormText = ""):
+         repeat_until: FormText = "", idempotency_key: FormText = ""):
     """Book through ``scheduling.service.book_meeting``; on a refusal the form comes back with every
-    conflict in words and the values kept."""
+    conflict in words and the values kept (the hidden ``idempotency_key`` too).
+
+    The form's ``idempotency_key`` (issue 12) makes a double submit book once: a second POST with the
+    same key and values gets the first one's redirect to the same meeting (``scheduling.idempotency``).
+    """
     check_csrf(request, csrf)
     who = viewer(request, session)
     if who is None:
@@ -273,11 +280,17 @@ def book(request: Request, session: SessionDep, csrf: FormText = "", title: Form
     form = {"title": title, "description": description, "date": date, "start_time": start_time,
             "end_time": end_time, "check_lead_minutes": check_lead_minutes, "chair_room_id": chair_room_id,
             "participant_room_ids": participant_room_ids, "bridge_id": bridge_id, "repeat": repeat,
-            "repeat_count": repeat_count, "repeat_until": repeat_until}
+            "repeat_count": repeat_count, "repeat_until": repeat_until, "idempotency_key": idempotency_key}
     try:
         data = form_to_meeting(form, settings)
-        result = scheduling.book_meeting(session, settings, who.principal, data)
-        return RedirectResponse(f"/meetings/{result.meeting.id}", status_code=303)
+
+        def run() -> idempotency.Answer:
+            result = scheduling.book_meeting(session, settings, who.principal, data)
+            return idempotency.Answer(303, "text/html", "", f"/meetings/{result.meeting.id}")
+
+        answer = idempotency.once(session, settings, who.principal, idempotency.parse_key(idempotency_key),
+                                  idempotency.fingerprint("POST /meetings/new", data.model_dump(mode="json")), run)
+        return RedirectResponse(answer.location or "/meetings", status_code=answer.status_code)
     except BookingConflict as exc:
         errors = conflict_messages(exc.conflicts, settings.zone)
     except ConfsvcError as exc:

@@ -96,7 +96,8 @@ def _timeline(session: Session, settings: Any, principal: Principal, report: dic
             from_date=params["first"], to_date=params["after"], unit_id=unit_id)
         roots = _root_units(session, principal, unit_id)
         rows = [r for r in by_unit["rows"] if r["group"]["id"] in roots]
-    buckets = usage.make_buckets(params["first"], params["after"], params["period"], settings.zone)
+    buckets = usage.make_buckets(params["first"], params["after"], params["period"], settings.zone,
+                                 settings.stats_max_period_days)
     out = {b.first: {"label": period_label(b.first, b.after, params["period"]), "meetings": 0, "booked_hours": 0.0,
                      "connected_hours": 0.0} for b in buckets}
     for row in rows:
