@@ -119,7 +119,9 @@
       }
       var block = el(b.kind === "meeting" ? "a" : "span", "pl-block pl-" + b.kind + (b.status === "tentative" ? " pl-tentative" : ""));
       if (!place(block, b.start_local, b.end_local)) return;
-      var label = b.kind === "meeting" ? (b.title || w("meeting")) : w("maintenance") + " · " + b.endpoint_name;
+      var label = b.kind === "meeting" ? (b.title || w("meeting"))
+        : b.kind === "block" ? w("blocked") + (b.reason ? " · " + b.reason : "")
+        : w("maintenance") + " · " + b.endpoint_name;
       block.title = hhmm(b.start_local) + "–" + hhmm(b.end_local) + " " + label + (b.status === "tentative" ? " (" + w("tentative") + ")" : "");
       block.textContent = label;
       if (b.kind === "meeting") block.href = "/meetings/" + b.meeting_id + "?occurrence=" + b.occurrence_id;

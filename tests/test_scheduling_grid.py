@@ -115,3 +115,21 @@ def test_grid_refuses_more_than_a_week(client: TestClient, engine: Engine, days:
     r = client.get("/api/v1/availability/grid", headers=h["secretariat"],
                    params={"day": next_monday_local().date().isoformat(), "days": days})
     assert r.status_code == 422
+
+
+def test_grid_shows_whole_day_blocks_of_the_room_and_its_endpoints(client: TestClient, engine: Engine):
+    ids, h = _setup(engine)
+    day = next_monday_local().date()
+    room_block = client.post(f"/api/v1/rooms/{ids['site']}/blocks", headers=h["secretariat"],
+                             json={"first_day": day.isoformat(), "last_day": day.isoformat(), "reason": "bầu cử"})
+    assert room_block.status_code == 201, room_block.text
+    endpoint_id = ids["endpoints"][ids["other"]]
+    endpoint_block = client.post(f"/api/v1/endpoints/{endpoint_id}/blocks", headers=h["secretariat"],
+                                 json={"first_day": day.isoformat(), "last_day": day.isoformat(), "reason": "sửa chữa"})
+    assert endpoint_block.status_code == 201, endpoint_block.text
+    grid = client.get("/api/v1/availability/grid", headers=h["secretariat"],
+                      params={"day": day.isoformat(), "room_ids": [ids["site"], ids["other"]]}).json()
+    assert [[(b["kind"], b["resource_kind"], b["reason"], b["start_local"], b["end_local"]) for b in row["blocks"]]
+            for row in grid["rooms"]] == [
+        [("block", "room", "bầu cử", f"{day.isoformat()}T00:00", f"{(day + timedelta(days=1)).isoformat()}T00:00")],
+        [("block", "endpoint", "sửa chữa", f"{day.isoformat()}T00:00", f"{(day + timedelta(days=1)).isoformat()}T00:00")]]

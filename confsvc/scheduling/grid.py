@@ -23,7 +23,7 @@ from confsvc.errors import Invalid
 from confsvc.scheduling import repository
 from confsvc.scheduling.booking import max_window
 from confsvc.scheduling.conflicts import Window
-from confsvc.scheduling.models import Booking, Meeting, Occurrence, ResourceKind
+from confsvc.scheduling.models import Booking, Meeting, Occurrence, ResourceBlock, ResourceKind
 from confsvc.users.principal import Principal
 
 #: Upper bounds of one grid request (bounded work): days shown and rooms listed.
@@ -88,16 +88,55 @@ def _meeting_blocks(session: Session, settings: Settings, room_ids: list[int], s
 
 def _maintenance_blocks(session: Session, settings: Settings, room_ids: list[int], span: Window,
                         ) -> dict[int, list[dict[str, Any]]]:
-    query = (select(Endpoint.room_id, Endpoint.id, Endpoint.name, Booking.window_start, Booking.window_end)
+    query = (select(Endpoint.room_id, Endpoint.id, Endpoint.name, Booking.window_start, Booking.window_end,
+                    Booking.maintenance_id)
              .join(Booking, sa.and_(Booking.resource_kind == ResourceKind.endpoint,
                                     Booking.resource_id == Endpoint.id))
              .where(Endpoint.room_id.in_(room_ids), Booking.maintenance_id.is_not(None),
                     repository.overlap_filter(span, max_window(settings)))
              .order_by(Booking.window_start, Booking.id))
+    merged: dict[tuple[int, int, int], list[Any]] = {}
+    for room_id, endpoint_id, name, w_start, w_end, maintenance_id in session.exec(query).all():
+        key = (room_id, endpoint_id, maintenance_id)  # a long window is several booking rows: show it once
+        if key in merged:
+            merged[key][1] = max(merged[key][1], w_end)
+        else:
+            merged[key] = [w_start, w_end, name]
     blocks: dict[int, list[dict[str, Any]]] = {}
-    for room_id, endpoint_id, name, w_start, w_end in session.exec(query).all():
+    for (room_id, endpoint_id, _maintenance), (w_start, w_end, name) in merged.items():
         blocks.setdefault(room_id, []).append({
             "kind": "maintenance", "endpoint_id": endpoint_id, "endpoint_name": name,
+            "start": w_start, "end": w_end, "window_start": w_start, "window_end": w_end,
+            "start_local": _local(w_start, settings), "end_local": _local(w_end, settings),
+            "window_start_local": _local(w_start, settings), "window_end_local": _local(w_end, settings)})
+    return blocks
+
+
+def _day_blocks(session: Session, settings: Settings, room_ids: list[int], span: Window,
+                ) -> dict[int, list[dict[str, Any]]]:
+    """Whole-day blocks of the rooms and of their endpoints (repairs, an election, a holiday)."""
+    on_room = sa.and_(Booking.resource_kind == ResourceKind.room, Booking.resource_id.in_(room_ids))
+    endpoint_rooms = dict(session.exec(select(Endpoint.id, Endpoint.room_id).where(Endpoint.room_id.in_(room_ids))).all())
+    on_endpoint = sa.and_(Booking.resource_kind == ResourceKind.endpoint,
+                          Booking.resource_id.in_(list(endpoint_rooms) or [-1]))
+    query = (select(Booking.resource_kind, Booking.resource_id, Booking.window_start, Booking.window_end,
+                    ResourceBlock.id, ResourceBlock.reason)
+             .join(ResourceBlock, ResourceBlock.id == Booking.block_id)
+             .where(sa.or_(on_room, on_endpoint), repository.overlap_filter(span, max_window(settings)))
+             .order_by(Booking.window_start, Booking.id))
+    merged: dict[tuple[int, int, ResourceKind, int], list[Any]] = {}
+    for kind, resource_id, w_start, w_end, block_id, reason in session.exec(query).all():
+        room_id = resource_id if kind is ResourceKind.room else endpoint_rooms[resource_id]
+        # A long block is stored as several booking rows (bounded windows): show it once.
+        key = (room_id, block_id, kind, resource_id)
+        if key in merged:
+            merged[key][1] = max(merged[key][1], w_end)
+        else:
+            merged[key] = [w_start, w_end, reason]
+    blocks: dict[int, list[dict[str, Any]]] = {}
+    for (room_id, block_id, kind, _resource), (w_start, w_end, reason) in merged.items():
+        blocks.setdefault(room_id, []).append({
+            "kind": "block", "block_id": block_id, "reason": reason, "resource_kind": kind.value,
             "start": w_start, "end": w_end, "window_start": w_start, "window_end": w_end,
             "start_local": _local(w_start, settings), "end_local": _local(w_end, settings),
             "window_start_local": _local(w_start, settings), "window_end_local": _local(w_end, settings)})
@@ -154,7 +193,8 @@ def scheduling_grid(session: Session, settings: Settings, principal: Principal, 
     "blocks": [...]}], "bridges": [{"id", "name", "port_capacity", "peak", "load": [...]}]}``.
     A meeting block gives the meeting's own ``start``/``end`` and, apart, the booking window it
     holds (``window_start`` = start − check lead, ``window_end`` = end + teardown); a maintenance
-    block is an endpoint of the room out of service. Only rooms the principal may see are listed.
+    block is an endpoint of the room out of service; a ``block`` is a whole-day block of the room or
+    of one of its endpoints (``reason``). Only rooms the principal may see are listed.
 
     Raises:
         Invalid: ``invalid_range`` (days outside 1…7), ``too_many_rooms`` (over 500).
@@ -167,6 +207,7 @@ def scheduling_grid(session: Session, settings: Settings, principal: Principal, 
     ids = [room.id for room, _ in rooms]
     meetings = _meeting_blocks(session, settings, ids, span) if ids else {}
     maintenance = _maintenance_blocks(session, settings, ids, span) if ids else {}
+    day_blocks = _day_blocks(session, settings, ids, span) if ids else {}
     return {
         "from": span.start, "to": span.end, "from_local": _local(span.start, settings),
         "to_local": _local(span.end, settings), "timezone": settings.timezone,
@@ -174,7 +215,7 @@ def scheduling_grid(session: Session, settings: Settings, principal: Principal, 
                           "end": settings.working_hours_end.strftime("%H:%M")},
         "rooms": [{"id": room.id, "name": room.name, "unit_id": unit.id, "unit_name": unit.name,
                    "unit_code": unit.code,
-                   "blocks": sorted(meetings.get(room.id, []) + maintenance.get(room.id, []),
+                   "blocks": sorted(meetings.get(room.id, []) + maintenance.get(room.id, []) + day_blocks.get(room.id, []),
                                     key=lambda b: b["window_start"])}
                   for room, unit in rooms],
         "bridges": _bridges(session, settings, span),

@@ -29,7 +29,7 @@ def _words() -> dict[str, str]:
     return {
         "loading": _("Loading…"), "failed": _("The schedule could not be loaded."),
         "ports": _("MCU ports"), "peak": _("peak"), "of": _("of"),
-        "check": _("technical check"), "maintenance": _("maintenance"), "tentative": _("tentative"),
+        "check": _("technical check"), "maintenance": _("maintenance"), "blocked": _("blocked all day"), "tentative": _("tentative"),
         "rooms": _("rooms"), "free_slots": _("Free slots"), "no_slots": _("No free slot in these days."),
         "choose_rooms": _("Tick rooms to see their common free slots."), "book": _("Book a meeting"),
         "select_all": _("Select all"), "clear": _("Clear"), "meeting": _("Meeting"),

@@ -6,7 +6,7 @@ revision keep ``NULL`` and the former deterministic form. ``status`` gains the v
 (a plain string column: no schema change).
 
 Revision ID: 20261207_mail_message_id
-Revises: 20261207_merge_heads
+Revises: 20261207_officework
 """
 
 import sqlalchemy as sa
@@ -14,7 +14,7 @@ import sqlmodel
 from alembic import op
 
 revision = "20261207_mail_message_id"
-down_revision = "20261207_merge_heads"
+down_revision = "20261207_officework"
 branch_labels = None
 depends_on = None
 
