@@ -69,3 +69,17 @@ class Conflict(ConfsvcError):
 class PayloadTooLarge(ConfsvcError):
     status_code = 413
     code = "payload_too_large"
+
+
+class TooManyRequests(ConfsvcError):
+    """Throttled (HTTP 429); ``retry_after`` (seconds) goes into the ``Retry-After`` header too."""
+
+    status_code = 429
+    code = "too_many_requests"
+
+
+class ServiceUnavailable(ConfsvcError):
+    """A dependency is down or busy (HTTP 503); ``retry_after`` (seconds) when it is transient."""
+
+    status_code = 503
+    code = "service_unavailable"

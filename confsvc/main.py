@@ -31,6 +31,7 @@ from confsvc.endpoints.status_routes import router as endpoint_status_router
 from confsvc.errors import ConfsvcError, PayloadTooLarge
 from confsvc.metrics import Metrics, MetricsMiddleware
 from confsvc.metrics import router as metrics_router
+from confsvc.middleware import RequestId, SecurityHeaders
 from confsvc.migrate import assert_migrated
 from confsvc.calendar import feeds as calendar_feeds
 from confsvc.live import channel as live_channel
@@ -45,6 +46,7 @@ from confsvc.scheduling import scheduler
 from confsvc.scheduling.readiness_routes import router as readiness_router
 from confsvc.scheduling.routes import router as scheduling_router
 from confsvc.users.routes import router as users_router
+from confsvc.users.throttle import LoginThrottle
 from confsvc.web.pages import router as web_router
 from confsvc.web.pages import static_files
 from confsvc.web.csrf import ApiCsrfGuard
@@ -92,7 +94,9 @@ def _error(status: int, detail: Any, code: str, **extra: Any) -> JSONResponse:
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ConfsvcError)
     async def _domain(_: Request, exc: ConfsvcError) -> JSONResponse:
-        return JSONResponse(jsonable_encoder(exc.to_body()), status_code=exc.status_code)
+        retry = exc.extra.get("retry_after")
+        return JSONResponse(jsonable_encoder(exc.to_body()), status_code=exc.status_code,
+                            headers={"Retry-After": str(retry)} if retry is not None else None)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -176,6 +180,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.login_throttle = LoginThrottle(settings)
     if engine is not None:
         app.state.engine = engine
     _install_error_handlers(app)
@@ -185,6 +190,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     metrics = Metrics()
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(SecurityHeaders, always_secure=settings.cookie_secure)
+    app.add_middleware(RequestId)  # outermost: every log line of the request, the access line included
 
     @app.get("/favicon.ico", include_in_schema=False)
     def favicon() -> RedirectResponse:
