@@ -52,6 +52,8 @@ class RedactSecrets(logging.Filter):
             record.args = tuple(_redact_value(a) for a in record.args)
         elif isinstance(record.args, dict):
             record.args = {k: _redact_value(v) for k, v in record.args.items()}
+        if isinstance(getattr(record, "color_message", None), str):  # uvicorn's coloured twin of msg
+            record.color_message = redact(record.color_message)
         return True
 
 
@@ -117,6 +119,8 @@ def uvicorn_log_config(log_format: str = "text") -> dict[str, Any]:
             config["formatters"][name] = {"()": "pythonjsonlogger.json.JsonFormatter", "fmt": JSON_FIELDS}
     else:
         config["formatters"]["confsvc"] = {"format": TEXT_FORMAT}
+        access = config["formatters"]["access"]
+        access["fmt"] = access["fmt"].replace("%(levelprefix)s ", "%(levelprefix)s [%(request_id)s] ", 1)
     config["handlers"]["confsvc"] = {"formatter": "confsvc" if log_format != "json" else "default",
                                      "class": "logging.StreamHandler", "stream": "ext://sys.stderr",
                                      "filters": ["request_id", "redact"]}

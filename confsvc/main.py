@@ -22,7 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from confsvc import __version__, events
+from confsvc import __version__, events, logs
 from confsvc.config import Settings, get_settings
 from confsvc.db import make_engine
 from confsvc.endpoints.routes import router as endpoints_router
@@ -146,6 +146,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     """
     settings = settings or get_settings()
     secret_key = settings.resolved_secret_key()
+    logs.install(settings.log_format)  # secrets redacted and the request id on every line (issue 16)
     owns_engine = engine is None
 
     @asynccontextmanager

@@ -57,7 +57,7 @@ from confsvc.live.models import DisplayToken
 from confsvc.scheduling import service as scheduling
 from confsvc.scheduling.models import Occurrence, OccurrenceStatus
 from confsvc.users import service as users
-from confsvc.users.deps import SESSION_ID_KEY, SESSION_USER_KEY, CurrentPrincipal
+from confsvc.users.deps import SESSION_ID_KEY, SESSION_USER_KEY, CurrentPrincipal, bearer_token
 from confsvc.users.models import Role
 from confsvc.users.principal import Principal
 
@@ -240,7 +240,8 @@ async def _serve(websocket: WebSocket, kind: str, object_id: int | None) -> None
     await websocket.accept()
     try:
         since = _since(websocket)
-        secret = websocket.query_params.get("token")
+        # A client that can set headers sends ``Authorization: Bearer`` (no secret in the URL or the logs).
+        secret = websocket.query_params.get("token") or bearer_token(websocket.headers.get("authorization"))
         user_id = None if secret else _cookie_user_id(websocket)
         sid = (websocket.scope.get("session") or {}).get(SESSION_ID_KEY)
         who = await run_in_threadpool(_session_principal, engine, user_id, sid) if user_id is not None else None
