@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
+
 
 class ConfsvcError(Exception):
     """Base of every error a service raises on purpose.
@@ -83,3 +85,15 @@ class ServiceUnavailable(ConfsvcError):
 
     status_code = 503
     code = "service_unavailable"
+
+
+class ErrorBody(BaseModel):
+    """Every error answer (SPEC "Interfaces"): human ``detail``, machine ``code``, maybe more fields
+    (``errors`` for bad input, ``retry_after`` in seconds, a rule's ``conflicts``)."""
+
+    model_config = ConfigDict(extra="allow", title="ErrorBody")
+    detail: str
+    code: str
+    errors: list[dict[str, Any]] = Field(default=[], description="Bad input: one ``{loc, msg, type}`` per field "
+                                         "(``loc`` e.g. ``[\"body\", \"start\"]``); an import: one "
+                                         "``{line, reason}`` per refused row.")
