@@ -94,3 +94,26 @@ def test_database_outage_is_logged_once_per_interval(caplog: pytest.LogCaptureFi
     assert logged.count(True) == 1
     assert [r.getMessage() for r in caplog.records] == ["database unavailable"]
     assert caplog.records[0].exc_info is not None
+
+
+def test_request_id_is_echoed_made_when_missing_and_kept_in_the_audit(client, session) -> None:
+    from sqlmodel import select
+
+    from confsvc.scheduling.models import AuditEntry
+    from confsvc.users.models import Role
+    from tests.factories import bearer, make_bridge, make_endpoint, make_room, make_user, next_monday_local
+
+    make_bridge(session)
+    room = make_room(session)
+    make_endpoint(session, room)
+    headers = bearer(session, make_user(session, Role.secretariat))
+    session.commit()
+    assert client.get("/healthz", headers={"X-Request-ID": "req-42"}).headers["x-request-id"] == "req-42"
+    made = client.get("/healthz", headers={"X-Request-ID": "bad id\r\ninjected"}).headers["x-request-id"]
+    assert len(made) == 32 and made != "bad id\r\ninjected"
+    booked = client.post("/api/v1/meetings", headers={**headers, "X-Request-ID": "req-book-1"}, json={
+        "title": "Giao ban", "chair_room_id": room.id, "start": next_monday_local().isoformat(),
+        "end": next_monday_local(hour=10).isoformat()})
+    assert booked.status_code == 201, booked.text
+    entry = session.exec(select(AuditEntry).where(AuditEntry.action == "meeting.created")).one()
+    assert entry.details["request_id"] == "req-book-1"

@@ -229,3 +229,13 @@ def test_demo_passwords_pass_the_strength_check() -> None:
     from confsvc.users.security import generate_password, password_weakness
 
     assert [password_weakness(generate_password(), "quantri") for _ in range(50)] == [None] * 50
+
+
+def test_admin_cannot_lock_themselves_out(client: TestClient, session: Session) -> None:
+    admin = make_user(session, Role.admin, username="quantri", password=PASSWORD)
+    headers = bearer(session, admin)
+    session.commit()
+    for change in ({"active": False}, {"role": "viewer"}):
+        response = client.patch(f"/api/v1/users/{admin.id}", json=change, headers=headers)
+        assert (response.status_code, response.json()["code"]) == (422, "own_admin_access")
+    assert client.get("/api/v1/users/me", headers=headers).json()["role"] == "admin"

@@ -106,12 +106,15 @@ def update_user(session: Session, principal: Principal, user_id: int, *, role: R
     Raises:
         Forbidden: not an admin. NotFound: no such user.
         Invalid: ``weak_password``; ``operator_without_units`` when made an operator without units,
-        ``units_for_unscoped_role`` when an operator with units is given another role.
+        ``units_for_unscoped_role`` when an operator with units is given another role;
+        ``own_admin_access``: an administrator may not disable or demote themselves (no lock-out).
     """
     principal.require_role(Role.admin)
     user = session.get(User, user_id)
     if user is None:
         raise NotFound(f"user {user_id} not found", code="user_not_found")
+    if user.id == principal.user_id and (active is False or (role is not None and role is not Role.admin)):
+        raise Invalid("an administrator may not disable or demote themselves", code="own_admin_access")
     if role is not None and role is not user.role:
         has_units = session.exec(select(UserUnit.unit_id).where(UserUnit.user_id == user.id)).first() is not None
         if role is Role.operator and not has_units:
