@@ -28,8 +28,10 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _serve_and_log(tmp_path: Path, log_format: str, requests: list[tuple[str, dict[str, str]]]) -> str:
-    """Starts ``confsvc serve`` on a migrated SQLite file, sends ``requests``, stops it; its stderr."""
+def _serve_and_log(tmp_path: Path, log_format: str, requests: list[tuple[str, dict[str, str]]],
+                   answers: list[httpx.Response] | None = None) -> str:
+    """Starts ``confsvc serve`` on a migrated SQLite file, sends ``requests`` (their responses appended to
+    ``answers``), stops it; its stderr."""
     url = f"sqlite:///{(tmp_path / 'log.sqlite3').as_posix()}"
     upgrade(url)
     port = _free_port()
@@ -48,7 +50,9 @@ def _serve_and_log(tmp_path: Path, log_format: str, requests: list[tuple[str, di
                 except httpx.TransportError:
                     time.sleep(0.1)
             for path, headers in requests:
-                httpx.get(f"http://127.0.0.1:{port}{path}", headers=headers, timeout=10)
+                response = httpx.get(f"http://127.0.0.1:{port}{path}", headers=headers, timeout=10)
+                if answers is not None:
+                    answers.append(response)
         finally:
             process.terminate()
             process.wait(timeout=20)
@@ -117,3 +121,12 @@ def test_request_id_is_echoed_made_when_missing_and_kept_in_the_audit(client, se
     assert booked.status_code == 201, booked.text
     entry = session.exec(select(AuditEntry).where(AuditEntry.action == "meeting.created")).one()
     assert entry.details["request_id"] == "req-book-1"
+
+
+def test_session_cookie_is_secure_behind_a_trusted_https_proxy(tmp_path: Path) -> None:
+    """``confsvc serve`` trusts X-Forwarded-Proto from ``forwarded_allow_ips`` (default 127.0.0.1)."""
+    answers: list[httpx.Response] = []
+    _serve_and_log(tmp_path, "text", [("/login", {}), ("/login", {"X-Forwarded-Proto": "https"})], answers)
+    plain, proxied = answers
+    assert ("secure" in plain.headers["set-cookie"].lower(), "secure" in proxied.headers["set-cookie"].lower()) == (
+        False, True)

@@ -239,3 +239,29 @@ def test_admin_cannot_lock_themselves_out(client: TestClient, session: Session) 
         response = client.patch(f"/api/v1/users/{admin.id}", json=change, headers=headers)
         assert (response.status_code, response.json()["code"]) == (422, "own_admin_access")
     assert client.get("/api/v1/users/me", headers=headers).json()["role"] == "admin"
+
+
+def test_login_throttle_counts_are_shared_through_redis(settings) -> None:
+    """Two workers (two throttles on one Redis) see the same failures: 2 + 1 failures reach a limit of 3."""
+    import secrets
+
+    from confsvc.errors import TooManyRequests
+    from confsvc.users.throttle import LoginThrottle
+
+    shared = settings.model_copy(update={"redis_url": "redis://127.0.0.1:6379/0", "login_attempts_per_account": 3})
+    first, second = LoginThrottle(shared), LoginThrottle(shared)
+    username = f"vanphong-{secrets.token_hex(4)}"  # no collision with a parallel run on the same Redis
+    try:
+        first.failed(username, None)
+        first.failed(username, None)
+        second.check(username, None)
+        second.failed(username, None)
+        try:
+            first.check(username, None)
+        except TooManyRequests as exc:
+            refused = (exc.status_code, exc.code, 0 < exc.extra["retry_after"] <= 300)
+        else:
+            refused = None
+        assert refused == (429, "login_throttled", True)
+    finally:
+        first.succeeded(username)
