@@ -265,3 +265,17 @@ def test_login_throttle_counts_are_shared_through_redis(settings) -> None:
         assert refused == (429, "login_throttled", True)
     finally:
         first.succeeded(username)
+
+
+def test_login_works_while_the_throttles_redis_is_down(settings, engine: Engine, session: Session) -> None:
+    """Redis stopped: logins are still answered (counted in memory), never a 500."""
+    from confsvc.users.throttle import LoginThrottle
+
+    make_user(session, Role.secretariat, username="vanphong", password=PASSWORD)
+    session.commit()
+    with TestClient(create_app(settings, engine=engine)) as client:
+        client.app.state.login_throttle = LoginThrottle(settings.model_copy(update={
+            "redis_url": "redis://127.0.0.1:1/0", "login_attempts_per_account": 2}))
+        codes = [client.post("/api/v1/auth/token", json={"username": "vanphong", "password": password}).status_code
+                 for password in (PASSWORD, "sai-mat-khau", "sai-mat-khau", PASSWORD)]
+    assert codes == [201, 401, 401, 429]
