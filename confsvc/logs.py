@@ -130,7 +130,8 @@ def uvicorn_log_config(log_format: str = "text") -> dict[str, Any]:
 
 class Throttled:
     """Logs one line per ``interval_seconds`` for a recurring condition (a database outage), with the
-    number of occurrences suppressed since; the traceback only on the first line of an episode."""
+    number of occurrences suppressed since; the traceback only on the first line of an episode (no
+    report of the condition in the two intervals before)."""
 
     def __init__(self, logger: logging.Logger, interval_seconds: float = 30.0) -> None:
         self.logger, self.interval = logger, interval_seconds
@@ -147,7 +148,7 @@ class Throttled:
                 self._suppressed[key] = self._suppressed.get(key, 0) + 1
                 return False
             suppressed = self._suppressed.pop(key, 0)
-            first = last is None
+            first = last is None or now - last >= 2 * self.interval
             self._last[key] = now
         suffix = f" ({suppressed} more since the last report)" if suppressed else ""
         self.logger.error("%s%s", message, suffix, exc_info=exc if first else None)
