@@ -230,12 +230,21 @@ def restore_command(path: Annotated[Path, typer.Argument(help="a file written by
     typer.echo(f"{result.backend} backup {result.path} restored")
 
 
+def _uvicorn_options(settings: Settings) -> dict:
+    """Proxy headers from ``forwarded_allow_ips`` only; logging with secrets redacted, the request id,
+    and ``log_format`` (``confsvc.logs``)."""
+    from confsvc import logs
+
+    return {"proxy_headers": True, "forwarded_allow_ips": settings.forwarded_allow_ips,
+            "log_config": logs.uvicorn_log_config(settings.log_format)}
+
+
 def _serve(settings: Settings, host: str, port: int) -> None:
     import uvicorn
 
     from confsvc.main import create_app
 
-    uvicorn.run(create_app(settings), host=host, port=port, proxy_headers=True)
+    uvicorn.run(create_app(settings), host=host, port=port, **_uvicorn_options(settings))
 
 
 @app.command()
@@ -250,7 +259,8 @@ def serve(host: str = "127.0.0.1", port: int = 8000,
     if workers > 1:
         import uvicorn
 
-        uvicorn.run("confsvc.main:create_app", factory=True, host=host, port=port, workers=workers, proxy_headers=True)
+        uvicorn.run("confsvc.main:create_app", factory=True, host=host, port=port, workers=workers,
+                    **_uvicorn_options(settings))
     else:
         _serve(settings, host, port)
 

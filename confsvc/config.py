@@ -37,6 +37,23 @@ class Settings(BaseSettings):
     session_max_age_seconds: int = Field(12 * 3600, gt=0, description="Lifetime of a web session cookie.")
     login_token_ttl_hours: int = Field(12, gt=0, le=24 * 366, description="Lifetime of a bearer token issued by "
                                        "`POST /api/v1/auth/token` (password login).")
+    cookie_secure: bool = Field(False, description="Always set the session cookie's Secure flag. Without it, "
+                                "Secure is set when the request came over HTTPS (directly, or X-Forwarded-Proto "
+                                "from a proxy in forwarded_allow_ips).")
+    forwarded_allow_ips: str = Field("127.0.0.1", description="`confsvc serve`: comma-separated addresses of "
+                                     "proxies whose X-Forwarded-For/-Proto uvicorn trusts (client address and "
+                                     "https for the Secure cookie and login throttling).")
+    login_attempts_per_account: int = Field(10, ge=1, description="Failed logins per username per "
+                                            "login_window_seconds before 429 (API and web form).")
+    login_attempts_per_address: int = Field(30, ge=1, description="Failed logins per client address per "
+                                            "login_window_seconds before 429.")
+    login_window_seconds: int = Field(300, gt=0, description="Window of the login throttles (seconds).")
+    metrics_token: str | None = Field(None, description="Bearer token `/metrics` requires (compared in constant "
+                                      "time); unset = only loopback clients may read it.")
+    log_format: str = Field("text", pattern="^(text|json)$", description="Log lines as `text` or `json` (one "
+                            "object a line, with request_id).")
+    outage_log_interval_seconds: float = Field(30, gt=0, description="A database outage is logged once per "
+                                               "this interval (the first line with its traceback), not per request.")
     default_language: str = Field("vi", description="UI language when the user has not chosen one (vi or en).")
 
     # Scheduling (SPEC conflict rule 9: limits are settings). Minutes unless the name says otherwise.

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
+
 
 class ConfsvcError(Exception):
     """Base of every error a service raises on purpose.
@@ -69,3 +71,29 @@ class Conflict(ConfsvcError):
 class PayloadTooLarge(ConfsvcError):
     status_code = 413
     code = "payload_too_large"
+
+
+class TooManyRequests(ConfsvcError):
+    """Throttled (HTTP 429); ``retry_after`` (seconds) goes into the ``Retry-After`` header too."""
+
+    status_code = 429
+    code = "too_many_requests"
+
+
+class ServiceUnavailable(ConfsvcError):
+    """A dependency is down or busy (HTTP 503); ``retry_after`` (seconds) when it is transient."""
+
+    status_code = 503
+    code = "service_unavailable"
+
+
+class ErrorBody(BaseModel):
+    """Every error answer (SPEC "Interfaces"): human ``detail``, machine ``code``, maybe more fields
+    (``errors`` for bad input, ``retry_after`` in seconds, a rule's ``conflicts``)."""
+
+    model_config = ConfigDict(extra="allow", title="ErrorBody")
+    detail: str
+    code: str
+    errors: list[dict[str, Any]] = Field(default=[], description="Bad input: one ``{loc, msg, type}`` per field "
+                                         "(``loc`` e.g. ``[\"body\", \"start\"]``); an import: one "
+                                         "``{line, reason}`` per refused row.")

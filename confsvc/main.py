@@ -22,15 +22,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from confsvc import __version__, events
+from confsvc import __version__, events, health, logs
 from confsvc.config import Settings, get_settings
 from confsvc.db import make_engine
 from confsvc.endpoints.routes import router as endpoints_router
 from confsvc.endpoints import probe
 from confsvc.endpoints.status_routes import router as endpoint_status_router
-from confsvc.errors import ConfsvcError, PayloadTooLarge
+from confsvc.errors import ConfsvcError, ErrorBody, PayloadTooLarge
 from confsvc.metrics import Metrics, MetricsMiddleware
 from confsvc.metrics import router as metrics_router
+from confsvc.middleware import RequestId, SecurityHeaders
 from confsvc.migrate import assert_migrated
 from confsvc.calendar import feeds as calendar_feeds
 from confsvc.live import channel as live_channel
@@ -48,6 +49,7 @@ from confsvc.scheduling.office_routes import router as office_router
 from confsvc.scheduling.readiness_routes import router as readiness_router
 from confsvc.scheduling.routes import router as scheduling_router
 from confsvc.users.routes import router as users_router
+from confsvc.users.throttle import LoginThrottle
 from confsvc.web.pages import router as web_router
 from confsvc.web.pages import static_files
 from confsvc.web.csrf import ApiCsrfGuard
@@ -58,10 +60,18 @@ events.on_record(record_join_instructions)
 
 
 class BodySizeLimit:
-    """Refuses request bodies over ``max_bytes`` with 413, by header and by counting the stream."""
+    """Refuses request bodies over ``max_bytes`` with 413, by header and by counting the stream.
+
+    A chunked body (no ``Content-Length``) that passes the limit is cut off: the application sees a
+    disconnect, its answer (a parse error) is dropped and the client gets the 413 (issue 16, 14c).
+    """
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app, self.max_bytes = app, max_bytes
+
+    def _too_large(self) -> JSONResponse:
+        return JSONResponse({"detail": f"request body larger than {self.max_bytes} bytes",
+                             "code": PayloadTooLarge.code}, status_code=413)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -69,33 +79,54 @@ class BodySizeLimit:
             return
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
-            response = JSONResponse(
-                {"detail": f"request body larger than {self.max_bytes} bytes", "code": PayloadTooLarge.code},
-                status_code=413)
-            await response(scope, receive, send)
+            await self._too_large()(scope, receive, send)
             return
-        seen = 0
+        seen, too_large, started = 0, False, False
 
         async def counting_receive() -> Message:
-            nonlocal seen
+            nonlocal seen, too_large
+            if too_large:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    raise PayloadTooLarge(f"request body larger than {self.max_bytes} bytes")
+                    too_large = True
+                    return {"type": "http.disconnect"}
             return message
 
-        await self.app(scope, counting_receive, send)
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if too_large and not started:
+                return  # the application's answer to a cut-off body is replaced by the 413
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, guarded_send)
+        except Exception:
+            if not too_large or started:
+                raise
+        if too_large and not started:
+            await self._too_large()(scope, receive, send)
+
+
+#: Seconds a client is told to wait (``Retry-After``) after a transient database failure.
+RETRY_AFTER_SECONDS = 5
 
 
 def _error(status: int, detail: Any, code: str, **extra: Any) -> JSONResponse:
-    return JSONResponse(jsonable_encoder({"detail": detail, "code": code, **extra}), status_code=status)
+    retry = extra.get("retry_after")
+    return JSONResponse(jsonable_encoder({"detail": detail, "code": code, **extra}), status_code=status,
+                        headers={"Retry-After": str(retry)} if retry is not None else None)
 
 
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ConfsvcError)
     async def _domain(_: Request, exc: ConfsvcError) -> JSONResponse:
-        return JSONResponse(jsonable_encoder(exc.to_body()), status_code=exc.status_code)
+        retry = exc.extra.get("retry_after")
+        return JSONResponse(jsonable_encoder(exc.to_body()), status_code=exc.status_code,
+                            headers={"Retry-After": str(retry)} if retry is not None else None)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -106,7 +137,9 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return _error(exc.status_code, exc.detail, f"http_{exc.status_code}", )
+        response = _error(exc.status_code, exc.detail, f"http_{exc.status_code}")
+        response.headers.update(exc.headers or {})  # 405's Allow (RFC 9110 §15.5.6), 401's WWW-Authenticate
+        return response
 
     @app.exception_handler(IntegrityError)
     async def _integrity(_: Request, exc: IntegrityError) -> JSONResponse:
@@ -126,10 +159,46 @@ def _install_error_handlers(app: FastAPI) -> None:
         log.info("database refused a value, answered as 422: %s", exc.orig)
         return _error(422, "a value in the request is out of range for the database", "out_of_range")
 
+    outage_log = app.state.outage_log = logs.Throttled(log, app.state.settings.outage_log_interval_seconds)
+
     @app.exception_handler(OperationalError)
     async def _operational(_: Request, exc: OperationalError) -> JSONResponse:
-        log.exception("database unavailable")
-        return _error(503, "database unavailable, try again", "database_unavailable")
+        # One log line per interval (traceback on the first), not one per request (issue 16, 14e);
+        # the body names the problem: a read-only database or a full disk is not worth a retry.
+        code = health.storage_problem(exc)
+        detail, transient = health.PROBLEMS[code]
+        outage_log.warning(code, f"{code}: {exc.orig}", exc=exc)
+        return _error(503, detail, code, **({"retry_after": RETRY_AFTER_SECONDS} if transient else {}))
+
+    @app.exception_handler(sa.exc.TimeoutError)
+    async def _pool_timeout(_: Request, exc: sa.exc.TimeoutError) -> JSONResponse:
+        outage_log.warning("pool_timeout", f"database connection pool exhausted: {exc}")
+        return _error(503, "the server is busy, try again", "database_busy", retry_after=RETRY_AFTER_SECONDS)
+
+
+def _declare_our_errors(app: FastAPI) -> None:
+    """The OpenAPI document declares the 422 we answer (``ErrorBody``: ``detail`` a string, ``code``,
+    ``errors`` the field list), not FastAPI's ``HTTPValidationError`` (issue 16, defect 14a)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+            for name in ("HTTPValidationError", "ValidationError"):
+                schemas.pop(name, None)
+            body = ErrorBody.model_json_schema(ref_template="#/components/schemas/{model}")
+            schemas.update(body.pop("$defs", {}))
+            schemas["ErrorBody"] = body
+            declared = {"description": "Invalid input: `detail` says what, `errors` lists each field",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}}
+            for operations in schema.get("paths", {}).values():
+                for operation in operations.values():
+                    if "422" in operation.get("responses", {}):
+                        operation["responses"]["422"] = declared
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
@@ -145,6 +214,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     """
     settings = settings or get_settings()
     secret_key = settings.resolved_secret_key()
+    logs.install(settings.log_format)  # secrets redacted and the request id on every line (issue 16)
     owns_engine = engine is None
 
     @asynccontextmanager
@@ -179,26 +249,43 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.login_throttle = LoginThrottle(settings)
     if engine is not None:
         app.state.engine = engine
     _install_error_handlers(app)
+    _declare_our_errors(app)
     app.add_middleware(ApiCsrfGuard)  # inside SessionMiddleware: cookie-authenticated API writes need X-CSRF-Token
     app.add_middleware(SessionMiddleware, secret_key=secret_key, session_cookie="confsvc_session",
                        max_age=settings.session_max_age_seconds, same_site="lax")
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     metrics = Metrics()
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(SecurityHeaders, always_secure=settings.cookie_secure)
+    app.add_middleware(RequestId)  # outermost: every log line of the request, the access line included
 
     @app.get("/favicon.ico", include_in_schema=False)
     def favicon() -> RedirectResponse:
         return RedirectResponse("/static/favicon.svg", status_code=308)
 
     @app.get("/healthz", tags=["ops"])
-    def healthz(request: Request) -> dict[str, str]:
-        """Liveness and database reachability: ``{"status": "ok", "database": "ok"}``."""
-        with request.app.state.engine.connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
-        return {"status": "ok", "database": "ok", "version": __version__}
+    def healthz() -> dict[str, str]:
+        """Liveness: the process answers (no dependency is touched). ``{"status": "ok", "version"}``.
+        Readiness is ``/readyz``."""
+        return {"status": "ok", "version": __version__}
+
+    @app.get("/readyz", tags=["ops"], responses={503: {"description": "not ready: what failed is named"}})
+    def readyz(request: Request) -> JSONResponse:
+        """Readiness: the database accepts a committed write (a heartbeat row) and the broker (Redis,
+        when ``CONFSVC_REDIS_URL`` is set) answers. 200 ``{"status": "ready", "database": "ok",
+        "broker": "ok" | "not configured"}``; 503 ``{"status": "not ready", "database":
+        "database_read_only" | "disk_full" | "database_unavailable", "broker": "unreachable", ...}``
+        with ``Retry-After``."""
+        ready, report = health.ready_report(request.app.state.engine, request.app.state.settings.redis_url)
+        if ready:
+            return JSONResponse({"status": "ready", **report, "version": __version__})
+        request.app.state.outage_log.warning("not_ready", f"not ready: {report}")
+        return JSONResponse({"status": "not ready", **report, "version": __version__}, status_code=503,
+                            headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
     app.include_router(metrics_router(metrics))
     app.include_router(users_router)

@@ -11,13 +11,15 @@ multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``), which this module leaves to th
 
 from __future__ import annotations
 
+import hmac
 import time
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Depends, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from confsvc import events
+from confsvc.errors import Forbidden, Unauthorized
 
 
 class Metrics:
@@ -65,12 +67,32 @@ class MetricsMiddleware:
             self.metrics.duration.labels(scope["method"], template).observe(time.perf_counter() - started)
 
 
+#: Client addresses that may read ``/metrics`` when no ``metrics_token`` is set.
+LOOPBACK = frozenset({"127.0.0.1", "::1"})
+
+
+def require_scraper(request: Request) -> None:
+    """Access to ``/metrics`` (issue 16, defect 14d): with ``CONFSVC_METRICS_TOKEN`` set, the request
+    must carry ``Authorization: Bearer <that token>`` (compared in constant time); without it, only a
+    loopback client (127.0.0.1, ::1) may read. Raises Unauthorized (401) / Forbidden (403)."""
+    expected = request.app.state.settings.metrics_token
+    if expected:
+        scheme, _, sent = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(sent.strip().encode(), expected.encode()):
+            raise Unauthorized("send `Authorization: Bearer <metrics token>`", code="metrics_token_required")
+        return
+    if request.client is None or request.client.host not in LOOPBACK:
+        raise Forbidden("metrics are served to loopback clients only; set CONFSVC_METRICS_TOKEN to scrape "
+                        "from elsewhere", code="metrics_loopback_only")
+
+
 def router(metrics: Metrics) -> APIRouter:
     api = APIRouter(tags=["ops"])
 
-    @api.get("/metrics", include_in_schema=True)
+    @api.get("/metrics", include_in_schema=True, dependencies=[Depends(require_scraper)])
     def metrics_endpoint() -> Response:
-        """Prometheus text exposition format (no authentication: expose it only to the monitoring network)."""
+        """Prometheus text exposition format. Bearer ``CONFSVC_METRICS_TOKEN``, or a loopback client when
+        unset; 401 ``metrics_token_required``, 403 ``metrics_loopback_only``."""
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return api

@@ -17,14 +17,14 @@ from fastapi import APIRouter, Query, Request, Response, status
 from confsvc.deps import SettingsDep
 from confsvc.config import Settings
 from confsvc.db import PathId, SessionDep
-from confsvc.errors import NotFound
+from confsvc.errors import NotFound, Unauthorized
 from confsvc.calendar import feeds
 from confsvc.calendar import schemas
 from confsvc.calendar import tokens
 from confsvc.calendar.feeds import Document, FeedState
 from confsvc.calendar.models import FeedScope
 from confsvc.scheduling import service as scheduling
-from confsvc.users.deps import CurrentPrincipal
+from confsvc.users.deps import CurrentPrincipal, bearer_token
 
 router = APIRouter()
 MEDIA_TYPE = "text/calendar; charset=utf-8"
@@ -92,10 +92,14 @@ def calendar_feed(scope: str, scope_id: str, request: Request, session: SessionD
     ``scope`` is ``unit``, ``room``, ``endpoint`` or ``province``. Any unknown scope, id, wrong
     or revoked token is the same 404, revealing nothing. Right after the token check, a matching
     ``If-None-Match`` (or ``If-Modified-Since``) gets a 304 from the feed's fingerprint, unrendered.
+
+    The token may come as ``Authorization: Bearer <token>`` instead of ``?token=`` (clients that can
+    set a header keep the secret out of URLs and logs; logs redact ``?token=`` either way).
     """
     try:
         kind, object_id = FeedScope(scope), int(scope_id)
-    except ValueError:
+        token = token or bearer_token(request.headers.get("authorization"))
+    except (ValueError, Unauthorized):
         raise NotFound("not found", code="not_found") from None
     feed_token = tokens.authenticate_feed(session, kind, object_id, token)
     base_url = _base_url(request, settings)

@@ -57,8 +57,8 @@ from confsvc.live.models import DisplayToken
 from confsvc.scheduling import service as scheduling
 from confsvc.scheduling.models import Occurrence, OccurrenceStatus
 from confsvc.users import service as users
-from confsvc.users.deps import SESSION_USER_KEY, CurrentPrincipal
-from confsvc.users.models import Role, User
+from confsvc.users.deps import SESSION_ID_KEY, SESSION_USER_KEY, CurrentPrincipal, bearer_token
+from confsvc.users.models import Role
 from confsvc.users.principal import Principal
 
 log = logging.getLogger(__name__)
@@ -143,11 +143,12 @@ def _cookie_user_id(websocket: WebSocket) -> int | None:
     return user_id if isinstance(user_id, int) and same_origin(websocket) else None
 
 
-def _session_principal(engine: Engine, user_id: int) -> Principal | None:
-    """The principal of an active user of the web session; ``None`` when gone or deactivated."""
+def _session_principal(engine: Engine, user_id: int, session_secret: object) -> Principal | None:
+    """The principal of an active user of a live web session; ``None`` when logged out, revoked,
+    expired or deactivated."""
     with make_session(engine, write=False) as session:
-        user = session.get(User, user_id)
-        return users.principal_for(session, user) if user is not None and user.active else None
+        user = users.user_for_web_session(session, user_id, session_secret)
+        return users.principal_for(session, user) if user is not None else None
 
 
 def _resolve_scope(engine: Engine, who: Principal | DisplayToken, kind: str, object_id: int | None) -> Scope:
@@ -239,9 +240,11 @@ async def _serve(websocket: WebSocket, kind: str, object_id: int | None) -> None
     await websocket.accept()
     try:
         since = _since(websocket)
-        secret = websocket.query_params.get("token")
+        # A client that can set headers sends ``Authorization: Bearer`` (no secret in the URL or the logs).
+        secret = websocket.query_params.get("token") or bearer_token(websocket.headers.get("authorization"))
         user_id = None if secret else _cookie_user_id(websocket)
-        who = await run_in_threadpool(_session_principal, engine, user_id) if user_id is not None else None
+        sid = (websocket.scope.get("session") or {}).get(SESSION_ID_KEY)
+        who = await run_in_threadpool(_session_principal, engine, user_id, sid) if user_id is not None else None
         if who is None:
             secret = secret or await _first_message_token(websocket)
             who = await run_in_threadpool(_authenticate, engine, secret)

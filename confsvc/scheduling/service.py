@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlmodel import Session, func, select
 
+from confsvc import logs
 from confsvc.clock import as_utc, utc_now
 from confsvc.config import Settings
 from confsvc.endpoints.models import Endpoint, Room
@@ -46,7 +47,10 @@ class BookResult:
 
 def audit(session: Session, principal: Principal | None, action: str, *, meeting_id: int | None,
           occurrence_id: int | None = None, **details: Any) -> None:
-    """Append to the audit trail (who, what, which meeting/occurrence, when)."""
+    """Append to the audit trail (who, what, which meeting/occurrence, when); ``details.request_id`` is
+    the HTTP request's ``X-Request-ID`` (``confsvc.logs``), to find its log lines."""
+    if logs.request_id.get() != "-":
+        details = {**details, "request_id": logs.request_id.get()}
     session.add(AuditEntry(user_id=principal.user_id if principal else None, action=action, meeting_id=meeting_id,
                            occurrence_id=occurrence_id, details=_jsonable(details)))
 

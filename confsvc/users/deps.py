@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -14,32 +15,48 @@ from confsvc.users.models import Role, User
 from confsvc.users.principal import Principal
 
 SESSION_USER_KEY = "user_id"
+#: The web session's secret in the signed cookie; its SHA-256 is a ``web_sessions`` row.
+SESSION_ID_KEY = "sid"
+
+#: ``Bearer <token68>`` (RFC 6750 §2.1), the scheme case-insensitive (RFC 9110 §11.1).
+_BEARER = re.compile(r"[Bb][Ee][Aa][Rr][Ee][Rr] +([A-Za-z0-9\-._~+/]+=*) *")
 
 
-def _bearer(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() == "bearer" and value.strip():
-        return value.strip()
-    return None
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of a well-formed ``Authorization: Bearer`` header; ``None`` without the header.
+
+    Raises:
+        Unauthorized (``invalid_authorization``): any other ``Authorization`` header (``Basic …``, an
+        empty ``Bearer``, garbage). Such a request is never authenticated by the cookie instead
+        (issue 16, defect 7: the CSRF guard trusts only a well-formed bearer header).
+    """
+    if authorization is None:
+        return None
+    match = _BEARER.fullmatch(authorization)
+    if match is None:
+        raise Unauthorized("malformed Authorization header: send `Authorization: Bearer <token>`",
+                           code="invalid_authorization")
+    return match.group(1)
 
 
 def resolve_user(request: Request, session: Session) -> User | None:
-    """The user behind a bearer token or the web session cookie; ``None`` when neither is present.
+    """The user behind a bearer token or a live web session; ``None`` when neither is present.
+
+    The cookie counts only while its ``web_sessions`` row exists (logout and revocation delete it).
 
     Raises:
-        Unauthorized: a bearer token is present but invalid (never silently anonymous).
+        Unauthorized: a bearer token is present but invalid, or the ``Authorization`` header is
+        malformed (never silently anonymous, never the cookie instead).
     """
-    secret = _bearer(request)
+    secret = bearer_token(request.headers.get("authorization"))
     if secret is not None:
         return service.user_for_token(session, secret)
-    user_id = request.session.get(SESSION_USER_KEY) if "session" in request.scope else None
-    if user_id is None:
+    cookie = request.session if "session" in request.scope else {}
+    if cookie.get(SESSION_USER_KEY) is None:
         return None
-    user = session.get(User, user_id)
-    if user is None or not user.active:
-        request.session.clear()
-        return None
+    user = service.user_for_web_session(session, cookie.get(SESSION_USER_KEY), cookie.get(SESSION_ID_KEY))
+    if user is None:
+        cookie.clear()
     return user
 
 

@@ -24,8 +24,10 @@ def _public(session, user: User) -> schemas.UserPublic:
 def login(data: schemas.LoginRequest, session: SessionDep, request: Request):
     """Exchange a username and password for a bearer token that expires after
     ``settings.login_token_ttl_hours``. 401 ``bad_credentials`` otherwise. Long-lived tokens for
-    integrations are made explicitly with ``POST /api/v1/tokens``."""
-    user = service.authenticate(session, data.username, data.password)
+    integrations are made explicitly with ``POST /api/v1/tokens``. 429 ``login_throttled`` with
+    ``Retry-After`` after too many failures for the account or the client address (``users.throttle``)."""
+    address = request.client.host if request.client else None
+    user = service.login(session, request.app.state.login_throttle, data.username, data.password, address)
     ttl = timedelta(hours=request.app.state.settings.login_token_ttl_hours)
     token, secret = service.issue_token(session, user, data.token_name, ttl=ttl)
     return {**token.model_dump(), "token": secret}
@@ -51,6 +53,24 @@ def create_user(data: schemas.UserCreate, session: SessionDep, principal: Curren
     user = service.create_user(session, username=data.username, password=data.password, role=data.role,
                                full_name=data.full_name, email=data.email, unit_ids=unit_ids)
     return _public(session, user)
+
+
+@router.patch("/users/{user_id}", response_model=schemas.UserPublic)
+def update_user(user_id: PathId, data: schemas.UserUpdate, session: SessionDep, principal: CurrentPrincipal):
+    """Admin only: change ``role``, disable (``active: false``) or enable, or set ``password``. Ends the
+    user's web sessions. 404 ``user_not_found``; 422 ``weak_password`` / ``operator_without_units`` /
+    ``units_for_unscoped_role``."""
+    user = service.update_user(session, principal, user_id, role=data.role, active=data.active,
+                               password=data.password)
+    return _public(session, user)
+
+
+@router.post("/users/me/password", status_code=status.HTTP_204_NO_CONTENT)
+def change_password(data: schemas.PasswordChange, session: SessionDep, principal: CurrentPrincipal):
+    """The caller's new password (zxcvbn score ≥ 3, not the username). Ends every web session of the
+    caller (sign in again). 401 ``bad_credentials`` for a wrong ``current_password``; 422 ``weak_password``."""
+    service.change_password(session, principal.user_id, data.current_password, data.new_password)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get("/tokens", response_model=list[schemas.TokenPublic], tags=["tokens"])

@@ -33,6 +33,24 @@ class UserPublic(BaseModel):
     unit_ids: list[int] = []
 
 
+class UserUpdate(BaseModel):
+    """An administrator's change of a user: role, ``active`` (false = disabled), a new password.
+    Every change ends the user's web sessions."""
+
+    model_config = ConfigDict(extra="forbid")
+    role: Role | None = None
+    active: bool | None = None
+    password: Annotated[str, Field(min_length=8, max_length=200)] | None = None
+
+
+class PasswordChange(BaseModel):
+    """The caller's own password change; ends every web session of the caller."""
+
+    model_config = ConfigDict(extra="forbid")
+    current_password: Annotated[str, Field(max_length=200)]
+    new_password: Annotated[str, Field(min_length=8, max_length=200)]
+
+
 class LoginRequest(BaseModel):
     username: Annotated[str, Field(max_length=80)]
     password: Annotated[str, Field(max_length=200)]

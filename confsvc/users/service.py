@@ -10,8 +10,9 @@ from sqlmodel import Session, select
 from confsvc.clock import utc_now
 from confsvc.errors import Conflict, Invalid, NotFound, Unauthorized
 from confsvc.users import security
-from confsvc.users.models import ApiToken, Role, User, UserUnit
+from confsvc.users.models import ApiToken, Role, User, UserUnit, WebSession
 from confsvc.users.principal import Principal
+from confsvc.users.throttle import LoginThrottle
 
 # A light reference to the inventory's unit tree, so scope expansion needs no import of the
 # endpoints domain (imports flow core ← endpoints, never back).
@@ -50,7 +51,7 @@ def create_user(
     """Create a user. Operators must have at least one unit; other roles must have none.
 
     Raises:
-        Invalid: bad role/unit combination, short password.
+        Invalid: bad role/unit combination; ``weak_password`` (``security.password_weakness``).
         Conflict: ``username`` taken (code ``duplicate_username``).
     """
     unit_ids = unit_ids or []
@@ -58,8 +59,7 @@ def create_user(
         raise Invalid("an operator needs at least one unit", code="operator_without_units")
     if role is not Role.operator and unit_ids:
         raise Invalid("only operators are scoped to units", code="units_for_unscoped_role")
-    if len(password) < 8:
-        raise Invalid("password must have at least 8 characters", code="weak_password")
+    _require_strong(password, username, full_name, email)
     if session.exec(select(User.id).where(User.username == username)).first() is not None:
         raise Conflict(f"username {username!r} already exists", code="duplicate_username")
     user = User(username=username, password_hash=security.hash_password(password), role=role,
@@ -70,6 +70,101 @@ def create_user(
         session.add(UserUnit(user_id=user.id, unit_id=unit_id))
     session.flush()
     return user
+
+
+def _require_strong(password: str, *user_inputs: str | None) -> None:
+    weakness = security.password_weakness(password, *user_inputs)
+    if weakness is not None:
+        raise Invalid(weakness, code="weak_password")
+
+
+def change_password(session: Session, user_id: int, current_password: str, new_password: str) -> User:
+    """The user's own password change: checks the current one, the new one's strength, and ends
+    every web session of the user (issue 16, defect 6).
+
+    Raises:
+        Unauthorized: ``current_password`` is wrong (``bad_credentials``).
+        Invalid: ``weak_password``.
+    """
+    user = session.get(User, user_id)
+    if user is None or not security.verify_password(user.password_hash, current_password):
+        raise Unauthorized("wrong username or password", code="bad_credentials")
+    _require_strong(new_password, user.username, user.full_name, user.email)
+    user.password_hash = security.hash_password(new_password)
+    session.add(user)
+    revoke_web_sessions(session, user.id)
+    return user
+
+
+def update_user(session: Session, principal: Principal, user_id: int, *, role: Role | None = None,
+                active: bool | None = None, password: str | None = None) -> User:
+    """An administrator changes a user's role, disables or enables them, or sets a password.
+
+    Any of the three ends every web session of the user, and disabling also makes their API tokens
+    refused (``user_for_token`` checks ``active``).
+
+    Raises:
+        Forbidden: not an admin. NotFound: no such user.
+        Invalid: ``weak_password``; ``operator_without_units`` when made an operator without units,
+        ``units_for_unscoped_role`` when an operator with units is given another role;
+        ``own_admin_access``: an administrator may not disable or demote themselves (no lock-out).
+    """
+    principal.require_role(Role.admin)
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"user {user_id} not found", code="user_not_found")
+    if user.id == principal.user_id and (active is False or (role is not None and role is not Role.admin)):
+        raise Invalid("an administrator may not disable or demote themselves", code="own_admin_access")
+    if role is not None and role is not user.role:
+        has_units = session.exec(select(UserUnit.unit_id).where(UserUnit.user_id == user.id)).first() is not None
+        if role is Role.operator and not has_units:
+            raise Invalid("an operator needs at least one unit", code="operator_without_units")
+        if role is not Role.operator and has_units:
+            raise Invalid("only operators are scoped to units", code="units_for_unscoped_role")
+        user.role = role
+    if active is not None:
+        user.active = active
+    if password is not None:
+        _require_strong(password, user.username, user.full_name, user.email)
+        user.password_hash = security.hash_password(password)
+    session.add(user)
+    revoke_web_sessions(session, user.id)
+    return user
+
+
+# ---------------------------------------------------------------- web sessions (server-side, revocable)
+
+def start_web_session(session: Session, user: User, *, ttl: timedelta) -> str:
+    """A new browser session of ``user`` for ``ttl``; returns the secret the cookie carries."""
+    secret, digest = security.new_token()
+    session.add(WebSession(user_id=user.id, token_hash=digest, expires_at=utc_now() + ttl))
+    session.flush()
+    return secret
+
+
+def user_for_web_session(session: Session, user_id: object, secret: object, *,
+                         now: datetime | None = None) -> User | None:
+    """The active user of a live web session, or ``None``: no such session (logged out, revoked),
+    expired, another user's, or the user is disabled."""
+    if not isinstance(secret, str) or not isinstance(user_id, int):
+        return None
+    row = session.exec(select(WebSession).where(WebSession.token_hash == security.hash_token(secret))).first()
+    if row is None or row.user_id != user_id or row.expires_at <= (now or utc_now()):
+        return None
+    user = session.get(User, row.user_id)
+    return user if user is not None and user.active else None
+
+
+def end_web_session(session: Session, secret: object) -> None:
+    """Logout: the session's row is deleted, so a copy of the cookie is worth nothing."""
+    if isinstance(secret, str):
+        session.exec(sa.delete(WebSession).where(WebSession.token_hash == security.hash_token(secret)))
+
+
+def revoke_web_sessions(session: Session, user_id: int) -> None:
+    """Ends every web session of ``user_id`` (password, role or status changed)."""
+    session.exec(sa.delete(WebSession).where(WebSession.user_id == user_id))
+    session.flush()
 
 
 def principal_for(session: Session, user: User) -> Principal:
@@ -92,6 +187,24 @@ def authenticate(session: Session, username: str, password: str) -> User:
 
 
 _DUMMY_HASH = security.hash_password("timing-equaliser")
+
+
+def login(session: Session, throttle: LoginThrottle, username: str, password: str, address: str | None) -> User:
+    """:func:`authenticate` behind the login throttle (API token login and the web form).
+
+    Raises:
+        TooManyRequests: ``login_throttled`` with ``retry_after`` (seconds): too many failures for the
+        account or the address in the window (checked before the password).
+        Unauthorized: ``bad_credentials`` (counted as a failure).
+    """
+    throttle.check(username, address)
+    try:
+        user = authenticate(session, username, password)
+    except Unauthorized:
+        throttle.failed(username, address)
+        raise
+    throttle.succeeded(username)
+    return user
 
 
 def issue_token(session: Session, user: User, name: str, *, ttl: timedelta | None = None) -> tuple[ApiToken, str]:

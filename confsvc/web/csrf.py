@@ -3,9 +3,12 @@
 ``users.deps.resolve_user`` accepts the web session cookie on ``/api/v1`` too, so the browser's
 scripts (the booking form's live check) call the same API as every other client. A cookie is
 sent by the browser on its own, so a write (POST, PUT, PATCH, DELETE) under ``/api/`` that carries
-the cookie's user and no ``Authorization`` header must also carry the session's CSRF token in the
-``X-CSRF-Token`` header (the page puts it in ``<meta name="csrf-token">``). Bearer-token clients
-are unaffected: a header they set themselves is not something a foreign site can forge.
+the cookie's user must also carry the session's CSRF token in the ``X-CSRF-Token`` header (the
+page puts it in ``<meta name="csrf-token">``), unless it carries a *well-formed* ``Authorization:
+Bearer`` header: a header a client sets itself is not something a foreign site can forge, and such
+a request is authenticated by its token alone. Any other ``Authorization`` header (``Basic …``, an
+empty ``Bearer``) does not exempt the request (issue 16, defect 7), and ``users.deps`` answers it
+401, never falling back to the cookie.
 
 Installed by ``create_app`` inside ``SessionMiddleware`` (it reads ``scope["session"]``).
 """
@@ -17,10 +20,20 @@ import hmac
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from confsvc.users.deps import SESSION_USER_KEY
+from confsvc.errors import Unauthorized
+from confsvc.users.deps import SESSION_USER_KEY, bearer_token
 from confsvc.web.common import CSRF_HEADER, CSRF_KEY
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def _has_bearer(header: bytes | None) -> bool:
+    if header is None:
+        return False
+    try:
+        return bearer_token(header.decode("latin-1")) is not None
+    except Unauthorized:
+        return False
 
 
 class ApiCsrfGuard:
@@ -33,7 +46,7 @@ class ApiCsrfGuard:
         if scope["type"] == "http" and scope["method"] not in SAFE_METHODS and scope["path"].startswith("/api/"):
             headers = dict(scope["headers"])
             session = scope.get("session") or {}
-            if b"authorization" not in headers and session.get(SESSION_USER_KEY) is not None:
+            if session.get(SESSION_USER_KEY) is not None and not _has_bearer(headers.get(b"authorization")):
                 expected = str(session.get(CSRF_KEY, ""))
                 sent = headers.get(CSRF_HEADER.encode(), b"").decode("latin-1")
                 if not expected or not hmac.compare_digest(expected.encode(), sent.encode()):

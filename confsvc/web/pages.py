@@ -7,17 +7,18 @@ the web session and compared in constant time.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from confsvc.db import SessionDep
-from confsvc.errors import Unauthorized
+from confsvc.errors import TooManyRequests, Unauthorized
 from confsvc.users import service as users
-from confsvc.users.deps import SESSION_USER_KEY
+from confsvc.users.deps import SESSION_ID_KEY, SESSION_USER_KEY
 from confsvc.web import audit, booking, display, edit, feeds, grid, i18n, inventory, meetings, site_groups, stats
-from confsvc.web.common import LANGUAGE_KEY, check_csrf, language, render, static_files
+from confsvc.web.common import LANGUAGE_KEY, check_csrf, language, render, settings_of, static_files
 from confsvc.web.i18n import LANGUAGES, _
 
 __all__ = ["router", "static_files"]
@@ -41,13 +42,22 @@ def login(request: Request, session: SessionDep, username: Annotated[str, Form(m
           next: Annotated[str, Form()] = "/"):
     check_csrf(request, csrf)
     i18n.activate(language(request))
+    address = request.client.host if request.client else None
     try:
-        user = users.authenticate(session, username, password)
+        user = users.login(session, request.app.state.login_throttle, username, password, address)
+    except TooManyRequests as exc:
+        page = render(request, "login.html", {"next": safe_next(next), "error": _(
+            "Too many failed sign-ins. Try again in %(seconds)s seconds.") % {"seconds": exc.extra["retry_after"]}},
+            status_code=429)
+        page.headers["Retry-After"] = str(exc.extra["retry_after"])
+        return page
     except Unauthorized:
         return render(request, "login.html", {"next": safe_next(next), "error": _("Wrong username or password.")},
                       status_code=401)
     chosen = request.session.get(LANGUAGE_KEY)
     request.session.clear()  # nothing of the anonymous session survives (no fixation of its CSRF token)
+    ttl = timedelta(seconds=settings_of(request).session_max_age_seconds)
+    request.session[SESSION_ID_KEY] = users.start_web_session(session, user, ttl=ttl)
     request.session[SESSION_USER_KEY] = user.id
     if chosen:
         request.session[LANGUAGE_KEY] = chosen
@@ -55,8 +65,10 @@ def login(request: Request, session: SessionDep, username: Annotated[str, Form(m
 
 
 @router.post("/logout")
-def logout(request: Request, csrf: Annotated[str, Form()] = ""):
+def logout(request: Request, session: SessionDep, csrf: Annotated[str, Form()] = ""):
+    """Ends the session on the server too: a copy of the cookie no longer signs anyone in."""
     check_csrf(request, csrf)
+    users.end_web_session(session, request.session.get(SESSION_ID_KEY))
     request.session.clear()
     return RedirectResponse("/login", status_code=303)
 

@@ -1,0 +1,98 @@
+"""Pure ASGI middleware every response passes through (installed by ``create_app``):
+
+- :class:`SecurityHeaders`: CSP, ``X-Frame-Options: DENY``, ``nosniff``, ``Referrer-Policy`` on every
+  HTTP response, and the ``Secure`` flag on our cookies when the request came over HTTPS (issue 16,
+  defect 6);
+- :class:`RequestId`: an ``X-Request-ID`` per request (the client's when it is sane, else a new one),
+  echoed in the response and kept in :data:`confsvc.logs.request_id` for every log line.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from confsvc import logs
+
+#: Scripts, styles, images and connections (``fetch``, same-origin WebSocket) from this origin only;
+#: no inline script (the templates' ``<script type="application/json">`` data blocks do not execute),
+#: no framing (``frame-ancestors``, with ``X-Frame-Options`` for older browsers).
+CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                           "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'self'; "
+                           "form-action 'self'; frame-ancestors 'none'")
+#: FastAPI's /docs and /redoc pages load Swagger UI / ReDoc from a CDN with an inline script: they get
+#: only the framing and sniffing headers.
+_DOCS_PATHS = ("/docs", "/redoc")
+_STATIC_HEADERS = [
+    (b"x-frame-options", b"DENY"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
+]
+
+
+class SecurityHeaders:
+    """Adds the security headers to every HTTP response, and ``Secure`` to ``Set-Cookie`` when the
+    request's scheme is https (directly, or behind a proxy uvicorn trusts: ``--proxy-headers`` with
+    ``X-Forwarded-Proto``) or ``always_secure`` (``CONFSVC_COOKIE_SECURE=true``)."""
+
+    def __init__(self, app: ASGIApp, *, always_secure: bool = False) -> None:
+        self.app, self.always_secure = app, always_secure
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        secure = self.always_secure or scope.get("scheme") == "https"
+        csp = not scope["path"].startswith(_DOCS_PATHS)
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in _STATIC_HEADERS:
+                    if name.decode() not in headers:
+                        headers.append(name.decode(), value.decode())
+                if csp and "content-security-policy" not in headers:
+                    headers.append("content-security-policy", CONTENT_SECURITY_POLICY)
+                if secure:
+                    cookies = headers.getlist("set-cookie")
+                    if any("secure" not in c.lower().split("; ") for c in cookies):
+                        del headers["set-cookie"]
+                        for cookie in cookies:
+                            headers.append("set-cookie", cookie if "secure" in cookie.lower().split("; ")
+                                           else cookie + "; secure")
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+#: A client's request id is kept when it is this sane (no log injection, bounded); else a new one.
+_SANE_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
+class RequestId:
+    """Reads or makes the request id, exposes it to logging, and answers it in ``X-Request-ID``."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        sent = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        rid = sent if _SANE_ID.fullmatch(sent) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = rid
+        token = logs.request_id.set(rid)
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message)["x-request-id"] = rid
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            logs.request_id.reset(token)
