@@ -18,12 +18,10 @@ from confsvc.clock import utc_now
 from confsvc.endpoints.models import Endpoint, Room, Unit, UnitLevel
 from confsvc.errors import Invalid, NotFound
 from confsvc.calendar.models import FeedScope, FeedToken
-from confsvc.users.models import Role
-from confsvc.users.principal import Principal
+from confsvc.users.principal import MANAGE_FEEDS, MANAGE_PROVINCE_FEEDS, Principal
 
 #: Secrets look like ``cal_<43 url-safe characters>`` (256 random bits).
 SECRET_PREFIX = "cal_"
-MANAGERS = (Role.admin, Role.secretariat, Role.operator)
 
 
 def hash_secret(secret: str) -> str:
@@ -58,11 +56,11 @@ def scope_unit_id(session: Session, scope: FeedScope, scope_id: int) -> int:
 
 def _require_manage(session: Session, principal: Principal, scope: FeedScope, scope_id: int) -> None:
     """Raises Forbidden (role or scope), NotFound, Invalid."""
-    principal.require_role(*MANAGERS)
+    principal.require(MANAGE_FEEDS)
     unit_id = scope_unit_id(session, scope, scope_id)
     if principal.unit_ids is not None:
         if scope is FeedScope.province:
-            principal.require_role(Role.admin, Role.secretariat)
+            principal.require(MANAGE_PROVINCE_FEEDS)
         principal.require_unit(unit_id)
 
 
@@ -84,7 +82,7 @@ def create_feed_token(session: Session, principal: Principal, *, scope: FeedScop
 
 def list_feed_tokens(session: Session, principal: Principal) -> list[FeedToken]:
     """Tokens the caller may manage, newest first (an operator's: those inside their units)."""
-    principal.require_role(*MANAGERS)
+    principal.require(MANAGE_FEEDS)
     tokens = session.exec(select(FeedToken).order_by(FeedToken.created_at.desc(), FeedToken.id.desc())).all()
     if principal.unit_ids is None:
         return list(tokens)
@@ -109,7 +107,7 @@ def revoke_feed_token(session: Session, principal: Principal, token_id: int, *,
         _require_manage(session, principal, token.scope, token.scope_id)
     except NotFound:
         # The scope object is gone; only a manager with global reach may still revoke.
-        principal.require_role(Role.admin, Role.secretariat)
+        principal.require(MANAGE_PROVINCE_FEEDS)
     if token.revoked_at is None:
         token.revoked_at, token.revoked_by = now or utc_now(), principal.user_id
         session.add(token)

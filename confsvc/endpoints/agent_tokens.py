@@ -19,8 +19,7 @@ from confsvc.clock import utc_now
 from confsvc.endpoints import schemas
 from confsvc.endpoints.models import AgentToken, Bridge, Endpoint
 from confsvc.errors import Invalid, NotFound, Unauthorized
-from confsvc.users.models import Role
-from confsvc.users.principal import Principal
+from confsvc.users.principal import MANAGE_INVENTORY, Principal
 
 #: Every agent secret starts with this (user tokens start with ``cfs_``), so the two never mix up.
 AGENT_TOKEN_PREFIX = "cfa_"
@@ -36,7 +35,7 @@ def create_agent_token(session: Session, principal: Principal,
 
     Raises: Forbidden (not admin), Invalid (``unknown_bridge`` / ``unknown_endpoint``).
     """
-    principal.require_role(Role.admin)
+    principal.require(MANAGE_INVENTORY)
     if data.bridge_id is not None and session.get(Bridge, data.bridge_id) is None:
         raise Invalid(f"bridge {data.bridge_id} does not exist", code="unknown_bridge")
     if data.endpoint_id is not None and session.get(Endpoint, data.endpoint_id) is None:
@@ -51,14 +50,14 @@ def create_agent_token(session: Session, principal: Principal,
 
 def list_agent_tokens(session: Session, principal: Principal) -> list[AgentToken]:
     """Admin only, in creation order (secrets are never shown again)."""
-    principal.require_role(Role.admin)
+    principal.require(MANAGE_INVENTORY)
     return list(session.exec(select(AgentToken).order_by(AgentToken.id)).all())
 
 
 def revoke_agent_token(session: Session, principal: Principal, token_id: int, *,
                        now: datetime | None = None) -> AgentToken:
     """Admin only; revoking twice keeps the first time. Raises Forbidden, NotFound."""
-    principal.require_role(Role.admin)
+    principal.require(MANAGE_INVENTORY)
     token = session.get(AgentToken, token_id)
     if token is None:
         raise NotFound(f"agent token {token_id} not found", code="agent_token_not_found")

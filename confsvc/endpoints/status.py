@@ -25,8 +25,7 @@ from confsvc import events
 from confsvc.clock import utc_now
 from confsvc.endpoints.models import AgentToken, Endpoint, EndpointStatus, EndpointStatusChange, Room
 from confsvc.errors import Forbidden, Invalid, NotFound
-from confsvc.users.models import Role
-from confsvc.users.principal import Principal
+from confsvc.users.principal import REPORT_ENDPOINT_STATUS, Principal
 
 #: Statuses that prove the device answered, so they move ``last_seen_at``.
 ALIVE = frozenset({EndpointStatus.online, EndpointStatus.in_call, EndpointStatus.fault})
@@ -51,7 +50,7 @@ class Reporter:
     @classmethod
     def for_principal(cls, principal: Principal) -> Reporter:
         """Admins and operators may report; Forbidden for other roles."""
-        principal.require_role(Role.admin, Role.operator)
+        principal.require(REPORT_ENDPOINT_STATUS)
         return cls(source="user", principal=principal)
 
 

@@ -58,8 +58,8 @@ from confsvc.scheduling import service as scheduling
 from confsvc.scheduling.models import Occurrence, OccurrenceStatus
 from confsvc.users import service as users
 from confsvc.users.deps import SESSION_USER_KEY, CurrentPrincipal
-from confsvc.users.models import Role, User
-from confsvc.users.principal import Principal
+from confsvc.users.models import User
+from confsvc.users.principal import SEE_SECRETARIAT_CHANNEL, Principal
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -174,7 +174,7 @@ def _resolve_scope(engine: Engine, who: Principal | DisplayToken, kind: str, obj
             units = users.expand_units(session, {object_id})
             rooms = frozenset(session.exec(select(Room.id).where(Room.unit_id.in_(units))).all())
             return Scope("unit", object_id, rooms)
-        who.require_role(Role.admin, Role.secretariat, Role.viewer)
+        who.require(SEE_SECRETARIAT_CHANNEL)
         return Scope("secretariat", None, None)
 
 

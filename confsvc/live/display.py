@@ -20,12 +20,10 @@ from confsvc.errors import NotFound, Unauthorized
 from confsvc.live.snapshot import involving_rooms
 from confsvc.live.models import DisplayToken
 from confsvc.scheduling.models import Meeting, Occurrence
-from confsvc.users.models import Role
-from confsvc.users.principal import Principal
+from confsvc.users.principal import MANAGE_DISPLAY_TOKENS, Principal
 
 #: Secrets look like ``dsp_<43 url-safe characters>`` (256 random bits).
 SECRET_PREFIX = "dsp_"
-MANAGERS = (Role.admin, Role.secretariat)
 
 
 def hash_secret(secret: str) -> str:
@@ -38,7 +36,7 @@ def create_display_token(session: Session, principal: Principal, room_id: int, *
 
     Raises: Forbidden (not admin or secretariat), NotFound (room_not_found).
     """
-    principal.require_role(*MANAGERS)
+    principal.require(MANAGE_DISPLAY_TOKENS)
     if session.get(Room, room_id) is None:
         raise NotFound(f"room {room_id} not found", code="room_not_found")
     secret = SECRET_PREFIX + secrets.token_urlsafe(32)
@@ -51,7 +49,7 @@ def create_display_token(session: Session, principal: Principal, room_id: int, *
 
 def list_display_tokens(session: Session, principal: Principal, room_id: int) -> list[DisplayToken]:
     """Tokens of ``room_id`` (revoked ones included), by id. Raises Forbidden."""
-    principal.require_role(*MANAGERS)
+    principal.require(MANAGE_DISPLAY_TOKENS)
     return list(session.exec(select(DisplayToken).where(DisplayToken.room_id == room_id)
                              .order_by(DisplayToken.id)).all())
 
@@ -62,7 +60,7 @@ def revoke_display_token(session: Session, principal: Principal, room_id: int, t
 
     Raises: Forbidden, NotFound (display_token_not_found, also for another room's token).
     """
-    principal.require_role(*MANAGERS)
+    principal.require(MANAGE_DISPLAY_TOKENS)
     token = session.get(DisplayToken, token_id)
     if token is None or token.room_id != room_id:
         raise NotFound(f"display token {token_id} of room {room_id} not found", code="display_token_not_found")

@@ -15,10 +15,9 @@ from sqlmodel import Session, select
 
 from confsvc import events
 from confsvc.endpoints.models import Bridge, Endpoint, Room
-from confsvc.scheduling import join
+from confsvc.scheduling import join, participants
 from confsvc.scheduling import models as scheduling_models
-from confsvc.scheduling.models import (Meeting, MeetingParticipant, MeetingStatus, Occurrence, OccurrenceParticipant,
-                                       OccurrenceStatus)
+from confsvc.scheduling.models import Meeting, MeetingStatus, Occurrence, OccurrenceStatus
 
 #: Dial mode used in join instructions (``Settings.join_dial_mode``), set by ``main.create_app``.
 _dial_mode = {"value": "dial_in"}
@@ -35,10 +34,7 @@ def configure(*, dial_mode: str) -> None:
 
 def occurrence_endpoints(session: Session, meeting: Meeting, occ: Occurrence) -> list[Endpoint]:
     """The participating endpoints of ``occ`` (its own list when overridden, else the meeting's), by id."""
-    if occ.participants_overridden:
-        ids = select(OccurrenceParticipant.endpoint_id).where(OccurrenceParticipant.occurrence_id == occ.id)
-    else:
-        ids = select(MeetingParticipant.endpoint_id).where(MeetingParticipant.meeting_id == meeting.id)
+    ids = sa.select(participants.endpoint_rows(occurrence_ids=occ.id).subquery().c.endpoint_id)
     return list(session.exec(select(Endpoint).where(Endpoint.id.in_(ids)).order_by(Endpoint.id)).all())
 
 
@@ -104,14 +100,7 @@ class Scope:
 
 def involving_rooms(room_ids: frozenset[int]) -> Any:
     """Occurrence ids whose chair room or a participant endpoint is in ``room_ids``."""
-    return sa.union(
-        select(Occurrence.id).join(Meeting, Meeting.id == Occurrence.meeting_id)
-        .where(sa.func.coalesce(Occurrence.chair_room_id, Meeting.chair_room_id).in_(room_ids)),
-        select(Occurrence.id).join(MeetingParticipant, MeetingParticipant.meeting_id == Occurrence.meeting_id)
-        .join(Endpoint, Endpoint.id == MeetingParticipant.endpoint_id)
-        .where(Occurrence.participants_overridden == sa.false(), Endpoint.room_id.in_(room_ids)),
-        select(OccurrenceParticipant.occurrence_id).join(Endpoint, Endpoint.id == OccurrenceParticipant.endpoint_id)
-        .where(Endpoint.room_id.in_(room_ids)))
+    return participants.occurrences_involving(room_ids)
 
 
 def _endpoint_public(e: Endpoint) -> dict[str, Any]:

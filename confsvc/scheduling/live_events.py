@@ -25,8 +25,8 @@ from typing import Any
 from sqlmodel import Session, select
 
 from confsvc import events
-from confsvc.endpoints.models import Endpoint
-from confsvc.scheduling.models import Meeting, MeetingParticipant, Occurrence, OccurrenceParticipant, OccurrenceStatus
+from confsvc.scheduling import participants
+from confsvc.scheduling.models import Meeting, Occurrence, OccurrenceStatus
 
 
 def _iso(value: datetime) -> str:
@@ -35,27 +35,8 @@ def _iso(value: datetime) -> str:
 
 def occurrence_rooms(session: Session, meeting: Meeting, occurrences: Iterable[Occurrence]) -> dict[int, set[int]]:
     """``{occurrence_id: room ids}`` (chair room included) from the participant rows as they are now."""
-    default_endpoints = list(session.exec(select(MeetingParticipant.endpoint_id)
-                                          .where(MeetingParticipant.meeting_id == meeting.id)).all())
-    rooms_of: dict[int, int] = {}
-
-    def rooms(endpoint_ids: list[int]) -> set[int]:
-        missing = [e for e in endpoint_ids if e not in rooms_of]
-        if missing:
-            rooms_of.update(session.exec(select(Endpoint.id, Endpoint.room_id).where(Endpoint.id.in_(missing))).all())
-        return {rooms_of[e] for e in endpoint_ids if e in rooms_of}
-
-    default_rooms = rooms(default_endpoints)
-    answer: dict[int, set[int]] = {}
-    for occ in occurrences:
-        if occ.participants_overridden:
-            endpoint_ids = list(session.exec(select(OccurrenceParticipant.endpoint_id)
-                                             .where(OccurrenceParticipant.occurrence_id == occ.id)).all())
-            found = rooms(endpoint_ids)
-        else:
-            found = set(default_rooms)
-        answer[occ.id] = found | {occ.chair_room_id or meeting.chair_room_id}
-    return answer
+    return {occ_id: set(found.room_ids)
+            for occ_id, found in participants.of_occurrences(session, meeting, occurrences).items()}
 
 
 def meeting_occurrences(session: Session, meeting: Meeting, *, scheduled_only: bool = True) -> list[Occurrence]:

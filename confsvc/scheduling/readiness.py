@@ -27,8 +27,7 @@ from confsvc.errors import Invalid, NotFound
 from confsvc.scheduling.live_events import occurrence_rooms
 from confsvc.scheduling.models import (Meeting, MeetingStatus, Occurrence, OccurrenceStatus, ReadinessState,
                                        SiteReadiness)
-from confsvc.users.models import Role
-from confsvc.users.principal import Principal
+from confsvc.users.principal import MARK_READINESS, Principal
 
 #: Vietnamese labels shown to people (GLOSSARY).
 STATE_LABELS = {
@@ -94,7 +93,7 @@ def set_readiness(session: Session, settings: Settings, principal: Principal, me
         NotFound: the room is not a site of the occurrence (``site_not_in_occurrence``).
         Invalid: ``note_required`` (problem without a note), ``occurrence_cancelled``, ``occurrence_ended``.
     """
-    principal.require_role(Role.admin, Role.secretariat, Role.operator)
+    principal.require(MARK_READINESS)
     now = now or utc_now()
     # Serialise concurrent marks of one occurrence (PostgreSQL row lock; SQLite: BEGIN IMMEDIATE).
     session.exec(select(Occurrence.id).where(Occurrence.id == occurrence.id).with_for_update()).one()

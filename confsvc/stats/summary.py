@@ -54,6 +54,7 @@ from confsvc.clock import utc_now
 from confsvc.config import Settings
 from confsvc.db import WRITE_OPTION, UTCDateTime, make_session
 from confsvc.endpoints.models import Endpoint, EndpointStatusChange, Room, Unit
+from confsvc.scheduling import participants
 from confsvc.scheduling.models import (Meeting, MeetingParticipant, Occurrence, OccurrenceParticipant,
                                        SiteReadiness)
 from confsvc.stats.models import CallRecord
@@ -291,15 +292,11 @@ def _occurrence_windows(conn: sa.Connection, marks: _Marks, now: datetime) -> li
         rows += conn.execute(base.where(o.c.id.in_(sorted(marks.occurrences)))).all()
     if marks.meetings:
         rows += conn.execute(base.where(o.c.meeting_id.in_(sorted(marks.meetings)))).all()
-    mp, op = MeetingParticipant.__table__, OccurrenceParticipant.__table__
     for endpoint_id, at in marks.status:
         # A week ahead bounds the scan; the exact condition (window opened by now) is checked below.
-        when = sa.and_(o.c.end > at, o.c.start <= now + timedelta(days=7))
-        inherited = (sa.select(o.c.id).join(mp, mp.c.meeting_id == o.c.meeting_id)
-                     .where(mp.c.endpoint_id == endpoint_id, o.c.participants_overridden.is_(False), when))
-        own = (sa.select(o.c.id).join(op, op.c.occurrence_id == o.c.id)
-               .where(op.c.endpoint_id == endpoint_id, o.c.participants_overridden.is_(True), when))
-        candidates = conn.execute(base.where(o.c.id.in_(sa.union(inherited, own)))).all()
+        when = sa.select(o).where(o.c.end > at, o.c.start <= now + timedelta(days=7)).subquery("o")
+        taking_part = participants.endpoint_rows(when, endpoint_ids=endpoint_id).subquery("taking_part")
+        candidates = conn.execute(base.where(o.c.id.in_(sa.select(taking_part.c.occurrence_id)))).all()
         rows += [r for r in candidates if _aware(r[0]) - timedelta(minutes=r[2]) <= now]
     return [(_aware(start) - timedelta(minutes=lead), _aware(end)) for start, end, lead in rows]
 

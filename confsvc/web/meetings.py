@@ -293,8 +293,8 @@ def _meeting_context(session: Session, who: Viewer, meeting: Meeting, settings: 
         "check_at": (i18n.fmt_datetime(occ["start"] - timedelta(minutes=meeting.check_lead_minutes), zone)
                      if occ else ""),
         "occurrences": rows, "participants": participants, "hidden_participants": hidden,
-        "can_cancel": who.can_book and status != "cancelled",
-        "can_edit": who.can_book and status != "cancelled",
+        "can_cancel": who.principal.can_cancel(meeting),
+        "can_edit": who.principal.can_edit(meeting),
         "invite_href": f"/api/v1/meetings/{meeting.id}/invite.ics",
         "board": board, "markable": markable, "state_options": readiness_view.state_options(),
         "readiness_error": None, "readiness_form": {},
