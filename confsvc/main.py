@@ -40,6 +40,7 @@ from confsvc.calendar.routes import router as calendar_router
 from confsvc.mail.routes import router as mail_router
 from confsvc.stats import calls as call_records
 from confsvc.stats.routes import router as stats_router
+from confsvc.stats import summary as usage_marks
 from confsvc.stats import usage as usage_summary
 from confsvc.scheduling import scheduler
 from confsvc.scheduling.readiness_routes import router as readiness_router
@@ -50,8 +51,21 @@ from confsvc.web.pages import static_files
 from confsvc.web.csrf import ApiCsrfGuard
 
 log = logging.getLogger("confsvc")
-# join.instructions are recorded beside scheduling's meeting.* events, in the same transaction.
-events.on_record(record_join_instructions)
+
+
+def install_hooks() -> None:
+    """Install every process-wide listener and recorder; idempotent. No import installs any.
+
+    - ``events.install``: recorded events reach the subscribers after commit, never after a rollback;
+    - ``record_join_instructions``: ``join.instructions`` recorded beside scheduling's ``meeting.*``
+      events, in the same transaction (scheduling never imports live);
+    - ``usage_marks.install``: every flush or bulk statement marks the usage summary's changed days.
+
+    :func:`create_app` calls it, and so do the CLI commands and the demo loader that write without an app.
+    """
+    events.install()
+    events.on_record(record_join_instructions)
+    usage_marks.install()
 
 
 class BodySizeLimit:
@@ -142,6 +156,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     """
     settings = settings or get_settings()
     secret_key = settings.resolved_secret_key()
+    install_hooks()
     owns_engine = engine is None
 
     @asynccontextmanager

@@ -42,12 +42,11 @@ from sqlmodel import select
 from starlette.concurrency import run_in_threadpool
 
 from confsvc import events
-from confsvc.clock import utc_now
+from confsvc.clock import iso_utc, utc_now
 from confsvc.db import MAX_ID, PathId, QueryId, SessionDep, make_session
 from confsvc.endpoints.models import Room, Unit
 from confsvc.errors import ConfsvcError, Forbidden, Invalid, NotFound, Unauthorized
 from confsvc.live import display
-from confsvc.scheduling import join
 from confsvc.live import snapshot
 from confsvc.live.fanout import Fanout, make_fanout
 from confsvc.live.hub import (CLOSE_FORBIDDEN, CLOSE_NOT_FOUND, CLOSE_PING_TIMEOUT, CLOSE_UNAUTHORIZED, Connection,
@@ -196,7 +195,7 @@ def _initial(engine: Engine, scope: Scope, since: int | None) -> tuple[list[str]
                     cursor = page[-1].message["id"]
         now = utc_now()
         data = snapshot.snapshot(session, scope, now=now)
-        return [_text({"id": latest, "type": "snapshot", "at": join.iso_utc(now), "data": data})], set(), latest
+        return [_text({"id": latest, "type": "snapshot", "at": iso_utc(now), "data": data})], set(), latest
 
 
 def _text(message: dict[str, Any]) -> str:
@@ -281,7 +280,7 @@ async def _pump(websocket: WebSocket, connection: Connection, covered: set[int],
             except ValueError:
                 continue
             if isinstance(body, dict) and body.get("type") == "ping":
-                connection.offer(None, _text({"type": "pong", "at": join.iso_utc(utc_now())}))
+                connection.offer(None, _text({"type": "pong", "at": iso_utc(utc_now())}))
 
     async def send() -> None:
         # One plain await per message: no task or timer per message, which is what a fan-out to
@@ -298,7 +297,7 @@ async def _pump(websocket: WebSocket, connection: Connection, covered: set[int],
             if loop.time() - heard["at"] > 3 * ping_seconds:
                 connection.drop(CLOSE_PING_TIMEOUT, f"ping timeout: im lặng hơn {3 * ping_seconds:g} giây")
                 return
-            connection.offer(None, _text({"type": "ping", "at": join.iso_utc(utc_now())}))
+            connection.offer(None, _text({"type": "ping", "at": iso_utc(utc_now())}))
 
     tasks = [asyncio.create_task(receive()), asyncio.create_task(send()), asyncio.create_task(keepalive()),
              asyncio.create_task(connection.dropped.wait())]

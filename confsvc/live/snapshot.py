@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from confsvc import events
+from confsvc.clock import iso_utc
 from confsvc.endpoints.models import Bridge, Endpoint, Room
 from confsvc.scheduling import join, participants
 from confsvc.scheduling import models as scheduling_models
@@ -105,7 +106,7 @@ def involving_rooms(room_ids: frozenset[int]) -> Any:
 
 def _endpoint_public(e: Endpoint) -> dict[str, Any]:
     return {"endpoint_id": e.id, "name": e.name, "room_id": e.room_id, "protocol": e.protocol.value,
-            "status": e.status.value, "last_seen_at": join.iso_utc(e.last_seen_at) if e.last_seen_at else None}
+            "status": e.status.value, "last_seen_at": iso_utc(e.last_seen_at) if e.last_seen_at else None}
 
 
 def snapshot(session: Session, scope: Scope, *, now: datetime) -> dict[str, Any]:
@@ -148,8 +149,8 @@ def snapshot(session: Session, scope: Scope, *, now: datetime) -> dict[str, Any]
     def item(occ: Occurrence, meeting: Meeting) -> dict[str, Any]:
         joins = join_for_occurrence(session, meeting, occ, scope.room_ids)
         data = {"meeting_id": meeting.id, "occurrence_id": occ.id, "title": meeting.title,
-                "start": join.iso_utc(occ.start), "end": join.iso_utc(occ.end),
-                "check_at": join.iso_utc(occ.start - timedelta(minutes=meeting.check_lead_minutes)),
+                "start": iso_utc(occ.start), "end": iso_utc(occ.end),
+                "check_at": iso_utc(occ.start - timedelta(minutes=meeting.check_lead_minutes)),
                 "chair_room_id": occ.chair_room_id or meeting.chair_room_id, "status": meeting.status.value,
                 "sequence": meeting.sequence, "join_instructions": joins}
         if readiness_model is not None:
@@ -164,6 +165,6 @@ def snapshot(session: Session, scope: Scope, *, now: datetime) -> dict[str, Any]
         ids = {e for o, m in listed for e in (x.id for x in occurrence_endpoints(session, m, o))}
         endpoint_query = select(Endpoint).where(Endpoint.id.in_(ids))
     endpoints = session.exec(endpoint_query.order_by(Endpoint.id)).all()
-    return {"scope": {"kind": scope.kind, "id": scope.id}, "now": join.iso_utc(now),
+    return {"scope": {"kind": scope.kind, "id": scope.id}, "now": iso_utc(now),
             "current": [item(o, m) for o, m in current], "next": [item(o, m) for o, m in upcoming],
             "endpoints": [_endpoint_public(e) for e in endpoints]}

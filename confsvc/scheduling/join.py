@@ -16,9 +16,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
+
+from confsvc.clock import iso_utc
 
 DIAL_MODES = ("dial_in", "dial_out")
 LOCAL_FORMAT = "%d/%m/%Y %H:%M"
@@ -76,11 +78,6 @@ class EndpointRef:
     name: str
     protocol: str
     dial_address: str
-
-
-def iso_utc(value: datetime) -> str:
-    """ISO-8601 in UTC with a ``Z`` (the wire format of every time in live messages)."""
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def instructions(*, meeting_id: int, occurrence_id: int, title: str, start: datetime, end: datetime,

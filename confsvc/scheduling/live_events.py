@@ -19,18 +19,15 @@ The event's routing ``room_ids`` also holds rooms the change removed, so their d
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlmodel import Session, select
 
+from confsvc.clock import iso_utc
 from confsvc import events
 from confsvc.scheduling import participants
 from confsvc.scheduling.models import Meeting, Occurrence, OccurrenceStatus
-
-
-def _iso(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def occurrence_rooms(session: Session, meeting: Meeting, occurrences: Iterable[Occurrence]) -> dict[int, set[int]]:
@@ -62,7 +59,7 @@ def record_change(session: Session, type: str, meeting: Meeting, occurrences: li
         "meeting_id": meeting.id, "scope": scope,
         "occurrence_id": first.id if first else None, "occurrence_ids": [o.id for o in occurrences],
         "title": meeting.title,
-        "start": _iso(first.start) if first else None, "end": _iso(first.end) if first else None,
+        "start": iso_utc(first.start) if first else None, "end": iso_utc(first.end) if first else None,
         "chair_room_id": (first.chair_room_id or meeting.chair_room_id) if first else meeting.chair_room_id,
         "room_ids": involved, "sequence": meeting.sequence, "status": status,
     }

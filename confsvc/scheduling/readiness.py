@@ -14,13 +14,13 @@ Who: admin and secretariat mark any site; an operator marks sites in their units
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlmodel import Session, select
 
 from confsvc import events
-from confsvc.clock import utc_now
+from confsvc.clock import iso_utc, utc_now
 from confsvc.config import Settings
 from confsvc.endpoints.models import Room
 from confsvc.errors import Invalid, NotFound
@@ -38,10 +38,6 @@ STATE_LABELS = {
 }
 #: States that count as ready at the deadline.
 READY_STATES = frozenset({ReadinessState.ready, ReadinessState.connected})
-
-
-def _iso(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def deadline(settings: Settings, occurrence: Occurrence) -> datetime:
@@ -120,6 +116,6 @@ def set_readiness(session: Session, settings: Settings, principal: Principal, me
         session.flush()
         events.record(session, "readiness.changed",
                       {"meeting_id": meeting.id, "occurrence_id": occurrence.id, "room_id": room_id,
-                       "state": state.value, "note": note, "by": principal.user_id, "at": _iso(now)},
+                       "state": state.value, "note": note, "by": principal.user_id, "at": iso_utc(now)},
                       room_ids=[room_id], at=now)
     return board(session, settings, meeting, occurrence, now=now)

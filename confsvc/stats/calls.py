@@ -41,7 +41,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from confsvc import events, periodic
-from confsvc.clock import as_utc, utc_now
+from confsvc.clock import as_utc, iso_utc, utc_now
 from confsvc.config import Settings
 from confsvc.db import make_session
 from confsvc.endpoints.models import AgentToken, Endpoint, Room
@@ -94,7 +94,7 @@ class _Occ:
 
 
 def _iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
+    return iso_utc(value) if value else None
 
 
 def record_public(record: CallRecord) -> dict[str, Any]:

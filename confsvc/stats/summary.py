@@ -328,7 +328,15 @@ def _write_marks(conn: sa.Connection, marks: _Marks) -> None:
             conn.execute(sa.insert(UsageEpoch).values(id=1, epoch=1))
 
 
-@event.listens_for(OrmSession, "after_flush")
+def install() -> None:
+    """Mark the usage summary's changed days on every flush and bulk statement of a tracked table
+    (listeners on every ORM ``Session``). Idempotent; ``main.install_hooks`` calls it."""
+    if not event.contains(OrmSession, "after_flush", _after_flush):
+        event.listen(OrmSession, "after_flush", _after_flush)
+    if not event.contains(OrmSession, "do_orm_execute", _on_bulk):
+        event.listen(OrmSession, "do_orm_execute", _on_bulk)
+
+
 def _after_flush(session: OrmSession, _context: Any) -> None:
     """Append ``usage_dirty`` marks for what this flush changed (see the module docstring)."""
     marks = _changes(session)
@@ -357,7 +365,6 @@ def _equal_values(clause: Any, column: str) -> list[int] | None:
     return found or None
 
 
-@event.listens_for(OrmSession, "do_orm_execute")
 def _on_bulk(state: ORMExecuteState) -> None:
     """Bulk ``UPDATE``/``DELETE`` statements bypass flushes. On the participant tables the rows are named by
     ``meeting_id`` / ``occurrence_id`` in the WHERE clause (``scheduling.service`` replaces a list that
