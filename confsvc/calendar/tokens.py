@@ -7,9 +7,6 @@ Services flush, never commit.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import secrets
 from datetime import datetime
 
 from sqlmodel import Session, select
@@ -18,15 +15,11 @@ from confsvc.clock import utc_now
 from confsvc.endpoints.models import Endpoint, Room, Unit, UnitLevel
 from confsvc.errors import Invalid, NotFound
 from confsvc.calendar.models import FeedScope, FeedToken
+from confsvc.tokens import digests_match, hash_secret, new_secret
 from confsvc.users.principal import MANAGE_FEEDS, MANAGE_PROVINCE_FEEDS, Principal
 
 #: Secrets look like ``cal_<43 url-safe characters>`` (256 random bits).
 SECRET_PREFIX = "cal_"
-
-
-def hash_secret(secret: str) -> str:
-    """SHA-256 hex of ``secret`` (what the table stores)."""
-    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 
 def scope_unit_id(session: Session, scope: FeedScope, scope_id: int) -> int:
@@ -71,10 +64,11 @@ def create_feed_token(session: Session, principal: Principal, *, scope: FeedScop
     Raises: Forbidden, NotFound (unknown scope object), Invalid (province scope on a non-province).
     """
     _require_manage(session, principal, scope, scope_id)
-    secret = SECRET_PREFIX + secrets.token_urlsafe(32)
+    fresh = new_secret(SECRET_PREFIX)
+    secret = fresh.secret
     token = FeedToken(scope=scope, scope_id=scope_id, name=name,
                       include_sub_units=include_sub_units or scope is FeedScope.province,
-                      prefix=secret[:12], token_hash=hash_secret(secret), created_by=principal.user_id)
+                      prefix=fresh.shown, token_hash=fresh.digest, created_by=principal.user_id)
     session.add(token)
     session.flush()
     return token, secret
@@ -130,7 +124,7 @@ def authenticate_feed(session: Session, scope: FeedScope, scope_id: int, secret:
                                                       FeedToken.revoked_at.is_(None))).all()
     found = None
     for token in candidates:
-        if hmac.compare_digest(token.token_hash, digest) and secret:
+        if digests_match(token.token_hash, digest) and secret:
             found = token
     if found is None:
         raise NotFound("not found", code="not_found")

@@ -6,9 +6,6 @@ Created and revoked by admin and secretariat. Stored as SHA-256 hex, compared wi
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import secrets
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -20,14 +17,11 @@ from confsvc.errors import NotFound, Unauthorized
 from confsvc.live.snapshot import involving_rooms
 from confsvc.live.models import DisplayToken
 from confsvc.scheduling.models import Meeting, Occurrence
+from confsvc.tokens import digests_match, hash_secret, new_secret
 from confsvc.users.principal import MANAGE_DISPLAY_TOKENS, Principal
 
 #: Secrets look like ``dsp_<43 url-safe characters>`` (256 random bits).
 SECRET_PREFIX = "dsp_"
-
-
-def hash_secret(secret: str) -> str:
-    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 
 def create_display_token(session: Session, principal: Principal, room_id: int, *,
@@ -39,8 +33,9 @@ def create_display_token(session: Session, principal: Principal, room_id: int, *
     principal.require(MANAGE_DISPLAY_TOKENS)
     if session.get(Room, room_id) is None:
         raise NotFound(f"room {room_id} not found", code="room_not_found")
-    secret = SECRET_PREFIX + secrets.token_urlsafe(32)
-    token = DisplayToken(room_id=room_id, name=name, prefix=secret[:12], token_hash=hash_secret(secret),
+    fresh = new_secret(SECRET_PREFIX)
+    secret = fresh.secret
+    token = DisplayToken(room_id=room_id, name=name, prefix=fresh.shown, token_hash=fresh.digest,
                          created_by=principal.user_id)
     session.add(token)
     session.flush()
@@ -81,7 +76,7 @@ def authenticate_display(session: Session, secret: str) -> DisplayToken | None:
         return None
     digest = hash_secret(secret)
     token = session.exec(select(DisplayToken).where(DisplayToken.token_hash == digest)).first()
-    if token is None or not hmac.compare_digest(digest, token.token_hash) or token.revoked_at is not None:
+    if token is None or not digests_match(digest, token.token_hash) or token.revoked_at is not None:
         raise Unauthorized("invalid display token", code="invalid_token")
     return token
 
