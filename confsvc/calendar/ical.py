@@ -32,6 +32,7 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from icalendar import Calendar, Event, Timezone, vCalAddress, vDuration, vRecur, vText
@@ -304,7 +305,7 @@ def _zone_form(timezone: str) -> tuple[str, str, str]:
 @functools.lru_cache(maxsize=256)
 def _rrule_value(rrule: str) -> str:
     """The RRULE value as ``icalendar.vRecur`` writes it (parts in its canonical order, RFC 5545 §3.3.10)."""
-    return vRecur.from_ical(rrule).to_ical().decode("utf-8")
+    return str(vRecur.from_ical(rrule).to_ical().decode("utf-8"))
 
 
 #: RFC 6868 parameter escapes, as ``icalendar``'s ``rfc_6868_escape`` writes them.
@@ -440,17 +441,17 @@ class _LRU:
 
     def __init__(self, max_entries: int) -> None:
         self.max_entries = max_entries
-        self._items: OrderedDict = OrderedDict()
+        self._items: OrderedDict[Any, Any] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key):
+    def get(self, key: Any) -> Any:
         with self._lock:
             value = self._items.get(key)
             if value is not None:
                 self._items.move_to_end(key)
             return value
 
-    def put(self, key, value) -> None:
+    def put(self, key: Any, value: Any) -> None:
         with self._lock:
             self._items[key] = value
             self._items.move_to_end(key)
@@ -511,7 +512,7 @@ def _calendar(method: str | None, events: Iterable[Event], zones: Iterable[str],
         calendar.add_component(_vtimezone(tzid))
     for event in events:
         calendar.add_component(event)
-    return calendar.to_ical()
+    return bytes(calendar.to_ical())
 
 
 def _series_events(meeting: MeetingCal, *, cancelled_as_exdate: bool) -> list[Event]:
@@ -561,7 +562,7 @@ def occurrence_request(meeting: MeetingCal, instance: Instance) -> bytes:
 def _feed_blocks(meeting: MeetingCal) -> bytes:
     """A meeting's VEVENTs in a feed: the master and every exception as an override, cancelled ones
     with STATUS:CANCELLED (what ``_series_events(meeting, cancelled_as_exdate=False)`` gives)."""
-    blocks = FEED_BLOCKS.get(meeting)
+    blocks: bytes | None = FEED_BLOCKS.get(meeting)
     if blocks is None:
         parts = [_event_text(meeting, meeting.master, recurrence_id=False, with_rule=True)]
         if meeting.rrule:

@@ -25,13 +25,24 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import Session, select
+from sqlmodel import Session, SQLModel, select
 
 from confsvc.endpoints.models import Endpoint, Room
 from confsvc.scheduling.models import Meeting, MeetingParticipant, Occurrence, OccurrenceParticipant
 
 #: What SQL filters accept: one id (a value or a bound parameter), a collection of ids, or a select of ids.
 Ids = int | sa.BindParameter[Any] | Collection[int] | sa.Select[Any]
+
+
+def _columns(model: type[SQLModel]) -> Any:
+    """The Core columns of ``model``'s table (SQLModel types class attributes as values, not columns)."""
+    table = model.__table__  # type: ignore[attr-defined]
+    assert isinstance(table, sa.Table)
+    return table.c
+
+
+_M, _O, _MP, _OP, _E, _R = (_columns(m) for m in (Meeting, Occurrence, MeetingParticipant, OccurrenceParticipant,
+                                                     Endpoint, Room))
 
 
 # ---------------------------------------------------------------- pure
@@ -69,19 +80,19 @@ def participation(chair_room_id: int, endpoint_ids: Iterable[int], endpoint_room
 
 def meeting_endpoint_ids(session: Session, meeting_id: int) -> list[int]:
     """The meeting's own participant endpoint ids (the default of its occurrences), sorted."""
-    return list(session.exec(select(MeetingParticipant.endpoint_id).where(MeetingParticipant.meeting_id == meeting_id)
-                             .order_by(MeetingParticipant.endpoint_id)).all())
+    return list(session.exec(select(_MP.endpoint_id).where(_MP.meeting_id == meeting_id)
+                             .order_by(_MP.endpoint_id)).all())
 
 
 def _endpoint_rooms(session: Session, endpoint_ids: Collection[int]) -> dict[int, int]:
     if not endpoint_ids:
         return {}
-    return dict(session.exec(select(Endpoint.id, Endpoint.room_id).where(Endpoint.id.in_(sorted(endpoint_ids)))).all())
+    return {e: r for e, r in session.exec(select(_E.id, _E.room_id).where(_E.id.in_(sorted(endpoint_ids)))).all()}
 
 
 def of_meeting(session: Session, meeting: Meeting) -> Participation:
     """The meeting's own participation: its chair room and ``meeting_participants``."""
-    ids = meeting_endpoint_ids(session, meeting.id)
+    ids = meeting_endpoint_ids(session, _id(meeting.id))
     return participation(meeting.chair_room_id, ids, _endpoint_rooms(session, ids))
 
 
@@ -89,23 +100,29 @@ def of_occurrences(session: Session, meeting: Meeting, occurrences: Iterable[Occ
     """``{occurrence_id: Participation}`` of ``occurrences`` of ``meeting``, from the rows as they are now
     (at most three queries)."""
     occurrences = list(occurrences)
-    default = meeting_endpoint_ids(session, meeting.id)
-    overridden = [o.id for o in occurrences if o.participants_overridden]
+    default = meeting_endpoint_ids(session, _id(meeting.id))
+    overridden = [_id(o.id) for o in occurrences if o.participants_overridden]
     own: dict[int, list[int]] = {i: [] for i in overridden}
     if overridden:
         for occurrence_id, endpoint_id in session.exec(
-                select(OccurrenceParticipant.occurrence_id, OccurrenceParticipant.endpoint_id)
-                .where(OccurrenceParticipant.occurrence_id.in_(overridden))).all():
+                select(_OP.occurrence_id, _OP.endpoint_id).where(_OP.occurrence_id.in_(overridden))).all():
             own[occurrence_id].append(endpoint_id)
     endpoint_room = _endpoint_rooms(session, set(default).union(*own.values()))
-    return {o.id: participation(chair_room(o.chair_room_id, meeting.chair_room_id),
-                                endpoints(o.participants_overridden, own.get(o.id, []), default), endpoint_room)
+    return {_id(o.id): participation(chair_room(o.chair_room_id, meeting.chair_room_id),
+                                     endpoints(o.participants_overridden, own.get(_id(o.id), []), default),
+                                     endpoint_room)
             for o in occurrences}
 
 
 def of_occurrence(session: Session, meeting: Meeting, occ: Occurrence) -> Participation:
     """The participation of one occurrence of ``meeting``."""
-    return of_occurrences(session, meeting, [occ])[occ.id]
+    return of_occurrences(session, meeting, [occ])[_id(occ.id)]
+
+
+def _id(value: int | None) -> int:
+    """A stored row's id (flushed rows have one)."""
+    assert value is not None
+    return value
 
 
 # ---------------------------------------------------------------- SQL
@@ -119,42 +136,42 @@ def _matches(column: Any, ids: Ids) -> Any:
 
 
 def endpoint_rows(occ: Any = None, *, overridden: str = "participants_overridden", occurrence_ids: Ids | None = None,
-                  endpoint_ids: Ids | None = None) -> sa.CompoundSelect:
+                  endpoint_ids: Ids | None = None) -> sa.CompoundSelect[Any]:
     """SQL rows ``(occurrence_id, endpoint_id)``: the participant endpoints of every occurrence in ``occ``
     (a from-clause with columns ``id``, ``meeting_id`` and ``overridden``; default the occurrences
     table), optionally only ``occurrence_ids`` and only ``endpoint_ids``. A UNION ALL without
     duplicates (an occurrence inherits or has its own, never both)."""
-    occ = Occurrence.__table__ if occ is None else occ
+    occ = _O.id.table if occ is None else occ
     is_overridden = occ.c[overridden]
-    inherited = (sa.select(occ.c.id.label("occurrence_id"), MeetingParticipant.endpoint_id).select_from(occ)
-                 .join(MeetingParticipant, MeetingParticipant.meeting_id == occ.c.meeting_id)
+    inherited = (sa.select(occ.c.id.label("occurrence_id"), _MP.endpoint_id).select_from(occ)
+                 .join(_MP.meeting_id.table, _MP.meeting_id == occ.c.meeting_id)
                  .where(is_overridden.is_(False)))
-    own = (sa.select(occ.c.id.label("occurrence_id"), OccurrenceParticipant.endpoint_id).select_from(occ)
-           .join(OccurrenceParticipant, OccurrenceParticipant.occurrence_id == occ.c.id)
+    own = (sa.select(occ.c.id.label("occurrence_id"), _OP.endpoint_id).select_from(occ)
+           .join(_OP.occurrence_id.table, _OP.occurrence_id == occ.c.id)
            .where(is_overridden.is_(True)))
     if occurrence_ids is not None:
         inherited, own = inherited.where(_matches(occ.c.id, occurrence_ids)), own.where(_matches(occ.c.id,
                                                                                                   occurrence_ids))
     if endpoint_ids is not None:
-        inherited = inherited.where(_matches(MeetingParticipant.endpoint_id, endpoint_ids))
-        own = own.where(_matches(OccurrenceParticipant.endpoint_id, endpoint_ids))
+        inherited = inherited.where(_matches(_MP.endpoint_id, endpoint_ids))
+        own = own.where(_matches(_OP.endpoint_id, endpoint_ids))
     return sa.union_all(inherited, own)
 
 
 def _endpoints_in(room_ids: Ids) -> sa.Select[Any]:
-    return sa.select(Endpoint.id).where(_matches(Endpoint.room_id, room_ids))
+    return sa.select(_E.id).where(_matches(_E.room_id, room_ids))
 
 
-def occurrences_involving(room_ids: Ids) -> sa.CompoundSelect:
+def occurrences_involving(room_ids: Ids) -> sa.CompoundSelect[Any]:
     """SQL: ids of the occurrences whose chair room, or the room of a participant endpoint, is in ``room_ids``."""
-    by_chair = (sa.select(Occurrence.id).join(Meeting, Meeting.id == Occurrence.meeting_id)
-                .where(_matches(sa.func.coalesce(Occurrence.chair_room_id, Meeting.chair_room_id), room_ids)))
+    by_chair = (sa.select(_O.id).join(_M.id.table, _M.id == _O.meeting_id)
+                .where(_matches(sa.func.coalesce(_O.chair_room_id, _M.chair_room_id), room_ids)))
     by_endpoint = endpoint_rows(endpoint_ids=_endpoints_in(room_ids)).subquery("involved")
     return sa.union(by_chair, sa.select(by_endpoint.c.occurrence_id))
 
 
 def meetings_involving(*, room_ids: Ids | None = None, endpoint_ids: Ids | None = None,
-                       occurrence_overrides: bool = False) -> sa.CompoundSelect:
+                       occurrence_overrides: bool = False) -> sa.CompoundSelect[Any]:
     """SQL: ids of the meetings whose own chair room is in ``room_ids`` or whose own participant endpoints
     meet ``endpoint_ids`` or the rooms ``room_ids``.
 
@@ -165,20 +182,18 @@ def meetings_involving(*, room_ids: Ids | None = None, endpoint_ids: Ids | None 
     wanted = endpoint_ids if room_ids is None else _endpoints_in(room_ids)
     branches: list[sa.Select[Any]] = []
     if room_ids is not None:
-        branches.append(sa.select(Meeting.id).where(_matches(Meeting.chair_room_id, room_ids)))
+        branches.append(sa.select(_M.id).where(_matches(_M.chair_room_id, room_ids)))
     if wanted is not None:
-        branches.append(sa.select(MeetingParticipant.meeting_id)
-                        .where(_matches(MeetingParticipant.endpoint_id, wanted)))
+        branches.append(sa.select(_MP.meeting_id).where(_matches(_MP.endpoint_id, wanted)))
     if occurrence_overrides:
         if room_ids is not None:
-            branches.append(sa.select(Occurrence.meeting_id).where(_matches(Occurrence.chair_room_id, room_ids)))
+            branches.append(sa.select(_O.meeting_id).where(_matches(_O.chair_room_id, room_ids)))
         if wanted is not None:
-            branches.append(sa.select(Occurrence.meeting_id)
-                            .join(OccurrenceParticipant, OccurrenceParticipant.occurrence_id == Occurrence.id)
-                            .where(_matches(OccurrenceParticipant.endpoint_id, wanted)))
+            branches.append(sa.select(_O.meeting_id).join(_OP.occurrence_id.table, _OP.occurrence_id == _O.id)
+                            .where(_matches(_OP.endpoint_id, wanted)))
     return sa.union(*branches)
 
 
 def rooms_of_units(unit_ids: Ids) -> sa.Select[Any]:
     """SQL: ids of the rooms of ``unit_ids`` (no sub-units: expand them first)."""
-    return sa.select(Room.id).where(_matches(Room.unit_id, unit_ids))
+    return sa.select(_R.id).where(_matches(_R.unit_id, unit_ids))
