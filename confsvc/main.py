@@ -23,32 +23,32 @@ from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from confsvc import __version__, events
+from confsvc.calendar import feeds as calendar_feeds
+from confsvc.calendar.routes import router as calendar_router
 from confsvc.config import Settings, get_settings
 from confsvc.db import make_engine
-from confsvc.endpoints.routes import router as endpoints_router
 from confsvc.endpoints import probe
+from confsvc.endpoints.routes import router as endpoints_router
 from confsvc.endpoints.status_routes import router as endpoint_status_router
 from confsvc.errors import ConfsvcError, PayloadTooLarge
+from confsvc.live import channel as live_channel
+from confsvc.live.snapshot import record_join_instructions
+from confsvc.mail import outbox as mail
+from confsvc.mail.routes import router as mail_router
 from confsvc.metrics import Metrics, MetricsMiddleware
 from confsvc.metrics import router as metrics_router
 from confsvc.migrate import assert_migrated
-from confsvc.calendar import feeds as calendar_feeds
-from confsvc.live import channel as live_channel
-from confsvc.mail import outbox as mail
-from confsvc.live.snapshot import record_join_instructions
-from confsvc.calendar.routes import router as calendar_router
-from confsvc.mail.routes import router as mail_router
-from confsvc.stats import calls as call_records
-from confsvc.stats.routes import router as stats_router
-from confsvc.stats import summary as usage_marks
-from confsvc.stats import usage as usage_summary
 from confsvc.scheduling import scheduler
 from confsvc.scheduling.readiness_routes import router as readiness_router
 from confsvc.scheduling.routes import router as scheduling_router
+from confsvc.stats import calls as call_records
+from confsvc.stats import summary as usage_marks
+from confsvc.stats import usage as usage_summary
+from confsvc.stats.routes import router as stats_router
 from confsvc.users.routes import router as users_router
+from confsvc.web.csrf import ApiCsrfGuard
 from confsvc.web.pages import router as web_router
 from confsvc.web.pages import static_files
-from confsvc.web.csrf import ApiCsrfGuard
 
 log = logging.getLogger("confsvc")
 

@@ -29,14 +29,14 @@ from sqlalchemy.orm import configure_mappers
 from sqlmodel import Session
 
 import confsvc
+from confsvc.calendar import ical, tokens
+from confsvc.calendar.models import FeedScope, FeedToken, FeedVersion
 from confsvc.clock import utc_now
 from confsvc.config import Settings
 from confsvc.db import make_session
 from confsvc.endpoints.models import Bridge, Endpoint, Room, Unit
 from confsvc.errors import NotFound
-from confsvc.calendar import ical
-from confsvc.calendar import tokens
-from confsvc.calendar.models import FeedScope, FeedToken, FeedVersion
+from confsvc.scheduling import join, participants
 from confsvc.scheduling.models import (
     Meeting,
     MeetingParticipant,
@@ -45,7 +45,6 @@ from confsvc.scheduling.models import (
     OccurrenceParticipant,
     OccurrenceStatus,
 )
-from confsvc.scheduling import join, participants
 from confsvc.users.models import User
 
 #: ``involved(chair_room_id, endpoint_ids, room_ids) -> bool``: does an occurrence belong to a feed.

@@ -11,10 +11,10 @@ from datetime import datetime
 
 from sqlmodel import Session, select
 
+from confsvc.calendar.models import FeedScope, FeedToken
 from confsvc.clock import utc_now
 from confsvc.endpoints.models import Endpoint, Room, Unit, UnitLevel
 from confsvc.errors import Invalid, NotFound
-from confsvc.calendar.models import FeedScope, FeedToken
 from confsvc.tokens import digests_match, hash_secret, new_secret
 from confsvc.users.principal import MANAGE_FEEDS, MANAGE_PROVINCE_FEEDS, Principal
 

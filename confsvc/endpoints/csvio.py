@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from sqlmodel import Session, select
 
-from confsvc.endpoints import schemas, service
 from confsvc.clock import utc_now
+from confsvc.endpoints import schemas, service
 from confsvc.endpoints.models import Endpoint, LifecycleState, Protocol, Room, Unit
 from confsvc.endpoints.validation import normalise_dial_address, normalise_ip
 from confsvc.errors import Invalid

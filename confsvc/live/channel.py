@@ -46,13 +46,11 @@ from confsvc.clock import iso_utc, utc_now
 from confsvc.db import MAX_ID, PathId, QueryId, SessionDep, make_session
 from confsvc.endpoints.models import Room, Unit
 from confsvc.errors import ConfsvcError, Forbidden, Invalid, NotFound, Unauthorized
-from confsvc.live import display
-from confsvc.live import snapshot
+from confsvc.live import display, snapshot
 from confsvc.live.fanout import Fanout, make_fanout
-from confsvc.live.hub import (CLOSE_FORBIDDEN, CLOSE_NOT_FOUND, CLOSE_PING_TIMEOUT, CLOSE_UNAUTHORIZED, Connection,
-                                Hub)
-from confsvc.live.snapshot import Scope
+from confsvc.live.hub import CLOSE_FORBIDDEN, CLOSE_NOT_FOUND, CLOSE_PING_TIMEOUT, CLOSE_UNAUTHORIZED, Connection, Hub
 from confsvc.live.models import DisplayToken
+from confsvc.live.snapshot import Scope
 from confsvc.scheduling import service as scheduling
 from confsvc.scheduling.models import Occurrence, OccurrenceStatus
 from confsvc.users import service as users

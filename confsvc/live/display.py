@@ -14,8 +14,8 @@ from sqlmodel import Session, select
 from confsvc.clock import utc_now
 from confsvc.endpoints.models import Room, Unit
 from confsvc.errors import NotFound, Unauthorized
-from confsvc.live.snapshot import involving_rooms
 from confsvc.live.models import DisplayToken
+from confsvc.live.snapshot import involving_rooms
 from confsvc.scheduling.models import Meeting, Occurrence
 from confsvc.tokens import digests_match, hash_secret, new_secret
 from confsvc.users.principal import MANAGE_DISPLAY_TOKENS, Principal

@@ -54,12 +54,12 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, func, select
 
 from confsvc import events
+from confsvc.calendar import feeds
 from confsvc.clock import utc_now
 from confsvc.config import Settings
 from confsvc.db import make_session
 from confsvc.endpoints.models import Room
 from confsvc.errors import NotFound
-from confsvc.calendar import feeds
 from confsvc.mail.models import MailCursor, MailDelivery, MailMessage
 from confsvc.scheduling.models import Meeting
 from confsvc.users.models import User

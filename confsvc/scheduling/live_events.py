@@ -24,8 +24,8 @@ from typing import Any
 
 from sqlmodel import Session, select
 
-from confsvc.clock import iso_utc
 from confsvc import events
+from confsvc.clock import iso_utc
 from confsvc.scheduling import participants
 from confsvc.scheduling.models import Meeting, Occurrence, OccurrenceStatus
 

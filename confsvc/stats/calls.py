@@ -47,8 +47,7 @@ from confsvc.db import make_session
 from confsvc.endpoints.models import AgentToken, Endpoint, Room
 from confsvc.errors import Forbidden, Invalid, NotFound
 from confsvc.scheduling import participants
-from confsvc.scheduling.models import (Booking, Meeting, MeetingStatus, Occurrence,
-                                       OccurrenceStatus, ResourceKind)
+from confsvc.scheduling.models import Booking, Meeting, MeetingStatus, Occurrence, OccurrenceStatus, ResourceKind
 from confsvc.stats.models import CallRecord
 from confsvc.stats.schemas import AttendanceMark, CallEventCreate, CallEventKind
 from confsvc.users.principal import MARK_ATTENDANCE, REPORT_CALLS, Principal

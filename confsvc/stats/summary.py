@@ -46,7 +46,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import ORMExecuteState, Session as OrmSession, attributes
+from sqlalchemy.orm import ORMExecuteState, attributes
+from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm.util import identity_key
 from sqlmodel import Field, Session, SQLModel
 
@@ -55,8 +56,7 @@ from confsvc.config import Settings
 from confsvc.db import WRITE_OPTION, UTCDateTime, make_session
 from confsvc.endpoints.models import Endpoint, EndpointStatusChange, Room, Unit
 from confsvc.scheduling import participants
-from confsvc.scheduling.models import (Meeting, MeetingParticipant, Occurrence, OccurrenceParticipant,
-                                       SiteReadiness)
+from confsvc.scheduling.models import Meeting, MeetingParticipant, Occurrence, OccurrenceParticipant, SiteReadiness
 from confsvc.stats.models import CallRecord
 
 #: The network's key in ``usage_days.unit_id`` (unit ids are positive); the same as ``usage.TOTAL_KEY``.
@@ -174,7 +174,7 @@ def read_days(session: Session, days: list[tuple[int, date, date]], keys: list[i
     query = (sa.select(UsageDay.unit_id, bucket.label("b_key"), *columns)
              .where(span, UsageDay.unit_id.in_(keys)).group_by(UsageDay.unit_id, bucket))
     for key, b_key, *values in session.execute(query):
-        out[(key, b_key)] = {name: int(v or 0) for name, v in zip(FIGURES, values)}
+        out[(key, b_key)] = {name: int(v or 0) for name, v in zip(FIGURES, values, strict=True)}
     return out
 
 

@@ -46,15 +46,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from confsvc import periodic
 from confsvc.clock import utc_now
 from confsvc.config import Settings
-from confsvc import periodic
 from confsvc.db import UTCDateTime, make_session
 from confsvc.endpoints.models import Bridge, Endpoint, Room, Unit, UnitLevel
 from confsvc.errors import Forbidden, Invalid, NotFound
 from confsvc.scheduling import participants
-from confsvc.scheduling.models import (Booking, Meeting, MeetingStatus, Occurrence,
-                                       OccurrenceStatus, ResourceKind)
+from confsvc.scheduling.models import Booking, Meeting, MeetingStatus, Occurrence, OccurrenceStatus, ResourceKind
 from confsvc.stats import summary
 from confsvc.stats.models import CallRecord
 from confsvc.stats.schemas import GroupBy, Period

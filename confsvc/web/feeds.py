@@ -13,12 +13,12 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlmodel import Session
 
+from confsvc.calendar import tokens
+from confsvc.calendar.models import FeedScope
 from confsvc.db import SessionDep
 from confsvc.endpoints import service as inventory
 from confsvc.endpoints.models import UnitLevel
 from confsvc.errors import ConfsvcError, Forbidden
-from confsvc.calendar import tokens
-from confsvc.calendar.models import FeedScope
 from confsvc.web import i18n
 from confsvc.web.common import Viewer, check_csrf, error_page, login_redirect, render, settings_of, viewer
 from confsvc.web.i18n import N_, _
