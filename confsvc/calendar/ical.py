@@ -38,13 +38,13 @@ from zoneinfo import ZoneInfo
 from icalendar import Calendar, Event, Timezone, vCalAddress, vDuration, vRecur, vText
 from icalendar import __version__ as ICALENDAR_VERSION  # noqa: F401 (re-exported: the feed fingerprint covers it)
 
+from confsvc.scheduling import join as join_lines
 from confsvc.scheduling.join import JoinDetails
 
 PRODID = "-//confsvc//Lịch họp trực tuyến//VI"
 #: VTIMEZONE definitions cover transitions in these years (RFC 5545 §3.6.5).
 TZ_FIRST_DATE = date(1970, 1, 1)
 TZ_LAST_DATE = date(2050, 1, 1)
-LOCAL_FORMAT = "%d/%m/%Y %H:%M"
 #: Control characters RFC 5545 §3.3.11 TEXT excludes (tab and newline are kept; newline is escaped).
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
@@ -150,7 +150,7 @@ def _year(year: int) -> str:
 
 @functools.lru_cache(maxsize=16_384)
 def _local(value: datetime, zone: ZoneInfo) -> str:
-    """``value`` in ``zone`` as ``LOCAL_FORMAT`` (``dd/mm/yyyy HH:MM``), without strftime's cost.
+    """``value`` in ``zone`` as ``join.LOCAL_FORMAT`` (``dd/mm/yyyy HH:MM``), without strftime's cost.
 
     Cached: meetings start at a few times of day, and a zone conversion costs more than a lookup."""
     v = value.astimezone(zone)
@@ -169,7 +169,7 @@ def join_text(meeting: MeetingCal, instance: Instance) -> str:
         lines += [meeting.description.strip(), ""]
     check_at = instance.start - timedelta(minutes=meeting.check_lead_minutes)
     lines.append("Hướng dẫn kết nối:")
-    lines.append(f"- Thời gian họp: {_local(instance.start, zone)} – {_local(instance.end, zone)}")
+    lines.append("- " + join_lines.time_line(_local(instance.start, zone), _local(instance.end, zone)))
     lines.append(f"- Điểm cầu chủ trì: {instance.chair.label}")
     join = meeting.join
     if join is not None and join.sip_uri:
@@ -177,11 +177,10 @@ def join_text(meeting: MeetingCal, instance: Instance) -> str:
     if join is not None and join.h323_number:
         lines.append(f"- Số quay H.323: {join.h323_number}")
     if join is not None and join.conference_number is not None:
-        lines.append(f"- Số hội nghị: {join.conference_number}")
+        lines.append("- " + join_lines.conference_line(join.conference_number))
     if join is not None and join.pin:
-        lines.append(f"- Mã PIN: {join.pin}")
-    lines.append(f"- Kiểm tra kỹ thuật: {_local(check_at, zone)} "
-                 f"({meeting.check_lead_minutes} phút trước giờ họp)")
+        lines.append("- " + join_lines.pin_line(join.pin))
+    lines.append("- " + join_lines.check_line(_local(check_at, zone), meeting.check_lead_minutes))
     others = [p.label for p in instance.rooms if p.room_id != instance.chair.room_id]
     if others:
         lines.append("- Điểm cầu tham dự: " + "; ".join(others))
