@@ -25,14 +25,8 @@ from confsvc.config import Settings
 from confsvc.endpoints.models import Room
 from confsvc.errors import Invalid, NotFound
 from confsvc.scheduling.live_events import occurrence_rooms
-from confsvc.scheduling.models import (
-    Meeting,
-    MeetingStatus,
-    Occurrence,
-    OccurrenceStatus,
-    ReadinessState,
-    SiteReadiness,
-)
+from confsvc.scheduling.models import (Meeting, MeetingStatus, Occurrence, OccurrenceStatus, ReadinessState,
+                                       SiteReadiness)
 from confsvc.users.principal import MARK_READINESS, Principal
 
 #: Vietnamese labels shown to people (GLOSSARY).

@@ -26,18 +26,9 @@ from confsvc.scheduling import participants as participation
 from confsvc.scheduling.booking import Names, Participants, Plan
 from confsvc.scheduling.conflicts import Window, first_pairwise_overlap
 from confsvc.scheduling.errors import BookingConflict
-from confsvc.scheduling.models import (
-    AuditEntry,
-    Booking,
-    MaintenanceWindow,
-    Meeting,
-    MeetingParticipant,
-    MeetingStatus,
-    Occurrence,
-    OccurrenceParticipant,
-    OccurrenceStatus,
-    ResourceKind,
-)
+from confsvc.scheduling.models import (AuditEntry, Booking, MaintenanceWindow, Meeting, MeetingParticipant,
+                                       MeetingStatus, Occurrence, OccurrenceParticipant, OccurrenceStatus,
+                                       ResourceKind)
 from confsvc.scheduling.schemas import MeetingCreate, MeetingUpdate, OccurrenceUpdate
 from confsvc.users import principal as capabilities
 from confsvc.users.principal import Principal
