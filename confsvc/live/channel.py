@@ -41,7 +41,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import select
 from starlette.concurrency import run_in_threadpool
 
-from confsvc import events
+from confsvc import events, periodic
 from confsvc.clock import iso_utc, utc_now
 from confsvc.db import MAX_ID, PathId, QueryId, SessionDep, make_session
 from confsvc.endpoints.models import Room, Unit
@@ -81,12 +81,11 @@ async def running(app: FastAPI) -> AsyncIterator[None]:
     fanout: Fanout = make_fanout(hub, redis_url=settings.redis_url, channel=settings.redis_channel, engine=engine)
     app.state.hub, app.state.fanout = hub, fanout
     await fanout.start()
-    pruner = asyncio.create_task(_prune_loop(engine, settings.event_retention_days), name="confsvc-event-prune")
     try:
-        yield
+        async with periodic.running("event-prune", lambda: _prune(engine, settings.event_retention_days),
+                                    PRUNE_INTERVAL_SECONDS):
+            yield
     finally:
-        pruner.cancel()
-        await asyncio.gather(pruner, return_exceptions=True)
         await fanout.stop()
 
 
@@ -95,21 +94,14 @@ def _latest_id(engine: Engine) -> int:
         return events.latest_id(session)
 
 
-async def _prune_loop(engine: Engine, retention_days: int) -> None:
-    def prune() -> int:
-        with make_session(engine) as session:
-            count = events.prune(session, utc_now() - timedelta(days=retention_days))
-            session.commit()
-            return count
-
-    while True:
-        try:
-            count = await run_in_threadpool(prune)
-            if count:
-                log.info("pruned %d events older than %d days", count, retention_days)
-        except Exception:  # noqa: BLE001 (a failed prune is retried next time)
-            log.exception("event pruning failed")
-        await asyncio.sleep(PRUNE_INTERVAL_SECONDS)
+def _prune(engine: Engine, retention_days: int) -> None:
+    """Delete outbox events older than ``retention_days`` (run by ``periodic``: a failure is logged and
+    retried next time)."""
+    with make_session(engine) as session:
+        count = events.prune(session, utc_now() - timedelta(days=retention_days))
+        session.commit()
+    if count:
+        log.info("pruned %d events older than %d days", count, retention_days)
 
 
 # ---------------------------------------------------------------- authentication and scope
