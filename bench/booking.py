@@ -57,8 +57,12 @@ from confsvc.scheduling.conflicts import Window
 from confsvc.scheduling.models import Booking, Meeting, ResourceKind
 from confsvc.scheduling.schemas import MeetingCreate
 from confsvc.users import service as users
+from confsvc.main import install_hooks
 from confsvc.users.models import Role
 from confsvc.users.principal import Principal
+
+# The listeners create_app installs (usage-summary marks, event publishing): the data is written as the app writes it.
+install_hooks()
 
 PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 SMALL = 10_000
