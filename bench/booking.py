@@ -51,13 +51,13 @@ from confsvc.config import Settings
 from confsvc.db import make_engine, make_session
 from confsvc.endpoints.models import Bridge, Endpoint, Room, Unit
 from confsvc.endpoints.units_import import import_province
+from confsvc.main import install_hooks
 from confsvc.migrate import upgrade
 from confsvc.scheduling import availability, repository, service
 from confsvc.scheduling.conflicts import Window
 from confsvc.scheduling.models import Booking, Meeting, ResourceKind
 from confsvc.scheduling.schemas import MeetingCreate
 from confsvc.users import service as users
-from confsvc.main import install_hooks
 from confsvc.users.models import Role
 from confsvc.users.principal import Principal
 
