@@ -96,10 +96,6 @@ class Viewer:
     def can_book(self) -> bool:
         return self.principal.can_book
 
-    @property
-    def is_admin(self) -> bool:
-        return self.principal.is_admin
-
 
 def viewer(request: Request, session: Session) -> Viewer | None:
     """The web session's user, or ``None`` (the caller redirects to the login page).
