@@ -51,6 +51,7 @@ from confsvc.config import Settings
 from confsvc.db import make_engine, make_session
 from confsvc.endpoints.models import Bridge, Endpoint, Room, Unit
 from confsvc.endpoints.units_import import import_province
+from confsvc.main import install_hooks
 from confsvc.migrate import upgrade
 from confsvc.scheduling import availability, repository, service
 from confsvc.scheduling.conflicts import Window
@@ -59,6 +60,9 @@ from confsvc.scheduling.schemas import MeetingCreate
 from confsvc.users import service as users
 from confsvc.users.models import Role
 from confsvc.users.principal import Principal
+
+# The listeners create_app installs (usage-summary marks, event publishing): the data is written as the app writes it.
+install_hooks()
 
 PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 SMALL = 10_000

@@ -91,7 +91,9 @@ def seed(url: str, rooms: int) -> tuple[int, list[tuple[int, str]]]:
     from confsvc.migrate import upgrade
     from confsvc.live.display import SECRET_PREFIX, hash_secret
     from confsvc.live.models import DisplayToken
+    from confsvc.main import install_hooks
 
+    install_hooks()  # the listeners create_app installs: the data is written as the app writes it
     upgrade(url)
     engine = make_engine(url)
     try:

@@ -66,8 +66,10 @@ def seed(url: str) -> tuple[int, str]:
     from confsvc.scheduling import service
     from confsvc.scheduling.schemas import MeetingCreate, OccurrenceUpdate
     from confsvc.users import service as users
+    from confsvc.main import install_hooks
     from confsvc.users.models import Role
 
+    install_hooks()  # the listeners create_app installs: the data is written as the app writes it
     upgrade(url)
     settings = Settings(database_url=url, secret_key="b" * 40)
     engine = make_engine(url)

@@ -41,10 +41,19 @@ def _fail(message: str) -> None:
     raise typer.Exit(1)
 
 
+def _install_hooks() -> None:
+    """The listeners and recorders ``create_app`` installs (``main.install_hooks``): commands that write
+    without an app need them too (events published, join instructions recorded, usage days marked)."""
+    from confsvc.main import install_hooks
+
+    install_hooks()
+
+
 class _UnitOfWork:
     """``with _UnitOfWork(settings) as session``: commit on success, print domain errors and exit 1."""
 
     def __init__(self, settings: Settings) -> None:
+        _install_hooks()
         self.engine = make_engine(settings.effective_database_url)
 
     def __enter__(self):
@@ -156,6 +165,7 @@ def meetings_extend() -> None:
     from confsvc.scheduling.scheduler import extend_series_due
 
     settings = get_settings()
+    _install_hooks()
     engine = make_engine(settings.effective_database_url)
     try:
         try:
@@ -189,6 +199,7 @@ def stats_refresh(
     from confsvc.migrate import NotMigrated, assert_migrated
 
     settings = get_settings()
+    _install_hooks()
     engine = make_engine(settings.effective_database_url)
     started = time.perf_counter()
     try:

@@ -11,6 +11,12 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def iso_utc(value: datetime) -> str:
+    """``value`` as ISO-8601 in UTC with a ``Z`` (``2026-12-07T01:00:00Z``; microseconds when it has any):
+    the wire form of every time in events, live messages and agent answers. ``value`` must be aware."""
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
 def require_aware(value: datetime) -> datetime:
     """Return ``value`` converted to UTC.
 

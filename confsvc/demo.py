@@ -225,7 +225,13 @@ def seed_meetings(session: Session, settings: Settings, summary: DemoSummary, *,
 
 
 def seed(session: Session, settings: Settings | None = None, *, now: datetime | None = None) -> DemoSummary:
-    """Inventory, users and a month of meetings; ``now`` (UTC) places the meetings (default: the clock)."""
+    """Inventory, users and a month of meetings; ``now`` (UTC) places the meetings (default: the clock).
+
+    Installs the hooks ``create_app`` installs (``main.install_hooks``) first: the meetings' events and
+    usage marks are written as the running app would write them."""
+    from confsvc.main import install_hooks
+
+    install_hooks()
     summary = seed_inventory(session)
     seed_users(session, summary)
     seed_meetings(session, settings or get_settings(), summary, now=now)

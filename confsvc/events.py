@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy import event as sa_event
 from sqlmodel import Field, Session, SQLModel, select
 
-from confsvc.clock import utc_now
+from confsvc.clock import iso_utc, utc_now
 from confsvc.db import UTCDateTime
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ class Published:
 
 def to_published(event: Event) -> Published:
     return Published(
-        message={"id": event.id, "type": event.type, "at": event.at.isoformat().replace("+00:00", "Z"),
+        message={"id": event.id, "type": event.type, "at": iso_utc(event.at),
                  "data": event.data},
         room_ids=frozenset(event.room_ids), unit_ids=frozenset(event.unit_ids))
 
@@ -169,7 +169,15 @@ def unsubscribe(callback: Subscriber) -> None:
         _subscribers.remove(callback)
 
 
-@sa_event.listens_for(Session, "after_commit")
+def install() -> None:
+    """Publish each committed transaction's events to the subscribers, and drop a rolled-back one's
+    (listeners on every ``Session``). Idempotent; ``main.install_hooks`` calls it."""
+    if not sa_event.contains(Session, "after_commit", _after_commit):
+        sa_event.listen(Session, "after_commit", _after_commit)
+    if not sa_event.contains(Session, "after_rollback", _after_rollback):
+        sa_event.listen(Session, "after_rollback", _after_rollback)
+
+
 def _after_commit(session: Session) -> None:
     pending = session.info.pop(_PENDING, None)
     if not pending:
@@ -181,6 +189,5 @@ def _after_commit(session: Session) -> None:
             log.exception("event subscriber %r failed", callback)
 
 
-@sa_event.listens_for(Session, "after_rollback")
 def _after_rollback(session: Session) -> None:
     session.info.pop(_PENDING, None)

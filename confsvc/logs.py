@@ -22,7 +22,7 @@ request_id: contextvars.ContextVar[str] = contextvars.ContextVar("confsvc_reques
 
 #: Query parameters whose value is a secret (feed, display, agent and user tokens, and any look-alike).
 SECRET_PARAMETERS = ("token", "access_token", "api_key", "apikey", "key", "secret", "password", "sig", "signature")
-_QUERY_SECRET = re.compile(r"(?i)([?&;](?:%s)=)[^&\s\"';#]*" % "|".join(SECRET_PARAMETERS))
+_QUERY_SECRET = re.compile(r"(?i)([?&;](?:" + "|".join(SECRET_PARAMETERS) + r")=)[^&\s\"';#]*")
 #: Our token secrets start with ``cfs_`` (``users.security.TOKEN_PREFIX``) wherever they appear.
 _TOKEN = re.compile(r"cfs_[A-Za-z0-9_\-]{8,}")
 _BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9\-._~+/]+=*")
@@ -53,7 +53,7 @@ class RedactSecrets(logging.Filter):
         elif isinstance(record.args, dict):
             record.args = {k: _redact_value(v) for k, v in record.args.items()}
         if isinstance(getattr(record, "color_message", None), str):  # uvicorn's coloured twin of msg
-            record.color_message = redact(record.color_message)
+            record.color_message = redact(record.color_message)  # type: ignore[attr-defined]
         return True
 
 

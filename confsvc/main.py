@@ -23,40 +23,54 @@ from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from confsvc import __version__, events, health, logs
+from confsvc.calendar import feeds as calendar_feeds
+from confsvc.calendar.routes import router as calendar_router
 from confsvc.config import Settings, get_settings
 from confsvc.db import make_engine
-from confsvc.endpoints.routes import router as endpoints_router
 from confsvc.endpoints import probe
+from confsvc.endpoints.routes import router as endpoints_router
 from confsvc.endpoints.status_routes import router as endpoint_status_router
 from confsvc.errors import ConfsvcError, ErrorBody, PayloadTooLarge
+from confsvc.live import channel as live_channel
+from confsvc.live.snapshot import record_join_instructions
+from confsvc.mail import outbox as mail
+from confsvc.mail.routes import router as mail_router
 from confsvc.metrics import Metrics, MetricsMiddleware
 from confsvc.metrics import router as metrics_router
 from confsvc.middleware import RequestId, SecurityHeaders
 from confsvc.migrate import assert_migrated
-from confsvc.calendar import feeds as calendar_feeds
-from confsvc.live import channel as live_channel
-from confsvc.mail import outbox as mail
-from confsvc.live.snapshot import record_join_instructions
-from confsvc.calendar.routes import router as calendar_router
-from confsvc.mail.routes import router as mail_router
-from confsvc.stats import calls as call_records
-from confsvc.stats.audit_routes import router as audit_router
-from confsvc.stats.routes import router as stats_router
-from confsvc.stats import usage as usage_summary
 from confsvc.scheduling import scheduler
 from confsvc.scheduling.grid_routes import router as grid_router
 from confsvc.scheduling.office_routes import router as office_router
 from confsvc.scheduling.readiness_routes import router as readiness_router
 from confsvc.scheduling.routes import router as scheduling_router
+from confsvc.stats import calls as call_records
+from confsvc.stats import summary as usage_marks
+from confsvc.stats import usage as usage_summary
+from confsvc.stats.audit_routes import router as audit_router
+from confsvc.stats.routes import router as stats_router
 from confsvc.users.routes import router as users_router
 from confsvc.users.throttle import LoginThrottle
+from confsvc.web.csrf import ApiCsrfGuard
 from confsvc.web.pages import router as web_router
 from confsvc.web.pages import static_files
-from confsvc.web.csrf import ApiCsrfGuard
 
 log = logging.getLogger("confsvc")
-# join.instructions are recorded beside scheduling's meeting.* events, in the same transaction.
-events.on_record(record_join_instructions)
+
+
+def install_hooks() -> None:
+    """Install every process-wide listener and recorder; idempotent. No import installs any.
+
+    - ``events.install``: recorded events reach the subscribers after commit, never after a rollback;
+    - ``record_join_instructions``: ``join.instructions`` recorded beside scheduling's ``meeting.*``
+      events, in the same transaction (scheduling never imports live);
+    - ``usage_marks.install``: every flush or bulk statement marks the usage summary's changed days.
+
+    :func:`create_app` calls it, and so do the CLI commands and the demo loader that write without an app.
+    """
+    events.install()
+    events.on_record(record_join_instructions)
+    usage_marks.install()
 
 
 class BodySizeLimit:
@@ -196,6 +210,7 @@ def _declare_our_errors(app: FastAPI) -> None:
                 for operation in operations.values():
                     if "422" in operation.get("responses", {}):
                         operation["responses"]["422"] = declared
+        assert app.openapi_schema is not None
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
@@ -215,6 +230,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     settings = settings or get_settings()
     secret_key = settings.resolved_secret_key()
     logs.install(settings.log_format)  # secrets redacted and the request id on every line (issue 16)
+    install_hooks()
     owns_engine = engine is None
 
     @asynccontextmanager

@@ -43,5 +43,5 @@ async def running(name: str, job: Callable[[], Any], interval_seconds: float, *,
         stop.set()
         try:
             await asyncio.wait_for(task, stop_grace_seconds)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             log.warning("%s still running after %.0f s at shutdown; cancelled", name, stop_grace_seconds)

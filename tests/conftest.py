@@ -159,3 +159,11 @@ def _cheap_password_hashing() -> Iterator[None]:
     security._hasher = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
     yield
     security._hasher = original
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _hooks() -> None:
+    """The listeners and recorders ``create_app`` installs: service tests write through sessions without an app."""
+    from confsvc.main import install_hooks
+
+    install_hooks()

@@ -97,7 +97,7 @@ def test_multiline_field_keeps_line_numbers(client: TestClient, admin_headers: d
 
 
 def test_header_problems_are_line_one(client: TestClient, admin_headers: dict) -> None:
-    response = _import(client, admin_headers, "serial,colour\r\nX,red\r\n".encode())
+    response = _import(client, admin_headers, b"serial,colour\r\nX,red\r\n")
     assert response.json()["errors"] == [{
         "line": 1,
         "reason": "missing column(s): unit_code, room_name, vendor, model, protocol, dial_address; "

@@ -21,8 +21,16 @@ from confsvc.endpoints.models import Room
 from confsvc.main import create_app
 from confsvc.scheduling.models import Occurrence
 from confsvc.users.models import Role
-from tests.factories import (bearer, make_bridge, make_endpoint, make_meeting, make_room, make_unit, make_user,
-                             next_monday_local)
+from tests.factories import (
+    bearer,
+    make_bridge,
+    make_endpoint,
+    make_meeting,
+    make_room,
+    make_unit,
+    make_user,
+    next_monday_local,
+)
 from tests.live_support import ThreadServer
 
 RACERS = 45

@@ -151,7 +151,7 @@ def _tick_in_process(url: str, settings: Settings, now: datetime, barrier, resul
     try:
         barrier.wait(timeout=60)
         claimed = []
-        for step in range(3):  # several ticks to widen the overlap
+        for _ in range(3):  # several ticks to widen the overlap
             claimed += [(s.occurrence_id, s.kind) for s in scheduler.run_due(engine, settings, now)]
         results.put(claimed)
     finally:

@@ -45,7 +45,7 @@ from confsvc.users.models import Role
 from tests import stats_scenario as sc
 from tests.factories import make_user
 
-F, O = EndpointStatus.fault, EndpointStatus.online
+F, O = EndpointStatus.fault, EndpointStatus.online  # noqa: E741 (F and O read as the figures in the tables)
 
 
 def _faulty(session: Session, settings: Settings) -> sc.Scenario:

@@ -29,14 +29,14 @@ from sqlalchemy.orm import configure_mappers
 from sqlmodel import Session, select
 
 import confsvc
+from confsvc.calendar import ical, tokens
+from confsvc.calendar.models import FeedScope, FeedToken, FeedVersion
 from confsvc.clock import utc_now
 from confsvc.config import Settings
 from confsvc.db import make_session
 from confsvc.endpoints.models import Bridge, Endpoint, Room, Unit
 from confsvc.errors import NotFound
-from confsvc.calendar import ical
-from confsvc.calendar import tokens
-from confsvc.calendar.models import FeedScope, FeedToken, FeedVersion
+from confsvc.scheduling import join, participants
 from confsvc.scheduling.models import (
     Meeting,
     MeetingParticipant,
@@ -47,7 +47,6 @@ from confsvc.scheduling.models import (
     ResourceBlock,
     ResourceKind,
 )
-from confsvc.scheduling import join
 from confsvc.users.models import User
 
 #: ``involved(chair_room_id, endpoint_ids, room_ids) -> bool``: does an occurrence belong to a feed.
@@ -253,15 +252,13 @@ class _Loader:
         key = (chair_room_id, endpoint_ids)
         rooms = self._rooms_of.get(key)
         if rooms is None:
-            endpoint_room = self.endpoint_room
-            rooms = self._rooms_of[key] = frozenset(
-                {chair_room_id} | {endpoint_room[e] for e in endpoint_ids if e in endpoint_room})
+            rooms = self._rooms_of[key] = participants.rooms(chair_room_id, endpoint_ids, self.endpoint_room)
         return rooms
 
     def occ(self, meeting: _MeetingRec, row: _OccRec) -> _Occ:
-        chair = row.chair_room_id or meeting.chair_room_id
-        endpoints = (self.overrides.get(row.id, frozenset()) if row.participants_overridden
-                     else self.defaults.get(meeting.id, frozenset()))
+        chair = participants.chair_room(row.chair_room_id, meeting.chair_room_id)
+        endpoints = participants.endpoints(row.participants_overridden, self.overrides.get(row.id, frozenset()),
+                                           self.defaults.get(meeting.id, frozenset()))
         return _Occ(row, chair, endpoints, self.rooms_of(chair, endpoints))
 
     def place(self, room_id: int, *, private: bool) -> ical.Place:
@@ -399,19 +396,10 @@ def _scope_rooms(scope: FeedScope, include_sub_units: bool, scope_id: int | sa.B
 def _candidates(scope: FeedScope, include_sub_units: bool, scope_id: int | sa.BindParameter) -> sa.Select:
     """Ids of meetings that may belong to a feed of ``scope``/``scope_id`` (an occurrence, chair or
     participant in it), as SQL; the exact per-occurrence filter is ``_scope``'s predicate."""
-    occurrence_participants = sa.join(OccurrenceParticipant.__table__, Occurrence.__table__, _OP.occurrence_id == _O.id)
     if scope is FeedScope.endpoint:
-        return sa.union(
-            sa.select(_MP.meeting_id).where(_MP.endpoint_id == scope_id),
-            sa.select(_O.meeting_id).select_from(occurrence_participants).where(_OP.endpoint_id == scope_id))
-    room_query = _scope_rooms(scope, include_sub_units, scope_id)
-    return sa.union(
-        sa.select(_M.id).where(_M.chair_room_id.in_(room_query)),
-        sa.select(_MP.meeting_id).select_from(sa.join(MeetingParticipant.__table__, Endpoint.__table__,
-                                                      _E.id == _MP.endpoint_id)).where(_E.room_id.in_(room_query)),
-        sa.select(_O.meeting_id).where(_O.chair_room_id.in_(room_query)),
-        sa.select(_O.meeting_id).select_from(sa.join(occurrence_participants, Endpoint.__table__,
-                                                     _E.id == _OP.endpoint_id)).where(_E.room_id.in_(room_query)))
+        return participants.meetings_involving(endpoint_ids=scope_id, occurrence_overrides=True)
+    return participants.meetings_involving(room_ids=_scope_rooms(scope, include_sub_units, scope_id),
+                                           occurrence_overrides=True)
 
 
 def _meeting_ids(scope: FeedScope, include_sub_units: bool, scope_id: int | sa.BindParameter,

@@ -32,18 +32,19 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from icalendar import Calendar, Event, Timezone, vCalAddress, vDuration, vRecur, vText
 from icalendar import __version__ as ICALENDAR_VERSION  # noqa: F401 (re-exported: the feed fingerprint covers it)
 
+from confsvc.scheduling import join as join_lines
 from confsvc.scheduling.join import JoinDetails
 
 PRODID = "-//confsvc//Lịch họp trực tuyến//VI"
 #: VTIMEZONE definitions cover transitions in these years (RFC 5545 §3.6.5).
 TZ_FIRST_DATE = date(1970, 1, 1)
 TZ_LAST_DATE = date(2050, 1, 1)
-LOCAL_FORMAT = "%d/%m/%Y %H:%M"
 #: Control characters RFC 5545 §3.3.11 TEXT excludes (tab and newline are kept; newline is escaped).
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
@@ -149,7 +150,7 @@ def _year(year: int) -> str:
 
 @functools.lru_cache(maxsize=16_384)
 def _local(value: datetime, zone: ZoneInfo) -> str:
-    """``value`` in ``zone`` as ``LOCAL_FORMAT`` (``dd/mm/yyyy HH:MM``), without strftime's cost.
+    """``value`` in ``zone`` as ``join.LOCAL_FORMAT`` (``dd/mm/yyyy HH:MM``), without strftime's cost.
 
     Cached: meetings start at a few times of day, and a zone conversion costs more than a lookup."""
     v = value.astimezone(zone)
@@ -168,7 +169,7 @@ def join_text(meeting: MeetingCal, instance: Instance) -> str:
         lines += [meeting.description.strip(), ""]
     check_at = instance.start - timedelta(minutes=meeting.check_lead_minutes)
     lines.append("Hướng dẫn kết nối:")
-    lines.append(f"- Thời gian họp: {_local(instance.start, zone)} – {_local(instance.end, zone)}")
+    lines.append("- " + join_lines.time_line(_local(instance.start, zone), _local(instance.end, zone)))
     lines.append(f"- Điểm cầu chủ trì: {instance.chair.label}")
     join = meeting.join
     if join is not None and join.sip_uri:
@@ -176,11 +177,10 @@ def join_text(meeting: MeetingCal, instance: Instance) -> str:
     if join is not None and join.h323_number:
         lines.append(f"- Số quay H.323: {join.h323_number}")
     if join is not None and join.conference_number is not None:
-        lines.append(f"- Số hội nghị: {join.conference_number}")
+        lines.append("- " + join_lines.conference_line(join.conference_number))
     if join is not None and join.pin:
-        lines.append(f"- Mã PIN: {join.pin}")
-    lines.append(f"- Kiểm tra kỹ thuật: {_local(check_at, zone)} "
-                 f"({meeting.check_lead_minutes} phút trước giờ họp)")
+        lines.append("- " + join_lines.pin_line(join.pin))
+    lines.append("- " + join_lines.check_line(_local(check_at, zone), meeting.check_lead_minutes))
     others = [p.label for p in instance.rooms if p.room_id != instance.chair.room_id]
     if others:
         lines.append("- Điểm cầu tham dự: " + "; ".join(others))
@@ -304,7 +304,7 @@ def _zone_form(timezone: str) -> tuple[str, str, str]:
 @functools.lru_cache(maxsize=256)
 def _rrule_value(rrule: str) -> str:
     """The RRULE value as ``icalendar.vRecur`` writes it (parts in its canonical order, RFC 5545 §3.3.10)."""
-    return vRecur.from_ical(rrule).to_ical().decode("utf-8")
+    return str(vRecur.from_ical(rrule).to_ical().decode("utf-8"))
 
 
 #: RFC 6868 parameter escapes, as ``icalendar``'s ``rfc_6868_escape`` writes them.
@@ -440,17 +440,17 @@ class _LRU:
 
     def __init__(self, max_entries: int) -> None:
         self.max_entries = max_entries
-        self._items: OrderedDict = OrderedDict()
+        self._items: OrderedDict[Any, Any] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key):
+    def get(self, key: Any) -> Any:
         with self._lock:
             value = self._items.get(key)
             if value is not None:
                 self._items.move_to_end(key)
             return value
 
-    def put(self, key, value) -> None:
+    def put(self, key: Any, value: Any) -> None:
         with self._lock:
             self._items[key] = value
             self._items.move_to_end(key)
@@ -511,7 +511,7 @@ def _calendar(method: str | None, events: Iterable[Event], zones: Iterable[str],
         calendar.add_component(_vtimezone(tzid))
     for event in events:
         calendar.add_component(event)
-    return calendar.to_ical()
+    return bytes(calendar.to_ical())
 
 
 def _series_events(meeting: MeetingCal, *, cancelled_as_exdate: bool) -> list[Event]:
@@ -561,7 +561,7 @@ def occurrence_request(meeting: MeetingCal, instance: Instance) -> bytes:
 def _feed_blocks(meeting: MeetingCal) -> bytes:
     """A meeting's VEVENTs in a feed: the master and every exception as an override, cancelled ones
     with STATUS:CANCELLED (what ``_series_events(meeting, cancelled_as_exdate=False)`` gives)."""
-    blocks = FEED_BLOCKS.get(meeting)
+    blocks: bytes | None = FEED_BLOCKS.get(meeting)
     if blocks is None:
         parts = [_event_text(meeting, meeting.master, recurrence_id=False, with_rule=True)]
         if meeting.rrule:
@@ -607,7 +607,8 @@ def all_day_bytes(item: AllDay) -> bytes:
     if item.description:
         event.add("DESCRIPTION", item.description)
     event.add("TRANSP", "OPAQUE")
-    return event.to_ical()
+    folded: bytes = event.to_ical()
+    return folded
 
 
 def feed(name: str, meetings: Iterable[MeetingCal], *, refresh: timedelta, all_day: Iterable[AllDay] = ()) -> bytes:

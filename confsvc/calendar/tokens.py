@@ -7,28 +7,19 @@ Services flush, never commit.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import secrets
 from datetime import datetime
 
 from sqlmodel import Session, select
 
+from confsvc.calendar.models import FeedScope, FeedToken
 from confsvc.clock import utc_now
 from confsvc.endpoints.models import Endpoint, Room, Unit, UnitLevel
 from confsvc.errors import Invalid, NotFound
-from confsvc.calendar.models import FeedScope, FeedToken
-from confsvc.users.models import Role
-from confsvc.users.principal import Principal
+from confsvc.tokens import digests_match, hash_secret, new_secret
+from confsvc.users.principal import MANAGE_FEEDS, MANAGE_PROVINCE_FEEDS, Principal
 
 #: Secrets look like ``cal_<43 url-safe characters>`` (256 random bits).
 SECRET_PREFIX = "cal_"
-MANAGERS = (Role.admin, Role.secretariat, Role.operator)
-
-
-def hash_secret(secret: str) -> str:
-    """SHA-256 hex of ``secret`` (what the table stores)."""
-    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 
 def scope_unit_id(session: Session, scope: FeedScope, scope_id: int) -> int:
@@ -58,11 +49,11 @@ def scope_unit_id(session: Session, scope: FeedScope, scope_id: int) -> int:
 
 def _require_manage(session: Session, principal: Principal, scope: FeedScope, scope_id: int) -> None:
     """Raises Forbidden (role or scope), NotFound, Invalid."""
-    principal.require_role(*MANAGERS)
+    principal.require(MANAGE_FEEDS)
     unit_id = scope_unit_id(session, scope, scope_id)
     if principal.unit_ids is not None:
         if scope is FeedScope.province:
-            principal.require_role(Role.admin, Role.secretariat)
+            principal.require(MANAGE_PROVINCE_FEEDS)
         principal.require_unit(unit_id)
 
 
@@ -73,10 +64,11 @@ def create_feed_token(session: Session, principal: Principal, *, scope: FeedScop
     Raises: Forbidden, NotFound (unknown scope object), Invalid (province scope on a non-province).
     """
     _require_manage(session, principal, scope, scope_id)
-    secret = SECRET_PREFIX + secrets.token_urlsafe(32)
+    fresh = new_secret(SECRET_PREFIX)
+    secret = fresh.secret
     token = FeedToken(scope=scope, scope_id=scope_id, name=name,
                       include_sub_units=include_sub_units or scope is FeedScope.province,
-                      prefix=secret[:12], token_hash=hash_secret(secret), created_by=principal.user_id)
+                      prefix=fresh.shown, token_hash=fresh.digest, created_by=principal.user_id)
     session.add(token)
     session.flush()
     return token, secret
@@ -84,7 +76,7 @@ def create_feed_token(session: Session, principal: Principal, *, scope: FeedScop
 
 def list_feed_tokens(session: Session, principal: Principal) -> list[FeedToken]:
     """Tokens the caller may manage, newest first (an operator's: those inside their units)."""
-    principal.require_role(*MANAGERS)
+    principal.require(MANAGE_FEEDS)
     tokens = session.exec(select(FeedToken).order_by(FeedToken.created_at.desc(), FeedToken.id.desc())).all()
     if principal.unit_ids is None:
         return list(tokens)
@@ -102,7 +94,7 @@ def list_feed_tokens(session: Session, principal: Principal) -> list[FeedToken]:
 def revoke_feed_token(session: Session, principal: Principal, token_id: int, *,
                       now: datetime | None = None) -> FeedToken:
     """Revoke at once (idempotent). Raises NotFound for a token outside the caller's reach."""
-    principal.require_role(*MANAGERS)  # before the first statement: SQLite's write lock (issue 16 defect 2)
+    principal.require(MANAGE_FEEDS)  # before the first statement: SQLite's write lock (issue 16 defect 2)
     token = session.get(FeedToken, token_id)
     if token is None:
         raise NotFound(f"feed token {token_id} not found", code="feed_token_not_found")
@@ -110,7 +102,7 @@ def revoke_feed_token(session: Session, principal: Principal, token_id: int, *,
         _require_manage(session, principal, token.scope, token.scope_id)
     except NotFound:
         # The scope object is gone; only a manager with global reach may still revoke.
-        principal.require_role(Role.admin, Role.secretariat)
+        principal.require(MANAGE_PROVINCE_FEEDS)
     if token.revoked_at is None:
         token.revoked_at, token.revoked_by = now or utc_now(), principal.user_id
         session.add(token)
@@ -133,7 +125,7 @@ def authenticate_feed(session: Session, scope: FeedScope, scope_id: int, secret:
                                                       FeedToken.revoked_at.is_(None))).all()
     found = None
     for token in candidates:
-        if hmac.compare_digest(token.token_hash, digest) and secret:
+        if digests_match(token.token_hash, digest) and secret:
             found = token
     if found is None:
         raise NotFound("not found", code="not_found")

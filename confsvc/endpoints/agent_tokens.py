@@ -8,9 +8,6 @@ is constant-time (``hmac.compare_digest``). Services flush, never commit.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import secrets
 from datetime import datetime
 
 from sqlmodel import Session, select
@@ -19,15 +16,11 @@ from confsvc.clock import utc_now
 from confsvc.endpoints import schemas
 from confsvc.endpoints.models import AgentToken, Bridge, Endpoint
 from confsvc.errors import Invalid, NotFound, Unauthorized
-from confsvc.users.models import Role
-from confsvc.users.principal import Principal
+from confsvc.tokens import digests_match, hash_secret, new_secret
+from confsvc.users.principal import MANAGE_INVENTORY, Principal
 
 #: Every agent secret starts with this (user tokens start with ``cfs_``), so the two never mix up.
 AGENT_TOKEN_PREFIX = "cfa_"
-
-
-def _digest(secret: str) -> str:
-    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 
 def create_agent_token(session: Session, principal: Principal,
@@ -36,13 +29,14 @@ def create_agent_token(session: Session, principal: Principal,
 
     Raises: Forbidden (not admin), Invalid (``unknown_bridge`` / ``unknown_endpoint``).
     """
-    principal.require_role(Role.admin)
+    principal.require(MANAGE_INVENTORY)
     if data.bridge_id is not None and session.get(Bridge, data.bridge_id) is None:
         raise Invalid(f"bridge {data.bridge_id} does not exist", code="unknown_bridge")
     if data.endpoint_id is not None and session.get(Endpoint, data.endpoint_id) is None:
         raise Invalid(f"endpoint {data.endpoint_id} does not exist", code="unknown_endpoint")
-    secret = AGENT_TOKEN_PREFIX + secrets.token_urlsafe(32)
-    token = AgentToken(name=data.name, prefix=secret[:12], token_hash=_digest(secret), bridge_id=data.bridge_id,
+    fresh = new_secret(AGENT_TOKEN_PREFIX)
+    secret = fresh.secret
+    token = AgentToken(name=data.name, prefix=fresh.shown, token_hash=fresh.digest, bridge_id=data.bridge_id,
                        endpoint_id=data.endpoint_id, created_by=principal.user_id)
     session.add(token)
     session.flush()
@@ -51,14 +45,14 @@ def create_agent_token(session: Session, principal: Principal,
 
 def list_agent_tokens(session: Session, principal: Principal) -> list[AgentToken]:
     """Admin only, in creation order (secrets are never shown again)."""
-    principal.require_role(Role.admin)
+    principal.require(MANAGE_INVENTORY)
     return list(session.exec(select(AgentToken).order_by(AgentToken.id)).all())
 
 
 def revoke_agent_token(session: Session, principal: Principal, token_id: int, *,
                        now: datetime | None = None) -> AgentToken:
     """Admin only; revoking twice keeps the first time. Raises Forbidden, NotFound."""
-    principal.require_role(Role.admin)
+    principal.require(MANAGE_INVENTORY)
     token = session.get(AgentToken, token_id)
     if token is None:
         raise NotFound(f"agent token {token_id} not found", code="agent_token_not_found")
@@ -79,8 +73,8 @@ def agent_for_secret(session: Session, secret: str) -> AgentToken:
     Raises:
         Unauthorized: unknown or revoked token (code ``invalid_token``).
     """
-    digest = _digest(secret)
+    digest = hash_secret(secret)
     token = session.exec(select(AgentToken).where(AgentToken.token_hash == digest)).first()
-    if token is None or not hmac.compare_digest(digest, token.token_hash) or token.revoked_at is not None:
+    if token is None or not digests_match(digest, token.token_hash) or token.revoked_at is not None:
         raise Unauthorized("invalid agent token", code="invalid_token")
     return token

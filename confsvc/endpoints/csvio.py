@@ -17,14 +17,13 @@ from dataclasses import dataclass
 from sqlmodel import Session, select
 
 from confsvc import cells
-from confsvc.endpoints import schemas, service
 from confsvc.clock import utc_now
+from confsvc.endpoints import schemas, service
 from confsvc.endpoints.models import Endpoint, LifecycleState, Protocol, Room, Unit
 from confsvc.endpoints.validation import normalise_dial_address, normalise_ip
 from confsvc.errors import Invalid
 from confsvc.text import one_line, search_key
-from confsvc.users.models import Role
-from confsvc.users.principal import Principal
+from confsvc.users.principal import MANAGE_INVENTORY, Principal
 
 COLUMNS = ("serial", "unit_code", "unit_name", "room_name", "name", "vendor", "model", "protocol",
            "dial_address", "management_ip", "firmware", "lifecycle_state")
@@ -159,7 +158,7 @@ def import_endpoints(session: Session, principal: Principal, data: bytes, *, dry
         Forbidden: not an admin.
         Invalid: code ``invalid_rows`` with ``errors=[{"line", "reason"}, ...]``; nothing written.
     """
-    principal.require_role(Role.admin)
+    principal.require(MANAGE_INVENTORY)
     unit_ids_by_code = dict(session.exec(select(Unit.code, Unit.id)).all())
     rows, errors = parse(data, unit_ids_by_code)
     if errors:

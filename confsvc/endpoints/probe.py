@@ -59,7 +59,7 @@ async def reachable(host: str, port: int, timeout_seconds: float) -> bool:
     """True when a TCP connection to ``host:port`` opens within ``timeout_seconds``; closed at once."""
     try:
         _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout_seconds)
-    except (OSError, asyncio.TimeoutError):
+    except (OSError, TimeoutError):
         return False
     writer.close()
     try:

@@ -19,8 +19,7 @@ from confsvc.endpoints.models import Bridge, Endpoint, EndpointStatus, Lifecycle
 from confsvc.endpoints.validation import normalise_dial_address
 from confsvc.errors import Conflict, Invalid, NotFound
 from confsvc.text import search_key, search_pattern
-from confsvc.users.models import Role
-from confsvc.users.principal import Principal
+from confsvc.users.principal import MANAGE_INVENTORY, Principal
 from confsvc.users.service import expand_units
 
 
@@ -94,7 +93,7 @@ def upsert_unit(session: Session, *, code: str, name: str, division_type: str, l
 
 def create_unit(session: Session, principal: Principal, data: schemas.UnitCreate) -> Unit:
     """Raises Forbidden (not admin), Conflict (code taken), Invalid (unknown parent)."""
-    principal.require_role(Role.admin)
+    principal.require(MANAGE_INVENTORY)
     if session.exec(select(Unit.id).where(Unit.code == data.code)).first() is not None:
         raise Conflict(f"unit code {data.code} already exists", code="duplicate_unit_code")
     if data.parent_id is not None and session.get(Unit, data.parent_id) is None:
@@ -105,7 +104,7 @@ def create_unit(session: Session, principal: Principal, data: schemas.UnitCreate
 
 
 def update_unit(session: Session, principal: Principal, unit: Unit, data: schemas.UnitUpdate) -> Unit:
-    principal.require_role(Role.admin)
+    principal.require(MANAGE_INVENTORY)
     unit = attach(session, unit)
     for key, value in data.model_dump(exclude_unset=True, exclude_none=True).items():
         setattr(unit, key, value)
@@ -157,7 +156,7 @@ def _room_search(room: Room, unit: Unit) -> str:
 
 def create_room(session: Session, principal: Principal, data: schemas.RoomCreate) -> Room:
     """Raises Forbidden, Invalid (unknown unit), Conflict (name taken in the unit)."""
-    principal.require_role(Role.admin)
+    principal.require(MANAGE_INVENTORY)
     unit = session.get(Unit, data.unit_id)
     if unit is None:
         raise Invalid(f"unit {data.unit_id} does not exist", code="unknown_unit")
@@ -176,7 +175,7 @@ def _require_free_room_name(session: Session, unit_id: int, name: str, *, except
 
 
 def update_room(session: Session, principal: Principal, room: Room, data: schemas.RoomUpdate) -> Room:
-    principal.require_role(Role.admin)
+    principal.require(MANAGE_INVENTORY)
     room = attach(session, room)
     changes = data.model_dump(exclude_unset=True)
     if changes.get("name"):
@@ -192,7 +191,7 @@ def update_room(session: Session, principal: Principal, room: Room, data: schema
 
 def delete_room(session: Session, principal: Principal, room: Room) -> None:
     """Raises Conflict while endpoints are installed in the room."""
-    principal.require_role(Role.admin)
+    principal.require(MANAGE_INVENTORY)
     room = attach(session, room)
     if session.exec(select(Endpoint.id).where(Endpoint.room_id == room.id)).first() is not None:
         raise Conflict("room still has endpoints; move or delete them first", code="room_has_endpoints")
@@ -261,7 +260,7 @@ def _checked_dial_address(protocol: Protocol, value: str) -> str:
 
 def create_endpoint(session: Session, principal: Principal, data: schemas.EndpointCreate) -> tuple[Endpoint, Room]:
     """Raises Forbidden, Invalid (unknown room, bad dial address), Conflict (duplicate serial)."""
-    principal.require_role(Role.admin)
+    principal.require(MANAGE_INVENTORY)
     room = session.get(Room, data.room_id)
     if room is None:
         raise Invalid(f"room {data.room_id} does not exist", code="unknown_room")
@@ -279,7 +278,7 @@ def create_endpoint(session: Session, principal: Principal, data: schemas.Endpoi
 
 def update_endpoint(session: Session, principal: Principal, endpoint: Endpoint,
                     data: schemas.EndpointUpdate) -> tuple[Endpoint, Room]:
-    principal.require_role(Role.admin)
+    principal.require(MANAGE_INVENTORY)
     endpoint = attach(session, endpoint)
     changes = {k: v for k, v in data.model_dump(exclude_unset=True).items()
                if v is not None or k in ("management_ip", "firmware")}
@@ -297,7 +296,7 @@ def update_endpoint(session: Session, principal: Principal, endpoint: Endpoint,
 
 
 def delete_endpoint(session: Session, principal: Principal, endpoint: Endpoint) -> None:
-    principal.require_role(Role.admin)
+    principal.require(MANAGE_INVENTORY)
     endpoint = attach(session, endpoint)
     session.delete(endpoint)
     session.flush()
@@ -318,7 +317,7 @@ def list_bridges(session: Session, principal: Principal, *, limit: int = 50, off
 
 def create_bridge(session: Session, principal: Principal, data: schemas.BridgeCreate) -> Bridge:
     """Raises Forbidden, Conflict (name taken)."""
-    principal.require_role(Role.admin)
+    principal.require(MANAGE_INVENTORY)
     if session.exec(select(Bridge.id).where(Bridge.name == data.name)).first() is not None:
         raise Conflict(f"a bridge named {data.name!r} already exists", code="duplicate_bridge_name")
     bridge = Bridge(**data.model_dump())
@@ -329,7 +328,7 @@ def create_bridge(session: Session, principal: Principal, data: schemas.BridgeCr
 
 def update_bridge(session: Session, principal: Principal, bridge: Bridge, data: schemas.BridgeUpdate) -> Bridge:
     """Raises Forbidden, Invalid (conference range inverted)."""
-    principal.require_role(Role.admin)
+    principal.require(MANAGE_INVENTORY)
     bridge = attach(session, bridge)
     for key, value in data.model_dump(exclude_unset=True, exclude_none=True).items():
         setattr(bridge, key, value)

@@ -22,11 +22,10 @@ from datetime import UTC, datetime, timedelta
 from sqlmodel import Session, func, select
 
 from confsvc import events
-from confsvc.clock import utc_now
+from confsvc.clock import iso_utc, utc_now
 from confsvc.endpoints.models import AgentToken, Endpoint, EndpointStatus, EndpointStatusChange, Room
 from confsvc.errors import Forbidden, Invalid, NotFound
-from confsvc.users.models import Role
-from confsvc.users.principal import Principal
+from confsvc.users.principal import REPORT_ENDPOINT_STATUS, Principal
 
 #: Statuses that prove the device answered, so they move ``last_seen_at``.
 ALIVE = frozenset({EndpointStatus.online, EndpointStatus.in_call, EndpointStatus.fault})
@@ -51,7 +50,7 @@ class Reporter:
     @classmethod
     def for_principal(cls, principal: Principal) -> Reporter:
         """Admins and operators may report; Forbidden for other roles."""
-        principal.require_role(Role.admin, Role.operator)
+        principal.require(REPORT_ENDPOINT_STATUS)
         return cls(source="user", principal=principal)
 
 
@@ -65,11 +64,6 @@ class StatusResult:
     stale: bool
     at: datetime
     last_seen_at: datetime | None
-
-
-def iso(value: datetime) -> str:
-    """UTC ISO-8601 with a ``Z``, the form every event carries."""
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _locked_endpoint(session: Session, endpoint_id: int) -> tuple[Endpoint, Room]:
@@ -136,7 +130,7 @@ def apply_status(session: Session, endpoint: Endpoint, room: Room, status: Endpo
                                          user_id=user_id))
         events.record(session, "endpoint.status",
                       {"endpoint_id": endpoint.id, "room_id": room.id, "status": status.value,
-                       "previous": previous.value, "at": iso(at), "source": source},
+                       "previous": previous.value, "at": iso_utc(at), "source": source},
                       room_ids=[room.id], at=now)
     session.add(endpoint)
     session.flush()

@@ -41,25 +41,21 @@ from sqlalchemy.engine import Engine
 from sqlmodel import select
 from starlette.concurrency import run_in_threadpool
 
-from confsvc import events
-from confsvc.clock import utc_now
+from confsvc import events, periodic
+from confsvc.clock import iso_utc, utc_now
 from confsvc.db import MAX_ID, PathId, QueryId, SessionDep, make_session
 from confsvc.endpoints.models import Room, Unit
 from confsvc.errors import ConfsvcError, Forbidden, Invalid, NotFound, Unauthorized
-from confsvc.live import display
-from confsvc.scheduling import join
-from confsvc.live import snapshot
+from confsvc.live import display, snapshot
 from confsvc.live.fanout import Fanout, make_fanout
-from confsvc.live.hub import (CLOSE_FORBIDDEN, CLOSE_NOT_FOUND, CLOSE_PING_TIMEOUT, CLOSE_UNAUTHORIZED, Connection,
-                                Hub)
-from confsvc.live.snapshot import Scope
+from confsvc.live.hub import CLOSE_FORBIDDEN, CLOSE_NOT_FOUND, CLOSE_PING_TIMEOUT, CLOSE_UNAUTHORIZED, Connection, Hub
 from confsvc.live.models import DisplayToken
+from confsvc.live.snapshot import Scope
 from confsvc.scheduling import service as scheduling
 from confsvc.scheduling.models import Occurrence, OccurrenceStatus
 from confsvc.users import service as users
 from confsvc.users.deps import SESSION_ID_KEY, SESSION_USER_KEY, CurrentPrincipal, bearer_token
-from confsvc.users.models import Role
-from confsvc.users.principal import Principal
+from confsvc.users.principal import SEE_SECRETARIAT_CHANNEL, Principal
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -84,12 +80,11 @@ async def running(app: FastAPI) -> AsyncIterator[None]:
     fanout: Fanout = make_fanout(hub, redis_url=settings.redis_url, channel=settings.redis_channel, engine=engine)
     app.state.hub, app.state.fanout = hub, fanout
     await fanout.start()
-    pruner = asyncio.create_task(_prune_loop(engine, settings.event_retention_days), name="confsvc-event-prune")
     try:
-        yield
+        async with periodic.running("event-prune", lambda: _prune(engine, settings.event_retention_days),
+                                    PRUNE_INTERVAL_SECONDS):
+            yield
     finally:
-        pruner.cancel()
-        await asyncio.gather(pruner, return_exceptions=True)
         await fanout.stop()
 
 
@@ -98,21 +93,14 @@ def _latest_id(engine: Engine) -> int:
         return events.latest_id(session)
 
 
-async def _prune_loop(engine: Engine, retention_days: int) -> None:
-    def prune() -> int:
-        with make_session(engine) as session:
-            count = events.prune(session, utc_now() - timedelta(days=retention_days))
-            session.commit()
-            return count
-
-    while True:
-        try:
-            count = await run_in_threadpool(prune)
-            if count:
-                log.info("pruned %d events older than %d days", count, retention_days)
-        except Exception:  # noqa: BLE001 (a failed prune is retried next time)
-            log.exception("event pruning failed")
-        await asyncio.sleep(PRUNE_INTERVAL_SECONDS)
+def _prune(engine: Engine, retention_days: int) -> None:
+    """Delete outbox events older than ``retention_days`` (run by ``periodic``: a failure is logged and
+    retried next time)."""
+    with make_session(engine) as session:
+        count = events.prune(session, utc_now() - timedelta(days=retention_days))
+        session.commit()
+    if count:
+        log.info("pruned %d events older than %d days", count, retention_days)
 
 
 # ---------------------------------------------------------------- authentication and scope
@@ -175,7 +163,7 @@ def _resolve_scope(engine: Engine, who: Principal | DisplayToken, kind: str, obj
             units = users.expand_units(session, {object_id})
             rooms = frozenset(session.exec(select(Room.id).where(Room.unit_id.in_(units))).all())
             return Scope("unit", object_id, rooms)
-        who.require_role(Role.admin, Role.secretariat, Role.viewer)
+        who.require(SEE_SECRETARIAT_CHANNEL)
         return Scope("secretariat", None, None)
 
 
@@ -197,7 +185,7 @@ def _initial(engine: Engine, scope: Scope, since: int | None) -> tuple[list[str]
                     cursor = page[-1].message["id"]
         now = utc_now()
         data = snapshot.snapshot(session, scope, now=now)
-        return [_text({"id": latest, "type": "snapshot", "at": join.iso_utc(now), "data": data})], set(), latest
+        return [_text({"id": latest, "type": "snapshot", "at": iso_utc(now), "data": data})], set(), latest
 
 
 def _text(message: dict[str, Any]) -> str:
@@ -284,7 +272,7 @@ async def _pump(websocket: WebSocket, connection: Connection, covered: set[int],
             except ValueError:
                 continue
             if isinstance(body, dict) and body.get("type") == "ping":
-                connection.offer(None, _text({"type": "pong", "at": join.iso_utc(utc_now())}))
+                connection.offer(None, _text({"type": "pong", "at": iso_utc(utc_now())}))
 
     async def send() -> None:
         # One plain await per message: no task or timer per message, which is what a fan-out to
@@ -301,7 +289,7 @@ async def _pump(websocket: WebSocket, connection: Connection, covered: set[int],
             if loop.time() - heard["at"] > 3 * ping_seconds:
                 connection.drop(CLOSE_PING_TIMEOUT, f"ping timeout: im lặng hơn {3 * ping_seconds:g} giây")
                 return
-            connection.offer(None, _text({"type": "ping", "at": join.iso_utc(utc_now())}))
+            connection.offer(None, _text({"type": "ping", "at": iso_utc(utc_now())}))
 
     tasks = [asyncio.create_task(receive()), asyncio.create_task(send()), asyncio.create_task(keepalive()),
              asyncio.create_task(connection.dropped.wait())]

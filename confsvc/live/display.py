@@ -6,9 +6,6 @@ Created and revoked by admin and secretariat. Stored as SHA-256 hex, compared wi
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import secrets
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -17,19 +14,14 @@ from sqlmodel import Session, select
 from confsvc.clock import utc_now
 from confsvc.endpoints.models import Room, Unit
 from confsvc.errors import NotFound, Unauthorized
-from confsvc.live.snapshot import involving_rooms
 from confsvc.live.models import DisplayToken
+from confsvc.live.snapshot import involving_rooms
 from confsvc.scheduling.models import Meeting, Occurrence
-from confsvc.users.models import Role
-from confsvc.users.principal import Principal
+from confsvc.tokens import digests_match, hash_secret, new_secret
+from confsvc.users.principal import MANAGE_DISPLAY_TOKENS, Principal
 
 #: Secrets look like ``dsp_<43 url-safe characters>`` (256 random bits).
 SECRET_PREFIX = "dsp_"
-MANAGERS = (Role.admin, Role.secretariat)
-
-
-def hash_secret(secret: str) -> str:
-    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 
 def create_display_token(session: Session, principal: Principal, room_id: int, *,
@@ -38,11 +30,12 @@ def create_display_token(session: Session, principal: Principal, room_id: int, *
 
     Raises: Forbidden (not admin or secretariat), NotFound (room_not_found).
     """
-    principal.require_role(*MANAGERS)
+    principal.require(MANAGE_DISPLAY_TOKENS)
     if session.get(Room, room_id) is None:
         raise NotFound(f"room {room_id} not found", code="room_not_found")
-    secret = SECRET_PREFIX + secrets.token_urlsafe(32)
-    token = DisplayToken(room_id=room_id, name=name, prefix=secret[:12], token_hash=hash_secret(secret),
+    fresh = new_secret(SECRET_PREFIX)
+    secret = fresh.secret
+    token = DisplayToken(room_id=room_id, name=name, prefix=fresh.shown, token_hash=fresh.digest,
                          created_by=principal.user_id)
     session.add(token)
     session.flush()
@@ -51,7 +44,7 @@ def create_display_token(session: Session, principal: Principal, room_id: int, *
 
 def list_display_tokens(session: Session, principal: Principal, room_id: int) -> list[DisplayToken]:
     """Tokens of ``room_id`` (revoked ones included), by id. Raises Forbidden."""
-    principal.require_role(*MANAGERS)
+    principal.require(MANAGE_DISPLAY_TOKENS)
     return list(session.exec(select(DisplayToken).where(DisplayToken.room_id == room_id)
                              .order_by(DisplayToken.id)).all())
 
@@ -62,7 +55,7 @@ def revoke_display_token(session: Session, principal: Principal, room_id: int, t
 
     Raises: Forbidden, NotFound (display_token_not_found, also for another room's token).
     """
-    principal.require_role(*MANAGERS)
+    principal.require(MANAGE_DISPLAY_TOKENS)
     token = session.get(DisplayToken, token_id)
     if token is None or token.room_id != room_id:
         raise NotFound(f"display token {token_id} of room {room_id} not found", code="display_token_not_found")
@@ -83,7 +76,7 @@ def authenticate_display(session: Session, secret: str) -> DisplayToken | None:
         return None
     digest = hash_secret(secret)
     token = session.exec(select(DisplayToken).where(DisplayToken.token_hash == digest)).first()
-    if token is None or not hmac.compare_digest(digest, token.token_hash) or token.revoked_at is not None:
+    if token is None or not digests_match(digest, token.token_hash) or token.revoked_at is not None:
         raise Unauthorized("invalid display token", code="invalid_token")
     return token
 

@@ -14,11 +14,11 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from confsvc import events
+from confsvc.clock import iso_utc
 from confsvc.endpoints.models import Bridge, Endpoint, Room
-from confsvc.scheduling import join
+from confsvc.scheduling import join, participants
 from confsvc.scheduling import models as scheduling_models
-from confsvc.scheduling.models import (Meeting, MeetingParticipant, MeetingStatus, Occurrence, OccurrenceParticipant,
-                                       OccurrenceStatus)
+from confsvc.scheduling.models import Meeting, MeetingStatus, Occurrence, OccurrenceStatus
 
 #: Dial mode used in join instructions (``Settings.join_dial_mode``), set by ``main.create_app``.
 _dial_mode = {"value": "dial_in"}
@@ -35,10 +35,7 @@ def configure(*, dial_mode: str) -> None:
 
 def occurrence_endpoints(session: Session, meeting: Meeting, occ: Occurrence) -> list[Endpoint]:
     """The participating endpoints of ``occ`` (its own list when overridden, else the meeting's), by id."""
-    if occ.participants_overridden:
-        ids = select(OccurrenceParticipant.endpoint_id).where(OccurrenceParticipant.occurrence_id == occ.id)
-    else:
-        ids = select(MeetingParticipant.endpoint_id).where(MeetingParticipant.meeting_id == meeting.id)
+    ids = sa.select(participants.endpoint_rows(occurrence_ids=occ.id).subquery().c.endpoint_id)
     return list(session.exec(select(Endpoint).where(Endpoint.id.in_(ids)).order_by(Endpoint.id)).all())
 
 
@@ -104,19 +101,12 @@ class Scope:
 
 def involving_rooms(room_ids: frozenset[int]) -> Any:
     """Occurrence ids whose chair room or a participant endpoint is in ``room_ids``."""
-    return sa.union(
-        select(Occurrence.id).join(Meeting, Meeting.id == Occurrence.meeting_id)
-        .where(sa.func.coalesce(Occurrence.chair_room_id, Meeting.chair_room_id).in_(room_ids)),
-        select(Occurrence.id).join(MeetingParticipant, MeetingParticipant.meeting_id == Occurrence.meeting_id)
-        .join(Endpoint, Endpoint.id == MeetingParticipant.endpoint_id)
-        .where(Occurrence.participants_overridden == sa.false(), Endpoint.room_id.in_(room_ids)),
-        select(OccurrenceParticipant.occurrence_id).join(Endpoint, Endpoint.id == OccurrenceParticipant.endpoint_id)
-        .where(Endpoint.room_id.in_(room_ids)))
+    return participants.occurrences_involving(room_ids)
 
 
 def _endpoint_public(e: Endpoint) -> dict[str, Any]:
     return {"endpoint_id": e.id, "name": e.name, "room_id": e.room_id, "protocol": e.protocol.value,
-            "status": e.status.value, "last_seen_at": join.iso_utc(e.last_seen_at) if e.last_seen_at else None}
+            "status": e.status.value, "last_seen_at": iso_utc(e.last_seen_at) if e.last_seen_at else None}
 
 
 def snapshot(session: Session, scope: Scope, *, now: datetime) -> dict[str, Any]:
@@ -159,8 +149,8 @@ def snapshot(session: Session, scope: Scope, *, now: datetime) -> dict[str, Any]
     def item(occ: Occurrence, meeting: Meeting) -> dict[str, Any]:
         joins = join_for_occurrence(session, meeting, occ, scope.room_ids)
         data = {"meeting_id": meeting.id, "occurrence_id": occ.id, "title": meeting.title,
-                "start": join.iso_utc(occ.start), "end": join.iso_utc(occ.end),
-                "check_at": join.iso_utc(occ.start - timedelta(minutes=meeting.check_lead_minutes)),
+                "start": iso_utc(occ.start), "end": iso_utc(occ.end),
+                "check_at": iso_utc(occ.start - timedelta(minutes=meeting.check_lead_minutes)),
                 "chair_room_id": occ.chair_room_id or meeting.chair_room_id, "status": meeting.status.value,
                 "sequence": meeting.sequence, "join_instructions": joins}
         if readiness_model is not None:
@@ -175,6 +165,6 @@ def snapshot(session: Session, scope: Scope, *, now: datetime) -> dict[str, Any]
         ids = {e for o, m in listed for e in (x.id for x in occurrence_endpoints(session, m, o))}
         endpoint_query = select(Endpoint).where(Endpoint.id.in_(ids))
     endpoints = session.exec(endpoint_query.order_by(Endpoint.id)).all()
-    return {"scope": {"kind": scope.kind, "id": scope.id}, "now": join.iso_utc(now),
+    return {"scope": {"kind": scope.kind, "id": scope.id}, "now": iso_utc(now),
             "current": [item(o, m) for o, m in current], "next": [item(o, m) for o, m in upcoming],
             "endpoints": [_endpoint_public(e) for e in endpoints]}

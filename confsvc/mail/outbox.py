@@ -58,15 +58,15 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, func, select
 
 from confsvc import events
+from confsvc.calendar import feeds
 from confsvc.clock import utc_now
 from confsvc.config import Settings
 from confsvc.db import make_session
 from confsvc.endpoints.models import Room
 from confsvc.errors import NotFound
-from confsvc.calendar import feeds
 from confsvc.mail.models import MailCursor, MailDelivery, MailMessage
 from confsvc.scheduling.models import Meeting
-from confsvc.users.models import Role, User
+from confsvc.users.models import User
 from confsvc.users.principal import Principal
 
 log = logging.getLogger(__name__)
@@ -414,7 +414,7 @@ def status(session: Session, settings: Settings, principal: Principal) -> dict[s
     enabled = mail_enabled(settings)
     message = (f"Thư mời họp được gửi qua máy chủ thư {settings.smtp_host}:{smtp_port(settings)}." if enabled else
                "Chức năng gửi thư mời họp qua e-mail đang tắt (chưa cấu hình CONFSVC_SMTP_HOST).")
-    if principal.role not in (Role.admin, Role.secretariat):
+    if not principal.can_see_mail_deliveries:
         return {"enabled": enabled, "message": message}
     counts = dict(session.exec(select(MailDelivery.status, func.count()).group_by(MailDelivery.status)).all())
     last_error = session.exec(select(MailDelivery.last_error).where(MailDelivery.last_error != "")

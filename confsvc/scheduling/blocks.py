@@ -25,9 +25,8 @@ from confsvc.scheduling.booking import Names, Participants, Plan
 from confsvc.scheduling.conflicts import Window
 from confsvc.scheduling.errors import BookingConflict
 from confsvc.scheduling.models import Booking, ResourceBlock, ResourceKind
-from confsvc.scheduling.service import WRITERS, audit, require_bounded_window
-from confsvc.users.models import Role
-from confsvc.users.principal import Principal
+from confsvc.scheduling.service import audit, require_bounded_window
+from confsvc.users.principal import MANAGE_MAINTENANCE, Principal
 
 KINDS = (ResourceKind.room, ResourceKind.endpoint)
 
@@ -40,8 +39,7 @@ def day_window(settings: Settings, first_day: date, last_day: date) -> Window:
 
 
 def _require_manager(principal: Principal, room: Room) -> None:
-    if principal.role not in (*WRITERS, Role.operator):
-        principal.require_role(*WRITERS, Role.operator)
+    principal.require(MANAGE_MAINTENANCE)
     principal.require_unit(room.unit_id)
 
 

@@ -16,12 +16,32 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from confsvc.clock import iso_utc
+
 DIAL_MODES = ("dial_in", "dial_out")
 LOCAL_FORMAT = "%d/%m/%Y %H:%M"
+
+
+def time_line(start_local: str, end_local: str) -> str:
+    """The meeting's time, local (``LOCAL_FORMAT``), in the join instructions' Vietnamese (live text and invites)."""
+    return f"Thời gian họp: {start_local} – {end_local}"
+
+
+def check_line(check_at_local: str, check_lead_minutes: int) -> str:
+    """The technical check's time (``start − check_lead_minutes``, local), in the join instructions' Vietnamese."""
+    return f"Kiểm tra kỹ thuật: {check_at_local} ({check_lead_minutes} phút trước giờ họp)"
+
+
+def conference_line(conference_number: int) -> str:
+    return f"Số hội nghị: {conference_number}"
+
+
+def pin_line(pin: str) -> str:
+    return f"Mã PIN: {pin}"
 
 
 def sip_uri(conference_number: int | None, sip_domain: str | None) -> str | None:
@@ -78,11 +98,6 @@ class EndpointRef:
     dial_address: str
 
 
-def iso_utc(value: datetime) -> str:
-    """ISO-8601 in UTC with a ``Z`` (the wire format of every time in live messages)."""
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
 def instructions(*, meeting_id: int, occurrence_id: int, title: str, start: datetime, end: datetime,
                  check_lead_minutes: int, timezone: str, room_id: int, room_name: str, chair_room_id: int,
                  details: JoinDetails | None, endpoints: Iterable[EndpointRef],
@@ -124,17 +139,17 @@ def instructions(*, meeting_id: int, occurrence_id: int, title: str, start: date
 
     lines = [f"Hướng dẫn kết nối – {title}",
              f"Điểm cầu: {room_name}" + (" (điểm cầu chủ trì)" if is_chair else ""),
-             f"Thời gian họp: {local(start)} – {local(end)}",
-             f"Kiểm tra kỹ thuật: {local(check_at)} ({check_lead_minutes} phút trước giờ họp)"]
+             time_line(local(start), local(end)),
+             check_line(local(check_at), check_lead_minutes)]
     if details.conference_number is not None:
-        lines.append(f"Số hội nghị: {details.conference_number}")
+        lines.append(conference_line(details.conference_number))
     if dial_mode == "dial_in":
         for item in items:
             if item["dial_string"]:
                 kind = "SIP" if item["protocol"] == "sip" else "H.323"
                 lines.append(f"{item['name']}: quay số {item['dial_string']} ({kind})")
         if details.pin:
-            lines.append(f"Mã PIN: {details.pin}")
+            lines.append(pin_line(details.pin))
     else:
         lines.append("MCU sẽ gọi tới thiết bị của điểm cầu; không cần quay số.")
     return {

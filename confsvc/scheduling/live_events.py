@@ -19,43 +19,21 @@ The event's routing ``room_ids`` also holds rooms the change removed, so their d
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlmodel import Session, select
 
 from confsvc import events
-from confsvc.endpoints.models import Endpoint
-from confsvc.scheduling.models import Meeting, MeetingParticipant, Occurrence, OccurrenceParticipant, OccurrenceStatus
-
-
-def _iso(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+from confsvc.clock import iso_utc
+from confsvc.scheduling import participants
+from confsvc.scheduling.models import Meeting, Occurrence, OccurrenceStatus
 
 
 def occurrence_rooms(session: Session, meeting: Meeting, occurrences: Iterable[Occurrence]) -> dict[int, set[int]]:
     """``{occurrence_id: room ids}`` (chair room included) from the participant rows as they are now."""
-    default_endpoints = list(session.exec(select(MeetingParticipant.endpoint_id)
-                                          .where(MeetingParticipant.meeting_id == meeting.id)).all())
-    rooms_of: dict[int, int] = {}
-
-    def rooms(endpoint_ids: list[int]) -> set[int]:
-        missing = [e for e in endpoint_ids if e not in rooms_of]
-        if missing:
-            rooms_of.update(session.exec(select(Endpoint.id, Endpoint.room_id).where(Endpoint.id.in_(missing))).all())
-        return {rooms_of[e] for e in endpoint_ids if e in rooms_of}
-
-    default_rooms = rooms(default_endpoints)
-    answer: dict[int, set[int]] = {}
-    for occ in occurrences:
-        if occ.participants_overridden:
-            endpoint_ids = list(session.exec(select(OccurrenceParticipant.endpoint_id)
-                                             .where(OccurrenceParticipant.occurrence_id == occ.id)).all())
-            found = rooms(endpoint_ids)
-        else:
-            found = set(default_rooms)
-        answer[occ.id] = found | {occ.chair_room_id or meeting.chair_room_id}
-    return answer
+    return {occ_id: set(found.room_ids)
+            for occ_id, found in participants.of_occurrences(session, meeting, occurrences).items()}
 
 
 def meeting_occurrences(session: Session, meeting: Meeting, *, scheduled_only: bool = True) -> list[Occurrence]:
@@ -81,7 +59,7 @@ def record_change(session: Session, type: str, meeting: Meeting, occurrences: li
         "meeting_id": meeting.id, "scope": scope,
         "occurrence_id": first.id if first else None, "occurrence_ids": [o.id for o in occurrences],
         "title": meeting.title,
-        "start": _iso(first.start) if first else None, "end": _iso(first.end) if first else None,
+        "start": iso_utc(first.start) if first else None, "end": iso_utc(first.end) if first else None,
         "chair_room_id": (first.chair_room_id or meeting.chair_room_id) if first else meeting.chair_room_id,
         "room_ids": involved, "sequence": meeting.sequence, "status": status,
     }

@@ -14,21 +14,20 @@ Who: admin and secretariat mark any site; an operator marks sites in their units
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlmodel import Session, select
 
 from confsvc import events
-from confsvc.clock import utc_now
+from confsvc.clock import iso_utc, utc_now
 from confsvc.config import Settings
 from confsvc.endpoints.models import Room
 from confsvc.errors import Invalid, NotFound
 from confsvc.scheduling.live_events import occurrence_rooms
 from confsvc.scheduling.models import (Meeting, MeetingStatus, Occurrence, OccurrenceStatus, ReadinessState,
                                        SiteReadiness)
-from confsvc.users.models import Role
-from confsvc.users.principal import Principal
+from confsvc.users.principal import MARK_READINESS, Principal
 
 #: Vietnamese labels shown to people (GLOSSARY).
 STATE_LABELS = {
@@ -39,10 +38,6 @@ STATE_LABELS = {
 }
 #: States that count as ready at the deadline.
 READY_STATES = frozenset({ReadinessState.ready, ReadinessState.connected})
-
-
-def _iso(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def deadline(settings: Settings, occurrence: Occurrence) -> datetime:
@@ -94,7 +89,7 @@ def set_readiness(session: Session, settings: Settings, principal: Principal, me
         NotFound: the room is not a site of the occurrence (``site_not_in_occurrence``).
         Invalid: ``note_required`` (problem without a note), ``occurrence_cancelled``, ``occurrence_ended``.
     """
-    principal.require_role(Role.admin, Role.secretariat, Role.operator)
+    principal.require(MARK_READINESS)
     now = now or utc_now()
     # Serialise concurrent marks of one occurrence (PostgreSQL row lock; SQLite: BEGIN IMMEDIATE).
     session.exec(select(Occurrence.id).where(Occurrence.id == occurrence.id).with_for_update()).one()
@@ -121,6 +116,6 @@ def set_readiness(session: Session, settings: Settings, principal: Principal, me
         session.flush()
         events.record(session, "readiness.changed",
                       {"meeting_id": meeting.id, "occurrence_id": occurrence.id, "room_id": room_id,
-                       "state": state.value, "note": note, "by": principal.user_id, "at": _iso(now)},
+                       "state": state.value, "note": note, "by": principal.user_id, "at": iso_utc(now)},
                       room_ids=[room_id], at=now)
     return board(session, settings, meeting, occurrence, now=now)

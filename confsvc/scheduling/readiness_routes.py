@@ -11,9 +11,8 @@ from fastapi import APIRouter, Request, Response
 
 from confsvc.db import PathId, SessionDep
 from confsvc.scheduling import readiness, schemas, service
-from confsvc.users.deps import CurrentPrincipal, require_roles
-from confsvc.users.models import Role
-from confsvc.users.principal import Principal
+from confsvc.users.deps import CurrentPrincipal, require_capability
+from confsvc.users.principal import MARK_READINESS, Principal
 
 router = APIRouter(prefix="/api/v1", tags=["meetings"])
 
@@ -35,7 +34,7 @@ def readiness_board(meeting_id: PathId, occurrence_id: PathId, request: Request,
 
 
 #: Who may mark readiness, checked before the write session is touched (issue 16 defect 2).
-ReadinessMarker = Annotated[Principal, require_roles(Role.admin, Role.secretariat, Role.operator)]
+ReadinessMarker = Annotated[Principal, require_capability(MARK_READINESS)]
 
 
 @router.put("/meetings/{meeting_id}/occurrences/{occurrence_id}/readiness/{room_id}",

@@ -19,9 +19,8 @@ from confsvc.db import MAX_ID, PathId, QueryId, SessionDep, read_only
 from confsvc.endpoints import service as inventory
 from confsvc.scheduling import availability, blocks, idempotency, schemas, service
 from confsvc.scheduling.models import Meeting, ResourceKind
-from confsvc.users.deps import CurrentPrincipal, require_roles
-from confsvc.users.models import Role
-from confsvc.users.principal import Principal
+from confsvc.users.deps import CurrentPrincipal, require_capability
+from confsvc.users.principal import BOOK, MANAGE_MAINTENANCE, Principal
 
 router = APIRouter(prefix="/api/v1")
 
@@ -39,9 +38,9 @@ MeetingDep = Annotated[Meeting, Depends(_meeting)]
 SQLite write lock is taken in the handler's thread hop (see ``users.deps.get_principal``)."""
 
 #: The caller of a meeting write: admin or secretariat, checked before the write session is touched.
-Writer = Annotated[Principal, require_roles(*service.WRITERS)]
+Writer = Annotated[Principal, require_capability(BOOK)]
 #: The caller of a maintenance write (operators in their units, checked by the service).
-MaintenanceWriter = Annotated[Principal, require_roles(*service.WRITERS, Role.operator)]
+MaintenanceWriter = Annotated[Principal, require_capability(MANAGE_MAINTENANCE)]
 
 
 def _answer(model: type[BaseModel], data: Any, status_code: int = 200) -> Response:

@@ -44,7 +44,7 @@ from __future__ import annotations
 import logging
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.dialects import postgresql, sqlite
@@ -52,7 +52,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from confsvc import events, periodic
-from confsvc.clock import utc_now
+from confsvc.clock import iso_utc, utc_now
 from confsvc.config import Settings
 from confsvc.db import make_session
 from confsvc.scheduling import readiness
@@ -89,10 +89,6 @@ def notices_due(settings: Settings, *, occurrence_id: int, start: datetime, end:
         "ended": (end, end + minutes(settings.ended_notice_grace_minutes)),
     }
     return [Notice(occurrence_id, kind, due, until) for kind, (due, until) in windows.items() if due <= now < until]
-
-
-def _iso(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _candidates(session: Session, settings: Settings, now: datetime) -> list[Notice]:
@@ -136,7 +132,7 @@ def _send(session: Session, settings: Settings, notice: Notice, now: datetime) -
     data: dict[str, Any] = {"meeting_id": meeting.id, "occurrence_id": occ.id}
     if _EVENT_TYPE[notice.kind] == "meeting.reminder":
         data["kind"] = notice.kind
-    data |= {"title": meeting.title, "start": _iso(occ.start), "end": _iso(occ.end)}
+    data |= {"title": meeting.title, "start": iso_utc(occ.start), "end": iso_utc(occ.end)}
     rooms = occurrence_rooms(session, meeting, [occ])[occ.id]
     if notice.kind in ("technical_check", "starting_soon", "readiness_overdue"):
         data["minutes_before"] = int((occ.start - notice.due_at).total_seconds() // 60)
@@ -147,7 +143,7 @@ def _send(session: Session, settings: Settings, notice: Notice, now: datetime) -
                      if row is None or row.state not in readiness.READY_STATES]
         if not not_ready:
             return None
-        data |= {"deadline": _iso(notice.due_at), "not_ready": not_ready}
+        data |= {"deadline": iso_utc(notice.due_at), "not_ready": not_ready}
         rooms = {item["room_id"] for item in not_ready}
     return events.record(session, _EVENT_TYPE[notice.kind], data, room_ids=rooms, at=now).id
 

@@ -23,6 +23,7 @@ from confsvc.config import Settings
 from confsvc.endpoints.models import Endpoint, Room
 from confsvc.errors import Forbidden, Invalid, NotFound
 from confsvc.scheduling import booking, live_events, recurrence, site_groups
+from confsvc.scheduling import participants as participation
 from confsvc.scheduling.booking import Names, Participants, Plan
 from confsvc.scheduling.conflicts import Window, first_pairwise_overlap
 from confsvc.scheduling.errors import BookingConflict
@@ -30,11 +31,9 @@ from confsvc.scheduling.models import (AuditEntry, Booking, MaintenanceWindow, M
                                        MeetingStatus, Occurrence, OccurrenceParticipant, OccurrenceStatus,
                                        ResourceKind)
 from confsvc.scheduling.schemas import MeetingCreate, MeetingUpdate, OccurrenceUpdate
-from confsvc.users.models import Role
+from confsvc.users import principal as capabilities
 from confsvc.users.principal import Principal
 from confsvc.users.service import expand_units
-
-WRITERS = (Role.admin, Role.secretariat)
 
 
 @dataclass
@@ -93,7 +92,7 @@ def _timing(settings: Settings, principal: Principal, *, start: datetime, end: d
                       code="check_lead_too_long")
     if teardown_minutes > settings.max_teardown_minutes:
         raise Invalid(f"teardown_minutes must be at most {settings.max_teardown_minutes}", code="teardown_too_long")
-    if start_utc < now and not past_ok and not principal.is_admin:
+    if start_utc < now and not past_ok and not principal.can_start_in_past:
         raise Invalid("the meeting starts in the past", code="start_in_past")
     if start_utc > now + timedelta(days=settings.booking_horizon_days):
         raise Invalid(f"meetings can be booked at most {settings.booking_horizon_days} days ahead",
@@ -152,25 +151,16 @@ def get_meeting(session: Session, principal: Principal, meeting_id: int) -> Meet
 
 def _touching_units(unit_ids: frozenset[int] | set[int]) -> Any:
     """Subquery of meeting ids whose chair room or a participant endpoint is in ``unit_ids``."""
-    by_chair = select(Meeting.id).join(Room, Room.id == Meeting.chair_room_id).where(Room.unit_id.in_(unit_ids))
-    by_participant = (select(MeetingParticipant.meeting_id)
-                      .join(Endpoint, Endpoint.id == MeetingParticipant.endpoint_id)
-                      .join(Room, Room.id == Endpoint.room_id).where(Room.unit_id.in_(unit_ids)))
-    return sa.union(by_chair, by_participant)
+    return participation.meetings_involving(room_ids=participation.rooms_of_units(unit_ids))
 
 
 def meeting_units(session: Session, meeting_id: int) -> set[int]:
-    meeting = session.get(Meeting, meeting_id)
-    units = set(session.exec(select(Room.unit_id).join(Endpoint, Endpoint.room_id == Room.id)
-                             .join(MeetingParticipant, MeetingParticipant.endpoint_id == Endpoint.id)
-                             .where(MeetingParticipant.meeting_id == meeting_id)).all())
-    units.add(session.get(Room, meeting.chair_room_id).unit_id)
-    return units
+    rooms = participation.of_meeting(session, session.get(Meeting, meeting_id)).room_ids
+    return set(session.exec(select(Room.unit_id).where(Room.id.in_(rooms))).all())
 
 
 def participant_ids(session: Session, meeting_id: int) -> list[int]:
-    return list(session.exec(select(MeetingParticipant.endpoint_id).where(MeetingParticipant.meeting_id == meeting_id)
-                             .order_by(MeetingParticipant.endpoint_id)).all())
+    return participation.meeting_endpoint_ids(session, meeting_id)
 
 
 def list_meetings(session: Session, principal: Principal, *, from_: datetime | None = None,
@@ -184,11 +174,7 @@ def list_meetings(session: Session, principal: Principal, *, from_: datetime | N
     if unit_id is not None:
         query = query.where(Meeting.id.in_(_touching_units(expand_units(session, {unit_id}))))
     if room_id is not None:
-        by_room = sa.union(
-            select(Meeting.id).where(Meeting.chair_room_id == room_id),
-            select(MeetingParticipant.meeting_id).join(Endpoint, Endpoint.id == MeetingParticipant.endpoint_id)
-            .where(Endpoint.room_id == room_id))
-        query = query.where(Meeting.id.in_(by_room))
+        query = query.where(Meeting.id.in_(participation.meetings_involving(room_ids=room_id)))
     if from_ is not None or to is not None:
         occ = select(Occurrence.meeting_id)
         if from_ is not None:
@@ -204,17 +190,8 @@ def list_occurrences(session: Session, meeting: Meeting) -> list[dict[str, Any]]
     """Occurrences in start order, with effective chair room and participants."""
     occurrences = session.exec(select(Occurrence).where(Occurrence.meeting_id == meeting.id)
                                .order_by(Occurrence.start, Occurrence.id)).all()
-    default = participant_ids(session, meeting.id)
-    overridden: dict[int, list[int]] = {}
-    ids = [o.id for o in occurrences if o.participants_overridden]
-    if ids:
-        for occ_id, endpoint_id in session.exec(
-                select(OccurrenceParticipant.occurrence_id, OccurrenceParticipant.endpoint_id)
-                .where(OccurrenceParticipant.occurrence_id.in_(ids))
-                .order_by(OccurrenceParticipant.endpoint_id)).all():
-            overridden.setdefault(occ_id, []).append(endpoint_id)
-    return [occurrence_public(o, meeting, overridden.get(o.id, default) if o.participants_overridden else default)
-            for o in occurrences]
+    taking_part = participation.of_occurrences(session, meeting, occurrences)
+    return [occurrence_public(o, meeting, list(taking_part[o.id].endpoint_ids)) for o in occurrences]
 
 
 def occurrence_public(occ: Occurrence, meeting: Meeting, endpoint_ids: list[int]) -> dict[str, Any]:
@@ -268,7 +245,7 @@ def check_meeting(session: Session, settings: Settings, principal: Principal, da
 
     Same validation errors (422) as booking; takes no bridge lock.
     """
-    principal.require_role(*WRITERS)
+    principal.require(capabilities.BOOK)
     now = now or utc_now()
     timing, _, plans, _ = _prepare(session, settings, principal, data, now)
     names = Names(session)
@@ -291,7 +268,7 @@ def book_meeting(session: Session, settings: Settings, principal: Principal, dat
         Invalid: see ``_timing``, ``_series_starts``, ``booking.resolve_participants``, ``choose_bridge``.
         BookingConflict: conflicts, or a concurrent booking won the race.
     """
-    principal.require_role(*WRITERS)
+    principal.require(capabilities.BOOK)
     now = now or utc_now()
     timing, participants, plans, materialized_until = _prepare(session, settings, principal, data, now)
     names = Names(session)
@@ -370,25 +347,16 @@ def _write_occurrences(session: Session, meeting: Meeting, plans: list[Plan], sk
 
 # ---------------------------------------------------------------- editing
 
-def _occurrence_participants(session: Session, meeting: Meeting, occ: Occurrence,
-                             default: Participants) -> Participants:
-    chair = occ.chair_room_id or default.chair_room_id
-    if not occ.participants_overridden and chair == default.chair_room_id:
-        return default
-    if occ.participants_overridden:
-        endpoint_ids = list(session.exec(select(OccurrenceParticipant.endpoint_id)
-                                         .where(OccurrenceParticipant.occurrence_id == occ.id)).all())
-    else:
-        endpoint_ids = default.endpoint_ids
-    rooms = set(session.exec(select(Endpoint.room_id).where(Endpoint.id.in_(endpoint_ids))).all()) if endpoint_ids \
-        else set()
-    return Participants(chair_room_id=chair, endpoint_ids=sorted(endpoint_ids), room_ids=sorted(rooms | {chair}))
+def _occurrence_participants(session: Session, meeting: Meeting, occ: Occurrence) -> Participants:
+    return _as_participants(participation.of_occurrence(session, meeting, occ))
 
 
 def _meeting_participants(session: Session, meeting: Meeting) -> Participants:
-    endpoint_ids = participant_ids(session, meeting.id)
-    rooms = set(session.exec(select(Endpoint.room_id).where(Endpoint.id.in_(endpoint_ids))).all())
-    return Participants(meeting.chair_room_id, endpoint_ids, sorted(rooms | {meeting.chair_room_id}))
+    return _as_participants(participation.of_meeting(session, meeting))
+
+
+def _as_participants(found: participation.Participation) -> Participants:
+    return Participants(found.chair_room_id, list(found.endpoint_ids), list(found.room_ids))
 
 
 def _rebook(session: Session, settings: Settings, meeting: Meeting, plans: list[Plan], *,
@@ -436,7 +404,7 @@ def edit_meeting(session: Session, settings: Settings, principal: Principal, mee
 
     Raises: Forbidden, Invalid, BookingConflict (like :func:`book_meeting`).
     """
-    principal.require_role(*WRITERS)
+    principal.require(capabilities.BOOK)
     _require_open(meeting)
     now = now or utc_now()
     material_before = material_state(session, meeting)
@@ -499,7 +467,7 @@ def edit_meeting(session: Session, settings: Settings, principal: Principal, mee
             session.delete(occ)
         elif occ.is_exception:
             plans.append(booking.make_plan(occ.start, occ.end, occ.recurrence_id,
-                                           _occurrence_participants(session, meeting, occ, participants),
+                                           _occurrence_participants(session, meeting, occ),
                                            check_lead_minutes=lead, teardown_minutes=teardown, occurrence=occ))
     session.flush()
     _require_no_self_overlap([p for p in plans if p.occurrence is None
@@ -541,7 +509,7 @@ def _room_endpoints(session: Session, room_id: int) -> set[int]:
 
 def cancel_meeting(session: Session, principal: Principal, meeting: Meeting, *, now: datetime | None = None) -> Meeting:
     """Cancel the whole meeting; every booking is freed at once (SPEC rule 6). SEQUENCE bumps."""
-    principal.require_role(*WRITERS)
+    principal.require(capabilities.BOOK)
     _require_open(meeting)
     now = now or utc_now()
     booking.delete_bookings(session, meeting_id=meeting.id)
@@ -560,7 +528,7 @@ def cancel_meeting(session: Session, principal: Principal, meeting: Meeting, *, 
 def cancel_occurrence(session: Session, principal: Principal, meeting: Meeting, occ: Occurrence,
                       *, now: datetime | None = None) -> Occurrence:
     """Cancel one occurrence (an exception kept by later series edits); frees its bookings at once."""
-    principal.require_role(*WRITERS)
+    principal.require(capabilities.BOOK)
     _require_open(meeting)
     now = now or utc_now()
     booking.delete_bookings(session, occurrence_id=occ.id)
@@ -582,7 +550,7 @@ def edit_occurrence(session: Session, settings: Settings, principal: Principal, 
     Re-checked against everything except itself, on the meeting's bridge with its conference number
     (SPEC rule 6). Raises Forbidden, Invalid, BookingConflict.
     """
-    principal.require_role(*WRITERS)
+    principal.require(capabilities.BOOK)
     _require_open(meeting)
     if occ.status is OccurrenceStatus.cancelled:
         raise Invalid("the occurrence is cancelled", code="occurrence_cancelled")
@@ -594,13 +562,12 @@ def edit_occurrence(session: Session, settings: Settings, principal: Principal, 
     timing = _timing(settings, principal, start=start, end=end, zone=zone, now=now,
                      check_lead_minutes=meeting.check_lead_minutes, teardown_minutes=meeting.teardown_minutes,
                      past_ok="start" not in changes)
-    default = _meeting_participants(session, meeting)
-    was = _occurrence_participants(session, meeting, occ, default)
+    was = _occurrence_participants(session, meeting, occ)
     material_before = (occ.start, occ.end, was.chair_room_id, tuple(was.endpoint_ids))
     if any(k in changes for k in ("chair_room_id", "participant_room_ids", "participant_endpoint_ids")):
         chair = data.chair_room_id or occ.chair_room_id or meeting.chair_room_id
         if data.participant_room_ids is None and data.participant_endpoint_ids is None:
-            current = _occurrence_participants(session, meeting, occ, default)
+            current = was
             room_ids, endpoint_ids = [], [e for e in current.endpoint_ids
                                           if e not in _room_endpoints(session, current.chair_room_id)]
         else:
@@ -611,7 +578,7 @@ def edit_occurrence(session: Session, settings: Settings, principal: Principal, 
         session.add_all(OccurrenceParticipant(occurrence_id=occ.id, endpoint_id=e) for e in participants.endpoint_ids)
         occ.chair_room_id, occ.participants_overridden = chair, True
     else:
-        participants = _occurrence_participants(session, meeting, occ, default)
+        participants = _occurrence_participants(session, meeting, occ)
     booking.delete_bookings(session, occurrence_id=occ.id)
     occ.start, occ.end = timing.start, timing.start + timing.duration
     occ.is_exception, occ.updated_at = True, now
@@ -743,8 +710,7 @@ def create_maintenance(session: Session, settings: Settings, principal: Principa
     Raises: Forbidden, Invalid (end_not_after_start, window_starts_too_early, window_too_long,
     beyond_booking_horizon), BookingConflict (meetings booked then).
     """
-    if principal.role not in (*WRITERS, Role.operator):
-        principal.require_role(*WRITERS, Role.operator)
+    principal.require(capabilities.MANAGE_MAINTENANCE)
     principal.require_unit(room.unit_id)
     zone = settings.zone
     start_utc, end_utc = as_utc(start, zone), as_utc(end, zone)

@@ -41,22 +41,19 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from confsvc import events, periodic
-from confsvc.clock import as_utc, utc_now
+from confsvc.clock import as_utc, iso_utc, utc_now
 from confsvc.config import Settings
 from confsvc.db import make_session
 from confsvc.endpoints.models import AgentToken, Endpoint, Room
 from confsvc.errors import Forbidden, Invalid, NotFound
-from confsvc.scheduling.models import (Booking, Meeting, MeetingParticipant, MeetingStatus, Occurrence,
-                                       OccurrenceParticipant, OccurrenceStatus, ResourceKind)
+from confsvc.scheduling import participants
+from confsvc.scheduling.models import Booking, Meeting, MeetingStatus, Occurrence, OccurrenceStatus, ResourceKind
 from confsvc.stats.models import CallRecord
 from confsvc.stats.schemas import AttendanceMark, CallEventCreate, CallEventKind
-from confsvc.users.models import Role
-from confsvc.users.principal import Principal
+from confsvc.users.principal import MARK_ATTENDANCE, REPORT_CALLS, Principal
 
 #: Who may post device reports (``POST /calls``).
-REPORTERS = (Role.admin, Role.secretariat)
 #: Who may mark attendance by hand (operators within their units).
-MARKERS = (Role.admin, Role.secretariat, Role.operator)
 
 
 @dataclass(frozen=True)
@@ -96,7 +93,7 @@ class _Occ:
 
 
 def _iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
+    return iso_utc(value) if value else None
 
 
 def record_public(record: CallRecord) -> dict[str, Any]:
@@ -141,15 +138,8 @@ def _occ(session: Session, occurrence_id: int) -> tuple[_Occ, bool]:
 
 def _participates(session: Session, occurrence_id: int, endpoint_id: int) -> bool:
     """Whether the endpoint is a participant of the occurrence (its own list if overridden, else the meeting's)."""
-    own = (select(OccurrenceParticipant.endpoint_id)
-           .join(Occurrence, Occurrence.id == OccurrenceParticipant.occurrence_id)
-           .where(OccurrenceParticipant.occurrence_id == occurrence_id, Occurrence.participants_overridden.is_(True),
-                  OccurrenceParticipant.endpoint_id == endpoint_id))
-    inherited = (select(MeetingParticipant.endpoint_id)
-                 .join(Occurrence, Occurrence.meeting_id == MeetingParticipant.meeting_id)
-                 .where(Occurrence.id == occurrence_id, Occurrence.participants_overridden.is_(False),
-                        MeetingParticipant.endpoint_id == endpoint_id))
-    return session.exec(select(sa.exists(sa.union_all(own, inherited)))).one()
+    rows = participants.endpoint_rows(occurrence_ids=occurrence_id, endpoint_ids=endpoint_id)
+    return session.exec(select(sa.exists(rows))).one()
 
 
 def _usable_occurrence(session: Session, occurrence_id: int, endpoint_id: int) -> _Occ:
@@ -237,7 +227,7 @@ def report_call(session: Session, settings: Settings, caller: Principal | AgentC
         if "source" not in data.model_fields_set:
             data = data.model_copy(update={"source": caller.source})
     else:
-        caller.require_role(*REPORTERS)
+        caller.require(REPORT_CALLS)
     at = as_utc(data.at, settings.zone)
     if at > now + timedelta(minutes=settings.call_clock_skew_minutes):
         raise Invalid("the report is dated in the future", code="at_in_future")
@@ -311,7 +301,7 @@ def mark_attendance(session: Session, settings: Settings, principal: Principal, 
             ``occurrence_cancelled``, ``not_a_participant`` (the endpoint, or no endpoint of the room).
     Events: ``call.connected`` and ``call.disconnected`` per endpoint whose periods changed.
     """
-    principal.require_role(*MARKERS)
+    principal.require(MARK_ATTENDANCE)
     now = now or utc_now()
     start, end = as_utc(data.connected_from, settings.zone), as_utc(data.connected_to, settings.zone)
     if end <= start:

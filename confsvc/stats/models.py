@@ -44,8 +44,3 @@ class CallRecord(SQLModel, table=True):
     source: str = Field(max_length=40)
     created_by: int | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
     updated_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
-
-
-# Every process that can write call records also marks the usage summary's changed days: the marks'
-# flush hook lives with the summary, which needs the models above.
-from confsvc.stats import summary as _summary  # noqa: E402,F401

@@ -18,8 +18,8 @@ from confsvc.endpoints import agent_tokens
 from confsvc.endpoints.models import UnitLevel
 from confsvc.scheduling import service as scheduling
 from confsvc.stats import calls, export, schemas, usage
-from confsvc.users.deps import CurrentPrincipal, get_principal, require_roles
-from confsvc.users.principal import Principal
+from confsvc.users.deps import CurrentPrincipal, get_principal, require_capability
+from confsvc.users.principal import MARK_ATTENDANCE, Principal
 
 router = APIRouter(prefix="/api/v1")
 
@@ -68,7 +68,7 @@ def report_call(data: schemas.CallEventCreate, session: SessionDep, caller: Call
 
 
 #: Who may mark attendance, checked before the write session is touched (issue 16 defect 2).
-AttendanceMarker = Annotated[Principal, require_roles(*calls.MARKERS)]
+AttendanceMarker = Annotated[Principal, require_capability(MARK_ATTENDANCE)]
 
 
 @router.post("/meetings/{meeting_id}/occurrences/{occurrence_id}/attendance",

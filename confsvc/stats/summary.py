@@ -46,7 +46,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import ORMExecuteState, Session as OrmSession, attributes
+from sqlalchemy.orm import ORMExecuteState, attributes
+from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm.util import identity_key
 from sqlmodel import Field, Session, SQLModel
 
@@ -54,8 +55,8 @@ from confsvc.clock import utc_now
 from confsvc.config import Settings
 from confsvc.db import WRITE_OPTION, UTCDateTime, make_session
 from confsvc.endpoints.models import Endpoint, EndpointStatusChange, Room, Unit
-from confsvc.scheduling.models import (Meeting, MeetingParticipant, Occurrence, OccurrenceParticipant,
-                                       SiteReadiness)
+from confsvc.scheduling import participants
+from confsvc.scheduling.models import Meeting, MeetingParticipant, Occurrence, OccurrenceParticipant, SiteReadiness
 from confsvc.stats.models import CallRecord
 
 #: The network's key in ``usage_days.unit_id`` (unit ids are positive); the same as ``usage.TOTAL_KEY``.
@@ -173,7 +174,7 @@ def read_days(session: Session, days: list[tuple[int, date, date]], keys: list[i
     query = (sa.select(UsageDay.unit_id, bucket.label("b_key"), *columns)
              .where(span, UsageDay.unit_id.in_(keys)).group_by(UsageDay.unit_id, bucket))
     for key, b_key, *values in session.execute(query):
-        out[(key, b_key)] = {name: int(v or 0) for name, v in zip(FIGURES, values)}
+        out[(key, b_key)] = {name: int(v or 0) for name, v in zip(FIGURES, values, strict=True)}
     return out
 
 
@@ -291,15 +292,11 @@ def _occurrence_windows(conn: sa.Connection, marks: _Marks, now: datetime) -> li
         rows += conn.execute(base.where(o.c.id.in_(sorted(marks.occurrences)))).all()
     if marks.meetings:
         rows += conn.execute(base.where(o.c.meeting_id.in_(sorted(marks.meetings)))).all()
-    mp, op = MeetingParticipant.__table__, OccurrenceParticipant.__table__
     for endpoint_id, at in marks.status:
         # A week ahead bounds the scan; the exact condition (window opened by now) is checked below.
-        when = sa.and_(o.c.end > at, o.c.start <= now + timedelta(days=7))
-        inherited = (sa.select(o.c.id).join(mp, mp.c.meeting_id == o.c.meeting_id)
-                     .where(mp.c.endpoint_id == endpoint_id, o.c.participants_overridden.is_(False), when))
-        own = (sa.select(o.c.id).join(op, op.c.occurrence_id == o.c.id)
-               .where(op.c.endpoint_id == endpoint_id, o.c.participants_overridden.is_(True), when))
-        candidates = conn.execute(base.where(o.c.id.in_(sa.union(inherited, own)))).all()
+        when = sa.select(o).where(o.c.end > at, o.c.start <= now + timedelta(days=7)).subquery("o")
+        taking_part = participants.endpoint_rows(when, endpoint_ids=endpoint_id).subquery("taking_part")
+        candidates = conn.execute(base.where(o.c.id.in_(sa.select(taking_part.c.occurrence_id)))).all()
         rows += [r for r in candidates if _aware(r[0]) - timedelta(minutes=r[2]) <= now]
     return [(_aware(start) - timedelta(minutes=lead), _aware(end)) for start, end, lead in rows]
 
@@ -331,7 +328,15 @@ def _write_marks(conn: sa.Connection, marks: _Marks) -> None:
             conn.execute(sa.insert(UsageEpoch).values(id=1, epoch=1))
 
 
-@event.listens_for(OrmSession, "after_flush")
+def install() -> None:
+    """Mark the usage summary's changed days on every flush and bulk statement of a tracked table
+    (listeners on every ORM ``Session``). Idempotent; ``main.install_hooks`` calls it."""
+    if not event.contains(OrmSession, "after_flush", _after_flush):
+        event.listen(OrmSession, "after_flush", _after_flush)
+    if not event.contains(OrmSession, "do_orm_execute", _on_bulk):
+        event.listen(OrmSession, "do_orm_execute", _on_bulk)
+
+
 def _after_flush(session: OrmSession, _context: Any) -> None:
     """Append ``usage_dirty`` marks for what this flush changed (see the module docstring)."""
     marks = _changes(session)
@@ -360,7 +365,6 @@ def _equal_values(clause: Any, column: str) -> list[int] | None:
     return found or None
 
 
-@event.listens_for(OrmSession, "do_orm_execute")
 def _on_bulk(state: ORMExecuteState) -> None:
     """Bulk ``UPDATE``/``DELETE`` statements bypass flushes. On the participant tables the rows are named by
     ``meeting_id`` / ``occurrence_id`` in the WHERE clause (``scheduling.service`` replaces a list that

@@ -46,18 +46,17 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from confsvc import periodic
 from confsvc.clock import utc_now
 from confsvc.config import Settings
-from confsvc import periodic
 from confsvc.db import UTCDateTime, make_session
 from confsvc.endpoints.models import Bridge, Endpoint, Room, Unit, UnitLevel
 from confsvc.errors import Forbidden, Invalid, NotFound
-from confsvc.scheduling.models import (Booking, Meeting, MeetingParticipant, MeetingStatus, Occurrence,
-                                       OccurrenceParticipant, OccurrenceStatus, ResourceKind)
+from confsvc.scheduling import participants
+from confsvc.scheduling.models import Booking, Meeting, MeetingStatus, Occurrence, OccurrenceStatus, ResourceKind
 from confsvc.stats import summary
 from confsvc.stats.models import CallRecord
 from confsvc.stats.schemas import GroupBy, Period
-from confsvc.users.models import Role
 from confsvc.users.principal import Principal
 from confsvc.users.service import expand_units
 
@@ -228,7 +227,7 @@ def _scope(session: Session, principal: Principal, group_by: GroupBy, unit_id: i
     if unit_level is not None and group_by is not GroupBy.unit:
         raise Invalid("unit_level applies to group_by=unit only", code="unit_level_needs_unit_grouping")
     units = principal.unit_ids
-    if principal.role is Role.operator and (group_by is GroupBy.bridge or bridge_id is not None):
+    if not principal.can_see_bridge_statistics and (group_by is GroupBy.bridge or bridge_id is not None):
         raise Forbidden("bridge statistics cover the whole network", code="forbidden_scope")
     if unit_id is not None:
         if session.get(Unit, unit_id) is None:
@@ -276,13 +275,7 @@ def _occurrences(settings: Settings, sql: _Sql, first: datetime, after: datetime
 def _sites(scope: _Scope, occ: Any) -> Any:
     """CTE ``(occurrence_id, endpoint_id, room_id)``: every site of an occurrence in ``occ`` whose room is in
     the scope's units (a bridge filter applies to the occurrence: only that bridge's)."""
-    inherited = (sa.select(occ.c.id.label("occurrence_id"), MeetingParticipant.endpoint_id).select_from(occ)
-                 .join(MeetingParticipant, MeetingParticipant.meeting_id == occ.c.meeting_id)
-                 .where(occ.c.overridden.is_(False)))
-    own = (sa.select(occ.c.id.label("occurrence_id"), OccurrenceParticipant.endpoint_id).select_from(occ)
-           .join(OccurrenceParticipant, OccurrenceParticipant.occurrence_id == occ.c.id)
-           .where(occ.c.overridden.is_(True)))
-    union = sa.union_all(inherited, own).subquery("participants")
+    union = participants.endpoint_rows(occ, overridden="overridden").subquery("participants")
     query = (sa.select(union.c.occurrence_id, union.c.endpoint_id, Endpoint.room_id)
              .join(Endpoint, Endpoint.id == union.c.endpoint_id))
     if scope.unit_ids is not None:

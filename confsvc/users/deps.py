@@ -11,8 +11,8 @@ from sqlmodel import Session
 from confsvc.db import make_session
 from confsvc.errors import Unauthorized
 from confsvc.users import service
-from confsvc.users.models import Role, User
-from confsvc.users.principal import Principal
+from confsvc.users.models import User
+from confsvc.users.principal import Capability, Principal
 
 SESSION_USER_KEY = "user_id"
 #: The web session's secret in the signed cookie; its SHA-256 is a ``web_sessions`` row.
@@ -82,8 +82,8 @@ def get_principal(request: Request) -> Principal:
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 
 
-def require_roles(*roles: Role) -> Any:
-    """A dependency that answers 403 ``forbidden_role`` unless the caller has one of ``roles``.
+def require_capability(capability: Capability) -> Any:
+    """A dependency that answers 403 ``forbidden_role`` unless the caller has ``capability``.
 
     Write routes that read their path object on the request's write session use it, so that the role
     is checked before any write transaction starts (issue 16 defect 2: on SQLite the first statement
@@ -92,7 +92,7 @@ def require_roles(*roles: Role) -> Any:
     so no thread-pool hop.
     """
     async def guard(principal: CurrentPrincipal) -> Principal:
-        principal.require_role(*roles)
+        principal.require(capability)
         return principal
 
     return Depends(guard)

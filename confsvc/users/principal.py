@@ -1,11 +1,43 @@
-"""Who is asking, and what they may touch: the one place permission rules live."""
+"""Who is asking, and what they may touch: the one place permission rules live.
+
+Every "may this person do X" of the API and the pages is a capability here (SPEC "Who uses it");
+no module outside ``users/`` compares roles (tests/test_architecture.py checks it).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from confsvc.errors import Forbidden
 from confsvc.users.models import Role
+
+
+@dataclass(frozen=True)
+class Capability:
+    """Something a role may do: ``roles`` lists the roles that may, in the order errors name them."""
+
+    name: str
+    roles: tuple[Role, ...]
+
+
+BOOK = Capability("book", (Role.admin, Role.secretariat))  # book, check, edit, cancel meetings and occurrences
+MANAGE_MAINTENANCE = Capability("manage_maintenance", (Role.admin, Role.secretariat, Role.operator))  # op: own units
+MANAGE_INVENTORY = Capability("manage_inventory", (Role.admin,))  # units, rooms, endpoints, bridges, CSV, agents
+REPORT_ENDPOINT_STATUS = Capability("report_endpoint_status", (Role.admin, Role.operator))
+MANAGE_FEEDS = Capability("manage_feeds", (Role.admin, Role.secretariat, Role.operator))  # op: inside own units
+MANAGE_PROVINCE_FEEDS = Capability("manage_province_feeds", (Role.admin, Role.secretariat))  # and scopes now gone
+MANAGE_DISPLAY_TOKENS = Capability("manage_display_tokens", (Role.admin, Role.secretariat))
+MARK_READINESS = Capability("mark_readiness", (Role.admin, Role.secretariat, Role.operator))  # op: own units' sites
+REPORT_CALLS = Capability("report_calls", (Role.admin, Role.secretariat))  # call events as a signed-in user
+MARK_ATTENDANCE = Capability("mark_attendance", (Role.admin, Role.secretariat, Role.operator))  # op: own units
+SEE_SECRETARIAT_CHANNEL = Capability("see_secretariat_channel", (Role.admin, Role.secretariat, Role.viewer))
+SEE_MAIL_DELIVERIES = Capability("see_mail_deliveries", (Role.admin, Role.secretariat))
+SEE_BRIDGE_STATISTICS = Capability("see_bridge_statistics", (Role.admin, Role.secretariat, Role.viewer))
+
+
+class _HasStatus(Protocol):
+    status: Any
 
 
 @dataclass(frozen=True)
@@ -24,6 +56,66 @@ class Principal:
     @property
     def is_admin(self) -> bool:
         return self.role is Role.admin
+
+    def can(self, capability: Capability) -> bool:
+        return self.role in capability.roles
+
+    def require(self, capability: Capability) -> None:
+        """Raises Forbidden (``forbidden_role``) unless the principal has ``capability``."""
+        self.require_role(*capability.roles)
+
+    @property
+    def can_book(self) -> bool:
+        return self.can(BOOK)
+
+    def can_edit(self, meeting: _HasStatus) -> bool:
+        """May edit ``meeting`` now: a booker, and the meeting is not cancelled."""
+        return self.can_book and _status(meeting) != "cancelled"
+
+    def can_cancel(self, meeting: _HasStatus) -> bool:
+        """May cancel ``meeting`` (or one of its occurrences) now: a booker, and it is not cancelled."""
+        return self.can_book and _status(meeting) != "cancelled"
+
+    @property
+    def can_manage_feeds(self) -> bool:
+        return self.can(MANAGE_FEEDS)
+
+    @property
+    def can_manage_province_feeds(self) -> bool:
+        return self.can(MANAGE_PROVINCE_FEEDS)
+
+    @property
+    def can_manage_inventory(self) -> bool:
+        return self.can(MANAGE_INVENTORY)
+
+    @property
+    def can_manage_display_tokens(self) -> bool:
+        return self.can(MANAGE_DISPLAY_TOKENS)
+
+    def can_mark_readiness(self, unit_id: int) -> bool:
+        """May mark the readiness of a site of ``unit_id``."""
+        return self.can(MARK_READINESS) and self.can_see_unit(unit_id)
+
+    @property
+    def can_report_calls(self) -> bool:
+        return self.can(REPORT_CALLS)
+
+    @property
+    def can_see_secretariat_channel(self) -> bool:
+        return self.can(SEE_SECRETARIAT_CHANNEL)
+
+    @property
+    def can_see_mail_deliveries(self) -> bool:
+        return self.can(SEE_MAIL_DELIVERIES)
+
+    @property
+    def can_see_bridge_statistics(self) -> bool:
+        return self.can(SEE_BRIDGE_STATISTICS)
+
+    @property
+    def can_start_in_past(self) -> bool:
+        """Admins may book or move a meeting to a start in the past (corrections)."""
+        return self.is_admin
 
     def require_role(self, *roles: Role) -> None:
         """Raises Forbidden unless the principal has one of ``roles``."""
@@ -51,3 +143,8 @@ class Principal:
         """Raises Forbidden when ``unit_id`` is outside the principal's scope (SPEC: scoped permissions)."""
         if not self.can_see_unit(unit_id):
             raise Forbidden("outside your units", code="forbidden_scope")
+
+
+def _status(meeting: _HasStatus) -> str:
+    status = meeting.status
+    return str(getattr(status, "value", status))

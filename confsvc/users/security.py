@@ -3,13 +3,13 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import secrets
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from zxcvbn import zxcvbn
+
+from confsvc import tokens
 
 _hasher = PasswordHasher()
 
@@ -56,18 +56,13 @@ def verify_password(password_hash: str, password: str) -> bool:
 
 
 def new_token() -> tuple[str, str]:
-    """A fresh token: ``(secret shown once to the user, sha256 hex stored)``."""
-    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    return secret, hash_token(secret)
+    """A fresh token: ``(secret shown once to the user, sha256 hex stored)`` (``confsvc.tokens``)."""
+    fresh = tokens.new_secret(TOKEN_PREFIX)
+    return fresh.secret, fresh.digest
 
 
-def hash_token(secret: str) -> str:
-    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
-
-
-def token_matches(secret: str, stored_hash: str) -> bool:
-    """Constant-time comparison of a presented secret with a stored hash."""
-    return hmac.compare_digest(hash_token(secret), stored_hash)
+hash_token = tokens.hash_secret
+token_matches = tokens.matches
 
 
 def generate_password() -> str:

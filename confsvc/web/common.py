@@ -58,7 +58,6 @@ def static_files() -> StaticFiles:
 
 ROLE_LABELS = {Role.admin: N_("System administrator"), Role.secretariat: N_("Provincial People's Committee Office"),
                Role.operator: N_("Technician"), Role.viewer: N_("Viewer")}
-WRITERS = (Role.admin, Role.secretariat)
 ERROR_TITLES = {403: N_("You may not see this page"), 404: N_("Not found"),
                 0: N_("The request could not be completed")}
 
@@ -95,11 +94,7 @@ class Viewer:
 
     @property
     def can_book(self) -> bool:
-        return self.principal.role in WRITERS
-
-    @property
-    def is_admin(self) -> bool:
-        return self.principal.role is Role.admin
+        return self.principal.can_book
 
 
 def viewer(request: Request, session: Session) -> Viewer | None:
@@ -135,7 +130,7 @@ def _nav(who: Viewer | None) -> list[dict[str, str]]:
     if who.can_book:
         items.append(("/meetings/new", N_("Book a meeting")))
     items.append(("/inventory", N_("Rooms and endpoints")))
-    if who.principal.role is not Role.viewer:
+    if who.principal.can_manage_feeds:
         items.append(("/feeds", N_("Calendar feeds")))
     items.append(("/statistics", N_("Statistics")))
     if who.principal.can_read_audit:

@@ -21,11 +21,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from confsvc.clock import utc_now
+from confsvc.clock import iso_utc, utc_now
 from confsvc.db import MAX_ID, SessionDep
 from confsvc.errors import NotFound
 from confsvc.live import display
-from confsvc.scheduling.join import iso_utc
 from confsvc.web import i18n
 from confsvc.web.common import language, settings_of, templates
 from confsvc.web.i18n import _

@@ -246,7 +246,7 @@ def edit_endpoint_form(request: Request, session: SessionDep, endpoint_id: PathI
     who = viewer(request, session)
     if who is None:
         return login_redirect(request)
-    if not who.is_admin:
+    if not who.principal.can_manage_inventory:
         return render(request, "error.html", {"title": _("You may not see this page"),
                                               "detail": _("Only administrators edit endpoints.")},
                       who=who, status_code=403)
@@ -316,7 +316,7 @@ def _admin_only(request: Request, session: Session) -> Viewer | HTMLResponse:
     who = viewer(request, session)
     if who is None:
         return login_redirect(request)
-    if not who.is_admin:
+    if not who.principal.can_manage_inventory:
         return render(request, "error.html", {"title": _("You may not see this page"),
                                               "detail": _("Only administrators edit rooms and units.")},
                       who=who, status_code=403)

@@ -13,13 +13,12 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlmodel import Session
 
+from confsvc.calendar import tokens
+from confsvc.calendar.models import FeedScope
 from confsvc.db import SessionDep
 from confsvc.endpoints import service as inventory
 from confsvc.endpoints.models import UnitLevel
 from confsvc.errors import ConfsvcError, Forbidden
-from confsvc.calendar import tokens
-from confsvc.calendar.models import FeedScope
-from confsvc.users.models import Role
 from confsvc.web import i18n
 from confsvc.web.common import Viewer, check_csrf, error_page, login_redirect, render, settings_of, viewer
 from confsvc.web.i18n import N_, _
@@ -76,7 +75,7 @@ def feeds_page(request: Request, session: SessionDep):
     who = viewer(request, session)
     if who is None:
         return login_redirect(request)
-    if who.principal.role is Role.viewer:
+    if not who.principal.can_manage_feeds:
         return error_page(request, Forbidden(_("Viewers do not manage calendar feeds.")), who)
     return _page(request, session, who)
 

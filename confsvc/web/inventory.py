@@ -65,7 +65,7 @@ def _page(request: Request, session: Any, who: Viewer, *, unit_id: int | None, q
         "lifecycles": [{"key": s.value, "label": _(label)} for s, label in LIFECYCLE_LABELS.items()],
         "protocols": [{"key": p.value, "label": label} for p, label in PROTOCOL_LABELS.items()],
         "export_href": "/api/v1/endpoints/export.csv" + (f"?unit_id={unit_id}" if unit_id else ""),
-        "can_import": who.is_admin, "import_result": import_result,
+        "can_import": who.principal.can_manage_inventory, "import_result": import_result,
     }, who=who, status_code=status_code)
 
 

@@ -21,21 +21,20 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlmodel import Session
 
+from confsvc.calendar.ical import JoinDetails
 from confsvc.clock import utc_now
 from confsvc.db import MAX_ID, PathId, QueryId, SessionDep
 from confsvc.endpoints import service as inventory
 from confsvc.endpoints.models import EndpointStatus
 from confsvc.errors import ConfsvcError, Invalid
-from confsvc.calendar.ical import JoinDetails
+from confsvc.scheduling import readiness as readiness_service
 from confsvc.scheduling import service as scheduling
 from confsvc.scheduling.booking import Names
-from confsvc.scheduling import readiness as readiness_service
 from confsvc.scheduling.models import Meeting, MeetingStatus, OccurrenceStatus, ReadinessState, ResourceKind
 from confsvc.users.principal import Principal
 from confsvc.web import i18n
 from confsvc.web import readiness as readiness_view
-from confsvc.web.common import (Viewer, booker, check_csrf, error_page, login_redirect, render,
-                                settings_of, viewer)
+from confsvc.web.common import Viewer, booker, check_csrf, error_page, login_redirect, render, settings_of, viewer
 from confsvc.web.i18n import N_, _
 
 router = APIRouter(include_in_schema=False)
@@ -293,8 +292,8 @@ def _meeting_context(session: Session, who: Viewer, meeting: Meeting, settings: 
         "check_at": (i18n.fmt_datetime(occ["start"] - timedelta(minutes=meeting.check_lead_minutes), zone)
                      if occ else ""),
         "occurrences": rows, "participants": participants, "hidden_participants": hidden,
-        "can_cancel": who.can_book and status != "cancelled",
-        "can_edit": who.can_book and status != "cancelled",
+        "can_cancel": who.principal.can_cancel(meeting),
+        "can_edit": who.principal.can_edit(meeting),
         "invite_href": f"/api/v1/meetings/{meeting.id}/invite.ics",
         "board": board, "markable": markable, "state_options": readiness_view.state_options(),
         "readiness_error": None, "readiness_form": {},

@@ -18,7 +18,6 @@ from confsvc.endpoints import service as inventory
 from confsvc.scheduling import readiness
 from confsvc.scheduling import service as scheduling
 from confsvc.scheduling.models import ReadinessState
-from confsvc.users.models import Role
 from confsvc.users.principal import Principal
 from confsvc.web import i18n
 from confsvc.web.i18n import N_, _
@@ -58,11 +57,10 @@ def board_view(session: Session, settings: Settings, meeting_id: int, occurrence
     meeting = scheduling.get_meeting(session, principal, meeting_id)
     occurrence = scheduling.get_occurrence(session, meeting, occurrence_id)
     data = readiness.board(session, settings, meeting, occurrence, now=now)
-    may_mark = principal.role in (Role.admin, Role.secretariat, Role.operator)
     sites = [{"room_id": s["room_id"], "room_name": s["room_name"], "is_chair": s["is_chair"],
               "state": s["state"].value, "label": _(STATE_LABELS[s["state"]]), "note": s["note"],
               "updated": i18n.fmt_time(s["updated_at"], zone) if s["updated_at"] else "",
-              "markable": may_mark and principal.can_see_unit(s["unit_id"])} for s in data["sites"]]
+              "markable": principal.can_mark_readiness(s["unit_id"])} for s in data["sites"]]
     return {"meeting_id": meeting.id, "occurrence_id": occurrence.id,
             "deadline": i18n.fmt_time(data["deadline"], zone), "overdue": data["overdue"],
             "ready": sum(1 for s in data["sites"] if s["state"] in readiness.READY_STATES),
