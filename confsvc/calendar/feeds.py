@@ -45,7 +45,7 @@ from confsvc.scheduling.models import (
     OccurrenceParticipant,
     OccurrenceStatus,
 )
-from confsvc.scheduling import join
+from confsvc.scheduling import join, recurrence
 from confsvc.users.models import User
 
 #: ``involved(chair_room_id, endpoint_ids, room_ids) -> bool``: does an occurrence belong to a feed.
@@ -329,7 +329,8 @@ def _meeting_cal(loader: _Loader, settings: Settings, meeting: _MeetingRec, *, b
         updated_at=updated, check_lead_minutes=meeting.check_lead_minutes,
         organizer_name=(organizer.full_name if organizer and organizer.full_name else "Văn phòng UBND tỉnh"),
         organizer_email=(organizer.email if organizer and organizer.email else settings.calendar_organizer_email),
-        join=join, url=f"{base_url.rstrip('/')}/api/v1/meetings/{meeting.id}", rrule=meeting.rrule,
+        join=join, url=f"{base_url.rstrip('/')}/api/v1/meetings/{meeting.id}",
+        rrule=recurrence.publishable(meeting.rrule, meeting.timezone) if meeting.rrule else None,
         exdates=tuple(sorted(exdates)), exceptions=exceptions)
 
 
@@ -375,7 +376,7 @@ def invite(session: Session, settings: Settings, meeting: Meeting, *, base_url: 
 #: What else decides a feed's bytes: this code (the modules that render) and the library it uses.
 CODE_VERSION = hashlib.sha256(b"".join(
     [confsvc.__version__.encode(), ical.ICALENDAR_VERSION.encode()]
-    + [Path(module.__file__).read_bytes() for module in (ical, join)]
+    + [Path(module.__file__).read_bytes() for module in (ical, join, recurrence)]
     + [Path(__file__).read_bytes()])).hexdigest()
 #: ``feed_state``'s one query: the deployment-wide feed version (``FeedVersion``, raised by triggers).
 _VERSION_QUERY = sa.select(FeedVersion.__table__.c.version, FeedVersion.__table__.c.changed_at).where(

@@ -101,7 +101,9 @@ def _series_starts(settings: Settings, timing: Timing, rrule: str | None, exdate
                    now: datetime, until: datetime | None = None) -> tuple[list[datetime], datetime | None]:
     """Original starts (UTC) to materialise, and ``materialized_until`` (None for a single meeting).
 
-    Raises Invalid: invalid_rrule, rrule_without_end (no series horizon configured), no_occurrences.
+    Raises Invalid: invalid_rrule, rrule_unsupported, rrule_too_long, rrule_beyond_horizon (COUNT or UNTIL
+    ending past ``booking_horizon_days``), rrule_without_end (no series horizon configured), no_occurrences
+    (see ``recurrence.normalise``).
     """
     if not rrule:
         return [timing.start], None
@@ -112,9 +114,11 @@ def _series_starts(settings: Settings, timing: Timing, rrule: str | None, exdate
         if parsed.open_ended and settings.series_horizon_days == 0:
             raise Invalid("the RRULE never ends (no COUNT or UNTIL) and no series horizon is configured",
                           code="rrule_without_end")
+        recurrence.check_limits(parsed, timing.zone, latest_start_utc=now + timedelta(days=settings.booking_horizon_days),
+                                horizon_days=settings.booking_horizon_days)
         starts = recurrence.expand(rrule, timing.start, timing.zone, until_utc=horizon, exdates_utc=ex)
     except recurrence.RecurrenceError as exc:
-        raise Invalid(str(exc), code="invalid_rrule") from None
+        raise Invalid(str(exc), code=exc.code) from None
     if not starts:
         raise Invalid("the recurrence has no occurrence", code="no_occurrences")
     return starts, horizon
@@ -308,7 +312,7 @@ def book_meeting(session: Session, settings: Settings, principal: Principal, dat
         conference_number=choice.conference_number, pin=booking.new_pin(settings), status=MeetingStatus(data.status),
         check_lead_minutes=timing.check_lead_minutes, teardown_minutes=timing.teardown_minutes,
         timezone=str(timing.zone.key), dtstart=timing.start, duration_minutes=int(timing.duration.total_seconds() // 60),
-        rrule=_normalised_rrule(data.rrule), exdates=[as_utc(d, timing.zone).isoformat() for d in data.exdates],
+        rrule=_normalised_rrule(data.rrule, timing.zone), exdates=[as_utc(d, timing.zone).isoformat() for d in data.exdates],
         materialized_until=materialized_until, created_by=principal.user_id, created_at=now,
         updated_by=principal.user_id, updated_at=now)
     skipped: list[dict[str, Any]] = []
@@ -329,11 +333,12 @@ def book_meeting(session: Session, settings: Settings, principal: Principal, dat
         [p for p in plans if not p.conflicts], timing.zone))
 
 
-def _normalised_rrule(text: str | None) -> str | None:
+def _normalised_rrule(text: str | None, zone: ZoneInfo) -> str | None:
+    """The stored form of a rule already checked by ``_series_starts``: no ``RRULE:`` prefix, ``UNTIL``
+    in UTC (RFC 5545 §3.3.10), so every writer (feeds, invites, pages) publishes the legal form."""
     if not text:
         return None
-    text = text.strip()
-    return text[6:] if text.upper().startswith("RRULE:") else text
+    return recurrence.normalise(text, zone)[0]
 
 
 def _write_occurrences(session: Session, meeting: Meeting, plans: list[Plan], skipped: list[dict[str, Any]]) -> None:
@@ -440,7 +445,7 @@ def edit_meeting(session: Session, settings: Settings, principal: Principal, mee
     teardown = meeting.teardown_minutes if data.teardown_minutes is None else data.teardown_minutes
     timing = _timing(settings, principal, start=start, end=end, zone=zone, now=now, check_lead_minutes=lead,
                      teardown_minutes=teardown, past_ok="start" not in changes)
-    rrule = meeting.rrule if data.rrule is None else (_normalised_rrule(data.rrule))
+    rrule = meeting.rrule if data.rrule is None else data.rrule.strip() or None
     if data.exdates is not None:
         exdates = [as_utc(d, zone) for d in data.exdates]
     else:
@@ -503,7 +508,7 @@ def edit_meeting(session: Session, settings: Settings, principal: Principal, mee
         meeting.status = MeetingStatus(data.status)
     meeting.dtstart, meeting.duration_minutes = timing.start, int(timing.duration.total_seconds() // 60)
     meeting.check_lead_minutes, meeting.teardown_minutes = lead, teardown
-    meeting.rrule, meeting.exdates = rrule, [d.isoformat() for d in exdates]
+    meeting.rrule, meeting.exdates = _normalised_rrule(rrule, zone), [d.isoformat() for d in exdates]
     meeting.materialized_until = materialized_until
     meeting.updated_by, meeting.updated_at = principal.user_id, now
     _rebook(session, settings, meeting, plans, bridge_id=data.bridge_id if data.bridge_id is not None
