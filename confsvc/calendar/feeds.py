@@ -90,7 +90,7 @@ _MEETING_RAW = tuple(_raw(_M[name]) for name in (
     "created_at", "updated_at")) + (sa.cast(_M.exdates, sa.Text).label("exdates"),)
 _OCCURRENCE_RAW = tuple(_raw(_O[name]) for name in (
     "id", "meeting_id", "recurrence_id", "start", "end", "status", "chair_room_id", "participants_overridden",
-    "is_exception", "updated_at"))
+    "is_exception", "updated_at", "is_extra"))
 
 
 def _datetime_reader() -> Callable[[str | datetime], datetime]:
@@ -147,6 +147,7 @@ class _OccRec(NamedTuple):
     participants_overridden: bool
     is_exception: bool
     updated_at: datetime
+    is_extra: bool = False
 
 
 def _exdates(value: str | list[str]) -> tuple[datetime, ...]:
@@ -210,13 +211,13 @@ class _Loader:
         cancelled = OccurrenceStatus.cancelled.value
         occurrences = self.occurrences
         for (id_, meeting_id, recurrence_id, start, end, status, chair, overrides_participants, is_exception,
-             updated) in execute(sa.select(*_OCCURRENCE_RAW).where(_O.meeting_id.in_(in_ids))
+             updated, is_extra) in execute(sa.select(*_OCCURRENCE_RAW).where(_O.meeting_id.in_(in_ids))
                                  .order_by(_O.start, _O.id)).all():
             occs = occurrences.get(meeting_id)
             if occs is None:  # a meeting booked after the meetings were read (PostgreSQL, READ COMMITTED)
                 continue
             occs.append(_OccRec(id_, meeting_id, dt(recurrence_id), dt(start), dt(end), status == cancelled, chair,
-                                bool(overrides_participants), bool(is_exception), dt(updated)))
+                                bool(overrides_participants), bool(is_exception), dt(updated), bool(is_extra)))
             if overrides_participants:
                 overridden.append(id_)
         defaults: dict[int, set[int]] = {}
@@ -317,7 +318,10 @@ def _meeting_cal(loader: _Loader, settings: Settings, meeting: _MeetingRec, *, b
             or o.room_ids != default_rooms or o.endpoint_ids != default_endpoints))
     else:
         master, exceptions = instance(shown[0]), ()
-    exdates = {*meeting.exdates, *(o.row.recurrence_id for o in hidden)}  # not this feed's: RFC 5545 §3.8.5.1
+    # Not this feed's: RFC 5545 §3.8.5.1. An added occurrence (RDATE, §3.8.5.2) that is not this feed's
+    # is simply not listed.
+    exdates = {*meeting.exdates, *(o.row.recurrence_id for o in hidden if not o.row.is_extra)}
+    rdates = tuple(sorted(o.row.recurrence_id for o in shown if o.row.is_extra)) if meeting.rrule else ()
     organizer = loader.users.get(meeting.organizer_user_id) if meeting.organizer_user_id else None
     bridge = loader.bridges.get(meeting.bridge_id) if meeting.bridge_id else None
     join = ical.JoinDetails(conference_number=meeting.conference_number, sip_domain=bridge.sip_domain,
@@ -331,7 +335,7 @@ def _meeting_cal(loader: _Loader, settings: Settings, meeting: _MeetingRec, *, b
         organizer_email=(organizer.email if organizer and organizer.email else settings.calendar_organizer_email),
         join=join, url=f"{base_url.rstrip('/')}/api/v1/meetings/{meeting.id}",
         rrule=recurrence.publishable(meeting.rrule, meeting.timezone) if meeting.rrule else None,
-        exdates=tuple(sorted(exdates)), exceptions=exceptions)
+        exdates=tuple(sorted(exdates)), exceptions=exceptions, rdates=rdates)
 
 
 # ---------------------------------------------------------------- invites

@@ -17,7 +17,7 @@ from confsvc.deps import PagingDep, SettingsDep
 from confsvc.clock import as_utc
 from confsvc.db import MAX_ID, PathId, QueryId, SessionDep
 from confsvc.endpoints import service as inventory
-from confsvc.scheduling import availability, schemas, service
+from confsvc.scheduling import availability, schemas, series, service
 from confsvc.scheduling.models import Meeting
 from confsvc.users.deps import CurrentPrincipal
 
@@ -137,6 +137,30 @@ def cancel_occurrence(meeting_id: PathId, occurrence_id: PathId, session: Sessio
     occ = service.cancel_occurrence(session, principal, meeting, occurrence)
     rows = [o for o in service.list_occurrences(session, meeting) if o["id"] == occ.id]
     return _answer(schemas.OccurrencePublic, rows[0])
+
+
+@router.post("/meetings/{meeting_id}/occurrences/{occurrence_id}/restore", response_model=schemas.OccurrencePublic,
+             tags=["meetings"])
+def restore_occurrence(meeting_id: PathId, occurrence_id: PathId, session: SessionDep, principal: CurrentPrincipal,
+                       settings: SettingsDep):
+    """Book a cancelled occurrence again (khôi phục buổi họp): 409 with the conflicts if its slot is taken;
+    422 ``occurrence_not_cancelled``. Feeds, invites and displays follow; SEQUENCE bumps."""
+    meeting = service.get_meeting(session, principal, meeting_id)
+    occurrence = service.get_occurrence(session, meeting, occurrence_id)
+    return _answer(schemas.OccurrencePublic,
+                   series.restore_occurrence(session, settings, principal, meeting, occurrence))
+
+
+@router.post("/meetings/{meeting_id}/occurrences", response_model=schemas.OccurrencePublic,
+             status_code=status.HTTP_201_CREATED, tags=["meetings"])
+def add_occurrence(meeting_id: PathId, data: schemas.OccurrenceCreate, session: SessionDep,
+                   principal: CurrentPrincipal, settings: SettingsDep):
+    """Add an extra occurrence to a series (thêm buổi họp, RFC 5545 RDATE) with the meeting's rooms:
+    201 with its stable id; 409 with the conflicts; 422 ``not_a_series``, ``occurrence_exists``,
+    ``occurrences_overlap``. Feeds, invites and displays follow; SEQUENCE bumps."""
+    meeting = service.get_meeting(session, principal, meeting_id)
+    return _answer(schemas.OccurrencePublic, series.add_occurrence(session, settings, principal, meeting, data),
+                   status.HTTP_201_CREATED)
 
 
 @router.get("/availability", response_model=list[schemas.FreeSlot], tags=["availability"])

@@ -84,6 +84,15 @@ class OccurrenceUpdate(BaseModel):
     participant_endpoint_ids: IdList | None = None
 
 
+class OccurrenceCreate(BaseModel):
+    """An extra occurrence of a series (RDATE): ``[start, end)``, naive times local to the meeting's zone.
+    It takes the meeting's rooms and participants."""
+
+    model_config = ConfigDict(extra="forbid")
+    start: datetime
+    end: datetime
+
+
 class ConflictPublic(BaseModel):
     """One collision (SPEC rule 8). ``window_*`` is the overlap; ``requested_start`` the start (UTC)
     of the requested occurrence that collides."""
@@ -164,6 +173,7 @@ class OccurrencePublic(BaseModel):
     chair_room_id: int
     participant_endpoint_ids: list[int]
     is_exception: bool
+    is_extra: bool = Field(False, description="added to the series on its own (RDATE)")
 
 
 class CheckResult(BaseModel):

@@ -219,7 +219,7 @@ def list_occurrences(session: Session, meeting: Meeting) -> list[dict[str, Any]]
 def occurrence_public(occ: Occurrence, meeting: Meeting, endpoint_ids: list[int]) -> dict[str, Any]:
     return {"id": occ.id, "meeting_id": occ.meeting_id, "recurrence_id": occ.recurrence_id, "start": occ.start,
             "end": occ.end, "status": occ.status, "chair_room_id": occ.chair_room_id or meeting.chair_room_id,
-            "participant_endpoint_ids": endpoint_ids, "is_exception": occ.is_exception}
+            "participant_endpoint_ids": endpoint_ids, "is_exception": occ.is_exception, "is_extra": occ.is_extra}
 
 
 def meeting_public(session: Session, meeting: Meeting) -> dict[str, Any]:
@@ -474,7 +474,8 @@ def edit_meeting(session: Session, settings: Settings, principal: Principal, mee
 
     booking.delete_bookings(session, meeting_id=meeting.id)
     existing = list(session.exec(select(Occurrence).where(Occurrence.meeting_id == meeting.id)).all())
-    by_date = {o.recurrence_id.astimezone(zone).date(): o for o in existing}
+    # An added occurrence (RDATE) is not the rule's: it never stands for the rule's instance of its day.
+    by_date = {o.recurrence_id.astimezone(zone).date(): o for o in existing if not o.is_extra}
     plans: list[Plan] = []
     kept: set[int] = set()
     for s in starts:
