@@ -79,19 +79,21 @@ def list_meetings(session: SessionDep, principal: CurrentPrincipal, paging: Pagi
                   to: Annotated[datetime | None, Query(description="occurrences starting before")] = None,
                   unit_id: Annotated[int | None, Query(ge=1, le=MAX_ID, description="includes sub-units")] = None,
                   room_id: QueryId = None):
-    """Meetings ordered by first start; operators see meetings touching their units."""
+    """Meetings ordered by first start; operators see meetings touching their units. Confidential
+    meetings outside the caller's view are "Cuộc họp" with times and rooms (``scheduling.visibility``)."""
     items, total = service.list_meetings(
         session, principal, from_=as_utc(from_, settings.zone) if from_ else None,
         to=as_utc(to, settings.zone) if to else None, unit_id=unit_id, room_id=room_id,
         limit=paging.limit, offset=paging.offset)
-    return {"items": [service.meeting_public(session, m) for m in items], "total": total,
+    return {"items": [service.meeting_for(session, principal, m) for m in items], "total": total,
             "limit": paging.limit, "offset": paging.offset}
 
 
 @router.get("/meetings/{meeting_id}", response_model=schemas.MeetingPublic, tags=["meetings"])
-def get_meeting(meeting: MeetingDep, session: SessionDep):
-    """One meeting. 404 if unknown, 403 when none of an operator's units is involved."""
-    return service.meeting_public(session, meeting)
+def get_meeting(meeting: MeetingDep, session: SessionDep, principal: CurrentPrincipal):
+    """One meeting. 404 if unknown, 403 when none of an operator's units is involved. A confidential
+    meeting is "Cuộc họp" with its times and rooms for anyone outside it (``scheduling.visibility``)."""
+    return service.meeting_for(session, principal, meeting)
 
 
 @router.patch("/meetings/{meeting_id}", response_model=schemas.MeetingBooked, tags=["meetings"])

@@ -51,6 +51,8 @@ class MeetingCreate(BaseModel):
     exdates: Annotated[list[datetime], Field(max_length=1000)] = []
     timezone: Annotated[str | None, AfterValidator(_zone)] = None
     skip_conflicts: bool = False
+    confidential: bool = Field(False, description="mật: outside its participants' units and the secretariat, "
+                               "only \"Cuộc họp\", its time and rooms are shown")
 
 
 class MeetingUpdate(BaseModel):
@@ -71,6 +73,7 @@ class MeetingUpdate(BaseModel):
     status: Literal["tentative", "confirmed"] | None = None
     rrule: Annotated[str, Field(max_length=500)] | None = None
     exdates: Annotated[list[datetime], Field(max_length=1000)] | None = None
+    confidential: bool | None = None
 
 
 class OccurrenceUpdate(BaseModel):
@@ -151,6 +154,7 @@ class MeetingPublic(BaseModel):
     updated_at: datetime
     cancelled_by: int | None
     cancelled_at: datetime | None
+    confidential: bool = False
 
 
 class MeetingBooked(MeetingPublic):

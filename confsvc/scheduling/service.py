@@ -21,7 +21,7 @@ from confsvc.clock import as_utc, utc_now
 from confsvc.config import Settings
 from confsvc.endpoints.models import Endpoint, Room
 from confsvc.errors import Forbidden, Invalid, NotFound
-from confsvc.scheduling import booking, live_events, recurrence
+from confsvc.scheduling import booking, live_events, recurrence, visibility
 from confsvc.scheduling.booking import Names, Participants, Plan
 from confsvc.scheduling.conflicts import Window, first_pairwise_overlap
 from confsvc.scheduling.errors import BookingConflict
@@ -231,6 +231,21 @@ def meeting_public(session: Session, meeting: Meeting) -> dict[str, Any]:
     return data
 
 
+def meeting_for(session: Session, principal: Principal, meeting: Meeting) -> dict[str, Any]:
+    """``meeting_public`` as ``principal`` may see it: a confidential meeting outside their view is
+    "Cuộc họp" with its times and rooms only (``visibility.sees_details``)."""
+    data = meeting_public(session, meeting)
+    return data if sees_meeting_details(session, principal, meeting) else visibility.redact_meeting(data)
+
+
+def sees_meeting_details(session: Session, principal: Principal, meeting: Meeting) -> bool:
+    """Whether ``principal`` may see ``meeting``'s title, description, dial strings and PIN
+    (``visibility.sees_details`` over the units of its chair room and participants)."""
+    return not meeting.confidential or visibility.sees_details(
+        visibility.Audience.of_principal(principal), confidential=True,
+        participant_unit_ids=meeting_units(session, meeting.id))
+
+
 def get_occurrence(session: Session, meeting: Meeting, occurrence_id: int) -> Occurrence:
     occ = session.get(Occurrence, occurrence_id)
     if occ is None or occ.meeting_id != meeting.id:
@@ -313,7 +328,8 @@ def book_meeting(session: Session, settings: Settings, principal: Principal, dat
         check_lead_minutes=timing.check_lead_minutes, teardown_minutes=timing.teardown_minutes,
         timezone=str(timing.zone.key), dtstart=timing.start, duration_minutes=int(timing.duration.total_seconds() // 60),
         rrule=_normalised_rrule(data.rrule, timing.zone), exdates=[as_utc(d, timing.zone).isoformat() for d in data.exdates],
-        materialized_until=materialized_until, created_by=principal.user_id, created_at=now,
+        materialized_until=materialized_until, confidential=data.confidential, created_by=principal.user_id,
+        created_at=now,
         updated_by=principal.user_id, updated_at=now)
     skipped: list[dict[str, Any]] = []
 
@@ -507,6 +523,8 @@ def edit_meeting(session: Session, settings: Settings, principal: Principal, mee
             setattr(meeting, key, changes[key])
     if data.status is not None:
         meeting.status = MeetingStatus(data.status)
+    if data.confidential is not None:
+        meeting.confidential = data.confidential
     meeting.dtstart, meeting.duration_minutes = timing.start, int(timing.duration.total_seconds() // 60)
     meeting.check_lead_minutes, meeting.teardown_minutes = lead, teardown
     meeting.rrule, meeting.exdates = _normalised_rrule(rrule, zone), [d.isoformat() for d in exdates]
