@@ -10,11 +10,18 @@ from datetime import timedelta
 import httpx
 from icalendar import Calendar
 from sqlalchemy.engine import Engine
+from sqlmodel import select
 
+from confsvc import events
+from confsvc.config import Settings
+from confsvc.db import make_session
+from confsvc.scheduling import scheduler, visibility
+from confsvc.scheduling.models import Occurrence
 from tests.factories import next_monday_local
 from tests.live_support import ThreadServer, recv
 from tests import test_live_ws
 from tests.test_live_ws import _book
+from tests.test_scheduler import _book as book_for_scheduler
 
 site, server = test_live_ws.site, test_live_ws.server  # the live-channel fixtures: a site and a uvicorn server
 
@@ -140,3 +147,20 @@ def test_feeds_hide_confidential_details_and_pins_outside_single_rooms(server: T
     room = feed("room", site["room"])
     assert summaries(room)[meeting["uid"]] == TITLE
     assert f"Mã PIN: {meeting['pin']}" in described(room, meeting["uid"])
+
+
+def test_scheduler_notices_of_a_confidential_meeting_reach_outsiders_as_cuoc_hop(engine: Engine,
+                                                                                   settings: Settings) -> None:
+    with make_session(engine) as session:
+        meeting, occ, chair, site = book_for_scheduler(session, settings, confidential=True)
+        units = sorted({chair.unit_id, site.unit_id})
+        occ = session.exec(select(Occurrence).where(Occurrence.id == occ.id)).one()
+    [sent] = scheduler.run_due(engine, settings, occ.start - timedelta(minutes=60))
+    with make_session(engine, write=False) as session:
+        [message] = [p.message for p in events.replay(session, 0) if p.message["id"] == sent.event_id]
+    assert (message["data"]["title"], message["data"]["confidential"], message["data"]["participant_unit_ids"]) == (
+        "Giao ban trực tuyến", True, units)
+    outsider = visibility.visible_message(visibility.Audience(), message)["data"]
+    assert (outsider["title"], "participant_unit_ids" in outsider) == ("Cuộc họp", False)
+    inside = visibility.visible_message(visibility.Audience.of_units({units[0]}), message)
+    assert inside is message

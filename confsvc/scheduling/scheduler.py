@@ -55,7 +55,8 @@ from confsvc import events, periodic
 from confsvc.clock import utc_now
 from confsvc.config import Settings
 from confsvc.db import make_session
-from confsvc.scheduling import readiness
+from confsvc.endpoints.models import Room
+from confsvc.scheduling import readiness, visibility
 from confsvc.scheduling.live_events import occurrence_rooms
 from confsvc.scheduling.models import Meeting, MeetingStatus, Occurrence, OccurrenceStatus, SchedulerMark
 
@@ -149,6 +150,9 @@ def _send(session: Session, settings: Settings, notice: Notice, now: datetime) -
             return None
         data |= {"deadline": _iso(notice.due_at), "not_ready": not_ready}
         rooms = {item["room_id"] for item in not_ready}
+    if meeting.confidential:  # the live channel shows "Cuộc họp" to subscribers outside it
+        units = session.exec(select(Room.unit_id).where(Room.id.in_(occurrence_rooms(session, meeting, [occ])[occ.id])))
+        data = visibility.mark(data, confidential=True, participant_unit_ids=units.all())
     return events.record(session, _EVENT_TYPE[notice.kind], data, room_ids=rooms, at=now).id
 
 
