@@ -1,13 +1,15 @@
 """Confidential meetings (mật, issue 12): outside the participants' units and the secretariat, only
 "Cuộc họp", the time and the rooms leave the service — over HTTP (list, detail, invite,
-join-instructions), over WebSocket (snapshot, live events, replay) and in feeds (parsed); and ordinary
-feeds carry the PIN only for a single room or endpoint. Both backends, a real uvicorn server."""
+join-instructions), over WebSocket (snapshot, live events, replay, scheduler notices), in feeds
+(parsed) and in the web pages; and ordinary feeds carry the PIN only for a single room or endpoint.
+Both backends, a real uvicorn server."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
 import httpx
+from fastapi.testclient import TestClient
 from icalendar import Calendar
 from sqlalchemy.engine import Engine
 from sqlmodel import select
@@ -17,11 +19,12 @@ from confsvc.config import Settings
 from confsvc.db import make_session
 from confsvc.scheduling import scheduler, visibility
 from confsvc.scheduling.models import Occurrence
-from tests.factories import next_monday_local
+from tests.factories import make_meeting, next_monday_local
 from tests.live_support import ThreadServer, recv
 from tests import test_live_ws
 from tests.test_live_ws import _book
 from tests.test_scheduler import _book as book_for_scheduler
+from tests.web_support import login, make_province
 
 site, server = test_live_ws.site, test_live_ws.server  # the live-channel fixtures: a site and a uvicorn server
 
@@ -164,3 +167,25 @@ def test_scheduler_notices_of_a_confidential_meeting_reach_outsiders_as_cuoc_hop
     assert (outsider["title"], "participant_unit_ids" in outsider) == ("Cuộc họp", False)
     inside = visibility.visible_message(visibility.Audience.of_units({units[0]}), message)
     assert inside is message
+
+
+def test_web_meeting_and_calendar_pages_show_cuoc_hop_to_outsiders(client: TestClient, engine: Engine) -> None:
+    with make_session(engine) as session:
+        province = make_province(session)
+        start = next_monday_local(weeks_ahead=2)
+        meeting = make_meeting(session, chair_room=province.rooms[0], start=start, end=start + timedelta(hours=1),
+                               title=TITLE, description=SECRET_TEXT, confidential=True).meeting
+        meeting_id, pin = meeting.id, meeting.pin
+        session.commit()
+    pages = (f"/meetings/{meeting_id}", f"/calendar?view=week&date={start.date().isoformat()}", "/")
+    login(client, "lanhdao")  # viewer: outside the participants' units
+    for path in pages:
+        page = client.get(path)
+        assert page.status_code == 200, (path, page.text)
+        assert TITLE not in page.text and SECRET_TEXT not in page.text and f">{pin}<" not in page.text, path
+    hidden = visibility.CONFIDENTIAL_TITLE
+    assert f"<h1>{hidden} <span" in client.get(pages[0]).text and hidden in client.get(pages[1]).text
+    client.post("/logout", follow_redirects=False)
+    client.cookies.clear()
+    login(client, "kythuat")  # operator of the participating commune
+    assert TITLE in client.get(pages[0]).text and TITLE in client.get(pages[1]).text
