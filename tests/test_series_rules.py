@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from icalendar import Calendar
 from sqlalchemy.engine import Engine
 
+from confsvc.scheduling import recurrence
 from tests.test_ical_feeds import _feed_url, _setup
 from tests.test_ical_js import _ical_js_installed, needs_ical_js, parse_with_ical_js  # noqa: F401 (fixture)
 
@@ -118,3 +119,18 @@ def test_rule_ending_inside_the_horizon_is_booked(client: TestClient, engine: En
         "end": (start + timedelta(hours=1)).isoformat(), "rrule": "rrule:freq=monthly;bysetpos=-1;byday=th;count=3"})
     assert r.status_code == 201, r.text
     assert (r.json()["rrule"], r.json()["occurrence_count"]) == ("FREQ=MONTHLY;BYSETPOS=-1;BYDAY=TH;COUNT=3", 3)
+
+
+@pytest.mark.pure
+@pytest.mark.parametrize("rrule", [
+    "FREQ=MONTHLY;INTERVAL=12;BYMONTH=3", "FREQ=MONTHLY;INTERVAL=6;BYMONTH=2,4,5,6,8,10,11,12",
+    "FREQ=DAILY;INTERVAL=7;BYDAY=TU", "FREQ=DAILY;INTERVAL=14;BYDAY=MO,WE", "FREQ=DAILY;BYMONTH=4;BYMONTHDAY=31",
+    "FREQ=YEARLY;BYMONTH=2,4;BYMONTHDAY=-31", "FREQ=WEEKLY;BYDAY=MO,TU;BYSETPOS=3"])
+def test_rules_that_never_occur_are_refused_before_any_expansion(rrule: str) -> None:
+    # Thursday 7 January 2027, 14:00 local: dateutil would search these until year 9999.
+    start = datetime(2027, 1, 7, 7, 0, tzinfo=UTC)
+    with pytest.raises(recurrence.RecurrenceError) as refused:
+        recurrence.parse(rrule, start, ZONE)
+    assert refused.value.code in ("no_occurrences", "invalid_rrule")
+    assert recurrence.parse("FREQ=MONTHLY;INTERVAL=12;BYMONTH=1;COUNT=2", start, ZONE).count == 2
+    assert recurrence.parse("FREQ=DAILY;INTERVAL=7;BYDAY=TH;COUNT=2", start, ZONE).count == 2

@@ -156,6 +156,21 @@ def _check_parts(parts: dict[str, str]) -> None:
             _int(item, "BYSETPOS", 1, size, signed=True)
 
 
+def _check_reachable(parts: dict[str, str], local_start: datetime) -> None:
+    """Refuse an INTERVAL that never lands where the BY parts look (dateutil would search to year 9999):
+    every 12th month of January with ``BYMONTH=3``, every 7th day of a Thursday with ``BYDAY=TU``."""
+    interval = int(parts.get("INTERVAL", "1"))
+    if parts["FREQ"] == "MONTHLY" and "BYMONTH" in parts:
+        reachable = {(local_start.month - 1 + k * interval) % 12 + 1 for k in range(12)}
+        if reachable.isdisjoint(int(m) for m in parts["BYMONTH"].split(",")):
+            raise RecurrenceError("with this INTERVAL the series never reaches its BYMONTH months",
+                                  code="no_occurrences")
+    if parts["FREQ"] == "DAILY" and "BYDAY" in parts and interval % 7 == 0:
+        if _WEEKDAYS[local_start.weekday()] not in {d[-2:] for d in parts["BYDAY"].split(",")}:
+            raise RecurrenceError("with this INTERVAL the series never reaches its BYDAY weekdays",
+                                  code="no_occurrences")
+
+
 def normalise(text: str, zone: ZoneInfo) -> tuple[str, dict[str, str], datetime | None]:
     """The rule's normalised text (see ``ParsedRule.text``), its parts, and ``UNTIL`` in UTC.
 
@@ -212,6 +227,7 @@ def parse(text: str, dtstart_utc: datetime, zone: ZoneInfo) -> ParsedRule:
     """
     normal, parts, until = normalise(text, zone)
     local_start = dtstart_utc.astimezone(zone)
+    _check_reachable(parts, local_start)
     try:
         rule = rrulestr(normal, dtstart=local_start)
     except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
