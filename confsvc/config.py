@@ -80,6 +80,11 @@ class Settings(BaseSettings):
     working_hours_end: time = Field(time(17, 0), description="Free-slot search: latest local end of a meeting.")
     working_weekdays: str = Field("0,1,2,3,4", description="Free-slot search: local weekdays, 0 = Monday.")
     slot_step_minutes: int = Field(15, gt=0, description="Free-slot search: granularity of proposed starts.")
+    lunch_break_start: time | None = Field(time(11, 30), description="Free-slot search: local start of the lunch "
+                                           "break; no meeting proposed overlaps it. Unset = no break.")
+    lunch_break_end: time | None = Field(time(13, 30), description="Free-slot search: local end of the lunch break.")
+    availability_extra_days: int = Field(14, ge=0, le=62, description="Free-slot search: when the asked days have "
+                                         "no free slot, at most this many following days are searched.")
     late_join_minutes: int = Field(5, ge=0, description="Usage statistics: a site whose first connection comes "
                                    "later than start + this is a late join (working hours above also define "
                                    "room utilisation).")
@@ -148,6 +153,11 @@ class Settings(BaseSettings):
                                description="Redis pub/sub channel of the event stream (with redis_url).")
     join_dial_mode: str = Field("dial_in", pattern="^(dial_in|dial_out)$", description="dial_in: endpoints dial "
                                 "the MCU; dial_out: the MCU calls each endpoint's dial address.")
+
+    @field_validator("lunch_break_start", "lunch_break_end", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("timezone")
     @classmethod

@@ -36,7 +36,7 @@ from confsvc.config import Settings
 from confsvc.db import make_session
 from confsvc.endpoints.models import Bridge, Endpoint, Room, Unit
 from confsvc.errors import NotFound
-from confsvc.scheduling import join, participants
+from confsvc.scheduling import join, participants, recurrence, visibility
 from confsvc.scheduling.models import (
     Meeting,
     MeetingParticipant,
@@ -88,10 +88,10 @@ def _raw(column: sa.ColumnElement) -> sa.ColumnElement:
 _MEETING_RAW = tuple(_raw(_M[name]) for name in (
     "id", "uid", "title", "description", "organizer_user_id", "chair_room_id", "bridge_id", "conference_number",
     "pin", "status", "check_lead_minutes", "timezone", "dtstart", "duration_minutes", "rrule", "sequence",
-    "created_at", "updated_at")) + (sa.cast(_M.exdates, sa.Text).label("exdates"),)
+    "created_at", "updated_at")) + (sa.cast(_M.exdates, sa.Text).label("exdates"), _raw(_M["confidential"]))
 _OCCURRENCE_RAW = tuple(_raw(_O[name]) for name in (
     "id", "meeting_id", "recurrence_id", "start", "end", "status", "chair_room_id", "participants_overridden",
-    "is_exception", "updated_at"))
+    "is_exception", "updated_at", "is_extra"))
 
 
 def _datetime_reader() -> Callable[[str | datetime], datetime]:
@@ -133,6 +133,7 @@ class _MeetingRec(NamedTuple):
     sequence: int
     created_at: datetime
     updated_at: datetime
+    confidential: bool = False
 
 
 class _OccRec(NamedTuple):
@@ -148,6 +149,7 @@ class _OccRec(NamedTuple):
     participants_overridden: bool
     is_exception: bool
     updated_at: datetime
+    is_extra: bool = False
 
 
 def _exdates(value: str | list[str]) -> tuple[datetime, ...]:
@@ -159,9 +161,9 @@ def _meeting_recs(rows: Iterable[sa.Row], dt: Callable[[str | datetime], datetim
     """Records of rows of ``_MEETING_RAW`` (unpacked by position: a feed reads thousands)."""
     return [_MeetingRec(id_, uid, title, description, organizer, chair, bridge, number, pin, status, lead, zone,
                         dt(dtstart), duration, rrule, () if exdates == "[]" else _exdates(exdates), sequence,
-                        dt(created), dt(updated))
+                        dt(created), dt(updated), bool(confidential))
             for (id_, uid, title, description, organizer, chair, bridge, number, pin, status, lead, zone, dtstart,
-                 duration, rrule, sequence, created, updated, exdates) in rows]
+                 duration, rrule, sequence, created, updated, exdates, confidential) in rows]
 
 
 def _load_meetings(session: Session, ids: sa.Select) -> list[_MeetingRec]:
@@ -176,7 +178,7 @@ def _meeting_rec_of(meeting: Meeting) -> _MeetingRec:
                        meeting.chair_room_id, meeting.bridge_id, meeting.conference_number, meeting.pin,
                        meeting.status.value, meeting.check_lead_minutes, meeting.timezone, _utc(meeting.dtstart),
                        meeting.duration_minutes, meeting.rrule, _exdates(meeting.exdates), meeting.sequence,
-                       _utc(meeting.created_at), _utc(meeting.updated_at))
+                       _utc(meeting.created_at), _utc(meeting.updated_at), meeting.confidential)
 
 
 @dataclass
@@ -211,13 +213,13 @@ class _Loader:
         cancelled = OccurrenceStatus.cancelled.value
         occurrences = self.occurrences
         for (id_, meeting_id, recurrence_id, start, end, status, chair, overrides_participants, is_exception,
-             updated) in execute(sa.select(*_OCCURRENCE_RAW).where(_O.meeting_id.in_(in_ids))
+             updated, is_extra) in execute(sa.select(*_OCCURRENCE_RAW).where(_O.meeting_id.in_(in_ids))
                                  .order_by(_O.start, _O.id)).all():
             occs = occurrences.get(meeting_id)
             if occs is None:  # a meeting booked after the meetings were read (PostgreSQL, READ COMMITTED)
                 continue
             occs.append(_OccRec(id_, meeting_id, dt(recurrence_id), dt(start), dt(end), status == cancelled, chair,
-                                bool(overrides_participants), bool(is_exception), dt(updated)))
+                                bool(overrides_participants), bool(is_exception), dt(updated), bool(is_extra)))
             if overrides_participants:
                 overridden.append(id_)
         defaults: dict[int, set[int]] = {}
@@ -284,11 +286,15 @@ def _utc(value: datetime) -> datetime:
 
 
 def _meeting_cal(loader: _Loader, settings: Settings, meeting: _MeetingRec, *, base_url: str, private: bool,
-                 involved: Involvement | None = None, window_start: datetime | None = None) -> ical.MeetingCal | None:
+                 involved: Involvement | None = None, window_start: datetime | None = None,
+                 audience: visibility.Audience = visibility.EVERYONE,
+                 with_pin: bool = True) -> ical.MeetingCal | None:
     """The calendar view of ``meeting``; ``None`` when no occurrence of it belongs to the feed.
 
     ``involved`` filters occurrences (feeds); ``window_start`` (UTC) requires an involved
-    occurrence ending after it.
+    occurrence ending after it. A confidential meeting outside ``audience``
+    (``visibility.sees_details``) is "Cuộc họp" with its times and rooms: no description, dial
+    string or PIN. ``with_pin=False`` leaves the PIN out (dial strings stay).
     """
     occs = [loader.occ(meeting, row) for row in loader.occurrences[meeting.id]]
     shown: list[_Occ] = []
@@ -316,38 +322,49 @@ def _meeting_cal(loader: _Loader, settings: Settings, meeting: _MeetingRec, *, b
             or o.room_ids != default_rooms or o.endpoint_ids != default_endpoints))
     else:
         master, exceptions = instance(shown[0]), ()
-    exdates = {*meeting.exdates, *(o.row.recurrence_id for o in hidden)}  # not this feed's: RFC 5545 §3.8.5.1
+    # Not this feed's: RFC 5545 §3.8.5.1. An added occurrence (RDATE, §3.8.5.2) that is not this feed's
+    # is simply not listed.
+    exdates = {*meeting.exdates, *(o.row.recurrence_id for o in hidden if not o.row.is_extra)}
+    rdates = tuple(sorted(o.row.recurrence_id for o in shown if o.row.is_extra)) if meeting.rrule else ()
     organizer = loader.users.get(meeting.organizer_user_id) if meeting.organizer_user_id else None
     bridge = loader.bridges.get(meeting.bridge_id) if meeting.bridge_id else None
     join = ical.JoinDetails(conference_number=meeting.conference_number, sip_domain=bridge.sip_domain,
-                            h323_prefix=bridge.h323_prefix, pin=meeting.pin) if bridge else None
+                            h323_prefix=bridge.h323_prefix, pin=meeting.pin if with_pin else "") if bridge else None
+    title, description = meeting.title, meeting.description
+    if meeting.confidential and not visibility.sees_details(audience, confidential=True, participant_unit_ids={
+            loader.rooms[r].unit_id for o in occs for r in o.room_ids} | {loader.rooms[meeting.chair_room_id].unit_id}):
+        title, description, join = visibility.CONFIDENTIAL_TITLE, "", None
     updated = max([meeting.updated_at, *(o.row.updated_at for o in occs)])
     return ical.MeetingCal(
-        uid=meeting.uid, title=meeting.title, description=meeting.description, status=meeting.status,
+        uid=meeting.uid, title=title, description=description, status=meeting.status,
         sequence=meeting.sequence, timezone=meeting.timezone, master=master, created_at=meeting.created_at,
         updated_at=updated, check_lead_minutes=meeting.check_lead_minutes,
         organizer_name=(organizer.full_name if organizer and organizer.full_name else "Văn phòng UBND tỉnh"),
         organizer_email=(organizer.email if organizer and organizer.email else settings.calendar_organizer_email),
-        join=join, url=f"{base_url.rstrip('/')}/api/v1/meetings/{meeting.id}", rrule=meeting.rrule,
-        exdates=tuple(sorted(exdates)), exceptions=exceptions)
+        join=join, url=f"{base_url.rstrip('/')}/api/v1/meetings/{meeting.id}",
+        rrule=recurrence.publishable(meeting.rrule, meeting.timezone) if meeting.rrule else None,
+        exdates=tuple(sorted(exdates)), exceptions=exceptions, rdates=rdates)
 
 
 # ---------------------------------------------------------------- invites
 
 def invite(session: Session, settings: Settings, meeting: Meeting, *, base_url: str,
-           occurrence_id: int | None = None, cancel: bool = False) -> Document:
+           occurrence_id: int | None = None, cancel: bool = False,
+           audience: visibility.Audience = visibility.EVERYONE) -> Document:
     """The iTIP invite of ``meeting`` (caller checked access): REQUEST, or CANCEL once cancelled.
 
     With ``occurrence_id``: that occurrence alone, a CANCEL with its RECURRENCE-ID when it (or
     the meeting) is cancelled, else a REQUEST with its RECURRENCE-ID (RFC 5546 §3.2.2, §3.2.5).
     ``cancel``: a CANCEL whatever the state, for attendees a change removed (RFC 5546 §3.2.5).
+    ``audience``: who downloads it (a confidential meeting outside it is "Cuộc họp"); the e-mailed
+    invites go to the participating rooms and the organizer, who see everything.
 
     Raises:
         NotFound: ``occurrence_id`` is not an occurrence of ``meeting``.
     """
     rec = _meeting_rec_of(meeting)
     loader = _Loader(session, [rec])
-    cal = _meeting_cal(loader, settings, rec, base_url=base_url, private=False)
+    cal = _meeting_cal(loader, settings, rec, base_url=base_url, private=False, audience=audience)
     if cal is None:
         raise NotFound(f"meeting {meeting.id} has no occurrence", code="occurrence_not_found")
     if cancel and (occurrence_id is None or not meeting.rrule):
@@ -374,7 +391,7 @@ def invite(session: Session, settings: Settings, meeting: Meeting, *, base_url: 
 #: What else decides a feed's bytes: this code (the modules that render) and the library it uses.
 CODE_VERSION = hashlib.sha256(b"".join(
     [confsvc.__version__.encode(), ical.ICALENDAR_VERSION.encode()]
-    + [Path(module.__file__).read_bytes() for module in (ical, join)]
+    + [Path(module.__file__).read_bytes() for module in (ical, join, recurrence, visibility)]
     + [Path(__file__).read_bytes()])).hexdigest()
 #: ``feed_state``'s one query: the deployment-wide feed version (``FeedVersion``, raised by triggers).
 _VERSION_QUERY = sa.select(FeedVersion.__table__.c.version, FeedVersion.__table__.c.changed_at).where(
@@ -532,30 +549,33 @@ FEED_DOCUMENTS = _Documents(64 * 1024 * 1024)
 
 # ---------------------------------------------------------------- feeds
 
-def _scope(session: Session, token: FeedToken) -> tuple[str, Involvement]:
-    """Feed name (Vietnamese) and the occurrence predicate; ``_candidates`` is the SQL side.
+def _scope(session: Session, token: FeedToken) -> tuple[str, Involvement, visibility.Audience]:
+    """Feed name (Vietnamese), the occurrence predicate (``_candidates`` is the SQL side) and the
+    audience the feed stands for (``visibility``: the unit of its room or endpoint, or its unit).
 
     Raises:
         NotFound: the scope object no longer exists.
     """
     execute = session.connection().execute
     if token.scope is FeedScope.endpoint:
-        endpoint = execute(sa.select(_E.id, _E.name, _R.name.label("room_name"))
+        endpoint = execute(sa.select(_E.id, _E.name, _R.name.label("room_name"), _R.unit_id)
                            .join_from(Endpoint.__table__, Room.__table__, _R.id == _E.room_id)
                            .where(_E.id == token.scope_id)).first()
         if endpoint is None:
             raise NotFound("not found", code="not_found")
         endpoint_id = endpoint.id
         return (f"Lịch họp – thiết bị {endpoint.name} ({endpoint.room_name})",
-                lambda _chair, endpoints, _rooms: endpoint_id in endpoints)
+                lambda _chair, endpoints, _rooms: endpoint_id in endpoints,
+                visibility.Audience.of_units({endpoint.unit_id}))
     if token.scope is FeedScope.room:
-        room = execute(sa.select(_R.name, _U.name.label("unit_name"))
+        room = execute(sa.select(_R.name, _R.unit_id, _U.name.label("unit_name"))
                        .join_from(Room.__table__, Unit.__table__, _U.id == _R.unit_id)
                        .where(_R.id == token.scope_id)).first()
         if room is None:
             raise NotFound("not found", code="not_found")
         name = f"Lịch họp – {room.name}, {room.unit_name}"
         room_ids = frozenset({token.scope_id})
+        audience = visibility.Audience.of_units({room.unit_id})
     else:
         unit = execute(sa.select(_U.name).where(_U.id == token.scope_id)).first()
         room_ids = frozenset(execute(_scope_rooms(token.scope, token.include_sub_units, token.scope_id)).scalars())
@@ -563,7 +583,8 @@ def _scope(session: Session, token: FeedToken) -> tuple[str, Involvement]:
             raise NotFound("not found", code="not_found")
         name = f"Lịch họp – {unit.name}" + (" (gồm đơn vị trực thuộc)"
                                             if token.include_sub_units and token.scope is FeedScope.unit else "")
-    return name, (lambda _chair, _endpoints, rooms: not rooms.isdisjoint(room_ids))
+        audience = visibility.Audience.of_units({token.scope_id})
+    return name, (lambda _chair, _endpoints, rooms: not rooms.isdisjoint(room_ids)), audience
 
 
 def _day_blocks(session: Session, token: FeedToken, window_start: datetime) -> list[ical.AllDay]:
@@ -587,6 +608,11 @@ def feed(session: Session, settings: Settings, token: FeedToken, *, base_url: st
          now: datetime | None = None, state: FeedState | None = None) -> Document:
     """The feed of ``token``'s scope over ``[window_start, ∞)`` (UTC; ``window_start_for``).
 
+    What a feed carries (a feed URL is a bearer secret pasted into calendar clients, so it carries
+    less than an invite): the dial strings always, the PIN only when the token's scope is a single
+    room or endpoint (unit and province feeds leave it out); a confidential meeting outside the
+    feed's audience is "Cuộc họp" with its times and rooms (``scheduling.visibility``).
+
     ``state`` is ``feed_state(...)`` for the same arguments (computed here when omitted); its
     ETag and Last-Modified are the document's, and a feed rendered for that ETag before is
     served from ``FEED_DOCUMENTS``. The body is never older than its ETag: the state is read
@@ -599,12 +625,14 @@ def feed(session: Session, settings: Settings, token: FeedToken, *, base_url: st
     cached = FEED_DOCUMENTS.get(state.etag)
     if cached is not None:
         return cached
-    name, involved = _scope(session, token)
+    name, involved, audience = _scope(session, token)
     ids = _meeting_ids(token.scope, token.include_sub_units, token.scope_id, state.window_start)
     meetings = _load_meetings(session, ids)
     loader = _Loader(session, meetings, ids)
+    with_pin = token.scope in (FeedScope.room, FeedScope.endpoint)
     cals = [c for m in meetings if (c := _meeting_cal(loader, settings, m, base_url=base_url, private=True,
-                                                        involved=involved, window_start=state.window_start))]
+                                                        involved=involved, window_start=state.window_start,
+                                                        audience=audience, with_pin=with_pin))]
     body = ical.feed(name, cals, refresh=timedelta(minutes=settings.feed_refresh_minutes),
                      all_day=_day_blocks(session, token, state.window_start))
     doc = Document(body=body, etag=state.etag, last_modified=state.last_modified)

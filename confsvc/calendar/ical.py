@@ -123,6 +123,7 @@ class MeetingCal:
     rrule: str | None = None
     exdates: tuple[datetime, ...] = ()
     exceptions: tuple[Instance, ...] = field(default=())
+    rdates: tuple[datetime, ...] = ()
 
     def __hash__(self) -> int:
         # Equal views have equal hashes from these few fields alone; hashing every nested
@@ -213,6 +214,8 @@ def _event(meeting: MeetingCal, instance: Instance, *, recurrence_id: bool, with
     event.add("dtend", instance.end.astimezone(zone))  # §3.8.2.2
     if with_rule and meeting.rrule:
         event.add("rrule", vRecur.from_ical(meeting.rrule))  # §3.8.5.3
+        if meeting.rdates:
+            event.add("rdate", [d.astimezone(zone) for d in sorted(meeting.rdates)])  # §3.8.5.2
         excluded = sorted({*meeting.exdates, *extra_exdates})
         if excluded:
             event.add("exdate", [d.astimezone(zone) for d in excluded])  # §3.8.5.1
@@ -398,6 +401,9 @@ def _event_text(meeting: MeetingCal, instance: Instance, *, recurrence_id: bool,
     lines.append(f"SEQUENCE:{int(meeting.sequence)}")
     if with_rule and meeting.rrule:
         lines.append("RRULE:" + _rrule_value(meeting.rrule))
+        if meeting.rdates:
+            lines.append(f"RDATE{exdate_params}:" + ",".join(_local_value(d, zone) + suffix
+                                                             for d in sorted(meeting.rdates)))
         excluded = sorted({*meeting.exdates, *extra_exdates})
         if excluded:
             lines.append(f"EXDATE{exdate_params}:" + ",".join(_local_value(d, zone) + suffix for d in excluded))
@@ -429,7 +435,7 @@ def _event_bytes(meeting: MeetingCal, instance: Instance, *, recurrence_id: bool
     """``_event(...).to_ical()`` for the same arguments, written directly (see the module docstring).
 
     Properties come in ``icalendar``'s order for a VEVENT: its canonical ones (SUMMARY, DTSTART,
-    DTEND, DTSTAMP, UID, RECURRENCE-ID, SEQUENCE, RRULE, EXDATE), then the rest alphabetically.
+    DTEND, DTSTAMP, UID, RECURRENCE-ID, SEQUENCE, RRULE, RDATE, EXDATE), then the rest alphabetically.
     """
     return fold_lines(_event_text(meeting, instance, recurrence_id=recurrence_id, with_rule=with_rule,
                                   status=status, extra_exdates=extra_exdates, attendees=attendees))

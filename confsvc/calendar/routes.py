@@ -24,6 +24,7 @@ from confsvc.calendar import tokens
 from confsvc.calendar.feeds import Document, FeedState
 from confsvc.calendar.models import FeedScope
 from confsvc.scheduling import service as scheduling
+from confsvc.scheduling import visibility
 from confsvc.users.deps import CurrentPrincipal, bearer_token
 
 router = APIRouter()
@@ -79,7 +80,7 @@ def meeting_invite(meeting_id: PathId, request: Request, session: SessionDep, pr
     """
     meeting = scheduling.get_meeting(session, principal, meeting_id)
     doc = feeds.invite(session, settings, meeting, base_url=_base_url(request, settings),
-                       occurrence_id=occurrence_id)
+                       occurrence_id=occurrence_id, audience=visibility.Audience.of_principal(principal))
     return _calendar_response(request, doc, filename=f"hop-{meeting.id}.ics")
 
 

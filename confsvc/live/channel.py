@@ -52,6 +52,7 @@ from confsvc.live.hub import CLOSE_FORBIDDEN, CLOSE_NOT_FOUND, CLOSE_PING_TIMEOU
 from confsvc.live.models import DisplayToken
 from confsvc.live.snapshot import Scope
 from confsvc.scheduling import service as scheduling
+from confsvc.scheduling import visibility
 from confsvc.scheduling.models import Occurrence, OccurrenceStatus
 from confsvc.users import service as users
 from confsvc.users.deps import SESSION_ID_KEY, SESSION_USER_KEY, CurrentPrincipal, bearer_token
@@ -152,7 +153,9 @@ def _resolve_scope(engine: Engine, who: Principal | DisplayToken, kind: str, obj
                                     code="forbidden_scope")
             else:
                 who.require_unit(room.unit_id)
-            return Scope("room", room.id, frozenset({room.id}))
+            audience = visibility.Audience.of_units({room.unit_id}) if isinstance(who, DisplayToken) \
+                else visibility.Audience.of_principal(who)
+            return Scope("room", room.id, frozenset({room.id}), audience)
         if isinstance(who, DisplayToken):
             raise Forbidden(f"display token of room {who.room_id} opens only /ws/rooms/{who.room_id}",
                             code="forbidden_scope")
@@ -162,9 +165,9 @@ def _resolve_scope(engine: Engine, who: Principal | DisplayToken, kind: str, obj
             who.require_unit(object_id)
             units = users.expand_units(session, {object_id})
             rooms = frozenset(session.exec(select(Room.id).where(Room.unit_id.in_(units))).all())
-            return Scope("unit", object_id, rooms)
+            return Scope("unit", object_id, rooms, visibility.Audience.of_principal(who))
         who.require(SEE_SECRETARIAT_CHANNEL)
-        return Scope("secretariat", None, None)
+        return Scope("secretariat", None, None, visibility.Audience.of_principal(who))
 
 
 def _initial(engine: Engine, scope: Scope, since: int | None) -> tuple[list[str], set[int], int]:
@@ -179,7 +182,7 @@ def _initial(engine: Engine, scope: Scope, since: int | None) -> tuple[list[str]
                 while len(missed) <= REPLAY_MAX:
                     page = events.replay(session, cursor)
                     if not page:
-                        texts = [_text(p.message) for p in missed]
+                        texts = [_text(visibility.visible_message(scope.audience, p.message)) for p in missed]
                         return texts, {p.message["id"] for p in missed}, since
                     missed += [p for p in page if scope.matches(p)]
                     cursor = page[-1].message["id"]
@@ -343,7 +346,8 @@ class JoinInstructionsPublic(BaseModel):
 def join_instructions(meeting_id: PathId, session: SessionDep, principal: CurrentPrincipal,
                       occurrence_id: QueryId = None):
     """Hướng dẫn kết nối per room for ``occurrence_id``, default the next one still to end
-    (else the last). 404 unknown meeting/occurrence, 403 when none of an operator's units is involved."""
+    (else the last). 404 unknown meeting/occurrence, 403 when none of an operator's units is involved.
+    A confidential meeting outside the caller's view: "Cuộc họp", no dial strings or PIN."""
     meeting = scheduling.get_meeting(session, principal, meeting_id)
     if occurrence_id is not None:
         occ = scheduling.get_occurrence(session, meeting, occurrence_id)
@@ -354,6 +358,10 @@ def join_instructions(meeting_id: PathId, session: SessionDep, principal: Curren
         now = utc_now()
         occ = next((o for o in rows if o.end > now), rows[-1] if rows else None)
     items = snapshot.join_for_occurrence(session, meeting, occ) if occ is not None else []
+    if occ is not None and meeting.confidential and not visibility.sees_details(
+            visibility.Audience.of_principal(principal), confidential=True,
+            participant_unit_ids=snapshot.participant_units(session, meeting, occ)):
+        items = [visibility.redact_join(item) for item in items]
     return {"meeting_id": meeting.id, "occurrence_id": occ.id if occ else None, "items": items}
 
 

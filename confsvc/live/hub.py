@@ -4,7 +4,8 @@ Runs on the event loop only (``deliver`` is scheduled there with ``loop.call_soo
 by the fan-out). Every connection has a bounded queue (``Settings.ws_queue_size``): delivery
 never awaits a socket, so one slow client never stalls the others; a client whose queue is
 full is dropped with close code :data:`CLOSE_SLOW` and a reason (SPEC "Live channel").
-Each event is serialised once, whatever the number of connections.
+Each event is serialised once, whatever the number of connections (twice for a confidential meeting:
+as its participants and the secretariat see it, and as "Cuộc họp" for the others, ``scheduling.visibility``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 
 from confsvc.events import Published
 from confsvc.live.snapshot import Scope
+from confsvc.scheduling import visibility
 
 log = logging.getLogger(__name__)
 
@@ -91,10 +93,18 @@ class Hub:
                 self._seen.discard(self._seen_order.popleft())
             self.max_id = max(self.max_id, event_id)
             text = json.dumps(published.message, ensure_ascii=False, separators=(",", ":"))
+            confidential = published.message.get("data", {}).get("confidential", False)
+            hidden: str | None = None
             for connection in list(self.connections):
                 if connection.scope.matches(published):
                     was_dropped = connection.dropped.is_set()
-                    connection.offer(event_id, text)
+                    message = visibility.visible_message(connection.scope.audience, published.message) \
+                        if confidential else published.message
+                    if message is not published.message:  # a confidential meeting outside this audience
+                        hidden = hidden or json.dumps(message, ensure_ascii=False, separators=(",", ":"))
+                    outgoing = text if message is published.message else hidden
+                    assert outgoing is not None
+                    connection.offer(event_id, outgoing)
                     self.delivered += 1
                     if connection.dropped.is_set() and not was_dropped:
                         self.dropped += 1

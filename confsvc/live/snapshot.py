@@ -16,7 +16,7 @@ from sqlmodel import Session, select
 from confsvc import events
 from confsvc.clock import iso_utc
 from confsvc.endpoints.models import Bridge, Endpoint, Room
-from confsvc.scheduling import join, participants
+from confsvc.scheduling import join, participants, visibility
 from confsvc.scheduling import models as scheduling_models
 from confsvc.scheduling.models import Meeting, MeetingStatus, Occurrence, OccurrenceStatus
 
@@ -76,8 +76,18 @@ def record_join_instructions(session: Session, event: events.Event) -> None:
     if meeting is None or occ is None or meeting.status is MeetingStatus.cancelled \
             or occ.status is OccurrenceStatus.cancelled:
         return
-    for item in join_for_occurrence(session, meeting, occ):
+    items = join_for_occurrence(session, meeting, occ)
+    units = participant_units(session, meeting, occ) if meeting.confidential else set()
+    for item in items:
+        item = visibility.mark(item, confidential=meeting.confidential, participant_unit_ids=units)
         events.record(session, "join.instructions", item, room_ids=[item["room_id"]])
+
+
+def participant_units(session: Session, meeting: Meeting, occ: Occurrence) -> set[int]:
+    """Units of ``occ``'s chair room and participating rooms (``visibility.sees_details``)."""
+    rooms = {e.room_id for e in occurrence_endpoints(session, meeting, occ)} | {occ.chair_room_id
+                                                                                 or meeting.chair_room_id}
+    return set(session.exec(select(Room.unit_id).where(Room.id.in_(rooms))).all())
 
 
 # ---------------------------------------------------------------- scopes and snapshots
@@ -90,6 +100,8 @@ class Scope:
     kind: str
     id: int | None
     room_ids: frozenset[int] | None
+    #: Who is listening: decides what they see of confidential meetings (``scheduling.visibility``).
+    audience: visibility.Audience = visibility.EVERYONE
 
     def matches(self, published: events.Published) -> bool:
         if self.kind == "secretariat":
@@ -117,7 +129,8 @@ def snapshot(session: Session, scope: Scope, *, now: datetime) -> dict[str, Any]
     room, at most :data:`SNAPSHOT_NEXT_LIMIT` otherwise). Each item carries ``join_instructions``
     for the scope's rooms and, when the readiness table exists, ``readiness`` per room.
     ``endpoints``: status of the endpoints of the scope's rooms (secretariat: of the listed
-    occurrences' participants).
+    occurrences' participants). A confidential meeting outside ``scope.audience`` is listed as
+    "Cuộc họp" with its times and rooms, its join instructions without dial strings or PIN.
     """
     query = (select(Occurrence, Meeting).join(Meeting, Meeting.id == Occurrence.meeting_id)
              .where(Occurrence.status == OccurrenceStatus.scheduled, Meeting.status != MeetingStatus.cancelled,
@@ -148,7 +161,11 @@ def snapshot(session: Session, scope: Scope, *, now: datetime) -> dict[str, Any]
 
     def item(occ: Occurrence, meeting: Meeting) -> dict[str, Any]:
         joins = join_for_occurrence(session, meeting, occ, scope.room_ids)
-        data = {"meeting_id": meeting.id, "occurrence_id": occ.id, "title": meeting.title,
+        title = meeting.title
+        if meeting.confidential and not visibility.sees_details(
+                scope.audience, confidential=True, participant_unit_ids=participant_units(session, meeting, occ)):
+            title, joins = visibility.CONFIDENTIAL_TITLE, [visibility.redact_join(j) for j in joins]
+        data = {"meeting_id": meeting.id, "occurrence_id": occ.id, "title": title,
                 "start": iso_utc(occ.start), "end": iso_utc(occ.end),
                 "check_at": iso_utc(occ.start - timedelta(minutes=meeting.check_lead_minutes)),
                 "chair_room_id": occ.chair_room_id or meeting.chair_room_id, "status": meeting.status.value,

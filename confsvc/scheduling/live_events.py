@@ -11,6 +11,8 @@ transaction (``confsvc.events.record``): a refused or rolled-back change records
      "title", "start", "end" (UTC ISO-8601 "…Z", of ``occurrence_id``), "chair_room_id",
      "room_ids" (rooms taking part after the change), "sequence", "status"}
 
+A confidential meeting's events also carry ``"confidential": true`` and ``participant_unit_ids``
+(``visibility.mark``); the live channel sends "Cuộc họp" instead of the title to subscribers outside it.
 ``occurrence_id`` is the first occurrence of ``occurrence_ids`` still to end (else the first);
 ``status`` is the meeting's status (scope ``meeting``) or the occurrence's (scope ``occurrence``).
 The event's routing ``room_ids`` also holds rooms the change removed, so their displays learn it.
@@ -22,11 +24,12 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from confsvc import events
 from confsvc.clock import iso_utc
-from confsvc.scheduling import participants
+from confsvc.endpoints.models import Room
+from confsvc.scheduling import participants, visibility
 from confsvc.scheduling.models import Meeting, Occurrence, OccurrenceStatus
 
 
@@ -63,4 +66,7 @@ def record_change(session: Session, type: str, meeting: Meeting, occurrences: li
         "chair_room_id": (first.chair_room_id or meeting.chair_room_id) if first else meeting.chair_room_id,
         "room_ids": involved, "sequence": meeting.sequence, "status": status,
     }
+    if meeting.confidential:
+        units = set(session.exec(select(Room.unit_id).where(col(Room.id).in_(set(involved) | {meeting.chair_room_id}))).all())
+        data = visibility.mark(data, confidential=True, participant_unit_ids=units)
     return events.record(session, type, data, room_ids=set(involved) | set(rooms_before))

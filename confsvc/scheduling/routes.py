@@ -17,7 +17,7 @@ from confsvc.deps import PagingDep, SettingsDep
 from confsvc.clock import as_utc, utc_now
 from confsvc.db import MAX_ID, PathId, QueryId, SessionDep, read_only
 from confsvc.endpoints import service as inventory
-from confsvc.scheduling import availability, blocks, idempotency, schemas, service
+from confsvc.scheduling import availability, blocks, idempotency, schemas, series, service
 from confsvc.scheduling.models import Meeting, ResourceKind
 from confsvc.users.deps import CurrentPrincipal, require_capability
 from confsvc.users.principal import BOOK, MANAGE_MAINTENANCE, Principal
@@ -95,19 +95,21 @@ def list_meetings(session: SessionDep, principal: CurrentPrincipal, paging: Pagi
                   to: Annotated[datetime | None, Query(description="occurrences starting before")] = None,
                   unit_id: Annotated[int | None, Query(ge=1, le=MAX_ID, description="includes sub-units")] = None,
                   room_id: QueryId = None):
-    """Meetings ordered by first start; operators see meetings touching their units."""
+    """Meetings ordered by first start; operators see meetings touching their units. Confidential
+    meetings outside the caller's view are "Cuộc họp" with times and rooms (``scheduling.visibility``)."""
     items, total = service.list_meetings(
         session, principal, from_=as_utc(from_, settings.zone) if from_ else None,
         to=as_utc(to, settings.zone) if to else None, unit_id=unit_id, room_id=room_id,
         limit=paging.limit, offset=paging.offset)
-    return {"items": [service.meeting_public(session, m) for m in items], "total": total,
+    return {"items": [service.meeting_for(session, principal, m) for m in items], "total": total,
             "limit": paging.limit, "offset": paging.offset}
 
 
 @router.get("/meetings/{meeting_id}", response_model=schemas.MeetingPublic, tags=["meetings"])
-def get_meeting(meeting: MeetingDep, session: SessionDep):
-    """One meeting. 404 if unknown, 403 when none of an operator's units is involved."""
-    return service.meeting_public(session, meeting)
+def get_meeting(meeting: MeetingDep, session: SessionDep, principal: CurrentPrincipal):
+    """One meeting. 404 if unknown, 403 when none of an operator's units is involved. A confidential
+    meeting is "Cuộc họp" with its times and rooms for anyone outside it (``scheduling.visibility``)."""
+    return service.meeting_for(session, principal, meeting)
 
 
 @router.patch("/meetings/{meeting_id}", response_model=schemas.MeetingBooked, tags=["meetings"])
@@ -153,6 +155,30 @@ def cancel_occurrence(meeting_id: PathId, occurrence_id: PathId, session: Sessio
     occ = service.cancel_occurrence(session, principal, meeting, occurrence)
     rows = [o for o in service.list_occurrences(session, meeting) if o["id"] == occ.id]
     return _answer(schemas.OccurrencePublic, rows[0])
+
+
+@router.post("/meetings/{meeting_id}/occurrences/{occurrence_id}/restore", response_model=schemas.OccurrencePublic,
+             tags=["meetings"])
+def restore_occurrence(meeting_id: PathId, occurrence_id: PathId, session: SessionDep, principal: CurrentPrincipal,
+                       settings: SettingsDep):
+    """Book a cancelled occurrence again (khôi phục buổi họp): 409 with the conflicts if its slot is taken;
+    422 ``occurrence_not_cancelled``. Feeds, invites and displays follow; SEQUENCE bumps."""
+    meeting = service.get_meeting(session, principal, meeting_id)
+    occurrence = service.get_occurrence(session, meeting, occurrence_id)
+    return _answer(schemas.OccurrencePublic,
+                   series.restore_occurrence(session, settings, principal, meeting, occurrence))
+
+
+@router.post("/meetings/{meeting_id}/occurrences", response_model=schemas.OccurrencePublic,
+             status_code=status.HTTP_201_CREATED, tags=["meetings"])
+def add_occurrence(meeting_id: PathId, data: schemas.OccurrenceCreate, session: SessionDep,
+                   principal: CurrentPrincipal, settings: SettingsDep):
+    """Add an extra occurrence to a series (thêm buổi họp, RFC 5545 RDATE) with the meeting's rooms:
+    201 with its stable id; 409 with the conflicts; 422 ``not_a_series``, ``occurrence_exists``,
+    ``occurrences_overlap``. Feeds, invites and displays follow; SEQUENCE bumps."""
+    meeting = service.get_meeting(session, principal, meeting_id)
+    return _answer(schemas.OccurrencePublic, series.add_occurrence(session, settings, principal, meeting, data),
+                   status.HTTP_201_CREATED)
 
 
 @router.get("/availability", response_model=list[schemas.FreeSlot], tags=["availability"])

@@ -49,13 +49,14 @@ from typing import Any
 
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from confsvc import events, periodic
 from confsvc.clock import iso_utc, utc_now
 from confsvc.config import Settings
 from confsvc.db import make_session
-from confsvc.scheduling import readiness
+from confsvc.endpoints.models import Room
+from confsvc.scheduling import readiness, visibility
 from confsvc.scheduling.live_events import occurrence_rooms
 from confsvc.scheduling.models import Meeting, MeetingStatus, Occurrence, OccurrenceStatus, SchedulerMark
 
@@ -145,6 +146,9 @@ def _send(session: Session, settings: Settings, notice: Notice, now: datetime) -
             return None
         data |= {"deadline": iso_utc(notice.due_at), "not_ready": not_ready}
         rooms = {item["room_id"] for item in not_ready}
+    if meeting.confidential:  # the live channel shows "Cuộc họp" to subscribers outside it
+        units = session.exec(select(Room.unit_id).where(col(Room.id).in_(occurrence_rooms(session, meeting, [occ])[occ.id])))
+        data = visibility.mark(data, confidential=True, participant_unit_ids=units.all())
     return events.record(session, _EVENT_TYPE[notice.kind], data, room_ids=rooms, at=now).id
 
 

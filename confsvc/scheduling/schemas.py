@@ -69,6 +69,8 @@ class MeetingCreate(BaseModel):
     document_number: DocumentNumber = ""
     signer_name: SignerText = ""
     signer_title: SignerTitle = ""
+    confidential: bool = Field(False, description="mật: outside its participants' units and the secretariat, "
+                               "only \"Cuộc họp\", its time and rooms are shown")
 
 
 class MeetingUpdate(BaseModel):
@@ -92,6 +94,7 @@ class MeetingUpdate(BaseModel):
     document_number: DocumentNumber | None = None
     signer_name: SignerText | None = None
     signer_title: SignerTitle | None = None
+    confidential: bool | None = None
 
 
 class OccurrenceUpdate(BaseModel):
@@ -103,6 +106,15 @@ class OccurrenceUpdate(BaseModel):
     chair_room_id: IdField | None = None
     participant_room_ids: IdList | None = None
     participant_endpoint_ids: IdList | None = None
+
+
+class OccurrenceCreate(BaseModel):
+    """An extra occurrence of a series (RDATE): ``[start, end)``, naive times local to the meeting's zone.
+    It takes the meeting's rooms and participants."""
+
+    model_config = ConfigDict(extra="forbid")
+    start: datetime
+    end: datetime
 
 
 class ConflictPublic(BaseModel):
@@ -166,6 +178,7 @@ class MeetingPublic(BaseModel):
     document_number: str = Field(description="số/ký hiệu of the invitation (giấy mời)")
     signer_name: str
     signer_title: str
+    confidential: bool = False
 
 
 class MeetingBooked(MeetingPublic):
@@ -188,6 +201,7 @@ class OccurrencePublic(BaseModel):
     chair_room_id: int
     participant_endpoint_ids: list[int]
     is_exception: bool
+    is_extra: bool = Field(False, description="added to the series on its own (RDATE)")
 
 
 class CheckResult(BaseModel):

@@ -22,7 +22,7 @@ from confsvc.clock import as_utc, utc_now
 from confsvc.config import Settings
 from confsvc.endpoints.models import Endpoint, Room
 from confsvc.errors import Forbidden, Invalid, NotFound
-from confsvc.scheduling import booking, live_events, recurrence, site_groups
+from confsvc.scheduling import booking, live_events, recurrence, site_groups, visibility
 from confsvc.scheduling import participants as participation
 from confsvc.scheduling.booking import Names, Participants, Plan
 from confsvc.scheduling.conflicts import Window, first_pairwise_overlap
@@ -104,7 +104,9 @@ def _series_starts(settings: Settings, timing: Timing, rrule: str | None, exdate
                    now: datetime, until: datetime | None = None) -> tuple[list[datetime], datetime | None]:
     """Original starts (UTC) to materialise, and ``materialized_until`` (None for a single meeting).
 
-    Raises Invalid: invalid_rrule, rrule_without_end (no series horizon configured), no_occurrences.
+    Raises Invalid: invalid_rrule, rrule_unsupported, rrule_too_long, rrule_beyond_horizon (COUNT or UNTIL
+    ending past ``booking_horizon_days``), rrule_without_end (no series horizon configured), no_occurrences
+    (see ``recurrence.normalise``).
     """
     if not rrule:
         return [timing.start], None
@@ -115,10 +117,12 @@ def _series_starts(settings: Settings, timing: Timing, rrule: str | None, exdate
         if parsed.open_ended and settings.series_horizon_days == 0:
             raise Invalid("the RRULE never ends (no COUNT or UNTIL) and no series horizon is configured",
                           code="rrule_without_end")
+        recurrence.check_limits(parsed, timing.zone, latest_start_utc=now + timedelta(days=settings.booking_horizon_days),
+                                horizon_days=settings.booking_horizon_days)
         starts = recurrence.expand(rrule, timing.start, timing.zone, until_utc=horizon, exdates_utc=ex,
                                    limit=settings.max_series_occurrences)
     except recurrence.RecurrenceError as exc:
-        raise Invalid(str(exc), code="invalid_rrule") from None
+        raise Invalid(str(exc), code=exc.code) from None
     if not starts:
         raise Invalid("the recurrence has no occurrence", code="no_occurrences")
     return starts, horizon
@@ -197,7 +201,7 @@ def list_occurrences(session: Session, meeting: Meeting) -> list[dict[str, Any]]
 def occurrence_public(occ: Occurrence, meeting: Meeting, endpoint_ids: list[int]) -> dict[str, Any]:
     return {"id": occ.id, "meeting_id": occ.meeting_id, "recurrence_id": occ.recurrence_id, "start": occ.start,
             "end": occ.end, "status": occ.status, "chair_room_id": occ.chair_room_id or meeting.chair_room_id,
-            "participant_endpoint_ids": endpoint_ids, "is_exception": occ.is_exception}
+            "participant_endpoint_ids": endpoint_ids, "is_exception": occ.is_exception, "is_extra": occ.is_extra}
 
 
 def meeting_public(session: Session, meeting: Meeting) -> dict[str, Any]:
@@ -207,6 +211,21 @@ def meeting_public(session: Session, meeting: Meeting) -> dict[str, Any]:
     data["exdates"] = [datetime.fromisoformat(d) for d in meeting.exdates]
     data["participant_endpoint_ids"] = participant_ids(session, meeting.id)
     return data
+
+
+def meeting_for(session: Session, principal: Principal, meeting: Meeting) -> dict[str, Any]:
+    """``meeting_public`` as ``principal`` may see it: a confidential meeting outside their view is
+    "Cuộc họp" with its times and rooms only (``visibility.sees_details``)."""
+    data = meeting_public(session, meeting)
+    return data if sees_meeting_details(session, principal, meeting) else visibility.redact_meeting(data)
+
+
+def sees_meeting_details(session: Session, principal: Principal, meeting: Meeting) -> bool:
+    """Whether ``principal`` may see ``meeting``'s title, description, dial strings and PIN
+    (``visibility.sees_details`` over the units of its chair room and participants)."""
+    return not meeting.confidential or visibility.sees_details(
+        visibility.Audience.of_principal(principal), confidential=True,
+        participant_unit_ids=meeting_units(session, meeting.id))
 
 
 def get_occurrence(session: Session, meeting: Meeting, occurrence_id: int) -> Occurrence:
@@ -293,9 +312,9 @@ def book_meeting(session: Session, settings: Settings, principal: Principal, dat
         conference_number=choice.conference_number, pin=booking.new_pin(settings), status=MeetingStatus(data.status),
         check_lead_minutes=timing.check_lead_minutes, teardown_minutes=timing.teardown_minutes,
         timezone=str(timing.zone.key), dtstart=timing.start, duration_minutes=int(timing.duration.total_seconds() // 60),
-        rrule=_normalised_rrule(data.rrule), exdates=[as_utc(d, timing.zone).isoformat() for d in data.exdates],
-        materialized_until=materialized_until, created_by=principal.user_id, created_at=now,
-        updated_by=principal.user_id, updated_at=now, document_number=data.document_number,
+        rrule=_normalised_rrule(data.rrule, timing.zone), exdates=[as_utc(d, timing.zone).isoformat() for d in data.exdates],
+        materialized_until=materialized_until, confidential=data.confidential, created_by=principal.user_id,
+        created_at=now, updated_by=principal.user_id, updated_at=now, document_number=data.document_number,
         signer_name=data.signer_name, signer_title=data.signer_title)
     skipped: list[dict[str, Any]] = []
 
@@ -315,11 +334,12 @@ def book_meeting(session: Session, settings: Settings, principal: Principal, dat
         [p for p in plans if not p.conflicts], timing.zone))
 
 
-def _normalised_rrule(text: str | None) -> str | None:
+def _normalised_rrule(text: str | None, zone: ZoneInfo) -> str | None:
+    """The stored form of a rule already checked by ``_series_starts``: no ``RRULE:`` prefix, ``UNTIL``
+    in UTC (RFC 5545 §3.3.10), so every writer (feeds, invites, pages) publishes the legal form."""
     if not text:
         return None
-    text = text.strip()
-    return text[6:] if text.upper().startswith("RRULE:") else text
+    return recurrence.normalise(text, zone)[0]
 
 
 def _write_occurrences(session: Session, meeting: Meeting, plans: list[Plan], skipped: list[dict[str, Any]]) -> None:
@@ -417,7 +437,7 @@ def edit_meeting(session: Session, settings: Settings, principal: Principal, mee
     teardown = meeting.teardown_minutes if data.teardown_minutes is None else data.teardown_minutes
     timing = _timing(settings, principal, start=start, end=end, zone=zone, now=now, check_lead_minutes=lead,
                      teardown_minutes=teardown, past_ok="start" not in changes)
-    rrule = meeting.rrule if data.rrule is None else (_normalised_rrule(data.rrule))
+    rrule = meeting.rrule if data.rrule is None else data.rrule.strip() or None
     if data.exdates is not None:
         exdates = [as_utc(d, zone) for d in data.exdates]
     else:
@@ -446,7 +466,8 @@ def edit_meeting(session: Session, settings: Settings, principal: Principal, mee
 
     booking.delete_bookings(session, meeting_id=meeting.id)
     existing = list(session.exec(select(Occurrence).where(Occurrence.meeting_id == meeting.id)).all())
-    by_date = {o.recurrence_id.astimezone(zone).date(): o for o in existing}
+    # An added occurrence (RDATE) is not the rule's: it never stands for the rule's instance of its day.
+    by_date = {o.recurrence_id.astimezone(zone).date(): o for o in existing if not o.is_extra}
     plans: list[Plan] = []
     kept: set[int] = set()
     for s in starts:
@@ -478,9 +499,11 @@ def edit_meeting(session: Session, settings: Settings, principal: Principal, mee
             setattr(meeting, key, changes[key])
     if data.status is not None:
         meeting.status = MeetingStatus(data.status)
+    if data.confidential is not None:
+        meeting.confidential = data.confidential
     meeting.dtstart, meeting.duration_minutes = timing.start, int(timing.duration.total_seconds() // 60)
     meeting.check_lead_minutes, meeting.teardown_minutes = lead, teardown
-    meeting.rrule, meeting.exdates = rrule, [d.isoformat() for d in exdates]
+    meeting.rrule, meeting.exdates = _normalised_rrule(rrule, zone), [d.isoformat() for d in exdates]
     meeting.materialized_until = materialized_until
     meeting.updated_by, meeting.updated_at = principal.user_id, now
     _rebook(session, settings, meeting, plans, bridge_id=data.bridge_id if data.bridge_id is not None

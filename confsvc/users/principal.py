@@ -34,6 +34,7 @@ MARK_ATTENDANCE = Capability("mark_attendance", (Role.admin, Role.secretariat, R
 SEE_SECRETARIAT_CHANNEL = Capability("see_secretariat_channel", (Role.admin, Role.secretariat, Role.viewer))
 SEE_MAIL_DELIVERIES = Capability("see_mail_deliveries", (Role.admin, Role.secretariat))
 SEE_BRIDGE_STATISTICS = Capability("see_bridge_statistics", (Role.admin, Role.secretariat, Role.viewer))
+SEE_CONFIDENTIAL = Capability("see_confidential", (Role.admin, Role.secretariat))  # every mật meeting's details
 
 
 class _HasStatus(Protocol):

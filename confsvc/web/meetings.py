@@ -29,6 +29,7 @@ from confsvc.endpoints.models import EndpointStatus
 from confsvc.errors import ConfsvcError, Invalid
 from confsvc.scheduling import readiness as readiness_service
 from confsvc.scheduling import service as scheduling
+from confsvc.scheduling import visibility
 from confsvc.scheduling.booking import Names
 from confsvc.scheduling.models import Meeting, MeetingStatus, OccurrenceStatus, ReadinessState, ResourceKind
 from confsvc.users.principal import Principal
@@ -75,20 +76,23 @@ def occurrence_rows(session: Session, principal: Principal, zone: ZoneInfo, star
     names = Names(session)
     rows = []
     for meeting in meetings:
+        title = meeting.title if scheduling.sees_meeting_details(session, principal, meeting) \
+            else visibility.CONFIDENTIAL_TITLE
         for occ in scheduling.list_occurrences(session, meeting):
             if not (occ["start"] < end and occ["end"] > start):
                 continue
-            rows.append(_occurrence_row(meeting, occ, names, zone))
+            rows.append(_occurrence_row(meeting, occ, names, zone, title))
     rows.sort(key=lambda r: (r["start"], r["meeting_id"]))
     return rows
 
 
-def _occurrence_row(meeting: Meeting, occ: dict[str, Any], names: Names, zone: ZoneInfo) -> dict[str, Any]:
+def _occurrence_row(meeting: Meeting, occ: dict[str, Any], names: Names, zone: ZoneInfo,
+                    title: str | None = None) -> dict[str, Any]:
     cancelled = meeting.status is MeetingStatus.cancelled or occ["status"] is OccurrenceStatus.cancelled
     status = "cancelled" if cancelled else meeting.status.value
     start_local = i18n.local(occ["start"], zone)
     return {
-        "meeting_id": meeting.id, "occurrence_id": occ["id"], "title": meeting.title,
+        "meeting_id": meeting.id, "occurrence_id": occ["id"], "title": meeting.title if title is None else title,
         "start": occ["start"], "end": occ["end"], "day": start_local.date(),
         "time": f"{i18n.fmt_time(occ['start'], zone)}–{i18n.fmt_time(occ['end'], zone)}",
         "when": i18n.fmt_range(occ["start"], occ["end"], zone),
@@ -237,7 +241,9 @@ def _meeting_context(session: Session, who: Viewer, meeting: Meeting, settings: 
     zone = settings.zone
     names = Names(session)
     occurrences = scheduling.list_occurrences(session, meeting)
-    rows = [_occurrence_row(meeting, o, names, zone) for o in occurrences]
+    details = scheduling.sees_meeting_details(session, who.principal, meeting)
+    title = meeting.title if details else visibility.CONFIDENTIAL_TITLE
+    rows = [_occurrence_row(meeting, o, names, zone, title) for o in occurrences]
     now = utc_now()
     selected = next((r for r in rows if r["occurrence_id"] == occurrence_id), None)
     selected = selected or next((r for r in rows if r["status"] != "cancelled" and r["start"] >= now - timedelta(
@@ -280,13 +286,16 @@ def _meeting_context(session: Session, who: Viewer, meeting: Meeting, settings: 
     markable = ([s for s in board["sites"] if s["markable"]]
                 if board and occ["status"] is OccurrenceStatus.scheduled and status != "cancelled"
                 and occ["end"] > now else [])
+    if not details:  # confidential (mật): "Cuộc họp", its times and rooms only
+        join = JoinDetails(conference_number=None, sip_domain=None)
     return {
-        "meeting": {"id": meeting.id, "title": meeting.title, "description": meeting.description,
+        "meeting": {"id": meeting.id, "title": title, "description": meeting.description if details else "",
                     "status": status, "status_label": _(MEETING_STATUS_LABELS[status]),
                     "recurring": bool(meeting.rrule), "rrule": meeting.rrule or "",
                     "chair_room": names.get(ResourceKind.room, meeting.chair_room_id),
-                    "bridge": bridge.name if bridge else "", "conference_number": meeting.conference_number,
-                    "pin": meeting.pin, "sip_uri": join.sip_uri or "", "h323_number": join.h323_number or "",
+                    "bridge": bridge.name if bridge else "",
+                    "conference_number": meeting.conference_number if details else None,
+                    "pin": meeting.pin if details else "", "sip_uri": join.sip_uri or "", "h323_number": join.h323_number or "",
                     "check_lead_minutes": meeting.check_lead_minutes},
         "selected": selected,
         "check_at": (i18n.fmt_datetime(occ["start"] - timedelta(minutes=meeting.check_lead_minutes), zone)
