@@ -18,9 +18,15 @@ says why. Then the server sends, in order:
 2. with ``since=<id>``: every event of the scope with a larger id, in id order, exactly as sent live;
 3. then live events of the scope as they commit.
 
-Keep-alive: the server sends ``{"type": "ping", "at"}`` every ``ws_ping_seconds``; any client
-message counts as a sign of life (``{"type": "pong"}`` is the answer to a ping); a client silent for
-three intervals is closed with 4408. A client may send ``{"type": "ping"}`` and gets ``{"type": "pong"}``.
+Keep-alive: the server sends ``{"id", "type": "ping", "at", "data": {}}`` every ``ws_ping_seconds``,
+in the SPEC envelope like every other message (issue 12 defect 9); its ``id`` is the id of the last
+message this connection has sent (the snapshot's id, or the last event's), so a client that takes
+every ``id`` as its resume point never skips anything. Any client message counts as a sign of life
+(``{"type": "pong"}`` is the answer to a ping); a client silent for three intervals is closed with
+4408. A client may send ``{"type": "ping"}`` and gets ``{"id", "type": "pong", "at", "data": {}}``.
+Browsers cannot see WebSocket protocol pings (RFC 6455 §5.5.2), which is why the keep-alive is an
+application message: a room display detects a silent server from it. (uvicorn's own protocol pings,
+``--ws-ping-interval``, still run beside it.)
 A client that falls ``ws_queue_size`` messages behind is closed with 4429 (never stalls the others).
 """
 
@@ -69,6 +75,8 @@ AUTH_TIMEOUT_SECONDS = 10.0
 REPLAY_MAX = 5000
 #: Seconds between prunes of events older than ``event_retention_days``.
 PRUNE_INTERVAL_SECONDS = 3600.0
+#: Control messages queued on a connection (``event id None``); sent as ``{"id", "type", "at", "data": {}}``.
+PING, PONG = "ping", "pong"
 _CLOSE_CODES = {401: CLOSE_UNAUTHORIZED, 403: CLOSE_FORBIDDEN, 404: CLOSE_NOT_FOUND}
 
 
@@ -281,15 +289,23 @@ async def _pump(websocket: WebSocket, connection: Connection, covered: set[int],
             except ValueError:
                 continue
             if isinstance(body, dict) and body.get("type") == "ping":
-                connection.offer(None, _text({"type": "pong", "at": join.iso_utc(utc_now())}))
+                connection.offer(None, PONG)
+
+    last = max(upto, max(covered, default=0))
 
     async def send() -> None:
+        nonlocal last
         # One plain await per message: no task or timer per message, which is what a fan-out to
         # thousands of room displays pays for (bench/fanout.py).
         while True:
             event_id, text = await connection.queue.get()
-            if event_id is not None and (event_id <= upto or event_id in covered):
+            if event_id is None:
+                # Control messages get the envelope when sent, with the id the client is current to.
+                text = _text({"id": last, "type": text, "at": join.iso_utc(utc_now()), "data": {}})
+            elif event_id <= upto or event_id in covered:
                 continue
+            else:
+                last = max(last, event_id)
             await websocket.send_text(text)
 
     async def keepalive() -> None:
@@ -298,7 +314,7 @@ async def _pump(websocket: WebSocket, connection: Connection, covered: set[int],
             if loop.time() - heard["at"] > 3 * ping_seconds:
                 connection.drop(CLOSE_PING_TIMEOUT, f"ping timeout: im lặng hơn {3 * ping_seconds:g} giây")
                 return
-            connection.offer(None, _text({"type": "ping", "at": join.iso_utc(utc_now())}))
+            connection.offer(None, PING)
 
     tasks = [asyncio.create_task(receive()), asyncio.create_task(send()), asyncio.create_task(keepalive()),
              asyncio.create_task(connection.dropped.wait())]
