@@ -63,8 +63,9 @@ from confsvc.live.models import DisplayToken
 from confsvc.scheduling import service as scheduling
 from confsvc.scheduling.models import Occurrence, OccurrenceStatus
 from confsvc.users import service as users
+from confsvc.users.security import hash_token
 from confsvc.users.deps import SESSION_USER_KEY, CurrentPrincipal
-from confsvc.users.models import Role, User
+from confsvc.users.models import ApiToken, Role, User
 from confsvc.users.principal import Principal
 
 log = logging.getLogger(__name__)
@@ -125,13 +126,18 @@ async def _prune_loop(engine: Engine, retention_days: int) -> None:
 
 # ---------------------------------------------------------------- authentication and scope
 
-def _authenticate(engine: Engine, secret: str) -> Principal | DisplayToken:
-    """Raises Unauthorized for an unknown, revoked or expired token."""
+def _authenticate(engine: Engine, secret: str) -> tuple[Principal | DisplayToken, int | None]:
+    """The display token, or the user's principal and the id of their API token.
+
+    Raises Unauthorized for an unknown, revoked or expired token.
+    """
     with make_session(engine, write=False) as session:
         token = display.authenticate_display(session, secret)
         if token is not None:
-            return token
-        return users.principal_for(session, users.user_for_token(session, secret))
+            return token, None
+        principal = users.principal_for(session, users.user_for_token(session, secret))
+        api_token_id = session.exec(select(ApiToken.id).where(ApiToken.token_hash == hash_token(secret))).first()
+        return principal, api_token_id
 
 
 def same_origin(websocket: WebSocket) -> bool:
@@ -250,31 +256,39 @@ async def _serve(websocket: WebSocket, kind: str, object_id: int | None) -> None
         secret = websocket.query_params.get("token")
         user_id = None if secret else _cookie_user_id(websocket)
         who = await run_in_threadpool(_session_principal, engine, user_id) if user_id is not None else None
+        api_token_id = None
         if who is None:
             secret = secret or await _first_message_token(websocket)
-            who = await run_in_threadpool(_authenticate, engine, secret)
+            who, api_token_id = await run_in_threadpool(_authenticate, engine, secret)
         scope = await run_in_threadpool(_resolve_scope, engine, who, kind, object_id)
     except WebSocketDisconnect:
         return
     except ConfsvcError as exc:
         await websocket.close(code=_CLOSE_CODES.get(exc.status_code, 4400), reason=_reason(f"{exc.code}: {exc.detail}"))
         return
-    connection = Connection(scope, settings.ws_queue_size)
+    if isinstance(who, DisplayToken):
+        connection = Connection(scope, settings.ws_queue_size, display_token_id=who.id)
+    else:
+        connection = Connection(scope, settings.ws_queue_size, user_id=who.user_id, api_token_id=api_token_id)
     hub.register(connection)
     try:
         initial, covered, upto = await run_in_threadpool(_initial, engine, scope, since)
         for text in initial:
             await websocket.send_text(text)
-        await _pump(websocket, connection, covered, upto, settings.ws_ping_seconds)
+        await _pump(websocket, engine, connection, covered, upto, settings.ws_ping_seconds)
     except WebSocketDisconnect:
         pass
     finally:
         hub.unregister(connection)
 
 
-async def _pump(websocket: WebSocket, connection: Connection, covered: set[int], upto: int,
+async def _pump(websocket: WebSocket, engine: Engine, connection: Connection, covered: set[int], upto: int,
                 ping_seconds: float) -> None:
-    """Send queued messages and pings, read client messages, until either side ends or the hub drops us."""
+    """Send queued messages and pings, read client messages, until either side ends or the hub drops us.
+
+    A connection a replay left ``behind`` catches up, once its queue is sent, like a resume with
+    ``since`` = the last id it sent (the missed messages, or a fresh snapshot when too many).
+    """
     loop = asyncio.get_running_loop()
     heard = {"at": loop.time()}
 
@@ -294,10 +308,17 @@ async def _pump(websocket: WebSocket, connection: Connection, covered: set[int],
     last = max(upto, max(covered, default=0))
 
     async def send() -> None:
-        nonlocal last
+        nonlocal last, covered, upto
         # One plain await per message: no task or timer per message, which is what a fan-out to
         # thousands of room displays pays for (bench/fanout.py).
         while True:
+            if connection.behind and connection.queue.empty():
+                connection.behind = False  # first: what commits during the read is queued (and deduplicated)
+                texts, covered, upto = await run_in_threadpool(_initial, engine, connection.scope, last)
+                for text in texts:
+                    await websocket.send_text(text)
+                last = max(upto, max(covered, default=0))
+                continue
             event_id, text = await connection.queue.get()
             if event_id is None:
                 # Control messages get the envelope when sent, with the id the client is current to.

@@ -5,6 +5,15 @@ by the fan-out). Every connection has a bounded queue (``Settings.ws_queue_size`
 never awaits a socket, so one slow client never stalls the others; a client whose queue is
 full is dropped with close code :data:`CLOSE_SLOW` and a reason (SPEC "Live channel").
 Each event is serialised once, whatever the number of connections.
+
+A *replay* (what a fan-out reads back after a Redis or PostgreSQL outage, possibly thousands of
+events at once) never drops a client for its size (issue 16 defect 13): a connection it would
+overflow is marked ``behind``, gets nothing more from the hub, and its sender, once it has sent what
+is queued, catches up from the events table (the missed messages in order, or a fresh snapshot when
+too many: ``channel._initial``), exactly as a client resuming with ``since``.
+
+``access.revoked`` (an internal event: ``confsvc.live.revocation``) closes, with 4401, every
+connection opened with a revoked user or display token or by a user whose access changed.
 """
 
 from __future__ import annotations
@@ -36,22 +45,39 @@ class Connection:
 
     scope: Scope
     queue_size: int
+    #: Who opened it (for ``access.revoked``): the user (bearer token or web session), the user's API
+    #: token, or the room display token.
+    user_id: int | None = None
+    api_token_id: int | None = None
+    display_token_id: int | None = None
     queue: asyncio.Queue[tuple[int | None, str]] = field(init=False)
     dropped: asyncio.Event = field(init=False, default_factory=asyncio.Event)
     close_code: int | None = None
     close_reason: str = ""
+    #: Set when a replay overflowed the queue: the sender catches up from the events table.
+    behind: bool = False
 
     def __post_init__(self) -> None:
         self.queue = asyncio.Queue(maxsize=self.queue_size)
 
-    def offer(self, event_id: int | None, text: str) -> None:
-        """Queue a message without waiting; a full queue drops the connection (CLOSE_SLOW)."""
-        if self.dropped.is_set():
+    def offer(self, event_id: int | None, text: str, *, replay: bool = False) -> None:
+        """Queue a message without waiting. A full queue drops the connection (CLOSE_SLOW), except
+        during a ``replay``, which marks it ``behind`` instead; a connection ``behind`` takes no events
+        (its catch-up reads them) and skips keep-alives that do not fit."""
+        if self.dropped.is_set() or (self.behind and event_id is not None):
             return
         try:
             self.queue.put_nowait((event_id, text))
         except asyncio.QueueFull:
-            self.drop(CLOSE_SLOW, f"quá chậm: hơn {self.queue_size} tin chưa nhận (client too slow)")
+            if replay or self.behind:
+                self.behind = True
+            else:
+                self.drop(CLOSE_SLOW, f"quá chậm: hơn {self.queue_size} tin chưa nhận (client too slow)")
+
+    def held_by(self, revoked: dict[str, list[int]]) -> bool:
+        """Whether an ``access.revoked`` event's data names this connection's user or token."""
+        return (self.user_id in revoked.get("user_ids", ()) or self.api_token_id in revoked.get("api_token_ids", ())
+                or self.display_token_id in revoked.get("display_token_ids", ()))
 
     def drop(self, code: int, reason: str) -> None:
         if not self.dropped.is_set():
@@ -76,10 +102,11 @@ class Hub:
     def unregister(self, connection: Connection) -> None:
         self.connections.discard(connection)
 
-    def deliver(self, batch: list[Published]) -> None:
+    def deliver(self, batch: list[Published], *, replay: bool = False) -> None:
         """Queue each new event of ``batch`` (in order) on every connection whose scope it concerns.
 
-        An id already delivered is skipped. Must run on the event loop.
+        An id already delivered is skipped. ``replay``: a read-back after an outage (overflow marks a
+        connection ``behind`` instead of dropping it). Must run on the event loop.
         """
         for published in batch:
             event_id = published.message["id"]
@@ -90,12 +117,21 @@ class Hub:
             if len(self._seen_order) > SEEN_IDS:
                 self._seen.discard(self._seen_order.popleft())
             self.max_id = max(self.max_id, event_id)
+            if published.message["type"] == "access.revoked":
+                self._revoke(published.message["data"])
+                continue
             text = json.dumps(published.message, ensure_ascii=False, separators=(",", ":"))
             for connection in list(self.connections):
                 if connection.scope.matches(published):
                     was_dropped = connection.dropped.is_set()
-                    connection.offer(event_id, text)
+                    connection.offer(event_id, text, replay=replay)
                     self.delivered += 1
                     if connection.dropped.is_set() and not was_dropped:
                         self.dropped += 1
                         log.warning("live client dropped (%s): %s", connection.close_code, connection.close_reason)
+
+    def _revoke(self, revoked: dict[str, list[int]]) -> None:
+        for connection in list(self.connections):
+            if connection.held_by(revoked):
+                connection.drop(CLOSE_UNAUTHORIZED, "access_revoked: token revoked or access changed "
+                                                    "(quyền truy cập đã bị thu hồi hoặc thay đổi)")

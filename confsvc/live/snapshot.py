@@ -95,6 +95,8 @@ class Scope:
     room_ids: frozenset[int] | None
 
     def matches(self, published: events.Published) -> bool:
+        if published.message["type"] in events.INTERNAL_TYPES:
+            return False
         if self.kind == "secretariat":
             return True
         if self.kind == "room":
