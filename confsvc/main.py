@@ -34,6 +34,7 @@ from confsvc.metrics import router as metrics_router
 from confsvc.migrate import assert_migrated
 from confsvc.calendar import feeds as calendar_feeds
 from confsvc.live import channel as live_channel
+from confsvc.live import revocation as live_revocation
 from confsvc.mail import outbox as mail
 from confsvc.live.snapshot import record_join_instructions
 from confsvc.calendar.routes import router as calendar_router
@@ -142,6 +143,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     """
     settings = settings or get_settings()
     secret_key = settings.resolved_secret_key()
+    live_revocation.install()  # revoked tokens and disabled users close their live channels
     owns_engine = engine is None
 
     @asynccontextmanager

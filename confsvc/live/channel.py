@@ -443,6 +443,6 @@ def list_display_tokens(room_id: PathId, session: SessionDep, principal: Current
 @router.delete("/api/v1/rooms/{room_id}/display-tokens/{token_id}", status_code=status.HTTP_204_NO_CONTENT,
                tags=["rooms"])
 def revoke_display_token(room_id: PathId, token_id: PathId, session: SessionDep, principal: CurrentPrincipal):
-    """Revoke at once: new connections with it are refused (4401)."""
+    """Revoke at once: new connections with it are refused (4401) and open ones are closed with 4401."""
     display.revoke_display_token(session, principal, room_id, token_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
