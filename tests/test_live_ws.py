@@ -268,3 +268,19 @@ def test_redis_down_degrades_to_local_delivery(db_url: str, tmp_path: Path, engi
         assert (message["type"], message["data"]["meeting_id"]) == ("meeting.scheduled", booked["id"])
         assert recv(ws)["type"] == "join.instructions"
     assert any("redis" in r.getMessage() and "local" in r.getMessage() for r in caplog.records)
+
+
+def test_hub_replay_overflow_leaves_the_connection_behind_instead_of_dropping_it() -> None:
+    async def scenario() -> Connection:
+        hub = Hub()
+        busy = Connection(Scope("secretariat", None, None), 2)
+        hub.register(busy)
+        hub.deliver([Published({"id": n, "type": "endpoint.status", "at": "x", "data": {}}) for n in range(1, 6)],
+                    replay=True)
+        hub.deliver([Published({"id": 6, "type": "endpoint.status", "at": "x", "data": {}})])  # live, while behind
+        busy.offer(None, "ping")  # a keep-alive that does not fit is skipped, not a reason to drop
+        return busy
+
+    busy = asyncio.run(scenario())
+    assert (busy.dropped.is_set(), busy.behind, busy.close_code) == (False, True, None)
+    assert [busy.queue.get_nowait()[0] for _ in range(busy.queue.qsize())] == [1, 2]

@@ -29,6 +29,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import secrets
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -87,6 +89,8 @@ class RedisFanout(Fanout):
     def __init__(self, hub: Hub, *, url: str, channel: str, engine: Engine) -> None:
         super().__init__(hub)
         self.url, self.channel, self.engine = url, channel, engine
+        #: CLIENT SETNAME of this process's Redis connections (``CLIENT LIST`` tells who is who).
+        self.client_name = f"confsvc-{os.getpid()}-{secrets.token_hex(4)}"
         self.redis: Any = None
         self.subscribed = False
         self.outage_from: int | None = None  # hub.max_id when the subscription was lost
@@ -97,7 +101,7 @@ class RedisFanout(Fanout):
         import redis.asyncio as aioredis
 
         self.redis = aioredis.Redis.from_url(self.url, socket_connect_timeout=2, socket_timeout=5,
-                                             retry_on_timeout=False)
+                                             retry_on_timeout=False, client_name=self.client_name)
         await super().start()
         self._tasks = [asyncio.create_task(self._listen(), name="confsvc-redis-listen"),
                        asyncio.create_task(self._publish_loop(), name="confsvc-redis-publish")]
