@@ -186,6 +186,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
                        max_age=settings.session_max_age_seconds, same_site="lax")
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     metrics = Metrics()
+    metrics.add_gauges(lambda: live_channel.gauges(app), lambda: mail.gauges(app.state.engine))
     app.add_middleware(MetricsMiddleware, metrics=metrics)
 
     @app.get("/favicon.ico", include_in_schema=False)

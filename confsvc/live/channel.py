@@ -36,7 +36,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -122,6 +122,21 @@ async def _prune_loop(engine: Engine, retention_days: int) -> None:
         except Exception:  # noqa: BLE001 (a failed prune is retried next time)
             log.exception("event pruning failed")
         await asyncio.sleep(PRUNE_INTERVAL_SECONDS)
+
+
+def gauges(app: FastAPI) -> Iterator[tuple[str, str, dict[str, str], float]]:
+    """``/metrics`` readings of this process's live channel (``Metrics.add_gauges``): open WebSockets
+    by channel kind, and the outbox lag (newest committed event id − the last id the hub delivered)."""
+    hub: Hub | None = getattr(app.state, "hub", None)
+    counts = {"room": 0, "unit": 0, "secretariat": 0}
+    for connection in list(hub.connections) if hub is not None else []:
+        counts[connection.scope.kind] = counts.get(connection.scope.kind, 0) + 1
+    for kind, count in counts.items():
+        yield "confsvc_ws_connections", "Open live-channel WebSockets of this process.", {"kind": kind}, count
+    if hub is not None:
+        lag = max(0, _latest_id(app.state.engine) - hub.max_id)
+        yield ("confsvc_outbox_lag_events", "Newest committed event id minus the last id this process's live "
+               "hub delivered.", {}, lag)
 
 
 # ---------------------------------------------------------------- authentication and scope
