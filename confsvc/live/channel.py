@@ -37,6 +37,7 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -44,7 +45,7 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, FastAPI, Response, WebSocket, WebSocketDisconnect, status
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.engine import Engine
-from sqlmodel import select
+from sqlmodel import Session, select
 from starlette.concurrency import run_in_threadpool
 
 from confsvc import events
@@ -56,8 +57,7 @@ from confsvc.live import display
 from confsvc.scheduling import join
 from confsvc.live import snapshot
 from confsvc.live.fanout import Fanout, make_fanout
-from confsvc.live.hub import (CLOSE_FORBIDDEN, CLOSE_NOT_FOUND, CLOSE_PING_TIMEOUT, CLOSE_UNAUTHORIZED, Connection,
-                                Hub)
+from confsvc.live.hub import CLOSE_FORBIDDEN, CLOSE_NOT_FOUND, CLOSE_UNAUTHORIZED, PONG, Connection, Hub
 from confsvc.live.snapshot import Scope
 from confsvc.live.models import DisplayToken
 from confsvc.scheduling import service as scheduling
@@ -76,8 +76,6 @@ AUTH_TIMEOUT_SECONDS = 10.0
 REPLAY_MAX = 5000
 #: Seconds between prunes of events older than ``event_retention_days``.
 PRUNE_INTERVAL_SECONDS = 3600.0
-#: Control messages queued on a connection (``event id None``); sent as ``{"id", "type", "at", "data": {}}``.
-PING, PONG = "ping", "pong"
 _CLOSE_CODES = {401: CLOSE_UNAUTHORIZED, 403: CLOSE_FORBIDDEN, 404: CLOSE_NOT_FOUND}
 
 
@@ -93,12 +91,14 @@ async def running(app: FastAPI) -> AsyncIterator[None]:
     fanout: Fanout = make_fanout(hub, redis_url=settings.redis_url, channel=settings.redis_channel, engine=engine)
     app.state.hub, app.state.fanout = hub, fanout
     await fanout.start()
-    pruner = asyncio.create_task(_prune_loop(engine, settings.event_retention_days), name="confsvc-event-prune")
+    tasks = [asyncio.create_task(_prune_loop(engine, settings.event_retention_days), name="confsvc-event-prune"),
+             asyncio.create_task(hub.keepalive(settings.ws_ping_seconds), name="confsvc-live-keepalive")]
     try:
         yield
     finally:
-        pruner.cancel()
-        await asyncio.gather(pruner, return_exceptions=True)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         await fanout.stop()
 
 
@@ -130,7 +130,8 @@ def gauges(app: FastAPI) -> Iterator[tuple[str, str, dict[str, str], float]]:
     hub: Hub | None = getattr(app.state, "hub", None)
     counts = {"room": 0, "unit": 0, "secretariat": 0}
     for connection in list(hub.connections) if hub is not None else []:
-        counts[connection.scope.kind] = counts.get(connection.scope.kind, 0) + 1
+        if connection.scope is not None:
+            counts[connection.scope.kind] = counts.get(connection.scope.kind, 0) + 1
     for kind, count in counts.items():
         yield "confsvc_ws_connections", "Open live-channel WebSockets of this process.", {"kind": kind}, count
     if hub is not None:
@@ -141,18 +142,49 @@ def gauges(app: FastAPI) -> Iterator[tuple[str, str, dict[str, str], float]]:
 
 # ---------------------------------------------------------------- authentication and scope
 
-def _authenticate(engine: Engine, secret: str) -> tuple[Principal | DisplayToken, int | None]:
+def _authenticate(session: Session, secret: str) -> tuple[Principal | DisplayToken, int | None]:
     """The display token, or the user's principal and the id of their API token.
 
     Raises Unauthorized for an unknown, revoked or expired token.
     """
+    token = display.authenticate_display(session, secret)
+    if token is not None:
+        return token, None
+    principal = users.principal_for(session, users.user_for_token(session, secret))
+    api_token_id = session.exec(select(ApiToken.id).where(ApiToken.token_hash == hash_token(secret))).first()
+    return principal, api_token_id
+
+
+@dataclass
+class _Opened:
+    who: Principal | DisplayToken
+    api_token_id: int | None
+    scope: Scope
+    initial: list[str]
+    covered: set[int]
+    upto: int
+
+
+def _open(engine: Engine, secret: str | None, user_id: int | None, kind: str, object_id: int | None,
+          since: int | None) -> _Opened | None:
+    """Authenticate (``secret``, or the web session's ``user_id``), resolve the channel and read its first
+    messages, in one read session: the connect path's one trip to the thread pool and the database
+    (issue 14: a reconnect storm of thousands of displays). ``None``: the web session's user is gone or
+    deactivated (the caller then asks for a token).
+
+    Raises: Unauthorized, Forbidden, NotFound (see :func:`_resolve_scope`).
+    """
     with make_session(engine, write=False) as session:
-        token = display.authenticate_display(session, secret)
-        if token is not None:
-            return token, None
-        principal = users.principal_for(session, users.user_for_token(session, secret))
-        api_token_id = session.exec(select(ApiToken.id).where(ApiToken.token_hash == hash_token(secret))).first()
-        return principal, api_token_id
+        if secret is None:
+            user = session.get(User, user_id)
+            if user is None or not user.active:
+                return None
+            who, api_token_id = users.principal_for(session, user), None
+        else:
+            who, api_token_id = _authenticate(session, secret)
+        scope = _resolve_scope(session, who, kind, object_id)
+        initial, covered, upto = _initial_in(session, scope, since)
+        return _Opened(who, api_token_id, scope, initial, covered, upto)
 
 
 def same_origin(websocket: WebSocket) -> bool:
@@ -172,60 +204,57 @@ def _cookie_user_id(websocket: WebSocket) -> int | None:
     return user_id if isinstance(user_id, int) and same_origin(websocket) else None
 
 
-def _session_principal(engine: Engine, user_id: int) -> Principal | None:
-    """The principal of an active user of the web session; ``None`` when gone or deactivated."""
-    with make_session(engine, write=False) as session:
-        user = session.get(User, user_id)
-        return users.principal_for(session, user) if user is not None and user.active else None
-
-
-def _resolve_scope(engine: Engine, who: Principal | DisplayToken, kind: str, object_id: int | None) -> Scope:
+def _resolve_scope(session: Session, who: Principal | DisplayToken, kind: str, object_id: int | None) -> Scope:
     """The channel ``who`` may open. Raises NotFound, Forbidden (forbidden_scope / forbidden_role)."""
-    with make_session(engine, write=False) as session:
-        if kind == "room":
-            room = session.get(Room, object_id)
-            if room is None:
-                raise NotFound(f"room {object_id} not found", code="room_not_found")
-            if isinstance(who, DisplayToken):
-                if who.room_id != room.id:
-                    raise Forbidden(f"display token of room {who.room_id} cannot open room {room.id}",
-                                    code="forbidden_scope")
-            else:
-                who.require_unit(room.unit_id)
-            return Scope("room", room.id, frozenset({room.id}))
+    if kind == "room":
+        room = session.get(Room, object_id)
+        if room is None:
+            raise NotFound(f"room {object_id} not found", code="room_not_found")
         if isinstance(who, DisplayToken):
-            raise Forbidden(f"display token of room {who.room_id} opens only /ws/rooms/{who.room_id}",
-                            code="forbidden_scope")
-        if kind == "unit":
-            if session.get(Unit, object_id) is None:
-                raise NotFound(f"unit {object_id} not found", code="unit_not_found")
-            who.require_unit(object_id)
-            units = users.expand_units(session, {object_id})
-            rooms = frozenset(session.exec(select(Room.id).where(Room.unit_id.in_(units))).all())
-            return Scope("unit", object_id, rooms)
-        who.require_role(Role.admin, Role.secretariat, Role.viewer)
-        return Scope("secretariat", None, None)
+            if who.room_id != room.id:
+                raise Forbidden(f"display token of room {who.room_id} cannot open room {room.id}",
+                                code="forbidden_scope")
+        else:
+            who.require_unit(room.unit_id)
+        return Scope("room", room.id, frozenset({room.id}))
+    if isinstance(who, DisplayToken):
+        raise Forbidden(f"display token of room {who.room_id} opens only /ws/rooms/{who.room_id}",
+                        code="forbidden_scope")
+    if kind == "unit":
+        if session.get(Unit, object_id) is None:
+            raise NotFound(f"unit {object_id} not found", code="unit_not_found")
+        who.require_unit(object_id)
+        units = users.expand_units(session, {object_id})
+        rooms = frozenset(session.exec(select(Room.id).where(Room.unit_id.in_(units))).all())
+        return Scope("unit", object_id, rooms)
+    who.require_role(Role.admin, Role.secretariat, Role.viewer)
+    return Scope("secretariat", None, None)
 
 
 def _initial(engine: Engine, scope: Scope, since: int | None) -> tuple[list[str], set[int], int]:
-    """The messages to send first, the ids they cover, and the id up to which the client is current."""
+    """:func:`_initial_in` in a read session of its own."""
     with make_session(engine, write=False) as session:
-        latest = events.latest_id(session)
-        if since is not None and since <= latest:
-            oldest = events.oldest_id(session)
-            if since == latest or (oldest is not None and since >= oldest - 1):
-                missed: list[events.Published] = []
-                cursor = since
-                while len(missed) <= REPLAY_MAX:
-                    page = events.replay(session, cursor)
-                    if not page:
-                        texts = [_text(p.message) for p in missed]
-                        return texts, {p.message["id"] for p in missed}, since
-                    missed += [p for p in page if scope.matches(p)]
-                    cursor = page[-1].message["id"]
-        now = utc_now()
-        data = snapshot.snapshot(session, scope, now=now)
-        return [_text({"id": latest, "type": "snapshot", "at": join.iso_utc(now), "data": data})], set(), latest
+        return _initial_in(session, scope, since)
+
+
+def _initial_in(session: Session, scope: Scope, since: int | None) -> tuple[list[str], set[int], int]:
+    """The messages to send first, the ids they cover, and the id up to which the client is current."""
+    latest = events.latest_id(session)
+    if since is not None and since <= latest:
+        oldest = events.oldest_id(session)
+        if since == latest or (oldest is not None and since >= oldest - 1):
+            missed: list[events.Published] = []
+            cursor = since
+            while len(missed) <= REPLAY_MAX:
+                page = events.replay(session, cursor)
+                if not page:
+                    texts = [_text(p.message) for p in missed]
+                    return texts, {p.message["id"] for p in missed}, since
+                missed += [p for p in page if scope.matches(p)]
+                cursor = page[-1].message["id"]
+    now = utc_now()
+    data = snapshot.snapshot(session, scope, now=now)
+    return [_text({"id": latest, "type": "snapshot", "at": join.iso_utc(now), "data": data})], set(), latest
 
 
 def _text(message: dict[str, Any]) -> str:
@@ -266,31 +295,39 @@ async def _serve(websocket: WebSocket, kind: str, object_id: int | None) -> None
     app = websocket.app
     settings, engine, hub = app.state.settings, app.state.engine, app.state.hub
     await websocket.accept()
+    connection: Connection | None = None
     try:
         since = _since(websocket)
         secret = websocket.query_params.get("token")
         user_id = None if secret else _cookie_user_id(websocket)
-        who = await run_in_threadpool(_session_principal, engine, user_id) if user_id is not None else None
-        api_token_id = None
-        if who is None:
+        if user_id is None:
             secret = secret or await _first_message_token(websocket)
-            who, api_token_id = await run_in_threadpool(_authenticate, engine, secret)
-        scope = await run_in_threadpool(_resolve_scope, engine, who, kind, object_id)
+        # Registered before the first messages are read, so nothing committed meanwhile is missed.
+        connection = Connection(None, settings.ws_queue_size, heard_at=asyncio.get_running_loop().time())
+        hub.register(connection)
+        opened = await run_in_threadpool(_open, engine, secret, user_id, kind, object_id, since)
+        if opened is None:  # the web session's user is gone: a token may still open the channel
+            secret = await _first_message_token(websocket)
+            opened = await run_in_threadpool(_open, engine, secret, None, kind, object_id, since)
+        assert opened is not None
     except WebSocketDisconnect:
+        if connection is not None:
+            hub.unregister(connection)
         return
     except ConfsvcError as exc:
+        if connection is not None:
+            hub.unregister(connection)
         await websocket.close(code=_CLOSE_CODES.get(exc.status_code, 4400), reason=_reason(f"{exc.code}: {exc.detail}"))
         return
-    if isinstance(who, DisplayToken):
-        connection = Connection(scope, settings.ws_queue_size, display_token_id=who.id)
+    if isinstance(opened.who, DisplayToken):
+        connection.display_token_id = opened.who.id
     else:
-        connection = Connection(scope, settings.ws_queue_size, user_id=who.user_id, api_token_id=api_token_id)
-    hub.register(connection)
+        connection.user_id, connection.api_token_id = opened.who.user_id, opened.api_token_id
+    connection.opened(opened.scope)
     try:
-        initial, covered, upto = await run_in_threadpool(_initial, engine, scope, since)
-        for text in initial:
+        for text in opened.initial:
             await websocket.send_text(text)
-        await _pump(websocket, engine, connection, covered, upto, settings.ws_ping_seconds)
+        await _pump(websocket, engine, connection, opened.covered, opened.upto, settings.ws_ping_seconds)
     except WebSocketDisconnect:
         pass
     finally:
@@ -299,20 +336,20 @@ async def _serve(websocket: WebSocket, kind: str, object_id: int | None) -> None
 
 async def _pump(websocket: WebSocket, engine: Engine, connection: Connection, covered: set[int], upto: int,
                 ping_seconds: float) -> None:
-    """Send queued messages and pings, read client messages, until either side ends or the hub drops us.
+    """Send queued messages (events, and the hub's keep-alives), read client messages, until either side
+    ends or the hub drops the connection (which cancels the sender). Two tasks per connection.
 
     A connection a replay left ``behind`` catches up, once its queue is sent, like a resume with
     ``since`` = the last id it sent (the missed messages, or a fresh snapshot when too many).
     """
     loop = asyncio.get_running_loop()
-    heard = {"at": loop.time()}
 
     async def receive() -> None:
         while True:
             message = await websocket.receive()
             if message["type"] == "websocket.disconnect":
                 return
-            heard["at"] = loop.time()
+            connection.heard_at = loop.time()
             try:
                 body = json.loads(message.get("text") or "null")
             except ValueError:
@@ -326,7 +363,7 @@ async def _pump(websocket: WebSocket, engine: Engine, connection: Connection, co
         nonlocal last, covered, upto
         # One plain await per message: no task or timer per message, which is what a fan-out to
         # thousands of room displays pays for (bench/fanout.py).
-        while True:
+        while not connection.dropped.is_set():
             if connection.behind and connection.queue.empty():
                 connection.behind = False  # first: what commits during the read is queued (and deduplicated)
                 texts, covered, upto = await run_in_threadpool(_initial, engine, connection.scope, last)
@@ -344,19 +381,15 @@ async def _pump(websocket: WebSocket, engine: Engine, connection: Connection, co
                 last = max(last, event_id)
             await websocket.send_text(text)
 
-    async def keepalive() -> None:
-        while True:
-            await asyncio.sleep(ping_seconds)
-            if loop.time() - heard["at"] > 3 * ping_seconds:
-                connection.drop(CLOSE_PING_TIMEOUT, f"ping timeout: im lặng hơn {3 * ping_seconds:g} giây")
-                return
-            connection.offer(None, PING)
-
-    tasks = [asyncio.create_task(receive()), asyncio.create_task(send()), asyncio.create_task(keepalive()),
-             asyncio.create_task(connection.dropped.wait())]
+    sender = asyncio.create_task(send())
+    tasks = [asyncio.create_task(receive()), sender]
+    connection.sender = sender
+    if connection.dropped.is_set():
+        sender.cancel()
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
+        connection.sender = None
         for task in tasks:
             task.cancel()
         results = await asyncio.gather(*tasks, return_exceptions=True)

@@ -35,15 +35,22 @@ CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
 CLOSE_PING_TIMEOUT = 4408
 CLOSE_SLOW = 4429
+#: Control messages queued on a connection (``event id None``); the sender gives them the envelope.
+PING, PONG = "ping", "pong"
 #: Event ids remembered to drop duplicates (Redis and local delivery overlap after an outage).
 SEEN_IDS = 10_000
 
 
 @dataclass(eq=False)
 class Connection:
-    """One subscriber. ``queue`` holds ``(event id or None, text)``; ``None`` marks a control message."""
+    """One subscriber. ``queue`` holds ``(event id or None, text)``; ``None`` marks a control message.
 
-    scope: Scope
+    A connection is registered *before* its channel is opened (authentication, scope and first
+    messages are read in one database session): until :meth:`opened` gives it a ``scope``, the
+    events delivered to it wait in ``pending`` (at most ``queue_size``; beyond, it is ``behind``).
+    """
+
+    scope: Scope | None
     queue_size: int
     #: Who opened it (for ``access.revoked``): the user (bearer token or web session), the user's API
     #: token, or the room display token.
@@ -56,9 +63,22 @@ class Connection:
     close_reason: str = ""
     #: Set when a replay overflowed the queue: the sender catches up from the events table.
     behind: bool = False
+    #: Event-loop time of the client's last message (the hub's keep-alive closes silent ones).
+    heard_at: float = 0.0
+    #: The task sending to the socket: cancelled when the connection is dropped.
+    sender: asyncio.Task[None] | None = None
+    pending: list[tuple[int, str, Published]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.queue = asyncio.Queue(maxsize=self.queue_size)
+
+    def opened(self, scope: Scope) -> None:
+        """The channel is open: queue what arrived meanwhile and concerns ``scope``."""
+        self.scope = scope
+        pending, self.pending = self.pending, []
+        for event_id, text, published in pending:
+            if scope.matches(published):
+                self.offer(event_id, text)
 
     def offer(self, event_id: int | None, text: str, *, replay: bool = False) -> None:
         """Queue a message without waiting. A full queue drops the connection (CLOSE_SLOW), except
@@ -83,6 +103,8 @@ class Connection:
         if not self.dropped.is_set():
             self.close_code, self.close_reason = code, reason
             self.dropped.set()
+            if self.sender is not None:
+                self.sender.cancel()
 
 
 class Hub:
@@ -122,13 +144,33 @@ class Hub:
                 continue
             text = json.dumps(published.message, ensure_ascii=False, separators=(",", ":"))
             for connection in list(self.connections):
-                if connection.scope.matches(published):
+                if connection.scope is None:
+                    if len(connection.pending) < connection.queue_size:
+                        connection.pending.append((event_id, text, published))
+                    else:
+                        connection.behind = True
+                elif connection.scope.matches(published):
                     was_dropped = connection.dropped.is_set()
                     connection.offer(event_id, text, replay=replay)
                     self.delivered += 1
                     if connection.dropped.is_set() and not was_dropped:
                         self.dropped += 1
                         log.warning("live client dropped (%s): %s", connection.close_code, connection.close_reason)
+
+    async def keepalive(self, ping_seconds: float) -> None:
+        """Every ``ping_seconds``: a ping to every open connection, and 4408 for one silent for three
+        intervals. One task for the whole process rather than a task and a timer per connection."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(ping_seconds)
+            now = loop.time()
+            for connection in list(self.connections):
+                if connection.scope is None:
+                    continue
+                if now - connection.heard_at > 3 * ping_seconds:
+                    connection.drop(CLOSE_PING_TIMEOUT, f"ping timeout: im lặng hơn {3 * ping_seconds:g} giây")
+                else:
+                    connection.offer(None, PING)
 
     def _revoke(self, revoked: dict[str, list[int]]) -> None:
         for connection in list(self.connections):
