@@ -200,6 +200,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
             conn.execute(sa.text("SELECT 1"))
         return {"status": "ok", "database": "ok", "version": __version__}
 
+    app.include_router(live_channel.ws_router)  # first: WebSocket handshakes skip the HTTP routes
     app.include_router(metrics_router(metrics))
     app.include_router(users_router)
     app.include_router(endpoints_router)
