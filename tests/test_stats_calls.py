@@ -262,3 +262,30 @@ def test_reported_disconnect_replaces_the_end_presumed_when_the_meeting_ended(se
     assert _outcome(late) == (True, None)
     assert (_legs(session, s.e2), _periods(session, s.e2)) == (
         [("08:58", "09:20", "leg-a", False)], [("02/11 08:58", "02/11 09:20", "bridge")])
+
+
+def test_http_call_legs_reconnect_overrun_and_resent_leg(client: TestClient, engine: Engine, settings: Settings):
+    """The outside run's requests, over HTTP: a reconnect is a second leg, a disconnect after the end is
+    accepted, a re-sent leg event changes nothing, a malformed leg id is a 422."""
+    with make_session(engine) as session:
+        s, occ = _nine_to_ten(session, settings)
+        headers = bearer(session, make_user(session, Role.secretariat))
+        session.commit()
+
+    def post(event: str, at: str, **extra) -> tuple[int, dict]:
+        r = client.post("/api/v1/calls", headers=headers,
+                        json={"endpoint_id": s.e2, "event": event, "at": at, **extra})
+        return r.status_code, r.json()
+
+    answers = [post("connected", "2026-11-02T08:58:00+07:00", leg_id="c1"),
+               post("connected", "2026-11-02T09:19:00+07:00", leg_id="c2"),
+               post("disconnected", "2026-11-02T09:20:00+07:00", leg_id="c1"),
+               post("disconnected", "2026-11-02T10:05:00+07:00", leg_id="c2"),
+               post("disconnected", "2026-11-02T10:05:00+07:00", leg_id="c2")]
+    assert [(code, body["accepted"], body["reason"], body["occurrence_id"]) for code, body in answers] == [
+        (200, True, None, occ), (200, True, None, occ), (200, True, None, occ), (200, True, None, occ),
+        (200, False, "duplicate", occ)]
+    record = answers[3][1]["record"]
+    assert (record["connected_at"], record["disconnected_at"]) == ("2026-11-02T01:58:00Z", "2026-11-02T03:00:00Z")
+    code, body = post("connected", "2026-11-02T09:30:00+07:00", leg_id="bad leg")
+    assert (code, body["code"]) == (422, "validation_error")
