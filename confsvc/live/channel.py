@@ -327,10 +327,14 @@ async def _serve(websocket: WebSocket, kind: str, object_id: int | None) -> None
     else:
         connection.user_id, connection.api_token_id = opened.who.user_id, opened.api_token_id
     connection.opened(opened.scope)
+    # Only ids and the scope stay for the connection's life: not the snapshot text, nor ORM objects.
+    initial, covered, upto = opened.initial, opened.covered, opened.upto
+    del opened
     try:
-        for text in opened.initial:
-            await websocket.send_text(text)
-        await _pump(websocket, engine, connection, opened.covered, opened.upto, settings.ws_ping_seconds)
+        initial.reverse()
+        while initial:  # each text released once sent
+            await websocket.send_text(initial.pop())
+        await _pump(websocket, engine, connection, covered, upto, settings.ws_ping_seconds)
     except WebSocketDisconnect:
         pass
     finally:
