@@ -261,12 +261,21 @@ def _serve(settings: Settings, host: str, port: int) -> None:
 @app.command()
 def serve(host: str = "127.0.0.1", port: int = 8000,
           workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1) -> None:
-    """Serve the web UI and API (settings from CONFSVC_* variables or .env)."""
+    """Serve the web UI and API (settings from CONFSVC_* variables or .env).
+
+    Several workers share the live channel through Redis (``CONFSVC_REDIS_URL``) or, on PostgreSQL,
+    through LISTEN/NOTIFY; on SQLite without Redis they could not, so ``--workers`` above 1 is refused.
+    """
     settings = get_settings()
     try:
         settings.resolved_secret_key()
     except RuntimeError as exc:
         _fail(str(exc))
+    if workers > 1 and not settings.redis_url and not settings.effective_database_url.startswith("postgresql"):
+        _fail(f"--workers {workers} needs a shared event stream for the live channel: set CONFSVC_REDIS_URL, "
+              "or use PostgreSQL (CONFSVC_DATABASE_URL=postgresql+psycopg://…, LISTEN/NOTIFY); "
+              "with SQLite and no Redis run one worker (each worker would see only its own bookings, "
+              "and room displays would miss updates).")
     if workers > 1:
         import uvicorn
 

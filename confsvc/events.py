@@ -9,6 +9,12 @@ so event-writing transactions commit in id order. A rolled-back transaction publ
 
 The wire shape (SPEC): ``{"id": int, "type": str, "at": ISO-8601 UTC, "data": {...}}``; the
 ``room_ids``/``unit_ids`` an event concerns travel beside it for routing and never reach clients.
+Events of :data:`INTERNAL_TYPES` travel the same way between processes but never reach clients.
+
+On PostgreSQL every transaction that recorded events also sends ``NOTIFY`` :data:`NOTIFY_CHANNEL`
+with its last event id as the payload, inside the transaction: PostgreSQL delivers it when (and
+only if) the transaction commits, in commit order, so other processes listening there
+(``live.fanout.PostgresFanout``) learn of every committed event without a broker.
 """
 
 from __future__ import annotations
@@ -34,6 +40,11 @@ EVENT_TYPES = frozenset({
     "meeting.ended", "join.instructions", "readiness.changed", "endpoint.status", "call.connected",
     "call.disconnected",
 })
+#: Events between processes only, never sent to a client: ``access.revoked`` closes the live channels
+#: of a revoked token or a disabled user in every process (``confsvc.live.revocation``).
+INTERNAL_TYPES = frozenset({"access.revoked"})
+#: PostgreSQL ``LISTEN``/``NOTIFY`` channel; the payload is the committing transaction's last event id.
+NOTIFY_CHANNEL = "confsvc_events"
 #: pg_advisory_xact_lock key serialising event writers on PostgreSQL ("confsvc" in ASCII, truncated).
 EVENTS_LOCK_KEY = 0x636F6E66737663
 _PENDING = "confsvc_pending_events"
@@ -96,9 +107,9 @@ def record(session: Session, type: str, data: dict[str, Any], *, room_ids: Itera
         unit_ids: further units the event concerns (ancestors added too).
 
     Raises:
-        ValueError: unknown ``type``.
+        ValueError: unknown ``type`` (neither in :data:`EVENT_TYPES` nor in :data:`INTERNAL_TYPES`).
     """
-    if type not in EVENT_TYPES:
+    if type not in EVENT_TYPES and type not in INTERNAL_TYPES:
         raise ValueError(f"unknown event type {type!r}")
     if session.get_bind().dialect.name == "postgresql":
         session.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": EVENTS_LOCK_KEY})
@@ -170,12 +181,21 @@ def unsubscribe(callback: Subscriber) -> None:
 
 
 def install() -> None:
-    """Publish each committed transaction's events to the subscribers, and drop a rolled-back one's
-    (listeners on every ``Session``). Idempotent; ``main.install_hooks`` calls it."""
-    if not sa_event.contains(Session, "after_commit", _after_commit):
-        sa_event.listen(Session, "after_commit", _after_commit)
-    if not sa_event.contains(Session, "after_rollback", _after_rollback):
-        sa_event.listen(Session, "after_rollback", _after_rollback)
+    """Publish each committed transaction's events to the subscribers, and drop a rolled-back one's;
+    on PostgreSQL also ``pg_notify`` the transaction's last event id, delivered at commit (the fan-out
+    without Redis). Listeners on every ``Session``; idempotent; ``main.install_hooks`` calls it."""
+    for name, listener in (("before_commit", _notify_before_commit), ("after_commit", _after_commit),
+                           ("after_rollback", _after_rollback)):
+        if not sa_event.contains(Session, name, listener):
+            sa_event.listen(Session, name, listener)
+
+
+def _notify_before_commit(session: Session) -> None:
+    pending = session.info.get(_PENDING)
+    if pending and session.get_bind().dialect.name == "postgresql":
+        # Delivered by PostgreSQL at commit, never for a rolled-back transaction.
+        session.execute(sa.text("SELECT pg_notify(:channel, :payload)"),
+                        {"channel": NOTIFY_CHANNEL, "payload": str(pending[-1].message["id"])})
 
 
 def _after_commit(session: Session) -> None:

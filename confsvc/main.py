@@ -32,6 +32,7 @@ from confsvc.endpoints.routes import router as endpoints_router
 from confsvc.endpoints.status_routes import router as endpoint_status_router
 from confsvc.errors import ConfsvcError, ErrorBody, PayloadTooLarge
 from confsvc.live import channel as live_channel
+from confsvc.live import revocation as live_revocation
 from confsvc.live.snapshot import record_join_instructions
 from confsvc.mail import outbox as mail
 from confsvc.mail.routes import router as mail_router
@@ -71,6 +72,7 @@ def install_hooks() -> None:
     events.install()
     events.on_record(record_join_instructions)
     usage_marks.install()
+    live_revocation.install()  # revoked tokens and disabled users close their live channels
 
 
 class BodySizeLimit:
@@ -275,6 +277,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
                        max_age=settings.session_max_age_seconds, same_site="lax")
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     metrics = Metrics()
+    metrics.add_gauges(lambda: live_channel.gauges(app), lambda: mail.gauges(app.state.engine))
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(SecurityHeaders, always_secure=settings.cookie_secure)
     app.add_middleware(RequestId)  # outermost: every log line of the request, the access line included
@@ -303,6 +306,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         return JSONResponse({"status": "not ready", **report, "version": __version__}, status_code=503,
                             headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
+    app.include_router(live_channel.ws_router)  # first: WebSocket handshakes skip the HTTP routes
     app.include_router(metrics_router(metrics))
     app.include_router(users_router)
     app.include_router(endpoints_router)

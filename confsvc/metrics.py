@@ -5,6 +5,14 @@
 - ``confsvc_events_total{type}``: domain events committed by this process (bookings, cancellations,
   status changes, readiness, calls), counted from the outbox's after-commit publication.
 
+Gauges read when scraped, from sources each domain provides (``Metrics.add_gauges``, wired by ``main``):
+
+- ``confsvc_ws_connections{kind}``: open live-channel WebSockets of this process by channel kind
+  (``room``, ``unit``, ``secretariat``);
+- ``confsvc_outbox_lag_events``: the newest committed event id minus the last id this process's live
+  hub has delivered (0 when the live channel is current; grows while the fan-out is stuck);
+- ``confsvc_mail_backlog``: e-mail deliveries still ``pending`` (database-wide).
+
 Each process counts its own; with several uvicorn workers, scrape each or run prometheus-client's
 multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``), which this module leaves to the deployment.
 """
@@ -12,14 +20,46 @@ multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``), which this module leaves to th
 from __future__ import annotations
 
 import hmac
+import logging
 import time
+from collections.abc import Callable, Iterable, Iterator
 
 from fastapi import APIRouter, Depends, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from confsvc import events
 from confsvc.errors import Forbidden, Unauthorized
+
+log = logging.getLogger(__name__)
+
+#: One gauge reading: name, help text, labels, value.
+GaugeSample = tuple[str, str, dict[str, str], float]
+GaugeSource = Callable[[], Iterable[GaugeSample]]
+
+
+class _Gauges(Collector):
+    """Reads every source at scrape time; a failing source is logged and left out of that scrape."""
+
+    def __init__(self) -> None:
+        self.sources: list[GaugeSource] = []
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        families: dict[str, GaugeMetricFamily] = {}
+        for source in self.sources:
+            try:
+                samples = list(source())
+            except Exception:  # noqa: BLE001 (a scrape must not fail because one reading did)
+                log.exception("metrics gauge source %r failed", source)
+                continue
+            for name, help_text, labels, value in samples:
+                family = families.get(name)
+                if family is None:
+                    family = families[name] = GaugeMetricFamily(name, help_text, labels=sorted(labels))
+                family.add_metric([labels[k] for k in sorted(labels)], value)
+        yield from families.values()
 
 
 class Metrics:
@@ -33,6 +73,12 @@ class Metrics:
                                   ["method", "route"], registry=self.registry)
         self.events = Counter("confsvc_events", "Domain events committed by this process.", ["type"],
                               registry=self.registry)
+        self._gauges = _Gauges()
+        self.registry.register(self._gauges)
+
+    def add_gauges(self, *sources: GaugeSource) -> None:
+        """Read ``sources`` at every scrape (each yields ``(name, help, labels, value)``)."""
+        self._gauges.sources.extend(sources)
 
     def count_events(self, batch: list[events.Published]) -> None:
         for published in batch:

@@ -53,3 +53,43 @@ def test_booking_on_process_a_reaches_a_client_on_process_b(backend: str, db_url
         assert [m["type"] for m in got] == ["meeting.scheduled", "join.instructions"]
         assert got == stored
         assert got[0]["data"]["meeting_id"] == r.json()["id"] and got[1]["data"]["room_id"] == room.id
+
+
+def test_redis_recovery_replay_larger_than_the_queue_does_not_drop_a_busy_client(
+        backend: str, db_url: str, tmp_path, engine: Engine) -> None:
+    """Issue 16 defect 13: after a lost Redis subscription, what other processes published meanwhile
+    came back as one burst bigger than ``ws_queue_size`` and the secretariat was closed with 4429."""
+    import redis as sync_redis
+    import sqlalchemy as sa
+
+    from confsvc.clock import utc_now
+    from confsvc.config import Settings
+    from confsvc.main import create_app
+    from tests.live_support import ThreadServer
+
+    with make_session(engine) as session:
+        room = make_room(session, make_unit(session))
+        viewer = bearer(session, make_user(session, Role.viewer))["Authorization"].split(" ", 1)[1]
+        session.commit()
+    settings = Settings(database_url=db_url, data_dir=tmp_path, secret_key=secrets.token_urlsafe(32),
+                        redis_url=REDIS_URL, redis_channel=f"confsvc-test-{secrets.token_hex(6)}:events",
+                        ws_queue_size=4)
+    app = create_app(settings, engine=engine)
+    admin = sync_redis.Redis.from_url(REDIS_URL)
+    with ThreadServer(app) as server, server.ws(f"/ws/secretariat?token={viewer}") as ws:
+        assert recv(ws)["type"] == "snapshot"
+        fanout = app.state.fanout
+        # Twenty events of another process whose publications this one misses (recorded without publishing).
+        with make_session(engine) as session:
+            for n in range(20):
+                session.execute(sa.insert(events.Event).values(type="endpoint.status", data={"n": n},
+                                                               room_ids=[room.id], unit_ids=[], at=utc_now()))
+            session.commit()
+            missed = [p.message for p in events.replay(session, 0)]
+        subscribers = [c for c in admin.client_list() if c["name"] == fanout.client_name and int(c["sub"]) > 0]
+        assert len(subscribers) == 1
+        admin.client_kill_filter(_id=subscribers[0]["id"])  # the subscription is lost, then restored
+        got = [recv(ws, timeout=10) for _ in range(20)]
+        assert got == missed
+        assert app.state.hub.dropped == 0
+    admin.close()

@@ -183,6 +183,40 @@ def test_keepalive_ping_pong_and_silent_client_closed(db_url: str, tmp_path: Pat
         assert closed_with(ws) == (4408, "ping timeout: im lặng hơn 0.6 giây")
 
 
+def _is_utc_iso(value: str) -> bool:
+    from datetime import datetime
+
+    return value.endswith("Z") and datetime.fromisoformat(value).utcoffset() == timedelta(0)
+
+
+def test_keepalive_ping_and_pong_break_no_message_envelope(db_url: str, tmp_path: Path, engine: Engine,
+                                                           site: dict) -> None:
+    """Issue 12 defect 9: ``{"type": "ping", "at"}`` had no ``id`` nor ``data``."""
+    app = create_app(_settings(db_url, tmp_path, ws_ping_seconds=0.3), engine=engine)
+    with ThreadServer(app) as server, server.ws(f"/ws/rooms/{site['room']}?token={site['display']}") as ws:
+        snap = json.loads(ws.recv(timeout=5))
+        assert snap["type"] == "snapshot"
+        ws.send(json.dumps({"type": "ping"}))
+        got = {}
+        while len(got) < 2:
+            message = json.loads(ws.recv(timeout=5))
+            got[message["type"]] = message
+        for kind in ("ping", "pong"):
+            assert sorted(got[kind]) == ["at", "data", "id", "type"] and _is_utc_iso(got[kind]["at"])
+            assert (got[kind]["id"], got[kind]["type"], got[kind]["data"]) == (snap["id"], kind, {})
+        with make_session(engine) as session:
+            event = events.record(session, "endpoint.status", {"n": 1}, room_ids=[site["room"]])
+            session.commit()
+            event_id = event.id
+        while (message := json.loads(ws.recv(timeout=5)))["type"] != "endpoint.status":
+            ws.send(json.dumps({"type": "pong"}))
+        assert message["id"] == event_id
+        while (message := json.loads(ws.recv(timeout=5)))["type"] != "ping":
+            pass
+        # a keep-alive after an event carries that event's id: the client is current to it
+        assert (message["id"], message["data"]) == (event_id, {})
+
+
 def test_hub_drops_a_stalled_connection_without_stalling_others() -> None:
     async def scenario() -> tuple[Connection, Connection, Hub]:
         hub = Hub()
@@ -234,3 +268,19 @@ def test_redis_down_degrades_to_local_delivery(db_url: str, tmp_path: Path, engi
         assert (message["type"], message["data"]["meeting_id"]) == ("meeting.scheduled", booked["id"])
         assert recv(ws)["type"] == "join.instructions"
     assert any("redis" in r.getMessage() and "local" in r.getMessage() for r in caplog.records)
+
+
+def test_hub_replay_overflow_leaves_the_connection_behind_instead_of_dropping_it() -> None:
+    async def scenario() -> Connection:
+        hub = Hub()
+        busy = Connection(Scope("secretariat", None, None), 2)
+        hub.register(busy)
+        hub.deliver([Published({"id": n, "type": "endpoint.status", "at": "x", "data": {}}) for n in range(1, 6)],
+                    replay=True)
+        hub.deliver([Published({"id": 6, "type": "endpoint.status", "at": "x", "data": {}})])  # live, while behind
+        busy.offer(None, "ping")  # a keep-alive that does not fit is skipped, not a reason to drop
+        return busy
+
+    busy = asyncio.run(scenario())
+    assert (busy.dropped.is_set(), busy.behind, busy.close_code) == (False, True, None)
+    assert [busy.queue.get_nowait()[0] for _ in range(busy.queue.qsize())] == [1, 2]

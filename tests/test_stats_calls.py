@@ -169,3 +169,124 @@ def test_http_calls_and_attendance_permissions(client: TestClient, engine: Engin
         assert calls.close_open_records(session, sc.NOW.astimezone(UTC)) == 1
         session.commit()
         assert _periods(session, s.e1) == [("31/10 21:30", "01/11 01:00", "agent")]
+
+
+# ---------------------------------------------------------------- call legs (issue 12 defect 6)
+
+def _legs(session: Session, endpoint_id: int) -> list[tuple[str, str | None, str | None, bool]]:
+    from confsvc.stats.models import CallLeg
+
+    rows = session.exec(select(CallLeg).where(CallLeg.endpoint_id == endpoint_id)
+                        .order_by(CallLeg.connected_at, CallLeg.id)).all()
+    fmt = "%H:%M"
+    return [(r.connected_at.astimezone(sc.ZONE).strftime(fmt),
+             r.disconnected_at.astimezone(sc.ZONE).strftime(fmt) if r.disconnected_at else None, r.leg_id,
+             r.end_presumed) for r in rows]
+
+
+def _nine_to_ten(session: Session, settings: Settings):
+    """The outside run's meeting: Monday 02/11 09:00–10:00, check lead 60 (window 08:00–10:00), site E2, past."""
+    from confsvc.endpoints.models import Room
+    from tests.factories import make_meeting
+
+    s = sc.build(session, settings, with_calls=False)
+    meeting = make_meeting(session, chair_room=session.get(Room, s.r2), start=sc.local(2, 9), end=sc.local(2, 10),
+                           settings=settings, check_lead_minutes=60, user=make_user(session, Role.admin)).meeting
+    return s, sc.occurrence_of(session, meeting.id)
+
+
+def _outcome(outcome) -> tuple[bool, str | None]:
+    return outcome.accepted, outcome.reason
+
+
+def test_reconnect_inside_a_meeting_is_a_second_leg_and_a_disconnect_after_the_end_is_accepted(
+        session: Session, settings: Settings):
+    s, occ = _nine_to_ten(session, settings)
+    admin = _admin(session)
+    steps = [("connected", sc.local(2, 8, 58)), ("connected", sc.local(2, 9, 19)),
+             ("disconnected", sc.local(2, 9, 20)), ("disconnected", sc.local(2, 10, 5))]
+    answers, periods = [], []
+    for event, at in steps:
+        outcome = _report(session, settings, admin, s.e2, event, at)
+        answers.append((_outcome(outcome), outcome.occurrence_id))
+        periods.append(_periods(session, s.e2))
+    assert answers == [((True, None), occ)] * 4  # was: duplicate at 09:19, 422 no_occurrence at 10:05
+    assert periods == [[("02/11 08:58", None, "bridge")], [("02/11 08:58", None, "bridge")],
+                       [("02/11 08:58", None, "bridge")], [("02/11 08:58", "02/11 10:00", "bridge")]]
+    # The legs keep what was reported (the overrun to 10:05 included); usage counts their union inside
+    # the booked window: 08:58–10:00 = 62 minutes (was 22).
+    assert _legs(session, s.e2) == [("08:58", "09:20", None, False), ("09:19", "10:05", None, False)]
+    from datetime import date
+
+    from confsvc.stats import usage
+    from confsvc.stats.schemas import GroupBy, Period
+
+    report = usage.usage_report(session, settings, admin, group_by=GroupBy.endpoint, period=Period.day,
+                                from_date=date(2026, 11, 2), to_date=date(2026, 11, 3), now=sc.NOW)
+    [row] = [r for r in report["rows"] if r["group"]["id"] == s.e2]
+    assert (row["connected_hours"], row["sites_connected"], row["late_joins"]) == (round(62 / 60, 2), 1, 0)
+
+
+def test_resent_leg_events_change_nothing(session: Session, settings: Settings):
+    s, occ = _nine_to_ten(session, settings)
+    admin = _admin(session)
+    before = events.latest_id(session)
+    steps = [("connected", sc.local(2, 8, 58), "leg-a"), ("connected", sc.local(2, 8, 58), "leg-a"),
+             ("connected", sc.local(2, 9, 19), "leg-b"), ("disconnected", sc.local(2, 9, 20), "leg-a"),
+             ("disconnected", sc.local(2, 9, 20), "leg-a"), ("disconnected", sc.local(2, 10, 5), "leg-b"),
+             ("disconnected", sc.local(2, 10, 5), "leg-b"), ("disconnected", sc.local(2, 10, 6), "leg-zzz")]
+    answers = [_outcome(_report(session, settings, admin, s.e2, event, at, leg_id=leg)) for event, at, leg in steps]
+    assert answers == [(True, None), (False, "duplicate"), (True, None), (True, None), (False, "duplicate"),
+                       (True, None), (False, "duplicate"), (False, "unknown_leg")]
+    assert _legs(session, s.e2) == [("08:58", "09:20", "leg-a", False), ("09:19", "10:05", "leg-b", False)]
+    assert _periods(session, s.e2) == [("02/11 08:58", "02/11 10:00", "bridge")]
+    sent = [(p.message["type"], p.message["data"]["connected_at"], p.message["data"]["disconnected_at"])
+            for p in events.replay(session, before)]
+    assert sent == [("call.connected", "2026-11-02T01:58:00Z", None),
+                    ("call.disconnected", "2026-11-02T01:58:00Z", "2026-11-02T03:00:00Z")]
+    # The same without leg ids: a re-sent connect or disconnect is recognised by its source and time.
+    again = [_outcome(_report(session, settings, admin, s.e1, event, at))
+             for event, at in [("connected", sc.local(2, 7, 30)), ("connected", sc.local(2, 7, 30)),
+                               ("disconnected", sc.local(2, 9, 0)), ("disconnected", sc.local(2, 9, 0))]]
+    assert again == [(True, None), (False, "duplicate"), (True, None), (False, "duplicate")]
+    assert occ
+
+
+def test_reported_disconnect_replaces_the_end_presumed_when_the_meeting_ended(session: Session, settings: Settings):
+    s, _ = _nine_to_ten(session, settings)
+    admin = _admin(session)
+    _report(session, settings, admin, s.e2, "connected", sc.local(2, 8, 58), leg_id="leg-a")
+    assert calls.close_open_records(session, sc.NOW) == 1
+    assert (_legs(session, s.e2), _periods(session, s.e2)) == (
+        [("08:58", "10:00", "leg-a", True)], [("02/11 08:58", "02/11 10:00", "bridge")])
+    late = _report(session, settings, admin, s.e2, "disconnected", sc.local(2, 9, 20), leg_id="leg-a")
+    assert _outcome(late) == (True, None)
+    assert (_legs(session, s.e2), _periods(session, s.e2)) == (
+        [("08:58", "09:20", "leg-a", False)], [("02/11 08:58", "02/11 09:20", "bridge")])
+
+
+def test_http_call_legs_reconnect_overrun_and_resent_leg(client: TestClient, engine: Engine, settings: Settings):
+    """The outside run's requests, over HTTP: a reconnect is a second leg, a disconnect after the end is
+    accepted, a re-sent leg event changes nothing, a malformed leg id is a 422."""
+    with make_session(engine) as session:
+        s, occ = _nine_to_ten(session, settings)
+        headers = bearer(session, make_user(session, Role.secretariat))
+        session.commit()
+
+    def post(event: str, at: str, **extra) -> tuple[int, dict]:
+        r = client.post("/api/v1/calls", headers=headers,
+                        json={"endpoint_id": s.e2, "event": event, "at": at, **extra})
+        return r.status_code, r.json()
+
+    answers = [post("connected", "2026-11-02T08:58:00+07:00", leg_id="c1"),
+               post("connected", "2026-11-02T09:19:00+07:00", leg_id="c2"),
+               post("disconnected", "2026-11-02T09:20:00+07:00", leg_id="c1"),
+               post("disconnected", "2026-11-02T10:05:00+07:00", leg_id="c2"),
+               post("disconnected", "2026-11-02T10:05:00+07:00", leg_id="c2")]
+    assert [(code, body["accepted"], body["reason"], body["occurrence_id"]) for code, body in answers] == [
+        (200, True, None, occ), (200, True, None, occ), (200, True, None, occ), (200, True, None, occ),
+        (200, False, "duplicate", occ)]
+    record = answers[3][1]["record"]
+    assert (record["connected_at"], record["disconnected_at"]) == ("2026-11-02T01:58:00Z", "2026-11-02T03:00:00Z")
+    code, body = post("connected", "2026-11-02T09:30:00+07:00", leg_id="bad leg")
+    assert (code, body["code"]) == (422, "validation_error")

@@ -18,9 +18,15 @@ says why. Then the server sends, in order:
 2. with ``since=<id>``: every event of the scope with a larger id, in id order, exactly as sent live;
 3. then live events of the scope as they commit.
 
-Keep-alive: the server sends ``{"type": "ping", "at"}`` every ``ws_ping_seconds``; any client
-message counts as a sign of life (``{"type": "pong"}`` is the answer to a ping); a client silent for
-three intervals is closed with 4408. A client may send ``{"type": "ping"}`` and gets ``{"type": "pong"}``.
+Keep-alive: the server sends ``{"id", "type": "ping", "at", "data": {}}`` every ``ws_ping_seconds``,
+in the SPEC envelope like every other message (issue 12 defect 9); its ``id`` is the id of the last
+message this connection has sent (the snapshot's id, or the last event's), so a client that takes
+every ``id`` as its resume point never skips anything. Any client message counts as a sign of life
+(``{"type": "pong"}`` is the answer to a ping); a client silent for three intervals is closed with
+4408. A client may send ``{"type": "ping"}`` and gets ``{"id", "type": "pong", "at", "data": {}}``.
+Browsers cannot see WebSocket protocol pings (RFC 6455 §5.5.2), which is why the keep-alive is an
+application message: a room display detects a silent server from it. (uvicorn's own protocol pings,
+``--ws-ping-interval``, still run beside it.)
 A client that falls ``ws_queue_size`` messages behind is closed with 4429 (never stalls the others).
 """
 
@@ -30,7 +36,8 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -38,7 +45,7 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, FastAPI, Response, WebSocket, WebSocketDisconnect, status
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.engine import Engine
-from sqlmodel import select
+from sqlmodel import Session, select
 from starlette.concurrency import run_in_threadpool
 
 from confsvc import events, periodic
@@ -48,7 +55,7 @@ from confsvc.endpoints.models import Room, Unit
 from confsvc.errors import ConfsvcError, Forbidden, Invalid, NotFound, Unauthorized
 from confsvc.live import display, snapshot
 from confsvc.live.fanout import Fanout, make_fanout
-from confsvc.live.hub import CLOSE_FORBIDDEN, CLOSE_NOT_FOUND, CLOSE_PING_TIMEOUT, CLOSE_UNAUTHORIZED, Connection, Hub
+from confsvc.live.hub import CLOSE_FORBIDDEN, CLOSE_NOT_FOUND, CLOSE_UNAUTHORIZED, PONG, Connection, Hub
 from confsvc.live.models import DisplayToken
 from confsvc.live.snapshot import Scope
 from confsvc.scheduling import service as scheduling
@@ -56,10 +63,15 @@ from confsvc.scheduling import visibility
 from confsvc.scheduling.models import Occurrence, OccurrenceStatus
 from confsvc.users import service as users
 from confsvc.users.deps import SESSION_ID_KEY, SESSION_USER_KEY, CurrentPrincipal, bearer_token
+from confsvc.users.models import ApiToken
 from confsvc.users.principal import SEE_SECRETARIAT_CHANNEL, Principal
+from confsvc.users.security import hash_token
 
 log = logging.getLogger(__name__)
 router = APIRouter()
+#: The WebSocket channels, included first by ``main``: a handshake is routed without first being
+#: compared with every HTTP route (about 2.5 ms per connection: 10 s of a 4,000-display reconnect storm).
+ws_router = APIRouter()
 
 AUTH_TIMEOUT_SECONDS = 10.0
 #: A resume needing more messages than this gets a fresh snapshot instead.
@@ -81,11 +93,14 @@ async def running(app: FastAPI) -> AsyncIterator[None]:
     fanout: Fanout = make_fanout(hub, redis_url=settings.redis_url, channel=settings.redis_channel, engine=engine)
     app.state.hub, app.state.fanout = hub, fanout
     await fanout.start()
+    keepalive = asyncio.create_task(hub.keepalive(settings.ws_ping_seconds), name="confsvc-live-keepalive")
     try:
         async with periodic.running("event-prune", lambda: _prune(engine, settings.event_retention_days),
                                     PRUNE_INTERVAL_SECONDS):
             yield
     finally:
+        keepalive.cancel()
+        await asyncio.gather(keepalive, return_exceptions=True)
         await fanout.stop()
 
 
@@ -104,15 +119,69 @@ def _prune(engine: Engine, retention_days: int) -> None:
         log.info("pruned %d events older than %d days", count, retention_days)
 
 
+def gauges(app: FastAPI) -> Iterator[tuple[str, str, dict[str, str], float]]:
+    """``/metrics`` readings of this process's live channel (``Metrics.add_gauges``): open WebSockets
+    by channel kind, and the outbox lag (newest committed event id − the last id the hub delivered)."""
+    hub: Hub | None = getattr(app.state, "hub", None)
+    counts = {"room": 0, "unit": 0, "secretariat": 0}
+    for connection in list(hub.connections) if hub is not None else []:
+        if connection.scope is not None:
+            counts[connection.scope.kind] = counts.get(connection.scope.kind, 0) + 1
+    for kind, count in counts.items():
+        yield "confsvc_ws_connections", "Open live-channel WebSockets of this process.", {"kind": kind}, count
+    if hub is not None:
+        lag = max(0, _latest_id(app.state.engine) - hub.max_id)
+        yield ("confsvc_outbox_lag_events", "Newest committed event id minus the last id this process's live "
+               "hub delivered.", {}, lag)
+
+
 # ---------------------------------------------------------------- authentication and scope
 
-def _authenticate(engine: Engine, secret: str) -> Principal | DisplayToken:
-    """Raises Unauthorized for an unknown, revoked or expired token."""
+def _authenticate(session: Session, secret: str) -> tuple[Principal | DisplayToken, int | None]:
+    """The display token, or the user's principal and the id of their API token.
+
+    Raises Unauthorized for an unknown, revoked or expired token.
+    """
+    token = display.authenticate_display(session, secret)
+    if token is not None:
+        return token, None
+    principal = users.principal_for(session, users.user_for_token(session, secret))
+    api_token_id = session.exec(select(ApiToken.id).where(ApiToken.token_hash == hash_token(secret))).first()
+    return principal, api_token_id
+
+
+@dataclass
+class _Opened:
+    who: Principal | DisplayToken
+    api_token_id: int | None
+    scope: Scope
+    initial: list[str]
+    covered: set[int]
+    upto: int
+
+
+def _open(engine: Engine, secret: str | None, user_id: int | None, kind: str, object_id: int | None,
+          since: int | None, session_secret: object = None) -> _Opened | None:
+    """Authenticate (``secret``, or the web session's ``user_id`` with its server-side session id
+    ``session_secret``), resolve the channel and read its first
+    messages, in one read session: the connect path's one trip to the thread pool and the database
+    (issue 14: a reconnect storm of thousands of displays). ``None``: the web session's user is gone or
+    deactivated, or the web session was ended (logout, password or role change; the caller then asks
+    for a token).
+
+    Raises: Unauthorized, Forbidden, NotFound (see :func:`_resolve_scope`).
+    """
     with make_session(engine, write=False) as session:
-        token = display.authenticate_display(session, secret)
-        if token is not None:
-            return token
-        return users.principal_for(session, users.user_for_token(session, secret))
+        if secret is None:
+            user = users.user_for_web_session(session, user_id, session_secret)
+            if user is None:
+                return None
+            who, api_token_id = users.principal_for(session, user), None
+        else:
+            who, api_token_id = _authenticate(session, secret)
+        scope = _resolve_scope(session, who, kind, object_id)
+        initial, covered, upto = _initial_in(session, scope, since)
+        return _Opened(who, api_token_id, scope, initial, covered, upto)
 
 
 def same_origin(websocket: WebSocket) -> bool:
@@ -132,63 +201,59 @@ def _cookie_user_id(websocket: WebSocket) -> int | None:
     return user_id if isinstance(user_id, int) and same_origin(websocket) else None
 
 
-def _session_principal(engine: Engine, user_id: int, session_secret: object) -> Principal | None:
-    """The principal of an active user of a live web session; ``None`` when logged out, revoked,
-    expired or deactivated."""
-    with make_session(engine, write=False) as session:
-        user = users.user_for_web_session(session, user_id, session_secret)
-        return users.principal_for(session, user) if user is not None else None
-
-
-def _resolve_scope(engine: Engine, who: Principal | DisplayToken, kind: str, object_id: int | None) -> Scope:
+def _resolve_scope(session: Session, who: Principal | DisplayToken, kind: str, object_id: int | None) -> Scope:
     """The channel ``who`` may open. Raises NotFound, Forbidden (forbidden_scope / forbidden_role)."""
-    with make_session(engine, write=False) as session:
-        if kind == "room":
-            room = session.get(Room, object_id)
-            if room is None:
-                raise NotFound(f"room {object_id} not found", code="room_not_found")
-            if isinstance(who, DisplayToken):
-                if who.room_id != room.id:
-                    raise Forbidden(f"display token of room {who.room_id} cannot open room {room.id}",
-                                    code="forbidden_scope")
-            else:
-                who.require_unit(room.unit_id)
-            audience = visibility.Audience.of_units({room.unit_id}) if isinstance(who, DisplayToken) \
-                else visibility.Audience.of_principal(who)
-            return Scope("room", room.id, frozenset({room.id}), audience)
+    if kind == "room":
+        room = session.get(Room, object_id)
+        if room is None:
+            raise NotFound(f"room {object_id} not found", code="room_not_found")
         if isinstance(who, DisplayToken):
-            raise Forbidden(f"display token of room {who.room_id} opens only /ws/rooms/{who.room_id}",
-                            code="forbidden_scope")
-        if kind == "unit":
-            if session.get(Unit, object_id) is None:
-                raise NotFound(f"unit {object_id} not found", code="unit_not_found")
-            who.require_unit(object_id)
-            units = users.expand_units(session, {object_id})
-            rooms = frozenset(session.exec(select(Room.id).where(Room.unit_id.in_(units))).all())
-            return Scope("unit", object_id, rooms, visibility.Audience.of_principal(who))
-        who.require(SEE_SECRETARIAT_CHANNEL)
-        return Scope("secretariat", None, None, visibility.Audience.of_principal(who))
+            if who.room_id != room.id:
+                raise Forbidden(f"display token of room {who.room_id} cannot open room {room.id}",
+                                code="forbidden_scope")
+        else:
+            who.require_unit(room.unit_id)
+        audience = visibility.Audience.of_units({room.unit_id}) if isinstance(who, DisplayToken) \
+            else visibility.Audience.of_principal(who)
+        return Scope("room", room.id, frozenset({room.id}), audience)
+    if isinstance(who, DisplayToken):
+        raise Forbidden(f"display token of room {who.room_id} opens only /ws/rooms/{who.room_id}",
+                        code="forbidden_scope")
+    if kind == "unit":
+        if session.get(Unit, object_id) is None:
+            raise NotFound(f"unit {object_id} not found", code="unit_not_found")
+        who.require_unit(object_id)
+        units = users.expand_units(session, {object_id})
+        rooms = frozenset(session.exec(select(Room.id).where(Room.unit_id.in_(units))).all())
+        return Scope("unit", object_id, rooms, visibility.Audience.of_principal(who))
+    who.require(SEE_SECRETARIAT_CHANNEL)
+    return Scope("secretariat", None, None, visibility.Audience.of_principal(who))
 
 
 def _initial(engine: Engine, scope: Scope, since: int | None) -> tuple[list[str], set[int], int]:
-    """The messages to send first, the ids they cover, and the id up to which the client is current."""
+    """:func:`_initial_in` in a read session of its own."""
     with make_session(engine, write=False) as session:
-        latest = events.latest_id(session)
-        if since is not None and since <= latest:
-            oldest = events.oldest_id(session)
-            if since == latest or (oldest is not None and since >= oldest - 1):
-                missed: list[events.Published] = []
-                cursor = since
-                while len(missed) <= REPLAY_MAX:
-                    page = events.replay(session, cursor)
-                    if not page:
-                        texts = [_text(visibility.visible_message(scope.audience, p.message)) for p in missed]
-                        return texts, {p.message["id"] for p in missed}, since
-                    missed += [p for p in page if scope.matches(p)]
-                    cursor = page[-1].message["id"]
-        now = utc_now()
-        data = snapshot.snapshot(session, scope, now=now)
-        return [_text({"id": latest, "type": "snapshot", "at": iso_utc(now), "data": data})], set(), latest
+        return _initial_in(session, scope, since)
+
+
+def _initial_in(session: Session, scope: Scope, since: int | None) -> tuple[list[str], set[int], int]:
+    """The messages to send first, the ids they cover, and the id up to which the client is current."""
+    latest = events.latest_id(session)
+    if since is not None and since <= latest:
+        oldest = events.oldest_id(session)
+        if since == latest or (oldest is not None and since >= oldest - 1):
+            missed: list[events.Published] = []
+            cursor = since
+            while len(missed) <= REPLAY_MAX:
+                page = events.replay(session, cursor)
+                if not page:
+                    texts = [_text(visibility.visible_message(scope.audience, p.message)) for p in missed]
+                    return texts, {p.message["id"] for p in missed}, since
+                missed += [p for p in page if scope.matches(p)]
+                cursor = page[-1].message["id"]
+    now = utc_now()
+    data = snapshot.snapshot(session, scope, now=now)
+    return [_text({"id": latest, "type": "snapshot", "at": iso_utc(now), "data": data})], set(), latest
 
 
 def _text(message: dict[str, Any]) -> str:
@@ -229,76 +294,107 @@ async def _serve(websocket: WebSocket, kind: str, object_id: int | None) -> None
     app = websocket.app
     settings, engine, hub = app.state.settings, app.state.engine, app.state.hub
     await websocket.accept()
+    connection: Connection | None = None
     try:
         since = _since(websocket)
         # A client that can set headers sends ``Authorization: Bearer`` (no secret in the URL or the logs).
         secret = websocket.query_params.get("token") or bearer_token(websocket.headers.get("authorization"))
         user_id = None if secret else _cookie_user_id(websocket)
         sid = (websocket.scope.get("session") or {}).get(SESSION_ID_KEY)
-        who = await run_in_threadpool(_session_principal, engine, user_id, sid) if user_id is not None else None
-        if who is None:
+        if user_id is None:
             secret = secret or await _first_message_token(websocket)
-            who = await run_in_threadpool(_authenticate, engine, secret)
-        scope = await run_in_threadpool(_resolve_scope, engine, who, kind, object_id)
+        # Registered before the first messages are read, so nothing committed meanwhile is missed.
+        connection = Connection(None, settings.ws_queue_size, heard_at=asyncio.get_running_loop().time())
+        hub.register(connection)
+        opened = await run_in_threadpool(_open, engine, secret, user_id, kind, object_id, since, sid)
+        if opened is None:  # the web session's user is gone: a token may still open the channel
+            secret = await _first_message_token(websocket)
+            opened = await run_in_threadpool(_open, engine, secret, None, kind, object_id, since)
+        assert opened is not None
     except WebSocketDisconnect:
+        if connection is not None:
+            hub.unregister(connection)
         return
     except ConfsvcError as exc:
+        if connection is not None:
+            hub.unregister(connection)
         await websocket.close(code=_CLOSE_CODES.get(exc.status_code, 4400), reason=_reason(f"{exc.code}: {exc.detail}"))
         return
-    connection = Connection(scope, settings.ws_queue_size)
-    hub.register(connection)
+    if isinstance(opened.who, DisplayToken):
+        connection.display_token_id = opened.who.id
+    else:
+        connection.user_id, connection.api_token_id = opened.who.user_id, opened.api_token_id
+    connection.opened(opened.scope)
+    # Only ids and the scope stay for the connection's life: not the snapshot text, nor ORM objects.
+    initial, covered, upto = opened.initial, opened.covered, opened.upto
+    del opened
     try:
-        initial, covered, upto = await run_in_threadpool(_initial, engine, scope, since)
-        for text in initial:
-            await websocket.send_text(text)
-        await _pump(websocket, connection, covered, upto, settings.ws_ping_seconds)
+        initial.reverse()
+        while initial:  # each text released once sent
+            await websocket.send_text(initial.pop())
+        await _pump(websocket, engine, connection, covered, upto, settings.ws_ping_seconds)
     except WebSocketDisconnect:
         pass
     finally:
         hub.unregister(connection)
 
 
-async def _pump(websocket: WebSocket, connection: Connection, covered: set[int], upto: int,
+async def _pump(websocket: WebSocket, engine: Engine, connection: Connection, covered: set[int], upto: int,
                 ping_seconds: float) -> None:
-    """Send queued messages and pings, read client messages, until either side ends or the hub drops us."""
+    """Send queued messages (events, and the hub's keep-alives), read client messages, until either side
+    ends or the hub drops the connection (which cancels the sender). Two tasks per connection.
+
+    A connection a replay left ``behind`` catches up, once its queue is sent, like a resume with
+    ``since`` = the last id it sent (the missed messages, or a fresh snapshot when too many).
+    """
     loop = asyncio.get_running_loop()
-    heard = {"at": loop.time()}
 
     async def receive() -> None:
         while True:
             message = await websocket.receive()
             if message["type"] == "websocket.disconnect":
                 return
-            heard["at"] = loop.time()
+            connection.heard_at = loop.time()
             try:
                 body = json.loads(message.get("text") or "null")
             except ValueError:
                 continue
             if isinstance(body, dict) and body.get("type") == "ping":
-                connection.offer(None, _text({"type": "pong", "at": iso_utc(utc_now())}))
+                connection.offer(None, PONG)
+
+    last = max(upto, max(covered, default=0))
 
     async def send() -> None:
+        nonlocal last, covered, upto
         # One plain await per message: no task or timer per message, which is what a fan-out to
         # thousands of room displays pays for (bench/fanout.py).
-        while True:
-            event_id, text = await connection.queue.get()
-            if event_id is not None and (event_id <= upto or event_id in covered):
+        while not connection.dropped.is_set():
+            if connection.behind and connection.queue.empty():
+                connection.behind = False  # first: what commits during the read is queued (and deduplicated)
+                texts, covered, upto = await run_in_threadpool(_initial, engine, connection.scope, last)
+                for text in texts:
+                    await websocket.send_text(text)
+                last = max(upto, max(covered, default=0))
                 continue
+            event_id, text = await connection.queue.get()
+            if event_id is None:
+                # Control messages get the envelope when sent, with the id the client is current to.
+                text = _text({"id": last, "type": text, "at": iso_utc(utc_now()), "data": {}})
+            elif event_id <= upto or event_id in covered:
+                continue
+            else:
+                last = max(last, event_id)
             await websocket.send_text(text)
 
-    async def keepalive() -> None:
-        while True:
-            await asyncio.sleep(ping_seconds)
-            if loop.time() - heard["at"] > 3 * ping_seconds:
-                connection.drop(CLOSE_PING_TIMEOUT, f"ping timeout: im lặng hơn {3 * ping_seconds:g} giây")
-                return
-            connection.offer(None, _text({"type": "ping", "at": iso_utc(utc_now())}))
-
-    tasks = [asyncio.create_task(receive()), asyncio.create_task(send()), asyncio.create_task(keepalive()),
-             asyncio.create_task(connection.dropped.wait())]
+    sender = asyncio.create_task(send())
+    tasks = [asyncio.create_task(receive()), sender]
+    connection.sender = sender
+    if connection.dropped.is_set():
+        sender.cancel()
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
+        connection.sender = None
         for task in tasks:
             task.cancel()
         results = await asyncio.gather(*tasks, return_exceptions=True)
@@ -313,19 +409,19 @@ async def _pump(websocket: WebSocket, connection: Connection, covered: set[int],
             log.debug("live connection ended: %r", result)
 
 
-@router.websocket("/ws/rooms/{room_id}")
+@ws_router.websocket("/ws/rooms/{room_id}")
 async def room_channel(websocket: WebSocket, room_id: int) -> None:
     """One room's channel (màn hình điểm cầu): events routed to the room. Display or user token."""
     await _serve(websocket, "room", room_id if 1 <= room_id <= MAX_ID else 0)
 
 
-@router.websocket("/ws/units/{unit_id}")
+@ws_router.websocket("/ws/units/{unit_id}")
 async def unit_channel(websocket: WebSocket, unit_id: int) -> None:
     """A unit's channel: events of its rooms and of every sub-unit's rooms. User token."""
     await _serve(websocket, "unit", unit_id if 1 <= unit_id <= MAX_ID else 0)
 
 
-@router.websocket("/ws/secretariat")
+@ws_router.websocket("/ws/secretariat")
 async def secretariat_channel(websocket: WebSocket) -> None:
     """Every event (Văn phòng UBND tỉnh): admin, secretariat, viewer."""
     await _serve(websocket, "secretariat", None)
@@ -405,6 +501,6 @@ def list_display_tokens(room_id: PathId, session: SessionDep, principal: Current
 @router.delete("/api/v1/rooms/{room_id}/display-tokens/{token_id}", status_code=status.HTTP_204_NO_CONTENT,
                tags=["rooms"])
 def revoke_display_token(room_id: PathId, token_id: PathId, session: SessionDep, principal: CurrentPrincipal):
-    """Revoke at once: new connections with it are refused (4401)."""
+    """Revoke at once: new connections with it are refused (4401) and open ones are closed with 4401."""
     display.revoke_display_token(session, principal, room_id, token_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -51,7 +51,7 @@ def list_display_tokens(session: Session, principal: Principal, room_id: int) ->
 
 def revoke_display_token(session: Session, principal: Principal, room_id: int, token_id: int,
                          *, now: datetime | None = None) -> DisplayToken:
-    """Revoke at once (open connections keep running until they reconnect).
+    """Revoke at once: its open live channels are closed with 4401 in every process (``live.revocation``).
 
     Raises: Forbidden, NotFound (display_token_not_found, also for another room's token).
     """

@@ -1,4 +1,5 @@
-"""From "committed" to every process's hub: in-process, or through Redis pub/sub (SPEC "Live channel").
+"""From "committed" to every process's hub: in-process, through Redis pub/sub, or through PostgreSQL
+``LISTEN``/``NOTIFY`` (SPEC "Live channel").
 
 ``events.subscribe`` calls :meth:`Fanout.from_commit` in the committing thread; it hands the
 batch to the event loop with ``loop.call_soon_threadsafe`` and returns at once.
@@ -11,7 +12,16 @@ batch to the event loop with ``loop.call_soon_threadsafe`` and returns at once.
   subscribed again, replays from the outbox every event since the outage began (other processes'
   events it missed; duplicates are dropped by the hub).
 
-Wire format on the channel: a JSON list of ``{"message", "room_ids", "unit_ids"}``.
+- :class:`PostgresFanout` (PostgreSQL and no ``redis_url``): every event-writing transaction sends
+  ``NOTIFY confsvc_events, '<last id>'`` as it commits (``confsvc.events``); each process LISTENs on
+  its own connection and, on a notification, reads the events after the last id it delivered from
+  the events table, in id order (ids commit in order: ``events.record``'s advisory lock). A lost
+  listening connection degrades like Redis: local batches are delivered locally, the listener
+  reconnects with backoff and reads everything after the last id it delivered.
+
+Wire format on the Redis channel: a JSON list of ``{"message", "room_ids", "unit_ids"}``.
+A replay after an outage is handed to the hub as a replay (``Hub.deliver(..., replay=True)``): a
+client it would overflow catches up from the events table instead of being dropped.
 """
 
 from __future__ import annotations
@@ -19,6 +29,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import secrets
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -77,6 +89,8 @@ class RedisFanout(Fanout):
     def __init__(self, hub: Hub, *, url: str, channel: str, engine: Engine) -> None:
         super().__init__(hub)
         self.url, self.channel, self.engine = url, channel, engine
+        #: CLIENT SETNAME of this process's Redis connections (``CLIENT LIST`` tells who is who).
+        self.client_name = f"confsvc-{os.getpid()}-{secrets.token_hex(4)}"
         self.redis: Any = None
         self.subscribed = False
         self.outage_from: int | None = None  # hub.max_id when the subscription was lost
@@ -87,7 +101,7 @@ class RedisFanout(Fanout):
         import redis.asyncio as aioredis
 
         self.redis = aioredis.Redis.from_url(self.url, socket_connect_timeout=2, socket_timeout=5,
-                                             retry_on_timeout=False)
+                                             retry_on_timeout=False, client_name=self.client_name)
         await super().start()
         self._tasks = [asyncio.create_task(self._listen(), name="confsvc-redis-listen"),
                        asyncio.create_task(self._publish_loop(), name="confsvc-redis-publish")]
@@ -153,19 +167,109 @@ class RedisFanout(Fanout):
                     pass
 
     async def _replay_since(self, after_id: int) -> None:
-        def load() -> list[Published]:
-            with make_session(self.engine, write=False) as session:
-                found: list[Published] = []
-                while True:
-                    page = events.replay(session, after_id if not found else found[-1].message["id"])
-                    if not page:
-                        return found
-                    found += page
+        self.hub.deliver(await run_in_threadpool(_read_after, self.engine, after_id), replay=True)
 
-        self.hub.deliver(await run_in_threadpool(load))
+
+def _read_after(engine: Engine, after_id: int) -> list[Published]:
+    """Every event with an id above ``after_id``, in id order (pages of ``events.replay``)."""
+    with make_session(engine, write=False) as session:
+        found: list[Published] = []
+        while True:
+            page = events.replay(session, found[-1].message["id"] if found else after_id)
+            if not page:
+                return found
+            found += page
+
+
+class PostgresFanout(Fanout):
+    """Several processes share one stream through PostgreSQL ``LISTEN``/``NOTIFY`` and the events table."""
+
+    #: Seconds without a notification after which the listening connection is checked with a query.
+    IDLE_CHECK_SECONDS = 30.0
+
+    def __init__(self, hub: Hub, *, engine: Engine) -> None:
+        super().__init__(hub)
+        self.engine = engine
+        self.listening = False
+        self.cursor = hub.max_id  # the last event id read from the table and delivered
+        self.connection: Any = None
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        self.cursor = self.hub.max_id
+        await super().start()
+        self._tasks = [asyncio.create_task(self._listen(), name="confsvc-pg-listen")]
+
+    async def stop(self) -> None:
+        await super().stop()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def publish(self, batch: list[Published]) -> None:
+        if not self.listening:
+            self.hub.deliver(batch)  # degraded: no notification will bring it back
+        else:
+            self._wake.set()  # our own commit: read it without waiting for the notification
+
+    def _conninfo(self) -> str:
+        return self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+    async def _catch_up(self, *, replay: bool) -> None:
+        batch = await run_in_threadpool(_read_after, self.engine, self.cursor)
+        if batch:
+            self.cursor = batch[-1].message["id"]
+            self.hub.deliver(batch, replay=replay)
+
+    async def _reader(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await self._catch_up(replay=False)
+
+    async def _listen(self) -> None:
+        import psycopg
+
+        backoff, lost = 0.2, False
+        while True:
+            reader: asyncio.Task[None] | None = None
+            try:
+                async with await psycopg.AsyncConnection.connect(self._conninfo(), autocommit=True,
+                                                                 connect_timeout=5) as conn:
+                    self.connection = conn
+                    await conn.execute(f"LISTEN {events.NOTIFY_CHANNEL}")
+                    self.listening, backoff = True, 0.2
+                    if lost:
+                        log.warning("postgresql listener restored; replaying events after id %s", self.cursor)
+                    await self._catch_up(replay=lost)
+                    lost = False
+                    reader = asyncio.create_task(self._reader(), name="confsvc-pg-read")
+                    while True:
+                        async for _ in conn.notifies(timeout=self.IDLE_CHECK_SECONDS):
+                            self._wake.set()
+                        if reader.done():
+                            reader.result()  # a failed read: reconnect and read again
+                        await conn.execute("SELECT 1")  # a silent connection may be a dead one
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 (a lost database connection degrades, never crashes)
+                if not lost:
+                    log.warning("postgresql listener lost (%s); local delivery until it is back", exc)
+                self.listening, lost = False, True
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+            finally:
+                self.connection = None
+                if reader is not None:
+                    reader.cancel()
+                    await asyncio.gather(reader, return_exceptions=True)
 
 
 def make_fanout(hub: Hub, *, redis_url: str | None, channel: str, engine: Engine) -> Fanout:
+    """Redis when ``redis_url`` is set, else PostgreSQL ``LISTEN``/``NOTIFY`` on PostgreSQL, else in-process."""
     if redis_url:
         return RedisFanout(hub, url=redis_url, channel=channel, engine=engine)
+    if engine.dialect.name == "postgresql":
+        return PostgresFanout(hub, engine=engine)
     return Fanout(hub)

@@ -6,6 +6,15 @@ never awaits a socket, so one slow client never stalls the others; a client whos
 full is dropped with close code :data:`CLOSE_SLOW` and a reason (SPEC "Live channel").
 Each event is serialised once, whatever the number of connections (twice for a confidential meeting:
 as its participants and the secretariat see it, and as "Cuộc họp" for the others, ``scheduling.visibility``).
+
+A *replay* (what a fan-out reads back after a Redis or PostgreSQL outage, possibly thousands of
+events at once) never drops a client for its size (issue 16 defect 13): a connection it would
+overflow is marked ``behind``, gets nothing more from the hub, and its sender, once it has sent what
+is queued, catches up from the events table (the missed messages in order, or a fresh snapshot when
+too many: ``channel._initial``), exactly as a client resuming with ``since``.
+
+``access.revoked`` (an internal event: ``confsvc.live.revocation``) closes, with 4401, every
+connection opened with a revoked user or display token or by a user whose access changed.
 """
 
 from __future__ import annotations
@@ -28,37 +37,76 @@ CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
 CLOSE_PING_TIMEOUT = 4408
 CLOSE_SLOW = 4429
+#: Control messages queued on a connection (``event id None``); the sender gives them the envelope.
+PING, PONG = "ping", "pong"
 #: Event ids remembered to drop duplicates (Redis and local delivery overlap after an outage).
 SEEN_IDS = 10_000
 
 
 @dataclass(eq=False)
 class Connection:
-    """One subscriber. ``queue`` holds ``(event id or None, text)``; ``None`` marks a control message."""
+    """One subscriber. ``queue`` holds ``(event id or None, text)``; ``None`` marks a control message.
 
-    scope: Scope
+    A connection is registered *before* its channel is opened (authentication, scope and first
+    messages are read in one database session): until :meth:`opened` gives it a ``scope``, the
+    events delivered to it wait in ``pending`` (at most ``queue_size``; beyond, it is ``behind``).
+    """
+
+    scope: Scope | None
     queue_size: int
+    #: Who opened it (for ``access.revoked``): the user (bearer token or web session), the user's API
+    #: token, or the room display token.
+    user_id: int | None = None
+    api_token_id: int | None = None
+    display_token_id: int | None = None
     queue: asyncio.Queue[tuple[int | None, str]] = field(init=False)
     dropped: asyncio.Event = field(init=False, default_factory=asyncio.Event)
     close_code: int | None = None
     close_reason: str = ""
+    #: Set when a replay overflowed the queue: the sender catches up from the events table.
+    behind: bool = False
+    #: Event-loop time of the client's last message (the hub's keep-alive closes silent ones).
+    heard_at: float = 0.0
+    #: The task sending to the socket: cancelled when the connection is dropped.
+    sender: asyncio.Task[None] | None = None
+    pending: list[tuple[int, str, Published]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.queue = asyncio.Queue(maxsize=self.queue_size)
 
-    def offer(self, event_id: int | None, text: str) -> None:
-        """Queue a message without waiting; a full queue drops the connection (CLOSE_SLOW)."""
-        if self.dropped.is_set():
+    def opened(self, scope: Scope) -> None:
+        """The channel is open: queue what arrived meanwhile and concerns ``scope``."""
+        self.scope = scope
+        pending, self.pending = self.pending, []
+        for event_id, text, published in pending:
+            if scope.matches(published):
+                self.offer(event_id, text)
+
+    def offer(self, event_id: int | None, text: str, *, replay: bool = False) -> None:
+        """Queue a message without waiting. A full queue drops the connection (CLOSE_SLOW), except
+        during a ``replay``, which marks it ``behind`` instead; a connection ``behind`` takes no events
+        (its catch-up reads them) and skips keep-alives that do not fit."""
+        if self.dropped.is_set() or (self.behind and event_id is not None):
             return
         try:
             self.queue.put_nowait((event_id, text))
         except asyncio.QueueFull:
-            self.drop(CLOSE_SLOW, f"quá chậm: hơn {self.queue_size} tin chưa nhận (client too slow)")
+            if replay or self.behind:
+                self.behind = True
+            else:
+                self.drop(CLOSE_SLOW, f"quá chậm: hơn {self.queue_size} tin chưa nhận (client too slow)")
+
+    def held_by(self, revoked: dict[str, list[int]]) -> bool:
+        """Whether an ``access.revoked`` event's data names this connection's user or token."""
+        return (self.user_id in revoked.get("user_ids", ()) or self.api_token_id in revoked.get("api_token_ids", ())
+                or self.display_token_id in revoked.get("display_token_ids", ()))
 
     def drop(self, code: int, reason: str) -> None:
         if not self.dropped.is_set():
             self.close_code, self.close_reason = code, reason
             self.dropped.set()
+            if self.sender is not None:
+                self.sender.cancel()
 
 
 class Hub:
@@ -78,10 +126,11 @@ class Hub:
     def unregister(self, connection: Connection) -> None:
         self.connections.discard(connection)
 
-    def deliver(self, batch: list[Published]) -> None:
+    def deliver(self, batch: list[Published], *, replay: bool = False) -> None:
         """Queue each new event of ``batch`` (in order) on every connection whose scope it concerns.
 
-        An id already delivered is skipped. Must run on the event loop.
+        An id already delivered is skipped. ``replay``: a read-back after an outage (overflow marks a
+        connection ``behind`` instead of dropping it). Must run on the event loop.
         """
         for published in batch:
             event_id = published.message["id"]
@@ -92,11 +141,19 @@ class Hub:
             if len(self._seen_order) > SEEN_IDS:
                 self._seen.discard(self._seen_order.popleft())
             self.max_id = max(self.max_id, event_id)
+            if published.message["type"] == "access.revoked":
+                self._revoke(published.message["data"])
+                continue
             text = json.dumps(published.message, ensure_ascii=False, separators=(",", ":"))
             confidential = published.message.get("data", {}).get("confidential", False)
             hidden: str | None = None
             for connection in list(self.connections):
-                if connection.scope.matches(published):
+                if connection.scope is None:
+                    if len(connection.pending) < connection.queue_size:
+                        connection.pending.append((event_id, text, published))
+                    else:
+                        connection.behind = True
+                elif connection.scope.matches(published):
                     was_dropped = connection.dropped.is_set()
                     message = visibility.visible_message(connection.scope.audience, published.message) \
                         if confidential else published.message
@@ -104,8 +161,29 @@ class Hub:
                         hidden = hidden or json.dumps(message, ensure_ascii=False, separators=(",", ":"))
                     outgoing = text if message is published.message else hidden
                     assert outgoing is not None
-                    connection.offer(event_id, outgoing)
+                    connection.offer(event_id, outgoing, replay=replay)
                     self.delivered += 1
                     if connection.dropped.is_set() and not was_dropped:
                         self.dropped += 1
                         log.warning("live client dropped (%s): %s", connection.close_code, connection.close_reason)
+
+    async def keepalive(self, ping_seconds: float) -> None:
+        """Every ``ping_seconds``: a ping to every open connection, and 4408 for one silent for three
+        intervals. One task for the whole process rather than a task and a timer per connection."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(ping_seconds)
+            now = loop.time()
+            for connection in list(self.connections):
+                if connection.scope is None:
+                    continue
+                if now - connection.heard_at > 3 * ping_seconds:
+                    connection.drop(CLOSE_PING_TIMEOUT, f"ping timeout: im lặng hơn {3 * ping_seconds:g} giây")
+                else:
+                    connection.offer(None, PING)
+
+    def _revoke(self, revoked: dict[str, list[int]]) -> None:
+        for connection in list(self.connections):
+            if connection.held_by(revoked):
+                connection.drop(CLOSE_UNAUTHORIZED, "access_revoked: token revoked or access changed "
+                                                    "(quyền truy cập đã bị thu hồi hoặc thay đổi)")

@@ -104,6 +104,8 @@ class Scope:
     audience: visibility.Audience = visibility.EVERYONE
 
     def matches(self, published: events.Published) -> bool:
+        if published.message["type"] in events.INTERNAL_TYPES:
+            return False
         if self.kind == "secretariat":
             return True
         if self.kind == "room":

@@ -86,6 +86,14 @@ ATTACHMENT_NAME = "invite.ics"
 _ADDRESS = re.compile(r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+$")
 
 
+def gauges(engine: Engine) -> list[tuple[str, str, dict[str, str], float]]:
+    """``/metrics`` reading (``Metrics.add_gauges``): deliveries still ``pending`` (the mail backlog)."""
+    with make_session(engine, write=False) as session:
+        pending = session.exec(select(func.count()).select_from(MailDelivery)
+                               .where(MailDelivery.status == "pending")).one()
+    return [("confsvc_mail_backlog", "E-mail deliveries still pending (database-wide).", {}, pending)]
+
+
 def mail_enabled(settings: Settings) -> bool:
     """Mail is on when ``CONFSVC_SMTP_HOST`` is set."""
     return bool(settings.smtp_host)

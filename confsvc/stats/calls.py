@@ -1,26 +1,41 @@
-"""Call records: accept connected/disconnected reports and manual attendance marks, keep one endpoint's
-periods non-overlapping, close open periods when their occurrence ends.
+"""Call legs and call records: accept connected/disconnected reports and manual attendance marks as
+call legs, keep each endpoint's records (the union of its legs in an occurrence) up to date, close
+open records when their occurrence ends.
 
-Reports from several sources (the bridge's webhook and the endpoint's agent) describe the same
-connection; they are merged, never added (issue 6):
+A bridge reports call *legs*, with ids of its own, and an endpoint may have several legs at once (a
+drop and a re-dial overlap); usage counts their union (SPEC "Call record", issue 12 defect 6).
+Every report is about one leg (:class:`~confsvc.stats.models.CallLeg`):
 
-* ``connected`` at ``t`` inside an existing period of the endpoint in that occurrence: a duplicate,
-  nothing changes. Before a later period of that occurrence: that period now starts at ``t`` (a late
-  report of the same connection). Otherwise a new open period ``[t, …)`` starts; an open period of
-  the endpoint in another occurrence is closed at ``min(t, that occurrence's end)``.
-* ``disconnected`` at ``t`` closes the endpoint's open period at ``min(t, occurrence end)`` when it
-  started before ``t``; otherwise (no open period: another source closed it already) nothing changes.
-* A manual mark ``[from, to)``, clipped to the occurrence's window, is united with every period of
-  the endpoint in the occurrence that it overlaps or touches.
+* ``connected`` with a ``leg_id``: a new leg ``[at, …)``; the same leg id again changes nothing
+  (``duplicate``: a re-sent event is idempotent).
+* ``disconnected`` with a ``leg_id``: that leg ends at ``at`` (its reported time, even after the
+  occurrence's end: an overrun is real); the same event again changes nothing (``duplicate``);
+  an unknown leg id changes nothing (``unknown_leg``).
+* Without a ``leg_id`` (agents, simple webhooks), the leg is told by its source:
 
-Every period lies inside its occurrence's window ``[start − check_lead, end)`` (the booking window
-without teardown). One write per endpoint at a time: the endpoint row is locked first
-(``SELECT … FOR UPDATE`` on PostgreSQL; SQLite's write transaction holds the database lock), and a
-partial unique index allows one open period per endpoint.
+  - ``connected`` at exactly the start of a leg of the same source: a re-sent event (``duplicate``);
+  - ``connected`` inside a leg of *another* source: the same connection seen twice (``duplicate``);
+  - ``connected`` before a later leg of another source while this source has no open leg: a late
+    report of that connection, which now starts at ``at``;
+  - otherwise a new leg: a second ``connected`` while a leg is open is a re-dial, not a duplicate.
+  - ``disconnected``: the same time already reported for a leg of the source: ``duplicate``; else
+    the oldest open leg of the same source (else of any source) that started before ``at`` ends at
+    ``at``; none: ``no_open_call``.
+* A manual mark ``[from, to)``, clipped to the occurrence's window, is a leg of source ``manual``.
 
-Each change records ``call.connected`` / ``call.disconnected`` (``confsvc.events``) for the
-endpoint's room, in the same transaction. Services flush, never commit (except :func:`close_due`,
-the periodic job that owns its transactions).
+The endpoint's records in the occurrence are then the union of its legs (overlapping or touching
+legs merge), clipped to the occurrence's window ``[start − check_lead, end)``: **time past the
+booked end is not counted** in usage statistics (the legs keep it). A ``connected`` must fall in
+that window; a ``disconnected`` may come at any later time. A leg left open when its occurrence
+ends gets a *presumed* end there, which a reported disconnect replaces; one left open when the
+endpoint connects to another occurrence ends there for good. One write per endpoint at a time: the endpoint row is locked first
+(``SELECT … FOR UPDATE`` on PostgreSQL; SQLite's write transaction holds the database lock), and
+a partial unique index allows one open record per endpoint.
+
+Each change of a record records ``call.connected`` (new record, earlier start, or reopened) /
+``call.disconnected`` (record closed or its end moved) (``confsvc.events``) for the endpoint's
+room, in the same transaction. Services flush, never commit (except :func:`close_due`, the
+periodic job that owns its transactions).
 
 Who reports (``POST /calls``): admin and secretariat bearer tokens, and agent tokens
 (``endpoints.agent_tokens``, ``cfa_…``): an endpoint-bound token only about its own endpoint, a
@@ -47,8 +62,15 @@ from confsvc.db import make_session
 from confsvc.endpoints.models import AgentToken, Endpoint, Room
 from confsvc.errors import Forbidden, Invalid, NotFound
 from confsvc.scheduling import participants
-from confsvc.scheduling.models import Booking, Meeting, MeetingStatus, Occurrence, OccurrenceStatus, ResourceKind
-from confsvc.stats.models import CallRecord
+from confsvc.scheduling.models import (
+    Booking,
+    Meeting,
+    MeetingStatus,
+    Occurrence,
+    OccurrenceStatus,
+    ResourceKind,
+)
+from confsvc.stats.models import CallLeg, CallRecord
 from confsvc.stats.schemas import AttendanceMark, CallEventCreate, CallEventKind
 from confsvc.users.principal import MARK_ATTENDANCE, REPORT_CALLS, Principal
 
@@ -174,9 +196,22 @@ def _periods(session: Session, endpoint_id: int, occurrence_id: int) -> list[Cal
                              .order_by(CallRecord.connected_at)).all())
 
 
-def _open_period(session: Session, endpoint_id: int) -> CallRecord | None:
-    return session.exec(select(CallRecord).where(CallRecord.endpoint_id == endpoint_id,
-                                                 CallRecord.disconnected_at.is_(None))).first()
+def _legs(session: Session, endpoint_id: int, occurrence_id: int) -> list[CallLeg]:
+    return list(session.exec(select(CallLeg).where(CallLeg.endpoint_id == endpoint_id,
+                                                   CallLeg.occurrence_id == occurrence_id)
+                             .order_by(CallLeg.connected_at, CallLeg.id)).all())
+
+
+def _leg_by_id(session: Session, endpoint_id: int, leg_id: str, occurrence_id: int | None) -> CallLeg | None:
+    query = select(CallLeg).where(CallLeg.endpoint_id == endpoint_id, CallLeg.leg_id == leg_id)
+    if occurrence_id is not None:
+        query = query.where(CallLeg.occurrence_id == occurrence_id)
+    return session.exec(query.order_by(CallLeg.connected_at.desc()).limit(1)).first()
+
+
+def _open(leg: CallLeg) -> bool:
+    """Open for a reported disconnect: no end yet, or only a presumed one."""
+    return leg.disconnected_at is None or leg.end_presumed
 
 
 def _event(session: Session, kind: str, record: CallRecord, room_id: int, meeting_id: int, **extra: Any) -> None:
@@ -187,38 +222,117 @@ def _event(session: Session, kind: str, record: CallRecord, room_id: int, meetin
         "source": record.source, **extra}, room_ids=[room_id])
 
 
-def _close(session: Session, record: CallRecord, at: datetime, occ_end: datetime, room_id: int, meeting_id: int,
-           now: datetime) -> None:
-    """Close ``record`` at ``min(at, occ_end)``; a period that would be empty is deleted."""
-    end = min(at, occ_end)
-    if end <= record.connected_at:
-        session.delete(record)
-        session.flush()
-        return
-    record.disconnected_at, record.updated_at = end, now
-    session.add(record)
+def _union(legs: list[CallLeg], occ: _Occ) -> list[tuple[datetime, datetime | None, CallLeg]]:
+    """The legs' union clipped to ``[window_start, end)``: ``(start, end or None while open, first leg)``,
+    in time order; overlapping or touching legs merge."""
+    merged: list[tuple[datetime, datetime | None, CallLeg]] = []
+    for leg in legs:
+        a = max(leg.connected_at, occ.window_start)
+        b = None if leg.disconnected_at is None else min(leg.disconnected_at, occ.end)
+        if a >= occ.end or (b is not None and b <= a):
+            continue
+        if merged and (merged[-1][1] is None or a <= merged[-1][1]):
+            start, end, first = merged[-1]
+            merged[-1] = (start, None if end is None or b is None else max(end, b), first)
+        else:
+            merged.append((a, b, leg))
+    return merged
+
+
+def _sync(session: Session, endpoint_id: int, occ: _Occ, room_id: int, now: datetime,
+          **extra: Any) -> list[CallRecord]:
+    """Make the endpoint's records in ``occ`` the union of its legs (ids kept in time order); record
+    ``call.connected`` / ``call.disconnected`` for each record that changed. Returns the records."""
+    wanted = _union(_legs(session, endpoint_id, occ.id), occ)
+    unused = _periods(session, endpoint_id, occ.id)
+    matched: list[CallRecord | None] = []
+    for start, end, _first in wanted:
+        # Each period keeps the id (and source) of the first existing record it overlaps.
+        record = next((r for r in unused if (r.disconnected_at is None or r.disconnected_at > start)
+                       and (end is None or r.connected_at < end)), None)
+        if record is not None:
+            unused.remove(record)
+        matched.append(record)
+    for extra_record in unused:
+        session.delete(extra_record)
     session.flush()
-    _event(session, "call.disconnected", record, room_id, meeting_id)
+    result = []
+    for (start, end, first), record in zip(wanted, matched, strict=True):
+        if record is None:
+            record = CallRecord(endpoint_id=endpoint_id, occurrence_id=occ.id, connected_at=start,
+                                disconnected_at=end, source=first.source, created_by=first.created_by,
+                                updated_at=now)
+            session.add(record)
+            session.flush()
+            _event(session, "call.connected", record, room_id, occ.meeting_id, **extra)
+            if end is not None:
+                _event(session, "call.disconnected", record, room_id, occ.meeting_id, **extra)
+        elif (record.connected_at, record.disconnected_at) != (start, end):
+            starts = record.connected_at != start or (record.disconnected_at is not None and end is None)
+            ends = end is not None and record.disconnected_at != end
+            record.connected_at, record.disconnected_at, record.updated_at = start, end, now
+            session.add(record)
+            session.flush()
+            if starts:
+                _event(session, "call.connected", record, room_id, occ.meeting_id, **extra)
+            if ends:
+                _event(session, "call.disconnected", record, room_id, occ.meeting_id, **extra)
+        result.append(record)
+    return result
+
+
+def _record_at(records: list[CallRecord], at: datetime) -> CallRecord | None:
+    """The record containing ``at`` (else the first after it, else the last before it)."""
+    for record in records:
+        if record.disconnected_at is None or at < record.disconnected_at:
+            return record
+    return records[-1] if records else None
+
+
+def _presume_end(session: Session, leg: CallLeg, at: datetime, now: datetime, *, presumed: bool = True) -> None:
+    """Give an open leg an end at ``at`` (deleted when nothing would be left); ``presumed``: a reported
+    disconnect may still replace it."""
+    if at <= leg.connected_at:
+        session.delete(leg)
+    else:
+        leg.disconnected_at, leg.end_presumed, leg.updated_at = at, presumed, now
+        session.add(leg)
+    session.flush()
+
+
+def _close_other_occurrences(session: Session, endpoint_id: int, occ: _Occ, at: datetime, room_id: int,
+                             now: datetime) -> None:
+    """Connecting to ``occ`` at ``at`` ends the endpoint's open legs of other occurrences there (presumed)."""
+    open_legs = session.exec(select(CallLeg).where(CallLeg.endpoint_id == endpoint_id,
+                                                   CallLeg.occurrence_id != occ.id,
+                                                   CallLeg.disconnected_at.is_(None))).all()
+    for other_id in sorted({leg.occurrence_id for leg in open_legs}):
+        other = _occ(session, other_id)[0]
+        for leg in open_legs:
+            if leg.occurrence_id == other_id:
+                _presume_end(session, leg, min(at, other.end), now, presumed=False)
+        _sync(session, endpoint_id, other, room_id, now)
 
 
 # ---------------------------------------------------------------- use cases
 
 def report_call(session: Session, settings: Settings, caller: Principal | AgentCaller, data: CallEventCreate,
                 *, now: datetime | None = None) -> CallOutcome:
-    """Apply a ``connected``/``disconnected`` report (module docstring for the merge rules).
+    """Apply a ``connected``/``disconnected`` report about one call leg (module docstring for the rules).
 
     ``caller``: an admin or secretariat principal, or an agent token (:class:`AgentCaller`, whose
-    ``last_used_at`` becomes ``now``).
+    ``last_used_at`` becomes ``now``). The outcome's ``record`` is the endpoint's record (the union
+    of its legs) that the leg belongs to, ``None`` when nothing changed.
 
     Raises:
         Forbidden: another role (``forbidden_role``); an endpoint-bound agent token for another endpoint
             (``forbidden_endpoint``); a bridge-bound one for an occurrence not on its bridge (``forbidden_bridge``).
         NotFound: unknown endpoint or occurrence.
-        Invalid: ``at_in_future`` (beyond ``call_clock_skew_minutes``), ``no_occurrence`` (no occurrence of
-            the endpoint contains ``at``), ``occurrence_cancelled``, ``not_a_participant``,
+        Invalid: ``at_in_future`` (beyond ``call_clock_skew_minutes``), ``no_occurrence`` (a ``connected``
+            that no occurrence of the endpoint contains; a ``disconnected`` of an endpoint with no leg
+            before ``at`` and no occurrence containing it), ``occurrence_cancelled``, ``not_a_participant``,
             ``outside_occurrence`` (a ``connected`` outside the given occurrence's window).
-    Events: ``call.connected`` or ``call.disconnected`` (and ``call.disconnected`` for an open period of
-    another occurrence it closes).
+    Events: ``call.connected`` / ``call.disconnected`` for each record that changed.
     """
     now = now or utc_now()
     if isinstance(caller, AgentCaller):
@@ -236,70 +350,126 @@ def report_call(session: Session, settings: Settings, caller: Principal | AgentC
         token = session.get(AgentToken, caller.token_id)
         token.last_used_at = now
         session.add(token)
-
     if data.event is CallEventKind.disconnected:
-        open_ = _open_period(session, endpoint.id)
-        if data.occurrence_id is not None:
-            occ = _usable_occurrence(session, data.occurrence_id, endpoint.id)
-            if open_ is not None and open_.occurrence_id != occ.id:
-                open_ = None
-        elif open_ is not None:
-            occ = _occ(session, open_.occurrence_id)[0]
-        else:
-            occ = _occurrence_at(session, settings, endpoint.id, at)
-            if occ is None:
-                raise Invalid("no occurrence of this endpoint at that time", code="no_occurrence")
-        _check_bridge(session, caller, occ)
-        if open_ is None or at <= open_.connected_at:
-            return CallOutcome(False, occ.id, reason="no_open_call")
-        _close(session, open_, at, occ.end, room.id, occ.meeting_id, now)
-        return CallOutcome(True, occ.id, open_ if open_.disconnected_at else None)
+        return _disconnected(session, settings, caller, data, endpoint.id, room.id, at, now)
+    return _connected(session, settings, caller, data, endpoint.id, room.id, at, now)
 
+
+def _connected(session: Session, settings: Settings, caller: Principal | AgentCaller, data: CallEventCreate,
+               endpoint_id: int, room_id: int, at: datetime, now: datetime) -> CallOutcome:
+    if data.leg_id is not None:
+        known = _leg_by_id(session, endpoint_id, data.leg_id, data.occurrence_id)
+        if known is not None:
+            occ = _occ(session, known.occurrence_id)[0]
+            _check_bridge(session, caller, occ)
+            return CallOutcome(False, occ.id, reason="duplicate")
     if data.occurrence_id is not None:
-        occ = _usable_occurrence(session, data.occurrence_id, endpoint.id)
+        occ = _usable_occurrence(session, data.occurrence_id, endpoint_id)
         if not occ.window_start <= at < occ.end:
             raise Invalid("the connection is outside the occurrence's window [start − check lead, end)",
                           code="outside_occurrence")
     else:
-        found = _occurrence_at(session, settings, endpoint.id, at)
+        found = _occurrence_at(session, settings, endpoint_id, at)
         if found is None:
             raise Invalid("no occurrence of this endpoint at that time", code="no_occurrence")
         occ = found
     _check_bridge(session, caller, occ)
-    periods = _periods(session, endpoint.id, occ.id)
-    if any(p.connected_at <= at and (p.disconnected_at is None or at < p.disconnected_at) for p in periods):
-        return CallOutcome(False, occ.id, reason="duplicate")
-    other = _open_period(session, endpoint.id)
-    if other is not None and other.occurrence_id != occ.id:
-        other_occ = _occ(session, other.occurrence_id)[0]
-        _close(session, other, at, other_occ.end, room.id, other_occ.meeting_id, now)
-    later = [p for p in periods if p.connected_at > at]
-    if later:
-        record = later[0]
-        record.connected_at, record.updated_at = at, now
-    else:
-        record = CallRecord(endpoint_id=endpoint.id, occurrence_id=occ.id, connected_at=at, source=data.source,
-                            updated_at=now)
-    session.add(record)
+    legs = _legs(session, endpoint_id, occ.id)
+    if data.leg_id is None:
+        own = [leg for leg in legs if leg.source == data.source and leg.leg_id is None]
+        others = [leg for leg in legs if leg.source != data.source]
+        if any(leg.connected_at == at for leg in own) or any(
+                leg.connected_at <= at and (leg.disconnected_at is None or at < leg.disconnected_at)
+                for leg in others):
+            return CallOutcome(False, occ.id, reason="duplicate")
+        later = [leg for leg in others if leg.connected_at > at]
+        if later and not any(_open(leg) for leg in own):
+            leg = later[0]  # a late report of that connection's start
+            leg.connected_at, leg.updated_at = at, now
+            session.add(leg)
+            session.flush()
+            return CallOutcome(True, occ.id, _record_at(_sync(session, endpoint_id, occ, room_id, now), at))
+    _close_other_occurrences(session, endpoint_id, occ, at, room_id, now)
+    session.add(CallLeg(endpoint_id=endpoint_id, occurrence_id=occ.id, leg_id=data.leg_id, connected_at=at,
+                        source=data.source, updated_at=now))
     session.flush()
-    _event(session, "call.connected", record, room.id, occ.meeting_id)
-    return CallOutcome(True, occ.id, record)
+    return CallOutcome(True, occ.id, _record_at(_sync(session, endpoint_id, occ, room_id, now), at))
+
+
+def _disconnected(session: Session, settings: Settings, caller: Principal | AgentCaller, data: CallEventCreate,
+                  endpoint_id: int, room_id: int, at: datetime, now: datetime) -> CallOutcome:
+    if data.occurrence_id is not None:
+        _usable_occurrence(session, data.occurrence_id, endpoint_id)
+    if data.leg_id is not None:
+        leg = _leg_by_id(session, endpoint_id, data.leg_id, data.occurrence_id)
+        if leg is None:
+            occ = _occurrence_for_disconnect(session, settings, endpoint_id, data.occurrence_id, at)
+            _check_bridge(session, caller, occ)
+            return CallOutcome(False, occ.id, reason="unknown_leg")
+        occ = _occ(session, leg.occurrence_id)[0]
+        _check_bridge(session, caller, occ)
+        if not _open(leg) or leg.disconnected_at == at:
+            return CallOutcome(False, occ.id, reason="duplicate")
+        if at <= leg.connected_at:
+            return CallOutcome(False, occ.id, reason="no_open_call")
+    else:
+        query = select(CallLeg).where(CallLeg.endpoint_id == endpoint_id, CallLeg.connected_at < at)
+        if data.occurrence_id is not None:
+            query = query.where(CallLeg.occurrence_id == data.occurrence_id)
+        candidates = session.exec(query.where(sa.or_(CallLeg.disconnected_at.is_(None),
+                                                     CallLeg.end_presumed.is_(True),
+                                                     CallLeg.disconnected_at == at))
+                                  .order_by(CallLeg.connected_at, CallLeg.id)).all()
+        if any(c.disconnected_at == at and not c.end_presumed and c.source == data.source for c in candidates):
+            occ = _occ(session, next(c for c in candidates if c.disconnected_at == at).occurrence_id)[0]
+            _check_bridge(session, caller, occ)
+            return CallOutcome(False, occ.id, reason="duplicate")
+        open_legs = [c for c in candidates if _open(c)]
+        open_legs.sort(key=lambda c: c.source != data.source)  # stable: the same source's oldest first
+        if not open_legs:
+            occ = _occurrence_for_disconnect(session, settings, endpoint_id, data.occurrence_id, at)
+            _check_bridge(session, caller, occ)
+            return CallOutcome(False, occ.id, reason="no_open_call")
+        leg = open_legs[0]
+        occ = _occ(session, leg.occurrence_id)[0]
+        _check_bridge(session, caller, occ)
+    leg.disconnected_at, leg.end_presumed, leg.updated_at = at, False, now
+    session.add(leg)
+    session.flush()
+    return CallOutcome(True, occ.id, _record_at(_sync(session, endpoint_id, occ, room_id, now), leg.connected_at))
+
+
+def _occurrence_for_disconnect(session: Session, settings: Settings, endpoint_id: int, occurrence_id: int | None,
+                               at: datetime) -> _Occ:
+    """The occurrence a disconnect that changes nothing is about: the given one, else that of the endpoint's
+    latest leg before ``at``, else the one containing ``at``. Raises Invalid (``no_occurrence``)."""
+    if occurrence_id is not None:
+        return _occ(session, occurrence_id)[0]
+    latest = session.exec(select(CallLeg.occurrence_id).where(CallLeg.endpoint_id == endpoint_id,
+                                                              CallLeg.connected_at < at)
+                          .order_by(CallLeg.connected_at.desc()).limit(1)).first()
+    if latest is not None:
+        return _occ(session, latest)[0]
+    found = _occurrence_at(session, settings, endpoint_id, at)
+    if found is None:
+        raise Invalid("no occurrence of this endpoint at that time", code="no_occurrence")
+    return found
 
 
 def mark_attendance(session: Session, settings: Settings, principal: Principal, meeting: Meeting,
                     occurrence: Occurrence, data: AttendanceMark, *, now: datetime | None = None) -> list[CallRecord]:
     """Record by hand that a site was connected over ``[connected_from, connected_to)`` (when no device reports).
 
-    The period is clipped to the occurrence's window and united with the endpoint's periods it
-    overlaps or touches. Admin and secretariat anywhere; operators for rooms of their units.
-    Returns the resulting period of each endpoint (a room: each of its participating endpoints).
+    The period, clipped to the occurrence's window, becomes a leg of source ``manual``, united with the
+    endpoint's other legs. Admin and secretariat anywhere; operators for rooms of their units.
+    Returns the resulting record of each endpoint (a room: each of its participating endpoints).
 
     Raises:
         Forbidden: role, or the room outside an operator's units.
         NotFound: unknown room or endpoint.
         Invalid: ``end_not_after_start``, ``outside_occurrence`` (nothing left after clipping),
             ``occurrence_cancelled``, ``not_a_participant`` (the endpoint, or no endpoint of the room).
-    Events: ``call.connected`` and ``call.disconnected`` per endpoint whose periods changed.
+    Events: ``call.connected`` / ``call.disconnected`` (with ``manual: true``) per record that changed.
     """
     principal.require(MARK_ATTENDANCE)
     now = now or utc_now()
@@ -331,50 +501,35 @@ def mark_attendance(session: Session, settings: Settings, principal: Principal, 
         if b <= a:
             raise Invalid("the period is outside the occurrence's window [start − check lead, end)",
                           code="outside_occurrence")
-        touching = [p for p in _periods(session, endpoint_id, occ.id)
-                    if p.connected_at <= b and (p.disconnected_at is None or p.disconnected_at >= a)]
-        first = touching[0] if touching else None
-        if first is not None and first.connected_at <= a and (first.disconnected_at is None
-                                                               or first.disconnected_at >= b):
-            results.append(first)  # already covered: nothing changes
-            continue
-        if touching:
-            record = touching[0]
-            ends = [p.disconnected_at for p in touching]
-            record.connected_at = min(a, record.connected_at)
-            record.disconnected_at = None if None in ends else max(b, *ends)
-            for extra in touching[1:]:
-                session.delete(extra)
-            session.flush()
-        else:
-            record = CallRecord(endpoint_id=endpoint_id, occurrence_id=occ.id, connected_at=a, disconnected_at=b,
-                                source="manual", created_by=principal.user_id)
-        record.updated_at = now
-        session.add(record)
+        session.add(CallLeg(endpoint_id=endpoint_id, occurrence_id=occ.id, connected_at=a, disconnected_at=b,
+                            source="manual", created_by=principal.user_id, updated_at=now))
         session.flush()
-        _event(session, "call.connected", record, room.id, meeting.id, manual=True)
-        if record.disconnected_at is not None:
-            _event(session, "call.disconnected", record, room.id, meeting.id, manual=True)
+        record = _record_at(_sync(session, endpoint_id, occ, room.id, now, manual=True), a)
+        assert record is not None  # the leg just added lies inside the window
         results.append(record)
     return results
 
 
 def close_open_records(session: Session, now: datetime) -> int:
-    """Close every open period whose occurrence has ended (``end <= now``) at that end, or whose occurrence
-    (or meeting) was cancelled at ``min(now, end)``. Called by :func:`close_due` (the periodic job wired in
-    ``main``); returns how many were closed.
+    """Close every open record whose occurrence has ended (``end <= now``) at that end, or whose occurrence
+    (or meeting) was cancelled at ``min(now, end)``: its open legs get that presumed end. Called by
+    :func:`close_due` (the periodic job wired in ``main``); returns how many records were closed.
 
-    Events: ``call.disconnected`` per period closed.
+    Events: ``call.disconnected`` per record closed.
     """
     rows = session.exec(
-        select(CallRecord, Occurrence, Meeting.status, Endpoint.room_id)
+        select(CallRecord, Endpoint.room_id)
         .join(Occurrence, Occurrence.id == CallRecord.occurrence_id)
         .join(Meeting, Meeting.id == Occurrence.meeting_id)
         .join(Endpoint, Endpoint.id == CallRecord.endpoint_id)
         .where(_due_filter(now))
         .order_by(CallRecord.id)).all()
-    for record, occ, _status, room_id in rows:
-        _close(session, record, now, occ.end, room_id, occ.meeting_id, now)
+    for record, room_id in rows:
+        occ = _occ(session, record.occurrence_id)[0]
+        for leg in _legs(session, record.endpoint_id, occ.id):
+            if leg.disconnected_at is None:
+                _presume_end(session, leg, min(now, occ.end), now)
+        _sync(session, record.endpoint_id, occ, room_id, now)
     return len(rows)
 
 

@@ -20,9 +20,11 @@ class CallEventKind(str, enum.Enum):
 class CallEventCreate(BaseModel):
     """A call-record event from a bridge webhook or a device agent.
 
-    ``at`` is when it happened (UTC; without an offset: local time). Without ``occurrence_id`` the
-    endpoint's occurrence whose ``[start − check_lead, end)`` contains ``at`` is used
-    (for ``disconnected``: the endpoint's open call).
+    ``at`` is when it happened (UTC; without an offset: local time). ``leg_id``: the bridge's id of the
+    call leg (a re-sent event with the same leg id changes nothing; an endpoint may have several legs
+    at once, and usage counts their union). Without ``occurrence_id`` a ``connected`` belongs to the
+    endpoint's occurrence whose ``[start − check_lead, end)`` contains ``at``; a ``disconnected`` ends
+    its leg (without ``leg_id``: the oldest open leg of the same source), also after the occurrence's end.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -30,6 +32,7 @@ class CallEventCreate(BaseModel):
     event: CallEventKind
     at: datetime
     occurrence_id: IdField | None = None
+    leg_id: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[\x21-\x7e]+$")] | None = None
     source: Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[a-z0-9_.-]+$")] = "bridge"
 
 
@@ -64,7 +67,8 @@ class CallRecordPublic(BaseModel):
 
 
 class CallEventResult(BaseModel):
-    """``accepted`` false with a ``reason`` (``duplicate``, ``no_open_call``) when the report changed nothing."""
+    """``accepted`` false with a ``reason`` (``duplicate``, ``no_open_call``, ``unknown_leg``) when the report
+    changed nothing; ``record``: the endpoint's record (the union of its legs) the leg belongs to."""
 
     accepted: bool
     reason: str | None = None

@@ -76,7 +76,9 @@ FIGURE_DEFINITIONS = {
                        "overlapping reports count once; an open record counts up to min(now, occurrence end). "
                        "A record counts only inside its occurrence's window [start − check lead, end): the "
                        "technical check counts (in its own day), a record left outside by a later move of the "
-                       "occurrence does not.",
+                       "occurrence does not. A site's overlapping call legs (a drop and a re-dial) count once "
+                       "(their union). Time past the occurrence's booked end (an overrun) is not counted: the "
+                       "call legs keep it as reported, the figure stays within the booked window.",
     "sites_invited": "Số điểm cầu được mời: sites of the group's occurrences (not cancelled) starting in the bucket.",
     "sites_connected": "Số điểm cầu tham dự: of those, sites with at least one call record inside the occurrence's "
                        "window (a reconnect is still one site).",
