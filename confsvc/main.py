@@ -48,6 +48,7 @@ from confsvc.users.routes import router as users_router
 from confsvc.web.pages import router as web_router
 from confsvc.web.pages import static_files
 from confsvc.web.csrf import ApiCsrfGuard
+from confsvc.web import errors as web_errors
 
 log = logging.getLogger("confsvc")
 # join.instructions are recorded beside scheduling's meeting.* events, in the same transaction.
@@ -127,6 +128,8 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def _operational(_: Request, exc: OperationalError) -> JSONResponse:
         log.exception("database unavailable")
         return _error(503, "database unavailable, try again", "database_unavailable")
+
+    web_errors.install(app)  # a browser asking for a page gets these answers as Vietnamese HTML pages
 
 
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:

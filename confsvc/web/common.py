@@ -59,8 +59,6 @@ def static_files() -> StaticFiles:
 ROLE_LABELS = {Role.admin: N_("System administrator"), Role.secretariat: N_("Provincial People's Committee Office"),
                Role.operator: N_("Technician"), Role.viewer: N_("Viewer")}
 WRITERS = (Role.admin, Role.secretariat)
-ERROR_TITLES = {403: N_("You may not see this page"), 404: N_("Not found"),
-                0: N_("The request could not be completed")}
 
 
 # ---------------------------------------------------------------- CSRF
@@ -176,7 +174,9 @@ def booker(request: Request, session: Session) -> Viewer | Response:
 
 def error_page(request: Request, exc: ConfsvcError, who: Viewer | None) -> HTMLResponse:
     """A domain error as an HTML page with the same status as the API's answer."""
+    from confsvc.web.errors import page_for
+
     i18n.activate(language(request))
-    title = _(ERROR_TITLES.get(exc.status_code, ERROR_TITLES[0]))
-    return render(request, "error.html", {"title": title, "detail": exc.detail}, who=who,
+    title, sentence = page_for(exc)
+    return render(request, "error.html", {"title": title, "detail": sentence}, who=who,
                   status_code=exc.status_code)
