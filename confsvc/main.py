@@ -13,6 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from fastapi import FastAPI, Request
+from fastapi_offline import FastAPIOffline
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
@@ -172,7 +173,10 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
             if owns_engine:
                 app.state.engine.dispose()
 
-    app = FastAPI(
+    # /docs and /redoc load Swagger UI and ReDoc from the fastapi-offline package, never a CDN (an
+    # intranet cannot reach one): /static-offline-docs/ serves the package's copies.
+    app = FastAPIOffline(
+        favicon_url="/static/favicon.svg",
         title="confsvc",
         version=__version__,
         description="Videoconference scheduling and room management for a province's online meeting network.",

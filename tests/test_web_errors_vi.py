@@ -84,7 +84,7 @@ def test_booking_form_with_an_impossible_date_says_so_in_vietnamese(client: Test
     assert response.status_code == 422
     errors = re.search(r'<div class="alert alert-error"[^>]*id="form-errors">(.*?)</div>', response.text, re.S)
     text = html.unescape(re.sub(r"<[^>]+>", " ", errors.group(1)))
-    assert "Ngày: 31/02/2027 không phải là một ngày có thật; hãy viết theo dạng dd/mm/yyyy." in text
+    assert "Ngày: 31/02/2027 không phải là một ngày hợp lệ theo dạng dd/mm/yyyy." in text
     assert ENGLISH.findall(text) == [], text
 
 

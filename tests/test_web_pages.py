@@ -61,7 +61,7 @@ def test_booking_form_books_through_the_service_and_names_conflicts(client: Test
         "tỉnh, Điểm cầu Xã Thanh Ba, Điểm cầu Phường Việt Trì, Điểm cầu Xã Đoan Hùng."]
     assert 'value="Họp trùng"' in refused.text  # the form keeps what was typed
     bad = _book(client, province, date="2026-03-02")
-    assert (bad.status_code, "Ngày: nhập ngày theo dạng dd/mm/yyyy." in bad.text) == (422, True)
+    assert (bad.status_code, "Ngày: 2026-03-02 không phải là một ngày hợp lệ theo dạng dd/mm/yyyy." in bad.text) == (422, True)
 
 
 def test_booking_form_is_for_writers_only(client: TestClient, engine: Engine) -> None:

@@ -120,7 +120,7 @@ def _parse_date(value: str, label: str) -> datetime:
     try:
         return datetime.strptime(value.strip(), DATE_FORMAT)
     except ValueError:
-        raise Invalid(_("%(field)s: %(value)s is not a date of the calendar; write it as dd/mm/yyyy.")
+        raise Invalid(_("%(field)s: %(value)s is not a valid date in the form dd/mm/yyyy.")
                       % {"field": label, "value": value.strip()[:20]}, code="invalid_form") from None
 
 

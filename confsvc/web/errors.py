@@ -26,7 +26,7 @@ log = logging.getLogger("confsvc.web")
 
 #: Paths whose answers are for programs even when a browser opens them.
 API_PREFIXES = ("/api/", "/ws/", "/metrics", "/healthz", "/calendar/feeds", "/docs", "/redoc", "/openapi.json",
-                "/static/")
+                "/static/", "/static-offline-docs/")
 
 TITLES = {400: N_("The request could not be completed"), 401: N_("Please log in"),
           403: N_("You may not see this page"), 404: N_("Not found"),
