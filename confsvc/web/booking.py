@@ -217,7 +217,6 @@ def _form_context(session: Session, who: Viewer, settings: Settings, form: dict[
         by_unit.setdefault(room.unit_id, []).append({"id": room.id, "name": room.name})
     unit_rows = [{"id": u.id, "name": u.name, "level": u.level.value, "search": fold(u.name),
                   "rooms": by_unit[u.id]} for u in units if u.id in by_unit]
-    unit_rows.sort(key=lambda u: (u["level"] != UnitLevel.province.value, u["name"]))
     bridges, _total = inventory.list_bridges(session, who.principal, limit=1000)
     chosen = set(_ids(form.get("participant_room_ids", [])))
     default_chair = next((u["rooms"][0]["id"] for u in unit_rows if u["level"] == UnitLevel.province.value), None)

@@ -19,6 +19,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 from sqlmodel import Session
 
+from confsvc.collation import sort_key
 from confsvc.db import SessionDep
 from confsvc.endpoints import service as inventory
 from confsvc.errors import ConfsvcError, Invalid
@@ -116,7 +117,7 @@ def _by_group(report: dict[str, Any]) -> list[dict[str, Any]]:
                                                    "connected_hours": 0.0})
         g["booked_hours"] += row["booked_hours"]
         g["connected_hours"] += row["connected_hours"]
-    ordered = sorted(groups.values(), key=lambda g: (-g["booked_hours"], g["name"]))
+    ordered = sorted(groups.values(), key=lambda g: (-g["booked_hours"], sort_key(g["name"])))
     return [{**g, "booked_hours": round(g["booked_hours"], 2), "connected_hours": round(g["connected_hours"], 2)}
             for g in ordered]
 
