@@ -16,13 +16,15 @@ from sqlmodel import Session, select
 
 from confsvc.clock import utc_now
 from confsvc.endpoints.models import Endpoint, Room, Unit, UnitLevel
-from confsvc.errors import Invalid, NotFound
+from confsvc.errors import Forbidden, Invalid, NotFound
 from confsvc.calendar.models import FeedScope, FeedToken
 from confsvc.users.models import Role
 from confsvc.users.principal import Principal
 
 #: Secrets look like ``cal_<43 url-safe characters>`` (256 random bits).
 SECRET_PREFIX = "cal_"
+#: Roles that manage every feed within their reach. Every other role (viewer: the leaders) may create
+#: feeds for what it may see and list or revoke only its own (issue 13: leaders could not get a link).
 MANAGERS = (Role.admin, Role.secretariat, Role.operator)
 
 
@@ -56,9 +58,15 @@ def scope_unit_id(session: Session, scope: FeedScope, scope_id: int) -> int:
     return session.get(Room, endpoint.room_id).unit_id
 
 
-def _require_manage(session: Session, principal: Principal, scope: FeedScope, scope_id: int) -> None:
-    """Raises Forbidden (role or scope), NotFound, Invalid."""
-    principal.require_role(*MANAGERS)
+def _require_manage(session: Session, principal: Principal, scope: FeedScope, scope_id: int, *,
+                    created_by: int | None = None) -> None:
+    """The one permission check of feeds: the scope is within what ``principal`` may see (a province
+    feed for a unit-scoped role only for admin/secretariat), and an existing feed (``created_by``) is the
+    caller's own unless their role manages feeds (:data:`MANAGERS`).
+
+    Raises Forbidden (reach or owner), NotFound, Invalid."""
+    if created_by is not None and principal.role not in MANAGERS and created_by != principal.user_id:
+        raise Forbidden("this calendar feed belongs to someone else", code="forbidden_scope")
     unit_id = scope_unit_id(session, scope, scope_id)
     if principal.unit_ids is not None:
         if scope is FeedScope.province:
@@ -83,9 +91,12 @@ def create_feed_token(session: Session, principal: Principal, *, scope: FeedScop
 
 
 def list_feed_tokens(session: Session, principal: Principal) -> list[FeedToken]:
-    """Tokens the caller may manage, newest first (an operator's: those inside their units)."""
-    principal.require_role(*MANAGERS)
-    tokens = session.exec(select(FeedToken).order_by(FeedToken.created_at.desc(), FeedToken.id.desc())).all()
+    """Tokens the caller may manage, newest first (an operator's: those inside their units; a viewer's:
+    their own)."""
+    query = select(FeedToken).order_by(FeedToken.created_at.desc(), FeedToken.id.desc())
+    if principal.role not in MANAGERS:
+        query = query.where(FeedToken.created_by == principal.user_id)
+    tokens = session.exec(query).all()
     if principal.unit_ids is None:
         return list(tokens)
     visible = []
@@ -106,7 +117,7 @@ def revoke_feed_token(session: Session, principal: Principal, token_id: int, *,
     if token is None:
         raise NotFound(f"feed token {token_id} not found", code="feed_token_not_found")
     try:
-        _require_manage(session, principal, token.scope, token.scope_id)
+        _require_manage(session, principal, token.scope, token.scope_id, created_by=token.created_by)
     except NotFound:
         # The scope object is gone; only a manager with global reach may still revoke.
         principal.require_role(Role.admin, Role.secretariat)

@@ -133,8 +133,7 @@ def _nav(who: Viewer | None) -> list[dict[str, str]]:
     if who.can_book:
         items.append(("/meetings/new", N_("Book a meeting")))
     items.append(("/inventory", N_("Rooms and endpoints")))
-    if who.principal.role is not Role.viewer:
-        items.append(("/feeds", N_("Calendar feeds")))
+    items.append(("/feeds", N_("Calendar feeds")))
     items.append(("/statistics", N_("Statistics")))
     return [{"href": href, "label": _(label)} for href, label in items]
 
