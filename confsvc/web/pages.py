@@ -16,7 +16,7 @@ from confsvc.db import SessionDep
 from confsvc.errors import Unauthorized
 from confsvc.users import service as users
 from confsvc.users.deps import SESSION_USER_KEY
-from confsvc.web import booking, display, edit, feeds, i18n, inventory, meetings, stats
+from confsvc.web import booking, display, display_links, edit, feeds, i18n, inventory, meetings, stats
 from confsvc.web.common import LANGUAGE_KEY, check_csrf, language, render, static_files
 from confsvc.web.i18n import LANGUAGES, _
 
@@ -77,4 +77,5 @@ router.include_router(inventory.router)
 router.include_router(feeds.router)
 router.include_router(stats.router)
 router.include_router(edit.router)
+router.include_router(display_links.router)
 router.include_router(display.router)  # /display/rooms/{id}: token in the link, no login
