@@ -61,6 +61,7 @@ def _seed(engine: Engine, settings: Settings) -> dict[str, str]:
             "cancel": f"/meetings/{briefing.id}/cancel",
             "inventory": "/inventory", "edit-endpoint": f"/inventory/endpoints/{endpoint.id}/edit",
             "edit-room": f"/inventory/rooms/{chair.id}/edit", "edit-unit": f"/inventory/units/{unit.id}/edit",
+            "room-displays": f"/inventory/rooms/{chair.id}/displays",
             "statistics": "/statistics", "feeds": "/feeds",
             "not-found": "/meetings/99999", "display": f"/display/rooms/{chair.id}?token={secret}",
         }
