@@ -35,7 +35,9 @@
       var names = Array.prototype.map.call(heads, function (th) { return th.textContent.trim(); });
       Array.prototype.forEach.call(table.querySelectorAll('tbody tr, tfoot tr'), function (row) {
         Array.prototype.forEach.call(row.children, function (cell, i) {
-          if (names[i] && !cell.hasAttribute('data-label')) { cell.setAttribute('data-label', names[i]); }
+          if (names[i] && !cell.hasAttribute('data-label') && !(cell.colSpan > 1)) {
+            cell.setAttribute('data-label', names[i]);
+          }
         });
       });
     });
