@@ -14,7 +14,7 @@ from tests.web_support import PASSWORD, make_province
 def test_booking_actions_are_two_tabs_away_and_the_phone_menu_collapses(live_server: str,  # noqa: F811
                                                                         engine: Engine) -> None:
     _require_browser()
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
     with make_session(engine) as session:
         make_province(session)
@@ -36,6 +36,10 @@ def test_booking_actions_are_two_tabs_away_and_the_phone_menu_collapses(live_ser
             page.keyboard.press("Tab")
             page.keyboard.press("Tab")
             assert page.evaluate("document.activeElement.textContent.trim()") == "Đặt lịch họp"
+            # The live check says an impossible date in Vietnamese (it showed pydantic's English before).
+            page.locator("#date").fill("31/02/2027")
+            expect(page.locator("#check")).to_have_text(
+                "Ngày hoặc giờ không hợp lệ: ghi ngày theo dạng dd/mm/yyyy (một ngày có thật) và giờ theo dạng HH:MM.")
 
             phone = browser.new_page(viewport={"width": 375, "height": 812})
             phone.context.add_cookies(page.context.cookies())
