@@ -46,6 +46,10 @@ def test_missing_meeting_unknown_url_and_non_numeric_id_answer_vietnamese_html_p
         assert "Không tìm thấy" in text, path
         assert ENGLISH.findall(text) == [], (path, text)
         assert '<html lang="vi">' in response.text
+    bad_query = client.get("/calendar?view=thang", headers=BROWSER)
+    assert (bad_query.status_code, bad_query.headers["content-type"]) == (422, "text/html; charset=utf-8")
+    text = _main_text(bad_query.text)
+    assert "Địa chỉ hoặc biểu mẫu có giá trị không hợp lệ." in text and ENGLISH.findall(text) == []
     # Programs keep the JSON answer (an API path, or no text/html in Accept).
     api = client.get("/api/v1/meetings/99999", headers=BROWSER)
     assert api.headers["content-type"] == "application/json" and api.json()["code"] == "meeting_not_found"
