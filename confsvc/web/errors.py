@@ -93,7 +93,7 @@ def _page(request: Request, status: int, code: str) -> Response:
     return common.render(request, "error.html", {"title": title, "detail": sentence}, who=who, status_code=status)
 
 
-Handler = Callable[[Request, Exception], Awaitable[Response]]
+Handler = Callable[[Request, Any], Any]  # Starlette's handlers: sync or async, any exception type
 
 
 def install(app: FastAPI) -> None:
@@ -101,8 +101,10 @@ def install(app: FastAPI) -> None:
     request the JSON answer becomes the HTML error page with the same status."""
 
     def wrap(handler: Handler) -> Handler:
-        async def handle(request: Request, exc: Exception) -> Response:
-            response = await handler(request, exc)
+        async def handle(request: Request, exc: Exception) -> Any:
+            response = handler(request, exc)
+            if isinstance(response, Awaitable):
+                response = await response
             if not wants_page(request) or not isinstance(response, JSONResponse) or response.status_code < 400:
                 return response
             body: dict[str, Any] = json.loads(bytes(response.body))
