@@ -21,6 +21,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel
 
+from confsvc import collation
 from confsvc.errors import NotFound
 
 SQLModel.metadata.naming_convention = {
@@ -106,6 +107,8 @@ def _install_sqlite_hooks(engine: Engine) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_SECONDS * 1000}")
         cursor.close()
+        # Names sort in one order on both databases (confsvc.collation; PostgreSQL uses ICU).
+        dbapi_connection.create_collation(collation.SQLITE_COLLATION, collation.compare)
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: sa.Connection) -> None:

@@ -16,6 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi_offline import FastAPIOffline
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -52,6 +53,7 @@ from confsvc.stats.audit_routes import router as audit_router
 from confsvc.stats.routes import router as stats_router
 from confsvc.users.routes import router as users_router
 from confsvc.users.throttle import LoginThrottle
+from confsvc.web import errors as web_errors
 from confsvc.web.csrf import ApiCsrfGuard
 from confsvc.web.pages import router as web_router
 from confsvc.web.pages import static_files
@@ -217,6 +219,8 @@ def _declare_our_errors(app: FastAPI) -> None:
 
     app.openapi = openapi  # type: ignore[method-assign]
 
+    web_errors.install(app)  # a browser asking for a page gets these answers as Vietnamese HTML pages
+
 
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
     """Build the ASGI application.
@@ -260,7 +264,10 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
             if owns_engine:
                 app.state.engine.dispose()
 
-    app = FastAPI(
+    # /docs and /redoc load Swagger UI and ReDoc from the fastapi-offline package, never a CDN (an
+    # intranet cannot reach one): /static-offline-docs/ serves the package's copies.
+    app = FastAPIOffline(
+        favicon_url="/static/favicon.svg",
         title="confsvc",
         version=__version__,
         description="Videoconference scheduling and room management for a province's online meeting network.",

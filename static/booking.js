@@ -35,6 +35,8 @@
   function isoOf(dateText, timeText) {
     var d = DMY.exec(dateText), t = HM.exec(timeText);
     if (!d || !t || +t[1] > 23 || +t[2] > 59) { return null; }
+    var real = new Date(Date.UTC(+d[3], +d[2] - 1, +d[1]));
+    if (real.getUTCDate() !== +d[1] || real.getUTCMonth() !== +d[2] - 1) { return null; }  // 31/02 is no day
     return d[3] + '-' + pad(+d[2]) + '-' + pad(+d[1]) + 'T' + pad(+t[1]) + ':' + t[2] + ':00';
   }
   function rrule() {
@@ -117,7 +119,12 @@
   function scheduleCheck() { clearTimeout(timer); timer = setTimeout(check, 300); }
   function check() {
     var p = payload();
-    if (!p) { show('info', [M.incomplete]); return; }
+    if (!p) {
+      var bad = (val('date') && val('start_time') && !isoOf(val('date'), val('start_time'))) ||
+                (val('date') && val('end_time') && !isoOf(val('date'), val('end_time')));
+      show(bad ? 'error' : 'info', [bad ? M.bad_date : M.incomplete]);
+      return;
+    }
     var mine = ++sequence;
     show('info', [M.checking]);
     fetch('/api/v1/meetings/check', {
@@ -139,7 +146,12 @@
   function suggest() {
     var p = payload();
     slotsBox.textContent = '';
-    if (!p) { show('info', [M.incomplete]); return; }
+    if (!p) {
+      var bad = (val('date') && val('start_time') && !isoOf(val('date'), val('start_time'))) ||
+                (val('date') && val('end_time') && !isoOf(val('date'), val('end_time')));
+      show(bad ? 'error' : 'info', [bad ? M.bad_date : M.incomplete]);
+      return;
+    }
     var s = parts(p.start), e = parts(p.end);
     var minutes = (+e.h * 60 + +e.mi) - (+s.h * 60 + +s.mi);
     if (minutes <= 0) { return; }

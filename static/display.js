@@ -176,8 +176,9 @@
   }
 
   function chairText(occ) {
-    if (!occ.join && occ.chair_room_id === config.room_id) return `${T.chair}: ${T.this_chair}`;
-    if (occ.join && occ.join.is_chair) return `${T.chair}: ${T.this_chair}`;
+    // "Điểm cầu này chủ trì" alone: "Điểm cầu chủ trì: Điểm cầu này chủ trì" said it twice (issue 13).
+    if (!occ.join && occ.chair_room_id === config.room_id) return T.this_chair;
+    if (occ.join && occ.join.is_chair) return T.this_chair;
     if (!Number.isInteger(occ.chair_room_id)) return "";
     const name = state.chairNames.get(occ.chair_room_id);
     if (name === undefined) fetchChairNames();

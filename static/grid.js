@@ -82,7 +82,9 @@
     name.appendChild(el("small", "muted", " " + w("peak") + " " + bridge.peak + " " + w("of") + " " + bridge.port_capacity));
     row.appendChild(name);
     var track = el("div", "pl-track");
-    track.setAttribute("aria-label", w("ports") + " " + bridge.name);
+    track.setAttribute("role", "img");
+    track.setAttribute("aria-label", w("ports") + " " + bridge.name + ": " + w("peak") + " " + bridge.peak + " " +
+      w("of") + " " + bridge.port_capacity);
     bridge.load.forEach(function (step) {
       var bar = el("span", "pl-load" + (step.ports > 0.8 * bridge.port_capacity ? " pl-load-high" : ""));
       if (!place(bar, step.start_local, step.end_local)) return;
@@ -117,7 +119,7 @@
           track.appendChild(lead);
         }
       }
-      var block = el(b.kind === "meeting" ? "a" : "span", "pl-block pl-" + b.kind + (b.status === "tentative" ? " pl-tentative" : ""));
+      var block = el(b.kind === "meeting" ? "a" : "span", "pl-block pl-kind-" + b.kind + (b.status === "tentative" ? " pl-tentative" : ""));
       if (!place(block, b.start_local, b.end_local)) return;
       var label = b.kind === "meeting" ? (b.title || w("meeting"))
         : b.kind === "block" ? w("blocked") + (b.reason ? " · " + b.reason : "")

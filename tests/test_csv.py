@@ -76,7 +76,7 @@ def test_bad_rows_reject_the_whole_file_with_line_numbers(client: TestClient, ad
     assert response.status_code == 422
     body = response.json()
     assert body["code"] == "invalid_rows"
-    assert body["errors"] == [
+    assert [{"line": e["line"], "reason": e["reason"]} for e in body["errors"]] == [
         {"line": 3, "reason": "unknown unit code '99999'"},
         {"line": 4, "reason": "not a SIP URI (sip:user@host) or IP address: 'not-a-uri'"},
         {"line": 5, "reason": "not an IP address: '10.0.0.300'"},
@@ -85,23 +85,41 @@ def test_bad_rows_reject_the_whole_file_with_line_numbers(client: TestClient, ad
         {"line": 8, "reason": "protocol must be sip or h323, not 'webrtc'"},
         {"line": 9, "reason": "lifecycle_state must be active, maintenance or retired, not 'broken'"},
     ]
+    assert [[f["code"] for f in e["faults"]] for e in body["errors"]] == [
+        ["unknown_unit_code"], ["bad_dial_address"], ["bad_ip"], ["repeated_serial"], ["empty_required"],
+        ["bad_protocol"], ["bad_lifecycle"]]
     assert session.exec(select(Endpoint)).all() == []
     assert session.exec(select(Room)).all() == []
+
+
+def test_csv_row_with_several_faults_reports_every_fault_not_only_the_first(
+        client: TestClient, admin_headers: dict) -> None:
+    bad = HEADER + "\r\n" + "X-1,99999,,Điểm cầu,,Poly,G7500,webrtc,sip:x@vc.phutho.gov.vn,10.0.0.300,,broken\r\n"
+    response = _import(client, admin_headers, bad.encode())
+    assert response.status_code == 422
+    (error,) = response.json()["errors"]
+    assert error["line"] == 2
+    assert [(f["code"], f["value"]) for f in error["faults"]] == [
+        ("unknown_unit_code", "99999"), ("bad_protocol", "webrtc"), ("bad_lifecycle", "broken"),
+        ("bad_ip", "10.0.0.300")]
+    assert error["reason"] == ("unknown unit code '99999'; protocol must be sip or h323, not 'webrtc'; "
+                               "lifecycle_state must be active, maintenance or retired, not 'broken'; "
+                               "not an IP address: '10.0.0.300'")
 
 
 def test_multiline_field_keeps_line_numbers(client: TestClient, admin_headers: dict) -> None:
     data = (HEADER + "\n" + 'A-1,07900,,"Điểm cầu\nhai dòng",,Poly,G7500,sip,sip:a@vc.phutho.gov.vn,,,\n'
             + "A-2,07900,,Điểm cầu,,Poly,G7500,sip,bad,,,\n")
     response = _import(client, admin_headers, data.encode())
-    assert response.json()["errors"] == [{"line": 4, "reason": "not a SIP URI (sip:user@host) or IP address: 'bad'"}]
+    assert [(e["line"], e["reason"]) for e in response.json()["errors"]] == [
+        (4, "not a SIP URI (sip:user@host) or IP address: 'bad'")]
 
 
 def test_header_problems_are_line_one(client: TestClient, admin_headers: dict) -> None:
     response = _import(client, admin_headers, b"serial,colour\r\nX,red\r\n")
-    assert response.json()["errors"] == [{
-        "line": 1,
-        "reason": "missing column(s): unit_code, room_name, vendor, model, protocol, dial_address; "
-                  "unknown column(s): colour"}]
+    assert [(e["line"], e["reason"]) for e in response.json()["errors"]] == [(
+        1, "missing column(s): unit_code, room_name, vendor, model, protocol, dial_address; "
+           "unknown column(s): colour")]
 
 
 def test_non_utf8_file_is_rejected_with_its_line(client: TestClient, admin_headers: dict) -> None:

@@ -184,8 +184,9 @@ def test_feed_token_permissions(client: TestClient, engine: Engine) -> None:
     ids, h = _setup(engine)
     op = h["operator_b"]
     assert client.post("/api/v1/feeds", json={"scope": "room", "scope_id": ids["room_b"]}).status_code == 401
+    # A viewer (a leader) may create a feed for what they see, and sees and revokes only their own.
     assert client.post("/api/v1/feeds", headers=h["viewer"],
-                       json={"scope": "room", "scope_id": ids["room_b"]}).status_code == 403
+                       json={"scope": "room", "scope_id": ids["room_c"]}).status_code == 201
     assert client.post("/api/v1/feeds", headers=op, json={"scope": "room", "scope_id": ids["room_b"]}).status_code == 201
     assert client.post("/api/v1/feeds", headers=op, json={"scope": "room", "scope_id": ids["room_c"]}).status_code == 403
     assert client.post("/api/v1/feeds", headers=op,
@@ -197,6 +198,8 @@ def test_feed_token_permissions(client: TestClient, engine: Engine) -> None:
     other_id, _ = _feed_url(client, h["secretariat"], "room", ids["room_c"])
     assert [t["scope_id"] for t in client.get("/api/v1/feeds", headers=op).json()] == [ids["room_b"]]
     assert client.delete(f"/api/v1/feeds/{other_id}", headers=op).status_code == 403
+    assert [t["scope_id"] for t in client.get("/api/v1/feeds", headers=h["viewer"]).json()] == [ids["room_c"]]
+    assert client.delete(f"/api/v1/feeds/{other_id}", headers=h["viewer"]).status_code == 403
 
 
 def test_invite_request_then_cancel(client: TestClient, engine: Engine) -> None:

@@ -66,12 +66,13 @@ def test_planner_shows_149_rooms_and_books_a_clicked_free_time(
     _login(page, live_server)
     page.goto(f"{live_server}/planner?date={start.date().isoformat()}&unit_id={ids['province']}")
     page.wait_for_selector(".pl-block")
-    assert page.locator(".pl-block.pl-meeting").count() == COMMUNES + 1
+    assert page.locator(".pl-block.pl-kind-meeting").count() == COMMUNES + 1
     assert page.locator(".pl-lead").count() == COMMUNES + 1
     assert page.locator(".pl-load").count() == 1
     assert page.locator(".pl-bridge .pl-name").inner_text().endswith("149 trên 200")
     # The planner never widens the page: its sheet scrolls sideways inside its own box.
     assert page.evaluate("document.querySelector('.planner').getBoundingClientRect().right") <= width
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
     folder = ARTIFACTS / backend
     folder.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(folder / f"planner-{width}.png"), full_page=False)

@@ -43,7 +43,8 @@ def test_xlsx_has_the_json_numbers_and_vietnamese_text(client: TestClient, engin
     r = client.get(f"/api/v1/stats/usage.xlsx?{QUERY}", headers=h["viewer"])
     assert r.status_code == 200
     assert r.headers["content-type"] == "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-    assert 'filename="thong-ke-su-dung_room_20261031-20261103.xlsx"' in r.headers["content-disposition"]
+    # Both dates inclusive: the report ends on 02/11 (``to`` 03/11 is exclusive).
+    assert 'filename="thong-ke-su-dung_room_20261031-20261102.xlsx"' in r.headers["content-disposition"]
     workbook = load_workbook(io.BytesIO(r.content))
     try:
         sheet = workbook["Thống kê sử dụng"]
@@ -51,20 +52,22 @@ def test_xlsx_has_the_json_numbers_and_vietnamese_text(client: TestClient, engin
     finally:
         workbook.close()
     assert list(lines[0]) == export.headers("room")
-    assert lines[0][1:4] == ("Điểm cầu", "Thuộc", "Từ ngày")
+    assert lines[0][:6] == ("Điểm cầu", "Mã đơn vị", "Đơn vị hành chính", "Đơn vị cấp trên", "Từ ngày", "Đến ngày")
     assert {"Số giờ đặt lịch", "Số giờ kết nối", "Tỷ lệ điểm cầu tham dự", "Hiệu suất sử dụng phòng họp"} <= set(
         lines[0])
     body, totals = lines[1:-1], lines[-1]
-    assert [list(line[5:]) for line in body] == [[row[k] for k in FIGURE_KEYS] for row in report["rows"]]
-    assert [(line[0], line[1]) for line in body] == [(row["group"]["id"], row["group"]["name"])
-                                                     for row in report["rows"]]
-    assert body[0][1:5] == ("Phòng họp tỉnh", "Tỉnh Thử Nghiệm", datetime(2026, 10, 31), datetime(2026, 10, 31))
-    assert list(totals[5:]) == [report["totals"][k] for k in FIGURE_KEYS]
-    assert totals[1:5] == ("Tổng cộng", None, datetime(2026, 10, 31), datetime(2026, 11, 2))
+    assert [list(line[6:]) for line in body] == [[row[k] for k in FIGURE_KEYS] for row in report["rows"]]
+    assert [line[0] for line in body] == [row["group"]["name"] for row in report["rows"]]
+    assert body[0][:6] == ("Phòng họp tỉnh", "97", "Tỉnh Thử Nghiệm", None, datetime(2026, 10, 31),
+                           datetime(2026, 10, 31))
+    commune_code = next(r["group"]["unit_code"] for r in report["rows"] if r["group"]["id"] == s.r2)
+    assert body[3][:4] == ("Điểm cầu xã Đồi Chè", commune_code, "Xã Đồi Chè", "Tỉnh Thử Nghiệm")
+    assert list(totals[6:]) == [report["totals"][k] for k in FIGURE_KEYS]
+    assert totals[:6] == (export.TOTALS_LABEL, None, None, None, datetime(2026, 10, 31), datetime(2026, 11, 2))
     workbook = load_workbook(io.BytesIO(r.content))
     try:
-        cell = workbook.active["D2"]
-        assert (cell.number_format, workbook.active["L2"].number_format) == ("DD/MM/YYYY", "0.00%")
+        cell = workbook.active["E2"]
+        assert (cell.number_format, workbook.active["M2"].number_format) == ("DD/MM/YYYY", "0.00%")
     finally:
         workbook.close()
 
@@ -77,10 +80,12 @@ def test_csv_keeps_vietnamese_text_and_dates_dd_mm_yyyy(client: TestClient, engi
     assert r.content.startswith("\ufeff".encode())
     rows = list(csv.reader(io.StringIO(r.content.decode("utf-8-sig"))))
     assert rows[0] == export.headers("room")
-    assert rows[1][:8] == [str(s.r1), "Phòng họp tỉnh", "Tỉnh Thử Nghiệm", "31/10/2026", "31/10/2026", "1", "0", "2.0"]
-    assert rows[4][:5] == [str(s.r2), "Điểm cầu xã Đồi Chè", "Xã Đồi Chè", "31/10/2026", "31/10/2026"]
-    assert rows[4][8:14] == ["1.33", "1", "1", "1.0", "1", "0"]
-    assert rows[-1][:9] == ["", "Tổng cộng", "", "31/10/2026", "02/11/2026", "2", "1", "5.0", "5.33"]
+    assert rows[1][:9] == ["Phòng họp tỉnh", "97", "Tỉnh Thử Nghiệm", "", "31/10/2026", "31/10/2026", "1", "0",
+                           "2.0"]
+    assert rows[4][1:6] != [] and rows[4][0] == "Điểm cầu xã Đồi Chè"
+    assert rows[4][2:6] == ["Xã Đồi Chè", "Tỉnh Thử Nghiệm", "31/10/2026", "31/10/2026"]
+    assert rows[4][9:15] == ["1.33", "1", "1", "1.0", "1", "0"]
+    assert rows[-1][:10] == [export.TOTALS_LABEL, "", "", "", "31/10/2026", "02/11/2026", "2", "1", "5.0", "5.33"]
 
 
 def test_operator_report_is_limited_to_their_units(client: TestClient, engine: Engine, settings: Settings):
@@ -129,9 +134,10 @@ def test_formula_room_name_is_a_string_cell_not_a_formula_in_the_xlsx(client: Te
     assert r.status_code == 200
     workbook = load_workbook(io.BytesIO(r.content))
     try:
-        cell = workbook.active["B2"]
+        cell = workbook.active["A2"]  # group_by=room: the room's name first, then its unit's code and name
         assert (cell.value, cell.data_type, cell.quotePrefix) == (FORMULA, "s", True)
-        assert [c.data_type for c in workbook.active[2]][:3] == ["n", "s", "s"]
+        assert [c.value for c in workbook.active[2]][1:3] == ["97", "Tỉnh Thử Nghiệm"]
+        assert [c.data_type for c in workbook.active[2]][:3] == ["s", "s", "s"]
         assert all(c.data_type != "f" for row in workbook.active.iter_rows() for c in row)
     finally:
         workbook.close()
@@ -142,4 +148,25 @@ def test_formula_room_name_is_quoted_in_the_usage_csv(client: TestClient, engine
     _rename_first_room(engine, s)
     r = client.get(f"/api/v1/stats/usage.csv?{QUERY}", headers=h["viewer"])
     rows = list(csv.reader(io.StringIO(r.content.decode("utf-8-sig"))))
-    assert rows[1][:3] == [str(s.r1), "'" + FORMULA, "Tỉnh Thử Nghiệm"]
+    assert rows[1][:3] == ["'" + FORMULA, "97", "Tỉnh Thử Nghiệm"]
+
+
+def test_xlsx_by_unit_names_the_official_code_unit_and_parent_not_the_internal_id(
+        client: TestClient, engine: Engine, settings: Settings):
+    """Issue 13: column "Mã" held the internal id and "Thuộc" the unit's own code."""
+    s, h = _setup(engine, settings)
+    r = client.get("/api/v1/stats/usage.xlsx?group_by=unit&period=month&from=2026-11-01&to=2026-12-01",
+                   headers=h["viewer"])
+    assert r.status_code == 200
+    assert 'filename="thong-ke-su-dung_unit_20261101-20261130.xlsx"' in r.headers["content-disposition"]
+    workbook = load_workbook(io.BytesIO(r.content))
+    try:
+        lines = list(workbook.active.iter_rows(values_only=True))
+    finally:
+        workbook.close()
+    assert lines[0][:5] == ("Mã đơn vị", "Đơn vị hành chính", "Đơn vị cấp trên", "Từ ngày", "Đến ngày")
+    with make_session(engine) as session:
+        commune_code = session.get(Unit, s.commune).code
+    assert [line[:3] for line in lines[1:-1]] == [("97", "Tỉnh Thử Nghiệm", None),
+                                                  (commune_code, "Xã Đồi Chè", "Tỉnh Thử Nghiệm")]
+    assert lines[-1][0] == "Tổng cộng (mỗi buổi họp, điểm cầu tính một lần; không phải tổng các dòng)"

@@ -138,3 +138,17 @@ def test_buckets_follow_the_zone_and_clip_to_the_period():
     # A zone with DST: the day the clocks go back lasts 25 hours.
     paris = usage.make_buckets(date(2026, 10, 25), date(2026, 10, 26), Period.day, ZoneInfo("Europe/Paris"))
     assert (paris[0].end - paris[0].start).total_seconds() == 25 * 3600
+
+
+def test_future_occurrence_is_not_counted_as_zero_percent_attendance(session: Session, settings: Settings):
+    """Issue 13: a booking after the report's now showed as 0 % attendance; it has no attendance yet."""
+    s = sc.build(session, settings)
+    principal = users.principal_for(session, make_user(session, Role.admin))
+    before_m3 = sc.local(2, 7)  # Monday 02/11 07:00, M3 starts at 08:00
+    report = usage.usage_report(session, settings, principal, group_by=GroupBy.room, period=Period.day,
+                                from_date=date(2026, 10, 31), to_date=date(2026, 11, 3), now=before_m3)
+    table = _table(report, ("meetings", "booked_hours", "sites_invited", "sites_connected", "attendance_rate"))
+    assert table[(s.r1, "2026-11-02")] == (1, 2.0, 0, 0, None)   # booked, but not yet a rate
+    assert table[(s.r1, "2026-10-31")] == (1, 2.0, 1, 1, 1.0)
+    totals = report["totals"]
+    assert (totals["sites_invited"], totals["sites_connected"], totals["attendance_rate"]) == (2, 2, 1.0)

@@ -145,7 +145,8 @@ def test_statistics_page_draws_its_charts_and_offers_the_exports(server: ThreadS
         expect(page.locator(".stats-table tfoot")).to_contain_text("5,33")
         with page.expect_download() as download:
             page.get_by_role("link", name="Xuất Excel").click()
-        assert download.value.suggested_filename == "thong-ke-su-dung_unit_20261001-20261201.xlsx"
+        # Both dates inclusive (issue 13: the name said 20261201 for a report ending 30/11).
+        assert download.value.suggested_filename == "thong-ke-su-dung_unit_20261001-20261130.xlsx"
         _shot(page, backend, "15-statistics")
     finally:
         context.close()

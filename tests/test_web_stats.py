@@ -50,7 +50,7 @@ def test_statistics_by_unit_and_month_with_exact_figures(client: TestClient, eng
         ["Xã Đồi Chè", "10/2026", "1", "0", "2", "1,33", "100%", "1", "0", "0%"],
         ["Xã Đồi Chè", "11/2026", "0", "0", "1", "1", "—", "0", "0", "0%"]]
     assert _cells(page.text, "stats-table", "tfoot") == [
-        ["Tổng cộng", "", "2", "1", "5", "5,33", "66,7%", "1", "0", "0,2%"]]
+        ["Tổng cộng (mỗi buổi họp, điểm cầu tính một lần)", "", "2", "1", "5", "5,33", "66,7%", "1", "0", "0,2%"]]
     # The whole province per month (the province's rows: they include the commune's).
     assert _cells(page.text, "timeline") == [["10/2026", "1", "2", "3,83"], ["11/2026", "1", "3", "1,5"]]
     cards = re.findall(r'<span class="stat-n">([^<]*)</span><span>([^<]*)</span>', page.text)
@@ -67,13 +67,14 @@ def test_statistics_by_unit_and_month_with_exact_figures(client: TestClient, eng
     assert re.search(r'href="/api/v1/stats/usage\.xlsx\?[^"]+"[^>]*>Xuất Excel<', page.text)
     exported = client.get(csv_href)
     assert (exported.status_code, exported.headers["content-type"]) == (200, "text/csv; charset=utf-8")
-    assert exported.content.decode("utf-8-sig").splitlines()[-1].startswith(",Tổng cộng,,01/10/2026,30/11/2026,2,1,")
+    assert exported.content.decode("utf-8-sig").splitlines()[-1].startswith(
+        '"Tổng cộng (mỗi buổi họp, điểm cầu tính một lần; không phải tổng các dòng)",,,01/10/2026,30/11/2026,2,1,')
 
     # English: decimal points, the same figures.
     client.post("/language", data={"language": "en", "csrf": csrf_of(page.text), "next": "/statistics"})
     english = client.get("/statistics", params=OCT_NOV)
     assert _cells(english.text, "stats-table", "tfoot") == [
-        ["Total", "", "2", "1", "5", "5.33", "66.7%", "1", "0", "0.2%"]]
+        ["Total (each meeting and site once)", "", "2", "1", "5", "5.33", "66.7%", "1", "0", "0.2%"]]
     assert "Export Excel" in english.text
 
 
@@ -100,7 +101,7 @@ def test_statistics_by_day_for_one_unit_by_bridge_and_bad_dates(client: TestClie
     assert _cells(every_unit.text, "stats-table", "tfoot")[0][2] == "2"
     bad = client.get("/statistics", params={**OCT_NOV, "from": "2026-10-01"})
     assert bad.status_code == 422
-    assert "Từ ngày: nhập ngày theo dạng dd/mm/yyyy." in bad.text
+    assert "Từ ngày: 2026-10-01 không phải là một ngày hợp lệ theo dạng dd/mm/yyyy." in bad.text
     backwards = client.get("/statistics", params={**OCT_NOV, "from": "30/11/2026", "to": "01/10/2026"})
     assert (backwards.status_code, "Ngày kết thúc trước ngày bắt đầu." in backwards.text) == (422, True)
 
@@ -137,3 +138,28 @@ def test_charts_escape_text_and_scale_bars_to_the_axis() -> None:
     assert re.findall(r'height="([\d.]+)"><title>', svg) == ["50.0", "100.0"]
     bars = charts.bar_chart("x", ["Xã Đồi Chè"], [charts.Series("Đặt", "booked", [1.0])], str, width=480)
     assert re.findall(r'width="([\d.]+)" height', bars) == ["200.0"]  # 480 − 210 − 70 = 200 for the axis top 1
+
+
+@pytest.mark.parametrize(("name", "first", "last"), [
+    ("this_month", "2026-12-01", "2026-12-31"), ("last_month", "2026-11-01", "2026-11-30"),
+    ("this_quarter", "2026-10-01", "2026-12-31"), ("this_year", "2026-01-01", "2026-12-31")])
+def test_statistics_presets_cover_whole_calendar_periods(name: str, first: str, last: str) -> None:
+    from datetime import date
+
+    from confsvc.web.stats import preset_range
+
+    assert preset_range(name, date(2026, 12, 7)) == (date.fromisoformat(first), date.fromisoformat(last))
+    assert preset_range("last_month", date(2026, 1, 15)) == (date(2025, 12, 1), date(2025, 12, 31))
+    assert preset_range("this_quarter", date(2026, 5, 31)) == (date(2026, 4, 1), date(2026, 6, 30))
+
+
+def test_statistics_page_offers_last_month_preset_and_labels_the_total(client: TestClient, engine: Engine,
+                                                                        settings: Settings) -> None:
+    _scenario(engine, settings)
+    login(client, "thongke")
+    page = client.get("/statistics?from=01/11/2026&to=30/11/2026").text
+    links = dict((label, href) for href, label in re.findall(r'<a class="button small[^"]*" href="([^"]+)"[^>]*>([^<]+)</a>',
+                                                              page))
+    assert set(links) == {"Tháng này", "Tháng trước", "Quý này", "Năm nay"}
+    assert "from=" in links["Tháng trước"] and "group_by=unit" in links["Tháng trước"]
+    assert "Tổng cộng (mỗi buổi họp, điểm cầu tính một lần)" in page

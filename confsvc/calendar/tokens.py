@@ -1,7 +1,8 @@
 """Feed tokens (lịch đăng ký iCal): created and revoked through the API, stored hashed.
 
-Permissions (SPEC "Who uses it"): admin and secretariat for any scope; an operator only for
-units, rooms and endpoints inside their units (never the whole province); viewers not at all.
+Permissions (SPEC "Who uses it", issue 13): admin and secretariat for any scope; an operator only
+for units, rooms and endpoints inside their units (never the whole province); a viewer (leaders)
+creates feeds for what they may see and lists or revokes only their own.
 Services flush, never commit.
 """
 
@@ -14,7 +15,7 @@ from sqlmodel import Session, select
 from confsvc.calendar.models import FeedScope, FeedToken
 from confsvc.clock import utc_now
 from confsvc.endpoints.models import Endpoint, Room, Unit, UnitLevel
-from confsvc.errors import Invalid, NotFound
+from confsvc.errors import Forbidden, Invalid, NotFound
 from confsvc.tokens import digests_match, hash_secret, new_secret
 from confsvc.users.principal import MANAGE_FEEDS, MANAGE_PROVINCE_FEEDS, Principal
 
@@ -47,9 +48,16 @@ def scope_unit_id(session: Session, scope: FeedScope, scope_id: int) -> int:
     return session.get(Room, endpoint.room_id).unit_id
 
 
-def _require_manage(session: Session, principal: Principal, scope: FeedScope, scope_id: int) -> None:
-    """Raises Forbidden (role or scope), NotFound, Invalid."""
-    principal.require(MANAGE_FEEDS)
+def _require_manage(session: Session, principal: Principal, scope: FeedScope, scope_id: int, *,
+                    created_by: int | None = None) -> None:
+    """The one permission check of feeds: every role may create a feed for what it may see (a province
+    feed for a unit-scoped role only with ``MANAGE_PROVINCE_FEEDS``), and an existing feed
+    (``created_by``) is the caller's own unless they have ``MANAGE_FEEDS`` (issue 13: leaders — the
+    viewer role — get their own calendar link; they list and revoke only their own).
+
+    Raises Forbidden (reach or owner), NotFound, Invalid."""
+    if created_by is not None and not principal.can(MANAGE_FEEDS) and created_by != principal.user_id:
+        raise Forbidden("this calendar feed belongs to someone else", code="forbidden_scope")
     unit_id = scope_unit_id(session, scope, scope_id)
     if principal.unit_ids is not None:
         if scope is FeedScope.province:
@@ -75,9 +83,12 @@ def create_feed_token(session: Session, principal: Principal, *, scope: FeedScop
 
 
 def list_feed_tokens(session: Session, principal: Principal) -> list[FeedToken]:
-    """Tokens the caller may manage, newest first (an operator's: those inside their units)."""
-    principal.require(MANAGE_FEEDS)
-    tokens = session.exec(select(FeedToken).order_by(FeedToken.created_at.desc(), FeedToken.id.desc())).all()
+    """Tokens the caller may manage, newest first (an operator's: those inside their units; a viewer's:
+    their own)."""
+    query = select(FeedToken).order_by(FeedToken.created_at.desc(), FeedToken.id.desc())
+    if not principal.can(MANAGE_FEEDS):
+        query = query.where(FeedToken.created_by == principal.user_id)
+    tokens = session.exec(query).all()
     if principal.unit_ids is None:
         return list(tokens)
     visible = []
@@ -94,12 +105,11 @@ def list_feed_tokens(session: Session, principal: Principal) -> list[FeedToken]:
 def revoke_feed_token(session: Session, principal: Principal, token_id: int, *,
                       now: datetime | None = None) -> FeedToken:
     """Revoke at once (idempotent). Raises NotFound for a token outside the caller's reach."""
-    principal.require(MANAGE_FEEDS)  # before the first statement: SQLite's write lock (issue 16 defect 2)
     token = session.get(FeedToken, token_id)
     if token is None:
         raise NotFound(f"feed token {token_id} not found", code="feed_token_not_found")
     try:
-        _require_manage(session, principal, token.scope, token.scope_id)
+        _require_manage(session, principal, token.scope, token.scope_id, created_by=token.created_by)
     except NotFound:
         # The scope object is gone; only a manager with global reach may still revoke.
         principal.require(MANAGE_PROVINCE_FEEDS)

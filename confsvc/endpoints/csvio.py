@@ -1,10 +1,11 @@
 """Endpoint inventory as CSV (RFC 4180, UTF-8 with a BOM so Excel shows Vietnamese correctly).
 
-Import is all-or-nothing: every invalid row is reported with its line number and reason, and
-nothing is written unless every row is valid. Exported cells that a spreadsheet would read as a formula
-(starting with ``=``, ``+``, ``-``, ``@``, tab, CR, or the protective ``'`` itself) get a leading ``'``
-(OWASP CSV injection, :mod:`confsvc.cells`); the import removes that one quote, so ``+84…`` dial
-addresses and a ``-`` survive the round trip unchanged. Rows are matched by ``serial``; the room is found by
+Import is all-or-nothing: every invalid row is reported with its line number and every fault (a code
+with its values, for the web's catalog, and an English reason), and nothing is written unless every
+row is valid. Exported cells that a spreadsheet would read as a formula (starting with ``=``, ``+``,
+``-``, ``@``, tab, CR, or the protective ``'`` itself) get a leading ``'`` (OWASP CSV injection,
+:mod:`confsvc.cells`); the import removes that one quote, so ``+84…`` dial addresses and a ``-``
+survive the round trip unchanged. Rows are matched by ``serial``; the room is found by
 (``unit_code``, ``room_name``) and created when the unit has no room of that name.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass
+from typing import Any
 
 from sqlmodel import Session, select
 
@@ -74,22 +76,35 @@ def _decode(data: bytes) -> str:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
+        reason = f"byte {data[exc.start]:#04x} is not valid UTF-8; save the file as CSV UTF-8"
         raise Invalid("file is not UTF-8", code="invalid_rows",
-                      errors=[{"line": line, "reason": f"byte {data[exc.start]:#04x} is not valid UTF-8; "
-                                                       "save the file as CSV UTF-8"}]) from None
+                      errors=[_error(line, [_fault("not_utf8", reason)])]) from None
+
+
+def _fault(code: str, reason: str, **params: Any) -> dict[str, Any]:
+    """One fault of a row: a stable ``code`` with its ``params`` (the web renders them through its
+    catalog) and the English ``reason`` (the API's text)."""
+    return {"code": code, "reason": reason, **params}
+
+
+def _error(line: int, faults: list[dict[str, Any]]) -> dict[str, Any]:
+    """A row's error: ``{"line", "reason" (every fault's reason, "; "-joined), "faults": [...]}``."""
+    return {"line": line, "reason": "; ".join(f["reason"] for f in faults), "faults": faults}
 
 
 def parse(data: bytes, unit_ids_by_code: dict[str, int]) -> tuple[list[_Row], list[dict]]:
-    """Parse and validate every row. Returns ``(rows, errors)``; errors are ``{"line", "reason"}``."""
+    """Parse and validate every row. Returns ``(rows, errors)``; errors are ``{"line", "reason", "faults"}``
+    with every fault of the row (``faults``: ``{"code", "reason", ...params}``)."""
     reader = csv.DictReader(io.StringIO(_decode(data), newline=""))
     header = [h.strip() for h in (reader.fieldnames or [])]
     reader.fieldnames = header
     missing = [c for c in REQUIRED if c not in header]
     unknown = [c for c in header if c not in COLUMNS]
     if missing or unknown:
-        parts = ([f"missing column(s): {', '.join(missing)}"] if missing else []) + (
-            [f"unknown column(s): {', '.join(unknown)}"] if unknown else [])
-        return [], [{"line": 1, "reason": "; ".join(parts)}]
+        faults = ([_fault("missing_columns", f"missing column(s): {', '.join(missing)}", columns=missing)]
+                  if missing else []) + (
+            [_fault("unknown_columns", f"unknown column(s): {', '.join(unknown)}", columns=unknown)] if unknown else [])
+        return [], [_error(1, faults)]
     rows: list[_Row] = []
     errors: list[dict] = []
     seen: dict[str, int] = {}
@@ -101,54 +116,76 @@ def parse(data: bytes, unit_ids_by_code: dict[str, int]) -> tuple[list[_Row], li
         except StopIteration:
             break
         except csv.Error as exc:  # e.g. a field over the csv module's 128 KiB limit: unreadable from here on
-            errors.append({"line": next_line, "reason": f"unreadable CSV: {exc}"})
+            errors.append(_error(next_line, [_fault("unreadable", f"unreadable CSV: {exc}")]))
             break
         line, next_line = next_line, reader.line_num + 1
         if len(rows) + len(errors) >= MAX_ROWS:
-            errors.append({"line": line, "reason": f"more than {MAX_ROWS} rows"})
+            errors.append(_error(line, [_fault("too_many_rows", f"more than {MAX_ROWS} rows", limit=MAX_ROWS)]))
             break
         if None in record:
-            errors.append({"line": line, "reason": "more fields than columns"})
+            errors.append(_error(line, [_fault("too_many_fields", "more fields than columns")]))
             continue
         values = {k: one_line(cells.from_csv(v or "")) for k, v in record.items()}
         if not any(values.values()):
             continue
-        try:
-            row = _validate(line, values, unit_ids_by_code)
-        except ValueError as exc:
-            errors.append({"line": line, "reason": str(exc)})
+        row, faults = _validate(line, values, unit_ids_by_code)
+        if row is not None and row.serial in seen:
+            faults.append(_fault("repeated_serial", f"serial {row.serial!r} repeats line {seen[row.serial]}",
+                                 value=row.serial, other_line=seen[row.serial]))
+        if faults:
+            errors.append(_error(line, faults))
             continue
-        if row.serial in seen:
-            errors.append({"line": line, "reason": f"serial {row.serial!r} repeats line {seen[row.serial]}"})
-            continue
+        assert row is not None
         seen[row.serial] = line
         rows.append(row)
     return rows, errors
 
 
-def _validate(line: int, v: dict[str, str], unit_ids_by_code: dict[str, int]) -> _Row:
+def _validate(line: int, v: dict[str, str], unit_ids_by_code: dict[str, int]) -> tuple[_Row | None, list[dict]]:
+    """The row and every fault found in it (the row is ``None`` when a fault leaves no usable value)."""
+    faults: list[dict[str, Any]] = []
     empty = [c for c in REQUIRED if not v.get(c)]
     if empty:
-        raise ValueError(f"empty required field(s): {', '.join(empty)}")
-    if v["unit_code"] not in unit_ids_by_code:
-        raise ValueError(f"unknown unit code {v['unit_code']!r}")
-    try:
-        protocol = Protocol(v["protocol"].lower().replace(".", ""))
-    except ValueError:
-        raise ValueError(f"protocol must be sip or h323, not {v['protocol']!r}") from None
+        faults.append(_fault("empty_required", f"empty required field(s): {', '.join(empty)}", columns=empty))
+    if v["unit_code"] and v["unit_code"] not in unit_ids_by_code:
+        faults.append(_fault("unknown_unit_code", f"unknown unit code {v['unit_code']!r}", value=v["unit_code"]))
+    protocol: Protocol | None = None
+    if v["protocol"]:
+        try:
+            protocol = Protocol(v["protocol"].lower().replace(".", ""))
+        except ValueError:
+            faults.append(_fault("bad_protocol", f"protocol must be sip or h323, not {v['protocol']!r}",
+                                 value=v["protocol"]))
+    lifecycle: LifecycleState | None = None
     try:
         lifecycle = LifecycleState(v.get("lifecycle_state") or "active")
     except ValueError:
-        raise ValueError(f"lifecycle_state must be active, maintenance or retired, not {v['lifecycle_state']!r}") from None
+        faults.append(_fault("bad_lifecycle",
+                             f"lifecycle_state must be active, maintenance or retired, not {v['lifecycle_state']!r}",
+                             value=v["lifecycle_state"]))
     for column, limit in (("serial", 100), ("room_name", 200), ("name", 200), ("vendor", 60), ("model", 100),
                           ("dial_address", 255), ("firmware", 100)):
         if len(v.get(column) or "") > limit:
-            raise ValueError(f"{column} is longer than {limit} characters")
-    management_ip = normalise_ip(v["management_ip"]) if v.get("management_ip") else None
+            faults.append(_fault("too_long", f"{column} is longer than {limit} characters", column=column,
+                                 limit=limit))
+    dial_address = None
+    if protocol is not None and v["dial_address"] and len(v["dial_address"]) <= 255:
+        try:
+            dial_address = normalise_dial_address(protocol, v["dial_address"])
+        except ValueError as exc:
+            faults.append(_fault("bad_dial_address", str(exc), value=v["dial_address"], protocol=protocol.value))
+    management_ip = None
+    if v.get("management_ip"):
+        try:
+            management_ip = normalise_ip(v["management_ip"])
+        except ValueError as exc:
+            faults.append(_fault("bad_ip", str(exc), value=v["management_ip"]))
+    if faults or protocol is None or lifecycle is None or dial_address is None:
+        return None, faults
     return _Row(line=line, serial=v["serial"], unit_code=v["unit_code"], room_name=v["room_name"],
                 name=v.get("name") or None, vendor=v["vendor"], model=v["model"], protocol=protocol,
-                dial_address=normalise_dial_address(protocol, v["dial_address"]),
-                management_ip=management_ip, firmware=v.get("firmware") or None, lifecycle_state=lifecycle)
+                dial_address=dial_address, management_ip=management_ip, firmware=v.get("firmware") or None,
+                lifecycle_state=lifecycle), []
 
 
 def import_endpoints(session: Session, principal: Principal, data: bytes, *, dry_run: bool = False) -> schemas.ImportResult:

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, func, select
 
 from confsvc.clock import utc_now
+from confsvc.collation import collated
 from confsvc.db import attach
 from confsvc.endpoints import schemas
 from confsvc.endpoints.models import Bridge, Endpoint, EndpointStatus, LifecycleState, Protocol, Room, Unit, UnitLevel
@@ -38,6 +39,12 @@ def _units_first() -> Any:
     return Unit.parent_id.is_not(None)
 
 
+def unit_order() -> tuple[Any, ...]:
+    """The one order of units in every list and select: top-level units first, then by name in the
+    shared Vietnamese collation (``confsvc.collation``: "Phường Âu Cơ" with A), then by code."""
+    return (_units_first(), collated(Unit.name), Unit.code)
+
+
 def _like(column: Any, query: str) -> Any:
     return column.like(search_pattern(query), escape="\\")
 
@@ -57,8 +64,8 @@ def list_units(
     session: Session, principal: Principal, *, level: UnitLevel | None = None, parent_id: int | None = None,
     q: str | None = None, limit: int = 50, offset: int = 0,
 ) -> tuple[list[Unit], int]:
-    """Units ordered by code. ``q`` matches names with or without diacritics."""
-    query = select(Unit).where(_scope_filter(principal, Unit.id)).order_by(Unit.code)
+    """Units in :func:`unit_order`. ``q`` matches names with or without diacritics."""
+    query = select(Unit).where(_scope_filter(principal, Unit.id)).order_by(*unit_order())
     if level is not None:
         query = query.where(Unit.level == level)
     if parent_id is not None:
@@ -140,9 +147,9 @@ def list_rooms(
     session: Session, principal: Principal, *, unit_id: int | None = None, q: str | None = None,
     limit: int = 50, offset: int = 0,
 ) -> tuple[list[Room], int]:
-    """Rooms ordered province first, then by unit code and name. ``unit_id`` includes the unit's sub-units."""
+    """Rooms by unit (:func:`unit_order`), then room name (collated). ``unit_id`` includes the unit's sub-units."""
     query = (select(Room).join(Unit, Unit.id == Room.unit_id).where(_scope_filter(principal, Room.unit_id))
-             .order_by(_units_first(), Unit.code, Room.name, Room.id))
+             .order_by(*unit_order(), collated(Room.name), Room.id))
     if unit_id is not None:
         query = query.where(Room.unit_id.in_(expand_units(session, {unit_id})))
     if q:
@@ -221,13 +228,13 @@ def list_endpoints(
     protocol: Protocol | None = None, vendor: str | None = None, q: str | None = None,
     limit: int = 50, offset: int = 0,
 ) -> tuple[list[tuple[Endpoint, Room]], int]:
-    """Endpoints with their rooms, ordered province first, then unit code, room name, endpoint name.
+    """Endpoints with their rooms, by unit (:func:`unit_order`), room name, endpoint name (collated).
 
     ``unit_id`` includes sub-units; ``q`` searches name, serial, dial address, room and unit names.
     """
     query = (select(Endpoint, Room).join(Room, Room.id == Endpoint.room_id).join(Unit, Unit.id == Room.unit_id)
              .where(_scope_filter(principal, Room.unit_id))
-             .order_by(_units_first(), Unit.code, Room.name, Endpoint.name, Endpoint.id))
+             .order_by(*unit_order(), collated(Room.name), collated(Endpoint.name), Endpoint.id))
     if unit_id is not None:
         query = query.where(Room.unit_id.in_(expand_units(session, {unit_id})))
     if room_id is not None:

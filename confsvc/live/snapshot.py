@@ -24,6 +24,8 @@ from confsvc.scheduling.models import Meeting, MeetingStatus, Occurrence, Occurr
 _dial_mode = {"value": "dial_in"}
 #: Upcoming occurrences listed in a unit or secretariat snapshot (a room's lists at most one).
 SNAPSHOT_NEXT_LIMIT = 50
+#: Upcoming occurrences in a room's snapshot: the one the display shows and its "next meeting" strip.
+ROOM_NEXT_LIMIT = 2
 
 
 def configure(*, dial_mode: str) -> None:
@@ -127,8 +129,8 @@ def snapshot(session: Session, scope: Scope, *, now: datetime) -> dict[str, Any]
     """The ``snapshot`` message data for ``scope`` at ``now`` (UTC).
 
     ``current``: occurrences whose technical check has begun and that have not ended
-    (``start − check_lead ≤ now < end``); ``next``: the following ones in start order (one for a
-    room, at most :data:`SNAPSHOT_NEXT_LIMIT` otherwise). Each item carries ``join_instructions``
+    (``start − check_lead ≤ now < end``); ``next``: the following ones in start order (two for a
+    room: the display's upcoming meeting and the next one, at most :data:`SNAPSHOT_NEXT_LIMIT` otherwise). Each item carries ``join_instructions``
     for the scope's rooms and, when the readiness table exists, ``readiness`` per room.
     ``endpoints``: status of the endpoints of the scope's rooms (secretariat: of the listed
     occurrences' participants). A confidential meeting outside ``scope.audience`` is listed as
@@ -139,7 +141,8 @@ def snapshot(session: Session, scope: Scope, *, now: datetime) -> dict[str, Any]
                     Occurrence.end > now).order_by(Occurrence.start, Occurrence.id))
     if scope.room_ids is not None:
         query = query.where(Occurrence.id.in_(involving_rooms(scope.room_ids)))
-    limit = 1 if scope.kind == "room" else SNAPSHOT_NEXT_LIMIT
+    # A room display shows the upcoming meeting and, in its "Cuộc họp tiếp theo" strip, the one after it.
+    limit = ROOM_NEXT_LIMIT if scope.kind == "room" else SNAPSHOT_NEXT_LIMIT
     # Started ones first (bounded by the longest booking window), then the next ``limit``.
     current: list[tuple[Occurrence, Meeting]] = []
     upcoming: list[tuple[Occurrence, Meeting]] = []

@@ -1,6 +1,8 @@
 """CSV and XLSX renderings of a usage report (báo cáo thống kê sử dụng), Vietnamese headers.
 
-One line per row of the report, then a totals line ("Tổng cộng"). Dates are dd/mm/yyyy (GLOSSARY);
+One line per row of the report, named by what it holds (the unit's official code "Mã đơn vị", its name,
+its parent's name; never the internal id), then a totals line labelled as counting each meeting and
+site once (it is not the sum of the lines: a unit's figures include its sub-units'). Dates are dd/mm/yyyy (GLOSSARY);
 "Đến ngày" is the bucket's last day (inclusive), unlike the JSON's exclusive ``period_end``.
 Numbers are the JSON's numbers: hours with two decimals, rates as fractions 0…1 (the spreadsheet
 formats them as percentages). CSV is UTF-8 with a BOM so Excel reads the Vietnamese text. Names that a
@@ -37,29 +39,37 @@ FIGURE_COLUMNS = [
     ("port_hours", "Số giờ cổng MCU", "0.00"),
     ("port_utilisation", "Hiệu suất sử dụng cổng MCU", "0.00%"),
 ]
-TOTALS_LABEL = "Tổng cộng"
+#: The totals line is the whole scope counted once (a meeting with 148 communes is one meeting, and a
+#: unit's rows include its sub-units'), so it is not the sum of the lines above: its label says so.
+TOTALS_LABEL = "Tổng cộng (mỗi buổi họp, điểm cầu tính một lần; không phải tổng các dòng)"
 SHEET_TITLE = "Thống kê sử dụng"
+UNIT_CODE, UNIT_NAME, PARENT_NAME = "Mã đơn vị", "Đơn vị hành chính", "Đơn vị cấp trên"
+#: Per grouping, the columns that say what a line is about: (header, group key, number format).
+LABEL_COLUMNS = {
+    "unit": [(UNIT_CODE, "unit_code", "@"), (UNIT_NAME, "name", "@"), (PARENT_NAME, "parent_name", "@")],
+    "room": [("Điểm cầu", "name", "@"), (UNIT_CODE, "unit_code", "@"), (UNIT_NAME, "unit_name", "@"),
+             (PARENT_NAME, "parent_name", "@")],
+    "endpoint": [("Thiết bị đầu cuối", "name", "@"), ("Điểm cầu", "room_name", "@"), (UNIT_CODE, "unit_code", "@"),
+                 (UNIT_NAME, "unit_name", "@")],
+    "bridge": [("MCU", "name", "@")],
+}
 
 
 def headers(group_by: str) -> list[str]:
-    return ["Mã", GROUP_HEADERS[group_by], "Thuộc", "Từ ngày", "Đến ngày", *(h for _, h, _ in FIGURE_COLUMNS)]
-
-
-def _belongs_to(group: dict[str, Any]) -> str:
-    if group.get("room_name"):
-        return f"{group['room_name']} – {group.get('unit_name') or ''}".rstrip(" –")
-    return group.get("unit_name") or group.get("code") or ""
+    return [*(h for h, _, _ in LABEL_COLUMNS[group_by]), "Từ ngày", "Đến ngày", *(h for _, h, _ in FIGURE_COLUMNS)]
 
 
 def _lines(report: dict[str, Any]) -> list[list[Any]]:
-    """Cells per line: dates as ``date`` (the last day inclusive), figures as numbers or None."""
+    """Cells per line: dates as ``date`` (the last day inclusive), figures as numbers or None; the totals
+    line's label stands in the first label column."""
+    columns = LABEL_COLUMNS[report["group_by"]]
     lines = []
     for row in report["rows"]:
         group = row["group"]
-        lines.append([group["id"], group["name"], _belongs_to(group), row["period_start"],
+        lines.append([*(group.get(key) for _, key, _ in columns), row["period_start"],
                       row["period_end"] - timedelta(days=1), *(row[k] for k, _, _ in FIGURE_COLUMNS)])
     totals = report["totals"]
-    lines.append(["", TOTALS_LABEL, "", report["from"], report["to"] - timedelta(days=1),
+    lines.append([TOTALS_LABEL, *([None] * (len(columns) - 1)), report["from"], report["to"] - timedelta(days=1),
                   *(totals[k] for k, _, _ in FIGURE_COLUMNS)])
     return lines
 
@@ -85,6 +95,7 @@ def to_csv(report: dict[str, Any]) -> bytes:
 def to_xlsx(report: dict[str, Any]) -> bytes:
     """The report as an XLSX workbook: one sheet, header row, one row per line, a bold totals row."""
     from openpyxl.styles import Font
+    from openpyxl.utils import get_column_letter
 
     workbook = Workbook()
     sheet = workbook.active
@@ -93,7 +104,8 @@ def to_xlsx(report: dict[str, Any]) -> bytes:
     for cell in sheet[1]:
         cell.font = Font(bold=True)
     cells.protect_xlsx_row(sheet[1])
-    formats = ["0", "@", "@", "DD/MM/YYYY", "DD/MM/YYYY", *(f for _, _, f in FIGURE_COLUMNS)]
+    labels = LABEL_COLUMNS[report["group_by"]]
+    formats = [*(f for _, _, f in labels), "DD/MM/YYYY", "DD/MM/YYYY", *(f for _, _, f in FIGURE_COLUMNS)]
     lines = _lines(report)
     for line in lines:
         sheet.append(line)
@@ -103,8 +115,9 @@ def to_xlsx(report: dict[str, Any]) -> bytes:
     for cell in sheet[sheet.max_row]:
         cell.font = Font(bold=True)
     sheet.freeze_panes = "A2"
-    for letter, width in zip("ABCDE", (8, 32, 32, 12, 12), strict=True):
-        sheet.column_dimensions[letter].width = width
+    widths = [12 if key == "unit_code" else 36 for _, key, _ in labels] + [12, 12]
+    for index, width in enumerate(widths, start=1):
+        sheet.column_dimensions[get_column_letter(index)].width = width
     out = io.BytesIO()
     workbook.save(out)
     return out.getvalue()

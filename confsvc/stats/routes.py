@@ -7,7 +7,7 @@ in requests are local (SPEC rule 9); report periods are local dates.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -120,7 +120,9 @@ def _report(session: SessionDep, principal: CurrentPrincipal, settings: Settings
 
 
 def _filename(params: UsageParams, ext: str) -> str:
-    return f"thong-ke-su-dung_{params.group_by.value}_{params.from_:%Y%m%d}-{params.to:%Y%m%d}.{ext}"
+    """``thong-ke-su-dung_<group>_<first day>-<last day>.<ext>``: both dates inclusive (``to`` is exclusive)."""
+    last = params.to - timedelta(days=1)
+    return f"thong-ke-su-dung_{params.group_by.value}_{params.from_:%Y%m%d}-{last:%Y%m%d}.{ext}"
 
 
 @router.get("/stats/usage", response_model=schemas.UsageReport, tags=["stats"], description=_USAGE_DOC)

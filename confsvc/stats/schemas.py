@@ -94,15 +94,18 @@ class Period(str, enum.Enum):
 
 
 class UsageGroup(BaseModel):
-    """What a row is about: ``kind`` (= ``group_by``), ``id``, ``name``; ``code`` for a unit;
-    ``room_name`` and ``unit_name`` where they apply."""
+    """What a row is about: ``kind`` (= ``group_by``), ``id`` (internal), ``name``; ``code`` for a unit;
+    ``room_name``, and for units, rooms and endpoints the unit's official code ``unit_code``, its
+    ``unit_name`` and its parent unit's ``parent_name`` (none for the province)."""
 
     kind: GroupBy
     id: int
     name: str
     code: str | None = None
     room_name: str | None = None
+    unit_code: str | None = None
     unit_name: str | None = None
+    parent_name: str | None = None
 
 
 class UsageFigures(BaseModel):

@@ -44,6 +44,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
 from confsvc import periodic
@@ -79,7 +80,8 @@ FIGURE_DEFINITIONS = {
                        "occurrence does not. A site's overlapping call legs (a drop and a re-dial) count once "
                        "(their union). Time past the occurrence's booked end (an overrun) is not counted: the "
                        "call legs keep it as reported, the figure stays within the booked window.",
-    "sites_invited": "Số điểm cầu được mời: sites of the group's occurrences (not cancelled) starting in the bucket.",
+    "sites_invited": "Số điểm cầu được mời: sites of the group's occurrences (not cancelled) starting in the bucket "
+                     "and started by the report's now (future bookings do not count in the rates).",
     "sites_connected": "Số điểm cầu tham dự: of those, sites with at least one call record inside the occurrence's "
                        "window (a reconnect is still one site).",
     "attendance_rate": "Tỷ lệ điểm cầu tham dự: sites_connected / sites_invited (0…1; null without invited sites).",
@@ -350,18 +352,20 @@ def _site_statement(settings: Settings, sql: _Sql, group_by: GroupBy, scope: _Sc
                        r.c.connected_at < occ.c.end, sa.func.coalesce(r.c.disconnected_at, occ.c.end) > window_start)
                 .scalar_subquery())
     fault = sa.case((faults(sql, sites, occ), 1), else_=0) if faults is not None else sa.literal(0, sa.Integer)
+    now_p = sa.bindparam("stats_now", now, type_=UTCDateTime)
     facts = (sa.select(sites.c.endpoint_id, occ.c.bridge_id, b.c.b_key, occ.c.start, first_at.label("first_at"),
                        fault.label("fault"))
              .select_from(sites).join(occ, occ.c.id == sites.c.occurrence_id)
              .outerjoin(b, sa.and_(occ.c.start >= b.c.b_start, occ.c.start < b.c.b_end))
-             .where(occ.c.cancelled == 0, b.c.b_key.is_not(None)).subquery("facts"))
+             # Only occurrences that have started by the report's now: a future booking has no attendance
+             # yet and must not count as 0 % (issue 13).
+             .where(occ.c.cancelled == 0, b.c.b_key.is_not(None), occ.c.start <= now_p).subquery("facts"))
     late = sa.case((sql.seconds(facts.c.start, facts.c.first_at) > settings.late_join_minutes * 60, 1), else_=0)
     zero = sa.literal(0, sa.Integer)
     per_site = (sa.select(facts.c.endpoint_id, facts.c.bridge_id, facts.c.b_key, sa.func.count().label("invited"),
                           sa.func.count(facts.c.first_at).label("connected"), sa.func.sum(late).label("late"),
                           sa.func.sum(facts.c.fault).label("faults"), zero.label("connected_s"))
                 .group_by(facts.c.endpoint_id, facts.c.bridge_id, facts.c.b_key))
-    now_p = sa.bindparam("stats_now", now, type_=UTCDateTime)
     rec_start = sql.greatest(r.c.connected_at, window_start)
     rec_end = sql.least(sa.func.coalesce(r.c.disconnected_at, now_p), occ.c.end)
     seconds = sql.seconds(sql.greatest(rec_start, b.c.b_start), sql.least(rec_end, b.c.b_end))
@@ -523,21 +527,27 @@ def _faults_condition(session: Session) -> Any | None:
 # ---------------------------------------------------------------- the report
 
 def _labels(session: Session, group_by: GroupBy, keys: set[int]) -> dict[int, dict[str, Any]]:
+    """What each row is about: its name, and for units, rooms and endpoints the unit's official code
+    (``unit_code``; ``code`` too for a unit), the unit's name and its parent unit's name (``parent_name``)."""
     if not keys:
         return {}
     ids = sorted(keys)
+    parent = aliased(Unit)
+    unit_cols = (Unit.code, Unit.name, parent.name)
     if group_by is GroupBy.endpoint:
-        rows = session.execute(sa.select(Endpoint.id, Endpoint.name, Room.name, Unit.name)
+        rows = session.execute(sa.select(Endpoint.id, Endpoint.name, Room.name, *unit_cols)
                                .join(Room, Room.id == Endpoint.room_id).join(Unit, Unit.id == Room.unit_id)
-                               .where(Endpoint.id.in_(ids)))
-        return {i: {"name": n, "room_name": r, "unit_name": u} for i, n, r, u in rows}
+                               .outerjoin(parent, parent.id == Unit.parent_id).where(Endpoint.id.in_(ids)))
+        return {i: {"name": n, "room_name": r, "unit_code": c, "unit_name": u, "parent_name": p}
+                for i, n, r, c, u, p in rows}
     if group_by is GroupBy.room:
-        rows = session.execute(sa.select(Room.id, Room.name, Unit.name).join(Unit, Unit.id == Room.unit_id)
-                               .where(Room.id.in_(ids)))
-        return {i: {"name": n, "unit_name": u} for i, n, u in rows}
+        rows = session.execute(sa.select(Room.id, Room.name, *unit_cols).join(Unit, Unit.id == Room.unit_id)
+                               .outerjoin(parent, parent.id == Unit.parent_id).where(Room.id.in_(ids)))
+        return {i: {"name": n, "unit_code": c, "unit_name": u, "parent_name": p} for i, n, c, u, p in rows}
     if group_by is GroupBy.unit:
-        rows = session.execute(sa.select(Unit.id, Unit.name, Unit.code).where(Unit.id.in_(ids)))
-        return {i: {"name": n, "code": c} for i, n, c in rows}
+        rows = session.execute(sa.select(Unit.id, *unit_cols).outerjoin(parent, parent.id == Unit.parent_id)
+                               .where(Unit.id.in_(ids)))
+        return {i: {"name": u, "code": c, "unit_code": c, "unit_name": u, "parent_name": p} for i, c, u, p in rows}
     rows = session.execute(sa.select(Bridge.id, Bridge.name).where(Bridge.id.in_(ids)))
     return {i: {"name": n} for i, n in rows}
 

@@ -60,6 +60,7 @@ MESSAGES = {
     "suggest": N_("Find free slots"),
     "selected": N_("%(n)s rooms selected"),
     "error": N_("The schedule could not be checked: %(detail)s"),
+    "bad_date": N_("The date or a time is not valid: write the date as dd/mm/yyyy (a day of the calendar) and times as HH:MM."),
 }
 
 
@@ -122,7 +123,8 @@ def _parse_date(value: str, label: str) -> datetime:
     try:
         return datetime.strptime(value.strip(), DATE_FORMAT)
     except ValueError:
-        raise Invalid(_("%(field)s: write the date as dd/mm/yyyy.") % {"field": label}, code="invalid_form") from None
+        raise Invalid(_("%(field)s: %(value)s is not a valid date in the form dd/mm/yyyy.")
+                      % {"field": label, "value": value.strip()[:20]}, code="invalid_form") from None
 
 
 def _parse_time(value: str, label: str) -> timedelta:
@@ -179,10 +181,33 @@ def form_to_meeting(form: dict[str, Any], settings: Settings) -> MeetingCreate:
     try:
         return MeetingCreate(**values)
     except ValidationError as exc:
-        fields = {"title": _("Title"), "check_lead_minutes": _("Technical check")}
-        first = exc.errors()[0]
-        field = fields.get(str(first["loc"][0]) if first["loc"] else "", str(first["loc"]))
-        raise Invalid(f"{field}: {first['msg']}", code="invalid_form") from None
+        raise Invalid(validation_text(exc), code="invalid_form") from None
+
+
+#: Form labels of MeetingCreate's fields, for validation messages in the page's language.
+FIELD_LABELS = {"title": N_("Title"), "description": N_("Description"), "check_lead_minutes": N_("Technical check"),
+                "start": N_("Start"), "end": N_("End"), "chair_room_id": N_("Chair room"),
+                "participant_room_ids": N_("Participating sites"), "bridge_id": N_("MCU"), "rrule": N_("Repeat")}
+
+
+def validation_text(exc: ValidationError) -> str:
+    """Every fault of a pydantic validation as "<field label>: <catalog sentence>", joined with "; "
+    (never pydantic's English ``msg``)."""
+    faults = []
+    for error in exc.errors():
+        name = str(error["loc"][0]) if error["loc"] else ""
+        label = _(FIELD_LABELS[name]) if name in FIELD_LABELS else _("The form")
+        kind = error.get("type", "")
+        if kind in ("string_too_long", "too_long"):
+            sentence = _("too long.")
+        elif kind in ("string_too_short", "too_short", "missing"):
+            sentence = _("required.")
+        elif kind.startswith(("greater_than", "less_than")):
+            sentence = _("out of the allowed range.")
+        else:
+            sentence = _("the value is not valid.")
+        faults.append(f"{label}: {sentence}")
+    return "; ".join(dict.fromkeys(faults))
 
 
 # ---------------------------------------------------------------- pages
@@ -195,7 +220,6 @@ def _form_context(session: Session, who: Viewer, settings: Settings, form: dict[
         by_unit.setdefault(room.unit_id, []).append({"id": room.id, "name": room.name})
     unit_rows = [{"id": u.id, "name": u.name, "level": u.level.value, "search": fold(u.name),
                   "rooms": by_unit[u.id]} for u in units if u.id in by_unit]
-    unit_rows.sort(key=lambda u: (u["level"] != UnitLevel.province.value, u["name"]))
     bridges, _total = inventory.list_bridges(session, who.principal, limit=1000)
     chosen = set(_ids(form.get("participant_room_ids", [])))
     default_chair = next((u["rooms"][0]["id"] for u in unit_rows if u["level"] == UnitLevel.province.value), None)

@@ -130,8 +130,7 @@ def _nav(who: Viewer | None) -> list[dict[str, str]]:
     if who.can_book:
         items.append(("/meetings/new", N_("Book a meeting")))
     items.append(("/inventory", N_("Rooms and endpoints")))
-    if who.principal.can_manage_feeds:
-        items.append(("/feeds", N_("Calendar feeds")))
+    items.append(("/feeds", N_("Calendar feeds")))  # every role: leaders get their own calendar link
     items.append(("/statistics", N_("Statistics")))
     if who.principal.can_read_audit:
         items.append(("/audit", N_("Log")))
@@ -173,7 +172,9 @@ def booker(request: Request, session: Session) -> Viewer | Response:
 
 def error_page(request: Request, exc: ConfsvcError, who: Viewer | None) -> HTMLResponse:
     """A domain error as an HTML page with the same status as the API's answer."""
+    from confsvc.web.errors import page_for
+
     i18n.activate(language(request))
-    title = _(ERROR_TITLES.get(exc.status_code, ERROR_TITLES[0]))
-    return render(request, "error.html", {"title": title, "detail": exc.detail}, who=who,
+    title, sentence = page_for(exc)
+    return render(request, "error.html", {"title": title, "detail": sentence}, who=who,
                   status_code=exc.status_code)

@@ -1,5 +1,7 @@
-"""Calendar feeds page (lịch đăng ký iCal): a feed URL per scope the user may see, copyable once
-it is issued, and rotation (a new secret replaces the old, which stops working at once).
+"""Calendar feeds page (lịch đăng ký iCal): a feed URL per scope the user may see (every role, the
+leaders' viewer role included), shown once when issued as an https and a webcal:// link with a QR code
+and short steps for Outlook, Google Calendar and iPhone; a searchable scope picker (``static/feeds.js``);
+rotation (a new secret replaces the old, which stops working at once).
 
 Permissions and secrets are ``calendar.tokens``'s (the same service as ``/api/v1/feeds``); a secret
 is shown once, in the answer to the POST that made it, and never stored in the cookie.
@@ -9,8 +11,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import segno
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
+from markupsafe import Markup
 from sqlmodel import Session
 
 from confsvc.calendar import tokens
@@ -19,6 +23,7 @@ from confsvc.db import SessionDep
 from confsvc.endpoints import service as inventory
 from confsvc.endpoints.models import UnitLevel
 from confsvc.errors import ConfsvcError, Forbidden
+from confsvc.text import fold
 from confsvc.web import i18n
 from confsvc.web.common import Viewer, check_csrf, error_page, login_redirect, render, settings_of, viewer
 from confsvc.web.i18n import N_, _
@@ -33,6 +38,25 @@ def feed_url(request: Request, scope: FeedScope, scope_id: int, secret: str) -> 
     return f"{base}/ical/{scope.value}/{scope_id}.ics?token={secret}"
 
 
+def webcal_url(url: str) -> str:
+    """The ``webcal://`` form of an http(s) feed URL: calendar apps (Outlook, iPhone) open it as a
+    subscription."""
+    return "webcal://" + url.split("://", 1)[1]
+
+
+def qr_svg(text: str, title: str) -> Markup:
+    """``text`` as an inline SVG QR code (segno, error correction M), for a phone's camera."""
+    qr = segno.make(text, error="m")
+    svg = qr.svg_inline(scale=4, border=2, title=title, svgclass="qr", omitsize=False)
+    return Markup(svg)  # noqa: S704 - segno's own SVG; the text is encoded as modules, the title escaped
+
+
+def _issued(request: Request, token: Any, secret: str) -> dict[str, Any]:
+    url = feed_url(request, token.scope, token.scope_id, secret)
+    return {"url": url, "webcal": webcal_url(url), "name": token.name or token.prefix,
+            "qr": qr_svg(webcal_url(url), _("QR code of the calendar link"))}
+
+
 def _scopes(session: Session, who: Viewer) -> list[dict[str, Any]]:
     """Scopes the user may subscribe to, as ``{"value": "unit:12", "label": ...}`` groups."""
     units, _total = inventory.list_units(session, who.principal, limit=10000)
@@ -41,11 +65,13 @@ def _scopes(session: Session, who: Viewer) -> list[dict[str, Any]]:
     groups = []
     if who.principal.unit_ids is None:
         groups.append({"label": _(SCOPE_LABELS[FeedScope.province]), "options": [
-            {"value": f"province:{u.id}", "label": u.name} for u in units if u.level is UnitLevel.province]})
+            {"value": f"province:{u.id}", "label": u.name, "search": fold(u.name)}
+            for u in units if u.level is UnitLevel.province]})
     groups.append({"label": _(SCOPE_LABELS[FeedScope.unit]),
-                   "options": [{"value": f"unit:{u.id}", "label": u.name} for u in units]})
+                   "options": [{"value": f"unit:{u.id}", "label": u.name, "search": fold(u.name)} for u in units]})
     groups.append({"label": _(SCOPE_LABELS[FeedScope.room]), "options": [
-        {"value": f"room:{r.id}", "label": f"{r.name} ({unit_names.get(r.unit_id, '')})"} for r in rooms]})
+        {"value": f"room:{r.id}", "label": f"{r.name} ({unit_names.get(r.unit_id, '')})",
+         "search": fold(f"{r.name} {unit_names.get(r.unit_id, '')}")} for r in rooms]})
     return [g for g in groups if g["options"]]
 
 
@@ -75,8 +101,6 @@ def feeds_page(request: Request, session: SessionDep):
     who = viewer(request, session)
     if who is None:
         return login_redirect(request)
-    if not who.principal.can_manage_feeds:
-        return error_page(request, Forbidden(_("Viewers do not manage calendar feeds.")), who)
     return _page(request, session, who)
 
 
@@ -94,8 +118,7 @@ def create_feed(request: Request, session: SessionDep, scope: Annotated[str, For
     except ConfsvcError as exc:
         session.rollback()
         return error_page(request, exc, who)
-    return _page(request, session, who, issued={"url": feed_url(request, token.scope, token.scope_id, secret),
-                                                "name": token.name or token.prefix})
+    return _page(request, session, who, issued=_issued(request, token, secret))
 
 
 @router.post("/feeds/{token_id}/rotate", response_class=HTMLResponse)
@@ -115,8 +138,7 @@ def rotate_feed(request: Request, session: SessionDep, token_id: int, csrf: Anno
     except ConfsvcError as exc:
         session.rollback()
         return error_page(request, exc, who)
-    return _page(request, session, who, issued={"url": feed_url(request, token.scope, token.scope_id, secret),
-                                                "name": token.name or token.prefix})
+    return _page(request, session, who, issued=_issued(request, token, secret))
 
 
 @router.post("/feeds/{token_id}/revoke")

@@ -27,6 +27,37 @@ PAGE_SIZE = 100
 LIFECYCLE_LABELS = {LifecycleState.active: N_("Active"), LifecycleState.maintenance: N_("Maintenance"),
                     LifecycleState.retired: N_("Retired")}
 PROTOCOL_LABELS = {Protocol.sip: "SIP", Protocol.h323: "H.323"}
+#: CSV import faults (``endpoints.csvio`` codes) in the page's language; %(…)s are the fault's values.
+CSV_FAULTS = {
+    "missing_columns": N_("missing columns: %(columns)s"),
+    "unknown_columns": N_("unknown columns: %(columns)s"),
+    "unreadable": N_("the file cannot be read as CSV from this line on"),
+    "too_many_rows": N_("more than %(limit)s rows"),
+    "too_many_fields": N_("more values than columns"),
+    "not_utf8": N_("the file is not UTF-8: save it as “CSV UTF-8”"),
+    "empty_required": N_("required columns are empty: %(columns)s"),
+    "unknown_unit_code": N_("unit code %(value)s does not exist"),
+    "bad_protocol": N_("protocol %(value)s is neither sip nor h323"),
+    "bad_lifecycle": N_("state %(value)s is not active, maintenance or retired"),
+    "too_long": N_("column %(column)s is longer than %(limit)s characters"),
+    "bad_dial_address": N_("dial address %(value)s is not valid for %(protocol)s"),
+    "bad_ip": N_("management IP %(value)s is not an IP address"),
+    "repeated_serial": N_("serial number %(value)s repeats line %(other_line)s"),
+}
+
+
+def csv_reason(error: dict[str, Any]) -> str:
+    """Every fault of an import error row in the page's language, "; "-joined (an unknown code keeps the
+    service's reason)."""
+    texts = []
+    for fault in error.get("faults") or [{"code": "", "reason": error.get("reason", "")}]:
+        if fault.get("code") not in CSV_FAULTS:
+            texts.append(str(fault.get("reason", "")))
+            continue
+        values = {k: (", ".join(v) if isinstance(v, list) else ("SIP" if v == "sip" else "H.323" if v == "h323" else v))
+                  for k, v in fault.items()}
+        texts.append(_(CSV_FAULTS[fault["code"]]) % values)
+    return "; ".join(texts)
 
 
 def _enum(cls: Any, value: str | None) -> Any:
@@ -97,8 +128,9 @@ def import_csv(request: Request, session: SessionDep, file: UploadFile, csrf: An
         result = csvio.import_endpoints(session, who.principal, file.file.read(), dry_run=dry_run)
     except ConfsvcError as exc:
         session.rollback()
-        errors = exc.extra.get("errors", [])
-        summary = (_("%(n)s invalid rows; nothing was imported.") % {"n": len(errors)} if errors else exc.detail)
+        errors = [{"line": e["line"], "reason": csv_reason(e)} for e in exc.extra.get("errors", [])]
+        summary = (_("%(n)s invalid rows; nothing was imported.") % {"n": len(errors)} if errors
+                   else _("The file was not imported."))
         return _page(request, session, who, unit_id=None, q="", status="", lifecycle="", protocol="", page=1,
                      import_result={"ok": False, "summary": summary, "errors": errors},
                      status_code=exc.status_code)

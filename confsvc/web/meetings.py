@@ -23,6 +23,7 @@ from sqlmodel import Session
 
 from confsvc.calendar.ical import JoinDetails
 from confsvc.clock import utc_now
+from confsvc.collation import sort_key
 from confsvc.db import MAX_ID, PathId, QueryId, SessionDep
 from confsvc.endpoints import service as inventory
 from confsvc.endpoints.models import EndpointStatus
@@ -172,7 +173,7 @@ def endpoint_status_board(session: Session, principal: Principal) -> dict[str, A
             unit["down"].append(f"{room.name} – {endpoint.vendor} {endpoint.model}")
     order = [s.value for s in (EndpointStatus.online, EndpointStatus.in_call, EndpointStatus.offline,
                                EndpointStatus.fault, EndpointStatus.unknown)]
-    unit_rows = sorted(by_unit.values(), key=lambda u: (-len(u["down"]), u["name"]))
+    unit_rows = sorted(by_unit.values(), key=lambda u: (-len(u["down"]), sort_key(u["name"])))
     return {
         "status_columns": [{"key": k, "label": _(STATUS_LABELS[EndpointStatus(k)])} for k in order],
         "status_totals": [{"key": k, "label": _(STATUS_LABELS[EndpointStatus(k)]), "count": totals[k]}
@@ -272,7 +273,7 @@ def _meeting_context(session: Session, who: Viewer, meeting: Meeting, settings: 
     chair_room_id = occ["chair_room_id"] if occ else meeting.chair_room_id
     for p in participants:
         p["chair"] = p["room_id"] == chair_room_id
-    participants.sort(key=lambda p: (not p["chair"], p["unit"], p["room"]))
+    participants.sort(key=lambda p: (not p["chair"], sort_key(p["unit"]), sort_key(p["room"])))
     status = "cancelled" if meeting.status is MeetingStatus.cancelled else meeting.status.value
     board = None
     if occ is not None:

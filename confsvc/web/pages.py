@@ -17,7 +17,20 @@ from confsvc.db import SessionDep
 from confsvc.errors import TooManyRequests, Unauthorized
 from confsvc.users import service as users
 from confsvc.users.deps import SESSION_ID_KEY, SESSION_USER_KEY
-from confsvc.web import audit, booking, display, edit, feeds, grid, i18n, inventory, meetings, site_groups, stats
+from confsvc.web import (
+    audit,
+    booking,
+    display,
+    display_links,
+    edit,
+    feeds,
+    grid,
+    i18n,
+    inventory,
+    meetings,
+    site_groups,
+    stats,
+)
 from confsvc.web.common import LANGUAGE_KEY, check_csrf, language, render, settings_of, static_files
 from confsvc.web.i18n import LANGUAGES, _
 
@@ -92,4 +105,5 @@ router.include_router(audit.router)
 router.include_router(stats.router)
 router.include_router(edit.router)
 router.include_router(grid.router)
+router.include_router(display_links.router)
 router.include_router(display.router)  # /display/rooms/{id}: token in the link, no login

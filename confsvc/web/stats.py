@@ -19,6 +19,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 from sqlmodel import Session
 
+from confsvc.collation import sort_key
 from confsvc.db import SessionDep
 from confsvc.endpoints import service as inventory
 from confsvc.errors import ConfsvcError, Invalid
@@ -28,6 +29,7 @@ from confsvc.users.principal import Principal
 from confsvc.web import i18n
 from confsvc.web.charts import Series, bar_chart, column_chart
 from confsvc.web.common import login_redirect, render, settings_of, viewer
+from confsvc.web.errors import page_for
 from confsvc.web.i18n import N_, _
 from confsvc.web.meetings import filter_id, local_today
 
@@ -67,11 +69,47 @@ def period_label(first: date, after: date, period: Period) -> str:
     return f"{first:%d/%m}–{last:%d/%m}"
 
 
+PRESETS = (("this_month", N_("This month")), ("last_month", N_("Last month")), ("this_quarter", N_("This quarter")),
+           ("this_year", N_("This year")))
+
+
+def preset_range(name: str, today: date) -> tuple[date, date]:
+    """``(first, last)`` local days, both inclusive, of a preset period around ``today``: ``this_month``,
+    ``last_month``, ``this_quarter``, ``this_year`` (raises KeyError for another name)."""
+    month = today.replace(day=1)
+    next_month = (month + timedelta(days=32)).replace(day=1)
+    if name == "this_month":
+        return month, next_month - timedelta(days=1)
+    if name == "last_month":
+        first = (month - timedelta(days=1)).replace(day=1)
+        return first, month - timedelta(days=1)
+    if name == "this_quarter":
+        first = month.replace(month=(month.month - 1) // 3 * 3 + 1)
+        after = (first + timedelta(days=93)).replace(day=1)
+        return first, after - timedelta(days=1)
+    if name == "this_year":
+        return today.replace(month=1, day=1), today.replace(month=12, day=31)
+    raise KeyError(name)
+
+
+def _presets(today: date, form: dict[str, Any]) -> list[dict[str, Any]]:
+    """Links for the preset periods, keeping the grouping, cut and unit; ``current`` when the form shows it."""
+    out = []
+    for name, label in PRESETS:
+        first, last = preset_range(name, today)
+        query = {"group_by": form["group_by"], "period": form["period"], "from": first.strftime(DATE_FORMAT),
+                 "to": last.strftime(DATE_FORMAT), **({"unit_id": form["unit_id"]} if form["unit_id"] else {})}
+        out.append({"label": _(label), "href": "/statistics?" + urlencode(query),
+                    "current": (form["from"], form["to"]) == (query["from"], query["to"])})
+    return out
+
+
 def _parse(value: str, label: str) -> date:
     try:
         return datetime.strptime(value.strip(), DATE_FORMAT).date()
     except ValueError:
-        raise Invalid(_("%(field)s: write the date as dd/mm/yyyy.") % {"field": label}, code="invalid_form") from None
+        raise Invalid(_("%(field)s: %(value)s is not a valid date in the form dd/mm/yyyy.")
+                      % {"field": label, "value": value.strip()[:20]}, code="invalid_form") from None
 
 
 def _root_units(session: Session, principal: Principal, unit_id: int | None) -> set[int]:
@@ -117,7 +155,7 @@ def _by_group(report: dict[str, Any]) -> list[dict[str, Any]]:
                                                    "connected_hours": 0.0})
         g["booked_hours"] += row["booked_hours"]
         g["connected_hours"] += row["connected_hours"]
-    ordered = sorted(groups.values(), key=lambda g: (-g["booked_hours"], g["name"]))
+    ordered = sorted(groups.values(), key=lambda g: (-g["booked_hours"], sort_key(g["name"])))
     return [{**g, "booked_hours": round(g["booked_hours"], 2), "connected_hours": round(g["connected_hours"], 2)}
             for g in ordered]
 
@@ -146,7 +184,7 @@ def statistics(request: Request, session: SessionDep, group_by: GroupBy = GroupB
         "form": form, "units": [{"id": u.id, "name": u.name} for u in units],
         "group_options": [{"value": g.value, "label": _(GROUP_LABELS[g])} for g in group_options],
         "period_options": [{"value": p.value, "label": _(PERIOD_LABELS[p])} for p in Period],
-        "error": None, "report": None,
+        "error": None, "report": None, "presets": _presets(today, form),
     }
     try:
         start = _parse(form["from"], _("From"))
@@ -158,7 +196,8 @@ def statistics(request: Request, session: SessionDep, group_by: GroupBy = GroupB
                                     from_date=start, to_date=params["after"], unit_id=unit_id)
         timeline = _timeline(session, settings, who.principal, report, params, unit_id)
     except ConfsvcError as exc:
-        return render(request, "statistics.html", {**context, "error": exc.detail}, who=who,
+        message = exc.detail if exc.code == "invalid_form" else page_for(exc)[1]
+        return render(request, "statistics.html", {**context, "error": message}, who=who,
                       status_code=exc.status_code if exc.status_code in (403, 404) else 422)
     totals = report["totals"]
     groups = _by_group(report)
