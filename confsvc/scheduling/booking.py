@@ -23,7 +23,7 @@ from confsvc.config import Settings
 from confsvc.endpoints.models import Bridge, Endpoint, LifecycleState, Room
 from confsvc.errors import Invalid
 from confsvc.scheduling import repository
-from confsvc.scheduling.conflicts import Window, booking_window, peak_ports
+from confsvc.scheduling.conflicts import Conflict, Other, Window, booking_window, make_conflict, port_overloads
 from confsvc.scheduling.errors import BookingConflict
 from confsvc.scheduling.models import Booking, Meeting, Occurrence, ResourceKind
 
@@ -47,7 +47,8 @@ class Plan:
     participants: Participants
     window: Window
     occurrence: Occurrence | None = None
-    conflicts: list[dict[str, Any]] = field(default_factory=list)
+    conflicts: list[Conflict] = field(default_factory=list)
+    conference_number: int | None = None
 
     @property
     def ports(self) -> int:
@@ -129,79 +130,88 @@ class Names:
         return self.cache[key]
 
 
-def describe(booking: Booking, title: str | None, overlap: Window, *, names: Names, zone: ZoneInfo,
-             plan: Plan, **extra: Any) -> dict[str, Any]:
-    """One conflict item (SPEC rule 8)."""
-    return {
-        "resource_kind": booking.resource_kind.value,
-        "resource_id": booking.resource_id,
-        "resource_name": names.get(booking.resource_kind, booking.resource_id),
-        "meeting_id": booking.meeting_id,
-        "meeting_title": title,
-        "occurrence_id": booking.occurrence_id,
-        "maintenance_id": booking.maintenance_id,
-        "window_start": overlap.start,
-        "window_end": overlap.end,
-        "window_start_local": overlap.start.astimezone(zone).replace(tzinfo=None),
-        "window_end_local": overlap.end.astimezone(zone).replace(tzinfo=None),
-        "requested_start": plan.start,
-        "requested_occurrence_id": plan.occurrence.id if plan.occurrence is not None else None,
-        **extra,
-    }
+def _other(held: repository.Held) -> Other:
+    b = held.booking
+    if b.maintenance_id is not None:
+        return Other(maintenance_id=b.maintenance_id, start=b.window_start, end=b.window_end)
+    return Other(meeting_id=b.meeting_id, meeting_title=held.title, occurrence_id=b.occurrence_id,
+                 start=held.start, end=held.end, check_start=b.window_start)
+
+
+def _conflict(plan: Plan, zone: ZoneInfo, kind: ResourceKind, resource_id: int, name: str, overlap: Window,
+              held: repository.Held | None = None, **bridge: Any) -> Conflict:
+    return make_conflict(zone=zone, resource_kind=kind.value, resource_id=resource_id, resource_name=name,
+                         overlap=overlap, requested_start=plan.start,
+                         requested_occurrence_id=plan.occurrence.id if plan.occurrence is not None else None,
+                         other=_other(held) if held is not None else None, **bridge)
 
 
 def resource_conflicts(session: Session, settings: Settings, plans: list[Plan], names: Names) -> None:
     """Fill each plan's ``conflicts`` with endpoint and room collisions (SPEC rules 1, 4)."""
     for plan in plans:
-        rows = repository.overlapping(
+        rows = repository.holdings(
             session, [(ResourceKind.endpoint, plan.participants.endpoint_ids),
                       (ResourceKind.room, plan.participants.room_ids)], plan.window, max_window(settings))
-        for booking, title in rows:
-            overlap = Window(booking.window_start, booking.window_end).intersection(plan.window)
-            plan.conflicts.append(describe(booking, title, overlap, names=names, zone=settings.zone, plan=plan))
+        for held in rows:
+            b = held.booking
+            overlap = Window(b.window_start, b.window_end).intersection(plan.window)
+            plan.conflicts.append(_conflict(plan, settings.zone, b.resource_kind, b.resource_id,
+                                            names.get(b.resource_kind, b.resource_id), overlap, held))
 
 
-def _bridge_check(session: Session, settings: Settings, bridge: Bridge, plans: list[Plan], names: Names,
-                  ) -> tuple[dict[int, list[dict[str, Any]]], set[int]]:
-    """Port conflicts per plan index (peak use, SPEC rule 2) and conference numbers in use."""
-    conflicts: dict[int, list[dict[str, Any]]] = {}
-    used_numbers: set[int] = set()
+def _bridge_check(session: Session, settings: Settings, bridge: Bridge, plans: list[Plan],
+                  ) -> tuple[dict[int, list[Conflict]], list[dict[int, list[repository.Held]]]]:
+    """Port conflicts per plan index, and per plan the conference numbers in use with their holders.
+
+    A port conflict names the interval(s) where the peak would exceed the capacity and the
+    occurrences holding ports there (SPEC rules 2, 8; :func:`conflicts.port_overloads`).
+    """
+    conflicts: dict[int, list[Conflict]] = {}
+    used: list[dict[int, list[repository.Held]]] = []
     for index, plan in enumerate(plans):
-        rows = repository.overlapping(session, [(ResourceKind.bridge, [bridge.id])], plan.window,
-                                      max_window(settings))
-        used_numbers.update(b.conference_number for b, _ in rows if b.conference_number is not None)
-        peak = peak_ports(plan.window, [(Window(b.window_start, b.window_end), b.ports) for b, _ in rows])
-        if peak + plan.ports > bridge.port_capacity:
-            conflicts[index] = [
-                describe(b, title, Window(b.window_start, b.window_end).intersection(plan.window), names=names,
-                         zone=settings.zone, plan=plan, port_capacity=bridge.port_capacity, ports_in_use=peak,
-                         ports_requested=plan.ports)
-                for b, title in rows] or [{
-                    "resource_kind": "bridge", "resource_id": bridge.id, "resource_name": bridge.name,
-                    "meeting_id": None, "meeting_title": None, "occurrence_id": None, "maintenance_id": None,
-                    "window_start": plan.window.start, "window_end": plan.window.end,
-                    "window_start_local": plan.window.start.astimezone(settings.zone).replace(tzinfo=None),
-                    "window_end_local": plan.window.end.astimezone(settings.zone).replace(tzinfo=None),
-                    "requested_start": plan.start, "requested_occurrence_id": None,
-                    "port_capacity": bridge.port_capacity, "ports_in_use": peak, "ports_requested": plan.ports}]
-    return conflicts, used_numbers
+        rows = repository.holdings(session, [(ResourceKind.bridge, [bridge.id])], plan.window, max_window(settings))
+        numbers: dict[int, list[repository.Held]] = {}
+        for held in rows:
+            if held.booking.conference_number is not None:
+                numbers.setdefault(held.booking.conference_number, []).append(held)
+        used.append(numbers)
+        overloads = port_overloads(plan.window, [(Window(h.booking.window_start, h.booking.window_end),
+                                                  h.booking.ports, i) for i, h in enumerate(rows)],
+                                   requested=plan.ports, capacity=bridge.port_capacity)
+        for overload in overloads:
+            ports = {"port_capacity": bridge.port_capacity, "ports_in_use": overload.in_use,
+                     "ports_requested": plan.ports}
+            items = [_conflict(plan, settings.zone, ResourceKind.bridge, bridge.id, bridge.name, overload.window,
+                               rows[int(i)], **ports) for i in overload.holders]
+            conflicts.setdefault(index, []).extend(items or [_conflict(
+                plan, settings.zone, ResourceKind.bridge, bridge.id, bridge.name, overload.window, **ports,
+                reason="more sites than the MCU has ports")])
+    return conflicts, used
 
 
 @dataclass
 class BridgeChoice:
+    """The bridge, the meeting's conference number, and each conflict-free plan's number (by plan
+    index; it differs from the meeting's only where that one is taken then)."""
+
     bridge: Bridge | None
     conference_number: int | None
-    conflicts: dict[int, list[dict[str, Any]]]
+    conflicts: dict[int, list[Conflict]]
+    numbers: dict[int, int] = field(default_factory=dict)
 
 
 def choose_bridge(session: Session, settings: Settings, plans: list[Plan], names: Names, *,
                   bridge_id: int | None, keep_number: int | None = None, lock: bool = True) -> BridgeChoice:
-    """Pick the bridge and conference number for ``plans`` (SPEC rules 2, 3).
+    """Pick the bridge and conference numbers for ``plans`` (SPEC rules 2, 3).
 
     A named bridge is used as is; otherwise the first active bridge (by id) with enough free
     ports for every plan. Each candidate is locked (``lock``) before its peak use is computed,
-    in ascending id order so that concurrent bookings cannot deadlock. The conference number is
-    ``keep_number`` when still free, else the lowest free number of the bridge's range.
+    in ascending id order so that concurrent bookings cannot deadlock. The meeting's number is
+    ``keep_number`` when still free in every plan, else the lowest number free in every plan. A
+    plan whose occurrence has its own number keeps it while free; a plan where the meeting's number
+    is taken gets the lowest number free then (issue 12: a move never fails on the number while the
+    bridge has a free one). Only a plan with no free number at all conflicts, naming the
+    occurrences holding the numbers.
 
     Raises:
         Invalid: ``unknown_bridge`` (named bridge missing or inactive), ``no_bridge``.
@@ -211,31 +221,18 @@ def choose_bridge(session: Session, settings: Settings, plans: list[Plan], names
         if bridge is None or not bridge.active:
             raise Invalid(f"bridge {bridge_id} does not exist or is inactive", code="unknown_bridge")
         candidates = [bridge]
+        candidates_iter = iter(())
     else:
         ids = session.exec(select(Bridge.id).where(Bridge.active == sa.true()).order_by(Bridge.id)).all()
         if not ids:
             raise Invalid("no active bridge (MCU) is configured", code="no_bridge")
-        candidates = []
-        for candidate_id in ids:
-            candidates.append(repository.lock_bridge(session, candidate_id) if lock
-                              else session.get(Bridge, candidate_id))
-            break  # further candidates are locked only when needed, below
-        candidates_iter = iter(ids[1:])
+        candidates = [repository.lock_bridge(session, ids[0]) if lock else session.get(Bridge, ids[0])]
+        candidates_iter = iter(ids[1:])  # further candidates are locked only when needed, below
     first: BridgeChoice | None = None
     while True:
         bridge = candidates[-1]
-        conflicts, used = _bridge_check(session, settings, bridge, plans, names)
-        number = _free_number(bridge, used, keep_number)
-        if number is None:
-            conflicts = {i: [{"resource_kind": "bridge", "resource_id": bridge.id, "resource_name": bridge.name,
-                              "meeting_id": None, "meeting_title": None, "occurrence_id": None,
-                              "maintenance_id": None, "window_start": p.window.start, "window_end": p.window.end,
-                              "window_start_local": p.window.start.astimezone(settings.zone).replace(tzinfo=None),
-                              "window_end_local": p.window.end.astimezone(settings.zone).replace(tzinfo=None),
-                              "requested_start": p.start, "requested_occurrence_id": None,
-                              "reason": "no free conference number"}] for i, p in enumerate(plans)}
-        choice = BridgeChoice(bridge, number, conflicts)
-        if not conflicts:
+        choice = _numbers(settings, bridge, plans, keep_number, *_bridge_check(session, settings, bridge, plans))
+        if not choice.conflicts:
             return choice
         first = first or choice
         if bridge_id is not None:
@@ -244,6 +241,27 @@ def choose_bridge(session: Session, settings: Settings, plans: list[Plan], names
         if next_id is None:
             return first
         candidates.append(repository.lock_bridge(session, next_id) if lock else session.get(Bridge, next_id))
+
+
+def _numbers(settings: Settings, bridge: Bridge, plans: list[Plan], keep: int | None,
+             conflicts: dict[int, list[Conflict]], used: list[dict[int, list[repository.Held]]]) -> BridgeChoice:
+    common = _free_number(bridge, set().union(*used) if used else set(), keep)
+    numbers: dict[int, int] = {}
+    for index, plan in enumerate(plans):
+        own = plan.occurrence.conference_number if plan.occurrence is not None else None
+        wanted = own if own is not None else (common if common is not None else keep)
+        number = _free_number(bridge, set(used[index]), wanted)
+        if number is not None:
+            numbers[index] = number
+            continue
+        conflicts.setdefault(index, []).extend(
+            _conflict(plan, settings.zone, ResourceKind.bridge, bridge.id, bridge.name,
+                      Window(h.booking.window_start, h.booking.window_end).intersection(plan.window), h,
+                      reason="no free conference number")
+            for holders in used[index].values() for h in holders)
+    if common is None:
+        common = keep if keep is not None and keep in numbers.values() else min(numbers.values(), default=None)
+    return BridgeChoice(bridge, common, conflicts, numbers)
 
 
 def _free_number(bridge: Bridge, used: set[int], keep: int | None) -> int | None:
@@ -271,8 +289,9 @@ def booking_rows(meeting: Meeting, plan: Plan, occurrence_id: int) -> list[dict[
     rows += [{**common, "resource_kind": ResourceKind.room, "resource_id": r, "ports": 0,
               "conference_number": None} for r in plan.participants.room_ids]
     if meeting.bridge_id is not None:
+        number = plan.conference_number if plan.conference_number is not None else meeting.conference_number
         rows.append({**common, "resource_kind": ResourceKind.bridge, "resource_id": meeting.bridge_id,
-                     "ports": plan.ports, "conference_number": meeting.conference_number})
+                     "ports": plan.ports, "conference_number": number})
     return rows
 
 

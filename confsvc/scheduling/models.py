@@ -92,7 +92,8 @@ class Occurrence(SQLModel, table=True):
     ``chair_room_id`` overrides the meeting's chair room; ``participants_overridden`` means the
     participants are the rows in ``occurrence_participants`` instead of the meeting's.
     ``is_exception`` marks an occurrence edited or cancelled on its own: a series edit keeps it
-    (SPEC rule 5). Its id stays stable across series edits.
+    (SPEC rule 5). Its id stays stable across series edits. ``conference_number`` is its own number
+    on the meeting's bridge when the meeting's was taken at its time (None: the meeting's).
     """
 
     __tablename__ = "occurrences"
@@ -110,7 +111,12 @@ class Occurrence(SQLModel, table=True):
     chair_room_id: int | None = Field(default=None, foreign_key="rooms.id", ondelete="RESTRICT")
     participants_overridden: bool = False
     is_exception: bool = False
+    conference_number: int | None = None
     updated_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
+
+    def number(self, meeting: Meeting) -> int | None:
+        """The conference number to dial for this occurrence: its own, else the meeting's."""
+        return self.conference_number if self.conference_number is not None else meeting.conference_number
 
 
 class OccurrenceParticipant(SQLModel, table=True):

@@ -69,8 +69,10 @@ def book_meeting(data: schemas.MeetingCreate, session: SessionDep, principal: Cu
 @router.post("/meetings/check", response_model=schemas.CheckResult, tags=["meetings"])
 def check_meeting(data: schemas.MeetingCreate, session: SessionDep, principal: CurrentPrincipal,
                   settings: SettingsDep):
-    """Dry run of ``POST /meetings``: ``{"ok", "conflicts", "warnings"}``; nothing is booked."""
-    return _answer(schemas.CheckResult, service.check_meeting(session, settings, principal, data))
+    """Dry run of ``POST /meetings``: ``{"ok", "conflicts", "groups", "warnings"}``; nothing is booked.
+    ``conflicts`` and ``groups`` are those of the 409 the booking would get."""
+    result = service.check_meeting(session, settings, principal, data)
+    return _answer(schemas.CheckResult, {**result, "groups": [schemas.group_public(g) for g in result["groups"]]})
 
 
 @router.get("/meetings", response_model=schemas.Page[schemas.MeetingPublic], tags=["meetings"])

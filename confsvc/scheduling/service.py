@@ -23,7 +23,7 @@ from confsvc.endpoints.models import Endpoint, Room
 from confsvc.errors import Forbidden, Invalid, NotFound
 from confsvc.scheduling import booking, live_events, recurrence
 from confsvc.scheduling.booking import Names, Participants, Plan
-from confsvc.scheduling.conflicts import Window, first_pairwise_overlap
+from confsvc.scheduling.conflicts import Conflict, Window, first_pairwise_overlap, group_conflicts
 from confsvc.scheduling.errors import BookingConflict
 from confsvc.scheduling.models import (AuditEntry, Booking, MaintenanceWindow, Meeting, MeetingParticipant,
                                        MeetingStatus, Occurrence, OccurrenceParticipant, OccurrenceStatus,
@@ -120,6 +120,13 @@ def _series_starts(settings: Settings, timing: Timing, rrule: str | None, exdate
     return starts, horizon
 
 
+def _apply(choice: booking.BridgeChoice, plans: list[Plan]) -> None:
+    """Add the bridge's conflicts to ``plans`` and give each its conference number."""
+    for i, plan in enumerate(plans):
+        plan.conflicts += choice.conflicts.get(i, [])
+        plan.conference_number = choice.numbers.get(i)
+
+
 def _require_no_self_overlap(plans: list[Plan]) -> None:
     pair = first_pairwise_overlap([p.window for p in plans])
     if pair:
@@ -127,8 +134,8 @@ def _require_no_self_overlap(plans: list[Plan]) -> None:
                       "check leads included", code="occurrences_overlap")
 
 
-def _refusal(title: str, conflicts: list[dict[str, Any]]) -> BookingConflict:
-    others = sorted({f"«{c['meeting_title']}»" for c in conflicts if c.get("meeting_title")})
+def _refusal(title: str, conflicts: list[Conflict]) -> BookingConflict:
+    others = sorted({f"«{c.meeting_title}»" for c in conflicts if c.meeting_title})
     with_text = f" với {', '.join(others)}" if others else ""
     return BookingConflict(f"«{title}» trùng lịch{with_text}: {len(conflicts)} conflict(s)", conflicts)
 
@@ -256,7 +263,8 @@ def _prepare(session: Session, settings: Settings, principal: Principal, data: M
 
 def check_meeting(session: Session, settings: Settings, principal: Principal, data: MeetingCreate,
                   *, now: datetime | None = None) -> dict[str, Any]:
-    """Dry run of :func:`book_meeting`: ``{"ok", "conflicts", "warnings"}``, nothing written (SPEC rule 8).
+    """Dry run of :func:`book_meeting`: ``{"ok", "conflicts", "groups", "warnings"}`` (conflicts as
+    :class:`Conflict`, groups as :class:`ConflictGroup`), nothing written (SPEC rule 8).
 
     Same validation errors (422) as booking; takes no bridge lock.
     """
@@ -266,8 +274,10 @@ def check_meeting(session: Session, settings: Settings, principal: Principal, da
     names = Names(session)
     booking.resource_conflicts(session, settings, plans, names)
     choice = booking.choose_bridge(session, settings, plans, names, bridge_id=data.bridge_id, lock=False)
-    conflicts = [c for i, p in enumerate(plans) for c in p.conflicts + choice.conflicts.get(i, [])]
-    return {"ok": not conflicts, "conflicts": conflicts, "warnings": booking.holiday_warnings(plans, timing.zone)}
+    _apply(choice, plans)
+    conflicts = [c for p in plans for c in p.conflicts]
+    return {"ok": not conflicts, "conflicts": conflicts, "groups": group_conflicts(conflicts),
+            "warnings": booking.holiday_warnings(plans, timing.zone)}
 
 
 def book_meeting(session: Session, settings: Settings, principal: Principal, data: MeetingCreate,
@@ -290,13 +300,11 @@ def book_meeting(session: Session, settings: Settings, principal: Principal, dat
     booking.resource_conflicts(session, settings, plans, names)
     if not data.skip_conflicts and any(p.conflicts for p in plans):
         choice = booking.choose_bridge(session, settings, plans, names, bridge_id=data.bridge_id)
-        for i, p in enumerate(plans):
-            p.conflicts += choice.conflicts.get(i, [])
+        _apply(choice, plans)
         raise _refusal(data.title, [c for p in plans for c in p.conflicts])
     free = [p for p in plans if not p.conflicts]
     choice = booking.choose_bridge(session, settings, free or plans, names, bridge_id=data.bridge_id)
-    for i, plan in enumerate(free or plans):
-        plan.conflicts += choice.conflicts.get(i, [])
+    _apply(choice, free or plans)
     if not data.skip_conflicts and any(p.conflicts for p in plans):
         raise _refusal(data.title, [c for p in plans for c in p.conflicts])
     if not any(not p.conflicts for p in plans):
@@ -345,6 +353,9 @@ def _write_occurrences(session: Session, meeting: Meeting, plans: list[Plan], sk
         if plan.conflicts:
             plan.occurrence.status = OccurrenceStatus.cancelled
             plan.occurrence.is_exception = True
+        elif plan.conference_number is not None:
+            plan.occurrence.conference_number = (None if plan.conference_number == meeting.conference_number
+                                                 else plan.conference_number)
         session.add(plan.occurrence)
     session.flush()
     rows: list[dict[str, Any]] = []
@@ -390,8 +401,7 @@ def _rebook(session: Session, settings: Settings, meeting: Meeting, plans: list[
     booking.resource_conflicts(session, settings, scheduled, names)
     choice = booking.choose_bridge(session, settings, scheduled, names, bridge_id=bridge_id,
                                    keep_number=meeting.conference_number)
-    for i, plan in enumerate(scheduled):
-        plan.conflicts += choice.conflicts.get(i, [])
+    _apply(choice, scheduled)
     conflicts = [c for p in scheduled for c in p.conflicts]
     if conflicts:
         raise _refusal(meeting.title, conflicts)
@@ -587,7 +597,7 @@ def edit_occurrence(session: Session, settings: Settings, principal: Principal, 
                      past_ok="start" not in changes)
     default = _meeting_participants(session, meeting)
     was = _occurrence_participants(session, meeting, occ, default)
-    material_before = (occ.start, occ.end, was.chair_room_id, tuple(was.endpoint_ids))
+    material_before = (occ.start, occ.end, was.chair_room_id, tuple(was.endpoint_ids), occ.number(meeting))
     if any(k in changes for k in ("chair_room_id", "participant_room_ids", "participant_endpoint_ids")):
         chair = data.chair_room_id or occ.chair_room_id or meeting.chair_room_id
         if data.participant_room_ids is None and data.participant_endpoint_ids is None:
@@ -621,13 +631,14 @@ def edit_occurrence(session: Session, settings: Settings, principal: Principal, 
     names = Names(session)
     booking.resource_conflicts(session, settings, [plan], names)
     choice = booking.choose_bridge(session, settings, [plan], names, bridge_id=meeting.bridge_id,
-                                   keep_number=meeting.conference_number)
-    if choice.conference_number != meeting.conference_number:
-        plan.conflicts.append({**_bridge_item(choice, plan, settings), "reason": "conference number in use"})
-    plan.conflicts += choice.conflicts.get(0, [])
+                                   keep_number=occ.number(meeting))
+    _apply(choice, [plan])
     if plan.conflicts:
         raise _refusal(meeting.title, plan.conflicts)
-    if (occ.start, occ.end, participants.chair_room_id, tuple(participants.endpoint_ids)) != material_before:
+    number = plan.conference_number
+    occ.conference_number = None if number is None or number == meeting.conference_number else number
+    if (occ.start, occ.end, participants.chair_room_id, tuple(participants.endpoint_ids),
+            occ.number(meeting)) != material_before:
         meeting.sequence += 1  # RFC 5545 §3.8.7.4: only a change the participants must notice
     meeting.updated_by, meeting.updated_at = principal.user_id, now
     session.add_all([occ, meeting])
@@ -639,16 +650,6 @@ def edit_occurrence(session: Session, settings: Settings, principal: Principal, 
     live_events.record_change(session, "meeting.updated", meeting, [occ], scope="occurrence",
                               rooms_before=was.room_ids, now=now)
     return occurrence_public(occ, meeting, participants.endpoint_ids)
-
-
-def _bridge_item(choice: booking.BridgeChoice, plan: Plan, settings: Settings) -> dict[str, Any]:
-    zone = settings.zone
-    return {"resource_kind": "bridge", "resource_id": choice.bridge.id, "resource_name": choice.bridge.name,
-            "meeting_id": None, "meeting_title": None, "occurrence_id": None, "maintenance_id": None,
-            "window_start": plan.window.start, "window_end": plan.window.end,
-            "window_start_local": plan.window.start.astimezone(zone).replace(tzinfo=None),
-            "window_end_local": plan.window.end.astimezone(zone).replace(tzinfo=None),
-            "requested_start": plan.start, "requested_occurrence_id": plan.occurrence.id if plan.occurrence else None}
 
 
 # ---------------------------------------------------------------- series horizon
@@ -681,10 +682,7 @@ def extend_series(session: Session, settings: Settings, *, now: datetime | None 
         if meeting.bridge_id is not None and plans:
             choice = booking.choose_bridge(session, settings, plans, names, bridge_id=meeting.bridge_id,
                                            keep_number=meeting.conference_number)
-            for i, plan in enumerate(plans):
-                plan.conflicts += choice.conflicts.get(i, [])
-                if choice.conference_number != meeting.conference_number:
-                    plan.conflicts.append(_bridge_item(choice, plan, settings))
+            _apply(choice, plans)
         skipped: list[dict[str, Any]] = []
         booking.insert_guarded(session, settings, lambda m=meeting, p=plans, s=skipped: _write_occurrences(
             session, m, p, s), [p for p in plans if not p.conflicts], meeting.title)
