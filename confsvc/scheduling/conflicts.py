@@ -250,8 +250,15 @@ def group_conflicts(conflicts: Iterable[Conflict]) -> list[ConflictGroup]:
         if c.resource_kind == "bridge":
             kind = "number" if c.reason == "no free conference number" else (
                 "ports" if c.port_capacity is not None else "bridge")
-            key: tuple[Any, ...] = (kind, c.resource_id, c.window_start, c.window_end, c.requested_start)
+            # A port shortage is one interval; a missing number spans every holder's overlap.
+            key: tuple[Any, ...] = ((kind, c.resource_id, c.requested_start) if kind == "number"
+                                    else (kind, c.resource_id, c.window_start, c.window_end, c.requested_start))
             group = groups.get(key)
+            if group is not None and kind == "number":
+                assert group.window is not None and group.window_local is not None
+                group.window = Window(min(group.window.start, c.window_start), max(group.window.end, c.window_end))
+                group.window_local = Window(min(group.window_local.start, c.window_start_local),
+                                            max(group.window_local.end, c.window_end_local))
             if group is None:
                 group = groups[key] = ConflictGroup(
                     kind=kind, window=Window(c.window_start, c.window_end),

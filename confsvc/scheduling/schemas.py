@@ -251,6 +251,8 @@ class OccurrencePublic(BaseModel):
     chair_room_id: int
     participant_endpoint_ids: list[int]
     is_exception: bool
+    conference_number: int | None = Field(None, description="the number to dial for this occurrence: its own "
+                                          "when the meeting's was taken at its time, else the meeting's")
 
 
 class CheckResult(BaseModel):

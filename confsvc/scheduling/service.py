@@ -222,7 +222,8 @@ def list_occurrences(session: Session, meeting: Meeting) -> list[dict[str, Any]]
 def occurrence_public(occ: Occurrence, meeting: Meeting, endpoint_ids: list[int]) -> dict[str, Any]:
     return {"id": occ.id, "meeting_id": occ.meeting_id, "recurrence_id": occ.recurrence_id, "start": occ.start,
             "end": occ.end, "status": occ.status, "chair_room_id": occ.chair_room_id or meeting.chair_room_id,
-            "participant_endpoint_ids": endpoint_ids, "is_exception": occ.is_exception}
+            "participant_endpoint_ids": endpoint_ids, "is_exception": occ.is_exception,
+            "conference_number": occ.number(meeting)}
 
 
 def meeting_public(session: Session, meeting: Meeting) -> dict[str, Any]:

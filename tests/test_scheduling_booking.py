@@ -1,0 +1,147 @@
+"""Booking engine regressions (issues 11, 12, 16) on both backends: conference numbers per occurrence,
+refusals naming the meeting and occurrence they collide with, port shortages where they happen,
+grouped conflicts, a bridge's capacity, a meeting's PIN and number."""
+
+from __future__ import annotations
+
+from datetime import UTC, timedelta
+
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
+from sqlmodel import select
+
+from confsvc.calendar import feeds
+from confsvc.config import Settings
+from confsvc.db import make_session
+from confsvc.live.snapshot import join_for_occurrence
+from confsvc.scheduling.models import Booking, Meeting, Occurrence, ResourceKind
+from confsvc.users.models import Role
+from tests.factories import bearer, make_bridge, make_endpoint, make_room, make_user, next_monday_local
+
+H, M = timedelta(hours=1), timedelta(minutes=1)
+
+
+def _rooms(engine: Engine, n: int, **bridge):
+    with make_session(engine) as session:
+        b = make_bridge(session, **bridge)
+        rooms = [make_room(session) for _ in range(n)]
+        for r in rooms:
+            make_endpoint(session, r)
+        headers = bearer(session, make_user(session, Role.secretariat))
+        ids = [r.id for r in rooms]
+        bridge_id, bridge_name = b.id, b.name
+        session.commit()
+    return ids, headers, bridge_id, bridge_name
+
+
+def _book(client: TestClient, headers, room_id: int, start, end, **kw):
+    body = {"title": kw.pop("title", f"Họp phòng {room_id}"), "chair_room_id": room_id, "start": start.isoformat(),
+            "end": end.isoformat(), "check_lead_minutes": kw.pop("check_lead_minutes", 0), **kw}
+    return client.post("/api/v1/meetings", headers=headers, json=body)
+
+
+def test_moving_occurrence_does_not_fail_on_shared_conference_number(client: TestClient, engine: Engine,
+                                                                      settings: Settings):
+    """Issue 12 defect 1: A (10:00–11:00) and the weekly series B (08:00–09:00) both hold number 1000;
+    moving B's first occurrence to 10:00 used to be refused ("conference number in use", no meeting)."""
+    (room_a, room_b), headers, _bridge_id, _name = _rooms(engine, 2)
+    t = next_monday_local(hour=10)
+    a = _book(client, headers, room_a, t, t + H).json()
+    b = _book(client, headers, room_b, t - 2 * H, t - H, rrule="FREQ=WEEKLY;COUNT=3").json()
+    assert (a["conference_number"], b["conference_number"]) == (1000, 1000)
+    occs = client.get(f"/api/v1/meetings/{b['id']}/occurrences", headers=headers).json()
+
+    moved = client.patch(f"/api/v1/meetings/{b['id']}/occurrences/{occs[0]['id']}", headers=headers,
+                         json={"start": t.isoformat(), "end": (t + H).isoformat()})
+
+    assert moved.status_code == 200, moved.text
+    assert (moved.json()["start"], moved.json()["conference_number"]) == (
+        t.astimezone(UTC).isoformat().replace("+00:00", "Z"), 1001)
+    after = client.get(f"/api/v1/meetings/{b['id']}/occurrences", headers=headers).json()
+    assert [o["conference_number"] for o in after] == [1001, 1000, 1000]
+    with make_session(engine, write=False) as session:
+        numbers = session.exec(select(Booking.occurrence_id, Booking.conference_number).where(
+            Booking.meeting_id == b["id"], Booking.resource_kind == ResourceKind.bridge)
+            .order_by(Booking.window_start)).all()
+        assert numbers == [(occs[0]["id"], 1001), (occs[1]["id"], 1000), (occs[2]["id"], 1000)]
+        meeting = session.get(Meeting, b["id"])
+        occ = session.get(Occurrence, occs[0]["id"])
+        assert meeting.conference_number == 1000 and occ.conference_number == 1001
+        # Join instructions (live displays), the invite and the feed show the occurrence's own number.
+        [instructions] = join_for_occurrence(session, meeting, occ)
+        assert (instructions["conference_number"], instructions["sip_uri"]) == (1001, instructions["sip_uri"])
+        assert instructions["sip_uri"].startswith("sip:1001@")
+        one = feeds.invite(session, settings, meeting, base_url="http://x", occurrence_id=occ.id).body.decode()
+        assert "Số hội nghị: 1001" in one.replace("\r\n ", "") and "Số hội nghị: 1000" not in one.replace("\r\n ", "")
+        series = feeds.invite(session, settings, meeting, base_url="http://x").body.decode().replace("\r\n ", "")
+        assert series.count("Số hội nghị: 1001") == 1 and series.count("Số hội nghị: 1000") == 1
+
+
+def test_no_free_conference_number_refusal_names_the_meetings_holding_them(client: TestClient, engine: Engine):
+    """SPEC rule 8: "no free conference number" used to name no meeting and no occurrence."""
+    rooms, headers, bridge_id, bridge_name = _rooms(engine, 3, conference_number_min=500, conference_number_max=501)
+    t = next_monday_local()
+    first = _book(client, headers, rooms[0], t, t + H, title="Giao ban A").json()
+    second = _book(client, headers, rooms[1], t + 30 * M, t + 2 * H, title="Giao ban B").json()
+
+    refused = _book(client, headers, rooms[2], t + 45 * M, t + 90 * M, title="Họp C")
+
+    assert refused.status_code == 409
+    body = refused.json()
+    occ = {m["id"]: client.get(f"/api/v1/meetings/{m['id']}/occurrences", headers=headers).json()[0]["id"]
+           for m in (first, second)}
+    assert [(c["resource_kind"], c["resource_id"], c["reason"], c["meeting_id"], c["occurrence_id"],
+             c["meeting_title"]) for c in body["conflicts"]] == [
+        ("bridge", bridge_id, "no free conference number", first["id"], occ[first["id"]], "Giao ban A"),
+        ("bridge", bridge_id, "no free conference number", second["id"], occ[second["id"]], "Giao ban B")]
+    assert [(g["kind"], g["bridge_name"], [h["meeting_id"] for h in g["holders"]]) for g in body["groups"]] == [
+        ("number", bridge_name, [first["id"], second["id"]])]
+
+
+def test_conflict_groups_name_the_other_meetings_own_times_and_check(client: TestClient, engine: Engine):
+    """Issue 13 via issue 11: the 409 groups conflicts by the other occurrence, with the count of rooms,
+    its own start–end (not the overlap) and the start of its technical check, local times."""
+    rooms, headers, _bridge_id, _name = _rooms(engine, 4)
+    t = next_monday_local()  # 08:00 local
+    other = _book(client, headers, rooms[0], t, t + 150 * M, title="Giao ban tháng 12", check_lead_minutes=60,
+                  participant_room_ids=rooms[1:3]).json()
+    occ_id = client.get(f"/api/v1/meetings/{other['id']}/occurrences", headers=headers).json()[0]["id"]
+
+    refused = _book(client, headers, rooms[3], t + 2 * H, t + 3 * H, participant_room_ids=rooms[:3])
+
+    assert refused.status_code == 409
+    [group] = refused.json()["groups"]
+    day = t.date().isoformat()
+    assert {k: group[k] for k in ("kind", "meeting_id", "meeting_title", "occurrence_id", "room_count",
+                                  "start_local", "end_local", "check_start_local")} == {
+        "kind": "meeting", "meeting_id": other["id"], "meeting_title": "Giao ban tháng 12", "occurrence_id": occ_id,
+        "room_count": 3, "start_local": f"{day}T08:00:00", "end_local": f"{day}T10:30:00",
+        "check_start_local": f"{day}T07:00:00"}
+    assert [r["id"] for r in group["rooms"]] == rooms[:3]
+    assert (group["window_start_local"], group["window_end_local"]) == (f"{day}T10:00:00", f"{day}T10:30:00")
+    # The per-resource list keeps its fields: one room and one endpoint per site.
+    assert sorted((c["resource_kind"], c["resource_id"]) for c in refused.json()["conflicts"]
+                  if c["resource_kind"] == "room") == [("room", r) for r in rooms[:3]]
+
+
+def test_bridge_conflict_names_only_the_interval_where_ports_run_out(client: TestClient, engine: Engine):
+    """Issue 12 defect 5: 4 ports; M1, M2 08:00–12:00, M3 08:00–09:00, M4 09:00–10:00 (1 port each, lead 15);
+    N 08:30–09:30 (lead 15) used to list four overlap windows; the answer is 08:45–09:00, peak 4 of 4."""
+    rooms, headers, bridge_id, _name = _rooms(engine, 5, port_capacity=4)
+    t = next_monday_local()
+    spans = [(t, t + 4 * H), (t, t + 4 * H), (t, t + H), (t + H, t + 2 * H)]
+    held = [_book(client, headers, rooms[i], s, e, title=f"M{i + 1}", check_lead_minutes=15).json()
+            for i, (s, e) in enumerate(spans)]
+
+    refused = _book(client, headers, rooms[4], t + 30 * M, t + 90 * M, title="N", check_lead_minutes=15)
+
+    assert refused.status_code == 409, refused.text
+    body = refused.json()
+    day = t.date().isoformat()
+    assert {(c["resource_kind"], c["resource_id"], c["window_start_local"], c["window_end_local"],
+             c["ports_in_use"], c["port_capacity"], c["ports_requested"]) for c in body["conflicts"]} == {
+        ("bridge", bridge_id, f"{day}T08:45:00", f"{day}T09:00:00", 4, 4, 1)}
+    assert sorted(c["meeting_id"] for c in body["conflicts"]) == sorted(m["id"] for m in held)
+    [group] = body["groups"]
+    assert (group["kind"], group["ports_in_use"], group["port_capacity"], group["ports_requested"],
+            sorted(h["meeting_title"] for h in group["holders"])) == ("ports", 4, 4, 1, ["M1", "M2", "M3", "M4"])
