@@ -145,3 +145,50 @@ def test_bridge_conflict_names_only_the_interval_where_ports_run_out(client: Tes
     [group] = body["groups"]
     assert (group["kind"], group["ports_in_use"], group["port_capacity"], group["ports_requested"],
             sorted(h["meeting_title"] for h in group["holders"])) == ("ports", 4, 4, 1, ["M1", "M2", "M3", "M4"])
+
+
+EDITORS = 8
+
+
+def test_concurrent_edits_of_one_meeting_do_not_conflict_with_itself(settings: Settings, engine: Engine):
+    """Issue 12 defect 2: concurrent PATCHes of one meeting got 409 naming the meeting's own room on
+    PostgreSQL. Edits of one meeting are serialised: 8 threads over HTTP, all 200, nothing lost."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    from tests.test_scheduling_race import _serve
+
+    rooms, headers, _bridge_id, _name = _rooms(engine, 3)
+    t = next_monday_local()
+    with make_session(engine) as session:
+        from confsvc.users.models import User
+        from tests.factories import make_meeting
+        user = session.exec(select(User).where(User.role == Role.secretariat)).first()
+        from confsvc.endpoints.models import Room
+        booked = make_meeting(session, chair_room=session.get(Room, rooms[0]), rooms=[session.get(Room, rooms[1])],
+                              start=t, end=t + H, user=user, settings=settings, rrule="FREQ=WEEKLY;COUNT=4")
+        meeting_id = booked.meeting.id
+        session.commit()
+    server, thread, base, sock = _serve(settings, engine)
+    try:
+        barrier = threading.Barrier(EDITORS)
+        with httpx.Client(base_url=base, headers=headers, timeout=120,
+                          limits=httpx.Limits(max_connections=EDITORS)) as client:
+            def patch(i: int) -> httpx.Response:
+                barrier.wait()
+                return client.patch(f"/api/v1/meetings/{meeting_id}", json={"title": f"Giao ban lần {i}"})
+
+            with ThreadPoolExecutor(EDITORS) as pool:
+                responses = list(pool.map(patch, range(EDITORS)))
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+    assert [r.status_code for r in responses] == [200] * EDITORS, [r.text for r in responses if r.status_code != 200]
+    with make_session(engine, write=False) as session:
+        meeting = session.get(Meeting, meeting_id)
+        assert meeting.title in {f"Giao ban lần {i}" for i in range(EDITORS)}
+        # 4 occurrences × (1 endpoint of each of the 2 rooms + 2 rooms + the bridge)
+        assert len(session.exec(select(Booking.id).where(Booking.meeting_id == meeting_id)).all()) == 4 * 5

@@ -21,7 +21,7 @@ from confsvc.clock import as_utc, utc_now
 from confsvc.config import Settings
 from confsvc.endpoints.models import Endpoint, Room
 from confsvc.errors import Forbidden, Invalid, NotFound
-from confsvc.scheduling import booking, live_events, recurrence
+from confsvc.scheduling import booking, live_events, recurrence, repository
 from confsvc.scheduling.booking import Names, Participants, Plan
 from confsvc.scheduling.conflicts import Conflict, Window, first_pairwise_overlap, group_conflicts
 from confsvc.scheduling.errors import BookingConflict
@@ -422,6 +422,15 @@ def material_state(session: Session, meeting: Meeting) -> tuple[Any, ...]:
             tuple(participant_ids(session, meeting.id)), meeting.status)
 
 
+def _lock(session: Session, meeting: Meeting, occ: Occurrence | None = None) -> None:
+    """Serialise edits of one meeting (issue 12 defect 2): lock its row, then re-read it (and ``occ``)
+    as the previous edit committed them. Without it two concurrent PostgreSQL edits each delete the
+    bookings they saw and insert new ones that collide with the other's (READ COMMITTED)."""
+    repository.lock_meeting(session, meeting.id)
+    if occ is not None:
+        session.refresh(occ)
+
+
 def _require_open(meeting: Meeting) -> None:
     if meeting.status is MeetingStatus.cancelled:
         raise Invalid("the meeting is cancelled", code="meeting_cancelled")
@@ -439,6 +448,7 @@ def edit_meeting(session: Session, settings: Settings, principal: Principal, mee
     Raises: Forbidden, Invalid, BookingConflict (like :func:`book_meeting`).
     """
     principal.require_role(*WRITERS)
+    _lock(session, meeting)
     _require_open(meeting)
     now = now or utc_now()
     material_before = material_state(session, meeting)
@@ -544,6 +554,7 @@ def _room_endpoints(session: Session, room_id: int) -> set[int]:
 def cancel_meeting(session: Session, principal: Principal, meeting: Meeting, *, now: datetime | None = None) -> Meeting:
     """Cancel the whole meeting; every booking is freed at once (SPEC rule 6). SEQUENCE bumps."""
     principal.require_role(*WRITERS)
+    _lock(session, meeting)
     _require_open(meeting)
     now = now or utc_now()
     booking.delete_bookings(session, meeting_id=meeting.id)
@@ -563,6 +574,7 @@ def cancel_occurrence(session: Session, principal: Principal, meeting: Meeting, 
                       *, now: datetime | None = None) -> Occurrence:
     """Cancel one occurrence (an exception kept by later series edits); frees its bookings at once."""
     principal.require_role(*WRITERS)
+    _lock(session, meeting, occ)
     _require_open(meeting)
     now = now or utc_now()
     booking.delete_bookings(session, occurrence_id=occ.id)
@@ -585,6 +597,7 @@ def edit_occurrence(session: Session, settings: Settings, principal: Principal, 
     (SPEC rule 6). Raises Forbidden, Invalid, BookingConflict.
     """
     principal.require_role(*WRITERS)
+    _lock(session, meeting, occ)
     _require_open(meeting)
     if occ.status is OccurrenceStatus.cancelled:
         raise Invalid("the occurrence is cancelled", code="occurrence_cancelled")
