@@ -192,3 +192,31 @@ def test_concurrent_edits_of_one_meeting_do_not_conflict_with_itself(settings: S
         assert meeting.title in {f"Giao ban lần {i}" for i in range(EDITORS)}
         # 4 occurrences × (1 endpoint of each of the 2 rooms + 2 rooms + the bridge)
         assert len(session.exec(select(Booking.id).where(Booking.meeting_id == meeting_id)).all()) == 4 * 5
+
+
+def test_bridge_capacity_cannot_be_lowered_below_what_is_booked(client: TestClient, engine: Engine):
+    """Issue 16 defect 8: PATCH port_capacity below the booked peak answered 200. Now 409 listing the
+    interval where the peak exceeds the new capacity and the occurrences holding ports there."""
+    rooms, headers, bridge_id, bridge_name = _rooms(engine, 4, port_capacity=10)
+    with make_session(engine) as session:
+        admin = bearer(session, make_user(session, Role.admin))
+        session.commit()
+    t = next_monday_local()
+    a = _book(client, headers, rooms[0], t, t + 2 * H, title="A", participant_room_ids=[rooms[1]]).json()  # 2 ports
+    b = _book(client, headers, rooms[2], t + H, t + 3 * H, title="B").json()  # 1 port
+    _book(client, headers, rooms[3], t + 4 * H, t + 5 * H, title="C")  # 1 port, alone
+
+    refused = client.patch(f"/api/v1/bridges/{bridge_id}", headers=admin, json={"port_capacity": 2})
+
+    assert refused.status_code == 409, refused.text
+    body = refused.json()
+    day = t.date().isoformat()
+    assert (body["code"], sorted((c["meeting_id"], c["window_start_local"], c["window_end_local"], c["ports_in_use"],
+                                  c["port_capacity"]) for c in body["conflicts"])) == (
+        "booking_conflict", sorted([(a["id"], f"{day}T09:00:00", f"{day}T10:00:00", 3, 2),
+                                    (b["id"], f"{day}T09:00:00", f"{day}T10:00:00", 3, 2)]))
+    assert client.get(f"/api/v1/bridges/{bridge_id}", headers=admin).json()["port_capacity"] == 10
+    # Down to the peak is fine; a secretariat may not edit bridges at all.
+    assert client.patch(f"/api/v1/bridges/{bridge_id}", headers=headers, json={"port_capacity": 3}).status_code == 403
+    ok = client.patch(f"/api/v1/bridges/{bridge_id}", headers=admin, json={"port_capacity": 3, "name": bridge_name})
+    assert (ok.status_code, ok.json()["port_capacity"]) == (200, 3)

@@ -17,7 +17,8 @@ from confsvc.deps import PagingDep, SettingsDep
 from confsvc.clock import as_utc
 from confsvc.db import MAX_ID, PathId, QueryId, SessionDep
 from confsvc.endpoints import service as inventory
-from confsvc.scheduling import availability, schemas, service
+from confsvc.endpoints.schemas import BridgePublic, BridgeUpdate
+from confsvc.scheduling import availability, bridges, schemas, service
 from confsvc.scheduling.models import Meeting
 from confsvc.users.deps import CurrentPrincipal
 
@@ -156,6 +157,15 @@ def availability_search(
         session, settings, principal, endpoint_ids=endpoint_ids, room_ids=room_ids,
         duration_minutes=duration_minutes, from_date=from_date, to_date=to_date, count=count,
         check_lead_minutes=check_lead_minutes, teardown_minutes=teardown_minutes, bridge_id=bridge_id)
+
+
+@router.patch("/bridges/{bridge_id}", response_model=BridgePublic, tags=["bridges"])
+def update_bridge(bridge_id: PathId, data: BridgeUpdate, session: SessionDep, principal: CurrentPrincipal,
+                  settings: SettingsDep):
+    """Edit a bridge (MCU). Admin only. 409 ``booking_conflict`` when a lower ``port_capacity`` is
+    below what is booked from now on: the conflicts give each interval where the peak would exceed
+    it, the peak and the occurrences holding ports then (SPEC rules 2, 8)."""
+    return _answer(BridgePublic, bridges.update_bridge(session, settings, principal, bridge_id, data))
 
 
 @router.post("/endpoints/{endpoint_id}/maintenance", response_model=schemas.MaintenancePublic,
