@@ -220,3 +220,52 @@ def test_bridge_capacity_cannot_be_lowered_below_what_is_booked(client: TestClie
     assert client.patch(f"/api/v1/bridges/{bridge_id}", headers=headers, json={"port_capacity": 3}).status_code == 403
     ok = client.patch(f"/api/v1/bridges/{bridge_id}", headers=admin, json={"port_capacity": 3, "name": bridge_name})
     assert (ok.status_code, ok.json()["port_capacity"]) == (200, 3)
+
+
+def test_pin_can_be_set_and_regenerated_and_invites_follow(client: TestClient, engine: Engine, settings: Settings):
+    """Issue 12 operation: there was no way to set or regenerate a meeting's PIN."""
+    rooms, headers, _bridge_id, _name = _rooms(engine, 1)
+    t = next_monday_local()
+    m = _book(client, headers, rooms[0], t, t + H).json()
+
+    set_ = client.post(f"/api/v1/meetings/{m['id']}/pin", headers=headers, json={"pin": "246810"})
+    assert (set_.status_code, set_.json()["pin"], set_.json()["sequence"]) == (200, "246810", m["sequence"] + 1)
+    new = client.post(f"/api/v1/meetings/{m['id']}/pin", headers=headers)
+    assert new.status_code == 200 and new.json()["pin"] != "246810" and len(new.json()["pin"]) == settings.pin_digits
+    assert client.post(f"/api/v1/meetings/{m['id']}/pin", headers=headers, json={"pin": "12a4"}).status_code == 422
+    with make_session(engine, write=False) as session:
+        from confsvc.events import Event
+        joins = session.exec(select(Event).where(Event.type == "join.instructions").order_by(Event.id)).all()
+        assert [e.data["pin"] for e in joins][-2:] == ["246810", new.json()["pin"]]
+    invite = client.get(f"/api/v1/meetings/{m['id']}/invite.ics", headers=headers).text.replace("\r\n ", "")
+    assert f"Mã PIN: {new.json()['pin']}" in invite and f"SEQUENCE:{m['sequence'] + 2}" in invite
+
+
+def test_conference_number_set_is_checked_against_overlapping_occurrences(client: TestClient, engine: Engine):
+    """Issue 12 operation: set or regenerate a meeting's conference number, checked on the bridge."""
+    rooms, headers, bridge_id, _name = _rooms(engine, 3)
+    t = next_monday_local()
+    a = _book(client, headers, rooms[0], t, t + H, title="A").json()
+    b = _book(client, headers, rooms[1], t + 30 * M, t + 2 * H, title="B", rrule="FREQ=WEEKLY;COUNT=2").json()
+    assert (a["conference_number"], b["conference_number"]) == (1000, 1001)
+    a_occ = client.get(f"/api/v1/meetings/{a['id']}/occurrences", headers=headers).json()[0]["id"]
+
+    taken = client.post(f"/api/v1/meetings/{b['id']}/conference-number", headers=headers,
+                        json={"conference_number": 1000})
+    assert taken.status_code == 409
+    assert [(c["meeting_id"], c["occurrence_id"], c["reason"]) for c in taken.json()["conflicts"]] == [
+        (a["id"], a_occ, "conference number in use")]
+    out = client.post(f"/api/v1/meetings/{b['id']}/conference-number", headers=headers,
+                      json={"conference_number": 5})
+    assert (out.status_code, out.json()["code"]) == (422, "number_out_of_range")
+
+    chosen = client.post(f"/api/v1/meetings/{b['id']}/conference-number", headers=headers,
+                         json={"conference_number": 1500})
+    assert (chosen.status_code, chosen.json()["conference_number"], chosen.json()["sequence"]) == (200, 1500, 1)
+    regenerated = client.post(f"/api/v1/meetings/{b['id']}/conference-number", headers=headers)
+    assert (regenerated.status_code, regenerated.json()["conference_number"]) == (200, 1001)  # lowest free ≠ 1500
+    with make_session(engine, write=False) as session:
+        assert session.exec(select(Booking.conference_number).where(
+            Booking.meeting_id == b["id"], Booking.resource_kind == ResourceKind.bridge)).all() == [1001, 1001]
+    invite = client.get(f"/api/v1/meetings/{b['id']}/invite.ics", headers=headers).text.replace("\r\n ", "")
+    assert "Số hội nghị: 1001" in invite and "sip:1001@" in invite

@@ -341,3 +341,39 @@ def holiday_warnings(plans: list[Plan], zone: ZoneInfo) -> list[dict[str, Any]]:
     return [{"code": "public_holiday", "date": d, "name": vietnamese.get(d), "name_en": english.get(d),
              "requested_start": p.start}
             for d, p in local_dates if d in vietnamese]
+
+
+# ---------------------------------------------------------------- a meeting's conference number
+
+def numbers_held_by_others(session: Session, settings: Settings, bridge: Bridge, meeting_id: int,
+                           ) -> list[tuple[Booking, dict[int, list[repository.Held]]]]:
+    """For each bridge booking of ``meeting_id``: the numbers other meetings hold on ``bridge`` in
+    its window, with their holders."""
+    own = session.exec(select(Booking).where(Booking.meeting_id == meeting_id,
+                                             Booking.resource_kind == ResourceKind.bridge)
+                       .order_by(Booking.window_start)).all()
+    out = []
+    for b in own:
+        held: dict[int, list[repository.Held]] = {}
+        for h in repository.holdings(session, [(ResourceKind.bridge, [bridge.id])],
+                                     Window(b.window_start, b.window_end), max_window(settings)):
+            if h.booking.meeting_id != meeting_id and h.booking.conference_number is not None:
+                held.setdefault(h.booking.conference_number, []).append(h)
+        out.append((b, held))
+    return out
+
+
+def number_conflicts(bridge: Bridge, zone: ZoneInfo, bookings: list[tuple[Booking, dict[int, list[repository.Held]]]],
+                     number: int, occurrences: dict[int, Occurrence]) -> list[Conflict]:
+    """Conflicts of giving ``number`` to every booking of ``bookings`` (SPEC rule 3), naming holders."""
+    out = []
+    for b, held in bookings:
+        occ = occurrences.get(b.occurrence_id) if b.occurrence_id is not None else None
+        for h in held.get(number, []):
+            out.append(make_conflict(
+                zone=zone, resource_kind=ResourceKind.bridge.value, resource_id=bridge.id, resource_name=bridge.name,
+                overlap=Window(h.booking.window_start, h.booking.window_end).intersection(
+                    Window(b.window_start, b.window_end)),
+                requested_start=occ.start if occ is not None else b.window_start,
+                requested_occurrence_id=b.occurrence_id, other=_other(h), reason="conference number in use"))
+    return out

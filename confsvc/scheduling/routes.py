@@ -113,6 +113,27 @@ def cancel_meeting(meeting_id: PathId, session: SessionDep, principal: CurrentPr
                    service.meeting_public(session, service.cancel_meeting(session, principal, meeting)))
 
 
+@router.post("/meetings/{meeting_id}/pin", response_model=schemas.MeetingPublic, tags=["meetings"])
+def set_pin(meeting_id: PathId, session: SessionDep, principal: CurrentPrincipal, settings: SettingsDep,
+            data: schemas.PinUpdate | None = None):
+    """Set the meeting's PIN (``{"pin": "123456"}``) or generate a new one (empty body). Join
+    instructions, displays and invitations follow (``meeting.updated``, SEQUENCE bumps)."""
+    meeting = service.get_meeting(session, principal, meeting_id)
+    return _answer(schemas.MeetingPublic, service.meeting_public(session, service.set_pin(
+        session, settings, principal, meeting, data.pin if data else None)))
+
+
+@router.post("/meetings/{meeting_id}/conference-number", response_model=schemas.MeetingPublic, tags=["meetings"])
+def set_conference_number(meeting_id: PathId, session: SessionDep, principal: CurrentPrincipal,
+                          settings: SettingsDep, data: schemas.NumberUpdate | None = None):
+    """Set (``{"conference_number": 1234}``) or regenerate (empty body) the meeting's conference number
+    for every occurrence. 409 ``booking_conflict`` naming the occurrences of other meetings on the
+    bridge holding it then; 422 ``number_out_of_range``, ``no_bridge``."""
+    meeting = service.get_meeting(session, principal, meeting_id)
+    return _answer(schemas.MeetingPublic, service.meeting_public(session, service.set_conference_number(
+        session, settings, principal, meeting, data.conference_number if data else None)))
+
+
 @router.get("/meetings/{meeting_id}/occurrences", response_model=list[schemas.OccurrencePublic],
             tags=["meetings"])
 def list_occurrences(meeting: MeetingDep, session: SessionDep):

@@ -85,6 +85,21 @@ class OccurrenceUpdate(BaseModel):
     participant_endpoint_ids: IdList | None = None
 
 
+class PinUpdate(BaseModel):
+    """``pin``: 4–12 digits; omitted or null generates a new one (``Settings.pin_digits`` digits)."""
+
+    model_config = ConfigDict(extra="forbid")
+    pin: Annotated[str, Field(pattern=r"^[0-9]{4,12}$")] | None = None
+
+
+class NumberUpdate(BaseModel):
+    """``conference_number`` in the bridge's range; omitted or null picks the lowest free one
+    other than the current number."""
+
+    model_config = ConfigDict(extra="forbid")
+    conference_number: Annotated[int, Field(ge=0, le=10**9)] | None = None
+
+
 class ConflictPublic(BaseModel):
     """One collision with one resource (SPEC rule 8), from :class:`conflicts.Conflict`.
 
