@@ -146,8 +146,15 @@ def _conflict(plan: Plan, zone: ZoneInfo, kind: ResourceKind, resource_id: int, 
                          other=_other(held) if held is not None else None, **bridge)
 
 
-def resource_conflicts(session: Session, settings: Settings, plans: list[Plan], names: Names) -> None:
-    """Fill each plan's ``conflicts`` with endpoint and room collisions (SPEC rules 1, 4)."""
+def resource_conflicts(session: Session, settings: Settings, plans: list[Plan], names: Names, *,
+                       lock: bool = True) -> None:
+    """Fill each plan's ``conflicts`` with endpoint and room collisions (SPEC rules 1, 4).
+
+    ``lock`` first takes the rooms' locks (``repository.lock_rooms``) so that what is read here is
+    still true when the bookings are written; a dry run passes False.
+    """
+    if lock:
+        repository.lock_rooms(session, {r for p in plans for r in p.participants.room_ids})
     for plan in plans:
         rows = repository.holdings(
             session, [(ResourceKind.endpoint, plan.participants.endpoint_ids),
@@ -308,7 +315,7 @@ def insert_guarded(session: Session, settings: Settings, write: Any, recheck: li
     except IntegrityError as exc:
         for plan in recheck:
             plan.conflicts = []
-        resource_conflicts(session, settings, recheck, Names(session))
+        resource_conflicts(session, settings, recheck, Names(session), lock=False)
         conflicts = [c for p in recheck for c in p.conflicts]
         raise BookingConflict(f"«{title}» trùng lịch (a concurrent booking took the slot first)",
                               conflicts) from exc

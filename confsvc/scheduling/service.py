@@ -273,7 +273,7 @@ def check_meeting(session: Session, settings: Settings, principal: Principal, da
     now = now or utc_now()
     timing, _, plans, _ = _prepare(session, settings, principal, data, now)
     names = Names(session)
-    booking.resource_conflicts(session, settings, plans, names)
+    booking.resource_conflicts(session, settings, plans, names, lock=False)
     choice = booking.choose_bridge(session, settings, plans, names, bridge_id=data.bridge_id, lock=False)
     _apply(choice, plans)
     conflicts = [c for p in plans for c in p.conflicts]
@@ -300,21 +300,26 @@ def book_meeting(session: Session, settings: Settings, principal: Principal, dat
     names = Names(session)
     booking.resource_conflicts(session, settings, plans, names)
     if not data.skip_conflicts and any(p.conflicts for p in plans):
-        choice = booking.choose_bridge(session, settings, plans, names, bridge_id=data.bridge_id)
+        choice = booking.choose_bridge(session, settings, plans, names, bridge_id=data.bridge_id, lock=False)
         _apply(choice, plans)
         raise _refusal(data.title, [c for p in plans for c in p.conflicts])
     free = [p for p in plans if not p.conflicts]
-    choice = booking.choose_bridge(session, settings, free or plans, names, bridge_id=data.bridge_id)
-    _apply(choice, free or plans)
-    if not data.skip_conflicts and any(p.conflicts for p in plans):
-        raise _refusal(data.title, [c for p in plans for c in p.conflicts])
+    # Without skip_conflicts the bridge is chosen, locked and booked last and briefly, once every
+    # other row is written (_book_ports; issue 16 "Throughput under contention"). Skipping needs
+    # the bridge's answer before writing, so it locks now.
+    late = not data.skip_conflicts
+    choice = None if late else booking.choose_bridge(session, settings, free or plans, names,
+                                                     bridge_id=data.bridge_id)
+    if choice is not None:
+        _apply(choice, free or plans)
     if not any(not p.conflicts for p in plans):
         raise _refusal(data.title, [c for p in plans for c in p.conflicts])
 
     meeting = Meeting(
         uid=f"{uuid.uuid4()}@confsvc", title=data.title, description=data.description,
-        organizer_user_id=principal.user_id, chair_room_id=data.chair_room_id, bridge_id=choice.bridge.id,
-        conference_number=choice.conference_number, pin=booking.new_pin(settings), status=MeetingStatus(data.status),
+        organizer_user_id=principal.user_id, chair_room_id=data.chair_room_id,
+        bridge_id=choice.bridge.id if choice else None, conference_number=choice.conference_number if choice else None,
+        pin=booking.new_pin(settings), status=MeetingStatus(data.status),
         check_lead_minutes=timing.check_lead_minutes, teardown_minutes=timing.teardown_minutes,
         timezone=str(timing.zone.key), dtstart=timing.start, duration_minutes=int(timing.duration.total_seconds() // 60),
         rrule=_normalised_rrule(data.rrule), exdates=[as_utc(d, timing.zone).isoformat() for d in data.exdates],
@@ -326,9 +331,11 @@ def book_meeting(session: Session, settings: Settings, principal: Principal, dat
         session.add(meeting)
         session.flush()
         session.add_all(MeetingParticipant(meeting_id=meeting.id, endpoint_id=e) for e in participants.endpoint_ids)
-        _write_occurrences(session, meeting, plans, skipped)
+        _write_occurrences(session, meeting, plans, skipped, ports=not late)
 
     booking.insert_guarded(session, settings, write, [p for p in plans if not p.conflicts], data.title)
+    if late:
+        _book_ports(session, settings, meeting, plans, names, bridge_id=data.bridge_id)
     audit(session, principal, "meeting.created", meeting_id=meeting.id, occurrences=len(plans) - len(skipped),
           skipped=[s["start"] for s in skipped])
     session.flush()
@@ -345,8 +352,40 @@ def _normalised_rrule(text: str | None) -> str | None:
     return text[6:] if text.upper().startswith("RRULE:") else text
 
 
-def _write_occurrences(session: Session, meeting: Meeting, plans: list[Plan], skipped: list[dict[str, Any]]) -> None:
-    """Insert new occurrences (plans without one) and the bookings of every conflict-free plan."""
+def _book_ports(session: Session, settings: Settings, meeting: Meeting, plans: list[Plan], names: Names, *,
+                bridge_id: int | None) -> None:
+    """The bridge step of a booking, last: lock the bridge (ascending ids when chosen automatically),
+    count its ports and numbers as committed now, and write the bridge bookings. The lock lasts
+    from here to the commit only. A concurrent booking that took the ports meanwhile makes this a
+    refusal (SPEC rule 7); a number taken meanwhile is replaced by a free one."""
+    choice = booking.choose_bridge(session, settings, plans, names, bridge_id=bridge_id,
+                                   keep_number=meeting.conference_number)
+    _apply(choice, plans)
+    conflicts = [c for p in plans for c in p.conflicts]
+    if conflicts:
+        raise _refusal(meeting.title, conflicts)
+    meeting.bridge_id, meeting.conference_number = choice.bridge.id, choice.conference_number
+    session.add(meeting)
+    for plan in plans:
+        plan.occurrence.conference_number = (None if plan.conference_number == meeting.conference_number
+                                             else plan.conference_number)
+        session.add(plan.occurrence)
+    rows = [r for p in plans for r in booking.booking_rows(meeting, p, p.occurrence.id)
+            if r["resource_kind"] is ResourceKind.bridge]
+
+    def write() -> None:
+        session.flush()
+        if rows:
+            session.execute(sa.insert(Booking), rows)
+        session.flush()
+
+    booking.insert_guarded(session, settings, write, plans, meeting.title)
+
+
+def _write_occurrences(session: Session, meeting: Meeting, plans: list[Plan], skipped: list[dict[str, Any]], *,
+                       ports: bool = True) -> None:
+    """Insert new occurrences (plans without one) and the bookings of every conflict-free plan
+    (without the bridge's when ``ports`` is false: :func:`_book_ports` writes them)."""
     for plan in plans:
         if plan.occurrence is None:
             plan.occurrence = Occurrence(meeting_id=meeting.id, recurrence_id=plan.recurrence_id, start=plan.start,
@@ -365,7 +404,8 @@ def _write_occurrences(session: Session, meeting: Meeting, plans: list[Plan], sk
             skipped.append({"occurrence_id": plan.occurrence.id, "start": plan.start, "end": plan.end,
                             "conflicts": plan.conflicts})
         elif plan.occurrence.status is OccurrenceStatus.scheduled:
-            rows += booking.booking_rows(meeting, plan, plan.occurrence.id)
+            rows += [r for r in booking.booking_rows(meeting, plan, plan.occurrence.id)
+                     if ports or r["resource_kind"] is not ResourceKind.bridge]
     if rows:
         session.execute(sa.insert(Booking), rows)
     session.flush()
@@ -822,6 +862,7 @@ def create_maintenance(session: Session, settings: Settings, principal: Principa
     plans = [Plan(start=c.start, end=c.end, recurrence_id=c.start, participants=participants, window=c)
              for c in chunks]
     names = Names(session)
+    repository.lock_rooms(session, [room.id])  # the endpoint's bookings are serialised through its room
     booking.resource_conflicts(session, settings, plans, names)
     conflicts = [c for p in plans for c in p.conflicts]
     if conflicts:
