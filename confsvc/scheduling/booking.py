@@ -147,14 +147,26 @@ def _conflict(plan: Plan, zone: ZoneInfo, kind: ResourceKind, resource_id: int, 
 
 
 def resource_conflicts(session: Session, settings: Settings, plans: list[Plan], names: Names, *,
-                       lock: bool = True) -> None:
+                       lock: bool = True, partial: bool = False) -> None:
     """Fill each plan's ``conflicts`` with endpoint and room collisions (SPEC rules 1, 4).
 
-    ``lock`` first takes the rooms' locks (``repository.lock_rooms``) so that what is read here is
-    still true when the bookings are written; a dry run passes False.
+    With ``lock``, when the bookings may be written (nothing collides in what is committed, or,
+    ``partial``, some plan is free: the caller skips the others), the rooms' locks are taken
+    (``repository.lock_rooms``) and the check runs again, so that what it finds is still true when
+    the bookings are written. A refusal takes no lock (what it saw is committed). A dry run passes
+    ``lock=False``.
     """
-    if lock:
+    _resource_conflicts(session, settings, plans, names)
+    writable = any(not p.conflicts for p in plans) if partial else not any(p.conflicts for p in plans)
+    if lock and writable and plans:
         repository.lock_rooms(session, {r for p in plans for r in p.participants.room_ids})
+        if session.get_bind().dialect.name == "postgresql":  # SQLite: the write lock was held already
+            for plan in plans:
+                plan.conflicts = []
+            _resource_conflicts(session, settings, plans, names)
+
+
+def _resource_conflicts(session: Session, settings: Settings, plans: list[Plan], names: Names) -> None:
     for plan in plans:
         rows = repository.holdings(
             session, [(ResourceKind.endpoint, plan.participants.endpoint_ids),

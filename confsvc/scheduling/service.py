@@ -298,7 +298,7 @@ def book_meeting(session: Session, settings: Settings, principal: Principal, dat
     now = now or utc_now()
     timing, participants, plans, materialized_until = _prepare(session, settings, principal, data, now)
     names = Names(session)
-    booking.resource_conflicts(session, settings, plans, names)
+    booking.resource_conflicts(session, settings, plans, names, partial=data.skip_conflicts)
     if not data.skip_conflicts and any(p.conflicts for p in plans):
         choice = booking.choose_bridge(session, settings, plans, names, bridge_id=data.bridge_id, lock=False)
         _apply(choice, plans)
@@ -817,7 +817,7 @@ def extend_series(session: Session, settings: Settings, *, now: datetime | None 
         plans = [booking.make_plan(s, s + duration, s, participants, check_lead_minutes=meeting.check_lead_minutes,
                                    teardown_minutes=meeting.teardown_minutes) for s in new]
         names = Names(session)
-        booking.resource_conflicts(session, settings, plans, names)
+        booking.resource_conflicts(session, settings, plans, names, partial=True)
         if meeting.bridge_id is not None and plans:
             choice = booking.choose_bridge(session, settings, plans, names, bridge_id=meeting.bridge_id,
                                            keep_number=meeting.conference_number)
