@@ -64,7 +64,14 @@ def _seed(url: str, rooms: int) -> tuple[str, list[int]]:
     from sqlmodel import Session
 
     import confsvc.all_models  # noqa: F401
-    from confsvc.endpoints.models import Bridge, Endpoint, Protocol, Room, Unit, UnitLevel
+    from confsvc.endpoints.models import (
+        Bridge,
+        Endpoint,
+        Protocol,
+        Room,
+        Unit,
+        UnitLevel,
+    )
     from confsvc.users import service as users
     from confsvc.users.models import Role
 

@@ -16,7 +16,14 @@ from confsvc.db import make_session
 from confsvc.live.snapshot import join_for_occurrence
 from confsvc.scheduling.models import Booking, Meeting, Occurrence, ResourceKind
 from confsvc.users.models import Role
-from tests.factories import bearer, make_bridge, make_endpoint, make_room, make_user, next_monday_local
+from tests.factories import (
+    bearer,
+    make_bridge,
+    make_endpoint,
+    make_room,
+    make_user,
+    next_monday_local,
+)
 
 H, M = timedelta(hours=1), timedelta(minutes=1)
 
@@ -243,7 +250,7 @@ def test_pin_can_be_set_and_regenerated_and_invites_follow(client: TestClient, e
 
 def test_conference_number_set_is_checked_against_overlapping_occurrences(client: TestClient, engine: Engine):
     """Issue 12 operation: set or regenerate a meeting's conference number, checked on the bridge."""
-    rooms, headers, bridge_id, _name = _rooms(engine, 3)
+    rooms, headers, _bridge_id, _name = _rooms(engine, 3)
     t = next_monday_local()
     a = _book(client, headers, rooms[0], t, t + H, title="A").json()
     b = _book(client, headers, rooms[1], t + 30 * M, t + 2 * H, title="B", rrule="FREQ=WEEKLY;COUNT=2").json()

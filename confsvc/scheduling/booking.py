@@ -1,9 +1,11 @@
 """The booking engine: participants → per-occurrence plans → conflicts → bookings.
 
 Used by the meeting, occurrence and maintenance use cases in ``service.py``. Functions flush,
-never commit. The friendly checks here produce the conflict lists of SPEC rule 8; the guarantee
-under concurrency (rule 7) is the PostgreSQL exclusion constraints, the bridge row lock, and
-SQLite's ``BEGIN IMMEDIATE`` write transactions.
+never commit. The friendly checks here produce the conflict lists of SPEC rule 8 as
+:class:`~confsvc.scheduling.conflicts.Conflict` values; the guarantee under concurrency (rule 7) is
+the PostgreSQL exclusion constraints, the rooms' advisory locks (taken before any bridge lock), the
+bridge row lock (taken last: ``service._book_ports``), and SQLite's ``BEGIN IMMEDIATE`` write
+transactions. Lock order, everywhere: meeting row → rooms (ascending) → bridges (ascending).
 """
 
 from __future__ import annotations

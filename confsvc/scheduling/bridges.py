@@ -17,7 +17,13 @@ from confsvc.endpoints.models import Bridge
 from confsvc.endpoints.schemas import BridgeUpdate
 from confsvc.errors import NotFound
 from confsvc.scheduling import repository
-from confsvc.scheduling.conflicts import Conflict, Other, Window, make_conflict, port_overloads
+from confsvc.scheduling.conflicts import (
+    Conflict,
+    Other,
+    Window,
+    make_conflict,
+    port_overloads,
+)
 from confsvc.scheduling.errors import BookingConflict
 from confsvc.scheduling.models import Booking, Meeting, Occurrence, ResourceKind
 from confsvc.users.models import Role

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Hashable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, tzinfo
+from itertools import pairwise
 from typing import Any
 
 
@@ -97,7 +98,7 @@ def port_overloads(window: Window, uses: Iterable[tuple[Window, int, Hashable]],
     live = [(u.intersection(window), p, h) for u, p, h in uses if p > 0 and u.overlaps(window)]
     points = sorted({window.start, window.end} | {w.start for w, _, _ in live} | {w.end for w, _, _ in live})
     out: list[Overload] = []
-    for a, b in zip(points, points[1:], strict=False):
+    for a, b in pairwise(points):
         holding = [(p, h) for w, p, h in live if w.start <= a and b <= w.end]
         load = sum(p for p, _ in holding)
         if load + requested <= capacity:
@@ -197,7 +198,8 @@ def make_conflict(*, zone: tzinfo, resource_kind: str, resource_id: int, resourc
         meeting_id=other.meeting_id, meeting_title=other.meeting_title, occurrence_id=other.occurrence_id,
         maintenance_id=other.maintenance_id, other_start=other.start, other_end=other.end,
         other_check_start=other.check_start, other_start_local=local(other.start),
-        other_end_local=local(other.end), other_check_start_local=local(other.check_start), port_capacity=port_capacity, ports_in_use=ports_in_use,
+        other_end_local=local(other.end), other_check_start_local=local(other.check_start),
+        port_capacity=port_capacity, ports_in_use=ports_in_use,
         ports_requested=ports_requested, reason=reason)
 
 

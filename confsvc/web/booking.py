@@ -2,9 +2,10 @@
 
 The form posts here and is booked by ``scheduling.service.book_meeting``, the same call as
 ``POST /api/v1/meetings``. While the form changes, ``static/booking.js`` calls the free-slot search
-``GET /api/v1/availability`` with the web session cookie, and ``POST /meetings/new/check`` (CSRF
-header, see ``web.csrf``), the dry run of ``POST /api/v1/meetings/check`` answered with the conflict lines of :func:`conflict_messages` rendered here: the script
-shows them as given and writes no sentence of its own.
+``GET /api/v1/availability`` with the web session cookie, and ``POST /meetings/new/check`` (the
+page's CSRF token in ``X-CSRF-Token``): the dry run of ``POST /api/v1/meetings/check``, answered
+with the conflict lines of :func:`conflict_messages` rendered here. The script shows them as given
+and writes no sentence of its own.
 
 Form fields: ``title``, ``description``, ``date`` (dd/mm/yyyy), ``start_time`` / ``end_time``
 (HH:MM, 24-hour, local), ``check_lead_minutes``, ``chair_room_id``, ``participant_room_ids`` (many),
