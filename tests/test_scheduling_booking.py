@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, timedelta
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import select
@@ -276,3 +277,49 @@ def test_conference_number_set_is_checked_against_overlapping_occurrences(client
             Booking.meeting_id == b["id"], Booking.resource_kind == ResourceKind.bridge)).all() == [1001, 1001]
     invite = client.get(f"/api/v1/meetings/{b['id']}/invite.ics", headers=headers).text.replace("\r\n ", "")
     assert "Số hội nghị: 1001" in invite and "sip:1001@" in invite
+
+
+@pytest.mark.postgresql_only
+def test_refusal_and_other_rooms_booking_do_not_wait_for_a_held_lock(engine: Engine, settings: Settings,
+                                                                     backend: str):
+    """Issue 16 "Throughput under contention": every booking took its bridge's row lock first, even a
+    refusal, and held it to the commit. Now a refusal takes no lock, and a booking takes the bridge
+    last: while another transaction holds room A's lock, booking room B goes through; while another
+    holds the bridge, a refused booking answers at once. ``lock_timeout`` turns a wait into an error."""
+    import sqlalchemy as sa
+
+    from confsvc.scheduling import repository
+    from confsvc.scheduling.errors import BookingConflict
+    from tests.factories import make_meeting
+
+    with make_session(engine) as session:
+        bridge = make_bridge(session)
+        room_a, room_b, room_c = (make_room(session) for _ in range(3))
+        for r in (room_a, room_b, room_c):
+            make_endpoint(session, r)
+        t = next_monday_local()
+        make_meeting(session, chair_room=room_a, start=t, end=t + H, settings=settings)
+        ids = (bridge.id, room_a.id, room_b.id, room_c.id)
+        session.commit()
+    bridge_id, a_id, b_id, c_id = ids
+    from confsvc.endpoints.models import Room
+
+    with make_session(engine) as holder, make_session(engine) as booker:
+        repository.lock_rooms(holder, [a_id])  # someone is booking room A
+        booker.execute(sa.text("SET LOCAL lock_timeout = '2s'"))
+        booked = make_meeting(booker, chair_room=booker.get(Room, b_id), start=t, end=t + H, settings=settings)
+        assert (booked.meeting.bridge_id, booked.meeting.conference_number) == (bridge_id, 1001)
+        booker.rollback()
+        holder.rollback()
+
+    with make_session(engine) as holder, make_session(engine) as booker:
+        repository.lock_bridge(holder, bridge_id)  # someone is counting the bridge's ports
+        booker.execute(sa.text("SET LOCAL lock_timeout = '2s'"))
+        with pytest.raises(BookingConflict) as refused:
+            make_meeting(booker, chair_room=booker.get(Room, c_id), rooms=[booker.get(Room, a_id)], start=t,
+                         end=t + H, settings=settings)
+        assert {(c.resource_kind, c.resource_id) for c in refused.value.conflicts} == {
+            ("room", a_id), ("endpoint", next(c.resource_id for c in refused.value.conflicts
+                                              if c.resource_kind == "endpoint"))}
+        booker.rollback()
+        holder.rollback()
