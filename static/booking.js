@@ -1,6 +1,7 @@
 /* Booking form (đặt lịch họp): live conflict check through the dry-run API, free-slot suggestions,
  * participant shortcuts. Vanilla JS, no build step, no external asset. Messages arrive translated
- * from the server (#booking-messages); times shown as HH:MM and dd/mm/yyyy, local as the API gives
+ * from the server (#booking-messages); the check's conflict and holiday lines arrive rendered
+ * (POST /meetings/new/check, web.booking.conflict_messages) and are shown as given; times shown as HH:MM and dd/mm/yyyy, local as the API gives
  * them (*_local fields). Cookie-authenticated API writes send the page's CSRF token (web/csrf.py). */
 (function () {
   'use strict';
@@ -66,50 +67,45 @@
     if (rule) { p.rrule = rule; }
     return p;
   }
+  function link(text, href) {
+    if (!href) { return document.createTextNode(text); }
+    var a = document.createElement('a');
+    a.href = href;
+    a.textContent = text;
+    return a;
+  }
+  /* A line is a sentence, or a conflict line rendered by the server (web.booking.conflict_messages:
+   * {text, href, summary, items}), shown as templates/_conflicts.html shows it. */
   function show(kind, lines) {
     checkBox.className = 'check check-' + kind;
     checkBox.textContent = '';
     var list = document.createElement('ul');
     lines.forEach(function (line) {
       var li = document.createElement('li');
-      li.textContent = line;
+      if (typeof line === 'string') { li.textContent = line; list.appendChild(li); return; }
+      li.className = 'conflict';
+      var text = document.createElement('span');
+      text.className = 'conflict-text';
+      text.appendChild(link(line.text, line.href));
+      li.appendChild(text);
+      if (line.items && line.items.length) {
+        var details = document.createElement('details'), summary = document.createElement('summary');
+        var items = document.createElement('ul');
+        summary.textContent = line.summary;
+        details.appendChild(summary);
+        line.items.forEach(function (item) {
+          var entry = document.createElement('li');
+          entry.appendChild(link(item.text, item.href));
+          items.appendChild(entry);
+        });
+        details.appendChild(items);
+        li.appendChild(details);
+      }
       list.appendChild(li);
     });
     checkBox.appendChild(list);
   }
-  /* Same lines as web.booking.conflict_messages: one per colliding meeting and window, naming its
-   * rooms (or endpoints); maintenance and MCU ports on their own lines. */
-  function conflictTexts(conflicts) {
-    var lines = [], groups = {};
-    conflicts.forEach(function (c) {
-      var when = range(c.window_start_local, c.window_end_local);
-      var values = { kind: M['kind_' + c.resource_kind] || c.resource_kind, name: c.resource_name, when: when,
-                     used: c.ports_in_use, capacity: c.port_capacity, requested: c.ports_requested };
-      if (c.port_capacity != null) { lines.push(fmt(M.conflict_ports, values)); return; }
-      if (c.maintenance_id) { lines.push(fmt(M.conflict_maintenance, values)); return; }
-      if (!c.meeting_title) { lines.push(fmt(M.conflict_other, values)); return; }
-      var key = c.meeting_title + '\u0000' + when;
-      if (!groups[key]) {
-        groups[key] = { title: c.meeting_title, when: when, room: [], endpoint: [], bridge: [] };
-        lines.push(groups[key]);
-      }
-      var bucket = groups[key][c.resource_kind] || (groups[key][c.resource_kind] = []);
-      if (bucket.indexOf(c.resource_name) === -1) { bucket.push(c.resource_name); }
-    });
-    return unique(lines.map(function (line) {
-      if (typeof line === 'string') { return line; }
-      var shown = line.room.length ? line.room : (line.endpoint.length ? line.endpoint : line.bridge);
-      return fmt(M.conflict_meeting, { title: line.title, when: line.when, names: shown.join(', ') });
-    }));
-  }
   function unique(list) { return list.filter(function (x, i) { return list.indexOf(x) === i; }); }
-  function warningTexts(warnings) {
-    return unique((warnings || []).filter(function (w) { return w.code === 'public_holiday'; }).map(function (w) {
-      var d = /^(\d{4})-(\d\d)-(\d\d)/.exec(w.date);
-      var name = (document.documentElement.lang === 'en' && w.name_en) ? w.name_en : (w.name || '');
-      return fmt(M.holiday, { date: d ? d[3] + '/' + d[2] + '/' + d[1] : w.date, name: name });
-    }));
-  }
   function detailOf(body) {
     if (body && typeof body.detail === 'string') { return body.detail; }
     return JSON.stringify(body && body.detail);
@@ -127,7 +123,7 @@
     }
     var mine = ++sequence;
     show('info', [M.checking]);
-    fetch('/api/v1/meetings/check', {
+    fetch('/meetings/new/check', {
       method: 'POST', credentials: 'same-origin',
       headers: { 'Content-Type': 'application/json', 'Accept': 'application/json', 'X-CSRF-Token': csrf },
       body: JSON.stringify(p)
@@ -135,10 +131,13 @@
       return r.json().then(function (body) { return { status: r.status, body: body }; });
     }).then(function (res) {
       if (mine !== sequence) { return; }
-      if (res.status !== 200) { show('error', [fmt(M.error, { detail: detailOf(res.body) })]); return; }
-      var warnings = warningTexts(res.body.warnings);
+      if (res.status !== 200) {
+        show('error', [fmt(M.error, { detail: res.body.error || detailOf(res.body) })]);
+        return;
+      }
+      var warnings = unique(res.body.warnings || []);
       if (res.body.ok) { show(warnings.length ? 'warn' : 'ok', [M.ok].concat(warnings)); }
-      else { show('error', conflictTexts(res.body.conflicts).concat(warnings)); }
+      else { show('error', res.body.lines.concat(warnings)); }
     }).catch(function (err) { if (mine === sequence) { show('error', [fmt(M.error, { detail: String(err) })]); } });
   }
 

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from confsvc.scheduling import recurrence
-from confsvc.scheduling.conflicts import Window, booking_window, merge, peak_ports
+from confsvc.scheduling.conflicts import Window, booking_window, merge, peak_ports, port_overloads
 
 pytestmark = pytest.mark.pure
 T0 = datetime(2027, 3, 1, 1, 0, tzinfo=UTC)
@@ -73,3 +73,28 @@ def test_endpoints_never_import_scheduling():
                 assert not (node.module or "").startswith("confsvc.scheduling"), path
             elif isinstance(node, ast.Import):
                 assert not any(a.name.startswith("confsvc.scheduling") for a in node.names), path
+
+
+# ---------------------------------------------------------------- where ports run out (issue 12 defect 5)
+
+#: Issue 12's example in minutes from 08:00, lead 15 included: M1, M2 07:45–12:00, M3 07:45–09:00,
+#: M4 08:45–10:00, one port each, on a 4-port bridge; N asks 08:15–09:30 for one port.
+ISSUE_USES = [(w(-15, 240), 1, "M1"), (w(-15, 240), 1, "M2"), (w(-15, 60), 1, "M3"), (w(45, 120), 1, "M4")]
+
+
+@pytest.mark.parametrize(("window", "uses", "requested", "capacity", "expected"), [
+    pytest.param(w(15, 90), ISSUE_USES, 1, 4, [(w(45, 60), 4, ("M1", "M2", "M3", "M4"))], id="issue-12-example"),
+    pytest.param(w(15, 90), ISSUE_USES, 1, 5, [], id="fits-at-peak"),
+    pytest.param(w(15, 90), ISSUE_USES, 2, 4,
+                 [(w(15, 45), 3, ("M1", "M2", "M3")), (w(45, 60), 4, ("M1", "M2", "M3", "M4")),
+                  (w(60, 90), 3, ("M1", "M2", "M4"))], id="holders-change-per-interval"),
+    pytest.param(w(0, 60), [(w(0, 30), 2, "A"), (w(30, 60), 2, "B")], 1, 2,
+                 [(w(0, 30), 2, ("A",)), (w(30, 60), 2, ("B",))], id="back-to-back-never-summed"),
+    pytest.param(w(0, 60), [(w(0, 60), 1, "A"), (w(0, 30), 1, "B"), (w(30, 60), 1, "B")], 1, 2,
+                 [(w(0, 60), 2, ("A", "B"))], id="same-load-same-holders-merge"),
+    pytest.param(w(0, 60), [], 5, 4, [(w(0, 60), 0, ())], id="request-alone-exceeds"),
+    pytest.param(w(0, 60), [(w(60, 90), 4, "A"), (w(-30, 0), 4, "B")], 1, 4, [], id="touching-uses-ignored"),
+])
+def test_port_overloads(window, uses, requested, capacity, expected):
+    got = port_overloads(window, uses, requested=requested, capacity=capacity)
+    assert [(o.window, o.in_use, o.holders) for o in got] == expected

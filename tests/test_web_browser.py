@@ -148,8 +148,14 @@ def test_secretariat_books_sees_conflict_takes_free_slot_cancels_and_switches_la
     page.get_by_label("Bắt đầu").fill("09:00")
     page.get_by_label("Kết thúc").fill("11:00")
     page.locator(".unit", has_text=commune_names[0]).locator(".unit-toggle").check()
-    expect(page.locator("#check")).to_contain_text(
-        "Trùng lịch với cuộc họp «Hội nghị giao ban trực tuyến tháng 3»")
+    # The script shows the server's grouped line (web.booking.conflict_messages), linked to the meeting,
+    # with the rooms in an expandable list.
+    expect(page.locator("#check .conflict-text")).to_have_text(
+        f"2 điểm cầu trùng với «Hội nghị giao ban trực tuyến tháng 3» (08:00–10:00 Thứ Hai, {day}, "
+        "kiểm tra kỹ thuật từ 07:00).")
+    expect(page.locator("#check .conflict-text a")).to_have_attribute(
+        "href", "/meetings/" + first_url.rsplit("/meetings/", 1)[1].split("?")[0])
+    expect(page.locator("#check details summary")).to_have_text("Xem 2 điểm cầu")
     _shot(page, backend, "04-booking-conflict")
 
     # Accept the first suggested free slot: the check turns green and the booking goes through.

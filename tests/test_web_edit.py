@@ -84,8 +84,13 @@ def test_series_edit_keeps_exceptions_and_ids_and_names_conflicts(client: TestCl
         **values, "end_time": "15:30", "participant_room_ids": [str(r.id) for r in province.rooms]})
     assert refused.status_code == 409
     monday = next_monday_local(weeks_ahead=2).strftime("%d/%m/%Y")
-    assert re.findall(r"<li>(.*?)</li>", refused.text) == [
-        f"Trùng lịch với cuộc họp «Họp chuyên đề» lúc 15:00–15:30 Thứ Hai, {monday}: Điểm cầu Xã Tam Nông."]
+    # Grouped by the other meeting (issue 11/13): its own times and technical check, a link, the rooms.
+    other_id = int(other.headers["location"].rsplit("/", 1)[1])
+    assert re.findall(r'<span class="conflict-text"><a href="([^"]+)">(.*?)</a></span>', refused.text) == [
+        (f"/meetings/{other_id}",
+         f"1 điểm cầu trùng với «Họp chuyên đề» (16:00–17:00 Thứ Hai, {monday}, kiểm tra kỹ thuật từ 15:00).")]
+    assert re.findall(r"<summary>(.*?)</summary><ul>(.*?)</ul>", refused.text) == [
+        ("Xem 1 điểm cầu", "<li>Điểm cầu Xã Tam Nông</li>")]
     assert 'value="15:30"' in refused.text  # what was typed is kept
     assert _occurrences(engine, meeting_id)[0][1] == f"{_day(2)} 13:30–15:00"  # nothing changed
 

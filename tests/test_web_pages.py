@@ -56,9 +56,14 @@ def test_booking_form_books_through_the_service_and_names_conflicts(client: Test
 
     refused = _book(client, province, title="Họp trùng", start_time="09:00", end_time="11:00")
     assert refused.status_code == 422
-    assert re.findall(r"<li>(.*?)</li>", refused.text) == [
-        f"Trùng lịch với cuộc họp «Hội nghị giao ban» lúc 08:00–10:00 Thứ Hai, {day}: Phòng họp trực tuyến UBND "
-        "tỉnh, Điểm cầu Xã Thanh Ba, Điểm cầu Phường Việt Trì, Điểm cầu Xã Đoan Hùng."]
+    # One line per other meeting (issue 11/13): count, its own times, its technical check, a link; the rooms
+    # in an expandable list.
+    assert re.findall(r'<span class="conflict-text"><a href="([^"]+)">(.*?)</a></span>', refused.text) == [
+        (f"/meetings/{meeting_id}",
+         f"4 điểm cầu trùng với «Hội nghị giao ban» (08:00–10:00 Thứ Hai, {day}, kiểm tra kỹ thuật từ 07:00).")]
+    assert re.findall(r"<summary>(.*?)</summary><ul>(.*?)</ul>", refused.text) == [
+        ("Xem 4 điểm cầu", "<li>Phòng họp trực tuyến UBND tỉnh</li><li>Điểm cầu Xã Thanh Ba</li>"
+         "<li>Điểm cầu Phường Việt Trì</li><li>Điểm cầu Xã Đoan Hùng</li>")]
     assert 'value="Họp trùng"' in refused.text  # the form keeps what was typed
     bad = _book(client, province, date="2026-03-02")
     assert (bad.status_code, "Ngày: 2026-03-02 không phải là một ngày hợp lệ theo dạng dd/mm/yyyy." in bad.text) == (422, True)

@@ -91,7 +91,7 @@ _MEETING_RAW = tuple(_raw(_M[name]) for name in (
     "created_at", "updated_at")) + (sa.cast(_M.exdates, sa.Text).label("exdates"), _raw(_M["confidential"]))
 _OCCURRENCE_RAW = tuple(_raw(_O[name]) for name in (
     "id", "meeting_id", "recurrence_id", "start", "end", "status", "chair_room_id", "participants_overridden",
-    "is_exception", "updated_at", "is_extra"))
+    "is_exception", "updated_at", "is_extra", "conference_number"))
 
 
 def _datetime_reader() -> Callable[[str | datetime], datetime]:
@@ -150,6 +150,7 @@ class _OccRec(NamedTuple):
     is_exception: bool
     updated_at: datetime
     is_extra: bool = False
+    conference_number: int | None = None
 
 
 def _exdates(value: str | list[str]) -> tuple[datetime, ...]:
@@ -213,13 +214,14 @@ class _Loader:
         cancelled = OccurrenceStatus.cancelled.value
         occurrences = self.occurrences
         for (id_, meeting_id, recurrence_id, start, end, status, chair, overrides_participants, is_exception,
-             updated, is_extra) in execute(sa.select(*_OCCURRENCE_RAW).where(_O.meeting_id.in_(in_ids))
+             updated, is_extra, number) in execute(sa.select(*_OCCURRENCE_RAW).where(_O.meeting_id.in_(in_ids))
                                  .order_by(_O.start, _O.id)).all():
             occs = occurrences.get(meeting_id)
             if occs is None:  # a meeting booked after the meetings were read (PostgreSQL, READ COMMITTED)
                 continue
             occs.append(_OccRec(id_, meeting_id, dt(recurrence_id), dt(start), dt(end), status == cancelled, chair,
-                                bool(overrides_participants), bool(is_exception), dt(updated), bool(is_extra)))
+                                bool(overrides_participants), bool(is_exception), dt(updated), bool(is_extra),
+                                number))
             if overrides_participants:
                 overridden.append(id_)
         defaults: dict[int, set[int]] = {}
@@ -307,7 +309,8 @@ def _meeting_cal(loader: _Loader, settings: Settings, meeting: _MeetingRec, *, b
     def instance(o: _Occ) -> ical.Instance:
         return ical.Instance(o.row.recurrence_id, o.row.start, o.row.end,
                              loader.place(o.chair_room_id, private=private),
-                             loader.places(o.chair_room_id, o.room_ids, private=private), o.row.cancelled)
+                             loader.places(o.chair_room_id, o.room_ids, private=private), o.row.cancelled,
+                             o.row.conference_number)
 
     if meeting.rrule:
         duration = timedelta(minutes=meeting.duration_minutes)
@@ -317,7 +320,8 @@ def _meeting_cal(loader: _Loader, settings: Settings, meeting: _MeetingRec, *, b
                                loader.place(meeting.chair_room_id, private=private),
                                loader.places(meeting.chair_room_id, default_rooms, private=private))
         exceptions = tuple(instance(o) for o in shown if (
-            o.row.is_exception or o.row.cancelled or o.row.start != o.row.recurrence_id
+            o.row.is_exception or o.row.cancelled or o.row.conference_number is not None
+            or o.row.start != o.row.recurrence_id
             or o.row.end - o.row.start != duration or o.chair_room_id != meeting.chair_room_id
             or o.room_ids != default_rooms or o.endpoint_ids != default_endpoints))
     else:
@@ -378,7 +382,7 @@ def invite(session: Session, settings: Settings, meeting: Meeting, *, base_url: 
     instance = ical.Instance(recurrence_id=row.recurrence_id, start=row.start, end=row.end,
                              chair=loader.place(o.chair_room_id, private=False),
                              rooms=loader.places(o.chair_room_id, o.room_ids, private=False),
-                             cancelled=row.cancelled)
+                             cancelled=row.cancelled, conference_number=row.conference_number)
     if not meeting.rrule:
         return _document(ical.invite(cal), cal.updated_at)
     if cancel or instance.cancelled or meeting.status is MeetingStatus.cancelled:

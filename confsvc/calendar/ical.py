@@ -24,6 +24,7 @@ per distinct value: the TZID form of a zone, RRULE values, VTIMEZONE. Invites ke
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 import threading
@@ -83,7 +84,8 @@ class Place:
 class Instance:
     """One occurrence as calendars see it. Times aware; ``recurrence_id`` is the original start.
 
-    ``rooms`` lists every participating room, the chair room included.
+    ``rooms`` lists every participating room, the chair room included. ``conference_number`` is the
+    occurrence's own number when it differs from the meeting's (None: the meeting's).
     """
 
     recurrence_id: datetime
@@ -92,6 +94,7 @@ class Instance:
     chair: Place
     rooms: tuple[Place, ...]
     cancelled: bool = False
+    conference_number: int | None = None
 
 
 @dataclass(frozen=True)
@@ -173,6 +176,8 @@ def join_text(meeting: MeetingCal, instance: Instance) -> str:
     lines.append("- " + join_lines.time_line(_local(instance.start, zone), _local(instance.end, zone)))
     lines.append(f"- Điểm cầu chủ trì: {instance.chair.label}")
     join = meeting.join
+    if join is not None and instance.conference_number is not None:
+        join = dataclasses.replace(join, conference_number=instance.conference_number)
     if join is not None and join.sip_uri:
         lines.append(f"- Chuỗi quay số (SIP): {join.sip_uri}")
     if join is not None and join.h323_number:

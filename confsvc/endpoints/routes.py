@@ -200,6 +200,5 @@ def create_bridge(data: schemas.BridgeCreate, session: SessionDep, principal: Cu
     return _answer(schemas.BridgePublic, service.create_bridge(session, principal, data), status.HTTP_201_CREATED)
 
 
-@router.patch("/bridges/{bridge_id}", response_model=schemas.BridgePublic, tags=["bridges"])
-def update_bridge(bridge: BridgeDep, data: schemas.BridgeUpdate, session: SessionDep, principal: CurrentPrincipal):
-    return _answer(schemas.BridgePublic, service.update_bridge(session, principal, bridge, data))
+# PATCH /bridges/{bridge_id} is scheduling's (scheduling/routes.py): a lower capacity is checked
+# against what is booked (SPEC rule 2), which inventory cannot see.

@@ -57,7 +57,7 @@ def join_for_occurrence(session: Session, meeting: Meeting, occ: Occurrence,
         return []
     rooms = {r.id: r for r in session.exec(select(Room).where(Room.id.in_(wanted))).all()}
     bridge = session.get(Bridge, meeting.bridge_id) if meeting.bridge_id else None
-    details = join.JoinDetails(conference_number=meeting.conference_number, sip_domain=bridge.sip_domain,
+    details = join.JoinDetails(conference_number=occ.number(meeting), sip_domain=bridge.sip_domain,
                                h323_prefix=bridge.h323_prefix, pin=meeting.pin) if bridge else None
     return [join.instructions(
         meeting_id=meeting.id, occurrence_id=occ.id, title=meeting.title, start=occ.start, end=occ.end,

@@ -1,9 +1,11 @@
 """The booking engine: participants → per-occurrence plans → conflicts → bookings.
 
 Used by the meeting, occurrence and maintenance use cases in ``service.py``. Functions flush,
-never commit. The friendly checks here produce the conflict lists of SPEC rule 8; the guarantee
-under concurrency (rule 7) is the PostgreSQL exclusion constraints, the bridge row lock, and
-SQLite's ``BEGIN IMMEDIATE`` write transactions.
+never commit. The friendly checks here produce the conflict lists of SPEC rule 8 as
+:class:`~confsvc.scheduling.conflicts.Conflict` values; the guarantee under concurrency (rule 7) is
+the PostgreSQL exclusion constraints, the rooms' advisory locks (taken before any bridge lock), the
+bridge row lock (taken last: ``service._book_ports``), and SQLite's ``BEGIN IMMEDIATE`` write
+transactions. Lock order, everywhere: meeting row → rooms (ascending) → bridges (ascending).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from confsvc.config import Settings
 from confsvc.endpoints.models import Bridge, Endpoint, LifecycleState, Room
 from confsvc.errors import Invalid
 from confsvc.scheduling import repository
-from confsvc.scheduling.conflicts import Window, booking_window, peak_ports
+from confsvc.scheduling.conflicts import Conflict, Other, Window, booking_window, make_conflict, port_overloads
 from confsvc.scheduling.errors import BookingConflict
 from confsvc.scheduling.models import Booking, Meeting, Occurrence, ResourceKind
 
@@ -47,7 +49,8 @@ class Plan:
     participants: Participants
     window: Window
     occurrence: Occurrence | None = None
-    conflicts: list[dict[str, Any]] = field(default_factory=list)
+    conflicts: list[Conflict] = field(default_factory=list)
+    conference_number: int | None = None
 
     @property
     def ports(self) -> int:
@@ -129,80 +132,109 @@ class Names:
         return self.cache[key]
 
 
-def describe(booking: Booking, title: str | None, overlap: Window, *, names: Names, zone: ZoneInfo,
-             plan: Plan, **extra: Any) -> dict[str, Any]:
-    """One conflict item (SPEC rule 8)."""
-    return {
-        "resource_kind": booking.resource_kind.value,
-        "resource_id": booking.resource_id,
-        "resource_name": names.get(booking.resource_kind, booking.resource_id),
-        "meeting_id": booking.meeting_id,
-        "meeting_title": title,
-        "occurrence_id": booking.occurrence_id,
-        "maintenance_id": booking.maintenance_id,
-        "window_start": overlap.start,
-        "window_end": overlap.end,
-        "window_start_local": overlap.start.astimezone(zone).replace(tzinfo=None),
-        "window_end_local": overlap.end.astimezone(zone).replace(tzinfo=None),
-        "requested_start": plan.start,
-        "requested_occurrence_id": plan.occurrence.id if plan.occurrence is not None else None,
-        **({"block_id": booking.block_id} if booking.block_id is not None else {}),  # a day block (blocks.py)
-        **extra,
-    }
+def _other(held: repository.Held) -> Other:
+    b = held.booking
+    if b.maintenance_id is not None:
+        return Other(maintenance_id=b.maintenance_id, start=b.window_start, end=b.window_end)
+    if b.block_id is not None:  # a whole-day block (blocks.py)
+        return Other(block_id=b.block_id, start=b.window_start, end=b.window_end)
+    return Other(meeting_id=b.meeting_id, meeting_title=held.title, occurrence_id=b.occurrence_id,
+                 start=held.start, end=held.end, check_start=b.window_start)
 
 
-def resource_conflicts(session: Session, settings: Settings, plans: list[Plan], names: Names) -> None:
-    """Fill each plan's ``conflicts`` with endpoint and room collisions (SPEC rules 1, 4)."""
+def _conflict(plan: Plan, zone: ZoneInfo, kind: ResourceKind, resource_id: int, name: str, overlap: Window,
+              held: repository.Held | None = None, **bridge: Any) -> Conflict:
+    return make_conflict(zone=zone, resource_kind=kind.value, resource_id=resource_id, resource_name=name,
+                         overlap=overlap, requested_start=plan.start,
+                         requested_occurrence_id=plan.occurrence.id if plan.occurrence is not None else None,
+                         other=_other(held) if held is not None else None, **bridge)
+
+
+def resource_conflicts(session: Session, settings: Settings, plans: list[Plan], names: Names, *,
+                       lock: bool = True, partial: bool = False) -> None:
+    """Fill each plan's ``conflicts`` with endpoint and room collisions (SPEC rules 1, 4).
+
+    With ``lock``, when the bookings may be written (nothing collides in what is committed, or,
+    ``partial``, some plan is free: the caller skips the others), the rooms' locks are taken
+    (``repository.lock_rooms``) and the check runs again, so that what it finds is still true when
+    the bookings are written. A refusal takes no lock (what it saw is committed). A dry run passes
+    ``lock=False``.
+    """
+    _resource_conflicts(session, settings, plans, names)
+    writable = any(not p.conflicts for p in plans) if partial else not any(p.conflicts for p in plans)
+    if lock and writable and plans:
+        repository.lock_rooms(session, {r for p in plans for r in p.participants.room_ids})
+        if session.get_bind().dialect.name == "postgresql":  # SQLite: the write lock was held already
+            for plan in plans:
+                plan.conflicts = []
+            _resource_conflicts(session, settings, plans, names)
+
+
+def _resource_conflicts(session: Session, settings: Settings, plans: list[Plan], names: Names) -> None:
     for plan in plans:
-        rows = repository.overlapping(
+        rows = repository.holdings(
             session, [(ResourceKind.endpoint, plan.participants.endpoint_ids),
                       (ResourceKind.room, plan.participants.room_ids)], plan.window, max_window(settings))
-        for booking, title in rows:
-            overlap = Window(booking.window_start, booking.window_end).intersection(plan.window)
-            plan.conflicts.append(describe(booking, title, overlap, names=names, zone=settings.zone, plan=plan))
+        for held in rows:
+            b = held.booking
+            overlap = Window(b.window_start, b.window_end).intersection(plan.window)
+            plan.conflicts.append(_conflict(plan, settings.zone, b.resource_kind, b.resource_id,
+                                            names.get(b.resource_kind, b.resource_id), overlap, held))
 
 
-def _bridge_check(session: Session, settings: Settings, bridge: Bridge, plans: list[Plan], names: Names,
-                  ) -> tuple[dict[int, list[dict[str, Any]]], set[int]]:
-    """Port conflicts per plan index (peak use, SPEC rule 2) and conference numbers in use."""
-    conflicts: dict[int, list[dict[str, Any]]] = {}
-    used_numbers: set[int] = set()
+def _bridge_check(session: Session, settings: Settings, bridge: Bridge, plans: list[Plan],
+                  ) -> tuple[dict[int, list[Conflict]], list[dict[int, list[repository.Held]]]]:
+    """Port conflicts per plan index, and per plan the conference numbers in use with their holders.
+
+    A port conflict names the interval(s) where the peak would exceed the capacity and the
+    occurrences holding ports there (SPEC rules 2, 8; :func:`conflicts.port_overloads`).
+    """
+    conflicts: dict[int, list[Conflict]] = {}
+    used: list[dict[int, list[repository.Held]]] = []
     for index, plan in enumerate(plans):
-        rows = repository.overlapping(session, [(ResourceKind.bridge, [bridge.id])], plan.window,
-                                      max_window(settings))
-        used_numbers.update(b.conference_number for b, _ in rows if b.conference_number is not None)
-        peak = peak_ports(plan.window, [(Window(b.window_start, b.window_end), b.ports) for b, _ in rows])
-        if peak + plan.ports > bridge.port_capacity:
-            conflicts[index] = [
-                describe(b, title, Window(b.window_start, b.window_end).intersection(plan.window), names=names,
-                         zone=settings.zone, plan=plan, port_capacity=bridge.port_capacity, ports_in_use=peak,
-                         ports_requested=plan.ports)
-                for b, title in rows] or [{
-                    "resource_kind": "bridge", "resource_id": bridge.id, "resource_name": bridge.name,
-                    "meeting_id": None, "meeting_title": None, "occurrence_id": None, "maintenance_id": None,
-                    "window_start": plan.window.start, "window_end": plan.window.end,
-                    "window_start_local": plan.window.start.astimezone(settings.zone).replace(tzinfo=None),
-                    "window_end_local": plan.window.end.astimezone(settings.zone).replace(tzinfo=None),
-                    "requested_start": plan.start, "requested_occurrence_id": None,
-                    "port_capacity": bridge.port_capacity, "ports_in_use": peak, "ports_requested": plan.ports}]
-    return conflicts, used_numbers
+        rows = repository.holdings(session, [(ResourceKind.bridge, [bridge.id])], plan.window, max_window(settings))
+        numbers: dict[int, list[repository.Held]] = {}
+        for held in rows:
+            if held.booking.conference_number is not None:
+                numbers.setdefault(held.booking.conference_number, []).append(held)
+        used.append(numbers)
+        overloads = port_overloads(plan.window, [(Window(h.booking.window_start, h.booking.window_end),
+                                                  h.booking.ports, i) for i, h in enumerate(rows)],
+                                   requested=plan.ports, capacity=bridge.port_capacity)
+        for overload in overloads:
+            ports = {"port_capacity": bridge.port_capacity, "ports_in_use": overload.in_use,
+                     "ports_requested": plan.ports}
+            items = [_conflict(plan, settings.zone, ResourceKind.bridge, bridge.id, bridge.name, overload.window,
+                               rows[int(i)], **ports) for i in overload.holders]
+            conflicts.setdefault(index, []).extend(items or [_conflict(
+                plan, settings.zone, ResourceKind.bridge, bridge.id, bridge.name, overload.window, **ports,
+                reason="more sites than the MCU has ports")])
+    return conflicts, used
 
 
 @dataclass
 class BridgeChoice:
+    """The bridge, the meeting's conference number, and each conflict-free plan's number (by plan
+    index; it differs from the meeting's only where that one is taken then)."""
+
     bridge: Bridge | None
     conference_number: int | None
-    conflicts: dict[int, list[dict[str, Any]]]
+    conflicts: dict[int, list[Conflict]]
+    numbers: dict[int, int] = field(default_factory=dict)
 
 
 def choose_bridge(session: Session, settings: Settings, plans: list[Plan], names: Names, *,
                   bridge_id: int | None, keep_number: int | None = None, lock: bool = True) -> BridgeChoice:
-    """Pick the bridge and conference number for ``plans`` (SPEC rules 2, 3).
+    """Pick the bridge and conference numbers for ``plans`` (SPEC rules 2, 3).
 
     A named bridge is used as is; otherwise the first active bridge (by id) with enough free
     ports for every plan. Each candidate is locked (``lock``) before its peak use is computed,
-    in ascending id order so that concurrent bookings cannot deadlock. The conference number is
-    ``keep_number`` when still free, else the lowest free number of the bridge's range.
+    in ascending id order so that concurrent bookings cannot deadlock. The meeting's number is
+    ``keep_number`` when still free in every plan, else the lowest number free in every plan. A
+    plan whose occurrence has its own number keeps it while free; a plan where the meeting's number
+    is taken gets the lowest number free then (issue 12: a move never fails on the number while the
+    bridge has a free one). Only a plan with no free number at all conflicts, naming the
+    occurrences holding the numbers.
 
     Raises:
         Invalid: ``unknown_bridge`` (named bridge missing or inactive), ``no_bridge``.
@@ -212,31 +244,18 @@ def choose_bridge(session: Session, settings: Settings, plans: list[Plan], names
         if bridge is None or not bridge.active:
             raise Invalid(f"bridge {bridge_id} does not exist or is inactive", code="unknown_bridge")
         candidates = [bridge]
+        candidates_iter = iter(())
     else:
         ids = session.exec(select(Bridge.id).where(Bridge.active == sa.true()).order_by(Bridge.id)).all()
         if not ids:
             raise Invalid("no active bridge (MCU) is configured", code="no_bridge")
-        candidates = []
-        for candidate_id in ids:
-            candidates.append(repository.lock_bridge(session, candidate_id) if lock
-                              else session.get(Bridge, candidate_id))
-            break  # further candidates are locked only when needed, below
-        candidates_iter = iter(ids[1:])
+        candidates = [repository.lock_bridge(session, ids[0]) if lock else session.get(Bridge, ids[0])]
+        candidates_iter = iter(ids[1:])  # further candidates are locked only when needed, below
     first: BridgeChoice | None = None
     while True:
         bridge = candidates[-1]
-        conflicts, used = _bridge_check(session, settings, bridge, plans, names)
-        number = _free_number(bridge, used, keep_number)
-        if number is None:
-            conflicts = {i: [{"resource_kind": "bridge", "resource_id": bridge.id, "resource_name": bridge.name,
-                              "meeting_id": None, "meeting_title": None, "occurrence_id": None,
-                              "maintenance_id": None, "window_start": p.window.start, "window_end": p.window.end,
-                              "window_start_local": p.window.start.astimezone(settings.zone).replace(tzinfo=None),
-                              "window_end_local": p.window.end.astimezone(settings.zone).replace(tzinfo=None),
-                              "requested_start": p.start, "requested_occurrence_id": None,
-                              "reason": "no free conference number"}] for i, p in enumerate(plans)}
-        choice = BridgeChoice(bridge, number, conflicts)
-        if not conflicts:
+        choice = _numbers(settings, bridge, plans, keep_number, *_bridge_check(session, settings, bridge, plans))
+        if not choice.conflicts:
             return choice
         first = first or choice
         if bridge_id is not None:
@@ -245,6 +264,27 @@ def choose_bridge(session: Session, settings: Settings, plans: list[Plan], names
         if next_id is None:
             return first
         candidates.append(repository.lock_bridge(session, next_id) if lock else session.get(Bridge, next_id))
+
+
+def _numbers(settings: Settings, bridge: Bridge, plans: list[Plan], keep: int | None,
+             conflicts: dict[int, list[Conflict]], used: list[dict[int, list[repository.Held]]]) -> BridgeChoice:
+    common = _free_number(bridge, set().union(*used) if used else set(), keep)
+    numbers: dict[int, int] = {}
+    for index, plan in enumerate(plans):
+        own = plan.occurrence.conference_number if plan.occurrence is not None else None
+        wanted = own if own is not None else (common if common is not None else keep)
+        number = _free_number(bridge, set(used[index]), wanted)
+        if number is not None:
+            numbers[index] = number
+            continue
+        conflicts.setdefault(index, []).extend(
+            _conflict(plan, settings.zone, ResourceKind.bridge, bridge.id, bridge.name,
+                      Window(h.booking.window_start, h.booking.window_end).intersection(plan.window), h,
+                      reason="no free conference number")
+            for holders in used[index].values() for h in holders)
+    if common is None:
+        common = keep if keep is not None and keep in numbers.values() else min(numbers.values(), default=None)
+    return BridgeChoice(bridge, common, conflicts, numbers)
 
 
 def _free_number(bridge: Bridge, used: set[int], keep: int | None) -> int | None:
@@ -272,8 +312,9 @@ def booking_rows(meeting: Meeting, plan: Plan, occurrence_id: int) -> list[dict[
     rows += [{**common, "resource_kind": ResourceKind.room, "resource_id": r, "ports": 0,
               "conference_number": None} for r in plan.participants.room_ids]
     if meeting.bridge_id is not None:
+        number = plan.conference_number if plan.conference_number is not None else meeting.conference_number
         rows.append({**common, "resource_kind": ResourceKind.bridge, "resource_id": meeting.bridge_id,
-                     "ports": plan.ports, "conference_number": meeting.conference_number})
+                     "ports": plan.ports, "conference_number": number})
     return rows
 
 
@@ -290,7 +331,7 @@ def insert_guarded(session: Session, settings: Settings, write: Any, recheck: li
     except IntegrityError as exc:
         for plan in recheck:
             plan.conflicts = []
-        resource_conflicts(session, settings, recheck, Names(session))
+        resource_conflicts(session, settings, recheck, Names(session), lock=False)
         conflicts = [c for p in recheck for c in p.conflicts]
         raise BookingConflict(f"«{title}» trùng lịch (a concurrent booking took the slot first)",
                               conflicts) from exc
@@ -323,3 +364,39 @@ def holiday_warnings(plans: list[Plan], zone: ZoneInfo) -> list[dict[str, Any]]:
     return [{"code": "public_holiday", "date": d, "name": vietnamese.get(d), "name_en": english.get(d),
              "requested_start": p.start}
             for d, p in local_dates if d in vietnamese]
+
+
+# ---------------------------------------------------------------- a meeting's conference number
+
+def numbers_held_by_others(session: Session, settings: Settings, bridge: Bridge, meeting_id: int,
+                           ) -> list[tuple[Booking, dict[int, list[repository.Held]]]]:
+    """For each bridge booking of ``meeting_id``: the numbers other meetings hold on ``bridge`` in
+    its window, with their holders."""
+    own = session.exec(select(Booking).where(Booking.meeting_id == meeting_id,
+                                             Booking.resource_kind == ResourceKind.bridge)
+                       .order_by(Booking.window_start)).all()
+    out = []
+    for b in own:
+        held: dict[int, list[repository.Held]] = {}
+        for h in repository.holdings(session, [(ResourceKind.bridge, [bridge.id])],
+                                     Window(b.window_start, b.window_end), max_window(settings)):
+            if h.booking.meeting_id != meeting_id and h.booking.conference_number is not None:
+                held.setdefault(h.booking.conference_number, []).append(h)
+        out.append((b, held))
+    return out
+
+
+def number_conflicts(bridge: Bridge, zone: ZoneInfo, bookings: list[tuple[Booking, dict[int, list[repository.Held]]]],
+                     number: int, occurrences: dict[int, Occurrence]) -> list[Conflict]:
+    """Conflicts of giving ``number`` to every booking of ``bookings`` (SPEC rule 3), naming holders."""
+    out = []
+    for b, held in bookings:
+        occ = occurrences.get(b.occurrence_id) if b.occurrence_id is not None else None
+        for h in held.get(number, []):
+            out.append(make_conflict(
+                zone=zone, resource_kind=ResourceKind.bridge.value, resource_id=bridge.id, resource_name=bridge.name,
+                overlap=Window(h.booking.window_start, h.booking.window_end).intersection(
+                    Window(b.window_start, b.window_end)),
+                requested_start=occ.start if occ is not None else b.window_start,
+                requested_occurrence_id=b.occurrence_id, other=_other(h), reason="conference number in use"))
+    return out

@@ -17,7 +17,8 @@ from confsvc.deps import PagingDep, SettingsDep
 from confsvc.clock import as_utc, utc_now
 from confsvc.db import MAX_ID, PathId, QueryId, SessionDep, read_only
 from confsvc.endpoints import service as inventory
-from confsvc.scheduling import availability, blocks, idempotency, schemas, series, service
+from confsvc.endpoints.schemas import BridgePublic, BridgeUpdate
+from confsvc.scheduling import availability, blocks, bridges, idempotency, schemas, series, service
 from confsvc.scheduling.models import Meeting, ResourceKind
 from confsvc.users.deps import CurrentPrincipal, require_capability
 from confsvc.users.principal import BOOK, MANAGE_MAINTENANCE, Principal
@@ -85,8 +86,10 @@ def book_meeting(data: schemas.MeetingCreate, session: SessionDep, principal: Wr
 @router.post("/meetings/check", response_model=schemas.CheckResult, tags=["meetings"])
 def check_meeting(data: schemas.MeetingCreate, session: SessionDep, principal: CurrentPrincipal,
                   settings: SettingsDep):
-    """Dry run of ``POST /meetings``: ``{"ok", "conflicts", "warnings"}``; nothing is booked."""
-    return _answer(schemas.CheckResult, service.check_meeting(session, settings, principal, data))
+    """Dry run of ``POST /meetings``: ``{"ok", "conflicts", "groups", "warnings"}``; nothing is booked.
+    ``conflicts`` and ``groups`` are those of the 409 the booking would get."""
+    result = service.check_meeting(session, settings, principal, data)
+    return _answer(schemas.CheckResult, {**result, "groups": [schemas.group_public(g) for g in result["groups"]]})
 
 
 @router.get("/meetings", response_model=schemas.Page[schemas.MeetingPublic], tags=["meetings"])
@@ -126,6 +129,27 @@ def cancel_meeting(meeting_id: PathId, session: SessionDep, principal: Writer):
     meeting = service.get_meeting(session, principal, meeting_id)
     return _answer(schemas.MeetingPublic,
                    service.meeting_public(session, service.cancel_meeting(session, principal, meeting)))
+
+
+@router.post("/meetings/{meeting_id}/pin", response_model=schemas.MeetingPublic, tags=["meetings"])
+def set_pin(meeting_id: PathId, session: SessionDep, principal: CurrentPrincipal, settings: SettingsDep,
+            data: schemas.PinUpdate | None = None):
+    """Set the meeting's PIN (``{"pin": "123456"}``) or generate a new one (empty body). Join
+    instructions, displays and invitations follow (``meeting.updated``, SEQUENCE bumps)."""
+    meeting = service.get_meeting(session, principal, meeting_id)
+    return _answer(schemas.MeetingPublic, service.meeting_public(session, service.set_pin(
+        session, settings, principal, meeting, data.pin if data else None)))
+
+
+@router.post("/meetings/{meeting_id}/conference-number", response_model=schemas.MeetingPublic, tags=["meetings"])
+def set_conference_number(meeting_id: PathId, session: SessionDep, principal: CurrentPrincipal,
+                          settings: SettingsDep, data: schemas.NumberUpdate | None = None):
+    """Set (``{"conference_number": 1234}``) or regenerate (empty body) the meeting's conference number
+    for every occurrence. 409 ``booking_conflict`` naming the occurrences of other meetings on the
+    bridge holding it then; 422 ``number_out_of_range``, ``no_bridge``."""
+    meeting = service.get_meeting(session, principal, meeting_id)
+    return _answer(schemas.MeetingPublic, service.meeting_public(session, service.set_conference_number(
+        session, settings, principal, meeting, data.conference_number if data else None)))
 
 
 @router.get("/meetings/{meeting_id}/occurrences", response_model=list[schemas.OccurrencePublic],
@@ -196,6 +220,15 @@ def availability_search(
         session, settings, principal, endpoint_ids=endpoint_ids, room_ids=room_ids,
         duration_minutes=duration_minutes, from_date=from_date, to_date=to_date, count=count,
         check_lead_minutes=check_lead_minutes, teardown_minutes=teardown_minutes, bridge_id=bridge_id)
+
+
+@router.patch("/bridges/{bridge_id}", response_model=BridgePublic, tags=["bridges"])
+def update_bridge(bridge_id: PathId, data: BridgeUpdate, session: SessionDep, principal: CurrentPrincipal,
+                  settings: SettingsDep):
+    """Edit a bridge (MCU). Admin only. 409 ``booking_conflict`` when a lower ``port_capacity`` is
+    below what is booked from now on: the conflicts give each interval where the peak would exceed
+    it, the peak and the occurrences holding ports then (SPEC rules 2, 8)."""
+    return _answer(BridgePublic, bridges.update_bridge(session, settings, principal, bridge_id, data))
 
 
 @router.post("/endpoints/{endpoint_id}/maintenance", response_model=schemas.MaintenancePublic,

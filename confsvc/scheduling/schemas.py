@@ -12,6 +12,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 
 from confsvc.db import IdField
 from confsvc.endpoints.schemas import Page  # noqa: F401  (re-exported for routes)
+from confsvc.scheduling.conflicts import Conflict, ConflictGroup, group_conflicts
 from confsvc.scheduling.models import MeetingStatus, OccurrenceStatus, ReadinessState
 from confsvc.text import nfc, one_line
 
@@ -117,11 +118,31 @@ class OccurrenceCreate(BaseModel):
     end: datetime
 
 
-class ConflictPublic(BaseModel):
-    """One collision (SPEC rule 8). ``window_*`` is the overlap; ``requested_start`` the start (UTC)
-    of the requested occurrence that collides."""
+class PinUpdate(BaseModel):
+    """``pin``: 4–12 digits; omitted or null generates a new one (``Settings.pin_digits`` digits)."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="forbid")
+    pin: Annotated[str, Field(pattern=r"^[0-9]{4,12}$")] | None = None
+
+
+class NumberUpdate(BaseModel):
+    """``conference_number`` in the bridge's range; omitted or null picks the lowest free one
+    other than the current number."""
+
+    model_config = ConfigDict(extra="forbid")
+    conference_number: Annotated[int, Field(ge=0, le=10**9)] | None = None
+
+
+class ConflictPublic(BaseModel):
+    """One collision with one resource (SPEC rule 8), from :class:`conflicts.Conflict`.
+
+    ``window_*`` is the overlap (for ports: the interval where the peak would exceed the capacity);
+    ``other_*`` the other occurrence's own start, end and technical-check start;
+    ``requested_start`` the start (UTC) of the requested occurrence that collides. Bridge items add
+    ``port_capacity``, ``ports_in_use`` (peak in use by others in the window), ``ports_requested``
+    and ``reason`` ("no free conference number", "more sites than the MCU has ports")."""
+
+    model_config = ConfigDict(from_attributes=True)
     resource_kind: str
     resource_id: int
     resource_name: str
@@ -129,12 +150,94 @@ class ConflictPublic(BaseModel):
     meeting_title: str | None
     occurrence_id: int | None
     maintenance_id: int | None
+    block_id: int | None = None
     window_start: datetime
     window_end: datetime
     window_start_local: datetime
     window_end_local: datetime
     requested_start: datetime
     requested_occurrence_id: int | None = None
+    other_start: datetime | None = None
+    other_end: datetime | None = None
+    other_check_start: datetime | None = None
+    other_start_local: datetime | None = None
+    other_end_local: datetime | None = None
+    other_check_start_local: datetime | None = None
+    port_capacity: int | None = None
+    ports_in_use: int | None = None
+    ports_requested: int | None = None
+    reason: str | None = None
+
+
+class NamedRef(BaseModel):
+    id: int
+    name: str
+
+
+class Holder(BaseModel):
+    meeting_id: int | None
+    meeting_title: str | None
+    occurrence_id: int | None
+
+
+class ConflictGroupPublic(BaseModel):
+    """Conflicts grouped as people read them (SPEC rule 8; :func:`conflicts.group_conflicts`).
+
+    ``kind`` ``meeting``: ``room_count`` rooms (``rooms``) and ``endpoints`` taken by the other
+    meeting's occurrence, whose own times are ``start``–``end`` with its technical check from
+    ``check_start`` (UTC, ``*_local`` local). ``maintenance``: an endpoint's maintenance window.
+    ``ports``: the bridge would exceed ``port_capacity`` in ``window_*`` (``ports_in_use`` by
+    ``holders`` there, plus ``ports_requested``). ``number``: no free conference number then
+    (``holders`` hold them). ``bridge``: the bridge alone cannot host the meeting."""
+
+    kind: str
+    meeting_id: int | None = None
+    meeting_title: str | None = None
+    occurrence_id: int | None = None
+    maintenance_id: int | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    check_start: datetime | None = None
+    start_local: datetime | None = None
+    end_local: datetime | None = None
+    check_start_local: datetime | None = None
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+    window_start_local: datetime | None = None
+    window_end_local: datetime | None = None
+    room_count: int
+    rooms: list[NamedRef]
+    endpoints: list[NamedRef]
+    bridge_id: int | None = None
+    bridge_name: str | None = None
+    port_capacity: int | None = None
+    ports_in_use: int | None = None
+    ports_requested: int | None = None
+    holders: list[Holder]
+    requested_starts: list[datetime]
+
+
+def group_public(group: ConflictGroup) -> ConflictGroupPublic:
+    w, wl = group.window, group.window_local
+    return ConflictGroupPublic(
+        kind=group.kind, meeting_id=group.meeting_id, meeting_title=group.meeting_title,
+        occurrence_id=group.occurrence_id, maintenance_id=group.maintenance_id, start=group.start, end=group.end,
+        check_start=group.check_start, start_local=group.start_local, end_local=group.end_local,
+        check_start_local=group.check_start_local, window_start=w.start if w else None,
+        window_end=w.end if w else None, window_start_local=wl.start if wl else None,
+        window_end_local=wl.end if wl else None, room_count=len(group.rooms),
+        rooms=[NamedRef(id=i, name=n) for i, n in group.rooms],
+        endpoints=[NamedRef(id=i, name=n) for i, n in group.endpoints], bridge_id=group.bridge_id,
+        bridge_name=group.bridge_name, port_capacity=group.port_capacity, ports_in_use=group.ports_in_use,
+        ports_requested=group.ports_requested,
+        holders=[Holder(meeting_id=m, meeting_title=t, occurrence_id=o) for m, t, o in group.holders],
+        requested_starts=group.requested_starts)
+
+
+def conflicts_body(conflicts: list[Conflict]) -> dict[str, Any]:
+    """``{"conflicts": [...], "groups": [...]}`` as JSON values (the 409 body and the dry run)."""
+    return {"conflicts": [ConflictPublic.model_validate(c).model_dump(mode="json") for c in conflicts],
+            "groups": [group_public(g).model_dump(mode="json") for g in group_conflicts(conflicts)]}
 
 
 class SkippedOccurrence(BaseModel):
@@ -202,13 +305,17 @@ class OccurrencePublic(BaseModel):
     participant_endpoint_ids: list[int]
     is_exception: bool
     is_extra: bool = Field(False, description="added to the series on its own (RDATE)")
+    conference_number: int | None = Field(None, description="the number to dial for this occurrence: its own "
+                                          "when the meeting's was taken at its time, else the meeting's")
 
 
 class CheckResult(BaseModel):
-    """Dry run (``POST /meetings/check``): ``ok`` is true when nothing collides."""
+    """Dry run (``POST /meetings/check``): ``ok`` is true when nothing collides; ``groups`` are the
+    conflicts grouped by the other meeting (as in a 409)."""
 
     ok: bool
     conflicts: list[ConflictPublic]
+    groups: list[ConflictGroupPublic] = []
     warnings: list[dict[str, Any]]
 
 

@@ -23,7 +23,7 @@ from confsvc.scheduling.booking import Names, Participants, Plan
 from confsvc.scheduling.models import Meeting, Occurrence, OccurrenceStatus
 from confsvc.scheduling.schemas import OccurrenceCreate
 from confsvc.scheduling.service import (
-    _bridge_item,
+    _apply,
     _meeting_participants,
     _occurrence_participants,
     _refusal,
@@ -45,11 +45,11 @@ def _check_and_book(session: Session, settings: Settings, meeting: Meeting, plan
                           "check leads included", code="occurrences_overlap")
     names = Names(session)
     booking.resource_conflicts(session, settings, [plan], names)
+    # The meeting's number when free then; else the occurrence gets its own (issue 12 defect 1).
     choice = booking.choose_bridge(session, settings, [plan], names, bridge_id=meeting.bridge_id,
-                                   keep_number=meeting.conference_number)
-    if choice.conference_number != meeting.conference_number:
-        plan.conflicts.append({**_bridge_item(choice, plan, settings), "reason": "conference number in use"})
-    plan.conflicts += choice.conflicts.get(0, [])
+                                   keep_number=plan.occurrence.number(meeting) if plan.occurrence is not None
+                                   else meeting.conference_number)
+    _apply(choice, [plan])
     if plan.conflicts:
         raise _refusal(meeting.title, plan.conflicts)
     booking.insert_guarded(session, settings, lambda: _write_occurrences(session, meeting, [plan], []), [plan],

@@ -22,10 +22,10 @@ from confsvc.clock import as_utc, utc_now
 from confsvc.config import Settings
 from confsvc.endpoints.models import Endpoint, Room
 from confsvc.errors import Forbidden, Invalid, NotFound
-from confsvc.scheduling import booking, live_events, recurrence, site_groups, visibility
+from confsvc.scheduling import booking, live_events, recurrence, repository, site_groups, visibility
 from confsvc.scheduling import participants as participation
 from confsvc.scheduling.booking import Names, Participants, Plan
-from confsvc.scheduling.conflicts import Window, first_pairwise_overlap
+from confsvc.scheduling.conflicts import Conflict, Window, first_pairwise_overlap, group_conflicts
 from confsvc.scheduling.errors import BookingConflict
 from confsvc.scheduling.models import (AuditEntry, Booking, MaintenanceWindow, Meeting, MeetingParticipant,
                                        MeetingStatus, Occurrence, OccurrenceParticipant, OccurrenceStatus,
@@ -128,6 +128,13 @@ def _series_starts(settings: Settings, timing: Timing, rrule: str | None, exdate
     return starts, horizon
 
 
+def _apply(choice: booking.BridgeChoice, plans: list[Plan]) -> None:
+    """Add the bridge's conflicts to ``plans`` and give each its conference number."""
+    for i, plan in enumerate(plans):
+        plan.conflicts += choice.conflicts.get(i, [])
+        plan.conference_number = choice.numbers.get(i)
+
+
 def _require_no_self_overlap(plans: list[Plan]) -> None:
     pair = first_pairwise_overlap([p.window for p in plans])
     if pair:
@@ -135,8 +142,8 @@ def _require_no_self_overlap(plans: list[Plan]) -> None:
                       "check leads included", code="occurrences_overlap")
 
 
-def _refusal(title: str, conflicts: list[dict[str, Any]]) -> BookingConflict:
-    others = sorted({f"«{c['meeting_title']}»" for c in conflicts if c.get("meeting_title")})
+def _refusal(title: str, conflicts: list[Conflict]) -> BookingConflict:
+    others = sorted({f"«{c.meeting_title}»" for c in conflicts if c.meeting_title})
     with_text = f" với {', '.join(others)}" if others else ""
     return BookingConflict(f"«{title}» trùng lịch{with_text}: {len(conflicts)} conflict(s)", conflicts)
 
@@ -201,7 +208,8 @@ def list_occurrences(session: Session, meeting: Meeting) -> list[dict[str, Any]]
 def occurrence_public(occ: Occurrence, meeting: Meeting, endpoint_ids: list[int]) -> dict[str, Any]:
     return {"id": occ.id, "meeting_id": occ.meeting_id, "recurrence_id": occ.recurrence_id, "start": occ.start,
             "end": occ.end, "status": occ.status, "chair_room_id": occ.chair_room_id or meeting.chair_room_id,
-            "participant_endpoint_ids": endpoint_ids, "is_exception": occ.is_exception, "is_extra": occ.is_extra}
+            "participant_endpoint_ids": endpoint_ids, "is_exception": occ.is_exception, "is_extra": occ.is_extra,
+            "conference_number": occ.number(meeting)}
 
 
 def meeting_public(session: Session, meeting: Meeting) -> dict[str, Any]:
@@ -260,7 +268,8 @@ def _prepare(session: Session, settings: Settings, principal: Principal, data: M
 
 def check_meeting(session: Session, settings: Settings, principal: Principal, data: MeetingCreate,
                   *, now: datetime | None = None) -> dict[str, Any]:
-    """Dry run of :func:`book_meeting`: ``{"ok", "conflicts", "warnings"}``, nothing written (SPEC rule 8).
+    """Dry run of :func:`book_meeting`: ``{"ok", "conflicts", "groups", "warnings"}`` (conflicts as
+    :class:`Conflict`, groups as :class:`ConflictGroup`), nothing written (SPEC rule 8).
 
     Same validation errors (422) as booking; takes no bridge lock.
     """
@@ -268,10 +277,12 @@ def check_meeting(session: Session, settings: Settings, principal: Principal, da
     now = now or utc_now()
     timing, _, plans, _ = _prepare(session, settings, principal, data, now)
     names = Names(session)
-    booking.resource_conflicts(session, settings, plans, names)
+    booking.resource_conflicts(session, settings, plans, names, lock=False)
     choice = booking.choose_bridge(session, settings, plans, names, bridge_id=data.bridge_id, lock=False)
-    conflicts = [c for i, p in enumerate(plans) for c in p.conflicts + choice.conflicts.get(i, [])]
-    return {"ok": not conflicts, "conflicts": conflicts, "warnings": booking.holiday_warnings(plans, timing.zone)}
+    _apply(choice, plans)
+    conflicts = [c for p in plans for c in p.conflicts]
+    return {"ok": not conflicts, "conflicts": conflicts, "groups": group_conflicts(conflicts),
+            "warnings": booking.holiday_warnings(plans, timing.zone)}
 
 
 def book_meeting(session: Session, settings: Settings, principal: Principal, data: MeetingCreate,
@@ -291,25 +302,28 @@ def book_meeting(session: Session, settings: Settings, principal: Principal, dat
     now = now or utc_now()
     timing, participants, plans, materialized_until = _prepare(session, settings, principal, data, now)
     names = Names(session)
-    booking.resource_conflicts(session, settings, plans, names)
+    booking.resource_conflicts(session, settings, plans, names, partial=data.skip_conflicts)
     if not data.skip_conflicts and any(p.conflicts for p in plans):
-        choice = booking.choose_bridge(session, settings, plans, names, bridge_id=data.bridge_id)
-        for i, p in enumerate(plans):
-            p.conflicts += choice.conflicts.get(i, [])
+        choice = booking.choose_bridge(session, settings, plans, names, bridge_id=data.bridge_id, lock=False)
+        _apply(choice, plans)
         raise _refusal(data.title, [c for p in plans for c in p.conflicts])
     free = [p for p in plans if not p.conflicts]
-    choice = booking.choose_bridge(session, settings, free or plans, names, bridge_id=data.bridge_id)
-    for i, plan in enumerate(free or plans):
-        plan.conflicts += choice.conflicts.get(i, [])
-    if not data.skip_conflicts and any(p.conflicts for p in plans):
-        raise _refusal(data.title, [c for p in plans for c in p.conflicts])
+    # Without skip_conflicts the bridge is chosen, locked and booked last and briefly, once every
+    # other row is written (_book_ports; issue 16 "Throughput under contention"). Skipping needs
+    # the bridge's answer before writing, so it locks now.
+    late = not data.skip_conflicts
+    choice = None if late else booking.choose_bridge(session, settings, free or plans, names,
+                                                     bridge_id=data.bridge_id)
+    if choice is not None:
+        _apply(choice, free or plans)
     if not any(not p.conflicts for p in plans):
         raise _refusal(data.title, [c for p in plans for c in p.conflicts])
 
     meeting = Meeting(
         uid=f"{uuid.uuid4()}@confsvc", title=data.title, description=data.description,
-        organizer_user_id=principal.user_id, chair_room_id=data.chair_room_id, bridge_id=choice.bridge.id,
-        conference_number=choice.conference_number, pin=booking.new_pin(settings), status=MeetingStatus(data.status),
+        organizer_user_id=principal.user_id, chair_room_id=data.chair_room_id,
+        bridge_id=choice.bridge.id if choice else None, conference_number=choice.conference_number if choice else None,
+        pin=booking.new_pin(settings), status=MeetingStatus(data.status),
         check_lead_minutes=timing.check_lead_minutes, teardown_minutes=timing.teardown_minutes,
         timezone=str(timing.zone.key), dtstart=timing.start, duration_minutes=int(timing.duration.total_seconds() // 60),
         rrule=_normalised_rrule(data.rrule, timing.zone), exdates=[as_utc(d, timing.zone).isoformat() for d in data.exdates],
@@ -322,9 +336,11 @@ def book_meeting(session: Session, settings: Settings, principal: Principal, dat
         session.add(meeting)
         session.flush()
         session.add_all(MeetingParticipant(meeting_id=meeting.id, endpoint_id=e) for e in participants.endpoint_ids)
-        _write_occurrences(session, meeting, plans, skipped)
+        _write_occurrences(session, meeting, plans, skipped, ports=not late)
 
     booking.insert_guarded(session, settings, write, [p for p in plans if not p.conflicts], data.title)
+    if late:
+        _book_ports(session, settings, meeting, plans, names, bridge_id=data.bridge_id)
     audit(session, principal, "meeting.created", meeting_id=meeting.id, occurrences=len(plans) - len(skipped),
           skipped=[s["start"] for s in skipped])
     session.flush()
@@ -342,8 +358,40 @@ def _normalised_rrule(text: str | None, zone: ZoneInfo) -> str | None:
     return recurrence.normalise(text, zone)[0]
 
 
-def _write_occurrences(session: Session, meeting: Meeting, plans: list[Plan], skipped: list[dict[str, Any]]) -> None:
-    """Insert new occurrences (plans without one) and the bookings of every conflict-free plan."""
+def _book_ports(session: Session, settings: Settings, meeting: Meeting, plans: list[Plan], names: Names, *,
+                bridge_id: int | None) -> None:
+    """The bridge step of a booking, last: lock the bridge (ascending ids when chosen automatically),
+    count its ports and numbers as committed now, and write the bridge bookings. The lock lasts
+    from here to the commit only. A concurrent booking that took the ports meanwhile makes this a
+    refusal (SPEC rule 7); a number taken meanwhile is replaced by a free one."""
+    choice = booking.choose_bridge(session, settings, plans, names, bridge_id=bridge_id,
+                                   keep_number=meeting.conference_number)
+    _apply(choice, plans)
+    conflicts = [c for p in plans for c in p.conflicts]
+    if conflicts:
+        raise _refusal(meeting.title, conflicts)
+    meeting.bridge_id, meeting.conference_number = choice.bridge.id, choice.conference_number
+    session.add(meeting)
+    for plan in plans:
+        plan.occurrence.conference_number = (None if plan.conference_number == meeting.conference_number
+                                             else plan.conference_number)
+        session.add(plan.occurrence)
+    rows = [r for p in plans for r in booking.booking_rows(meeting, p, p.occurrence.id)
+            if r["resource_kind"] is ResourceKind.bridge]
+
+    def write() -> None:
+        session.flush()
+        if rows:
+            session.execute(sa.insert(Booking), rows)
+        session.flush()
+
+    booking.insert_guarded(session, settings, write, plans, meeting.title)
+
+
+def _write_occurrences(session: Session, meeting: Meeting, plans: list[Plan], skipped: list[dict[str, Any]], *,
+                       ports: bool = True) -> None:
+    """Insert new occurrences (plans without one) and the bookings of every conflict-free plan
+    (without the bridge's when ``ports`` is false: :func:`_book_ports` writes them)."""
     for plan in plans:
         if plan.occurrence is None:
             plan.occurrence = Occurrence(meeting_id=meeting.id, recurrence_id=plan.recurrence_id, start=plan.start,
@@ -351,6 +399,9 @@ def _write_occurrences(session: Session, meeting: Meeting, plans: list[Plan], sk
         if plan.conflicts:
             plan.occurrence.status = OccurrenceStatus.cancelled
             plan.occurrence.is_exception = True
+        elif plan.conference_number is not None:
+            plan.occurrence.conference_number = (None if plan.conference_number == meeting.conference_number
+                                                 else plan.conference_number)
         session.add(plan.occurrence)
     session.flush()
     rows: list[dict[str, Any]] = []
@@ -359,7 +410,8 @@ def _write_occurrences(session: Session, meeting: Meeting, plans: list[Plan], sk
             skipped.append({"occurrence_id": plan.occurrence.id, "start": plan.start, "end": plan.end,
                             "conflicts": plan.conflicts})
         elif plan.occurrence.status is OccurrenceStatus.scheduled:
-            rows += booking.booking_rows(meeting, plan, plan.occurrence.id)
+            rows += [r for r in booking.booking_rows(meeting, plan, plan.occurrence.id)
+                     if ports or r["resource_kind"] is not ResourceKind.bridge]
     if rows:
         session.execute(sa.insert(Booking), rows)
     session.flush()
@@ -387,8 +439,7 @@ def _rebook(session: Session, settings: Settings, meeting: Meeting, plans: list[
     booking.resource_conflicts(session, settings, scheduled, names)
     choice = booking.choose_bridge(session, settings, scheduled, names, bridge_id=bridge_id,
                                    keep_number=meeting.conference_number)
-    for i, plan in enumerate(scheduled):
-        plan.conflicts += choice.conflicts.get(i, [])
+    _apply(choice, scheduled)
     conflicts = [c for p in scheduled for c in p.conflicts]
     if conflicts:
         raise _refusal(meeting.title, conflicts)
@@ -408,6 +459,15 @@ def material_state(session: Session, meeting: Meeting) -> tuple[Any, ...]:
             tuple(participant_ids(session, meeting.id)), meeting.status)
 
 
+def _lock(session: Session, meeting: Meeting, occ: Occurrence | None = None) -> None:
+    """Serialise edits of one meeting (issue 12 defect 2): lock its row, then re-read it (and ``occ``)
+    as the previous edit committed them. Without it two concurrent PostgreSQL edits each delete the
+    bookings they saw and insert new ones that collide with the other's (READ COMMITTED)."""
+    repository.lock_meeting(session, meeting.id)
+    if occ is not None:
+        session.refresh(occ)
+
+
 def _require_open(meeting: Meeting) -> None:
     if meeting.status is MeetingStatus.cancelled:
         raise Invalid("the meeting is cancelled", code="meeting_cancelled")
@@ -425,6 +485,7 @@ def edit_meeting(session: Session, settings: Settings, principal: Principal, mee
     Raises: Forbidden, Invalid, BookingConflict (like :func:`book_meeting`).
     """
     principal.require(capabilities.BOOK)
+    _lock(session, meeting)
     _require_open(meeting)
     now = now or utc_now()
     material_before = material_state(session, meeting)
@@ -533,6 +594,7 @@ def _room_endpoints(session: Session, room_id: int) -> set[int]:
 def cancel_meeting(session: Session, principal: Principal, meeting: Meeting, *, now: datetime | None = None) -> Meeting:
     """Cancel the whole meeting; every booking is freed at once (SPEC rule 6). SEQUENCE bumps."""
     principal.require(capabilities.BOOK)
+    _lock(session, meeting)
     _require_open(meeting)
     now = now or utc_now()
     booking.delete_bookings(session, meeting_id=meeting.id)
@@ -552,6 +614,7 @@ def cancel_occurrence(session: Session, principal: Principal, meeting: Meeting, 
                       *, now: datetime | None = None) -> Occurrence:
     """Cancel one occurrence (an exception kept by later series edits); frees its bookings at once."""
     principal.require(capabilities.BOOK)
+    _lock(session, meeting, occ)
     _require_open(meeting)
     now = now or utc_now()
     booking.delete_bookings(session, occurrence_id=occ.id)
@@ -574,6 +637,7 @@ def edit_occurrence(session: Session, settings: Settings, principal: Principal, 
     (SPEC rule 6). Raises Forbidden, Invalid, BookingConflict.
     """
     principal.require(capabilities.BOOK)
+    _lock(session, meeting, occ)
     _require_open(meeting)
     if occ.status is OccurrenceStatus.cancelled:
         raise Invalid("the occurrence is cancelled", code="occurrence_cancelled")
@@ -586,7 +650,7 @@ def edit_occurrence(session: Session, settings: Settings, principal: Principal, 
                      check_lead_minutes=meeting.check_lead_minutes, teardown_minutes=meeting.teardown_minutes,
                      past_ok="start" not in changes)
     was = _occurrence_participants(session, meeting, occ)
-    material_before = (occ.start, occ.end, was.chair_room_id, tuple(was.endpoint_ids))
+    material_before = (occ.start, occ.end, was.chair_room_id, tuple(was.endpoint_ids), occ.number(meeting))
     if any(k in changes for k in ("chair_room_id", "participant_room_ids", "participant_endpoint_ids")):
         chair = data.chair_room_id or occ.chair_room_id or meeting.chair_room_id
         if data.participant_room_ids is None and data.participant_endpoint_ids is None:
@@ -620,13 +684,14 @@ def edit_occurrence(session: Session, settings: Settings, principal: Principal, 
     names = Names(session)
     booking.resource_conflicts(session, settings, [plan], names)
     choice = booking.choose_bridge(session, settings, [plan], names, bridge_id=meeting.bridge_id,
-                                   keep_number=meeting.conference_number)
-    if choice.conference_number != meeting.conference_number:
-        plan.conflicts.append({**_bridge_item(choice, plan, settings), "reason": "conference number in use"})
-    plan.conflicts += choice.conflicts.get(0, [])
+                                   keep_number=occ.number(meeting))
+    _apply(choice, [plan])
     if plan.conflicts:
         raise _refusal(meeting.title, plan.conflicts)
-    if (occ.start, occ.end, participants.chair_room_id, tuple(participants.endpoint_ids)) != material_before:
+    number = plan.conference_number
+    occ.conference_number = None if number is None or number == meeting.conference_number else number
+    if (occ.start, occ.end, participants.chair_room_id, tuple(participants.endpoint_ids),
+            occ.number(meeting)) != material_before:
         meeting.sequence += 1  # RFC 5545 §3.8.7.4: only a change the participants must notice
     meeting.updated_by, meeting.updated_at = principal.user_id, now
     session.add_all([occ, meeting])
@@ -640,14 +705,89 @@ def edit_occurrence(session: Session, settings: Settings, principal: Principal, 
     return occurrence_public(occ, meeting, participants.endpoint_ids)
 
 
-def _bridge_item(choice: booking.BridgeChoice, plan: Plan, settings: Settings) -> dict[str, Any]:
-    zone = settings.zone
-    return {"resource_kind": "bridge", "resource_id": choice.bridge.id, "resource_name": choice.bridge.name,
-            "meeting_id": None, "meeting_title": None, "occurrence_id": None, "maintenance_id": None,
-            "window_start": plan.window.start, "window_end": plan.window.end,
-            "window_start_local": plan.window.start.astimezone(zone).replace(tzinfo=None),
-            "window_end_local": plan.window.end.astimezone(zone).replace(tzinfo=None),
-            "requested_start": plan.start, "requested_occurrence_id": plan.occurrence.id if plan.occurrence else None}
+# ---------------------------------------------------------------- PIN and conference number
+
+def set_pin(session: Session, settings: Settings, principal: Principal, meeting: Meeting, pin: str | None,
+            *, now: datetime | None = None) -> Meeting:
+    """Set the meeting's PIN, or generate a new one (``pin`` None; never the old one).
+
+    Join instructions, displays and invitations follow: SEQUENCE bumps and ``meeting.updated``
+    is recorded for every occurrence still to come (the edit's events). Raises Forbidden, Invalid.
+    """
+    principal.require(capabilities.BOOK)
+    _lock(session, meeting)
+    _require_open(meeting)
+    now = now or utc_now()
+    old = meeting.pin
+    if pin is None:
+        pin = booking.new_pin(settings)
+        while pin == old:
+            pin = booking.new_pin(settings)
+    meeting.pin = pin
+    _changed(session, principal, meeting, "meeting.pin_changed", now, changed=pin != old)
+    return meeting
+
+
+def set_conference_number(session: Session, settings: Settings, principal: Principal, meeting: Meeting,
+                          number: int | None, *, now: datetime | None = None) -> Meeting:
+    """Give every occurrence of the meeting one conference number on its bridge: ``number``, or (None)
+    the lowest number other than the current one that is free in every occurrence's window.
+    Occurrences' own numbers are dropped. Under the bridge row lock (SPEC rule 7).
+
+    Raises: Forbidden; Invalid ``no_bridge`` (the meeting has none), ``number_out_of_range``;
+    BookingConflict (409) naming every occurrence of another meeting holding that number then, or
+    holding every number of the range (``reason`` "conference number in use").
+    """
+    principal.require(capabilities.BOOK)
+    _lock(session, meeting)
+    _require_open(meeting)
+    now = now or utc_now()
+    if meeting.bridge_id is None:
+        raise Invalid("the meeting has no bridge", code="no_bridge")
+    bridge = repository.lock_bridge(session, meeting.bridge_id)
+    assert bridge is not None
+    if number is not None and not bridge.conference_number_min <= number <= bridge.conference_number_max:
+        raise Invalid(f"conference numbers of {bridge.name} are {bridge.conference_number_min}–"
+                      f"{bridge.conference_number_max}", code="number_out_of_range")
+    held = booking.numbers_held_by_others(session, settings, bridge, meeting.id)
+    occurrences = {o.id: o for o in session.exec(select(Occurrence).where(Occurrence.meeting_id == meeting.id)).all()}
+    if number is None:
+        taken = set().union(*(h.keys() for _b, h in held)) if held else set()
+        number = next((n for n in range(bridge.conference_number_min, bridge.conference_number_max + 1)
+                       if n not in taken and n != meeting.conference_number), None)
+        if number is None:
+            conflicts = [c for n in sorted(taken) for c in booking.number_conflicts(bridge, settings.zone, held, n,
+                                                                                   occurrences)]
+            raise _refusal(meeting.title, conflicts)
+    conflicts = booking.number_conflicts(bridge, settings.zone, held, number, occurrences)
+    if conflicts:
+        raise _refusal(meeting.title, conflicts)
+    old = (meeting.conference_number, sorted((o.id, o.conference_number) for o in occurrences.values()))
+    meeting.conference_number = number
+    for occ in occurrences.values():
+        occ.conference_number = None
+        session.add(occ)
+    session.execute(sa.update(Booking).where(Booking.meeting_id == meeting.id,
+                                             Booking.resource_kind == ResourceKind.bridge)
+                    .values(conference_number=number))
+    _changed(session, principal, meeting, "meeting.number_changed", now,
+             changed=old != (number, sorted((o.id, None) for o in occurrences.values())))
+    return meeting
+
+
+def _changed(session: Session, principal: Principal, meeting: Meeting, action: str, now: datetime, *,
+             changed: bool) -> None:
+    """Record a change of the dial details: SEQUENCE (the invitation's text changes), audit, and
+    ``meeting.updated`` for the occurrences still to come (join instructions follow)."""
+    if changed:
+        meeting.sequence += 1
+    meeting.updated_by, meeting.updated_at = principal.user_id, now
+    session.add(meeting)
+    audit(session, principal, action, meeting_id=meeting.id)
+    session.flush()
+    coming = [o for o in live_events.meeting_occurrences(session, meeting) if o.end > now]
+    if changed and coming:
+        live_events.record_change(session, "meeting.updated", meeting, coming, now=now)
 
 
 # ---------------------------------------------------------------- series horizon
@@ -677,14 +817,11 @@ def extend_series(session: Session, settings: Settings, *, now: datetime | None 
         plans = [booking.make_plan(s, s + duration, s, participants, check_lead_minutes=meeting.check_lead_minutes,
                                    teardown_minutes=meeting.teardown_minutes) for s in new]
         names = Names(session)
-        booking.resource_conflicts(session, settings, plans, names)
+        booking.resource_conflicts(session, settings, plans, names, partial=True)
         if meeting.bridge_id is not None and plans:
             choice = booking.choose_bridge(session, settings, plans, names, bridge_id=meeting.bridge_id,
                                            keep_number=meeting.conference_number)
-            for i, plan in enumerate(plans):
-                plan.conflicts += choice.conflicts.get(i, [])
-                if choice.conference_number != meeting.conference_number:
-                    plan.conflicts.append(_bridge_item(choice, plan, settings))
+            _apply(choice, plans)
         skipped: list[dict[str, Any]] = []
         booking.insert_guarded(session, settings, lambda m=meeting, p=plans, s=skipped: _write_occurrences(
             session, m, p, s), [p for p in plans if not p.conflicts], meeting.title)
@@ -749,6 +886,7 @@ def create_maintenance(session: Session, settings: Settings, principal: Principa
     plans = [Plan(start=c.start, end=c.end, recurrence_id=c.start, participants=participants, window=c)
              for c in chunks]
     names = Names(session)
+    repository.lock_rooms(session, [room.id])  # the endpoint's bookings are serialised through its room
     booking.resource_conflicts(session, settings, plans, names)
     conflicts = [c for p in plans for c in p.conflicts]
     if conflicts:

@@ -1,10 +1,11 @@
 """The booking form (đặt lịch họp).
 
 The form posts here and is booked by ``scheduling.service.book_meeting``, the same call as
-``POST /api/v1/meetings``. While the form changes, ``static/booking.js`` calls the dry run
-``POST /api/v1/meetings/check`` and the free-slot search ``GET /api/v1/availability`` with the web
-session cookie (and the CSRF header, see ``web.csrf``); both answers are explained with the
-messages of :func:`conflict_messages`, handed to the script already translated.
+``POST /api/v1/meetings``. While the form changes, ``static/booking.js`` calls the free-slot search
+``GET /api/v1/availability`` with the web session cookie, and ``POST /meetings/new/check`` (the
+page's CSRF token in ``X-CSRF-Token``): the dry run of ``POST /api/v1/meetings/check``, answered
+with the conflict lines of :func:`conflict_messages` rendered here. The script shows them as given
+and writes no sentence of its own.
 
 Form fields: ``title``, ``description``, ``date`` (dd/mm/yyyy), ``start_time`` / ``end_time``
 (HH:MM, 24-hour, local), ``check_lead_minutes``, ``chair_room_id``, ``participant_room_ids`` (many),
@@ -19,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from pydantic import ValidationError
 from sqlmodel import Session
 
@@ -30,12 +31,23 @@ from confsvc.endpoints.models import UnitLevel
 from confsvc.errors import ConfsvcError, Invalid
 from confsvc.scheduling import idempotency
 from confsvc.scheduling import service as scheduling
+from confsvc.scheduling.conflicts import Conflict, ConflictGroup, group_conflicts
 from confsvc.scheduling.errors import BookingConflict
 from confsvc.scheduling.schemas import MeetingCreate
 from confsvc.text import fold
 from confsvc.web import i18n
 from confsvc.web import site_groups as site_group_web
-from confsvc.web.common import Viewer, booker, check_csrf, login_redirect, render, settings_of, viewer
+from confsvc.web.common import (
+    CSRF_HEADER,
+    Viewer,
+    booker,
+    check_csrf,
+    csrf_matches,
+    login_redirect,
+    render,
+    settings_of,
+    viewer,
+)
 from confsvc.web.i18n import N_, _
 from confsvc.web.meetings import local_today
 from confsvc.web.refusals import refusal_message
@@ -44,13 +56,22 @@ router = APIRouter(include_in_schema=False)
 
 DATE_FORMAT, TIME_FORMAT = "%d/%m/%Y", "%H:%M"
 KIND_LABELS = {"endpoint": N_("endpoint"), "room": N_("room"), "bridge": N_("MCU")}
-#: Messages with %(name)s placeholders; the script fills them the same way (``booking.js``).
+#: Messages with %(name)s placeholders. The script gets the conflict and holiday lines rendered
+#: here (``POST /meetings/new/check``) and fills only its own placeholders (``selected``, ``error``).
 MESSAGES = {
-    "conflict_meeting": N_("Conflicts with the meeting “%(title)s” at %(when)s: %(names)s."),
+    "conflict_meeting": N_("%(count)s sites collide with “%(title)s” (%(when)s, technical check from %(check)s)."),
+    "conflict_meeting_no_check": N_("%(count)s sites collide with “%(title)s” (%(when)s)."),
+    "conflict_endpoints": N_("%(count)s endpoints collide with “%(title)s” (%(when)s, technical check from "
+                             "%(check)s)."),
+    "conflict_endpoints_no_check": N_("%(count)s endpoints collide with “%(title)s” (%(when)s)."),
     "conflict_maintenance": N_("The %(kind)s %(name)s is under maintenance %(when)s."),
-    "conflict_ports": N_("The MCU %(name)s has no free ports %(when)s (%(used)s of %(capacity)s in use, "
-                         "%(requested)s needed)."),
-    "conflict_other": N_("The %(kind)s %(name)s is not free %(when)s."),
+    "conflict_block": N_("%(name)s is blocked for whole days %(when)s."),
+    "conflict_ports": N_("The MCU %(name)s would run out of ports %(when)s: %(used)s of %(capacity)s in use by "
+                         "%(count)s meetings, %(requested)s more needed."),
+    "conflict_ports_alone": N_("The MCU %(name)s has %(capacity)s ports; the meeting needs %(requested)s."),
+    "conflict_number": N_("The MCU %(name)s has no free conference number %(when)s (%(count)s meetings hold them)."),
+    "show_sites": N_("Show the %(count)s sites"),
+    "show_meetings": N_("Show the %(count)s meetings"),
     "holiday": N_("Note: %(date)s is a public holiday (%(name)s)."),
     "ok": N_("No conflicts: every room, endpoint and the MCU are free."),
     "checking": N_("Checking the schedule…"),
@@ -68,43 +89,63 @@ def _t(key: str, **values: Any) -> str:
     return _(MESSAGES[key]) % values
 
 
-def conflict_messages(conflicts: list[dict[str, Any]], zone: Any) -> list[str]:
-    """The conflicts of a 409 or a dry run in words, one line per colliding meeting and window
-    ("Trùng lịch với cuộc họp «…» lúc 08:00–10:00 Thứ Hai, 02/03/2026: Điểm cầu …"), naming its rooms
-    (or, without room collisions, its endpoints); maintenance and MCU ports get their own lines.
-    ``static/booking.js`` builds the same lines from the dry run's answer."""
-    lines: dict[str, None] = {}
-    groups: dict[tuple[str, str], dict[str, list[str]]] = {}
-    for c in conflicts:
-        start, end = c["window_start"], c["window_end"]
-        if isinstance(start, str):
-            start, end = datetime.fromisoformat(start), datetime.fromisoformat(end)
-        when = i18n.fmt_range(start, end, zone)
-        values = {"kind": _(KIND_LABELS.get(c["resource_kind"], c["resource_kind"])), "name": c["resource_name"],
-                  "when": when, "used": c.get("ports_in_use"), "capacity": c.get("port_capacity"),
-                  "requested": c.get("ports_requested")}
-        if c.get("port_capacity") is not None:
-            lines[_t("conflict_ports", **values)] = None
-        elif c.get("maintenance_id"):
-            lines[_t("conflict_maintenance", **values)] = None
-        elif c.get("meeting_title"):
-            names = groups.setdefault((c["meeting_title"], when), {"room": [], "endpoint": [], "bridge": []})
-            bucket = names.setdefault(c["resource_kind"], [])
-            if c["resource_name"] not in bucket:
-                bucket.append(c["resource_name"])
-            lines[f"\0{c['meeting_title']}\0{when}"] = None
+def _meeting_line(group: ConflictGroup, zone: Any) -> dict[str, Any]:
+    assert group.start is not None and group.end is not None
+    when = i18n.fmt_range(group.start, group.end, zone)
+    check = group.check_start if group.check_start is not None and group.check_start < group.start else None
+    sites = group.rooms or group.endpoints
+    key = ("conflict_meeting" if group.rooms else "conflict_endpoints") + ("" if check else "_no_check")
+    values = {"count": len(sites), "title": group.meeting_title, "when": when,
+              "check": i18n.fmt_time(check, zone) if check else ""}
+    return {"text": _t(key, **values), "href": f"/meetings/{group.meeting_id}" if group.meeting_id else None,
+            "summary": _t("show_sites", count=len(sites)), "items": [{"text": name, "href": None}
+                                                                      for _id, name in sites]}
+
+
+def conflict_messages(conflicts: list[Conflict], zone: Any) -> list[dict[str, Any]]:
+    """The conflicts of a 409 or a dry run as lines people read (SPEC rule 8): one per other
+    meeting's occurrence ("148 điểm cầu trùng với «Giao ban…» (08:00–10:30 Thứ Hai, 14/12/2026,
+    kiểm tra kỹ thuật từ 07:00)."), its own times and the start of its technical check, linking to
+    the meeting, with the rooms it takes as an expandable list; one per maintenance window, per
+    interval where the MCU runs out of ports (with the meetings holding them) and per missing
+    conference number. Built from :func:`scheduling.conflicts.group_conflicts`, the grouping of the
+    API's 409 body.
+
+    Each line: ``{"text", "href" (or None), "summary" (label of the list, or None), "items":
+    [{"text", "href"}]}``; templates (``_conflicts.html``) and ``static/booking.js`` (through
+    ``POST /meetings/new/check``) show them as given.
+    """
+    out: list[dict[str, Any]] = []
+    for group in group_conflicts(conflicts):
+        window = group.window
+        when = i18n.fmt_range(window.start, window.end, zone) if window else ""
+        holders = [{"text": title or _("Meeting"), "href": f"/meetings/{meeting_id}" if meeting_id else None}
+                   for meeting_id, title, _occ in group.holders]
+        if group.kind == "meeting":
+            out.append(_meeting_line(group, zone))
+        elif group.kind == "maintenance":
+            names = [name for _id, name in group.endpoints]
+            out.append({"text": _t("conflict_maintenance", kind=_(KIND_LABELS["endpoint"]), name=", ".join(names),
+                                   when=when), "href": None, "summary": None, "items": []})
+        elif group.kind == "block":
+            names = [name for _id, name in group.rooms + group.endpoints]
+            out.append({"text": _t("conflict_block", name=", ".join(names), when=when), "href": None,
+                        "summary": None, "items": []})
+        elif group.kind == "ports":
+            out.append({"text": _t("conflict_ports", name=group.bridge_name, when=when, used=group.ports_in_use,
+                                   capacity=group.port_capacity, requested=group.ports_requested,
+                                   count=len(holders)),
+                        "href": None, "summary": _t("show_meetings", count=len(holders)), "items": holders})
+        elif group.kind == "number":
+            out.append({"text": _t("conflict_number", name=group.bridge_name, when=when, count=len(holders)),
+                        "href": None, "summary": _t("show_meetings", count=len(holders)), "items": holders})
         else:
-            lines[_t("conflict_other", **values)] = None
-    out = []
-    for line in lines:
-        if line.startswith("\0"):
-            title, when = line[1:].split("\0")
-            names = groups[(title, when)]
-            shown = names["room"] or names["endpoint"] or names["bridge"]
-            out.append(_t("conflict_meeting", title=title, when=when, names=", ".join(shown)))
-        else:
-            out.append(line)
-    return out
+            out.append({"text": _t("conflict_ports_alone", name=group.bridge_name, capacity=group.port_capacity,
+                                   requested=group.ports_requested), "href": None, "summary": None, "items": []})
+    unique: dict[str, dict[str, Any]] = {}
+    for line in out:
+        unique.setdefault(line["text"], line)
+    return list(unique.values())
 
 
 def warning_messages(warnings: list[dict[str, Any]]) -> list[str]:
@@ -281,6 +322,29 @@ def booking_form(request: Request, session: SessionDep):
 
 
 FormText = Annotated[str, Form(max_length=10000)]
+
+
+@router.post("/meetings/new/check")
+def check(request: Request, session: SessionDep, data: MeetingCreate):
+    """The form's live check (``static/booking.js``): the dry run ``scheduling.service.check_meeting``
+    (the same call as ``POST /api/v1/meetings/check``) answered with its lines already rendered in
+    the page's language: ``{"ok", "lines" (:func:`conflict_messages`), "warnings" (sentences)}``;
+    a refusal (bad input, role) is ``{"ok": false, "lines": [], "error": <sentence>}`` with its status.
+    Cookie session and the ``X-CSRF-Token`` header (the page's token), as for the API."""
+    if not csrf_matches(request, request.headers.get(CSRF_HEADER)):
+        return JSONResponse({"detail": "CSRF token missing or wrong; reload the page", "code": "csrf_failed"},
+                            status_code=403)
+    who = viewer(request, session)
+    if who is None:
+        return JSONResponse({"detail": "sign in first", "code": "unauthorized"}, status_code=401)
+    settings = settings_of(request)
+    try:
+        result = scheduling.check_meeting(session, settings, who.principal, data)
+    except ConfsvcError as exc:
+        return JSONResponse({"ok": False, "lines": [], "warnings": [], "error": refusal_message(exc)},
+                            status_code=exc.status_code)
+    return JSONResponse({"ok": result["ok"], "lines": conflict_messages(result["conflicts"], settings.zone),
+                         "warnings": warning_messages(result["warnings"])})
 
 
 @router.post("/meetings/new", response_class=HTMLResponse)

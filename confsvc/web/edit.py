@@ -59,7 +59,7 @@ def _times(form: dict[str, Any]) -> tuple[Any, Any]:
     return day + _parse_time(form["start_time"], _("Start")), day + _parse_time(form["end_time"], _("End"))
 
 
-def _refusal(exc: ConfsvcError, zone: Any) -> tuple[list[str], int]:
+def _refusal(exc: ConfsvcError, zone: Any) -> tuple[list[Any], int]:
     if isinstance(exc, BookingConflict):
         return conflict_messages(exc.conflicts, zone), 409
     return [refusal_message(exc)], exc.status_code if exc.status_code in (403, 404) else 422

@@ -251,7 +251,8 @@ def _meeting_context(session: Session, who: Viewer, meeting: Meeting, settings: 
         hours=12)), None) or (rows[0] if rows else None)
     occ = next((o for o in occurrences if selected and o["id"] == selected["occurrence_id"]), None)
     bridge = inventory.get_bridge(session, who.principal, meeting.bridge_id) if meeting.bridge_id else None
-    join = JoinDetails(conference_number=meeting.conference_number, sip_domain=bridge.sip_domain if bridge else None,
+    number = occ["conference_number"] if occ else meeting.conference_number
+    join = JoinDetails(conference_number=number, sip_domain=bridge.sip_domain if bridge else None,
                        h323_prefix=(bridge.h323_prefix or "") if bridge else "", pin=meeting.pin)
     visible, _total = inventory.list_endpoints(session, who.principal, limit=100000)
     by_id = {e.id: (e, r) for e, r in visible}
@@ -294,8 +295,7 @@ def _meeting_context(session: Session, who: Viewer, meeting: Meeting, settings: 
                     "status": status, "status_label": _(MEETING_STATUS_LABELS[status]),
                     "recurring": bool(meeting.rrule), "rrule": meeting.rrule or "",
                     "chair_room": names.get(ResourceKind.room, meeting.chair_room_id),
-                    "bridge": bridge.name if bridge else "",
-                    "conference_number": meeting.conference_number if details else None,
+                    "bridge": bridge.name if bridge else "", "conference_number": number if details else None,
                     "pin": meeting.pin if details else "", "sip_uri": join.sip_uri or "", "h323_number": join.h323_number or "",
                     "check_lead_minutes": meeting.check_lead_minutes},
         "selected": selected,
