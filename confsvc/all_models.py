@@ -10,3 +10,4 @@ from confsvc.mail import models as mail_models  # noqa: F401
 from confsvc.stats import models as stats_models  # noqa: F401
 from confsvc.stats import summary as stats_summary  # noqa: F401
 from confsvc.scheduling import site_group_models  # noqa: F401
+from confsvc.scheduling import request_models  # noqa: F401

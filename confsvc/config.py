@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     series_horizon_days: int = Field(
         180, ge=0, description="Occurrences of a series are materialised (and booked) this far ahead; "
         "`confsvc` extends them with a job. 0 refuses series without COUNT/UNTIL.")
+    request_expiry_hours: int = Field(48, gt=0, description="A pending meeting request (yêu cầu đặt lịch) expires "
+                                      "this many hours after it was submitted; the scheduler cancels it and frees "
+                                      "its resources.")
     working_hours_start: time = Field(time(7, 30), description="Free-slot search: earliest local start of a meeting.")
     working_hours_end: time = Field(time(17, 0), description="Free-slot search: latest local end of a meeting.")
     working_weekdays: str = Field("0,1,2,3,4", description="Free-slot search: local weekdays, 0 = Monday.")

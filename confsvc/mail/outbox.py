@@ -10,7 +10,9 @@ then works in two steps:
    :class:`MailDelivery` per recipient — every participating room's ``contact_email`` and the
    organizer's e-mail — and move the cursor. Rooms a change removed get a CANCEL
    (RFC 5546 §3.2.5). An event whose invite no longer says what it did (a REQUEST for a meeting
-   cancelled since) is skipped: the later event mails the current state.
+   cancelled since) is skipped: the later event mails the current state. A meeting request's
+   events mail nobody until it is approved (``UNMAILED_REQUEST_STATES``); its approval mails the
+   invitation ("Mời họp").
 2. **Send**: deliveries due (``next_attempt_at <= now``) are claimed with a lease (so two
    dispatchers never send one copy at once), sent over one SMTP session, and marked ``sent``; a
    failure keeps them ``pending`` with ``last_error`` and a backoff of 30 s doubling to 30 min,
@@ -68,6 +70,9 @@ from confsvc.users.principal import Principal
 log = logging.getLogger(__name__)
 
 MAIL_EVENT_TYPES = ("meeting.scheduled", "meeting.updated", "meeting.cancelled")
+#: Steps of a meeting request (issue 15) that mail nobody: a pending request sends no invitations,
+#: so its rejection or expiry has nothing to cancel. Approval mails the invitations.
+UNMAILED_REQUEST_STATES = frozenset({"pending", "rejected", "expired"})
 CURSOR_ID = 1
 #: Events read, and deliveries sent, per round.
 BATCH = 200
@@ -158,7 +163,7 @@ def _compose(event: events.Event, meeting: Meeting, method: str, ics: bytes, *, 
         prefix = "Hủy buổi họp" if occurrence and meeting.rrule else "Hủy lịch họp"
         intro = ("Buổi họp sau (trong chuỗi lịch họp lặp lại) đã bị hủy:" if occurrence and meeting.rrule
                  else "Cuộc họp trực tuyến sau đã bị hủy:")
-    elif event.type == "meeting.scheduled":
+    elif event.type == "meeting.scheduled" or (data.get("request") or {}).get("state") == "approved":
         prefix, intro = "Mời họp", "Trân trọng kính mời quý đơn vị tham dự hội nghị trực tuyến:"
     else:
         prefix = "Cập nhật lịch họp"
@@ -180,6 +185,8 @@ def _method(ics: bytes) -> str:
 def _queue_event(session: Session, settings: Settings, event: events.Event, *, base_url: str) -> tuple[int, int]:
     """Messages and deliveries for one event; returns how many of each were added."""
     data = event.data
+    if (data.get("request") or {}).get("state") in UNMAILED_REQUEST_STATES:
+        return 0, 0
     meeting = session.get(Meeting, data.get("meeting_id") or 0)
     if meeting is None:
         return 0, 0

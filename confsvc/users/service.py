@@ -13,6 +13,9 @@ from confsvc.users import security
 from confsvc.users.models import ApiToken, Role, User, UserUnit
 from confsvc.users.principal import Principal
 
+#: Roles that act only within assigned units (and their sub-units).
+SCOPED_ROLES = frozenset({Role.operator, Role.requester})
+
 # A light reference to the inventory's unit tree, so scope expansion needs no import of the
 # endpoints domain (imports flow core ← endpoints, never back).
 _units = sa.table("units", sa.column("id", sa.Integer), sa.column("parent_id", sa.Integer),
@@ -54,10 +57,11 @@ def create_user(
         Conflict: ``username`` taken (code ``duplicate_username``).
     """
     unit_ids = unit_ids or []
-    if role is Role.operator and not unit_ids:
-        raise Invalid("an operator needs at least one unit", code="operator_without_units")
-    if role is not Role.operator and unit_ids:
-        raise Invalid("only operators are scoped to units", code="units_for_unscoped_role")
+    if role in SCOPED_ROLES and not unit_ids:
+        raise Invalid(f"{'an operator' if role is Role.operator else 'a requester'} needs at least one unit",
+                      code="operator_without_units")
+    if role not in SCOPED_ROLES and unit_ids:
+        raise Invalid("only operators and requesters are scoped to units", code="units_for_unscoped_role")
     if len(password) < 8:
         raise Invalid("password must have at least 8 characters", code="weak_password")
     if session.exec(select(User.id).where(User.username == username)).first() is not None:
@@ -74,7 +78,7 @@ def create_user(
 
 def principal_for(session: Session, user: User) -> Principal:
     unit_ids: frozenset[int] | None = None
-    if user.role is Role.operator:
+    if user.role in SCOPED_ROLES:
         assigned = set(session.exec(select(UserUnit.unit_id).where(UserUnit.user_id == user.id)).all())
         unit_ids = expand_units(session, assigned)
     return Principal(user_id=user.id, username=user.username, role=user.role, unit_ids=unit_ids)
