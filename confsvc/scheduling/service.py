@@ -261,9 +261,11 @@ def check_meeting(session: Session, settings: Settings, principal: Principal, da
                   *, now: datetime | None = None) -> dict[str, Any]:
     """Dry run of :func:`book_meeting`: ``{"ok", "conflicts", "warnings"}``, nothing written (SPEC rule 8).
 
-    Same validation errors (422) as booking; takes no bridge lock.
+    Same validation errors (422) as booking; takes no bridge lock. Admin, secretariat, and
+    requesters (who check what they are about to request).
     """
-    principal.require_role(*WRITERS)
+    if not principal.can_request_meetings:
+        principal.require_role(*WRITERS)
     now = now or utc_now()
     timing, _, plans, _ = _prepare(session, settings, principal, data, now)
     names = Names(session)

@@ -16,7 +16,8 @@ from confsvc.db import SessionDep
 from confsvc.errors import Unauthorized
 from confsvc.users import service as users
 from confsvc.users.deps import SESSION_USER_KEY
-from confsvc.web import audit, booking, display, edit, feeds, grid, i18n, inventory, meetings, site_groups, stats
+from confsvc.web import (audit, booking, display, edit, feeds, grid, i18n, inventory, meetings, requests, site_groups,
+                         stats)
 from confsvc.web.common import LANGUAGE_KEY, check_csrf, language, render, static_files
 from confsvc.web.i18n import LANGUAGES, _
 
@@ -73,6 +74,7 @@ def switch_language(request: Request, language: Annotated[str, Form(max_length=5
 
 router.include_router(booking.router)  # before meetings: /meetings/new is not a /meetings/{meeting_id}
 router.include_router(meetings.router)
+router.include_router(requests.router)
 router.include_router(inventory.router)
 router.include_router(feeds.router)
 router.include_router(site_groups.router)
