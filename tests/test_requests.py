@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import func, select
 
+from confsvc import events
 from confsvc.config import Settings
 from confsvc.db import make_session
 from confsvc.endpoints.models import Endpoint
@@ -129,6 +130,12 @@ def test_request_holds_its_room_until_approved_then_confirmed_with_invitations(
         actions = session.exec(select(AuditEntry.action).where(AuditEntry.meeting_id == meeting_id)
                                .order_by(AuditEntry.id)).all()
         assert actions == ["meeting.created", "request.submitted", "request.approved"]
+
+    with make_session(engine, write=False) as session:
+        steps = [(e.type, e.data["status"], e.data["request"]["state"], e.data["sequence"])
+                 for e in session.exec(select(events.Event).order_by(events.Event.id)).all()
+                 if e.data.get("meeting_id") == meeting_id and "request" in e.data]
+    assert steps == [("meeting.scheduled", "tentative", "pending", 0), ("meeting.updated", "confirmed", "approved", 1)]
 
     again = client.post(f"/api/v1/requests/{meeting_id}/approve", headers=h["secretariat"])
     assert (again.status_code, again.json()["code"], again.json()["state"]) == (409, "request_not_pending", "approved")

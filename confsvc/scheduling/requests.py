@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlmodel import Session, func, select
+from sqlmodel import Session, col, func, select
 
 from confsvc.clock import utc_now
 from confsvc.config import Settings
@@ -83,6 +83,7 @@ def submit(session: Session, settings: Settings, principal: Principal, data: Mee
                          state=RequestState.pending)
     tentative = data.model_copy(update={"status": "tentative"})
     result = service.book_unchecked(session, settings, principal, tentative, now=now, event_extra=_event_data(req))
+    assert result.meeting.id is not None
     req.meeting_id = result.meeting.id
     session.add(req)
     service.audit(session, principal, "request.submitted", meeting_id=result.meeting.id, expires_at=expires_at)
@@ -95,7 +96,7 @@ def get(session: Session, principal: Principal, request_id: int) -> RequestView:
     req = session.get(MeetingRequest, request_id)
     if req is None or not _may_see(principal, req):
         raise NotFound(f"request {request_id} not found", code="request_not_found")
-    return RequestView(req, session.get(Meeting, req.meeting_id), [])
+    return RequestView(req, session.exec(select(Meeting).where(Meeting.id == req.meeting_id)).one(), [])
 
 
 def _may_see(principal: Principal, req: MeetingRequest) -> bool:
@@ -121,10 +122,10 @@ def list_requests(session: Session, settings: Settings, principal: Principal, *,
     if state is not None:
         query = query.where(MeetingRequest.state == state)
     total = session.exec(select(func.count()).select_from(query.subquery())).one()
-    rows = session.exec(query.order_by(MeetingRequest.requested_at, MeetingRequest.meeting_id)
+    rows = session.exec(query.order_by(col(MeetingRequest.requested_at), col(MeetingRequest.meeting_id))
                         .limit(limit).offset(offset)).all()
     meetings = {m.id: m for m in session.exec(select(Meeting).where(
-        Meeting.id.in_([r.meeting_id for r in rows]))).all()} if rows else {}
+        col(Meeting.id).in_([r.meeting_id for r in rows]))).all()} if rows else {}
     views = []
     for req in rows:
         meeting = meetings[req.meeting_id]
@@ -140,7 +141,7 @@ def current_conflicts(session: Session, settings: Settings, meeting: Meeting) ->
     default = service._meeting_participants(session, meeting)
     occurrences = session.exec(select(Occurrence).where(
         Occurrence.meeting_id == meeting.id, Occurrence.status == OccurrenceStatus.scheduled)
-        .order_by(Occurrence.start, Occurrence.id)).all()
+        .order_by(col(Occurrence.start), col(Occurrence.id))).all()
     plans = [booking.make_plan(o.start, o.end, o.recurrence_id,
                                service._occurrence_participants(session, meeting, o, default),
                                check_lead_minutes=meeting.check_lead_minutes,
@@ -215,7 +216,7 @@ def due(session: Session, now: datetime) -> list[int]:
     """Ids of pending requests whose ``expires_at`` is at or before ``now`` (UTC), oldest first."""
     return list(session.exec(select(MeetingRequest.meeting_id).where(
         MeetingRequest.state == RequestState.pending, MeetingRequest.expires_at <= now)
-        .order_by(MeetingRequest.expires_at, MeetingRequest.meeting_id)).all())
+        .order_by(col(MeetingRequest.expires_at), col(MeetingRequest.meeting_id))).all())
 
 
 def _close(session: Session, principal: Principal | None, req: MeetingRequest, meeting: Meeting,

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from confsvc.db import PathId, SessionDep
 from confsvc.endpoints.models import Room
@@ -35,9 +35,9 @@ Reason = Annotated[str, Form(max_length=2000)]
 def _rows(session: Session, request: Request, views: list[requests.RequestView]) -> list[dict[str, Any]]:
     zone = settings_of(request).zone
     rooms = dict(session.exec(select(Room.id, Room.name).where(
-        Room.id.in_({v.meeting.chair_room_id for v in views}))).all()) if views else {}
+        col(Room.id).in_({v.meeting.chair_room_id for v in views}))).all()) if views else {}
     people = dict(session.exec(select(User.id, User.full_name).where(
-        User.id.in_({v.request.requested_by for v in views if v.request.requested_by}))).all()) if views else {}
+        col(User.id).in_({v.request.requested_by for v in views if v.request.requested_by}))).all()) if views else {}
     rows = []
     for view in views:
         req, meeting = view.request, view.meeting
