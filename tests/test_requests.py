@@ -284,3 +284,17 @@ def test_queue_is_oldest_first_with_current_conflicts(client: TestClient, engine
     conflicts = {i["id"]: [(c["resource_kind"], c["resource_id"], c["meeting_id"]) for c in i["conflicts"]]
                  for i in queue["items"]}
     assert conflicts == {first: [("room", ids["third"], busy.json()["id"])], second: []}
+
+
+def test_request_cancelled_through_the_meetings_api_leaves_the_queue_and_is_not_expired(
+        client: TestClient, engine: Engine, settings: Settings) -> None:
+    ids, h = _setup(engine)
+    meeting_id = _submit(client, ids, h, next_monday_local())["id"]
+    cancelled = client.post(f"/api/v1/meetings/{meeting_id}/cancel", headers=h["secretariat"])
+    assert cancelled.status_code == 200, cancelled.text
+    assert client.get("/api/v1/requests", headers=h["secretariat"]).json()["items"] == []
+    with make_session(engine, write=False) as session:
+        expires_at = session.get(MeetingRequest, meeting_id).expires_at
+    assert scheduler.expire_requests_due(engine, settings, now=expires_at + timedelta(hours=1)) == []
+    r = client.post(f"/api/v1/requests/{meeting_id}/approve", headers=h["secretariat"])
+    assert (r.status_code, r.json()["code"]) == (409, "request_not_pending")

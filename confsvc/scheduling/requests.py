@@ -121,6 +121,8 @@ def list_requests(session: Session, settings: Settings, principal: Principal, *,
         query = query.where(MeetingRequest.requested_by == principal.user_id)
     if state is not None:
         query = query.where(MeetingRequest.state == state)
+    if state is RequestState.pending:
+        query = query.where(col(MeetingRequest.meeting_id).in_(_tentative()))
     total = session.exec(select(func.count()).select_from(query.subquery())).one()
     rows = session.exec(query.order_by(col(MeetingRequest.requested_at), col(MeetingRequest.meeting_id))
                         .limit(limit).offset(offset)).all()
@@ -212,10 +214,17 @@ def expire(session: Session, request_id: int, *, now: datetime | None = None) ->
     return _close(session, None, req, meeting, RequestState.expired, now)
 
 
+def _tentative() -> Any:
+    """Ids of tentative meetings: a pending request whose meeting was cancelled or confirmed through
+    the meetings API was settled there, and is neither queued nor expired."""
+    return select(Meeting.id).where(Meeting.status == MeetingStatus.tentative)
+
+
 def due(session: Session, now: datetime) -> list[int]:
     """Ids of pending requests whose ``expires_at`` is at or before ``now`` (UTC), oldest first."""
     return list(session.exec(select(MeetingRequest.meeting_id).where(
-        MeetingRequest.state == RequestState.pending, MeetingRequest.expires_at <= now)
+        MeetingRequest.state == RequestState.pending, MeetingRequest.expires_at <= now,
+        col(MeetingRequest.meeting_id).in_(_tentative()))
         .order_by(col(MeetingRequest.expires_at), col(MeetingRequest.meeting_id))).all())
 
 
