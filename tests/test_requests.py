@@ -16,7 +16,7 @@ from confsvc.db import make_session
 from confsvc.endpoints.models import Endpoint
 from confsvc.errors import ConfsvcError
 from confsvc.mail import outbox
-from confsvc.mail.models import MailMessage
+from confsvc.mail.models import MailDelivery, MailMessage
 from confsvc.scheduling import requests, scheduler
 from confsvc.scheduling.models import AuditEntry, Booking, Meeting, MeetingStatus
 from confsvc.scheduling.request_models import MeetingRequest, RequestState
@@ -164,14 +164,20 @@ def test_rejection_with_a_reason_frees_the_room(client: TestClient, engine: Engi
                         json={"title": "Họp khác", "chair_room_id": ids["room"], "start": t.isoformat(),
                               "end": (t + timedelta(hours=1)).isoformat()})
     assert freed.status_code == 201, freed.text
-    # Nothing was ever mailed for the request: neither invitation nor cancellation.
+    # The rooms were never invited: only the requester is told, with the reason.
     mail = _mail_settings(settings)
     with make_session(engine, write=False) as session:
         assert session.exec(select(AuditEntry.details).where(AuditEntry.action == "request.rejected")).one() == {
             "reason": "Trùng lịch họp của Tỉnh ủy"}
     outbox.queue_pending(engine, mail, now=datetime.now(UTC))
     with make_session(engine, write=False) as session:
-        assert session.exec(select(MailMessage.meeting_id)).all() == [freed.json()["id"]]
+        sent = session.exec(select(MailMessage.meeting_id, MailMessage.method, MailDelivery.recipient)
+                            .join(MailDelivery, MailDelivery.message_id == MailMessage.id)
+                            .order_by(MailMessage.id, MailDelivery.recipient)).all()
+        assert sent == [(meeting_id, "CANCEL", "dangky@example.vn"), (freed.json()["id"], "REQUEST", "xa@example.vn")]
+        notice = session.exec(select(MailMessage).where(MailMessage.meeting_id == meeting_id)).one()
+        assert notice.subject.startswith("Yêu cầu đặt lịch bị từ chối: Hội nghị giao ban xã")
+        assert "Lý do: Trùng lịch họp của Tỉnh ủy" in notice.body_text
 
 
 def test_scheduler_expires_a_pending_request_and_frees_the_room(client: TestClient, engine: Engine,
@@ -194,6 +200,10 @@ def test_scheduler_expires_a_pending_request_and_frees_the_room(client: TestClie
     late = client.post(f"/api/v1/requests/{meeting_id}/approve", headers=h["secretariat"])
     assert (late.status_code, late.json()["code"]) == (409, "request_not_pending")
     assert "STATUS:CANCELLED" in _feed(client, h, ids["room"])
+    assert outbox.queue_pending(engine, _mail_settings(settings), now=datetime.now(UTC)) == (1, 1)
+    with make_session(engine, write=False) as session:
+        notice = session.exec(select(MailMessage)).one()
+        assert notice.subject.startswith("Yêu cầu đặt lịch hết hạn: Hội nghị giao ban xã")
 
 
 def test_approval_racing_expiry_exactly_one_wins(engine: Engine, settings: Settings) -> None:

@@ -10,9 +10,9 @@ then works in two steps:
    :class:`MailDelivery` per recipient — every participating room's ``contact_email`` and the
    organizer's e-mail — and move the cursor. Rooms a change removed get a CANCEL
    (RFC 5546 §3.2.5). An event whose invite no longer says what it did (a REQUEST for a meeting
-   cancelled since) is skipped: the later event mails the current state. A meeting request's
-   events mail nobody until it is approved (``UNMAILED_REQUEST_STATES``); its approval mails the
-   invitation ("Mời họp").
+   cancelled since) is skipped: the later event mails the current state. A pending meeting request
+   mails nobody; its approval mails the invitations ("Mời họp"); its rejection or expiry mails only
+   the requester, with the reason (``REQUEST_CLOSED_STATES``).
 2. **Send**: deliveries due (``next_attempt_at <= now``) are claimed with a lease (so two
    dispatchers never send one copy at once), sent over one SMTP session, and marked ``sent``; a
    failure keeps them ``pending`` with ``last_error`` and a backoff of 30 s doubling to 30 min,
@@ -70,9 +70,10 @@ from confsvc.users.principal import Principal
 log = logging.getLogger(__name__)
 
 MAIL_EVENT_TYPES = ("meeting.scheduled", "meeting.updated", "meeting.cancelled")
-#: Steps of a meeting request (issue 15) that mail nobody: a pending request sends no invitations,
-#: so its rejection or expiry has nothing to cancel. Approval mails the invitations.
-UNMAILED_REQUEST_STATES = frozenset({"pending", "rejected", "expired"})
+#: Steps of a meeting request (issue 15): a pending request mails nobody (no invitations before
+#: approval); its rejection or expiry mails only the requester (the organizer), with the reason;
+#: approval mails the invitations to every room as a booking does.
+REQUEST_CLOSED_STATES = frozenset({"rejected", "expired"})
 CURSOR_ID = 1
 #: Events read, and deliveries sent, per round.
 BATCH = 200
@@ -157,7 +158,12 @@ def _compose(event: events.Event, meeting: Meeting, method: str, ics: bytes, *, 
         start, end = vevent.decoded("DTSTART"), vevent.decoded("DTEND")
     title = _clean_line(str(vevent.get("SUMMARY", meeting.title)))
     when = f"{_local(start, zone)} – {end.astimezone(zone):%H:%M}"
-    if removed:
+    request = data.get("request") or {}
+    if request.get("state") == "rejected":
+        prefix, intro = "Yêu cầu đặt lịch bị từ chối", "Yêu cầu đặt lịch họp sau không được duyệt:"
+    elif request.get("state") == "expired":
+        prefix, intro = "Yêu cầu đặt lịch hết hạn", "Yêu cầu đặt lịch họp sau đã hết hạn mà chưa được duyệt:"
+    elif removed:
         prefix, intro = "Hủy mời họp", "Điểm cầu của quý đơn vị không còn tham dự cuộc họp trực tuyến sau:"
     elif method == "CANCEL":
         prefix = "Hủy buổi họp" if occurrence and meeting.rrule else "Hủy lịch họp"
@@ -171,6 +177,8 @@ def _compose(event: events.Event, meeting: Meeting, method: str, ics: bytes, *, 
     subject = f"{prefix}: {title} – {_local(start, zone)}"
     lines = ["Kính gửi quý đơn vị,", "", intro, "", f"«{title}»", f"Thời gian: {when}",
              f"Điểm cầu chủ trì: {_clean_line(str(vevent.get('LOCATION', '')))}", ""]
+    if request.get("reason"):
+        lines += [f"Lý do: {_clean_line(request['reason'])}", ""]
     if method == "REQUEST":
         lines += [str(vevent.get("DESCRIPTION", "")).strip(), ""]
     lines += [f"Tệp lịch {ATTACHMENT_NAME} được đính kèm: mở tệp để cập nhật lịch (Outlook, Google, Apple, "
@@ -185,7 +193,8 @@ def _method(ics: bytes) -> str:
 def _queue_event(session: Session, settings: Settings, event: events.Event, *, base_url: str) -> tuple[int, int]:
     """Messages and deliveries for one event; returns how many of each were added."""
     data = event.data
-    if (data.get("request") or {}).get("state") in UNMAILED_REQUEST_STATES:
+    request_state = (data.get("request") or {}).get("state")
+    if request_state == "pending":
         return 0, 0
     meeting = session.get(Meeting, data.get("meeting_id") or 0)
     if meeting is None:
@@ -204,6 +213,8 @@ def _queue_event(session: Session, settings: Settings, event: events.Event, *, b
                                .where(Room.id.in_(room_ids | removed_ids))).all()) if room_ids | removed_ids else {}
     organizer = session.get(User, meeting.organizer_user_id) if meeting.organizer_user_id else None
     recipients = _addresses([*(emails.get(r) for r in sorted(room_ids)), organizer.email if organizer else None])
+    if request_state in REQUEST_CLOSED_STATES:  # the rooms were never invited: only the requester learns it
+        recipients, removed_ids = _addresses([organizer.email if organizer else None]), set()
     removed = [a for a in _addresses([emails.get(r) for r in sorted(removed_ids)])
                if a.lower() not in {r.lower() for r in recipients}]
     plan = [(expected, doc.body, recipients, False)]
