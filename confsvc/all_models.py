@@ -11,3 +11,4 @@ from confsvc.stats import models as stats_models  # noqa: F401
 from confsvc.stats import summary as stats_summary  # noqa: F401
 from confsvc.scheduling import site_group_models  # noqa: F401
 from confsvc import health as health_models  # noqa: F401
+from confsvc.scheduling import request_models  # noqa: F401

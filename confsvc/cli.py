@@ -140,7 +140,7 @@ def endpoints_export(output: Annotated[Path | None, typer.Option("--output", "-o
 @users_app.command("create")
 def users_create(
     username: str,
-    role: Annotated[Role, typer.Option(help="admin, secretariat, operator or viewer")],
+    role: Annotated[Role, typer.Option(help="admin, secretariat, operator, viewer or requester")],
     unit: Annotated[list[str] | None, typer.Option(help="operator's unit code (repeatable)")] = None,
     full_name: str = "",
     email: str | None = None,

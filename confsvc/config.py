@@ -76,6 +76,9 @@ class Settings(BaseSettings):
                                         "materialises; more is a 422 (the series horizon bounds the rest).")
     availability_max_range_days: int = Field(62, gt=0, le=3660, description="Free-slot search: largest "
                                              "from_date…to_date range (days).")
+    request_expiry_hours: int = Field(48, gt=0, description="A pending meeting request (yêu cầu đặt lịch) expires "
+                                      "this many hours after it was submitted; the scheduler cancels it and frees "
+                                      "its resources.")
     working_hours_start: time = Field(time(7, 30), description="Free-slot search: earliest local start of a meeting.")
     working_hours_end: time = Field(time(17, 0), description="Free-slot search: latest local end of a meeting.")
     working_weekdays: str = Field("0,1,2,3,4", description="Free-slot search: local weekdays, 0 = Monday.")

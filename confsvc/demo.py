@@ -138,6 +138,7 @@ def seed_users(session: Session, summary: DemoSummary) -> None:
         ("vanphong", Role.secretariat, "Văn phòng UBND tỉnh", []),
         ("kythuat", Role.operator, f"Cán bộ kỹ thuật {first_ward.name}", [first_ward.id]),
         ("lanhdao", Role.viewer, "Lãnh đạo UBND tỉnh", []),
+        ("dangky", Role.requester, f"UBND {first_ward.name}", [first_ward.id]),
     ]
     for username, role, full_name, unit_ids in people:
         password = security.generate_password()

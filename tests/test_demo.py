@@ -38,7 +38,8 @@ def test_demo_inventory(session: Session, settings: Settings) -> None:
     assert [b.port_capacity for b in session.exec(select(Bridge).order_by(Bridge.name))] == [200, 200]
     for username, (_, password) in summary.passwords.items():
         assert authenticate(session, username, password).username == username
-    assert {u.role.value for u in session.exec(select(User))} == {"admin", "secretariat", "operator", "viewer"}
+    assert {u.role.value for u in session.exec(select(User))} == {"admin", "secretariat", "operator", "viewer",
+                                                                  "requester"}
 
 
 def test_demo_is_rerunnable(session: Session, settings: Settings) -> None:
@@ -46,7 +47,7 @@ def test_demo_is_rerunnable(session: Session, settings: Settings) -> None:
     bookings = session.exec(select(func.count()).select_from(Booking)).one()
     again = demo.seed(session, settings)
     assert (again.rooms, again.endpoints, again.meetings, again.occurrences) == (149, 150, 4, 7)
-    assert session.exec(select(func.count()).select_from(User)).one() == 4
+    assert session.exec(select(func.count()).select_from(User)).one() == 5
     assert session.exec(select(func.count()).select_from(Booking)).one() == bookings
 
 

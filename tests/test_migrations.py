@@ -76,3 +76,42 @@ def test_migrations_match_the_models(db_url: str) -> None:
 def test_one_head() -> None:
     """History is one line: a new revision revises the head, never starts a branch."""
     assert len(head_revisions()) == 1
+
+
+def test_requests_migration_keeps_tokens_and_unit_scopes_of_existing_users(fresh_db_url: str) -> None:
+    """20261207_requests widens users.role's CHECK; on SQLite that rebuilds ``users``. Dropping the old
+    table with foreign keys on would cascade: API tokens and operators' unit scopes deleted, feed-version
+    triggers gone. Existing rows and the triggers survive, and the new role is accepted."""
+    from alembic.script import ScriptDirectory
+
+    from confsvc.migrate import alembic_config
+
+    before = ScriptDirectory.from_config(alembic_config(fresh_db_url)).get_revision("20261207_requests").down_revision
+    upgrade(fresh_db_url, before)
+    stamp = "2026-01-01 00:00:00.000000+00:00"
+    engine = make_engine(fresh_db_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("INSERT INTO units (id, code, name, division_type, level, search_text, updated_at) "
+                                 "VALUES (1, '25', 'Tỉnh Phú Thọ', 'tỉnh', 'province', 'tinh phu tho', :t)"),
+                         {"t": stamp})
+            conn.execute(sa.text("INSERT INTO users (id, username, full_name, role, password_hash, active, created_at, "
+                                 "updated_at) VALUES (7, 'kythuat', 'Kỹ thuật', 'operator', 'x', true, :t, :t)"),
+                         {"t": stamp})
+            conn.execute(sa.text("INSERT INTO user_units (user_id, unit_id) VALUES (7, 1)"))
+            conn.execute(sa.text("INSERT INTO api_tokens (user_id, name, prefix, token_hash, created_at) "
+                                 "VALUES (7, 'agent', 'cs_ab', 'h', :t)"), {"t": stamp})
+    finally:
+        engine.dispose()
+    upgrade(fresh_db_url)
+    engine = make_engine(fresh_db_url)
+    try:
+        with engine.begin() as conn:
+            assert conn.execute(sa.text("SELECT user_id, unit_id FROM user_units")).all() == [(7, 1)]
+            assert conn.execute(sa.text("SELECT user_id, name FROM api_tokens")).all() == [(7, "agent")]
+            version = conn.execute(sa.text("SELECT version FROM feed_versions")).scalar_one()
+            conn.execute(sa.text("UPDATE users SET role = 'requester', full_name = 'Xã Thanh Ba' WHERE id = 7"))
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT version FROM feed_versions")).scalar_one() == version + 1
+    finally:
+        engine.dispose()

@@ -40,7 +40,8 @@ def test_edit_and_cancel_need_a_booker_and_an_open_meeting() -> None:
     assert [(r.value, _who(r).can_edit(confirmed), _who(r).can_cancel(confirmed), _who(r).can_edit(cancelled),
              _who(r).can_cancel(cancelled)) for r in Role] == [
         ("admin", True, True, False, False), ("secretariat", True, True, False, False),
-        ("operator", False, False, False, False), ("viewer", False, False, False, False)]
+        ("operator", False, False, False, False), ("viewer", False, False, False, False),
+        ("requester", False, False, False, False)]
 
 
 def test_readiness_marking_is_scoped_to_the_operators_units() -> None:

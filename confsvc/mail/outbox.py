@@ -10,7 +10,9 @@ then works in two steps:
    :class:`MailDelivery` per recipient — every participating room's ``contact_email`` and the
    organizer's e-mail — and move the cursor. Rooms a change removed get a CANCEL
    (RFC 5546 §3.2.5). An event whose invite no longer says what it did (a REQUEST for a meeting
-   cancelled since) is skipped: the later event mails the current state.
+   cancelled since) is skipped: the later event mails the current state. A pending meeting request
+   mails nobody; its approval mails the invitations ("Mời họp"); its rejection or expiry mails only
+   the requester, with the reason (``REQUEST_CLOSED_STATES``).
 2. **Send**: deliveries due (``next_attempt_at <= now``) are claimed with a lease (so two
    dispatchers never send one copy at once): marked ``sending`` and committed before the SMTP
    session, each sent and marked ``sent`` in its own short transaction right after the server took
@@ -72,6 +74,10 @@ from confsvc.users.principal import Principal
 log = logging.getLogger(__name__)
 
 MAIL_EVENT_TYPES = ("meeting.scheduled", "meeting.updated", "meeting.cancelled")
+#: Steps of a meeting request (issue 15): a pending request mails nobody (no invitations before
+#: approval); its rejection or expiry mails only the requester (the organizer), with the reason;
+#: approval mails the invitations to every room as a booking does.
+REQUEST_CLOSED_STATES = frozenset({"rejected", "expired"})
 CURSOR_ID = 1
 #: Events read, and deliveries sent, per round.
 BATCH = 200
@@ -164,13 +170,18 @@ def _compose(event: events.Event, meeting: Meeting, method: str, ics: bytes, *, 
         start, end = vevent.decoded("DTSTART"), vevent.decoded("DTEND")
     title = _clean_line(str(vevent.get("SUMMARY", meeting.title)))
     when = f"{_local(start, zone)} – {end.astimezone(zone):%H:%M}"
-    if removed:
+    request = data.get("request") or {}
+    if request.get("state") == "rejected":
+        prefix, intro = "Yêu cầu đặt lịch bị từ chối", "Yêu cầu đặt lịch họp sau không được duyệt:"
+    elif request.get("state") == "expired":
+        prefix, intro = "Yêu cầu đặt lịch hết hạn", "Yêu cầu đặt lịch họp sau đã hết hạn mà chưa được duyệt:"
+    elif removed:
         prefix, intro = "Hủy mời họp", "Điểm cầu của quý đơn vị không còn tham dự cuộc họp trực tuyến sau:"
     elif method == "CANCEL":
         prefix = "Hủy buổi họp" if occurrence and meeting.rrule else "Hủy lịch họp"
         intro = ("Buổi họp sau (trong chuỗi lịch họp lặp lại) đã bị hủy:" if occurrence and meeting.rrule
                  else "Cuộc họp trực tuyến sau đã bị hủy:")
-    elif event.type == "meeting.scheduled":
+    elif event.type == "meeting.scheduled" or (data.get("request") or {}).get("state") == "approved":
         prefix, intro = "Mời họp", "Trân trọng kính mời quý đơn vị tham dự hội nghị trực tuyến:"
     else:
         prefix = "Cập nhật lịch họp"
@@ -178,6 +189,8 @@ def _compose(event: events.Event, meeting: Meeting, method: str, ics: bytes, *, 
     subject = f"{prefix}: {title} – {_local(start, zone)}"
     lines = ["Kính gửi quý đơn vị,", "", intro, "", f"«{title}»", f"Thời gian: {when}",
              f"Điểm cầu chủ trì: {_clean_line(str(vevent.get('LOCATION', '')))}", ""]
+    if request.get("reason"):
+        lines += [f"Lý do: {_clean_line(request['reason'])}", ""]
     if method == "REQUEST":
         lines += [str(vevent.get("DESCRIPTION", "")).strip(), ""]
     lines += [f"Tệp lịch {ATTACHMENT_NAME} được đính kèm: mở tệp để cập nhật lịch (Outlook, Google, Apple, "
@@ -192,6 +205,9 @@ def _method(ics: bytes) -> str:
 def _queue_event(session: Session, settings: Settings, event: events.Event, *, base_url: str) -> tuple[int, int]:
     """Messages and deliveries for one event; returns how many of each were added."""
     data = event.data
+    request_state = (data.get("request") or {}).get("state")
+    if request_state == "pending":
+        return 0, 0
     meeting = session.get(Meeting, data.get("meeting_id") or 0)
     if meeting is None:
         return 0, 0
@@ -209,6 +225,8 @@ def _queue_event(session: Session, settings: Settings, event: events.Event, *, b
                                .where(Room.id.in_(room_ids | removed_ids))).all()) if room_ids | removed_ids else {}
     organizer = session.get(User, meeting.organizer_user_id) if meeting.organizer_user_id else None
     recipients = _addresses([*(emails.get(r) for r in sorted(room_ids)), organizer.email if organizer else None])
+    if request_state in REQUEST_CLOSED_STATES:  # the rooms were never invited: only the requester learns it
+        recipients, removed_ids = _addresses([organizer.email if organizer else None]), set()
     removed = [a for a in _addresses([emails.get(r) for r in sorted(removed_ids)])
                if a.lower() not in {r.lower() for r in recipients}]
     plan = [(expected, doc.body, recipients, False)]

@@ -32,6 +32,10 @@ ACTION_LABELS = {
     "occurrence.cancelled": "Hủy buổi họp",
     "series.extended": "Gia hạn chuỗi lặp lại",
     "maintenance.created": "Đặt lịch bảo trì",
+    "request.submitted": "Gửi yêu cầu đặt lịch",
+    "request.approved": "Duyệt yêu cầu đặt lịch",
+    "request.rejected": "Từ chối yêu cầu đặt lịch",
+    "request.expired": "Yêu cầu đặt lịch hết hạn",
 }
 MAX_EXPORT_ROWS = 50_000
 

@@ -15,6 +15,10 @@ A confidential meeting's events also carry ``"confidential": true`` and ``partic
 (``visibility.mark``); the live channel sends "Cuộc họp" instead of the title to subscribers outside it.
 ``occurrence_id`` is the first occurrence of ``occurrence_ids`` still to end (else the first);
 ``status`` is the meeting's status (scope ``meeting``) or the occurrence's (scope ``occurrence``).
+A step of a meeting request (issue 15) adds ``"request": {"state": "pending" | "approved" |
+"rejected" | "expired", "expires_at", "reason"}``: submitted (``meeting.scheduled``, status
+tentative), approved (``meeting.updated``, status confirmed), rejected or expired
+(``meeting.cancelled``). Mail sends invitations only from approval on.
 The event's routing ``room_ids`` also holds rooms the change removed, so their displays learn it.
 """
 
@@ -47,10 +51,12 @@ def meeting_occurrences(session: Session, meeting: Meeting, *, scheduled_only: b
 
 
 def record_change(session: Session, type: str, meeting: Meeting, occurrences: list[Occurrence], *,
-                  scope: str = "meeting", rooms_before: Iterable[int] = (), now: datetime) -> events.Event:
+                  scope: str = "meeting", rooms_before: Iterable[int] = (), now: datetime,
+                  extra: dict[str, Any] | None = None) -> events.Event:
     """Record one ``meeting.*`` event about ``occurrences`` of ``meeting`` (see the module docstring).
 
     ``rooms_before``: rooms involved before the change (edits), added to the routing room ids.
+    ``extra``: further data fields (a request's step adds ``request``).
     Returns the recorded event.
     """
     occurrences = sorted(occurrences, key=lambda o: (o.start, o.id))
@@ -64,7 +70,7 @@ def record_change(session: Session, type: str, meeting: Meeting, occurrences: li
         "title": meeting.title,
         "start": iso_utc(first.start) if first else None, "end": iso_utc(first.end) if first else None,
         "chair_room_id": (first.chair_room_id or meeting.chair_room_id) if first else meeting.chair_room_id,
-        "room_ids": involved, "sequence": meeting.sequence, "status": status,
+        "room_ids": involved, "sequence": meeting.sequence, "status": status, **(extra or {}),
     }
     if meeting.confidential:
         units = set(session.exec(select(Room.unit_id).where(col(Room.id).in_(set(involved) | {meeting.chair_room_id}))).all())

@@ -201,12 +201,37 @@ def extend_series_due(engine: Engine, settings: Settings, now: datetime | None =
     return report
 
 
+def expire_requests_due(engine: Engine, settings: Settings, now: datetime | None = None) -> list[int]:
+    """Expire pending meeting requests past their ``expires_at`` (issue 15): each in a write transaction
+    of its own, under the request's row lock; one decided meanwhile (approved, rejected, or expired by
+    another process) is passed over. Returns the ids this call expired."""
+    from confsvc.scheduling import requests
+
+    now = now or utc_now()
+    with make_session(engine, write=False) as session:
+        due = requests.due(session, now)
+    expired: list[int] = []
+    for request_id in due:
+        with make_session(engine) as session:
+            try:
+                requests.expire(session, request_id, now=now)
+            except requests.RequestNotPending:
+                session.rollback()
+                continue
+            session.commit()
+        expired.append(request_id)
+    if expired:
+        log.info("scheduler: requests expired %s", expired)
+    return expired
+
+
 def _tick(engine: Engine, settings: Settings) -> None:
     extend_series_due(engine, settings)
+    expire_requests_due(engine, settings)
     run_due(engine, settings)
 
 
 def running(engine: Engine, settings: Settings) -> AbstractAsyncContextManager[None]:
     """For ``main``'s lifespan: a tick every ``scheduler_interval_seconds`` (0 = off) in a worker thread:
-    extend open-ended series when due, then send due notices."""
+    extend open-ended series when due, expire pending requests past their time, then send due notices."""
     return periodic.running("scheduler", lambda: _tick(engine, settings), settings.scheduler_interval_seconds)

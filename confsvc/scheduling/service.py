@@ -271,9 +271,11 @@ def check_meeting(session: Session, settings: Settings, principal: Principal, da
     """Dry run of :func:`book_meeting`: ``{"ok", "conflicts", "groups", "warnings"}`` (conflicts as
     :class:`Conflict`, groups as :class:`ConflictGroup`), nothing written (SPEC rule 8).
 
-    Same validation errors (422) as booking; takes no bridge lock.
+    Same validation errors (422) as booking; takes no bridge lock. Admin, secretariat, and
+    requesters (who check what they are about to request).
     """
-    principal.require(capabilities.BOOK)
+    if not principal.can_request_meetings:
+        principal.require(capabilities.BOOK)
     now = now or utc_now()
     timing, _, plans, _ = _prepare(session, settings, principal, data, now)
     names = Names(session)
@@ -299,7 +301,13 @@ def book_meeting(session: Session, settings: Settings, principal: Principal, dat
         BookingConflict: conflicts, or a concurrent booking won the race.
     """
     principal.require(capabilities.BOOK)
-    now = now or utc_now()
+    return book_unchecked(session, settings, principal, data, now=now or utc_now())
+
+
+def book_unchecked(session: Session, settings: Settings, principal: Principal, data: MeetingCreate, *,
+                   now: datetime, event_extra: dict[str, Any] | None = None) -> BookResult:
+    """:func:`book_meeting` without its role check, for use cases that checked permission their own way
+    (``requests.submit``). ``event_extra`` is merged into the ``meeting.scheduled`` event's data."""
     timing, participants, plans, materialized_until = _prepare(session, settings, principal, data, now)
     names = Names(session)
     booking.resource_conflicts(session, settings, plans, names, partial=data.skip_conflicts)
@@ -345,7 +353,7 @@ def book_meeting(session: Session, settings: Settings, principal: Principal, dat
           skipped=[s["start"] for s in skipped])
     session.flush()
     live_events.record_change(session, "meeting.scheduled", meeting,
-                              [p.occurrence for p in plans if not p.conflicts], now=now)
+                              [p.occurrence for p in plans if not p.conflicts], now=now, extra=event_extra)
     return BookResult(meeting, len(plans) - len(skipped), skipped, booking.holiday_warnings(
         [p for p in plans if not p.conflicts], timing.zone))
 

@@ -12,12 +12,16 @@ from confsvc.db import UTCDateTime, enum_column
 
 
 class Role(str, enum.Enum):
-    """SPEC "Who uses it". Operators act only within their units (and those units' sub-units)."""
+    """SPEC "Who uses it". Operators and requesters act only within their units (and those units' sub-units).
+
+    A requester (đơn vị đăng ký) submits meeting requests for its units and sees their status (issue 15).
+    """
 
     admin = "admin"
     secretariat = "secretariat"
     operator = "operator"
     viewer = "viewer"
+    requester = "requester"
 
 
 class User(SQLModel, table=True):

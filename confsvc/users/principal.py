@@ -45,7 +45,7 @@ class _HasStatus(Protocol):
 class Principal:
     """An authenticated user.
 
-    ``unit_ids`` is the operator's scope with every sub-unit expanded; ``None`` means the
+    ``unit_ids`` is the operator's (or requester's) scope with every sub-unit expanded; ``None`` means the
     whole deployment (admin, secretariat, viewer).
     """
 
@@ -136,6 +136,23 @@ class Principal:
     def can_read_audit(self) -> bool:
         """May read the audit trail: admin and secretariat (only meetings of their units when scoped)."""
         return self.role in (Role.admin, Role.secretariat)
+
+    # Requests and approval (issue 15).
+    @property
+    def can_request_meetings(self) -> bool:
+        """May submit meeting requests: requesters (chair room in their units), and the secretariat
+        and admin on a unit's behalf."""
+        return self.role in (Role.requester, Role.secretariat, Role.admin)
+
+    @property
+    def can_decide_requests(self) -> bool:
+        """May approve or reject requests (the queue): admin and secretariat."""
+        return self.role in (Role.admin, Role.secretariat)
+
+    @property
+    def is_requester(self) -> bool:
+        """Sees only the requests they submitted."""
+        return self.role is Role.requester
 
     def can_see_unit(self, unit_id: int) -> bool:
         return self.unit_ids is None or unit_id in self.unit_ids

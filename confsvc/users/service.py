@@ -14,6 +14,9 @@ from confsvc.users.models import ApiToken, Role, User, UserUnit, WebSession
 from confsvc.users.principal import Principal
 from confsvc.users.throttle import LoginThrottle
 
+#: Roles that act only within assigned units (and their sub-units).
+SCOPED_ROLES = frozenset({Role.operator, Role.requester})
+
 # A light reference to the inventory's unit tree, so scope expansion needs no import of the
 # endpoints domain (imports flow core ← endpoints, never back).
 _units = sa.table("units", sa.column("id", sa.Integer), sa.column("parent_id", sa.Integer),
@@ -55,10 +58,11 @@ def create_user(
         Conflict: ``username`` taken (code ``duplicate_username``).
     """
     unit_ids = unit_ids or []
-    if role is Role.operator and not unit_ids:
-        raise Invalid("an operator needs at least one unit", code="operator_without_units")
-    if role is not Role.operator and unit_ids:
-        raise Invalid("only operators are scoped to units", code="units_for_unscoped_role")
+    if role in SCOPED_ROLES and not unit_ids:
+        raise Invalid(f"{'an operator' if role is Role.operator else 'a requester'} needs at least one unit",
+                      code="operator_without_units")
+    if role not in SCOPED_ROLES and unit_ids:
+        raise Invalid("only operators and requesters are scoped to units", code="units_for_unscoped_role")
     _require_strong(password, username, full_name, email)
     if session.exec(select(User.id).where(User.username == username)).first() is not None:
         raise Conflict(f"username {username!r} already exists", code="duplicate_username")
@@ -169,7 +173,7 @@ def revoke_web_sessions(session: Session, user_id: int) -> None:
 
 def principal_for(session: Session, user: User) -> Principal:
     unit_ids: frozenset[int] | None = None
-    if user.role is Role.operator:
+    if user.role in SCOPED_ROLES:
         assigned = set(session.exec(select(UserUnit.unit_id).where(UserUnit.user_id == user.id)).all())
         unit_ids = expand_units(session, assigned)
     return Principal(user_id=user.id, username=user.username, role=user.role, unit_ids=unit_ids)

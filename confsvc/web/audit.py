@@ -24,7 +24,9 @@ PAGE_SIZE = 50
 ACTION_LABELS = {"meeting.created": N_("Meeting booked"), "meeting.updated": N_("Meeting changed"),
                  "meeting.cancelled": N_("Meeting cancelled"), "occurrence.updated": N_("Occurrence changed"),
                  "occurrence.cancelled": N_("Occurrence cancelled"), "series.extended": N_("Series extended"),
-                 "maintenance.created": N_("Maintenance booked")}
+                 "maintenance.created": N_("Maintenance booked"), "request.submitted": N_("Meeting requested"),
+                 "request.approved": N_("Request approved"), "request.rejected": N_("Request rejected"),
+                 "request.expired": N_("Request expired")}
 DATE_FORMAT = "%d/%m/%Y"
 Text = Annotated[str, Query(max_length=20)]
 

@@ -15,6 +15,7 @@ or ``repeat_until`` (dd/mm/yyyy).
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import datetime, timedelta
 from typing import Annotated, Any
@@ -29,7 +30,7 @@ from confsvc.db import SessionDep
 from confsvc.endpoints import service as inventory
 from confsvc.endpoints.models import UnitLevel
 from confsvc.errors import ConfsvcError, Invalid
-from confsvc.scheduling import idempotency
+from confsvc.scheduling import idempotency, requests
 from confsvc.scheduling import service as scheduling
 from confsvc.scheduling.conflicts import Conflict, ConflictGroup, group_conflicts
 from confsvc.scheduling.errors import BookingConflict
@@ -254,8 +255,11 @@ def validation_text(exc: ValidationError) -> str:
 # ---------------------------------------------------------------- pages
 
 def _form_context(session: Session, who: Viewer, settings: Settings, form: dict[str, Any]) -> dict[str, Any]:
-    units, _total = inventory.list_units(session, who.principal, limit=10000)
-    rooms, _total = inventory.list_rooms(session, who.principal, limit=100000)
+    # A requester chairs from their own units but may invite any room (``scheduling.requests``):
+    # the participant lists show every unit, as to a viewer.
+    listing = dataclasses.replace(who.principal, unit_ids=None) if who.requests_only else who.principal
+    units, _total = inventory.list_units(session, listing, limit=10000)
+    rooms, _total = inventory.list_rooms(session, listing, limit=100000)
     by_unit: dict[int, list[dict[str, Any]]] = {}
     for room in rooms:
         by_unit.setdefault(room.unit_id, []).append({"id": room.id, "name": room.name})
@@ -269,8 +273,13 @@ def _form_context(session: Session, who: Viewer, settings: Settings, form: dict[
     messages["weekdays"] = [i18n.VI_WEEKDAYS[i] if i18n.current_language() == "vi"
                             else ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")[i]
                             for i in range(7)]
+    chair_units = ([u for u in unit_rows if who.principal.can_see_unit(u["id"])]  # type: ignore[arg-type]
+                   if who.requests_only else unit_rows)
+    if who.requests_only:
+        default_chair = chair_units[0]["rooms"][0]["id"] if chair_units else None
     return {
-        "form": form, "units": unit_rows, "chosen": chosen,
+        "form": form, "units": unit_rows, "chosen": chosen, "chair_units": chair_units,
+        "as_request": who.requests_only,
         "chair_room_id": int(form["chair_room_id"]) if str(form.get("chair_room_id", "")).isdigit() else default_chair,
         "bridges": [{"id": b.id, "name": b.name, "ports": b.port_capacity} for b in bridges if b.active],
         "messages": messages, "default_lead": settings.default_check_lead_minutes,
@@ -312,7 +321,7 @@ def _prefill(form: dict[str, Any], params: Any) -> dict[str, Any]:
 @router.get("/meetings/new", response_class=HTMLResponse)
 def booking_form(request: Request, session: SessionDep):
     """The booking form, prefilled from the planner's query string when it comes from there."""
-    who = booker(request, session)
+    who = booker(request, session, or_requester=True)
     if not isinstance(who, Viewer):
         return who
     settings = settings_of(request)
@@ -354,8 +363,9 @@ def book(request: Request, session: SessionDep, csrf: FormText = "", title: Form
          participant_room_ids: Annotated[list[str], Form(max_length=5000)] = [],  # noqa: B006 (FastAPI form list)
          bridge_id: FormText = "", repeat: FormText = "none", repeat_count: FormText = "",
          repeat_until: FormText = "", idempotency_key: FormText = ""):
-    """Book through ``scheduling.service.book_meeting``; on a refusal the form comes back with every
-    conflict in words and the values kept (the hidden ``idempotency_key`` too).
+    """Book through ``scheduling.service.book_meeting`` (a requester: submit a request through
+    ``scheduling.requests.submit``, then their list of requests); on a refusal the form comes back with
+    every conflict in words and the values kept (the hidden ``idempotency_key`` too).
 
     The form's ``idempotency_key`` (issue 12) makes a double submit book once: a second POST with the
     same key and values gets the first one's redirect to the same meeting (``scheduling.idempotency``).
@@ -371,6 +381,9 @@ def book(request: Request, session: SessionDep, csrf: FormText = "", title: Form
             "repeat_count": repeat_count, "repeat_until": repeat_until, "idempotency_key": idempotency_key}
     try:
         data = form_to_meeting(form, settings)
+        if who.requests_only:
+            view = requests.submit(session, settings, who.principal, data)
+            return RedirectResponse(f"/requests/mine?submitted={view.request.meeting_id}", status_code=303)
 
         def run() -> idempotency.Answer:
             result = scheduling.book_meeting(session, settings, who.principal, data)

@@ -57,7 +57,8 @@ def static_files() -> StaticFiles:
 
 
 ROLE_LABELS = {Role.admin: N_("System administrator"), Role.secretariat: N_("Provincial People's Committee Office"),
-               Role.operator: N_("Technician"), Role.viewer: N_("Viewer")}
+               Role.operator: N_("Technician"), Role.viewer: N_("Viewer"),
+               Role.requester: N_("Requesting unit")}
 ERROR_TITLES = {403: N_("You may not see this page"), 404: N_("Not found"),
                 0: N_("The request could not be completed")}
 
@@ -96,6 +97,11 @@ class Viewer:
     def can_book(self) -> bool:
         return self.principal.can_book
 
+    @property
+    def requests_only(self) -> bool:
+        """Submits requests instead of booking (a requester): the booking form asks, not books."""
+        return self.principal.can_request_meetings and not self.can_book
+
 
 def viewer(request: Request, session: Session) -> Viewer | None:
     """The web session's user, or ``None`` (the caller redirects to the login page).
@@ -129,6 +135,10 @@ def _nav(who: Viewer | None) -> list[dict[str, str]]:
     items = [("/", N_("Overview")), ("/calendar", N_("Meeting schedule")), ("/planner", N_("Planner"))]
     if who.can_book:
         items.append(("/meetings/new", N_("Book a meeting")))
+    elif who.requests_only:
+        items += [("/meetings/new", N_("Request a meeting")), ("/requests/mine", N_("My requests"))]
+    if who.principal.can_decide_requests:
+        items.append(("/requests", N_("Booking requests")))
     items.append(("/inventory", N_("Rooms and endpoints")))
     items.append(("/feeds", N_("Calendar feeds")))  # every role: leaders get their own calendar link
     items.append(("/statistics", N_("Statistics")))
@@ -157,13 +167,14 @@ def render(request: Request, template: str, context: dict[str, Any], *, who: Vie
     return templates.TemplateResponse(request, template, {**base, **context}, status_code=status_code)
 
 
-def booker(request: Request, session: Session) -> Viewer | Response:
+def booker(request: Request, session: Session, *, or_requester: bool = False) -> Viewer | Response:
     """The signed-in viewer when they may book, edit or cancel meetings; otherwise the response to return
-    instead: the login redirect, or a 403 page for a role that may not (viewer, operator)."""
+    instead: the login redirect, or a 403 page for a role that may not (viewer, operator).
+    ``or_requester``: a requester may too (the booking form, which then submits a request)."""
     who = viewer(request, session)
     if who is None:
         return login_redirect(request)
-    if not who.can_book:
+    if not who.can_book and not (or_requester and who.requests_only):
         return render(request, "error.html", {"title": _("You may not book meetings"),
                                               "detail": _("Only the secretariat and administrators book meetings.")},
                       who=who, status_code=403)

@@ -38,6 +38,9 @@ REFUSALS = {
     "duplicate_serial": N_("An endpoint with this serial number exists already."),
     "forbidden_scope": N_("This is outside your units."),
     "forbidden_role": N_("Your role may not do this."),
+    "request_not_pending": N_("The request was approved, rejected or expired already."),
+    "request_not_found": N_("The request does not exist."),
+    "reason_required": N_("Give a reason for the rejection."),
 }
 
 
