@@ -19,7 +19,7 @@ from confsvc.endpoints import service as inventory
 from confsvc.web import i18n
 from confsvc.web.common import login_redirect, render, settings_of, viewer
 from confsvc.web.i18n import gettext as _
-from confsvc.web.meetings import filter_id, local_today
+from confsvc.web.meetings import filter_id, shown_days
 
 router = APIRouter()
 
@@ -49,12 +49,7 @@ def planner(request: Request, session: SessionDep,
     who = viewer(request, session)
     if who is None:
         return login_redirect(request)
-    zone = settings_of(request).zone
-    try:
-        anchor = date.fromisoformat(day) if day else local_today(zone)
-    except ValueError:
-        anchor = local_today(zone)
-    first = anchor - timedelta(days=anchor.weekday()) if view == "week" else anchor
+    anchor, first = shown_days(day, view, settings_of(request).zone)
     units, _total = inventory.list_units(session, who.principal, limit=10000)
     unit_id = filter_id(unit)
     if unit_id is None and units:

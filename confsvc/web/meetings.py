@@ -62,6 +62,16 @@ def local_today(zone: ZoneInfo) -> date:
     return utc_now().astimezone(zone).date()
 
 
+def shown_days(day: str | None, view: str, zone: ZoneInfo) -> tuple[date, date]:
+    """The asked local date (``YYYY-MM-DD``; missing or malformed: today) and the first day shown:
+    the Monday of its week for ``view == "week"``, else the date itself."""
+    try:
+        anchor = date.fromisoformat(day) if day else local_today(zone)
+    except ValueError:
+        anchor = local_today(zone)
+    return anchor, anchor - timedelta(days=anchor.weekday()) if view == "week" else anchor
+
+
 def day_bounds(first: date, days: int, zone: ZoneInfo) -> tuple[datetime, datetime]:
     """UTC bounds ``[first 00:00, first + days 00:00)`` of local days."""
     start = datetime.combine(first, time(0), tzinfo=zone)
@@ -198,11 +208,7 @@ def calendar(request: Request, session: SessionDep, view: Annotated[str, Query(p
     if who is None:
         return login_redirect(request)
     zone = settings_of(request).zone
-    try:
-        anchor = date.fromisoformat(day) if day else local_today(zone)
-    except ValueError:
-        anchor = local_today(zone)
-    first = anchor - timedelta(days=anchor.weekday()) if view == "week" else anchor
+    anchor, first = shown_days(day, view, zone)
     days = 7 if view == "week" else 1
     start, end = day_bounds(first, days, zone)
     rows = occurrence_rows(session, who.principal, zone, start, end, unit_id=unit_id, room_id=room_id)
