@@ -4,8 +4,8 @@
 from __future__ import annotations
 
 import csv
-import json
 import io
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
