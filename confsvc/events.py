@@ -130,20 +130,60 @@ def record(session: Session, type: str, data: dict[str, Any], *, room_ids: Itera
     """
     if type not in EVENT_TYPES and type not in INTERNAL_TYPES:
         raise ValueError(f"unknown event type {type!r}")
-    rooms = sorted(set(room_ids))
+    return record_each(session, type, [(data, room_ids)], unit_ids=unit_ids, at=at)[0]
+
+
+def _rooms_units(session: Session, room_sets: list[list[int]]) -> list[list[int]]:
+    """:func:`units_with_ancestors` of each room list, in one statement (a recursive CTE that keeps
+    the room each unit was reached from)."""
+    wanted = sorted({r for rooms in room_sets for r in rooms})
+    if not wanted:
+        return [[] for _ in room_sets]
+    seed = sa.select(_rooms.c.id.label("room_id"), _units.c.id, _units.c.parent_id) \
+        .join(_units, _units.c.id == _rooms.c.unit_id).where(_rooms.c.id.in_(wanted)).cte("up", recursive=True)
+    parent = _units.alias("parent")
+    tree = seed.union_all(sa.select(seed.c.room_id, parent.c.id, parent.c.parent_id)
+                          .where(parent.c.id == seed.c.parent_id))
+    by_room: dict[int, set[int]] = {}
+    for room_id, unit_id in session.execute(sa.select(tree.c.room_id, tree.c.id)).all():
+        by_room.setdefault(room_id, set()).add(unit_id)
+    return [sorted(set().union(*(by_room.get(r, set()) for r in rooms))) for rooms in room_sets]
+
+
+def record_each(session: Session, type: str, items: Iterable[tuple[dict[str, Any], Iterable[int]]], *,
+                unit_ids: Iterable[int] = (), at: datetime | None = None) -> list[Event]:
+    """:func:`record` for several events of one ``type``, each ``(data, room_ids)``, in recording order:
+    one query for their units and one insert for all (a meeting's ``join.instructions``, one per room,
+    are written while its bridge is locked: issue 16 "Throughput under contention").
+
+    ``unit_ids`` (ancestors added) go to every event. Raises ValueError for an unknown ``type``.
+    """
+    if type not in EVENT_TYPES and type not in INTERNAL_TYPES:
+        raise ValueError(f"unknown event type {type!r}")
+    items = [(data, sorted(set(room_ids))) for data, room_ids in items]
+    if not items:
+        return []
+    extra = units_with_ancestors(session, (), unit_ids) if unit_ids else []
+    units = _rooms_units(session, [rooms for _, rooms in items])
     current_request = logs.request_id.get()
-    event = Event(type=type, data=data, room_ids=rooms, unit_ids=units_with_ancestors(session, rooms, unit_ids),
-                  at=at or utc_now(), request_id=None if current_request == "-" else current_request)
-    session.add(event)
+    when = at or utc_now()
+    recorded = [Event(type=type, data=data, room_ids=rooms, unit_ids=sorted(set(found) | set(extra)), at=when,
+                      request_id=None if current_request == "-" else current_request)
+                for (data, rooms), found in zip(items, units, strict=True)]
+    session.add_all(recorded)
     session.flush()
-    if session.get_bind().dialect.name == "postgresql":
-        # Its id changes at commit (_order_at_commit): the session must not track the row by it.
-        session.expunge(event)
-        session.info.setdefault(_RECORDED, []).append(event)
-    session.info.setdefault(_PENDING, []).append(to_published(event))
-    for recorder in list(_recorders):
-        recorder(session, event)
-    return event
+    recorded.sort(key=lambda e: e.id or 0)  # the insert's ids follow the list's order
+    postgresql = session.get_bind().dialect.name == "postgresql"
+    for event in recorded:
+        if postgresql:
+            # Its id changes at commit (_order_at_commit): the session must not track the row by it.
+            session.expunge(event)
+            session.info.setdefault(_RECORDED, []).append(event)
+        session.info.setdefault(_PENDING, []).append(to_published(event))
+    for event in recorded:
+        for recorder in list(_recorders):
+            recorder(session, event)
+    return recorded
 
 
 Recorder = Callable[[Session, "Event"], None]

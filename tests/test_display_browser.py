@@ -52,7 +52,7 @@ class ServerProcess:
             [sys.executable, "-m", "uvicorn", "--factory", "confsvc.main:create_app", "--host", "127.0.0.1",
              "--port", str(self.port), "--ws", "websockets-sansio", "--log-level", "warning"],
             env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120  # two CPUs shared with other work start a server slowly
         while True:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited: {self.process.stderr.read().decode(errors='replace')}")
