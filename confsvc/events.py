@@ -160,16 +160,16 @@ def record_each(session: Session, type: str, items: Iterable[tuple[dict[str, Any
     """
     if type not in EVENT_TYPES and type not in INTERNAL_TYPES:
         raise ValueError(f"unknown event type {type!r}")
-    items = [(data, sorted(set(room_ids))) for data, room_ids in items]
-    if not items:
+    wanted = [(data, sorted(set(room_ids))) for data, room_ids in items]
+    if not wanted:
         return []
     extra = units_with_ancestors(session, (), unit_ids) if unit_ids else []
-    units = _rooms_units(session, [rooms for _, rooms in items])
+    units = _rooms_units(session, [rooms for _, rooms in wanted])
     current_request = logs.request_id.get()
     when = at or utc_now()
     recorded = [Event(type=type, data=data, room_ids=rooms, unit_ids=sorted(set(found) | set(extra)), at=when,
                       request_id=None if current_request == "-" else current_request)
-                for (data, rooms), found in zip(items, units, strict=True)]
+                for (data, rooms), found in zip(wanted, units, strict=True)]
     session.add_all(recorded)
     session.flush()
     recorded.sort(key=lambda e: e.id or 0)  # the insert's ids follow the list's order
