@@ -189,3 +189,32 @@ def test_web_meeting_and_calendar_pages_show_cuoc_hop_to_outsiders(client: TestC
     client.cookies.clear()
     login(client, "kythuat")  # operator of the participating commune
     assert TITLE in client.get(pages[0]).text and TITLE in client.get(pages[1]).text
+
+
+def test_since_resume_hides_the_title_of_a_meeting_made_confidential_after_its_events(
+        server: ThreadServer, site: dict, engine: Engine) -> None:
+    """Regression: events recorded before a meeting was made confidential kept its title in the event
+    log, and a ``since`` resume replayed them to outsiders as they were."""
+    with make_session(engine, write=False) as session:
+        before = events.latest_id(session)
+    meeting = _book(server, site, next_monday_local(), title=TITLE, participant_room_ids=[])
+    r = httpx.patch(f"{server.base}/api/v1/meetings/{meeting['id']}", headers=site["secretariat"],
+                    json={"confidential": True})
+    assert r.status_code == 200, r.text
+    expected = [("meeting.scheduled", "Cuộc họp"), ("join.instructions", "Cuộc họp"), ("meeting.updated", "Cuộc họp"),
+                ("join.instructions", "Cuộc họp")]
+    with server.ws(f"/ws/units/{site['province']}?token={site['viewer']}&since={before}") as outsider:
+        replayed = [recv(outsider) for _ in expected]
+    assert [(m["type"], m["data"]["title"]) for m in replayed] == expected
+    assert [m["data"]["confidential"] for m in replayed] == [True] * 4
+    assert [(m["data"]["pin"], m["data"]["sip_uri"]) for m in replayed if m["type"] == "join.instructions"] == [
+        ("", None), ("", None)]
+    raw = str(replayed)
+    for secret in _secrets_of(meeting):
+        assert secret not in raw
+    # Inside the meeting (the room's display) and the secretariat still read the title on resume.
+    with server.ws(f"/ws/rooms/{site['room']}?token={site['display']}&since={before}") as display:
+        assert [recv(display)["data"]["title"] for _ in expected] == [TITLE] * 4
+    office = site["secretariat"]["Authorization"].split(" ", 1)[1]
+    with server.ws(f"/ws/secretariat?token={office}&since={before}") as secretariat:
+        assert [recv(secretariat)["data"]["title"] for _ in expected] == [TITLE] * 4
