@@ -47,7 +47,7 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, FastAPI, Response, WebSocket, WebSocketDisconnect, status
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
 
 from confsvc import events, periodic
@@ -265,18 +265,19 @@ def _confidential_now(session: Session, messages: list[dict[str, Any]]) -> dict[
     title and that are confidential now (perhaps made so after the event was recorded): the units of
     the meeting's own chair room and participants and of every occurrence's (a few queries per such
     meeting)."""
-    ids = {m["data"].get("meeting_id") for m in messages
-           if isinstance(m.get("data"), dict) and "title" in m["data"] and not m["data"].get("confidential")}
-    ids.discard(None)
+    ids = {m["data"]["meeting_id"] for m in messages
+           if isinstance(m.get("data"), dict) and "title" in m["data"] and not m["data"].get("confidential")
+           and isinstance(m["data"].get("meeting_id"), int)}
     if not ids:
         return {}
     found: dict[int, set[int]] = {}
-    for meeting in session.exec(select(Meeting).where(Meeting.id.in_(sorted(ids)), Meeting.confidential)).all():
+    for meeting in session.exec(select(Meeting).where(col(Meeting.id).in_(sorted(ids)),
+                                                      col(Meeting.confidential))).all():
         rooms = set(participants.of_meeting(session, meeting).room_ids)
-        occurrences = session.exec(select(Occurrence).where(Occurrence.meeting_id == meeting.id)).all()
+        occurrences = session.exec(select(Occurrence).where(col(Occurrence.meeting_id) == meeting.id)).all()
         for taking_part in participants.of_occurrences(session, meeting, occurrences).values():
             rooms.update(taking_part.room_ids)
-        found[meeting.id] = set(session.exec(select(Room.unit_id).where(Room.id.in_(sorted(rooms)))).all())
+        found[int(meeting.id or 0)] = set(session.exec(select(Room.unit_id).where(col(Room.id).in_(sorted(rooms)))).all())
     return found
 
 
