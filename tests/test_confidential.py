@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import httpx
+import pytest
 from fastapi.testclient import TestClient
 from icalendar import Calendar
 from sqlalchemy.engine import Engine
@@ -218,3 +219,18 @@ def test_since_resume_hides_the_title_of_a_meeting_made_confidential_after_its_e
     office = site["secretariat"]["Authorization"].split(" ", 1)[1]
     with server.ws(f"/ws/secretariat?token={office}&since={before}") as secretariat:
         assert [recv(secretariat)["data"]["title"] for _ in expected] == [TITLE] * 4
+
+
+@pytest.mark.pure
+def test_mark_as_now_marks_only_titled_unmarked_messages_of_meetings_confidential_now() -> None:
+    old = {"id": 5, "type": "meeting.scheduled", "at": "2026-12-07T01:00:00Z",
+           "data": {"meeting_id": 7, "title": TITLE, "room_ids": [3]}}
+    now = {7: {41}}
+    marked = visibility.mark_as_now(old, now)
+    assert marked["data"] == {"meeting_id": 7, "title": TITLE, "room_ids": [3], "confidential": True,
+                              "participant_unit_ids": [41]}
+    assert visibility.visible_message(visibility.Audience.of_units({9}), marked)["data"]["title"] == "Cuộc họp"
+    assert visibility.visible_message(visibility.Audience.of_units({41}), marked)["data"]["title"] == TITLE
+    assert visibility.mark_as_now(old, {8: {41}}) is old  # another meeting is confidential
+    status = {"id": 6, "type": "endpoint.status", "at": "2026-12-07T01:00:00Z", "data": {"meeting_id": 7}}
+    assert visibility.mark_as_now(status, now) is status  # no title to hide
