@@ -3,7 +3,7 @@
 Nullable: events recorded outside a request (scheduler, CLI) and every older event have none.
 
 Revision ID: 20261208_event_request_id
-Revises: 20261207_requests
+Revises: 20261208_mail_invitation_pdf
 """
 
 import sqlalchemy as sa
@@ -11,7 +11,7 @@ import sqlmodel
 from alembic import op
 
 revision = "20261208_event_request_id"
-down_revision = "20261207_requests"
+down_revision = "20261208_mail_invitation_pdf"
 branch_labels = None
 depends_on = None
 
