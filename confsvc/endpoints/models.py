@@ -224,7 +224,7 @@ class UnitName(SQLModel, table=True):
 
 
 class RoomUnit(SQLModel, table=True):
-    """A unit a room belonged to before a merge moved it: ``unit_id`` until the local date ``valid_until``
+    """A unit a room belonged to before a merge moved it (and the room's name then): ``unit_id`` until the local date ``valid_until``
     (exclusive; ``valid_until_at`` in UTC). The unit of a room at an instant is the row with the earliest
     ``valid_until_at`` after it, else ``rooms.unit_id``."""
 
@@ -234,5 +234,7 @@ class RoomUnit(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     room_id: int = Field(foreign_key="rooms.id", ondelete="CASCADE")
     unit_id: int = Field(foreign_key="units.id", index=True, ondelete="RESTRICT")
+    name: str = Field(max_length=200, description="The room's name while it was in that unit (a merge may rename "
+                                                  "it: the successor has a room of the same name).")
     valid_until: date
     valid_until_at: datetime = Field(sa_type=UTCDateTime)

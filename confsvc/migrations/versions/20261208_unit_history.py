@@ -5,7 +5,7 @@ feed-version triggers and fire its foreign keys' actions):
 
 - ``unit_lifetimes``: ``[valid_from, valid_to)`` (local dates) and ``successor_id`` of a merged unit;
 - ``unit_names``: the names (and codes) a unit had before a rename, each until a local date;
-- ``room_units``: the unit a room belonged to before a merge moved it, until a local date.
+- ``room_units``: the unit a room belonged to before a merge moved it (and its name then), until a local date.
 
 Revision ID: 20261208_unit_history
 Revises: 20261207_requests
@@ -57,6 +57,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("room_id", sa.Integer(), nullable=False),
         sa.Column("unit_id", sa.Integer(), nullable=False),
+        sa.Column("name", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
         sa.Column("valid_until", sa.Date(), nullable=False),
         sa.Column("valid_until_at", confsvc.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["room_id"], ["rooms.id"], name=op.f("fk_room_units_room_id_rooms"),
