@@ -142,8 +142,8 @@ def entries_from_file(data: bytes) -> list[tuple[str, str, str]]:
 
 
 def diff_list(session: Session, name_or_code: str, entries: list[tuple[str, str, str]] | None = None) -> ListDiff:
-    """Compare ``entries`` (default: the installed package's list) with the province's stored current units.
-    Writes nothing. Raises NotFound (``unknown_province``; the province must have been imported)."""
+    """Compare ``entries`` (default: the installed package's list) with the province's stored current units
+    (a listed code of a unit that has ended here is skipped: the list is older than the merge). Writes nothing. Raises NotFound (``unknown_province``; the province must have been imported)."""
     province = find_province(name_or_code)
     code = f"{province.code.value:02d}"
     stored = session.exec(select(Unit).where(Unit.code == code)).first()
@@ -152,12 +152,15 @@ def diff_list(session: Session, name_or_code: str, entries: list[tuple[str, str,
                        code="unknown_province")
     entries = official_entries(province) if entries is None else entries
     ended = set(session.exec(select(UnitLifetime.unit_id).where(col(UnitLifetime.valid_to).is_not(None))).all())
-    units = {u.code: u for u in session.exec(select(Unit).where(Unit.parent_id == stored.id)) if u.id not in ended}
+    every = {u.code: u for u in session.exec(select(Unit).where(Unit.parent_id == stored.id))}
+    units = {c: u for c, u in every.items() if u.id not in ended}
     diff = ListDiff(code, province.name)
     listed = set()
     for c, name, dtype in entries:
         listed.add(c)
         unit = units.get(c)
+        if unit is None and c in every:  # ended here (merged) yet listed: a list older than our records
+            continue
         if unit is None:
             diff.added.append({"code": c, "name": name, "division_type": dtype})
         elif unit.name != name or unit.division_type != dtype:
