@@ -143,7 +143,8 @@ def entries_from_file(data: bytes) -> list[tuple[str, str, str]]:
 
 def diff_list(session: Session, name_or_code: str, entries: list[tuple[str, str, str]] | None = None) -> ListDiff:
     """Compare ``entries`` (default: the installed package's list) with the province's stored current units
-    (a listed code of a unit that has ended here is skipped: the list is older than the merge). Writes nothing. Raises NotFound (``unknown_province``; the province must have been imported)."""
+    (a listed code of a unit that has ended here is skipped: the list is older than the merge). Writes nothing.
+    Raises NotFound (``unknown_province``; the province must have been imported)."""
     province = find_province(name_or_code)
     code = f"{province.code.value:02d}"
     stored = session.exec(select(Unit).where(Unit.code == code)).first()

@@ -43,6 +43,7 @@ CSV_FAULTS = {
     "bad_dial_address": N_("dial address %(value)s is not valid for %(protocol)s"),
     "bad_ip": N_("management IP %(value)s is not an IP address"),
     "repeated_serial": N_("serial number %(value)s repeats line %(other_line)s"),
+    "unit_merged": N_("unit %(value)s has been merged into %(successor)s"),
 }
 
 
