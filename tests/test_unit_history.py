@@ -376,3 +376,29 @@ def test_merge_needs_the_manage_inventory_capability(session: Session, settings:
     operator = users.principal_for(session, session.get(users.User, scene.operator_id))
     with pytest.raises(Forbidden):
         unit_changes.merge(session, settings, operator, ["07996"], "07969", effective=EFFECTIVE, dry_run=True)
+
+
+# ---------------------------------------------------------------- web
+
+
+def test_unit_page_shows_the_merge_and_past_meeting_page_keeps_the_former_names(client, engine,
+                                                                                 settings: Settings) -> None:
+    from confsvc.db import make_session
+    from confsvc.scheduling.models import Meeting
+    from tests.web_support import PASSWORD, login
+
+    with make_session(engine) as session:
+        scene = build(session, settings)
+        make_user(session, Role.admin, username="quantri", password=PASSWORD)
+        m1 = session.exec(select(Meeting).where(Meeting.title == "Hội nghị triển khai nhiệm vụ tháng 11")).one()
+        _merge(session, settings, scene)
+        session.commit()
+        a_id, m1_id = scene.a.id, m1.id
+    login(client, "quantri")
+    page = client.get(f"/inventory/units/{a_id}/edit")
+    assert page.status_code == 200
+    assert "Đã sáp nhập vào Xã Đoan Hùng Tây từ ngày 01/12/2026" in page.text
+    assert "Xã Bằng Luân (đã sáp nhập vào Xã Đoan Hùng Tây)" in client.get("/inventory").text
+    participants = client.get(f"/meetings/{m1_id}/participants").text
+    assert "<td>Xã Bằng Luân</td>" in participants and "<td>Xã Chí Đám</td>" in participants
+    assert "Xã Đoan Hùng Tây" not in participants
