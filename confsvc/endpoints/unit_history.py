@@ -283,7 +283,7 @@ def apply_merge(session: Session, plan: MergePlan, zone: ZoneInfo) -> Unit:
         assert room is not None
         session.add(RoomUnit(room_id=room.id, unit_id=room.unit_id, name=room.name, valid_until=plan.effective,
                              valid_until_at=effective_at))
-        room.unit_id = succ.id  # type: ignore[assignment]
+        room.unit_id = succ.id
         room.name = r["new_name"]
         room.search_text = search_key(room.name, succ.name, room.location, room.contact_name)
         session.add(room)

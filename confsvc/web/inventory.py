@@ -87,7 +87,7 @@ def _page(request: Request, session: Any, who: Viewer, *, unit_id: int | None, q
         limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
     _rooms, room_total = inventory.list_rooms(session, who.principal, unit_id=unit_id, limit=1)
     unit_names = {u.id: u.name for u in units}
-    lifetimes = unit_history.lifetimes(session, list(unit_names))
+    lifetimes = unit_history.lifetimes(session, [i for i in unit_names if i is not None])
     rows = [{"id": e.id, "unit": unit_names.get(room.unit_id, ""), "unit_id": room.unit_id, "room": room.name,
              "room_id": room.id, "vendor": e.vendor,
              "model": e.model,
@@ -99,7 +99,7 @@ def _page(request: Request, session: Any, who: Viewer, *, unit_id: int | None, q
     filters = {"unit_id": unit_id or "", "q": q, "status": status, "lifecycle": lifecycle, "protocol": protocol}
     query = {k: v for k, v in filters.items() if v}
     return render(request, "inventory.html", {
-        "units": [{"id": u.id, "name": _unit_label(u.name, lifetimes.get(u.id))} for u in units],
+        "units": [{"id": u.id, "name": _unit_label(u.name, lifetimes.get(u.id or 0))} for u in units],
         "unit_total": unit_total, "room_total": room_total, "endpoint_total": total, "rows": rows,
         "filters": filters, "page": page, "pages": max(1, -(-total // PAGE_SIZE)),
         "page_link": lambda n: "/inventory?" + urlencode({**query, "page": n}),
