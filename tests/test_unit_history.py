@@ -402,3 +402,45 @@ def test_unit_page_shows_the_merge_and_past_meeting_page_keeps_the_former_names(
     participants = client.get(f"/meetings/{m1_id}/participants").text
     assert "<td>Xã Bằng Luân</td>" in participants and "<td>Xã Chí Đám</td>" in participants
     assert "Xã Đoan Hùng Tây" not in participants
+
+
+# ---------------------------------------------------------------- CLI
+
+
+def _cli(args: list[str], db_url: str, cwd) -> str:
+    import os
+    import subprocess
+    import sys
+
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("CONFSVC_")} | {
+        "CONFSVC_DATABASE_URL": db_url}
+    done = subprocess.run([sys.executable, "-m", "confsvc.cli", *args], cwd=cwd, env=environment,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_cli_merge_dry_run_writes_nothing_and_import_shows_the_difference_before_yes(
+        engine, db_url: str, settings: Settings, tmp_path) -> None:
+    from confsvc.db import make_session
+
+    with make_session(engine) as session:
+        build(session, settings)
+        session.commit()
+        before = _counts(session)
+    merge = ["units", "merge", "07996", "07999", "--into", "07998", "--name", "Xã Đoan Hùng Tây",
+             "--effective", "2026-12-01"]
+    dry = _cli([*merge, "--dry-run"], db_url, tmp_path)
+    assert dry.splitlines()[0] == ("Sáp nhập Xã Bằng Luân (07996), Xã Chí Đám (07999) vào Xã Đoan Hùng Tây "
+                                   "(07998, đơn vị mới) từ ngày 01/12/2026")
+    assert dry.splitlines()[-1] == "2 rooms, 2 endpoints, 1 users (dry run: nothing written)"
+    with make_session(engine) as session:
+        assert _counts(session) == before
+    assert _cli(merge, db_url, tmp_path).splitlines()[-1] == "2 rooms, 2 endpoints, 1 users moved"
+    shown = _cli(["units", "import", "25"], db_url, tmp_path)
+    assert shown.splitlines() == ["Phú Thọ: 0 thêm mới, 0 đổi tên, 1 sáp nhập/bãi bỏ",
+                                  "  - 07998 Xã Đoan Hùng Tây (2 điểm cầu: cần sáp nhập vào đơn vị kế thừa trước)",
+                                  "nothing written (run again with --yes to write this difference)"]
+    renamed = _cli(["units", "rename", "07998", "Xã Hùng Xuyên", "--new-code", "07997", "--effective", "2027-01-01"],
+                   db_url, tmp_path)
+    assert renamed.strip() == "07998 Xã Đoan Hùng Tây → 07997 Xã Hùng Xuyên từ ngày 2027-01-01"
