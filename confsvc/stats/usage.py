@@ -279,16 +279,17 @@ def _occurrences(settings: Settings, sql: _Sql, first: datetime, after: datetime
         .where(Occurrence.start < highest, Occurrence.start > lowest, Occurrence.end > first), "o")
 
 
-def _sites(scope: _Scope, occ: Any) -> Any:
+def _sites(scope: _Scope, occ: Any, moved: bool = True) -> Any:
     """CTE ``(occurrence_id, endpoint_id, room_id, unit_id)``: every site of an occurrence in ``occ`` whose room
     was in the scope's units at the occurrence's start (``unit_id``: that unit, ``unit_history.room_unit_at``:
     a merge moves rooms, the days before it stay with the former units); a bridge filter applies to the
-    occurrence: only that bridge's."""
+    occurrence: only that bridge's. ``moved`` False (no room was ever moved by a merge): the rooms' units."""
     union = participants.endpoint_rows(occ, overridden="overridden").subquery("participants")
-    unit_at = unit_history.room_unit_at(Endpoint.room_id, Room.unit_id, occ.c.start)
+    unit_at = unit_history.room_unit_at(Endpoint.room_id, Room.unit_id, occ.c.start) if moved else Room.unit_id
     query = (sa.select(union.c.occurrence_id, union.c.endpoint_id, Endpoint.room_id, unit_at.label("unit_id"))
-             .join(Endpoint, Endpoint.id == union.c.endpoint_id).join(Room, Room.id == Endpoint.room_id)
-             .join(occ, occ.c.id == union.c.occurrence_id))
+             .join(Endpoint, Endpoint.id == union.c.endpoint_id).join(Room, Room.id == Endpoint.room_id))
+    if moved or scope.bridge_id is not None:
+        query = query.join(occ, occ.c.id == union.c.occurrence_id)
     if scope.unit_ids is not None:
         query = query.where(unit_at.in_(sorted(scope.unit_ids)))
     if scope.bridge_id is not None:
@@ -605,7 +606,7 @@ def _collect(session: Session, settings: Settings, group_by: GroupBy, scope: _Sc
     """Raw figures per (key, bucket key); key :data:`TOTAL_KEY` holds the whole scope's."""
     sql = _Sql(session.get_bind().dialect.name)
     occ = _occurrences(settings, sql, first, after)
-    sites = _sites(scope, occ)
+    sites = _sites(scope, occ, moved=session.execute(sa.select(RoomUnit.id).limit(1)).first() is not None)
     b = _table_of("b", [(x.key, x.start, x.end) for x in buckets])
     merged: dict[tuple[int, int], dict[str, Any]] = {}
 
