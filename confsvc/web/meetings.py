@@ -26,7 +26,8 @@ from confsvc.clock import utc_now
 from confsvc.collation import sort_key
 from confsvc.db import MAX_ID, PathId, QueryId, SessionDep
 from confsvc.endpoints import service as inventory
-from confsvc.endpoints.models import EndpointStatus
+from confsvc.endpoints import unit_history
+from confsvc.endpoints.models import EndpointStatus, Unit
 from confsvc.errors import ConfsvcError, Invalid
 from confsvc.scheduling import readiness as readiness_service
 from confsvc.scheduling import service as scheduling
@@ -243,6 +244,18 @@ def calendar(request: Request, session: SessionDep, view: Annotated[str, Query(p
 
 # ---------------------------------------------------------------- meeting page
 
+def _names_then(session: Session, participants: list[dict[str, Any]], at: datetime) -> None:
+    """Room and unit names as they were at ``at`` (UTC; the occurrence's start): a merge or rename since
+    then does not rewrite a past meeting's sites (``endpoints.unit_history``)."""
+    history = unit_history.load_history(session)
+    if not history:
+        return
+    for p in participants:
+        unit_id, p["room"] = history.room_at(p["room_id"], p["unit_id"], p["room"], at)
+        unit = session.get(Unit, unit_id)
+        p["unit"] = history.unit_name_at(unit_id, unit.name if unit else p["unit"], at)
+
+
 def _meeting_context(session: Session, who: Viewer, meeting: Meeting, settings: Any,
                      occurrence_id: int | None) -> dict[str, Any]:
     zone = settings.zone
@@ -277,6 +290,8 @@ def _meeting_context(session: Session, who: Viewer, meeting: Meeting, settings: 
     unit_names = {u.id: u.name for u in units}
     for p in participants:
         p["unit"] = unit_names.get(p["unit_id"], "")
+    if occ is not None:
+        _names_then(session, participants, occ["start"])
     chair_room_id = occ["chair_room_id"] if occ else meeting.chair_room_id
     for p in participants:
         p["chair"] = p["room_id"] == chair_room_id
