@@ -8,7 +8,7 @@ feed-version triggers and fire its foreign keys' actions):
 - ``room_units``: the unit a room belonged to before a merge moved it (and its name then), until a local date.
 
 Revision ID: 20261208_unit_history
-Revises: 20261208_mail_invitation_pdf (chained after main's; first written on 20261207_requests)
+Revises: 20261208_event_request_id
 """
 
 import sqlalchemy as sa
@@ -18,7 +18,7 @@ from alembic import op
 import confsvc.db
 
 revision = "20261208_unit_history"
-down_revision = "20261208_mail_invitation_pdf"
+down_revision = "20261208_event_request_id"
 branch_labels = None
 depends_on = None
 
