@@ -34,7 +34,7 @@ from confsvc.scheduling import visibility
 from confsvc.scheduling.booking import Names
 from confsvc.scheduling.models import Meeting, MeetingStatus, OccurrenceStatus, ReadinessState, ResourceKind
 from confsvc.users.principal import Principal
-from confsvc.web import i18n
+from confsvc.web import homes, i18n
 from confsvc.web import readiness as readiness_view
 from confsvc.web.common import Viewer, booker, check_csrf, error_page, login_redirect, render, settings_of, viewer
 from confsvc.web.i18n import N_, _
@@ -108,6 +108,7 @@ def _occurrence_row(meeting: Meeting, occ: dict[str, Any], names: Names, zone: Z
         "time": f"{i18n.fmt_time(occ['start'], zone)}–{i18n.fmt_time(occ['end'], zone)}",
         "when": i18n.fmt_range(occ["start"], occ["end"], zone),
         "check_time": i18n.fmt_time(occ["start"] - timedelta(minutes=meeting.check_lead_minutes), zone),
+        "check_start": occ["start"] - timedelta(minutes=meeting.check_lead_minutes),
         "chair_room": names.get(ResourceKind.room, occ["chair_room_id"]),
         "sites": len(occ["participant_endpoint_ids"]), "status": status,
         "status_label": _(MEETING_STATUS_LABELS[status]), "recurring": bool(meeting.rrule),
@@ -118,15 +119,19 @@ def _occurrence_row(meeting: Meeting, occ: dict[str, Any], names: Names, zone: Z
 
 # ---------------------------------------------------------------- dashboard
 
-def dashboard_context(session: Session, settings: Any, who: Viewer) -> dict[str, Any]:
+def dashboard_context(session: Session, settings: Any, who: Viewer,
+                      rows: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The dashboard's panels: today's and the coming week's meetings, the readiness board of the
     next meeting still to end (``board``: :func:`web.readiness.board_view` plus its title, time and
-    link; ``None`` without one), endpoint status counts, and the time of this rendering (local)."""
+    link; ``None`` without one), for the secretariat's home the board of today's and tomorrow's
+    meetings, problems first (``attention``: :func:`web.homes.secretariat_board`; ``None`` for other
+    homes), endpoint status counts, and the time of this rendering (local). ``rows``: the
+    occurrences of today and the next :data:`UPCOMING_DAYS` days when the caller has them."""
     zone = settings.zone
     now = utc_now()
     today = local_today(zone)
-    start, end = day_bounds(today, UPCOMING_DAYS + 1, zone)
-    rows = occurrence_rows(session, who.principal, zone, start, end)
+    if rows is None:
+        rows = upcoming_rows(session, who.principal, zone)
     today_rows = [r for r in rows if r["day"] == today]
     upcoming = [r for r in rows if r["day"] != today and r["status"] != "cancelled"]
     nxt = next((r for r in rows if r["status"] != "cancelled" and r["end"] > now), None)
@@ -136,7 +141,14 @@ def dashboard_context(session: Session, settings: Any, who: Viewer) -> dict[str,
                                              who.principal, now=now),
                  "title": nxt["title"], "when": nxt["when"], "href": nxt["href"],
                  "started": nxt["start"] <= now}
+        board["problems"] = sum(1 for s in board["sites"] if s["state"] == "problem")
+        board["not_checked"] = sum(1 for s in board["sites"] if s["state"] == "not_checked")
+        board["open"] = board["total"] <= homes.OPEN_SITES
+    kind = homes.home_kind(who.principal)
+    attention = (homes.secretariat_board(session, settings, who.principal, rows, now=now, today=today)
+                 if kind == "secretariat" else None)
     return {
+        "home_kind": kind, "attention": attention,
         "today": i18n.fmt_day(today), "today_rows": today_rows,
         "upcoming": [{**r, "day_label": i18n.fmt_day(r["day"])} for r in upcoming],
         "board": board, "updated_at": i18n.fmt_time(now, zone) + now.astimezone(zone).strftime(":%S"),
@@ -144,13 +156,28 @@ def dashboard_context(session: Session, settings: Any, who: Viewer) -> dict[str,
     }
 
 
+def upcoming_rows(session: Session, principal: Principal, zone: ZoneInfo) -> list[dict[str, Any]]:
+    """Occurrences of today and the next :data:`UPCOMING_DAYS` local days (:func:`occurrence_rows`)."""
+    start, end = day_bounds(local_today(zone), UPCOMING_DAYS + 1, zone)
+    return occurrence_rows(session, principal, zone, start, end)
+
+
 @router.get("/", response_class=HTMLResponse)
 def dashboard(request: Request, session: SessionDep):
-    """The dashboard page; its panels come from :func:`dashboard_context` and update live."""
+    """The dashboard page: the person's home first (an operator's own sites with the readiness
+    buttons, the site just marked confirmed from its stored state; a leader's next meetings and
+    calendar link), then the panels of :func:`dashboard_context`, which update live."""
     who = viewer(request, session)
     if who is None:
         return login_redirect(request)
-    return render(request, "dashboard.html", {**dashboard_context(session, settings_of(request), who),
+    settings = settings_of(request)
+    rows = upcoming_rows(session, who.principal, settings.zone)
+    context = dashboard_context(session, settings, who, rows)
+    now = utc_now()
+    mine = (homes.operator_home(session, settings, who.principal, rows, now=now, saved=pop_saved(request))
+            if context["home_kind"] == "operator" else None)
+    leader = homes.leader_home(rows, now=now) if context["home_kind"] == "leader" else None
+    return render(request, "dashboard.html", {**context, "mine": mine, "leader": leader,
                                               "channels": readiness_view.live_channels(session, who.principal)},
                   who=who)
 
@@ -243,8 +270,30 @@ def calendar(request: Request, session: SessionDep, view: Annotated[str, Query(p
 
 # ---------------------------------------------------------------- meeting page
 
+#: The session key of the site just marked (``[occurrence_id, room_id]``): the next page confirms it.
+SAVED_KEY = "readiness_saved"
+
+
+def pop_saved(request: Request) -> tuple[int, int] | None:
+    """The ``(occurrence_id, room_id)`` marked by the previous POST (once), or ``None``."""
+    value = request.session.pop(SAVED_KEY, None)
+    if isinstance(value, list) and len(value) == 2 and all(isinstance(v, int) for v in value):
+        return value[0], value[1]
+    return None
+
+
+def readiness_summary(sites: list[dict[str, Any]]) -> dict[str, Any]:
+    """Counts of a board's sites by state and the sites reporting a problem (for the summaries that
+    stand in for a long site list): ``{"ready", "problem", "not_checked", "total", "problems": [site],
+    "open"}``; ``open`` is true when the full list is short enough to show unasked."""
+    problems = [s for s in sites if s["state"] == "problem"]
+    return {"ready": sum(1 for s in sites if s["state"] in ("ready", "connected")), "problem": len(problems),
+            "not_checked": sum(1 for s in sites if s["state"] == "not_checked"), "total": len(sites),
+            "problems": problems, "open": len(sites) <= homes.OPEN_SITES}
+
+
 def _meeting_context(session: Session, who: Viewer, meeting: Meeting, settings: Any,
-                     occurrence_id: int | None) -> dict[str, Any]:
+                     occurrence_id: int | None, saved: tuple[int, int] | None = None) -> dict[str, Any]:
     zone = settings.zone
     names = Names(session)
     occurrences = scheduling.list_occurrences(session, meeting)
@@ -294,6 +343,13 @@ def _meeting_context(session: Session, who: Viewer, meeting: Meeting, settings: 
     markable = ([s for s in board["sites"] if s["markable"]]
                 if board and occ["status"] is OccurrenceStatus.scheduled and status != "cancelled"
                 and occ["end"] > now else [])
+    # The form shows the stored state of the site it is on (a re-send never silently turns a
+    # reported problem into "ready"); right after a mark, that site and a confirmation of what was saved.
+    saved_site = next((s for s in markable if saved and occ and saved == (occ["id"], s["room_id"])), None)
+    chosen = saved_site or (markable[0] if markable else None)
+    stored_form = ({"room_id": chosen["room_id"], "note": chosen["note"],
+                    "state": chosen["state"] if chosen["state"] in {m.value for m in readiness_view.MARKABLE}
+                    else ""} if chosen else {})
     if not details:  # confidential (mật): "Cuộc họp", its times and rooms only
         join = JoinDetails(conference_number=None, sip_domain=None)
     return {
@@ -312,7 +368,8 @@ def _meeting_context(session: Session, who: Viewer, meeting: Meeting, settings: 
         "can_edit": who.principal.can_edit(meeting),
         "invite_href": f"/api/v1/meetings/{meeting.id}/invite.ics",
         "board": board, "markable": markable, "state_options": readiness_view.state_options(),
-        "readiness_error": None, "readiness_form": {},
+        "readiness_error": None, "readiness_form": stored_form, "saved_site": saved_site,
+        "summary": readiness_summary(board["sites"]) if board else None,
         "channels": readiness_view.live_channels(session, who.principal),
     }
 
@@ -328,7 +385,7 @@ def meeting_page(request: Request, session: SessionDep, meeting_id: PathId, occu
     except ConfsvcError as exc:
         return error_page(request, exc, who)
     return render(request, "meeting.html", _meeting_context(session, who, meeting, settings_of(request),
-                                                            occurrence), who=who)
+                                                            occurrence, pop_saved(request)), who=who)
 
 
 @router.get("/meetings/{meeting_id}/participants", response_class=HTMLResponse)
@@ -351,10 +408,12 @@ def meeting_participants(request: Request, session: SessionDep, meeting_id: Path
 def mark_readiness(request: Request, session: SessionDep, meeting_id: PathId, occurrence_id: PathId,
                    csrf: Annotated[str, Form()] = "", room_id: Annotated[int, Form(ge=1, le=2**63 - 1)] = 0,
                    state: Annotated[str, Form(max_length=20)] = "",
-                   note: Annotated[str, Form(max_length=2000)] = ""):
+                   note: Annotated[str, Form(max_length=2000)] = "",
+                   back: Annotated[str, Form(max_length=10)] = ""):
     """Mark a site "Đã sẵn sàng" or "Gặp sự cố" (with a note) through
     ``scheduling.readiness.set_readiness`` (which records ``readiness.changed`` for the live channel);
-    back to the meeting page (303). A refusal (no note for a problem, another unit's room, an ended
+    back to the meeting page (303), or to the dashboard when ``back`` is ``home`` (the operator's home),
+    where the site's stored state is confirmed once (session key :data:`SAVED_KEY`). A refusal (no note for a problem, another unit's room, an ended
     occurrence) re-renders the page with the reason in words and the typed note kept (422 / 403)."""
     check_csrf(request, csrf)
     who = viewer(request, session)
@@ -378,6 +437,9 @@ def mark_readiness(request: Request, session: SessionDep, meeting_id: PathId, oc
         return render(request, "meeting.html", {**context, "readiness_error": message, "readiness_form": {
             "room_id": room_id, "state": state, "note": note}}, who=who,
             status_code=exc.status_code if exc.status_code in (403, 404) else 422)
+    request.session[SAVED_KEY] = [occurrence.id, room_id]
+    if back == "home":
+        return RedirectResponse(f"/#site-{occurrence.id}-{room_id}", status_code=303)
     return RedirectResponse(f"/meetings/{meeting.id}?occurrence={occurrence.id}#readiness", status_code=303)
 
 
