@@ -223,13 +223,56 @@ def endpoint_status_board(session: Session, principal: Principal) -> dict[str, A
 
 # ---------------------------------------------------------------- calendar
 
+#: The week view's time axis: local hours shown (``FIRST_HOUR``:00 to ``LAST_HOUR``:00), in quarter-hour
+#: grid rows; a meeting outside it is drawn at its edge. At most ``MAX_LANES`` side by side per day.
+FIRST_HOUR, LAST_HOUR, MAX_LANES = 6, 22, 4
+SLOTS_PER_HOUR = 4
+
+
+def place_day(rows: list[dict[str, Any]], zone: ZoneInfo) -> tuple[list[dict[str, Any]], int]:
+    """One day's rows placed on the time axis: each row plus ``row_start``/``row_end`` (1-based grid
+    lines, quarter hours from ``FIRST_HOUR``) and ``lane`` (1…:data:`MAX_LANES`, overlapping meetings
+    side by side, greedy in start order); returns them and the number of lanes used (≥ 1)."""
+    rows_total = (LAST_HOUR - FIRST_HOUR) * SLOTS_PER_HOUR
+    lane_ends: list[int] = []
+    placed = []
+    for r in rows:
+        start_l, end_l = i18n.local(r["start"], zone), i18n.local(r["end"], zone)
+        first = (start_l.hour - FIRST_HOUR) * SLOTS_PER_HOUR + start_l.minute // 15
+        end_minutes = (end_l.hour * 60 + end_l.minute) if end_l.date() == start_l.date() else 24 * 60
+        last = -(-(end_minutes - FIRST_HOUR * 60) // 15)  # ceiling: the quarter the meeting ends in
+        first = min(max(first, 0), rows_total - 1)
+        last = min(max(last, first + 1), rows_total)
+        lane = next((i for i, e in enumerate(lane_ends) if e <= first), None)
+        if lane is None:
+            lane = min(len(lane_ends), MAX_LANES - 1)
+            if lane == len(lane_ends):
+                lane_ends.append(last)
+        lane_ends[lane] = max(lane_ends[lane], last)
+        placed.append({**r, "row_start": first + 1, "row_end": last + 1, "lane": lane + 1})
+    return placed, max(len(lane_ends), 1)
+
+
+def _slot_links(day: date, can_book: bool) -> list[dict[str, Any]]:
+    """The week view's free hours of one day: a click books that hour (the planner's link scheme,
+    ``/meetings/new?date=&start_time=&end_time=``); empty for a person who may not book."""
+    if not can_book:
+        return []
+    from urllib.parse import urlencode
+    return [{"row_start": (h - FIRST_HOUR) * SLOTS_PER_HOUR + 1, "row_end": (h + 1 - FIRST_HOUR) * SLOTS_PER_HOUR + 1,
+             "time": f"{h:02d}:00", "href": "/meetings/new?" + urlencode(
+                 {"date": day.isoformat(), "start_time": f"{h:02d}:00", "end_time": f"{h + 1:02d}:00"})}
+            for h in range(FIRST_HOUR, LAST_HOUR)]
+
 @router.get("/calendar", response_class=HTMLResponse)
 def calendar(request: Request, session: SessionDep, view: Annotated[str, Query(pattern="^(week|day)$")] = "week",
              day: Annotated[str | None, Query(max_length=10, alias="date")] = None,
              unit: Annotated[str, Query(alias="unit_id", max_length=20)] = "",
              room: Annotated[str, Query(alias="room_id", max_length=20)] = ""):
     """Week (Thứ Hai … Chủ nhật) or day view of occurrences, filtered by unit and room (an empty or
-    non-id value, as the filter form's "all" option sends, means no filter)."""
+    non-id value, as the filter form's "all" option sends, means no filter). The week has a time axis
+    (:func:`place_day`); for a person who may book (or request), a click on a free hour opens the
+    booking form with that day and hour; on a phone it shows the asked day with a day switcher."""
     unit_id, room_id = filter_id(unit), filter_id(room)
     who = viewer(request, session)
     if who is None:
@@ -240,10 +283,15 @@ def calendar(request: Request, session: SessionDep, view: Annotated[str, Query(p
     start, end = day_bounds(first, days, zone)
     rows = occurrence_rows(session, who.principal, zone, start, end, unit_id=unit_id, room_id=room_id)
     columns = []
+    can_book = who.can_book or who.requests_only
     for i in range(days):
         d = first + timedelta(days=i)
+        day_rows = [r for r in rows if r["day"] == d]
+        placed, lanes = place_day(day_rows, zone)
         columns.append({"date": d.isoformat(), "weekday": i18n.weekday(d), "label": i18n.fmt_date(d),
-                        "today": d == local_today(zone), "rows": [r for r in rows if r["day"] == d]})
+                        "short": i18n.fmt_date(d)[:5], "today": d == local_today(zone), "rows": day_rows,
+                        "placed": placed, "lanes": lanes, "slots": _slot_links(d, can_book),
+                        "focus": d == anchor, "book_href": f"/meetings/new?date={d.isoformat()}"})
     step = timedelta(days=days)
     units, _total = inventory.list_units(session, who.principal, limit=10000)
     rooms, _total = inventory.list_rooms(session, who.principal, unit_id=unit_id, limit=10000)
@@ -264,7 +312,8 @@ def calendar(request: Request, session: SessionDep, view: Annotated[str, Query(p
         "units": [{"id": u.id, "name": u.name} for u in units],
         "rooms": [{"id": r.id, "name": r.name} for r in rooms],
         "unit_id": unit_id, "room_id": room_id,
-        "hours": list(range(6, 22)),
+        "hours": [f"{h:02d}:00" for h in range(FIRST_HOUR, LAST_HOUR)], "can_book": can_book,
+        "day_links": [link(date=c["date"]) for c in columns],
     }, who=who)
 
 
