@@ -253,16 +253,17 @@ def place_day(rows: list[dict[str, Any]], zone: ZoneInfo) -> tuple[list[dict[str
     return placed, max(len(lane_ends), 1)
 
 
-def _slot_links(day: date, can_book: bool) -> list[dict[str, Any]]:
-    """The week view's free hours of one day: a click books that hour (the planner's link scheme,
-    ``/meetings/new?date=&start_time=&end_time=``); empty for a person who may not book."""
+def _slot_links(day: date, can_book: bool, now: datetime) -> list[dict[str, Any]]:
+    """The week view's free hours of one day still to start after ``now`` (local): a click books that
+    hour (the planner's link scheme, ``/meetings/new?date=&start_time=&end_time=``); empty for a person
+    who may not book."""
     if not can_book:
         return []
     from urllib.parse import urlencode
     return [{"row_start": (h - FIRST_HOUR) * SLOTS_PER_HOUR + 1, "row_end": (h + 1 - FIRST_HOUR) * SLOTS_PER_HOUR + 1,
              "time": f"{h:02d}:00", "href": "/meetings/new?" + urlencode(
                  {"date": day.isoformat(), "start_time": f"{h:02d}:00", "end_time": f"{h + 1:02d}:00"})}
-            for h in range(FIRST_HOUR, LAST_HOUR)]
+            for h in range(FIRST_HOUR, LAST_HOUR) if datetime.combine(day, time(h), tzinfo=now.tzinfo) > now]
 
 @router.get("/calendar", response_class=HTMLResponse)
 def calendar(request: Request, session: SessionDep, view: Annotated[str, Query(pattern="^(week|day)$")] = "week",
@@ -284,14 +285,16 @@ def calendar(request: Request, session: SessionDep, view: Annotated[str, Query(p
     rows = occurrence_rows(session, who.principal, zone, start, end, unit_id=unit_id, room_id=room_id)
     columns = []
     can_book = who.can_book or who.requests_only
+    now_local = utc_now().astimezone(zone)
     for i in range(days):
         d = first + timedelta(days=i)
         day_rows = [r for r in rows if r["day"] == d]
         placed, lanes = place_day(day_rows, zone)
         columns.append({"date": d.isoformat(), "weekday": i18n.weekday(d), "label": i18n.fmt_date(d),
                         "short": i18n.fmt_date(d)[:5], "today": d == local_today(zone), "rows": day_rows,
-                        "placed": placed, "lanes": lanes, "slots": _slot_links(d, can_book),
-                        "focus": d == anchor, "book_href": f"/meetings/new?date={d.isoformat()}"})
+                        "placed": placed, "lanes": lanes, "slots": _slot_links(d, can_book, now_local),
+                        "focus": d == anchor, "past": d < now_local.date(),
+                        "book_href": f"/meetings/new?date={d.isoformat()}"})
     step = timedelta(days=days)
     units, _total = inventory.list_units(session, who.principal, limit=10000)
     rooms, _total = inventory.list_rooms(session, who.principal, unit_id=unit_id, limit=10000)
