@@ -41,21 +41,35 @@ def home_kind(principal: Principal) -> str:
     return "leader"
 
 
+Boards = dict[int, dict[str, Any]]
+
+
+def board_of(boards: Boards, session: Session, settings: Settings, principal: Principal, row: dict[str, Any], *,
+             now: datetime) -> dict[str, Any]:
+    """``web.readiness.board_view`` of ``row``'s occurrence, computed once per request (``boards``:
+    occurrence id → board, shared by the panels of one page)."""
+    if row["occurrence_id"] not in boards:
+        boards[row["occurrence_id"]] = readiness_view.board_view(session, settings, row["meeting_id"],
+                                                                 row["occurrence_id"], principal, now=now)
+    return boards[row["occurrence_id"]]
+
+
 def _live(rows: list[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
     """Rows not cancelled and not ended at ``now``, in start order."""
     return [r for r in rows if r["status"] != "cancelled" and r["end"] > now]
 
 
 def operator_home(session: Session, settings: Settings, principal: Principal, rows: list[dict[str, Any]], *,
-                  now: datetime, saved: tuple[int, int] | None = None) -> list[dict[str, Any]]:
+                  now: datetime, saved: tuple[int, int] | None = None,
+                  boards: Boards | None = None) -> list[dict[str, Any]]:
     """The next :data:`OPERATOR_MEETINGS` occurrences (of ``rows``, not ended) with a site ``principal``
     may mark, each ``{"title", "when", "href", "meeting_id", "occurrence_id", "check_time", "deadline",
     "started", "sites": [site of board_view, markable only, plus "saved"]}``; ``saved`` is the
     ``(occurrence_id, room_id)`` just marked: that site's confirmation is shown from its stored state."""
     found = []
+    boards = {} if boards is None else boards
     for row in _live(rows, now):
-        board = readiness_view.board_view(session, settings, row["meeting_id"], row["occurrence_id"], principal,
-                                          now=now)
+        board = board_of(boards, session, settings, principal, row, now=now)
         mine = [{**s, "saved": saved == (row["occurrence_id"], s["room_id"])}
                 for s in board["sites"] if s["markable"]]
         if not mine:
@@ -70,7 +84,7 @@ def operator_home(session: Session, settings: Settings, principal: Principal, ro
 
 
 def secretariat_board(session: Session, settings: Settings, principal: Principal, rows: list[dict[str, Any]], *,
-                      now: datetime, today: date) -> list[dict[str, Any]]:
+                      now: datetime, today: date, boards: Boards | None = None) -> list[dict[str, Any]]:
     """Today's and tomorrow's occurrences (local days) not ended, problems first.
 
     Each ``{"title", "when", "href", "day" ("today"/"tomorrow"), "ready", "total", "problems": [{"room_name",
@@ -79,11 +93,11 @@ def secretariat_board(session: Session, settings: Settings, principal: Principal
     with sites not ready, 2 = the rest; sorted by rank, then start."""
     tomorrow = today + timedelta(days=1)
     items = []
+    boards = {} if boards is None else boards
     for row in _live(rows, now):
         if row["day"] not in (today, tomorrow):
             continue
-        board = readiness_view.board_view(session, settings, row["meeting_id"], row["occurrence_id"], principal,
-                                          now=now)
+        board = board_of(boards, session, settings, principal, row, now=now)
         problems = [{"room_name": s["room_name"], "note": s["note"], "updated": s["updated"]}
                     for s in board["sites"] if s["state"] == "problem"]
         pending = [s["room_name"] for s in board["sites"] if s["state"] == "not_checked"]

@@ -119,14 +119,15 @@ def _occurrence_row(meeting: Meeting, occ: dict[str, Any], names: Names, zone: Z
 
 # ---------------------------------------------------------------- dashboard
 
-def dashboard_context(session: Session, settings: Any, who: Viewer,
-                      rows: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def dashboard_context(session: Session, settings: Any, who: Viewer, rows: list[dict[str, Any]] | None = None,
+                      boards: homes.Boards | None = None) -> dict[str, Any]:
     """The dashboard's panels: today's and the coming week's meetings, the readiness board of the
     next meeting still to end (``board``: :func:`web.readiness.board_view` plus its title, time and
     link; ``None`` without one), for the secretariat's home the board of today's and tomorrow's
     meetings, problems first (``attention``: :func:`web.homes.secretariat_board`; ``None`` for other
     homes), endpoint status counts, and the time of this rendering (local). ``rows``: the
-    occurrences of today and the next :data:`UPCOMING_DAYS` days when the caller has them."""
+    occurrences of today and the next :data:`UPCOMING_DAYS` days when the caller has them; ``boards``:
+    the request's readiness boards by occurrence id (:func:`web.homes.board_of`), filled here."""
     zone = settings.zone
     now = utc_now()
     today = local_today(zone)
@@ -136,16 +137,17 @@ def dashboard_context(session: Session, settings: Any, who: Viewer,
     upcoming = [r for r in rows if r["day"] != today and r["status"] != "cancelled"]
     nxt = next((r for r in rows if r["status"] != "cancelled" and r["end"] > now), None)
     board = None
+    boards = {} if boards is None else boards
     if nxt is not None:
-        board = {**readiness_view.board_view(session, settings, nxt["meeting_id"], nxt["occurrence_id"],
-                                             who.principal, now=now),
+        board = {**homes.board_of(boards, session, settings, who.principal, nxt, now=now),
                  "title": nxt["title"], "when": nxt["when"], "href": nxt["href"],
                  "started": nxt["start"] <= now}
         board["problems"] = sum(1 for s in board["sites"] if s["state"] == "problem")
         board["not_checked"] = sum(1 for s in board["sites"] if s["state"] == "not_checked")
         board["open"] = board["total"] <= homes.OPEN_SITES
     kind = homes.home_kind(who.principal)
-    attention = (homes.secretariat_board(session, settings, who.principal, rows, now=now, today=today)
+    attention = (homes.secretariat_board(session, settings, who.principal, rows, now=now, today=today,
+                                         boards=boards)
                  if kind == "secretariat" else None)
     return {
         "home_kind": kind, "attention": attention,
@@ -172,9 +174,11 @@ def dashboard(request: Request, session: SessionDep):
         return login_redirect(request)
     settings = settings_of(request)
     rows = upcoming_rows(session, who.principal, settings.zone)
-    context = dashboard_context(session, settings, who, rows)
+    boards: homes.Boards = {}
+    context = dashboard_context(session, settings, who, rows, boards)
     now = utc_now()
-    mine = (homes.operator_home(session, settings, who.principal, rows, now=now, saved=pop_saved(request))
+    mine = (homes.operator_home(session, settings, who.principal, rows, now=now, saved=pop_saved(request),
+                                boards=boards)
             if context["home_kind"] == "operator" else None)
     leader = homes.leader_home(rows, now=now) if context["home_kind"] == "leader" else None
     return render(request, "dashboard.html", {**context, "mine": mine, "leader": leader,
