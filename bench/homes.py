@@ -186,7 +186,7 @@ def login(browser: Any, base: str, username: str) -> Any:
     page.goto(f"{base}/login")
     page.locator("#username").fill(username)
     page.locator("#password").fill(PASSWORD)
-    page.locator("form button[type=submit]").first.click()
+    page.locator("form[action='/login'] button[type=submit]").click()
     page.wait_for_url(f"{base}/")
     return page
 
