@@ -269,6 +269,7 @@ def _slot_links(day: date, can_book: bool, now: datetime) -> list[dict[str, Any]
                  {"date": day.isoformat(), "start_time": f"{h:02d}:00", "end_time": f"{h + 1:02d}:00"})}
             for h in range(FIRST_HOUR, LAST_HOUR) if datetime.combine(day, time(h), tzinfo=now.tzinfo) > now]
 
+
 @router.get("/calendar", response_class=HTMLResponse)
 def calendar(request: Request, session: SessionDep, view: Annotated[str, Query(pattern="^(week|day)$")] = "week",
              day: Annotated[str | None, Query(max_length=10, alias="date")] = None,
