@@ -22,7 +22,8 @@ the top of the page where it is done: ``scroll``):
    "Đặt lịch họp" and the date and both times typed. Both then: title, "Tất cả xã/phường của tỉnh", submit.
 
 Render: ``server`` = median wall time of ``--repeat`` GETs over one keep-alive connection on loopback
-(the page's HTML: the server's work, no assets); ``load`` = median of the browser's navigation timing
+(the page's HTML: the server's work, no assets; both trees' servers run side by side and their GETs
+alternate, after one warm-up round); ``load`` = median of the browser's navigation timing
 ``loadEventEnd`` (ms from the navigation start, assets included, cached after the first); ``height`` =
 ``document.documentElement.scrollHeight`` at 1366×768 and 375×812 (px); ``wide`` = scroll width at 375 px.
 
@@ -253,25 +254,46 @@ def task_book(browser: Any, tree: Tree) -> dict[str, int]:
     return c.result()
 
 
-def render(browser: Any, tree: Tree, repeat: int) -> dict[str, dict[str, Any]]:
-    pages = {"dashboard": "/", "meeting": f"/meetings/{tree.ids['urgent']}",
-             "calendar": f"/calendar?view=week&date={tree.ids['week']}"}
-    figures: dict[str, dict[str, Any]] = {}
-    with httpx.Client(base_url=tree.base, timeout=60) as web:
-        form = web.get("/login")
-        csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
+def pages_of(tree: Tree) -> dict[str, str]:
+    return {"dashboard": "/", "meeting": f"/meetings/{tree.ids['urgent']}",
+            "calendar": f"/calendar?view=week&date={tree.ids['week']}"}
+
+
+def server_times(trees: list[Tree], repeat: int) -> dict[str, dict[str, dict[str, Any]]]:
+    """Median GET wall time per page and tree; the trees' GETs alternate (one of each in turn), so a
+    change of the machine's load during the run weighs on both alike."""
+    clients = {}
+    for tree in trees:
+        web = httpx.Client(base_url=tree.base, timeout=60)
+        csrf = re.search(r'name="csrf" value="([^"]+)"', web.get("/login").text)
         assert csrf is not None
         web.post("/login", data={"username": "vanphong", "password": PASSWORD, "csrf": csrf.group(1), "next": "/"})
-        for name, path in pages.items():
-            times = []
-            for _ in range(repeat):
-                began = time.perf_counter()
-                answer = web.get(path)
-                times.append((time.perf_counter() - began) * 1000)
-                assert answer.status_code == 200, (path, answer.status_code)
-            figures[name] = {"server_ms": round(statistics.median(times), 1), "html_kb": round(len(answer.content) / 1024)}
+        clients[tree.name] = web
+    figures: dict[str, dict[str, dict[str, Any]]] = {tree.name: {} for tree in trees}
+    try:
+        for name in pages_of(trees[0]):
+            times: dict[str, list[float]] = {tree.name: [] for tree in trees}
+            sizes: dict[str, int] = {}
+            for _ in range(repeat + 1):  # the first round warms up and is dropped
+                for tree in trees:
+                    began = time.perf_counter()
+                    answer = clients[tree.name].get(pages_of(tree)[name])
+                    times[tree.name].append((time.perf_counter() - began) * 1000)
+                    assert answer.status_code == 200, (tree.name, name, answer.status_code)
+                    sizes[tree.name] = len(answer.content)
+            for tree in trees:
+                figures[tree.name][name] = {"server_ms": round(statistics.median(times[tree.name][1:]), 1),
+                                            "html_kb": round(sizes[tree.name] / 1024)}
+    finally:
+        for web in clients.values():
+            web.close()
+    return figures
+
+
+def browser_figures(browser: Any, tree: Tree, repeat: int, figures: dict[str, dict[str, Any]]) -> None:
+    """Adds the browser's load time (median) and the page heights to ``figures`` (by page)."""
     page = login(browser, tree.base, "vanphong")
-    for name, path in pages.items():
+    for name, path in pages_of(tree).items():
         loads = []
         for _ in range(max(3, repeat // 2)):
             page.goto(tree.base + path)
@@ -280,13 +302,12 @@ def render(browser: Any, tree: Tree, repeat: int) -> dict[str, dict[str, Any]]:
         figures[name]["load_ms"] = round(statistics.median(loads), 1)
         figures[name]["height_1366"] = page.evaluate("document.documentElement.scrollHeight")
     page.set_viewport_size({"width": 375, "height": 812})
-    for name, path in pages.items():
+    for name, path in pages_of(tree).items():
         page.goto(tree.base + path)
         page.wait_for_load_state("load")
         figures[name]["height_375"] = page.evaluate("document.documentElement.scrollHeight")
         figures[name]["wide_375"] = page.evaluate("document.documentElement.scrollWidth")
     page.context.close()
-    return figures
 
 
 def main() -> None:
@@ -307,15 +328,18 @@ def main() -> None:
                 for tree in trees:
                     tree.seed()
                     tree.start()
-                    try:
-                        results[tree.name] = {
-                            "render": render(browser, tree, args.repeat),
-                            "tasks": {"operator reports a problem": task_operator(browser, tree),
-                                      "secretariat finds today's problems": task_secretariat(browser, tree),
-                                      "book a 149-room meeting": task_book(browser, tree)}}
-                    finally:
-                        tree.stop()
+                render = server_times(trees, args.repeat)
+                for tree in trees:
+                    browser_figures(browser, tree, args.repeat, render[tree.name])
+                for tree in trees:
+                    results[tree.name] = {
+                        "render": render[tree.name],
+                        "tasks": {"operator reports a problem": task_operator(browser, tree),
+                                  "secretariat finds today's problems": task_secretariat(browser, tree),
+                                  "book a 149-room meeting": task_book(browser, tree)}}
             finally:
+                for tree in trees:
+                    tree.stop()
                 browser.close()
     print("Tasks (clicks / keystrokes / scroll px to reach the last step; logging in not counted):")
     for task in next(iter(results.values()))["tasks"]:

@@ -84,7 +84,7 @@ def _fits(page) -> bool:
     return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
 
 
-def test_each_role_home_the_readiness_loop_and_the_timed_week_on_a_laptop_and_a_phone(
+def test_readiness_form_keeps_a_reported_problem_and_each_role_home_and_the_timed_week_fit_a_laptop_and_a_phone(
         live_server: str, engine: Engine, settings: Settings, backend: str) -> None:  # noqa: F811
     _require_browser()
     from playwright.sync_api import expect, sync_playwright
@@ -116,6 +116,11 @@ def test_each_role_home_the_readiness_loop_and_the_timed_week_on_a_laptop_and_a_
                 expect(page.get_by_role("radio", name="Gặp sự cố")).to_be_checked()
                 expect(page.get_by_role("radio", name="Đã sẵn sàng")).not_to_be_checked()
                 expect(page.get_by_label("Ghi chú (bắt buộc khi gặp sự cố)")).to_have_value(note)
+                # Sending the form again as it stands keeps the problem (it used to mark the site ready).
+                page.get_by_role("button", name="Gửi báo cáo sẵn sàng").click()
+                expect(page.locator("#readiness-saved")).to_have_text(
+                    f"Đã lưu: {room} — Gặp sự cố. Ghi chú: {note}")
+                expect(page.get_by_role("radio", name="Gặp sự cố")).to_be_checked()
                 expect(page.locator("#site-counts")).to_contain_text("1 điểm cầu báo gặp sự cố")
                 expect(page.locator("#all-sites")).not_to_have_attribute("open", "")
                 problems += [] if _fits(page) else [f"{size}: the meeting page scrolls sideways"]
