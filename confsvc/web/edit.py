@@ -168,10 +168,10 @@ def _check_answer(request: Request, session: Session, run: Callable[[], Any], su
 
 
 def _summary(form: dict[str, Any], before: dict[str, Any], zone: Any) -> str:
-    fields = before if form["repeat"] is None else form
+    fields = before if form.get("repeat") is None else form
     try:
         rule = _rule(fields)
-        first = _parse_date(form["date"] or before["date"], _("Date")).date()
+        first = _parse_date(form.get("date") or before["date"], _("Date")).date()
     except Invalid as exc:
         return exc.detail
     return repeat_form.summary(rule, zone, first)
