@@ -293,6 +293,9 @@
     if (!checked) { return; }
     each('.series-only', function (el) { el.hidden = checked.value === 'this'; });
     each('.following-only', function (el) { el.hidden = checked.value !== 'following'; });
+    ['this', 'following', 'series'].forEach(function (scope) {
+      each('.scope-' + scope, function (el) { el.hidden = checked.value !== scope; });
+    });
   }
   toggleRepeat();
   toggleScope();
