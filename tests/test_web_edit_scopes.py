@@ -17,7 +17,7 @@ from sqlmodel import select
 from confsvc.calendar import feeds
 from confsvc.config import Settings
 from confsvc.db import make_session
-from confsvc.scheduling.models import AuditEntry, Meeting, Occurrence, OccurrenceStatus
+from confsvc.scheduling.models import AuditEntry, Meeting, Occurrence
 from tests.factories import next_monday_local
 from tests.test_web_edit import _form_values
 from tests.test_web_pages import _book, _province

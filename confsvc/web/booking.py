@@ -285,7 +285,7 @@ def _form_context(session: Session, who: Viewer, settings: Settings, form: dict[
     unit_rows = component["units"]
     bridges, _total = inventory.list_bridges(session, who.principal, limit=1000)
     default_chair = next((u["rooms"][0]["id"] for u in unit_rows if u["level"] == UnitLevel.province.value), None)
-    chair_units = ([u for u in unit_rows if who.principal.can_see_unit(u["id"])]  # type: ignore[arg-type]
+    chair_units = ([u for u in unit_rows if who.principal.can_see_unit(u["id"])]
                    if who.requests_only else unit_rows)
     if who.requests_only:
         default_chair = chair_units[0]["rooms"][0]["id"] if chair_units else None
