@@ -222,3 +222,68 @@ def test_live_check_of_an_edit_groups_other_meetings_and_skips_its_own(client: T
                       data={**form, "date": "31/02/2027"})
     assert bad.status_code == 422 and bad.json()["error"].startswith("Ngày: 31/02/2027")
     assert client.post(f"/meetings/{meeting_id}/edit/check", data=values).status_code == 403  # no CSRF header
+
+
+def test_new_and_edit_screens_share_the_booking_component(client: TestClient, engine: Engine) -> None:
+    province = _province(engine)
+    login(client, "vanphong")
+    meeting_id = _series(client, province, count="2")
+    occ = _rows(engine, meeting_id)[0][0]
+    page = client.get("/meetings/new")
+    group = client.post("/api/v1/site-groups", headers={"X-CSRF-Token": csrf_of(page.text)}, json={
+        "name": "Cụm Thanh Ba", "room_ids": [province.rooms[0].id, province.rooms[2].id]})
+    assert group.status_code == 201, group.text
+    for url in ("/meetings/new", f"/meetings/{meeting_id}/edit", f"/meetings/{meeting_id}/occurrences/{occ}/edit"):
+        html = client.get(url).text
+        for part in ('id="unit-filter"', 'id="select-shown"', 'id="clear-rooms"', 'id="selected-count"',
+                     'id="repeat-summary"', 'name="repeat_byday" value="WE"', "/static/booking.js"):
+            assert part in html, (url, part)
+        assert re.findall(r'<option value="\d+" data-rooms="([\d,]+)">Cụm Thanh Ba \(2\)</option>', html) == [
+            f"{province.rooms[0].id},{province.rooms[2].id}"]
+        # Units in the Vietnamese order, searchable by folded unit and room names.
+        assert re.findall(r'data-search="([^"]+)"', html)[:2] == [
+            "tinh phu tho phong hop truc tuyen ubnd tinh", "phuong viet tri diem cau phuong viet tri"]
+    assert 'data-check-url="/meetings/%d/edit/check"' % meeting_id in client.get(f"/meetings/{meeting_id}/edit").text
+    # The new meeting's live check says the rule in words too.
+    start = next_monday_local(weeks_ahead=6)
+    check = client.post("/meetings/new/check", headers={"X-CSRF-Token": csrf_of(page.text)}, json={
+        "title": "Giao ban", "chair_room_id": province.chair.id, "start": start.replace(tzinfo=None).isoformat(),
+        "end": (start + timedelta(hours=1)).replace(tzinfo=None).isoformat(),
+        "rrule": "FREQ=WEEKLY;BYDAY=MO,FR;UNTIL=20270301T235959"})
+    assert check.json()["summary"] == "Hằng tuần vào Thứ Hai, Thứ Sáu, đến hết ngày 01/03/2027"
+
+
+def test_this_occurrence_with_every_box_unticked_keeps_only_the_chair(client: TestClient, engine: Engine) -> None:
+    province = _province(engine)
+    login(client, "vanphong")
+    meeting_id = _series(client, province, count="2")
+    first, second = (row[0] for row in _rows(engine, meeting_id))
+    values = {k: v for k, v in _occurrence_form(client, meeting_id, second).items() if k != "participant_room_ids"}
+    saved = client.post(f"/meetings/{meeting_id}/occurrences/{second}/edit",
+                        data={**values, "participants_shown": "1"}, follow_redirects=False)
+    assert saved.status_code == 303
+    page = client.get(f"/meetings/{meeting_id}?occurrence={second}")
+    assert "Điểm cầu Xã Thanh Ba" not in page.text
+    assert "Điểm cầu Xã Thanh Ba" in client.get(f"/meetings/{meeting_id}?occurrence={first}").text
+
+
+def test_this_and_following_from_a_moved_occurrence_starts_where_it_is_shown(client: TestClient,
+                                                                              engine: Engine) -> None:
+    province = _province(engine)
+    login(client, "vanphong")
+    meeting_id = _series(client, province, count="3")
+    ids = [row[0] for row in _rows(engine, meeting_id)]
+    values = _occurrence_form(client, meeting_id, ids[1])
+    moved = client.post(f"/meetings/{meeting_id}/occurrences/{ids[1]}/edit", data={
+        **values, "scope": "this", "date": _date(3, 1), "start_time": "14:00", "end_time": "16:00"},
+        follow_redirects=False)
+    assert moved.status_code == 303
+    values = _occurrence_form(client, meeting_id, ids[1])
+    assert (values["date"], values["start_time"], values["repeat_count"]) == (_date(3, 1), "14:00", "2")
+    saved = client.post(f"/meetings/{meeting_id}/occurrences/{ids[1]}/edit", data={**values, "scope": "following"},
+                        follow_redirects=False)
+    assert saved.status_code == 303, saved.text
+    new_id = int(saved.headers["location"].rsplit("/", 1)[1])
+    assert _rows(engine, meeting_id) == [(ids[0], f"{_day(2)} 08:00–10:00", "scheduled")]
+    assert [row[1:] for row in _rows(engine, new_id)] == [(f"{_day(3, 1)} 14:00–16:00", "scheduled"),
+                                                          (f"{_day(4, 1)} 14:00–16:00", "scheduled")]

@@ -83,11 +83,14 @@ def _posted(csrf: FormText = "", scope: OptText = None, title: OptText = None, d
             date: FormText = "", start_time: FormText = "", end_time: FormText = "",
             check_lead_minutes: OptText = None, chair_room_id: FormText = "", participant_room_ids: OptList = None,
             repeat: OptText = None, repeat_count: FormText = "", repeat_until: FormText = "",
-            repeat_byday: OptList = None, repeat_rule: FormText = "") -> dict[str, Any]:
-    """The edit screens' fields as posted; ``None`` for a field the form did not send (left as it was)."""
+            repeat_byday: OptList = None, repeat_rule: FormText = "", participants_shown: OptText = None) -> dict[str, Any]:
+    """The edit screens' fields as posted; ``None`` for a field the form did not send (left as it was).
+    ``participants_shown`` (hidden, ``_picker.html``) tells "every box unticked" from "no list posted"."""
+    if participant_room_ids is None and participants_shown:
+        participant_room_ids = []
     return {"csrf": csrf, "scope": scope, "title": title, "description": description, "date": date,
             "start_time": start_time, "end_time": end_time, "check_lead_minutes": check_lead_minutes,
-            "chair_room_id": chair_room_id, "participant_room_ids": participant_room_ids or [],
+            "chair_room_id": chair_room_id, "participant_room_ids": participant_room_ids,
             "repeat": repeat, "repeat_count": repeat_count, "repeat_until": repeat_until,
             "repeat_byday": repeat_byday or [], "repeat_rule": repeat_rule}
 
@@ -126,7 +129,8 @@ def _series_changes(form: dict[str, Any], before: dict[str, Any]) -> dict[str, A
             raise Invalid(_("Technical check: minutes before the start, a whole number."), code="invalid_form")
         changes["check_lead_minutes"] = int(lead)
     chair = _ids([form["chair_room_id"]])
-    rooms = [r for r in _ids(form["participant_room_ids"]) if not chair or r != chair[0]]
+    posted = before["participant_room_ids"] if form["participant_room_ids"] is None else form["participant_room_ids"]
+    rooms = [r for r in _ids(posted) if not chair or r != chair[0]]
     if chair and (str(chair[0]) != before["chair_room_id"] or sorted(rooms) != sorted(_ids(before["participant_room_ids"]))):
         changes["chair_room_id"], changes["participant_room_ids"] = chair[0], rooms
     if form["repeat"] is not None:
@@ -325,22 +329,25 @@ def _save_occurrence(request: Request, session: Session, who: Viewer, meeting: A
                                                                     before["end_time"]):
             changes["start"], changes["end"] = _times(form)
         chair = _ids([form["chair_room_id"]])
-        rooms = [r for r in _ids(form["participant_room_ids"]) if not chair or r != chair[0]]
+        rooms = [r for r in _ids(form["participant_room_ids"] or []) if not chair or r != chair[0]]
         if chair and str(chair[0]) != before["chair_room_id"]:
             changes["chair_room_id"] = chair[0]
-        if form["participant_room_ids"] and sorted(rooms) != sorted(_ids(before["participant_room_ids"])):
+        if form["participant_room_ids"] is not None and sorted(rooms) != sorted(_ids(before["participant_room_ids"])):
             changes["chair_room_id"], changes["participant_room_ids"] = chair[0] if chair else None, rooms
         return scope, scheduling.edit_occurrence(session, settings, who.principal, meeting, occ,
                                                  OccurrenceUpdate(**{k: v for k, v in changes.items() if v is not None}))
     if scope == "following":
         changes = _series_changes(form, before)
+        # The new series starts at the date and time shown (a moved occurrence's own, not the rule's slot).
+        changes["start"], changes["end"] = _times(form)
         return scope, series.split_series(session, settings, who.principal, meeting, occ, _update(changes))
     whole = _meeting_form(session, meeting, zone)
     shift = _parse_date(form["date"], _("Date")) - _parse_date(before["date"], _("Date"))
     moved = {**form, "date": (_parse_date(whole["date"], _("Date")) + shift).strftime(DATE_FORMAT), "repeat": None}
     if (form["start_time"], form["end_time"]) == (before["start_time"], before["end_time"]) and not shift:
         moved.update(start_time=whole["start_time"], end_time=whole["end_time"])
-    if form["participant_room_ids"] == before["participant_room_ids"] and form["chair_room_id"] == before["chair_room_id"]:
+    if form["participant_room_ids"] in (None, before["participant_room_ids"]) and \
+            form["chair_room_id"] == before["chair_room_id"]:
         moved.update(chair_room_id=whole["chair_room_id"], participant_room_ids=whole["participant_room_ids"])
     return scope, scheduling.edit_meeting(session, settings, who.principal, meeting,
                                           _update(_series_changes(moved, whole)))
