@@ -287,3 +287,23 @@ def test_this_and_following_from_a_moved_occurrence_starts_where_it_is_shown(cli
     assert _rows(engine, meeting_id) == [(ids[0], f"{_day(2)} 08:00–10:00", "scheduled")]
     assert [row[1:] for row in _rows(engine, new_id)] == [(f"{_day(3, 1)} 14:00–16:00", "scheduled"),
                                                           (f"{_day(4, 1)} 14:00–16:00", "scheduled")]
+
+
+def test_this_and_following_refused_by_a_conflict_changes_nothing(client: TestClient, engine: Engine) -> None:
+    province = _province(engine)
+    login(client, "vanphong")
+    meeting_id = _series(client, province, count="3")
+    before = _rows(engine, meeting_id)
+    other = _book(client, province, title="Họp chuyên đề", date=_date(4), start_time="14:00", end_time="15:00",
+                  chair_room_id=str(province.rooms[3].id), participant_room_ids=[str(province.rooms[0].id)])
+    assert other.status_code == 303
+    values = _occurrence_form(client, meeting_id, before[1][0])
+    refused = client.post(f"/meetings/{meeting_id}/occurrences/{before[1][0]}/edit", data={
+        **values, "scope": "following", "start_time": "13:30", "end_time": "14:30"})
+    assert refused.status_code == 409
+    assert re.findall(r'<span class="conflict-text"><a href="[^"]+">(.*?)</a></span>', refused.text) == [
+        f"1 điểm cầu trùng với «Họp chuyên đề» (14:00–15:00 Thứ Hai, {_date(4)}, kiểm tra kỹ thuật từ 13:00)."]
+    assert 'value="following" checked' in refused.text and 'value="13:30"' in refused.text
+    assert _rows(engine, meeting_id) == before
+    with make_session(engine) as session:
+        assert len(session.exec(select(Meeting)).all()) == 2  # no new series
