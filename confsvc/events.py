@@ -20,7 +20,8 @@ only if) the transaction commits, in commit order, so other processes listening 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -111,6 +112,8 @@ def record(session: Session, type: str, data: dict[str, Any], *, room_ids: Itera
     """
     if type not in EVENT_TYPES and type not in INTERNAL_TYPES:
         raise ValueError(f"unknown event type {type!r}")
+    if session.info.get(_DRY_RUN):  # rolled back anyway: no row, no lock, no derived events
+        return Event(type=type, data=data, room_ids=sorted(set(room_ids)), unit_ids=[], at=at or utc_now())
     if session.get_bind().dialect.name == "postgresql":
         session.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": EVENTS_LOCK_KEY})
     rooms = sorted(set(room_ids))
@@ -122,6 +125,22 @@ def record(session: Session, type: str, data: dict[str, Any], *, room_ids: Itera
     for recorder in list(_recorders):
         recorder(session, event)
     return event
+
+
+_DRY_RUN = "confsvc.events.dry_run"
+
+
+@contextmanager
+def dry_run(session: Session) -> Iterator[None]:
+    """Within it :func:`record` writes nothing and takes no lock (returns the event unsaved): for a
+    change the caller rolls back whatever happens, e.g. the edit screens' live check (``web.edit``),
+    which runs the save itself. Without it each check would hold the events lock (PostgreSQL) and
+    write a ``join.instructions`` per room, for nothing."""
+    session.info[_DRY_RUN] = True
+    try:
+        yield
+    finally:
+        session.info.pop(_DRY_RUN, None)
 
 
 Recorder = Callable[[Session, "Event"], None]

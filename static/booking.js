@@ -124,8 +124,14 @@
     return JSON.stringify(body && body.detail);
   }
 
-  var timer = null, sequence = 0;
+  /* At most one check in flight (an edit's check runs the save and rolls it back): changes made
+   * meanwhile are checked once it answers. */
+  var timer = null, sequence = 0, busy = false, again = false;
   function scheduleCheck() { clearTimeout(timer); timer = setTimeout(check, 300); }
+  function settled() {
+    busy = false;
+    if (again) { again = false; check(); }
+  }
   function request() {
     if (checkUrl) {
       return fetch(checkUrl, {
@@ -149,12 +155,15 @@
       show(bad ? 'error' : 'info', [bad ? M.bad_date : M.incomplete]);
       return;
     }
+    if (busy) { again = true; return; }
+    busy = true;
     var mine = ++sequence;
     show('info', [M.checking]);
     request().then(function (r) {
       return r.json().then(function (body) { return { status: r.status, body: body }; });
     }).then(function (res) {
-      if (mine !== sequence) { return; }
+      settled();
+      if (mine !== sequence || busy) { return; }
       if (summaryBox && res.body.summary) { summaryBox.textContent = res.body.summary; }
       if (res.status !== 200) {
         show('error', [fmt(M.error, { detail: res.body.error || detailOf(res.body) })]);
@@ -163,7 +172,10 @@
       var warnings = unique(res.body.warnings || []);
       if (res.body.ok) { show(warnings.length ? 'warn' : 'ok', [M.ok].concat(warnings)); }
       else { show('error', res.body.lines.concat(warnings)); }
-    }).catch(function (err) { if (mine === sequence) { show('error', [fmt(M.error, { detail: String(err) })]); } });
+    }).catch(function (err) {
+      settled();
+      if (mine === sequence && !busy) { show('error', [fmt(M.error, { detail: String(err) })]); }
+    });
   }
 
   function isoDate(p) { return p.y + '-' + pad(p.mo) + '-' + pad(p.d); }

@@ -80,6 +80,12 @@ def test_edit_briefing_this_and_following_with_search_check_and_rule(
     expect(page.locator("#selected-count")).to_have_text(f"Đã chọn {ids['sites'] - 1} điểm cầu")
     expect(page.locator("#check")).to_have_class("check check-ok")
 
+    assert page.evaluate("document.documentElement.scrollWidth") <= width  # no horizontal scroll at 149 rooms
+    folder = ARTIFACTS / backend
+    folder.mkdir(parents=True, exist_ok=True)
+    page.locator(".picker").scroll_into_view_if_needed()
+    page.screenshot(path=str(folder / f"picker-149-{width}.png"), full_page=False)
+
     page.get_by_label("Buổi này và các buổi sau").check()
     expect(page.locator("#repeat-summary")).to_have_text("Hằng tuần vào Thứ Hai, 1 buổi")
     page.click("#clear-rooms")
@@ -107,8 +113,6 @@ def test_edit_briefing_this_and_following_with_search_check_and_rule(
     expect(conflict.locator(".conflict-text a")).to_have_attribute("href", f"/meetings/{ids['other']}")
     expect(conflict.locator("summary")).to_have_text(f"Xem {sites} điểm cầu")
     assert page.evaluate("document.documentElement.scrollWidth") <= width  # no horizontal scroll
-    folder = ARTIFACTS / backend
-    folder.mkdir(parents=True, exist_ok=True)
     page.locator("#booking-actions").scroll_into_view_if_needed()
     page.screenshot(path=str(folder / f"conflict-{width}.png"), full_page=False)
     page.screenshot(path=str(folder / f"conflict-{width}-full.png"), full_page=True)

@@ -70,3 +70,17 @@ def test_split_needs_a_series(session: Session, settings: Settings) -> None:
     with pytest.raises(Invalid) as refused:
         series.split_series(session, settings, principal, meeting, occurrences[0], MeetingUpdate())
     assert refused.value.code == "not_a_series"
+
+
+def test_a_dry_run_split_records_no_event(session: Session, settings: Settings) -> None:
+    from confsvc import events
+
+    meeting, occurrences, principal = _series(session, settings, "FREQ=WEEKLY;BYDAY=MO;COUNT=3")
+    session.commit()
+    before = len(session.exec(select(events.Event)).all())
+    with events.dry_run(session):
+        series.split_series(session, settings, principal, meeting, occurrences[1], MeetingUpdate(title="Thử"))
+        session.flush()
+        assert len(session.exec(select(events.Event)).all()) == before
+    session.rollback()
+    assert len(session.exec(select(Meeting)).all()) == 1

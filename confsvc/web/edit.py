@@ -23,6 +23,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from pydantic import ValidationError
 from sqlmodel import Session, select
 
+from confsvc import events
 from confsvc.db import PathId, SessionDep
 from confsvc.endpoints import service as inventory
 from confsvc.endpoints import schemas as endpoint_schemas
@@ -157,7 +158,8 @@ def _check_answer(request: Request, session: Session, run: Callable[[], Any], su
                             status_code=403)
     zone = settings_of(request).zone
     try:
-        result = run()
+        with events.dry_run(session):
+            result = run()
     except BookingConflict as exc:
         session.rollback()
         return JSONResponse({"ok": False, "lines": conflict_messages(exc.conflicts, zone), "warnings": [],
