@@ -31,6 +31,9 @@ from tests.web_support import PASSWORD
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "booking-edit"
 OTHER = "Họp chuyên đề chuyển đổi số các xã Xuân"
+#: How long an expectation waits for the live check's answer (a wait, not a timed assert: the check
+#: of a 149-site split runs the save and rolls it back, slower on a busy machine).
+WAIT = 30_000
 
 
 def _seed(engine: Engine, settings: Settings) -> dict:
@@ -78,7 +81,7 @@ def test_edit_briefing_this_and_following_with_search_check_and_rule(
     # The 149 rooms are listed; the briefing's sites other than the chair room are ticked.
     expect(page.locator('input[name="participant_room_ids"]')).to_have_count(149)
     expect(page.locator("#selected-count")).to_have_text(f"Đã chọn {ids['sites'] - 1} điểm cầu")
-    expect(page.locator("#check")).to_have_class("check check-ok")
+    expect(page.locator("#check")).to_have_class("check check-ok", timeout=WAIT)
 
     assert page.evaluate("document.documentElement.scrollWidth") <= width  # no horizontal scroll at 149 rooms
     folder = ARTIFACTS / backend
@@ -87,7 +90,7 @@ def test_edit_briefing_this_and_following_with_search_check_and_rule(
     page.screenshot(path=str(folder / f"picker-149-{width}.png"), full_page=False)
 
     page.get_by_label("Buổi này và các buổi sau").check()
-    expect(page.locator("#repeat-summary")).to_have_text("Hằng tuần vào Thứ Hai, 1 buổi")
+    expect(page.locator("#repeat-summary")).to_have_text("Hằng tuần vào Thứ Hai, 1 buổi", timeout=WAIT)
     page.click("#clear-rooms")
     expect(page.locator("#selected-count")).to_have_text("Đã chọn 0 điểm cầu")
     page.fill("#unit-filter", "xuân")  # with diacritics; "xuan" matches the same units
@@ -102,16 +105,16 @@ def test_edit_briefing_this_and_following_with_search_check_and_rule(
     page.fill("#end_time", "15:30")
     page.fill("#repeat_count", "3")
     page.locator('input[name="repeat_byday"][value="WE"]').check()
-    expect(page.locator("#repeat-summary")).to_have_text("Hằng tuần vào Thứ Hai, Thứ Tư, 3 buổi")
+    expect(page.locator("#repeat-summary")).to_have_text("Hằng tuần vào Thứ Hai, Thứ Tư, 3 buổi", timeout=WAIT)
     # One line for the other meeting: how many sites, its own time and technical check, a link, the list.
     conflict = page.locator("#check li.conflict")
-    expect(conflict).to_have_count(1)
+    expect(conflict).to_have_count(1, timeout=WAIT)
     wednesday = (ids["monday"] + timedelta(days=2)).strftime("%d/%m/%Y")
     sites = len(ids["xuan"])
     expect(conflict.locator(".conflict-text a")).to_have_text(
-        f"{sites} điểm cầu trùng với «{OTHER}» (14:00–15:30 Thứ Tư, {wednesday}, kiểm tra kỹ thuật từ 13:00).")
-    expect(conflict.locator(".conflict-text a")).to_have_attribute("href", f"/meetings/{ids['other']}")
-    expect(conflict.locator("summary")).to_have_text(f"Xem {sites} điểm cầu")
+        f"{sites} điểm cầu trùng với «{OTHER}» (14:00–15:30 Thứ Tư, {wednesday}, kiểm tra kỹ thuật từ 13:00).", timeout=WAIT)
+    expect(conflict.locator(".conflict-text a")).to_have_attribute("href", f"/meetings/{ids['other']}", timeout=WAIT)
+    expect(conflict.locator("summary")).to_have_text(f"Xem {sites} điểm cầu", timeout=WAIT)
     assert page.evaluate("document.documentElement.scrollWidth") <= width  # no horizontal scroll
     page.locator("#booking-actions").scroll_into_view_if_needed()
     page.screenshot(path=str(folder / f"conflict-{width}.png"), full_page=False)
@@ -119,10 +122,10 @@ def test_edit_briefing_this_and_following_with_search_check_and_rule(
 
     # Monday only: free; save "this and following".
     page.locator('input[name="repeat_byday"][value="WE"]').uncheck()
-    expect(page.locator("#repeat-summary")).to_have_text("Hằng tuần vào Thứ Hai, 3 buổi")
-    expect(page.locator("#check")).to_have_class("check check-ok")
+    expect(page.locator("#repeat-summary")).to_have_text("Hằng tuần vào Thứ Hai, 3 buổi", timeout=WAIT)
+    expect(page.locator("#check")).to_have_class("check check-ok", timeout=WAIT)
     page.click("#submit")
-    page.wait_for_url(f"{live_server}/meetings/*")
+    page.wait_for_url(f"{live_server}/meetings/*", timeout=WAIT)
     new_id = int(page.url.rsplit("/", 1)[1])
     assert new_id != ids["briefing"]
     page.screenshot(path=str(folder / f"saved-{width}.png"), full_page=False)
