@@ -243,7 +243,7 @@ def test_new_and_edit_screens_share_the_booking_component(client: TestClient, en
         # Units in the Vietnamese order, searchable by folded unit and room names.
         assert re.findall(r'data-search="([^"]+)"', html)[:2] == [
             "tinh phu tho phong hop truc tuyen ubnd tinh", "phuong viet tri diem cau phuong viet tri"]
-    assert 'data-check-url="/meetings/%d/edit/check"' % meeting_id in client.get(f"/meetings/{meeting_id}/edit").text
+    assert f'data-check-url="/meetings/{meeting_id}/edit/check"' in client.get(f"/meetings/{meeting_id}/edit").text
     # The new meeting's live check says the rule in words too.
     start = next_monday_local(weeks_ahead=6)
     check = client.post("/meetings/new/check", headers={"X-CSRF-Token": csrf_of(page.text)}, json={
