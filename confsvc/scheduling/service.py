@@ -21,7 +21,7 @@ from confsvc import logs
 from confsvc.clock import as_utc, utc_now
 from confsvc.config import Settings
 from confsvc.endpoints.models import Endpoint, Room
-from confsvc.errors import Forbidden, Invalid, NotFound
+from confsvc.errors import Invalid, NotFound
 from confsvc.scheduling import booking, live_events, recurrence, repository, site_groups, visibility
 from confsvc.scheduling import participants as participation
 from confsvc.scheduling.booking import Names, Participants, Plan
@@ -151,12 +151,13 @@ def _refusal(title: str, conflicts: list[Conflict]) -> BookingConflict:
 # ---------------------------------------------------------------- reading
 
 def get_meeting(session: Session, principal: Principal, meeting_id: int) -> Meeting:
-    """Raises NotFound, or Forbidden when an operator's units are not involved."""
+    """Raises NotFound (also for a meeting of another province only), or Forbidden when an operator's
+    units are not involved."""
     meeting = session.get(Meeting, meeting_id)
     if meeting is None:
         raise NotFound(f"meeting {meeting_id} not found", code="meeting_not_found")
-    if principal.unit_ids is not None and not (meeting_units(session, meeting.id) & principal.unit_ids):
-        raise Forbidden("this meeting involves none of your units", code="forbidden_scope")
+    if principal.unit_ids is not None:
+        principal.require_any_unit(meeting_units(session, meeting.id), "meeting")
     return meeting
 
 
@@ -259,6 +260,7 @@ def _prepare(session: Session, settings: Settings, principal: Principal, data: M
                                                    exclude={data.chair_room_id, *room_ids})]
     participants = booking.resolve_participants(session, chair_room_id=data.chair_room_id, room_ids=room_ids,
                                                 endpoint_ids=data.participant_endpoint_ids)
+    participation.require_in_scope(session, principal, participants.room_ids)
     starts, materialized_until = _series_starts(settings, timing, data.rrule, data.exdates, now=now)
     plans = [booking.make_plan(s, s + timing.duration, s, participants, check_lead_minutes=timing.check_lead_minutes,
                                teardown_minutes=timing.teardown_minutes) for s in starts]
@@ -280,7 +282,8 @@ def check_meeting(session: Session, settings: Settings, principal: Principal, da
     timing, _, plans, _ = _prepare(session, settings, principal, data, now)
     names = Names(session)
     booking.resource_conflicts(session, settings, plans, names, lock=False)
-    choice = booking.choose_bridge(session, settings, plans, names, bridge_id=data.bridge_id, lock=False)
+    choice = booking.choose_bridge(session, settings, plans, names, bridge_id=data.bridge_id, lock=False,
+                                   allowed=participation.bridges_in_scope(principal))
     _apply(choice, plans)
     conflicts = [c for p in plans for c in p.conflicts]
     return {"ok": not conflicts, "conflicts": conflicts, "groups": group_conflicts(conflicts),
@@ -312,7 +315,8 @@ def book_unchecked(session: Session, settings: Settings, principal: Principal, d
     names = Names(session)
     booking.resource_conflicts(session, settings, plans, names, partial=data.skip_conflicts)
     if not data.skip_conflicts and any(p.conflicts for p in plans):
-        choice = booking.choose_bridge(session, settings, plans, names, bridge_id=data.bridge_id, lock=False)
+        choice = booking.choose_bridge(session, settings, plans, names, bridge_id=data.bridge_id, lock=False,
+                                   allowed=participation.bridges_in_scope(principal))
         _apply(choice, plans)
         raise _refusal(data.title, [c for p in plans for c in p.conflicts])
     free = [p for p in plans if not p.conflicts]
@@ -321,7 +325,8 @@ def book_unchecked(session: Session, settings: Settings, principal: Principal, d
     # the bridge's answer before writing, so it locks now.
     late = not data.skip_conflicts
     choice = None if late else booking.choose_bridge(session, settings, free or plans, names,
-                                                     bridge_id=data.bridge_id)
+                                                     bridge_id=data.bridge_id,
+                                                     allowed=participation.bridges_in_scope(principal))
     if choice is not None:
         _apply(choice, free or plans)
     if not any(not p.conflicts for p in plans):
@@ -348,7 +353,8 @@ def book_unchecked(session: Session, settings: Settings, principal: Principal, d
 
     booking.insert_guarded(session, settings, write, [p for p in plans if not p.conflicts], data.title)
     if late:
-        _book_ports(session, settings, meeting, plans, names, bridge_id=data.bridge_id)
+        _book_ports(session, settings, meeting, plans, names, bridge_id=data.bridge_id,
+                    allowed=participation.bridges_in_scope(principal))
     audit(session, principal, "meeting.created", meeting_id=meeting.id, occurrences=len(plans) - len(skipped),
           skipped=[s["start"] for s in skipped])
     session.flush()
@@ -367,13 +373,13 @@ def _normalised_rrule(text: str | None, zone: ZoneInfo) -> str | None:
 
 
 def _book_ports(session: Session, settings: Settings, meeting: Meeting, plans: list[Plan], names: Names, *,
-                bridge_id: int | None) -> None:
+                bridge_id: int | None, allowed: Any = None) -> None:
     """The bridge step of a booking, last: lock the bridge (ascending ids when chosen automatically),
     count its ports and numbers as committed now, and write the bridge bookings. The lock lasts
     from here to the commit only. A concurrent booking that took the ports meanwhile makes this a
     refusal (SPEC rule 7); a number taken meanwhile is replaced by a free one."""
     choice = booking.choose_bridge(session, settings, plans, names, bridge_id=bridge_id,
-                                   keep_number=meeting.conference_number)
+                                   keep_number=meeting.conference_number, allowed=allowed)
     _apply(choice, plans)
     conflicts = [c for p in plans for c in p.conflicts]
     if conflicts:
@@ -527,6 +533,7 @@ def edit_meeting(session: Session, settings: Settings, principal: Principal, mee
             room_ids, endpoint_ids = data.participant_room_ids or [], data.participant_endpoint_ids or []
         participants = booking.resolve_participants(session, chair_room_id=chair, room_ids=room_ids,
                                                     endpoint_ids=endpoint_ids)
+        participation.require_in_scope(session, principal, participants.room_ids)
         session.execute(sa.delete(MeetingParticipant).where(MeetingParticipant.meeting_id == meeting.id))
         session.add_all(MeetingParticipant(meeting_id=meeting.id, endpoint_id=e) for e in participants.endpoint_ids)
         meeting.chair_room_id = chair
@@ -669,6 +676,7 @@ def edit_occurrence(session: Session, settings: Settings, principal: Principal, 
             room_ids, endpoint_ids = data.participant_room_ids or [], data.participant_endpoint_ids or []
         participants = booking.resolve_participants(session, chair_room_id=chair, room_ids=room_ids,
                                                     endpoint_ids=endpoint_ids)
+        participation.require_in_scope(session, principal, participants.room_ids)
         session.execute(sa.delete(OccurrenceParticipant).where(OccurrenceParticipant.occurrence_id == occ.id))
         session.add_all(OccurrenceParticipant(occurrence_id=occ.id, endpoint_id=e) for e in participants.endpoint_ids)
         occ.chair_room_id, occ.participants_overridden = chair, True

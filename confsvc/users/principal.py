@@ -200,14 +200,22 @@ class Principal:
         """SQL condition keeping rows whose ``unit_column`` the principal sees (``unit_ids``)."""
         return sa.true() if self.unit_ids is None else unit_column.in_(sorted(self.unit_ids))
 
-    def can_see_units(self, unit_ids: Iterable[int]) -> bool:
-        return all(self.can_see_unit(u) for u in unit_ids)
+    def require_any_unit(self, unit_ids: Iterable[int], what: str = "object") -> None:
+        """For an object touching ``unit_ids`` (a meeting's sites): NotFound when none lies in the
+        principal's province (issue 14), Forbidden (``forbidden_scope``) when none lies in their units."""
+        units = set(unit_ids)
+        if self.scope is not None and units.isdisjoint(self.scope):
+            raise NotFound(f"{what} not found")
+        if self.unit_ids is not None and units.isdisjoint(self.unit_ids):
+            raise Forbidden(f"this {what} involves none of your units", code="forbidden_scope")
 
     def can_see_unit(self, unit_id: int) -> bool:
         return self.unit_ids is None or unit_id in self.unit_ids
 
     def require_unit(self, unit_id: int) -> None:
-        """Raises Forbidden when ``unit_id`` is outside the principal's scope (SPEC: scoped permissions)."""
+        """Raises Forbidden when ``unit_id`` is outside the principal's scope (SPEC: scoped permissions);
+        NotFound when it is outside their province (issue 14: another tenant's objects are not revealed)."""
+        self.require_in_scope(unit_id, "unit")
         if not self.can_see_unit(unit_id):
             raise Forbidden("outside your units", code="forbidden_scope")
 
