@@ -257,7 +257,7 @@ def validation_text(exc: ValidationError) -> str:
 def _form_context(session: Session, who: Viewer, settings: Settings, form: dict[str, Any]) -> dict[str, Any]:
     # A requester chairs from their own units but may invite any room (``scheduling.requests``):
     # the participant lists show every unit, as to a viewer.
-    listing = dataclasses.replace(who.principal, unit_ids=None) if who.requests_only else who.principal
+    listing = dataclasses.replace(who.principal, unit_ids=who.principal.scope) if who.requests_only else who.principal
     units, _total = inventory.list_units(session, listing, limit=10000)
     rooms, _total = inventory.list_rooms(session, listing, limit=100000)
     by_unit: dict[int, list[dict[str, Any]]] = {}
