@@ -111,7 +111,9 @@ def revoke_feed_token(session: Session, principal: Principal, token_id: int, *,
     try:
         _require_manage(session, principal, token.scope, token.scope_id, created_by=token.created_by)
     except NotFound:
-        # The scope object is gone; only a manager with global reach may still revoke.
+        # The scope object is gone (or in another province); only a manager with global reach may still revoke.
+        if not principal.national:
+            raise
         principal.require(MANAGE_PROVINCE_FEEDS)
     if token.revoked_at is None:
         token.revoked_at, token.revoked_by = now or utc_now(), principal.user_id
