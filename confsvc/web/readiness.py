@@ -78,5 +78,5 @@ def live_channels(session: Session, principal: Principal) -> list[str]:
     if not principal.unit_scoped:
         return ["/ws/secretariat"]
     units, _total = inventory.list_units(session, principal, limit=100000)
-    tops = sorted(u.id for u in units if u.parent_id not in principal.unit_ids)
+    tops = sorted(u.id for u in units if u.parent_id not in (principal.unit_ids or ()))
     return [f"/ws/units/{unit_id}" for unit_id in tops]
