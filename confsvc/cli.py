@@ -145,6 +145,8 @@ def users_create(
     full_name: str = "",
     email: str | None = None,
     password: Annotated[str | None, typer.Option(help="prompted for when omitted")] = None,
+    province: Annotated[str | None, typer.Option(help="code of the province the user acts in (default: that "
+                                                      "of their units, or the only one; none: national)")] = None,
 ) -> None:
     """Create a user; operators need at least one --unit."""
     from confsvc.users import service
@@ -153,8 +155,9 @@ def users_create(
         password = getpass.getpass("Password: ")
     with _UnitOfWork(get_settings()) as session:
         unit_ids = service.unit_ids_for_codes(session, unit) if unit else []
+        province_id = service.unit_ids_for_codes(session, [province])[0] if province else None
         user = service.create_user(session, username=username, password=password, role=role,
-                                   full_name=full_name, email=email, unit_ids=unit_ids)
+                                   full_name=full_name, email=email, unit_ids=unit_ids, province_id=province_id)
     typer.echo(f"user {user.username} ({user.role.value}) created")
 
 
