@@ -247,9 +247,11 @@ def seed(session: Session, settings: Settings | None = None, *, now: datetime | 
 #: The national user (Văn phòng Chính phủ): a secretariat of no province, who sees and books everywhere.
 NATIONAL_USERNAME = "vanphongchinhphu"
 #: Roles each province gets a user of, as ``<prefix>.<province code>`` (Phú Thọ keeps the demo's names).
-PROVINCE_PEOPLE = [("quantri", Role.admin, "Quản trị hệ thống"), ("vanphong", Role.secretariat, "Văn phòng UBND"),
-                   ("kythuat", Role.operator, "Cán bộ kỹ thuật"), ("lanhdao", Role.viewer, "Lãnh đạo UBND"),
-                   ("dangky", Role.requester, "UBND")]
+#: The third item: the user is scoped to the province's first commune (operators and requesters).
+PROVINCE_PEOPLE = [("quantri", Role.admin, False, "Quản trị hệ thống"),
+                   ("vanphong", Role.secretariat, False, "Văn phòng UBND"),
+                   ("kythuat", Role.operator, True, "Cán bộ kỹ thuật"), ("lanhdao", Role.viewer, False, "Lãnh đạo UBND"),
+                   ("dangky", Role.requester, True, "UBND")]
 #: Bridge ports beyond one per site (the chair room's two endpoints and every commune's): 25 %, in steps of 50.
 PORT_HEADROOM = 1.25
 
@@ -319,11 +321,11 @@ def seed_national(session: Session) -> NationalSummary:
                                h323_prefix=f"88{code}", conference_number_min=1000, conference_number_max=9999,
                                unit_id=province.id))
         first = communes[0]
-        for prefix, role, title in PROVINCE_PEOPLE:
+        for prefix, role, in_commune, title in PROVINCE_PEOPLE:
             username = prefix if code == PROVINCE_CODE else f"{prefix}.{code}"
             if code == PROVINCE_CODE and prefix == "quantri":
                 username = "admin"
-            units = [first.id] if role in (Role.operator, Role.requester) else []
+            units = [first.id] if in_commune else []
             _person(session, people, summary, username, role, f"{title} {province.name}", units, province.id)
         session.flush()
     _person(session, people, summary, NATIONAL_USERNAME, Role.secretariat, "Văn phòng Chính phủ", [], None)
