@@ -6,18 +6,26 @@ and the secretariat live channel."""
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from confsvc import events
 from confsvc.calendar.models import FeedScope
 from confsvc.calendar.tokens import create_feed_token
+from confsvc.config import Settings
+from confsvc.db import make_session
 from confsvc.endpoints.models import UnitLevel
 from confsvc.live.display import create_display_token
+from confsvc.main import create_app
 from confsvc.scheduling.models import Occurrence
 from confsvc.users import service as users
 from confsvc.users.models import Role
@@ -31,6 +39,7 @@ from tests.factories import (
     make_user,
     next_monday_local,
 )
+from tests.live_support import ThreadServer, recv
 
 INSIDE, OUTSIDE = "TRONGTINH", "NGOAITINH"
 ROLES = ("admin", "secretariat", "operator", "viewer", "requester", "national")
@@ -236,16 +245,33 @@ def test_web_pages_of_another_province_are_404(client: TestClient, world: dict[s
         assert role == "national" or OUTSIDE not in page.text, (role, path)
 
 
-def test_the_secretariat_channel_carries_only_the_own_province(client: TestClient, world: dict[str, Any]):
+@pytest.fixture
+def server(settings: Settings, engine: Engine) -> Iterator[ThreadServer]:
+    with ThreadServer(create_app(settings, engine=engine)) as running:
+        yield running
+
+
+def test_the_secretariat_channel_carries_only_the_own_province(server: ThreadServer, world: dict[str, Any],
+                                                               engine: Engine):
     start = next_monday_local(weeks_ahead=4, hour=9)
-    with client.websocket_connect("/ws/secretariat", headers=world["headers"]["secretariat"]) as ws:
-        snapshot = ws.receive_json()
+    secret = world["headers"]["secretariat"]["Authorization"].split(" ", 1)[1]
+    with server.ws(f"/ws/secretariat?token={secret}") as ws:
+        snapshot = recv(ws)
         assert snapshot["type"] == "snapshot"
-        assert OUTSIDE not in str(snapshot) and INSIDE in str(snapshot)
+        assert snapshot["data"]["scope"] == {"kind": "secretariat", "id": world["inside"]["province"].id}
+        assert OUTSIDE not in json.dumps(snapshot, ensure_ascii=False)
+        assert [item["title"] for item in snapshot["data"]["next"]] == [f"Họp {INSIDE}"]
+        booked = {}
         for side in ("outside", "inside"):
-            made = client.post("/api/v1/meetings", headers=world["headers"]["national"], json={
+            made = httpx.post(f"{server.base}/api/v1/meetings", headers=world["headers"]["national"], timeout=30, json={
                 "title": f"Họp mới {side}", "chair_room_id": world[side]["room"].id,
                 "start": start.isoformat(), "end": (start + timedelta(hours=1)).isoformat()})
-            assert made.status_code == 201
-        event = ws.receive_json()
-        assert (event["type"], event["data"]["title"]) == ("meeting.scheduled", "Họp mới inside")
+            assert made.status_code == 201, made.text
+            booked[side] = made.json()["id"]
+        with make_session(engine, write=False) as session:
+            stored = [p.message for p in events.replay(session, snapshot["id"])]
+        assert {m["data"].get("meeting_id") for m in stored} >= {booked["outside"], booked["inside"]}
+        wanted = [m for m in stored if m["data"].get("meeting_id") == booked["inside"]
+                  or m["data"].get("room_id") == world["inside"]["room"].id]
+        assert [recv(ws) for _ in wanted] == wanted
+        assert wanted[0]["type"] == "meeting.scheduled"
