@@ -210,6 +210,15 @@ def test_a_province_books_only_its_own_rooms_and_bridges(client: TestClient, wor
                                                      "end": (start + timedelta(hours=3)).isoformat()},
                            headers=world["headers"]["national"])
     assert national.status_code == 201
+    # The province sees the meeting that reaches into it, but only the national office changes it.
+    both = national.json()["id"]
+    secretariat = world["headers"]["secretariat"]
+    assert client.get(f"/api/v1/meetings/{both}", headers=secretariat).status_code == 200
+    for method, path, payload in (("PATCH", "", {"title": "Đổi"}), ("POST", "/cancel", None),
+                                  ("POST", "/pin", {"pin": "654321"})):
+        refused = client.request(method, f"/api/v1/meetings/{both}{path}", json=payload, headers=secretariat)
+        assert (refused.status_code, refused.json()["code"]) == (403, "forbidden_scope"), path
+    assert client.post(f"/api/v1/meetings/{both}/cancel", headers=world["headers"]["national"]).status_code == 200
 
 
 def test_a_province_admin_creates_users_of_its_province_only(client: TestClient, world: dict[str, Any]):

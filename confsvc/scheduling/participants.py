@@ -28,6 +28,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, SQLModel, select
 
 from confsvc.endpoints.models import Bridge, Endpoint, Room
+from confsvc.errors import Forbidden
 from confsvc.scheduling.models import Meeting, MeetingParticipant, Occurrence, OccurrenceParticipant
 from confsvc.users.principal import Principal
 
@@ -212,3 +213,16 @@ def require_in_scope(session: Session, principal: Principal, room_ids: Iterable[
 def bridges_in_scope(principal: Principal) -> Any:
     """SQL condition on ``bridges`` keeping those ``principal`` may book: their province's and shared ones."""
     return principal.scope_filter(_columns(Bridge).unit_id, shared=True)
+
+
+def require_whole_meeting(session: Session, principal: Principal, meeting: Meeting) -> None:
+    """Raises Forbidden (``forbidden_scope``) when ``meeting`` has a site outside ``principal``'s province
+    (issue 14): a province sees a meeting that reaches into it, but only the national office (or whoever
+    holds every site) changes a meeting of several provinces."""
+    if principal.scope is None:
+        return
+    rooms = of_meeting(session, meeting).room_ids
+    units = session.exec(select(_R.unit_id).where(_R.id.in_(sorted(rooms)))).all()
+    if not all(principal.in_scope(u) for u in units):
+        raise Forbidden("this meeting has sites in other provinces: the national office changes it",
+                        code="forbidden_scope")

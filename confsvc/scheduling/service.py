@@ -499,6 +499,7 @@ def edit_meeting(session: Session, settings: Settings, principal: Principal, mee
     Raises: Forbidden, Invalid, BookingConflict (like :func:`book_meeting`).
     """
     principal.require(capabilities.BOOK)
+    participation.require_whole_meeting(session, principal, meeting)
     _lock(session, meeting)
     _require_open(meeting)
     now = now or utc_now()
@@ -609,6 +610,7 @@ def _room_endpoints(session: Session, room_id: int) -> set[int]:
 def cancel_meeting(session: Session, principal: Principal, meeting: Meeting, *, now: datetime | None = None) -> Meeting:
     """Cancel the whole meeting; every booking is freed at once (SPEC rule 6). SEQUENCE bumps."""
     principal.require(capabilities.BOOK)
+    participation.require_whole_meeting(session, principal, meeting)
     _lock(session, meeting)
     _require_open(meeting)
     now = now or utc_now()
@@ -629,6 +631,7 @@ def cancel_occurrence(session: Session, principal: Principal, meeting: Meeting, 
                       *, now: datetime | None = None) -> Occurrence:
     """Cancel one occurrence (an exception kept by later series edits); frees its bookings at once."""
     principal.require(capabilities.BOOK)
+    participation.require_whole_meeting(session, principal, meeting)
     _lock(session, meeting, occ)
     _require_open(meeting)
     now = now or utc_now()
@@ -652,6 +655,7 @@ def edit_occurrence(session: Session, settings: Settings, principal: Principal, 
     (SPEC rule 6). Raises Forbidden, Invalid, BookingConflict.
     """
     principal.require(capabilities.BOOK)
+    participation.require_whole_meeting(session, principal, meeting)
     _lock(session, meeting, occ)
     _require_open(meeting)
     if occ.status is OccurrenceStatus.cancelled:
@@ -731,6 +735,7 @@ def set_pin(session: Session, settings: Settings, principal: Principal, meeting:
     is recorded for every occurrence still to come (the edit's events). Raises Forbidden, Invalid.
     """
     principal.require(capabilities.BOOK)
+    participation.require_whole_meeting(session, principal, meeting)
     _lock(session, meeting)
     _require_open(meeting)
     now = now or utc_now()
@@ -755,6 +760,7 @@ def set_conference_number(session: Session, settings: Settings, principal: Princ
     holding every number of the range (``reason`` "conference number in use").
     """
     principal.require(capabilities.BOOK)
+    participation.require_whole_meeting(session, principal, meeting)
     _lock(session, meeting)
     _require_open(meeting)
     now = now or utc_now()
