@@ -284,3 +284,54 @@ def test_the_secretariat_channel_carries_only_the_own_province(server: ThreadSer
                   or m["data"].get("room_id") == world["inside"]["room"].id]
         assert [recv(ws) for _ in wanted] == wanted
         assert wanted[0]["type"] == "meeting.scheduled"
+
+
+@pytest.mark.parametrize("provinces", [1, 2])
+def test_migration_gives_existing_users_and_bridges_a_province(fresh_db_url: str, provinces: int) -> None:
+    """20261208_provinces: a user gets the province of their units, else the only province (a single-province
+    deployment stays as it was), else none; bridges the only province, else none (shared). Tokens, unit
+    scopes and the feed-version triggers of the rebuilt tables survive."""
+    import sqlalchemy as sa
+
+    from confsvc.db import make_engine
+    from confsvc.migrate import upgrade
+
+    upgrade(fresh_db_url, "20261207_requests")
+    stamp = "2026-01-01 00:00:00.000000+00:00"
+    engine = make_engine(fresh_db_url)
+    try:
+        with engine.begin() as conn:
+            rows = [(1, "25", "Tỉnh Phú Thọ", "province", None), (2, "07900", "Xã Thanh Ba", "commune", 1)]
+            if provinces == 2:
+                rows += [(3, "01", "Thành phố Hà Nội", "province", None), (4, "00004", "Phường Ba Đình", "commune", 3)]
+            for unit_id, code, name, level, parent in rows:
+                conn.execute(sa.text("INSERT INTO units (id, code, name, division_type, level, parent_id, search_text, "
+                                     "updated_at) VALUES (:i, :c, :n, 'x', :l, :p, '', :t)"),
+                             {"i": unit_id, "c": code, "n": name, "l": level, "p": parent, "t": stamp})
+            for user_id, role in ((7, "operator"), (8, "secretariat")):
+                conn.execute(sa.text("INSERT INTO users (id, username, full_name, role, password_hash, active, "
+                                     "created_at, updated_at) VALUES (:i, :u, '', :r, 'x', true, :t, :t)"),
+                             {"i": user_id, "u": f"u{user_id}", "r": role, "t": stamp})
+            conn.execute(sa.text("INSERT INTO user_units (user_id, unit_id) VALUES (7, 2)"))
+            conn.execute(sa.text("INSERT INTO api_tokens (user_id, name, prefix, token_hash, created_at) "
+                                 "VALUES (7, 'agent', 'cs_ab', 'h', :t)"), {"t": stamp})
+            conn.execute(sa.text("INSERT INTO bridges (id, name, port_capacity, sip_domain, h323_prefix, "
+                                 "conference_number_min, conference_number_max, active, updated_at) "
+                                 "VALUES (5, 'MCU', 200, 'mcu.vn', '', 1000, 1999, true, :t)"), {"t": stamp})
+    finally:
+        engine.dispose()
+    upgrade(fresh_db_url)
+    engine = make_engine(fresh_db_url)
+    try:
+        with engine.begin() as conn:
+            users_now = conn.execute(sa.text("SELECT id, province_id FROM users ORDER BY id")).all()
+            bridge = conn.execute(sa.text("SELECT unit_id FROM bridges")).scalar_one()
+            assert (users_now, bridge) == (([(7, 1), (8, 1)], 1) if provinces == 1 else ([(7, 1), (8, None)], None))
+            assert conn.execute(sa.text("SELECT user_id, unit_id FROM user_units")).all() == [(7, 2)]
+            assert conn.execute(sa.text("SELECT user_id, name FROM api_tokens")).all() == [(7, "agent")]
+            version = conn.execute(sa.text("SELECT version FROM feed_versions")).scalar_one()
+            conn.execute(sa.text("UPDATE bridges SET sip_domain = 'mcu2.vn'"))
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT version FROM feed_versions")).scalar_one() == version + 1
+    finally:
+        engine.dispose()
