@@ -272,12 +272,14 @@ class NationalSummary:
     passwords: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
-def seed_national(session: Session) -> NationalSummary:
+def seed_national(session: Session, codes: list[str] | None = None) -> NationalSummary:
     """All 34 provinces and their communes (``vietnam-provinces``), a chair room with an endpoint per
     province, one room and endpoint per commune, one bridge per province sized by
     :func:`bridge_ports`, one user per role per province and the national user. Deterministic
     (seeded per province) and re-runnable: existing rooms, bridges and users are kept (users get
     new passwords). Rows are added per province and flushed once per province.
+
+    ``codes``: only these provinces (official codes; tests), default all.
 
     The national meeting itself is not booked: a meeting of every commune needs cascaded bridges
     (issue 14, not built yet)."""
@@ -285,10 +287,12 @@ def seed_national(session: Session) -> NationalSummary:
 
     summary = NationalSummary()
     with_room = set(session.exec(select(Room.unit_id)).all())
-    bridges = set(session.exec(select(Bridge.name)).all())
+    owners = set(session.exec(select(Bridge.unit_id)).all())
     people = {u.username: u for u in session.exec(select(User)).all()}
     for province_data in sorted(Province.iter_all(), key=lambda p: p.code.value):
         code = f"{province_data.code.value:02d}"
+        if codes is not None and code not in codes:
+            continue
         import_province(session, code)
         province = session.exec(select(Unit).where(Unit.code == code)).one()
         communes = list(session.exec(select(Unit).where(Unit.parent_id == province.id).order_by(Unit.code)).all())
@@ -314,9 +318,8 @@ def seed_national(session: Session) -> NationalSummary:
             vendor, models, _ = rng.choices(VENDORS, weights)[0]
             endpoints.append(_endpoint(rng, room, unit, index, vendor, rng.choice(models), domain))
         session.add_all(endpoints)
-        name = f"MCU {province.name}"
-        if code != PROVINCE_CODE and name not in bridges:
-            session.add(Bridge(name=name, vendor="Poly", model="RealPresence Collaboration Server 4000",
+        if province.id not in owners:  # Phú Thọ's demo has its two bridges already
+            session.add(Bridge(name=f"MCU {province.name}", vendor="Poly", model="RealPresence Collaboration Server 4000",
                                port_capacity=bridge_ports(len(communes) + 1), sip_domain=f"mcu.{slug}.gov.vn",
                                h323_prefix=f"88{code}", conference_number_min=1000, conference_number_max=9999,
                                unit_id=province.id))

@@ -23,12 +23,12 @@ from confsvc.calendar.models import FeedScope
 from confsvc.calendar.tokens import create_feed_token
 from confsvc.config import Settings
 from confsvc.db import make_session
-from confsvc.endpoints.models import UnitLevel
+from confsvc.endpoints.models import Bridge, Unit, UnitLevel
 from confsvc.live.display import create_display_token
 from confsvc.main import create_app
 from confsvc.scheduling.models import Occurrence
 from confsvc.users import service as users
-from confsvc.users.models import Role
+from confsvc.users.models import Role, User
 from tests.factories import (
     bearer,
     make_bridge,
@@ -335,3 +335,25 @@ def test_migration_gives_existing_users_and_bridges_a_province(fresh_db_url: str
             assert conn.execute(sa.text("SELECT version FROM feed_versions")).scalar_one() == version + 1
     finally:
         engine.dispose()
+
+
+def test_national_demo_loads_provinces_rooms_bridges_and_people_and_reruns(session: Session, settings: Settings):
+    """``confsvc demo --national`` (here two provinces of the 34): a room and endpoint per commune and
+    province, a bridge per province with ports for its sites + 25 %, five users per province and the
+    national user; a second run adds nothing."""
+    from confsvc import demo
+
+    first = demo.seed_national(session, ["01", "25"])
+    again = demo.seed_national(session, ["01", "25"])
+    counts = [(s.provinces, s.communes, s.rooms, s.endpoints, s.bridges, s.users) for s in (first, again)]
+    # Hà Nội 126 communes/wards, Phú Thọ 148 (vietnam-provinces).
+    assert counts == [(2, 274, 276, 276, 2, 11)] * 2
+    bridges = {b.name: (b.port_capacity, b.unit_id) for b in session.exec(select(Bridge)).all()}
+    hanoi = session.exec(select(Unit).where(Unit.code == "01")).one()
+    phutho = session.exec(select(Unit).where(Unit.code == "25")).one()
+    assert bridges == {f"MCU {hanoi.name}": (200, hanoi.id), f"MCU {phutho.name}": (200, phutho.id)}
+    people = {u.username: (u.role, u.province_id) for u in session.exec(select(User)).all()}
+    assert people["vanphongchinhphu"] == (Role.secretariat, None)
+    assert people["vanphong.01"] == (Role.secretariat, hanoi.id) and people["kythuat.01"] == (Role.operator, hanoi.id)
+    assert people["admin"] == (Role.admin, phutho.id)
+    assert demo.bridge_ports(149) == 200 and demo.bridge_ports(160) == 200 and demo.bridge_ports(161) == 250
