@@ -21,7 +21,7 @@ from confsvc import logs
 from confsvc.clock import as_utc, utc_now
 from confsvc.config import Settings
 from confsvc.endpoints.models import Endpoint, Room
-from confsvc.errors import Invalid, NotFound
+from confsvc.errors import Forbidden, Invalid, NotFound
 from confsvc.scheduling import booking, live_events, recurrence, repository, site_groups, visibility
 from confsvc.scheduling import participants as participation
 from confsvc.scheduling.booking import Names, Participants, Plan
@@ -156,14 +156,26 @@ def get_meeting(session: Session, principal: Principal, meeting_id: int) -> Meet
     meeting = session.get(Meeting, meeting_id)
     if meeting is None:
         raise NotFound(f"meeting {meeting_id} not found", code="meeting_not_found")
-    if principal.unit_ids is not None:
-        principal.require_any_unit(meeting_units(session, meeting.id), "meeting")
+    if principal.scope is not None and not _taking_part(session, meeting, principal.scope):
+        raise NotFound(f"meeting {meeting_id} not found", code="meeting_not_found")  # another province's
+    if principal.unit_ids is not None and not _taking_part(session, meeting, principal.unit_ids):
+        raise Forbidden("this meeting involves none of your units", code="forbidden_scope")
     return meeting
 
 
 def _touching_units(unit_ids: frozenset[int] | set[int]) -> Any:
     """Subquery of meeting ids whose chair room or a participant endpoint is in ``unit_ids``."""
     return participation.meetings_involving(room_ids=participation.rooms_of_units(unit_ids))
+
+
+def _taking_part(session: Session, meeting: Meeting, unit_ids: frozenset[int]) -> bool:
+    return session.exec(select(Meeting.id).where(
+        Meeting.id == meeting.id, Meeting.id.in_(_operator_scope(unit_ids)))).first() is not None
+
+
+def _operator_scope(unit_ids: frozenset[int]) -> Any:
+    """Subquery of meeting ids in which a room of ``unit_ids`` takes part, occurrence overrides included."""
+    return participation.meetings_taking_part(participation.rooms_of_units(unit_ids))
 
 
 def meeting_units(session: Session, meeting_id: int) -> set[int]:
@@ -182,7 +194,7 @@ def list_meetings(session: Session, principal: Principal, *, from_: datetime | N
     ``[from_, to)``; ``unit_id`` (with sub-units) and ``room_id`` keep meetings involving them."""
     query = select(Meeting).order_by(Meeting.dtstart, Meeting.id)
     if principal.unit_ids is not None:
-        query = query.where(Meeting.id.in_(_touching_units(principal.unit_ids)))
+        query = query.where(Meeting.id.in_(_operator_scope(principal.unit_ids)))
     if unit_id is not None:
         query = query.where(Meeting.id.in_(_touching_units(expand_units(session, {unit_id}))))
     if room_id is not None:

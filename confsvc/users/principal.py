@@ -6,7 +6,6 @@ no module outside ``users/`` compares roles (tests/test_architecture.py checks i
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -199,15 +198,6 @@ class Principal:
     def units_filter(self, unit_column: Any) -> Any:
         """SQL condition keeping rows whose ``unit_column`` the principal sees (``unit_ids``)."""
         return sa.true() if self.unit_ids is None else unit_column.in_(sorted(self.unit_ids))
-
-    def require_any_unit(self, unit_ids: Iterable[int], what: str = "object") -> None:
-        """For an object touching ``unit_ids`` (a meeting's sites): NotFound when none lies in the
-        principal's province (issue 14), Forbidden (``forbidden_scope``) when none lies in their units."""
-        units = set(unit_ids)
-        if self.scope is not None and units.isdisjoint(self.scope):
-            raise NotFound(f"{what} not found")
-        if self.unit_ids is not None and units.isdisjoint(self.unit_ids):
-            raise Forbidden(f"this {what} involves none of your units", code="forbidden_scope")
 
     def can_see_unit(self, unit_id: int) -> bool:
         return self.unit_ids is None or unit_id in self.unit_ids
