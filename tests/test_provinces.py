@@ -296,7 +296,7 @@ def test_migration_gives_existing_users_and_bridges_a_province(fresh_db_url: str
     from confsvc.db import make_engine
     from confsvc.migrate import upgrade
 
-    upgrade(fresh_db_url, "20261207_requests")
+    upgrade(fresh_db_url, "20261208_mail_invitation_pdf")
     stamp = "2026-01-01 00:00:00.000000+00:00"
     engine = make_engine(fresh_db_url)
     try:

@@ -10,7 +10,7 @@ SQLite cannot add a named foreign key: both tables are rebuilt the way ``2026120
 off between transactions, triggers read before and run again after, ``PRAGMA foreign_key_check``).
 
 Revision ID: 20261208_provinces
-Revises: 20261207_requests
+Revises: 20261208_mail_invitation_pdf
 """
 
 from collections.abc import Callable
@@ -20,7 +20,7 @@ from alembic import op
 from alembic.operations import BatchOperations
 
 revision = "20261208_provinces"
-down_revision = "20261207_requests"
+down_revision = "20261208_mail_invitation_pdf"
 branch_labels = None
 depends_on = None
 
