@@ -21,6 +21,7 @@ from confsvc.config import Settings
 from confsvc.endpoints.models import Endpoint
 from confsvc.errors import Invalid
 from confsvc.scheduling import booking, live_events, recurrence
+from confsvc.scheduling import participants as participation
 from confsvc.scheduling.booking import Names, Participants, Plan
 from confsvc.scheduling.models import Meeting, MeetingStatus, Occurrence, OccurrenceStatus
 from confsvc.scheduling.schemas import MeetingCreate, MeetingUpdate, OccurrenceCreate
@@ -87,6 +88,7 @@ def restore_occurrence(session: Session, settings: Settings, principal: Principa
         BookingConflict: 409, every conflict listed.
     """
     principal.require(BOOK)
+    participation.require_whole_meeting(session, principal, meeting)
     _require_open(meeting)
     if occ.status is not OccurrenceStatus.cancelled:
         raise Invalid("the occurrence is not cancelled", code="occurrence_not_cancelled")
@@ -130,6 +132,7 @@ def add_occurrence(session: Session, settings: Settings, principal: Principal, m
         BookingConflict: 409, every conflict listed.
     """
     principal.require(BOOK)
+    participation.require_whole_meeting(session, principal, meeting)
     _require_open(meeting)
     if not meeting.rrule:
         raise Invalid("only a recurring meeting takes extra occurrences; book another meeting instead",

@@ -151,12 +151,14 @@ def _refusal(title: str, conflicts: list[Conflict]) -> BookingConflict:
 # ---------------------------------------------------------------- reading
 
 def get_meeting(session: Session, principal: Principal, meeting_id: int) -> Meeting:
-    """Raises NotFound, or Forbidden when an operator's units are not involved."""
+    """Raises NotFound (also for a meeting of another province only), or Forbidden when an operator's
+    units are not involved."""
     meeting = session.get(Meeting, meeting_id)
     if meeting is None:
         raise NotFound(f"meeting {meeting_id} not found", code="meeting_not_found")
-    if principal.unit_ids is not None and session.exec(select(Meeting.id).where(
-            Meeting.id == meeting.id, Meeting.id.in_(_operator_scope(principal.unit_ids)))).first() is None:
+    if principal.scope is not None and not _taking_part(session, meeting, principal.scope):
+        raise NotFound(f"meeting {meeting_id} not found", code="meeting_not_found")  # another province's
+    if principal.unit_ids is not None and not _taking_part(session, meeting, principal.unit_ids):
         raise Forbidden("this meeting involves none of your units", code="forbidden_scope")
     return meeting
 
@@ -164,6 +166,11 @@ def get_meeting(session: Session, principal: Principal, meeting_id: int) -> Meet
 def _touching_units(unit_ids: frozenset[int] | set[int]) -> Any:
     """Subquery of meeting ids whose chair room or a participant endpoint is in ``unit_ids``."""
     return participation.meetings_involving(room_ids=participation.rooms_of_units(unit_ids))
+
+
+def _taking_part(session: Session, meeting: Meeting, unit_ids: frozenset[int]) -> bool:
+    return session.exec(select(Meeting.id).where(
+        Meeting.id == meeting.id, Meeting.id.in_(_operator_scope(unit_ids)))).first() is not None
 
 
 def _operator_scope(unit_ids: frozenset[int]) -> Any:
@@ -265,6 +272,7 @@ def _prepare(session: Session, settings: Settings, principal: Principal, data: M
                                                    exclude={data.chair_room_id, *room_ids})]
     participants = booking.resolve_participants(session, chair_room_id=data.chair_room_id, room_ids=room_ids,
                                                 endpoint_ids=data.participant_endpoint_ids)
+    participation.require_in_scope(session, principal, participants.room_ids)
     starts, materialized_until = _series_starts(settings, timing, data.rrule, data.exdates, now=now)
     plans = [booking.make_plan(s, s + timing.duration, s, participants, check_lead_minutes=timing.check_lead_minutes,
                                teardown_minutes=timing.teardown_minutes) for s in starts]
@@ -286,7 +294,8 @@ def check_meeting(session: Session, settings: Settings, principal: Principal, da
     timing, _, plans, _ = _prepare(session, settings, principal, data, now)
     names = Names(session)
     booking.resource_conflicts(session, settings, plans, names, lock=False)
-    choice = booking.choose_bridge(session, settings, plans, names, bridge_id=data.bridge_id, lock=False)
+    choice = booking.choose_bridge(session, settings, plans, names, bridge_id=data.bridge_id, lock=False,
+                                   allowed=participation.bridges_in_scope(principal))
     _apply(choice, plans)
     conflicts = [c for p in plans for c in p.conflicts]
     return {"ok": not conflicts, "conflicts": conflicts, "groups": group_conflicts(conflicts),
@@ -318,7 +327,8 @@ def book_unchecked(session: Session, settings: Settings, principal: Principal, d
     names = Names(session)
     booking.resource_conflicts(session, settings, plans, names, partial=data.skip_conflicts)
     if not data.skip_conflicts and any(p.conflicts for p in plans):
-        choice = booking.choose_bridge(session, settings, plans, names, bridge_id=data.bridge_id, lock=False)
+        choice = booking.choose_bridge(session, settings, plans, names, bridge_id=data.bridge_id, lock=False,
+                                   allowed=participation.bridges_in_scope(principal))
         _apply(choice, plans)
         raise _refusal(data.title, [c for p in plans for c in p.conflicts])
     free = [p for p in plans if not p.conflicts]
@@ -327,7 +337,8 @@ def book_unchecked(session: Session, settings: Settings, principal: Principal, d
     # the bridge's answer before writing, so it locks now.
     late = not data.skip_conflicts
     choice = None if late else booking.choose_bridge(session, settings, free or plans, names,
-                                                     bridge_id=data.bridge_id)
+                                                     bridge_id=data.bridge_id,
+                                                     allowed=participation.bridges_in_scope(principal))
     if choice is not None:
         _apply(choice, free or plans)
     if not any(not p.conflicts for p in plans):
@@ -360,7 +371,8 @@ def book_unchecked(session: Session, settings: Settings, principal: Principal, d
     booked = [p.occurrence for p in plans if not p.conflicts]
     rooms = live_events.occurrence_rooms(session, meeting, booked)
     if late:
-        _book_ports(session, settings, meeting, plans, names, bridge_id=data.bridge_id)
+        _book_ports(session, settings, meeting, plans, names, bridge_id=data.bridge_id,
+                    allowed=participation.bridges_in_scope(principal))
         session.flush()
     live_events.record_change(session, "meeting.scheduled", meeting, booked, now=now, extra=event_extra,
                               rooms=rooms)
@@ -377,13 +389,13 @@ def _normalised_rrule(text: str | None, zone: ZoneInfo) -> str | None:
 
 
 def _book_ports(session: Session, settings: Settings, meeting: Meeting, plans: list[Plan], names: Names, *,
-                bridge_id: int | None) -> None:
+                bridge_id: int | None, allowed: Any = None) -> None:
     """The bridge step of a booking, last: lock the bridge (ascending ids when chosen automatically),
     count its ports and numbers as committed now, and write the bridge bookings. The lock lasts
     from here to the commit only. A concurrent booking that took the ports meanwhile makes this a
     refusal (SPEC rule 7); a number taken meanwhile is replaced by a free one."""
     choice = booking.choose_bridge(session, settings, plans, names, bridge_id=bridge_id,
-                                   keep_number=meeting.conference_number)
+                                   keep_number=meeting.conference_number, allowed=allowed)
     _apply(choice, plans)
     conflicts = [c for p in plans for c in p.conflicts]
     if conflicts:
@@ -503,6 +515,7 @@ def edit_meeting(session: Session, settings: Settings, principal: Principal, mee
     Raises: Forbidden, Invalid, BookingConflict (like :func:`book_meeting`).
     """
     principal.require(capabilities.BOOK)
+    participation.require_whole_meeting(session, principal, meeting)
     _lock(session, meeting)
     _require_open(meeting)
     now = now or utc_now()
@@ -537,6 +550,7 @@ def edit_meeting(session: Session, settings: Settings, principal: Principal, mee
             room_ids, endpoint_ids = data.participant_room_ids or [], data.participant_endpoint_ids or []
         participants = booking.resolve_participants(session, chair_room_id=chair, room_ids=room_ids,
                                                     endpoint_ids=endpoint_ids)
+        participation.require_in_scope(session, principal, participants.room_ids)
         session.execute(sa.delete(MeetingParticipant).where(MeetingParticipant.meeting_id == meeting.id))
         session.add_all(MeetingParticipant(meeting_id=meeting.id, endpoint_id=e) for e in participants.endpoint_ids)
         meeting.chair_room_id = chair
@@ -612,6 +626,7 @@ def _room_endpoints(session: Session, room_id: int) -> set[int]:
 def cancel_meeting(session: Session, principal: Principal, meeting: Meeting, *, now: datetime | None = None) -> Meeting:
     """Cancel the whole meeting; every booking is freed at once (SPEC rule 6). SEQUENCE bumps."""
     principal.require(capabilities.BOOK)
+    participation.require_whole_meeting(session, principal, meeting)
     _lock(session, meeting)
     _require_open(meeting)
     now = now or utc_now()
@@ -632,6 +647,7 @@ def cancel_occurrence(session: Session, principal: Principal, meeting: Meeting, 
                       *, now: datetime | None = None) -> Occurrence:
     """Cancel one occurrence (an exception kept by later series edits); frees its bookings at once."""
     principal.require(capabilities.BOOK)
+    participation.require_whole_meeting(session, principal, meeting)
     _lock(session, meeting, occ)
     _require_open(meeting)
     now = now or utc_now()
@@ -655,6 +671,7 @@ def edit_occurrence(session: Session, settings: Settings, principal: Principal, 
     (SPEC rule 6). Raises Forbidden, Invalid, BookingConflict.
     """
     principal.require(capabilities.BOOK)
+    participation.require_whole_meeting(session, principal, meeting)
     _lock(session, meeting, occ)
     _require_open(meeting)
     if occ.status is OccurrenceStatus.cancelled:
@@ -679,6 +696,7 @@ def edit_occurrence(session: Session, settings: Settings, principal: Principal, 
             room_ids, endpoint_ids = data.participant_room_ids or [], data.participant_endpoint_ids or []
         participants = booking.resolve_participants(session, chair_room_id=chair, room_ids=room_ids,
                                                     endpoint_ids=endpoint_ids)
+        participation.require_in_scope(session, principal, participants.room_ids)
         session.execute(sa.delete(OccurrenceParticipant).where(OccurrenceParticipant.occurrence_id == occ.id))
         session.add_all(OccurrenceParticipant(occurrence_id=occ.id, endpoint_id=e) for e in participants.endpoint_ids)
         occ.chair_room_id, occ.participants_overridden = chair, True
@@ -733,6 +751,7 @@ def set_pin(session: Session, settings: Settings, principal: Principal, meeting:
     is recorded for every occurrence still to come (the edit's events). Raises Forbidden, Invalid.
     """
     principal.require(capabilities.BOOK)
+    participation.require_whole_meeting(session, principal, meeting)
     _lock(session, meeting)
     _require_open(meeting)
     now = now or utc_now()
@@ -757,6 +776,7 @@ def set_conference_number(session: Session, settings: Settings, principal: Princ
     holding every number of the range (``reason`` "conference number in use").
     """
     principal.require(capabilities.BOOK)
+    participation.require_whole_meeting(session, principal, meeting)
     _lock(session, meeting)
     _require_open(meeting)
     now = now or utc_now()

@@ -256,7 +256,7 @@ def picker_units(session: Session, who: Viewer) -> list[dict[str, Any]]:
 
     A requester chairs from their own units but may invite any room (``scheduling.requests``): the
     list shows every unit, as to a viewer."""
-    listing = dataclasses.replace(who.principal, unit_ids=None) if who.requests_only else who.principal
+    listing = dataclasses.replace(who.principal, unit_ids=who.principal.scope) if who.requests_only else who.principal
     units, _total = inventory.list_units(session, listing, limit=10000)
     rooms, _total = inventory.list_rooms(session, listing, limit=100000)
     by_unit: dict[int, list[dict[str, Any]]] = {}
