@@ -175,7 +175,7 @@ class ResourceBlock(SQLModel, table=True):
 
 
 #: A booking's window as a PostgreSQL range, half-open (the exclusion constraints' overlap operand).
-_WINDOW = sa.literal_column("tstzrange(window_start, window_end, '[)')")
+_WINDOW: sa.ColumnElement[Any] = sa.literal_column("tstzrange(window_start, window_end, '[)')")
 
 
 class Booking(SQLModel, table=True):
