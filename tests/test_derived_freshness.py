@@ -67,3 +67,25 @@ def test_a_plain_sql_write_refreshes_the_feed_etag_and_the_usage_summary(
         live = _report(session, settings, principal)
     assert after == live
     assert after["totals"][figure] != before["totals"][figure]
+
+
+def test_a_booking_far_ahead_writes_no_usage_mark(session: Session, settings: Settings):
+    """Its window opens after now + 4 days: no stored day can depend on it (migration
+    ``20261208_usage_triggers``), so the booking's many participant rows cost no mark."""
+    from datetime import timedelta
+
+    from sqlmodel import select
+
+    from confsvc.clock import utc_now
+    from tests.factories import make_bridge, make_endpoint, make_meeting, make_room, make_unit
+
+    unit = make_unit(session, name="Xã Đồi Chè")
+    make_bridge(session, name="MCU Tỉnh", port_capacity=10)
+    rooms = [make_room(session, unit, name=f"Phòng {n}") for n in range(3)]
+    for room in rooms:
+        make_endpoint(session, room, name=f"Thiết bị {room.name}")
+    start = (utc_now() + timedelta(days=14)).replace(microsecond=0)
+    make_meeting(session, chair_room=rooms[0], rooms=rooms[1:], start=start, end=start + timedelta(hours=2),
+                 user=make_user(session, Role.admin), settings=settings, title="Họp tuần sau nữa")
+    session.flush()
+    assert session.exec(select(summary.UsageDirty.id)).all() == []

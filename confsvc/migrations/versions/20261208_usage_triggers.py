@@ -24,7 +24,10 @@ writes both, in the same transaction as the change, whatever code, process or SQ
   (so the writing transaction's own reports see it; such moves are rare, their row lock is no
   bottleneck).
 
-Marks are appends (no row is updated), so bookings never wait on each other here.
+Only changes whose window opens before now + 4 days (the database's clock) are marked: a window
+opening later holds no call, fault or started meeting and its days are far from settled, so no
+stored day depends on it (new bookings and edits of future meetings write no mark). Marks are
+appends (no row is updated), so bookings never wait on each other here.
 
 **SQLite batch mode drops a table's triggers** when it rebuilds the table: a later migration
 that uses ``batch_alter_table`` on one of these tables must create its triggers again.
@@ -57,30 +60,53 @@ def _last(end: str, *, pg: bool) -> str:
     return f"((({end}) AT TIME ZONE 'UTC')::date + 1)" if pg else f"date({end}, '+1 day')"
 
 
+def _opened_soon(start: str, lead: str, *, pg: bool) -> str:
+    """The window ``[start − lead, …)`` opens before now + 4 days (database clock). A window opening
+    later holds no call, fault or started meeting yet, and its days are far from settled, so no stored
+    day depends on it: such changes (new bookings, edits of future meetings) are not marked."""
+    if pg:
+        return f"({start}) - make_interval(mins => {lead}) <= now() + interval '4 days'"
+    return f"datetime({start}, printf('-%d minutes', {lead})) <= datetime('now', '+4 days')"
+
+
 _INSERT = "INSERT INTO usage_dirty (first_day, last_day) "
 END = '"end"'  # a reserved word in PostgreSQL
 
 
 def _occurrence(row: str, *, pg: bool) -> str:
     lead = f"coalesce((SELECT check_lead_minutes FROM meetings WHERE id = {row}.meeting_id), 1440)"
-    return _INSERT + f'SELECT {_first(f"{row}.start", lead, pg=pg)}, {_last(f"{row}.{END}", pg=pg)};'
+    return (_INSERT + f'SELECT {_first(f"{row}.start", lead, pg=pg)}, {_last(f"{row}.{END}", pg=pg)} '
+            f'WHERE {_opened_soon(f"{row}.start", lead, pg=pg)};')
 
 
 def _of_occurrence(row: str, *, pg: bool) -> str:
     return (_INSERT + f'SELECT {_first("o.start", "m.check_lead_minutes", pg=pg)}, {_last(f"o.{END}", pg=pg)} '
-            f"FROM occurrences o JOIN meetings m ON m.id = o.meeting_id WHERE o.id = {row}.occurrence_id;")
+            f"FROM occurrences o JOIN meetings m ON m.id = o.meeting_id WHERE o.id = {row}.occurrence_id "
+            f'AND {_opened_soon("o.start", "m.check_lead_minutes", pg=pg)};')
 
 
 def _of_meeting(row: str, *, pg: bool) -> str:
     return (_INSERT + f'SELECT {_first("min(o.start)", "m.check_lead_minutes", pg=pg)}, '
             f'{_last(f"max(o.{END})", pg=pg)} FROM occurrences o JOIN meetings m ON m.id = o.meeting_id '
-            f"WHERE o.meeting_id = {row}.meeting_id GROUP BY m.check_lead_minutes;")
+            f"WHERE o.meeting_id = {row}.meeting_id GROUP BY m.check_lead_minutes "
+            f'HAVING {_opened_soon("min(o.start)", "m.check_lead_minutes", pg=pg)};')
 
 
 def _meeting(_row: str, *, pg: bool) -> str:
     lead = ("greatest" if pg else "max") + "(OLD.check_lead_minutes, NEW.check_lead_minutes)"
     return (_INSERT + f'SELECT DISTINCT {_first("o.start", lead, pg=pg)}, {_last(f"o.{END}", pg=pg)} '
-            "FROM occurrences o WHERE o.meeting_id = NEW.id;")
+            f'FROM occurrences o WHERE o.meeting_id = NEW.id AND {_opened_soon("o.start", lead, pg=pg)};')
+
+
+def _sqlite_when(table: str, event: str) -> str:
+    """SQLite: a WHEN that skips the participant tables' triggers (a booking writes a row per endpoint)
+    when the occurrence or meeting is too far ahead to be marked, without running the trigger body."""
+    if event == "UPDATE" or table not in ("meeting_participants", "occurrence_participants"):
+        return ""
+    row = "NEW" if event == "INSERT" else "OLD"
+    key = "o.meeting_id = {row}.meeting_id" if table == "meeting_participants" else "o.id = {row}.occurrence_id"
+    return (" WHEN EXISTS (SELECT 1 FROM occurrences o JOIN meetings m ON m.id = o.meeting_id WHERE "
+            + key.format(row=row) + f' AND {_opened_soon("o.start", "m.check_lead_minutes", pg=False)})')
 
 
 def _status(row: str, *, pg: bool) -> str:
@@ -144,6 +170,7 @@ def _create_triggers(pg: bool) -> None:
                 op.execute(f"CREATE TRIGGER {name} AFTER {event}{of} ON {table} FOR EACH ROW{condition} "
                            f"EXECUTE FUNCTION {function}()")
             else:
+                condition = condition or _sqlite_when(table, event)
                 op.execute(f"CREATE TRIGGER {name} AFTER {event}{of} ON {table}{condition} "
                            f"BEGIN {_body(table, event, pg=False)} END")
     for table, column in EPOCH.items():
