@@ -399,6 +399,8 @@ RENDERING_MODULES = (sys.modules[__name__], feed_ical, ical, join, recurrence, v
 CODE_VERSION = hashlib.sha256(b"".join(
     [confsvc.__version__.encode(), ical.ICALENDAR_VERSION.encode()]
     + [Path(str(module.__file__)).read_bytes() for module in RENDERING_MODULES])).hexdigest()
+#: The settings a feed's bytes depend on (``feed_state`` fingerprints them with ``Settings.fingerprint``).
+FEED_SETTINGS = ("feed_past_days", "feed_refresh_minutes", "calendar_organizer_email")
 #: ``feed_state``'s one query: the deployment-wide feed version (``FeedVersion``, raised by triggers).
 _VERSION_QUERY = sa.select(FeedVersion.__table__.c.version, FeedVersion.__table__.c.changed_at).where(
     FeedVersion.__table__.c.id == 1)
@@ -457,7 +459,7 @@ def feed_state(session: Session, settings: Settings, token: FeedToken, *, base_u
 
     - the rendering code (``RENDERING_MODULES``: this module, the serialiser ``feed_ical``, ``ical``
       and the scheduling modules they read) and ``icalendar``'s version (``CODE_VERSION``); ``base_url``, the
-      ``feed_*`` and ``calendar_organizer_email`` settings; the token (id, creation, scope, id,
+      ``feed_*`` and ``calendar_organizer_email`` settings (``FEED_SETTINGS``); the token (id, creation, scope, id,
       sub-units);
     - the window's start day (``window_start_for``);
     - the data: ``FeedVersion``'s ``version`` and ``changed_at``, which database triggers raise in
@@ -478,8 +480,8 @@ def feed_state(session: Session, settings: Settings, token: FeedToken, *, base_u
     window_start = window_start_for(settings, now)
     row = session.execute(_VERSION_QUERY).first()
     version, changed_at = (row.version, _utc(row.changed_at)) if row is not None else (0, None)
-    inputs = (CODE_VERSION, base_url, settings.feed_past_days, settings.feed_refresh_minutes,
-              settings.calendar_organizer_email, token.id, _utc(token.created_at).isoformat(), token.scope.value,
+    inputs = (CODE_VERSION, base_url, settings.fingerprint(FEED_SETTINGS), token.id,
+              _utc(token.created_at).isoformat(), token.scope.value,
               token.scope_id, token.include_sub_units, window_start.isoformat(), version,
               changed_at.isoformat() if changed_at else None)
     etag = '"' + hashlib.sha256(repr(inputs).encode("utf-8")).hexdigest() + '"'

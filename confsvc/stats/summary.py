@@ -40,7 +40,6 @@ epoch) behind, and the day is computed again next time. Two stores of one day qu
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -114,13 +113,15 @@ class UsageEpoch(SQLModel, table=True):
     epoch: int = 0
 
 
+#: The settings that shape a day's figures: zone, late-join minutes, working hours, and the longest
+#: meeting and check lead (they bound which occurrences the statements look at).
+FIGURE_SETTINGS = ("timezone", "late_join_minutes", "working_hours_start", "working_hours_end",
+                   "working_weekday_set", "max_meeting_duration_minutes", "max_check_lead_minutes")
+
+
 def fingerprint(settings: Settings) -> str:
-    """SHA-256 (hex) of the settings that shape a day's figures: zone, late-join minutes, working hours, and
-    the longest meeting and check lead (they bound which occurrences the statements look at)."""
-    parts = (settings.timezone, settings.late_join_minutes, settings.working_hours_start.isoformat(),
-             settings.working_hours_end.isoformat(), sorted(settings.working_weekday_set),
-             settings.max_meeting_duration_minutes, settings.max_check_lead_minutes)
-    return hashlib.sha256(repr(parts).encode()).hexdigest()
+    """``Settings.fingerprint`` of :data:`FIGURE_SETTINGS` (SHA-256, hex)."""
+    return settings.fingerprint(FIGURE_SETTINGS)
 
 
 def settled_before(settings: Settings, now: datetime) -> datetime:
