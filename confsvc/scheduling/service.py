@@ -155,7 +155,8 @@ def get_meeting(session: Session, principal: Principal, meeting_id: int) -> Meet
     meeting = session.get(Meeting, meeting_id)
     if meeting is None:
         raise NotFound(f"meeting {meeting_id} not found", code="meeting_not_found")
-    if principal.unit_ids is not None and not (meeting_units(session, meeting.id) & principal.unit_ids):
+    if principal.unit_ids is not None and session.exec(select(Meeting.id).where(
+            Meeting.id == meeting.id, Meeting.id.in_(_operator_scope(principal.unit_ids)))).first() is None:
         raise Forbidden("this meeting involves none of your units", code="forbidden_scope")
     return meeting
 
@@ -163,6 +164,11 @@ def get_meeting(session: Session, principal: Principal, meeting_id: int) -> Meet
 def _touching_units(unit_ids: frozenset[int] | set[int]) -> Any:
     """Subquery of meeting ids whose chair room or a participant endpoint is in ``unit_ids``."""
     return participation.meetings_involving(room_ids=participation.rooms_of_units(unit_ids))
+
+
+def _operator_scope(unit_ids: frozenset[int]) -> Any:
+    """Subquery of meeting ids in which a room of ``unit_ids`` takes part, occurrence overrides included."""
+    return participation.meetings_taking_part(participation.rooms_of_units(unit_ids))
 
 
 def meeting_units(session: Session, meeting_id: int) -> set[int]:
@@ -181,7 +187,7 @@ def list_meetings(session: Session, principal: Principal, *, from_: datetime | N
     ``[from_, to)``; ``unit_id`` (with sub-units) and ``room_id`` keep meetings involving them."""
     query = select(Meeting).order_by(Meeting.dtstart, Meeting.id)
     if principal.unit_ids is not None:
-        query = query.where(Meeting.id.in_(_touching_units(principal.unit_ids)))
+        query = query.where(Meeting.id.in_(_operator_scope(principal.unit_ids)))
     if unit_id is not None:
         query = query.where(Meeting.id.in_(_touching_units(expand_units(session, {unit_id}))))
     if room_id is not None:
