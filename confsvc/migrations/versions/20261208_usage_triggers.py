@@ -34,7 +34,7 @@ that uses ``batch_alter_table`` on one of these tables must create its triggers 
 ``tests/test_derived_freshness.py`` checks the triggers on the migrated database.
 
 Revision ID: 20261208_usage_triggers
-Revises: 20261207_requests
+Revises: 20261208_mail_invitation_pdf (written on 20261207_requests; re-chained after merging main)
 """
 
 from datetime import timedelta
@@ -43,7 +43,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "20261208_usage_triggers"
-down_revision = "20261207_requests"
+down_revision = "20261208_mail_invitation_pdf"
 branch_labels = None
 depends_on = None
 
