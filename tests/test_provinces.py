@@ -85,8 +85,8 @@ def world(session: Session) -> dict[str, Any]:
     return {"inside": inside, "outside": outside, "headers": headers}
 
 
-def _ids(side: dict[str, Any]) -> dict[str, int]:
-    return {"unit_id": side["commune"].id, "room_id": side["room"].id, "endpoint_id": side["endpoint"].id,
+def _ids(side: dict[str, Any]) -> dict[str, int | str]:
+    return {"unit_id": side["commune"].id, "code": side["commune"].code, "room_id": side["room"].id, "endpoint_id": side["endpoint"].id,
             "bridge_id": side["bridge"].id, "meeting_id": side["meeting"].id,
             "occurrence_id": side["occurrence"].id, "user_id": side["user"].id, "request_id": side["meeting"].id,
             "block_id": 999999, "group_id": 999999}

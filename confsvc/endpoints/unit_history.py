@@ -198,15 +198,18 @@ class MergePlan:
         return out
 
 
-def _unit_by_code(session: Session, code: str) -> Unit:
+def _unit_by_code(session: Session, code: str, principal: Principal | None = None) -> Unit:
+    """The unit of official ``code``; NotFound (``unit_not_found``) when there is none or it lies in another
+    province than ``principal``'s (issue 14: another tenant's units are not revealed)."""
     unit = session.exec(select(Unit).where(Unit.code == code)).first()
-    if unit is None:
+    if unit is None or (principal is not None and not principal.in_scope(unit.id)):
         raise NotFound(f"no unit with code {code}", code="unit_not_found")
     return unit
 
 
 def plan_merge(session: Session, source_codes: list[str], successor_code: str, *, effective: date,
-               successor_name: str | None = None, division_type: str | None = None) -> MergePlan:
+               successor_name: str | None = None, division_type: str | None = None,
+               principal: Principal | None = None) -> MergePlan:
     """Check a merge of the units ``source_codes`` into ``successor_code`` (an existing current unit, or a new one
     named ``successor_name``) on the local date ``effective``, and list what it would change. Writes nothing.
 
@@ -219,12 +222,14 @@ def plan_merge(session: Session, source_codes: list[str], successor_code: str, *
         raise Invalid("a merge needs at least one unit to merge", code="merge_needs_sources")
     if successor_code in codes:
         raise Invalid(f"unit {successor_code} cannot be merged into itself", code="merge_into_itself")
-    sources = [_unit_by_code(session, c) for c in codes]
+    sources = [_unit_by_code(session, c, principal) for c in codes]
     for unit in sources:
         require_current(session, unit)
         if session.exec(select(Unit.id).where(Unit.parent_id == unit.id)).first() is not None:
             raise Invalid(f"unit {unit.code} has sub-units; merge those first", code="unit_has_subunits")
     succ = session.exec(select(Unit).where(Unit.code == successor_code)).first()
+    if succ is not None and principal is not None and not principal.in_scope(succ.id):
+        raise NotFound(f"no unit with code {successor_code}", code="unit_not_found")
     if succ is not None:
         require_current(session, succ)
         successor = {"id": succ.id, "code": succ.code, "name": succ.name, "new": False}
@@ -307,7 +312,7 @@ def merge_units(session: Session, principal: Principal, zone: ZoneInfo, source_c
     Raises: Forbidden, and the errors of :func:`plan_merge`."""
     principal.require(MANAGE_INVENTORY)
     plan = plan_merge(session, source_codes, successor_code, effective=effective, successor_name=successor_name,
-                      division_type=division_type)
+                      division_type=division_type, principal=principal)
     if not dry_run:
         apply_merge(session, plan, zone)
     return plan
@@ -326,7 +331,7 @@ def rename_unit(session: Session, principal: Principal, zone: ZoneInfo, code: st
     Raises: Forbidden, NotFound (``unit_not_found``), UnitMerged, Invalid (``same_name``), Conflict
     (``duplicate_unit_code``)."""
     principal.require(MANAGE_INVENTORY)
-    unit = _unit_by_code(session, code)
+    unit = _unit_by_code(session, code, principal)
     require_current(session, unit)
     name = name.strip()
     new_code = (new_code or unit.code).strip()
