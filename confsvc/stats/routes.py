@@ -16,7 +16,7 @@ from confsvc.deps import SettingsDep
 from confsvc.db import PathId, QueryId, SessionDep, make_session
 from confsvc.endpoints import agent_tokens
 from confsvc.endpoints.models import UnitLevel
-from confsvc.scheduling import service as scheduling
+from confsvc.scheduling import reading
 from confsvc.stats import calls, export, schemas, usage
 from confsvc.users.deps import CurrentPrincipal, get_principal, require_capability
 from confsvc.users.principal import MARK_ATTENDANCE, Principal
@@ -78,8 +78,8 @@ def mark_attendance(meeting_id: PathId, occurrence_id: PathId, data: schemas.Att
     """Manual attendance mark (when no device reports): the room or endpoint was connected over
     ``[connected_from, connected_to)``, clipped to ``[start − check lead, end)`` and merged with its
     other periods. Admin, secretariat; operators for their units' rooms."""
-    meeting = scheduling.get_meeting(session, principal, meeting_id)
-    occurrence = scheduling.get_occurrence(session, meeting, occurrence_id)
+    meeting = reading.get_meeting(session, principal, meeting_id)
+    occurrence = reading.get_occurrence(session, meeting, occurrence_id)
     records = calls.mark_attendance(session, settings, principal, meeting, occurrence, data)
     return _answer(schemas.AttendanceResult, {"records": [calls.record_public(r) for r in records]})
 

@@ -367,7 +367,7 @@ def _equal_values(clause: Any, column: str) -> list[int] | None:
 
 def _on_bulk(state: ORMExecuteState) -> None:
     """Bulk ``UPDATE``/``DELETE`` statements bypass flushes. On the participant tables the rows are named by
-    ``meeting_id`` / ``occurrence_id`` in the WHERE clause (``scheduling.service`` replaces a list that
+    ``meeting_id`` / ``occurrence_id`` in the WHERE clause (``scheduling.editing`` replaces a list that
     way); any other bulk change of a tracked table bumps the epoch (everything is computed again)."""
     if not (state.is_update or state.is_delete):
         return

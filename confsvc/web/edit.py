@@ -1,4 +1,4 @@
-"""Edit screens: a meeting as a whole series (``scheduling.service.edit_meeting``), one occurrence
+"""Edit screens: a meeting as a whole series (``scheduling.editing.edit_meeting``), one occurrence
 (``edit_occurrence``: move it or change its chair room), and an endpoint (admin,
 ``endpoints.service.update_endpoint``). Same services as ``PATCH`` in the API: no rule is repeated here.
 
@@ -24,7 +24,8 @@ from confsvc.endpoints import service as inventory
 from confsvc.endpoints import schemas as endpoint_schemas
 from confsvc.endpoints.models import Endpoint, LifecycleState, Protocol
 from confsvc.errors import ConfsvcError, Invalid
-from confsvc.scheduling import service as scheduling
+from confsvc.scheduling import editing, reading
+from confsvc.scheduling import participants as participation
 from confsvc.scheduling.errors import BookingConflict
 from confsvc.scheduling.schemas import MeetingUpdate, OccurrenceUpdate
 from confsvc.web import i18n
@@ -71,7 +72,7 @@ def _meeting_form(session: Session, meeting: Any, zone: Any) -> dict[str, Any]:
     day, start = _local_parts(meeting.dtstart, zone)
     _day, end = _local_parts(meeting.dtstart + timedelta(minutes=meeting.duration_minutes), zone)
     chair_endpoints = set(session.exec(select(Endpoint.id).where(Endpoint.room_id == meeting.chair_room_id)).all())
-    endpoint_ids = [e for e in scheduling.participant_ids(session, meeting.id) if e not in chair_endpoints]
+    endpoint_ids = [e for e in participation.meeting_endpoint_ids(session, meeting.id) if e not in chair_endpoints]
     rooms = sorted({session.get(Endpoint, e).room_id for e in endpoint_ids})
     return {"title": meeting.title, "description": meeting.description, "date": day, "start_time": start,
             "end_time": end, "check_lead_minutes": str(meeting.check_lead_minutes),
@@ -94,7 +95,7 @@ def edit_meeting_form(request: Request, session: SessionDep, meeting_id: PathId)
     if not isinstance(who, Viewer):
         return who
     try:
-        meeting = scheduling.get_meeting(session, who.principal, meeting_id)
+        meeting = reading.get_meeting(session, who.principal, meeting_id)
     except ConfsvcError as exc:
         return error_page(request, exc, who)
     return _render_meeting(request, session, who, meeting, _meeting_form(session, meeting, settings_of(request).zone),
@@ -106,14 +107,14 @@ def edit_meeting(request: Request, session: SessionDep, meeting_id: PathId, csrf
                  description: FormText = "", date: FormText = "", start_time: FormText = "", end_time: FormText = "",
                  check_lead_minutes: FormText = "", chair_room_id: FormText = "",
                  participant_room_ids: Annotated[list[str], Form(max_length=5000)] = []):  # noqa: B006
-    """Save through ``scheduling.service.edit_meeting`` (exceptions and occurrence ids kept, SPEC rule 5)."""
+    """Save through ``scheduling.editing.edit_meeting`` (exceptions and occurrence ids kept, SPEC rule 5)."""
     check_csrf(request, csrf)
     who = viewer(request, session)
     if who is None:
         return login_redirect(request)
     zone = settings_of(request).zone
     try:
-        meeting = scheduling.get_meeting(session, who.principal, meeting_id)
+        meeting = reading.get_meeting(session, who.principal, meeting_id)
     except ConfsvcError as exc:
         return error_page(request, exc, who)
     form = {"title": title, "description": description, "date": date, "start_time": start_time,
@@ -138,11 +139,11 @@ def edit_meeting(request: Request, session: SessionDep, meeting_id: PathId, csrf
             data = MeetingUpdate(**changes)
         except ValidationError as exc:
             raise Invalid(f"{_('Title')}: {exc.errors()[0]['msg']}", code="invalid_form") from None
-        scheduling.edit_meeting(session, settings_of(request), who.principal, meeting, data)
+        editing.edit_meeting(session, settings_of(request), who.principal, meeting, data)
     except ConfsvcError as exc:
         session.rollback()
         errors, status = _refusal(exc, zone)
-        return _render_meeting(request, session, who, scheduling.get_meeting(session, who.principal, meeting_id),
+        return _render_meeting(request, session, who, reading.get_meeting(session, who.principal, meeting_id),
                                form, errors, status)
     return RedirectResponse(f"/meetings/{meeting.id}", status_code=303)
 
@@ -174,8 +175,8 @@ def edit_occurrence_form(request: Request, session: SessionDep, meeting_id: Path
     if not isinstance(who, Viewer):
         return who
     try:
-        meeting = scheduling.get_meeting(session, who.principal, meeting_id)
-        occ = scheduling.get_occurrence(session, meeting, occurrence_id)
+        meeting = reading.get_meeting(session, who.principal, meeting_id)
+        occ = reading.get_occurrence(session, meeting, occurrence_id)
     except ConfsvcError as exc:
         return error_page(request, exc, who)
     return _render_occurrence(request, session, who, meeting, occ,
@@ -186,15 +187,15 @@ def edit_occurrence_form(request: Request, session: SessionDep, meeting_id: Path
 def edit_occurrence(request: Request, session: SessionDep, meeting_id: PathId, occurrence_id: PathId,
                     csrf: FormText = "", date: FormText = "", start_time: FormText = "", end_time: FormText = "",
                     chair_room_id: FormText = ""):
-    """Save through ``scheduling.service.edit_occurrence`` (re-checked against all but itself, SPEC rule 6)."""
+    """Save through ``scheduling.editing.edit_occurrence`` (re-checked against all but itself, SPEC rule 6)."""
     check_csrf(request, csrf)
     who = viewer(request, session)
     if who is None:
         return login_redirect(request)
     zone = settings_of(request).zone
     try:
-        meeting = scheduling.get_meeting(session, who.principal, meeting_id)
-        occ = scheduling.get_occurrence(session, meeting, occurrence_id)
+        meeting = reading.get_meeting(session, who.principal, meeting_id)
+        occ = reading.get_occurrence(session, meeting, occurrence_id)
     except ConfsvcError as exc:
         return error_page(request, exc, who)
     form = {"date": date, "start_time": start_time, "end_time": end_time, "chair_room_id": chair_room_id}
@@ -205,13 +206,13 @@ def edit_occurrence(request: Request, session: SessionDep, meeting_id: PathId, o
             changes["start"], changes["end"] = _times(form)
         if chair_room_id != before["chair_room_id"] and _ids([chair_room_id]):
             changes["chair_room_id"] = _ids([chair_room_id])[0]
-        scheduling.edit_occurrence(session, settings_of(request), who.principal, meeting, occ,
+        editing.edit_occurrence(session, settings_of(request), who.principal, meeting, occ,
                                    OccurrenceUpdate(**changes))
     except ConfsvcError as exc:
         session.rollback()
         errors, status = _refusal(exc, zone)
-        meeting = scheduling.get_meeting(session, who.principal, meeting_id)
-        return _render_occurrence(request, session, who, meeting, scheduling.get_occurrence(session, meeting,
+        meeting = reading.get_meeting(session, who.principal, meeting_id)
+        return _render_occurrence(request, session, who, meeting, reading.get_occurrence(session, meeting,
                                                                                              occurrence_id),
                                   form, errors, status)
     return RedirectResponse(f"/meetings/{meeting.id}?occurrence={occurrence_id}", status_code=303)
