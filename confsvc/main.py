@@ -48,7 +48,7 @@ from confsvc.scheduling.readiness_routes import router as readiness_router
 from confsvc.scheduling.routes import router as scheduling_router
 from confsvc.stats import calls as call_records
 from confsvc.stats import summary as usage_marks
-from confsvc.stats import usage as usage_summary
+from confsvc.stats import summary_job as usage_summary
 from confsvc.stats.audit_routes import router as audit_router
 from confsvc.stats.routes import router as stats_router
 from confsvc.users.routes import router as users_router

@@ -59,7 +59,7 @@ from confsvc.scheduling import participants
 from confsvc.scheduling.models import Meeting, MeetingParticipant, Occurrence, OccurrenceParticipant, SiteReadiness
 from confsvc.stats.models import CallRecord
 
-#: The network's key in ``usage_days.unit_id`` (unit ids are positive); the same as ``usage.TOTAL_KEY``.
+#: The network's key in ``usage_days.unit_id`` (unit ids are positive); the same as ``usage_queries.TOTAL_KEY``.
 TOTAL_KEY = -1
 
 #: The figures a summary row holds, in ``usage_report``'s raw names (seconds, counts).
