@@ -19,12 +19,12 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
 
+from confsvc.calls import intake as calls
+from confsvc.calls.schemas import CallEventCreate
 from confsvc.config import Settings
 from confsvc.endpoints.models import UnitLevel
 from confsvc.scheduling import cancellation
 from confsvc.scheduling.models import Occurrence
-from confsvc.stats import calls
-from confsvc.stats.schemas import CallEventCreate
 from confsvc.users import service as users
 from confsvc.users.models import Role
 from tests.factories import make_bridge, make_endpoint, make_meeting, make_room, make_unit, make_user

@@ -1,4 +1,5 @@
-"""Import direction (STYLE): core ← users ← endpoints ← scheduling ← live, calendar, mail, stats ← web.
+"""Import direction (STYLE): core ← users ← endpoints ← scheduling ← live, calendar, mail, calls ← web, and
+calls ← stats ← web (usage statistics read the call records that call intake keeps).
 
 Only the composers (``main``, ``all_models`` and ``cli``/``demo``, which start the app, and the Alembic
 ``migrations``) import every domain; no other core module imports a domain, and nothing imports a
@@ -18,15 +19,16 @@ from pathlib import Path
 import confsvc
 
 ROOT = Path(confsvc.__file__).parent
-DOMAINS = {"users", "endpoints", "scheduling", "live", "calendar", "mail", "stats", "web"}
+DOMAINS = {"users", "endpoints", "scheduling", "live", "calendar", "mail", "calls", "stats", "web"}
 #: package -> packages it must never import
 FORBIDDEN = {
     "users": DOMAINS - {"users"},
     "endpoints": DOMAINS - {"users", "endpoints"},
-    "scheduling": {"live", "calendar", "mail", "stats", "web"},
-    "live": {"calendar", "mail", "stats", "web"},
-    "calendar": {"live", "mail", "stats", "web"},
-    "mail": {"live", "stats", "web"},
+    "scheduling": {"live", "calendar", "mail", "calls", "stats", "web"},
+    "live": {"calendar", "mail", "calls", "stats", "web"},
+    "calendar": {"live", "mail", "calls", "stats", "web"},
+    "mail": {"live", "calls", "stats", "web"},
+    "calls": {"live", "calendar", "mail", "stats", "web"},
     "stats": {"live", "calendar", "mail", "web"},
     "web": set(),
 }
@@ -43,6 +45,7 @@ INTERNAL = {
     "live": {"hub", "fanout", "channel", "snapshot", "revocation"},
     "calendar": {"feeds"},
     "mail": set(),
+    "calls": set(),
     "stats": {"usage_queries", "summary", "summary_job"},
 }
 

@@ -17,12 +17,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from confsvc.calls.models import CallRecord
 from confsvc.config import Settings
 from confsvc.db import make_session
 from confsvc.endpoints.models import Endpoint, EndpointStatus, EndpointStatusChange, UnitLevel
 from confsvc.scheduling.models import MeetingParticipant, Occurrence, OccurrenceStatus, ReadinessState, SiteReadiness
 from confsvc.stats import buckets, summary, summary_job, usage, usage_queries
-from confsvc.stats.models import CallRecord
 from confsvc.stats.schemas import GroupBy, Period
 from confsvc.users import service as users
 from confsvc.users.models import Role
@@ -302,9 +302,9 @@ def _by_group(report: dict, day: date) -> dict[int, tuple]:
 
 def test_a_check_lead_connection_before_midnight_counts_in_its_day_however_the_days_are_computed(
         session: Session, settings: Settings, monkeypatch: pytest.MonkeyPatch):
+    from confsvc.calls import intake as calls
+    from confsvc.calls.schemas import CallEventCreate
     from confsvc.endpoints.models import Room
-    from confsvc.stats import calls
-    from confsvc.stats.schemas import CallEventCreate
     from tests.factories import make_meeting
 
     s = sc.build(session, settings)

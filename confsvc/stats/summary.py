@@ -51,13 +51,13 @@ from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm.util import identity_key
 from sqlmodel import Field, Session, SQLModel
 
+from confsvc.calls.models import CallRecord
 from confsvc.clock import utc_now
 from confsvc.config import Settings
 from confsvc.db import WRITE_OPTION, UTCDateTime, make_session
 from confsvc.endpoints.models import Endpoint, EndpointStatusChange, Room, Unit
 from confsvc.scheduling import participants
 from confsvc.scheduling.models import Meeting, MeetingParticipant, Occurrence, OccurrenceParticipant, SiteReadiness
-from confsvc.stats.models import CallRecord
 
 #: The network's key in ``usage_days.unit_id`` (unit ids are positive); the same as ``usage_queries.TOTAL_KEY``.
 TOTAL_KEY = -1

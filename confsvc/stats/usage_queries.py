@@ -28,6 +28,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
+from confsvc.calls.models import CallRecord
 from confsvc.config import Settings
 from confsvc.db import UTCDateTime
 from confsvc.endpoints.models import Bridge, Endpoint, Room, Unit, UnitLevel
@@ -35,7 +36,6 @@ from confsvc.scheduling import participants
 from confsvc.scheduling.models import Booking, Meeting, MeetingStatus, Occurrence, OccurrenceStatus, ResourceKind
 from confsvc.stats import summary
 from confsvc.stats.buckets import Bucket, working_windows
-from confsvc.stats.models import CallRecord
 from confsvc.stats.schemas import GroupBy
 
 
