@@ -30,6 +30,9 @@ from confsvc.users.principal import Principal
 
 @dataclass
 class BookResult:
+    """A booked (or edited) meeting: its scheduled occurrences, the ones skipped for conflicts
+    (``{"occurrence_id", "start", "end", "conflicts"}``) and holiday warnings."""
+
     meeting: Meeting
     occurrence_count: int
     skipped: list[dict[str, Any]]
@@ -114,6 +117,7 @@ def apply_bridge(choice: booking.BridgeChoice, plans: list[Plan]) -> None:
 
 
 def require_no_self_overlap(plans: list[Plan]) -> None:
+    """Raises Invalid ``occurrences_overlap`` when two of ``plans`` overlap (check leads included)."""
     pair = first_pairwise_overlap([p.window for p in plans])
     if pair:
         raise Invalid(f"occurrences overlap each other ({pair[0].start.isoformat()} and {pair[1].start.isoformat()}), "
@@ -121,6 +125,7 @@ def require_no_self_overlap(plans: list[Plan]) -> None:
 
 
 def refusal(title: str, conflicts: list[Conflict]) -> BookingConflict:
+    """The 409 (BookingConflict) refusing ``title``, naming the other meetings in Vietnamese."""
     others = sorted({f"«{c.meeting_title}»" for c in conflicts if c.meeting_title})
     with_text = f" với {', '.join(others)}" if others else ""
     return BookingConflict(f"«{title}» trùng lịch{with_text}: {len(conflicts)} conflict(s)", conflicts)
@@ -156,10 +161,12 @@ def write_occurrences(session: Session, meeting: Meeting, plans: list[Plan], ski
 
 
 def occurrence_participants(session: Session, meeting: Meeting, occ: Occurrence) -> Participants:
+    """Who takes part in ``occ`` (``participants.of_occurrence``), as the booking engine's value."""
     return _as_participants(participation.of_occurrence(session, meeting, occ))
 
 
 def meeting_participants(session: Session, meeting: Meeting) -> Participants:
+    """Who takes part in ``meeting`` (``participants.of_meeting``), as the booking engine's value."""
     return _as_participants(participation.of_meeting(session, meeting))
 
 
@@ -177,6 +184,7 @@ def lock_for_change(session: Session, meeting: Meeting, occ: Occurrence | None =
 
 
 def require_open(meeting: Meeting) -> None:
+    """Raises Invalid ``meeting_cancelled``: a cancelled meeting is not changed any more."""
     if meeting.status is MeetingStatus.cancelled:
         raise Invalid("the meeting is cancelled", code="meeting_cancelled")
 

@@ -63,6 +63,7 @@ def list_occurrences(session: Session, meeting: Meeting) -> list[dict[str, Any]]
 
 
 def get_occurrence(session: Session, meeting: Meeting, occurrence_id: int) -> Occurrence:
+    """Occurrence ``occurrence_id`` of ``meeting``; raises NotFound ``occurrence_not_found`` otherwise."""
     occ = session.get(Occurrence, occurrence_id)
     if occ is None or occ.meeting_id != meeting.id:
         raise NotFound(f"occurrence {occurrence_id} of meeting {meeting.id} not found", code="occurrence_not_found")

@@ -113,14 +113,17 @@ def touching_units(unit_ids: frozenset[int] | set[int]) -> Any:
 
 
 def meeting_units(session: Session, meeting_id: int) -> set[int]:
+    """Ids of the units of the rooms taking part in the meeting (chair room included)."""
     rooms = participation.of_meeting(session, session.get(Meeting, meeting_id)).room_ids
     return set(session.exec(select(Room.unit_id).where(Room.id.in_(rooms))).all())
 
 
 def participant_ids(session: Session, meeting_id: int) -> list[int]:
+    """The meeting's participant endpoint ids (``participants.meeting_endpoint_ids``)."""
     return participation.meeting_endpoint_ids(session, meeting_id)
 
 
 def room_endpoint_ids(session: Session, room_id: int) -> set[int]:
+    """Ids of the endpoints in room ``room_id``."""
     return set(session.exec(select(Endpoint.id).where(Endpoint.room_id == room_id)).all())
 

@@ -15,6 +15,7 @@ from confsvc.users.principal import Principal
 
 
 def occurrence_public(occ: Occurrence, meeting: Meeting, endpoint_ids: list[int]) -> dict[str, Any]:
+    """An occurrence as ``schemas.OccurrencePublic``: effective chair room and conference number."""
     return {"id": occ.id, "meeting_id": occ.meeting_id, "recurrence_id": occ.recurrence_id, "start": occ.start,
             "end": occ.end, "status": occ.status, "chair_room_id": occ.chair_room_id or meeting.chair_room_id,
             "participant_endpoint_ids": endpoint_ids, "is_exception": occ.is_exception, "is_extra": occ.is_extra,
@@ -22,6 +23,7 @@ def occurrence_public(occ: Occurrence, meeting: Meeting, endpoint_ids: list[int]
 
 
 def meeting_public(session: Session, meeting: Meeting) -> dict[str, Any]:
+    """A meeting as ``schemas.MeetingPublic`` (its first start and end, EXDATEs as UTC datetimes)."""
     data = meeting.model_dump()
     data["start"] = meeting.dtstart
     data["end"] = meeting.dtstart + timedelta(minutes=meeting.duration_minutes)

@@ -38,6 +38,7 @@ class Bucket:
 
 
 def midnight_utc(day: date, zone: ZoneInfo) -> datetime:
+    """The first instant (UTC) of local date ``day`` in ``zone``."""
     return datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
 
 
