@@ -127,6 +127,9 @@ class Settings(BaseSettings):
                                    "(backoff 30 s doubling to 30 min: about a day).")
     mail_backlog_hours: int = Field(24, ge=0, description="Meeting events older than this when the outbox first "
                                     "reads them (mail just switched on) are not mailed.")
+    mail_attach_invitation_pdf: bool = Field(False, description="Attach the giấy mời as PDF (NĐ 30/2020, "
+                                             "`invitation.pdf`) to e-mailed invitations and updates; rendered "
+                                             "once when queued.")
 
     # Live status (issue 4): reachability probe, readiness, scheduler. 0 seconds = loop off
     # (the default, so tests and one-off commands start no background task; production sets them).

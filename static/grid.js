@@ -7,7 +7,7 @@
   if (!root) return;
   var HOUR_FROM = 6, HOUR_TO = 20, SNAP = 15;
   var first = root.dataset.first, days = parseInt(root.dataset.days, 10);
-  var unit = root.dataset.unit, duration = parseInt(root.dataset.duration, 10);
+  var unit = root.dataset.unit, group = root.dataset.group, duration = parseInt(root.dataset.duration, 10);
   var canBook = root.dataset.canBook === "yes";
   var w = function (key) { return root.getAttribute("data-w-" + key) || key; };
   var weekdays = JSON.parse(w("weekdays"));
@@ -225,7 +225,8 @@
   }
 
   var params = new URLSearchParams({day: first, days: days});
-  if (unit) params.set("unit_id", unit);
+  if (group) params.set("site_group_id", group);  // a site group's rooms instead of the unit's
+  else if (unit) params.set("unit_id", unit);
   fetch("/api/v1/availability/grid?" + params.toString(), {credentials: "same-origin"})
     .then(function (r) { return r.ok ? r.json() : Promise.reject(r); })
     .then(render)

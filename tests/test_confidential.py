@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import httpx
+import pytest
 from fastapi.testclient import TestClient
 from icalendar import Calendar
 from sqlalchemy.engine import Engine
@@ -189,3 +190,47 @@ def test_web_meeting_and_calendar_pages_show_cuoc_hop_to_outsiders(client: TestC
     client.cookies.clear()
     login(client, "kythuat")  # operator of the participating commune
     assert TITLE in client.get(pages[0]).text and TITLE in client.get(pages[1]).text
+
+
+def test_since_resume_hides_the_title_of_a_meeting_made_confidential_after_its_events(
+        server: ThreadServer, site: dict, engine: Engine) -> None:
+    """Regression: events recorded before a meeting was made confidential kept its title in the event
+    log, and a ``since`` resume replayed them to outsiders as they were."""
+    with make_session(engine, write=False) as session:
+        before = events.latest_id(session)
+    meeting = _book(server, site, next_monday_local(), title=TITLE, participant_room_ids=[])
+    r = httpx.patch(f"{server.base}/api/v1/meetings/{meeting['id']}", headers=site["secretariat"],
+                    json={"confidential": True})
+    assert r.status_code == 200, r.text
+    expected = [("meeting.scheduled", "Cuộc họp"), ("join.instructions", "Cuộc họp"), ("meeting.updated", "Cuộc họp"),
+                ("join.instructions", "Cuộc họp")]
+    with server.ws(f"/ws/units/{site['province']}?token={site['viewer']}&since={before}") as outsider:
+        replayed = [recv(outsider) for _ in expected]
+    assert [(m["type"], m["data"]["title"]) for m in replayed] == expected
+    assert [m["data"]["confidential"] for m in replayed] == [True] * 4
+    assert [(m["data"]["pin"], m["data"]["sip_uri"]) for m in replayed if m["type"] == "join.instructions"] == [
+        ("", None), ("", None)]
+    raw = str(replayed)
+    for secret in _secrets_of(meeting):
+        assert secret not in raw
+    # Inside the meeting (the room's display) and the secretariat still read the title on resume.
+    with server.ws(f"/ws/rooms/{site['room']}?token={site['display']}&since={before}") as display:
+        assert [recv(display)["data"]["title"] for _ in expected] == [TITLE] * 4
+    office = site["secretariat"]["Authorization"].split(" ", 1)[1]
+    with server.ws(f"/ws/secretariat?token={office}&since={before}") as secretariat:
+        assert [recv(secretariat)["data"]["title"] for _ in expected] == [TITLE] * 4
+
+
+@pytest.mark.pure
+def test_mark_as_now_marks_only_titled_unmarked_messages_of_meetings_confidential_now() -> None:
+    old = {"id": 5, "type": "meeting.scheduled", "at": "2026-12-07T01:00:00Z",
+           "data": {"meeting_id": 7, "title": TITLE, "room_ids": [3]}}
+    now = {7: {41}}
+    marked = visibility.mark_as_now(old, now)
+    assert marked["data"] == {"meeting_id": 7, "title": TITLE, "room_ids": [3], "confidential": True,
+                              "participant_unit_ids": [41]}
+    assert visibility.visible_message(visibility.Audience.of_units({9}), marked)["data"]["title"] == "Cuộc họp"
+    assert visibility.visible_message(visibility.Audience.of_units({41}), marked)["data"]["title"] == TITLE
+    assert visibility.mark_as_now(old, {8: {41}}) is old  # another meeting is confidential
+    status = {"id": 6, "type": "endpoint.status", "at": "2026-12-07T01:00:00Z", "data": {"meeting_id": 7}}
+    assert visibility.mark_as_now(status, now) is status  # no title to hide

@@ -411,3 +411,79 @@ def test_failed_attempt_goes_back_to_pending_with_its_message_id(
     with smtp_server(port, inbox):
         assert mail.dispatch_once(engine, mail_settings, now + timedelta(seconds=30)).sent == 2
     assert sorted(r.message["Message-ID"] for r in inbox.received) == sorted(before.values())
+
+
+def _pdf_text(data: bytes) -> list[str]:
+    """The lines of every page of a PDF (pdfium's text extraction, as tests/test_invitation.py)."""
+    import pypdfium2
+
+    pdf = pypdfium2.PdfDocument(data)
+    try:
+        text = "\n".join(page.get_textpage().get_text_range() for page in pdf)
+    finally:
+        pdf.close()
+    return [line.strip() for line in text.replace("\r\n", "\n").split("\n")]
+
+
+def test_invitation_attaches_the_giay_moi_pdf_with_a_vietnamese_file_name_on_every_attempt(
+        session: Session, engine: Engine, mail_settings: Settings, port: int) -> None:
+    """Issue 15: with ``mail_attach_invitation_pdf`` the invitation carries the giấy mời as
+    ``application/pdf`` named ``giấy-mời-<id>.pdf`` (RFC 2231 ``filename*``); the PDF is rendered once
+    when queued, so a retry sends the same bytes under the same Message-ID; a cancellation has none."""
+    from confsvc.endpoints.models import UnitLevel
+
+    settings = mail_settings.model_copy(update={"mail_attach_invitation_pdf": True})
+    make_bridge(session, sip_domain="mcu.phutho.gov.vn")
+    province = make_unit(session, name="Tỉnh Phú Thọ", division_type="tỉnh", level=UnitLevel.province)
+    doan_hung = make_unit(session, name="Xã Đoan Hùng", parent_id=province.id)
+    viet_tri = make_unit(session, name="Phường Việt Trì", division_type="phường", parent_id=province.id)
+    chair = make_room(session, province, name="Hội trường UBND tỉnh", contact_email=CHAIR)
+    rooms = [make_room(session, viet_tri, name="Hội trường phường Việt Trì", contact_email=PARTICIPANT),
+             make_room(session, doan_hung, name="Phòng họp xã Đoan Hùng")]
+    for room in (chair, *rooms):
+        make_endpoint(session, room)
+    organizer = make_user(session, Role.secretariat, email=ORGANIZER, full_name="Văn phòng UBND tỉnh")
+    start = next_monday_local()
+    meeting = make_meeting(session, chair_room=chair, rooms=rooms, user=organizer, settings=settings, title=TITLE,
+                           start=start, end=start + 2 * H).meeting
+    session.commit()
+
+    now = utc_now()
+    assert mail.dispatch_once(engine, settings, now).retrying == 3  # no server yet: the first attempt fails
+    stored = {d.recipient: d.rfc_message_id for d in _deliveries(engine)}
+    with make_session(engine, write=False) as s:
+        (queued,) = s.exec(select(MailMessage)).all()
+    assert queued.invitation_pdf is not None and queued.invitation_pdf.startswith(b"%PDF-")
+    inbox = Inbox()
+    with smtp_server(port, inbox):
+        assert mail.dispatch_once(engine, settings, now + timedelta(seconds=30)).sent == 3
+
+    name = f"giấy-mời-{meeting.id}.pdf"
+    assert sorted(r.rcpt_tos[0] for r in inbox.received) == sorted([CHAIR, PARTICIPANT, ORGANIZER])
+    for received in inbox.received:
+        message = received.message
+        assert message["Message-ID"] == stored[received.rcpt_tos[0]]
+        alternative, ics, pdf = message.iter_parts()
+        assert [p.get_content_type() for p in (alternative, ics, pdf)] == [
+            "multipart/alternative", "application/ics", "application/pdf"]
+        assert pdf.get_content_disposition() == "attachment"
+        assert pdf.get_filename() == name
+        assert b"filename*=utf-8''gi%E1%BA%A5y-m%E1%BB%9Di-" in received.raw  # RFC 2231, not RFC 2047
+        assert pdf.get_content() == queued.invitation_pdf  # the bytes rendered when queued
+        plain = next(alternative.iter_parts()).get_content()
+        assert f"Giấy mời (tệp {name}) được đính kèm." in plain
+        lines = _pdf_text(pdf.get_content())
+        for expected in ("UBND TỈNH PHÚ THỌ", "GIẤY MỜI", "Độc lập - Tự do - Hạnh phúc",
+                         "2. Điểm cầu chủ trì: Hội trường UBND tỉnh (Tỉnh Phú Thọ).", "3. Các điểm cầu tham dự:",
+                         "- Phường Việt Trì: Hội trường phường Việt Trì.", "- Xã Đoan Hùng: Phòng họp xã Đoan Hùng."):
+            assert expected in lines, expected
+        words = " ".join(lines)  # long lines wrap (the quốc hiệu too, in DejaVu Serif)
+        assert f"Dự hội nghị trực tuyến {TITLE}" in words and "CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM" in words
+
+    cancellation.cancel_meeting(session, users.principal_for(session, organizer), session.get(Meeting, meeting.id))
+    session.commit()
+    cancels = Inbox()
+    with smtp_server(port, cancels):
+        assert mail.dispatch_once(engine, settings, now + H).sent == 3
+    assert [[p.get_content_type() for p in r.message.iter_parts()] for r in cancels.received] == [
+        ["multipart/alternative", "application/ics"]] * 3

@@ -101,3 +101,26 @@ def test_callers_read_the_same_participation(session: Session, settings: Setting
     assert [e.id for e in snapshot.occurrence_endpoints(session, meeting, occs[1])] == sorted([c1.id, d1.id])
     assert [o["participant_endpoint_ids"] for o in reading.list_occurrences(session, meeting)] == [
         sorted([a1.id, a2.id, b1.id]), sorted([c1.id, d1.id]), sorted([a1.id, a2.id, b1.id])]
+
+
+def test_list_meetings_operator_scope_includes_occurrence_overrides(session: Session, settings: Settings) -> None:
+    """Regression: an operator whose unit takes part only through an occurrence's override (room D of
+    unit u2 in the second occurrence) could neither list nor open the meeting."""
+    meeting, occs, (a, b, c, d), _, (u1, u2) = _scenario(session, settings)
+    other = make_unit(session)
+    make_room(session, other)
+
+    def scope(unit) -> tuple[list[int], int]:
+        principal = users.principal_for(session, make_user(session, Role.operator, units=[unit]))
+        found, total = reading.list_meetings(session, principal)
+        return [m.id for m in found], total
+
+    assert scope(u2) == ([meeting.id], 1)
+    assert scope(u1) == ([meeting.id], 1)
+    assert scope(other) == ([], 0)
+    operator = users.principal_for(session, make_user(session, Role.operator, units=[u2]))
+    assert reading.get_meeting(session, operator, meeting.id).id == meeting.id
+    assert set(session.exec(participants.meetings_taking_part([d.id])).scalars()) == {meeting.id}
+    assert set(session.exec(participants.meetings_taking_part([b.id])).scalars()) == {meeting.id}
+    assert set(session.exec(participants.meetings_taking_part(participants.rooms_of_units([other.id])))
+               .scalars()) == set()

@@ -96,3 +96,58 @@ def test_planner_shows_149_rooms_and_books_a_clicked_free_time(
     assert page.input_value("#date") == start.strftime("%d/%m/%Y")
     assert page.input_value("#start_time") == "14:00"
     assert page.input_value("#end_time") == "16:00"
+
+
+@pytest.mark.parametrize(("width", "height"), [(1366, 768), (375, 812)])
+def test_planner_shows_the_rooms_of_a_chosen_site_group(
+        client: TestClient, engine: Engine, live_server: str, browser_page, backend: str,  # noqa: F811
+        width: int, height: int):
+    """Issue 15 "Site groups … usable in … the grid": choosing «Các phường» in the filter shows its three
+    rooms only (their meeting too), and the page keeps to the screen's width at 375 px."""
+    with make_session(engine) as session:
+        province = make_unit(session, code="25", name="Tỉnh Phú Thọ", division_type="tỉnh", level=UnitLevel.province)
+        chair = make_room(session, province, name="Phòng họp trực tuyến UBND tỉnh")
+        make_endpoint(session, chair)
+        wards = []
+        for name in ("Phường Việt Trì", "Phường Nông Trang", "Phường Thanh Miếu"):
+            unit = make_unit(session, name=name, division_type="phường", parent_id=province.id)
+            wards.append(make_room(session, unit, name=f"Điểm cầu UBND {name}"))
+        communes = [make_room(session, make_unit(session, name=name, parent_id=province.id), name=f"Điểm cầu UBND {name}")
+                    for name in ("Xã Đoan Hùng", "Xã Hạ Hòa", "Xã Thanh Sơn", "Xã Tam Nông")]
+        for room in (*wards, *communes):
+            make_endpoint(session, room)
+        make_bridge(session, name="MCU Sở KH&CN", port_capacity=200)
+        make_user(session, Role.secretariat, username="vanphong", password=PASSWORD)
+        headers = bearer(session, make_user(session, Role.secretariat))
+        session.commit()
+        ward_ids, chair_id, province_id = [r.id for r in wards], chair.id, province.id
+    group = client.post("/api/v1/site-groups", headers=headers, json={
+        "name": "Các phường", "visibility": "province", "room_ids": ward_ids})
+    assert group.status_code == 201, group.text
+    start = next_monday_local(hour=14)
+    booked = client.post("/api/v1/meetings", headers=headers, json={
+        "title": "Họp các phường về chuyển đổi số", "chair_room_id": chair_id, "site_group_ids": [group.json()["id"]],
+        "start": start.isoformat(), "end": (start + timedelta(hours=2)).isoformat()})
+    assert booked.status_code == 201, booked.text
+
+    page = browser_page
+    page.set_viewport_size({"width": width, "height": height})
+    _login(page, live_server)
+    page.goto(f"{live_server}/planner?date={start.date().isoformat()}&unit_id={province_id}")
+    page.wait_for_selector(".pl-block")
+    assert page.locator(".pl-row .pl-name span").count() == 8  # the province: chair room, 3 wards, 4 communes
+    page.select_option("#p-group", label="Các phường")
+    page.get_by_role("button", name="Xem").click()
+    page.wait_for_url(f"**site_group_id={group.json()['id']}**")
+    page.wait_for_selector(".pl-block")
+    names = page.locator(".pl-row .pl-name span").all_inner_texts()
+    assert names == ["Điểm cầu UBND Phường Nông Trang", "Điểm cầu UBND Phường Thanh Miếu",
+                     "Điểm cầu UBND Phường Việt Trì"]
+    assert page.locator(".pl-block.pl-kind-meeting").count() == 3
+    assert page.locator("#p-group option:checked").inner_text() == "Các phường"
+    assert page.locator("label[for=p-group]").inner_text() == "Nhóm điểm cầu"
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    assert page.evaluate("document.querySelector('#p-group').getBoundingClientRect().right") <= width
+    folder = ARTIFACTS / backend
+    folder.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(folder / f"planner-group-{width}.png"), full_page=True)

@@ -133,3 +133,26 @@ def test_grid_shows_whole_day_blocks_of_the_room_and_its_endpoints(client: TestC
             for row in grid["rooms"]] == [
         [("block", "room", "bầu cử", f"{day.isoformat()}T00:00", f"{(day + timedelta(days=1)).isoformat()}T00:00")],
         [("block", "endpoint", "sửa chữa", f"{day.isoformat()}T00:00", f"{(day + timedelta(days=1)).isoformat()}T00:00")]]
+
+
+def test_grid_of_a_site_group_lists_its_rooms_the_caller_may_see(client: TestClient, engine: Engine):
+    ids, h = _setup(engine)
+    day = next_monday_local().date().isoformat()
+    made = client.post("/api/v1/site-groups", headers=h["secretariat"], json={
+        "name": "Các xã giao ban", "visibility": "province", "room_ids": [ids["other"], ids["site"]]})
+    assert made.status_code == 201, made.text
+    group = made.json()["id"]
+    whole = client.get("/api/v1/availability/grid", headers=h["secretariat"],
+                       params={"day": day, "site_group_id": group, "unit_id": ids["unit"]})
+    assert whole.status_code == 200, whole.text
+    # the group's rooms in its order (unit name, then room name: Phường Âu Cơ before Xã Hy Cương); the unit ignored
+    assert [(r["id"], r["unit_name"]) for r in whole.json()["rooms"]] == [
+        (ids["other"], "Phường Âu Cơ"), (ids["site"], "Xã Hy Cương")]
+    mine = client.get("/api/v1/availability/grid", headers=h["operator"], params={"day": day, "site_group_id": group})
+    assert [r["id"] for r in mine.json()["rooms"]] == [ids["site"]]  # the other commune's room stays hidden
+    private = client.post("/api/v1/site-groups", headers=h["secretariat"], json={
+        "name": "Nhóm riêng", "room_ids": [ids["site"]]}).json()["id"]
+    for group_id in (private, 999_999):
+        missing = client.get("/api/v1/availability/grid", headers=h["operator"],
+                             params={"day": day, "site_group_id": group_id})
+        assert (missing.status_code, missing.json()["code"]) == (404, "site_group_not_found")

@@ -15,7 +15,9 @@ says why. Then the server sends, in order:
 
 1. without ``since``, or when ``since`` is older than the oldest retained event (or unknown):
    ``{"id": <latest event id>, "type": "snapshot", "at", "data": snapshot.snapshot(...)}``;
-2. with ``since=<id>``: every event of the scope with a larger id, in id order, exactly as sent live;
+2. with ``since=<id>``: every event of the scope with a larger id, in id order, as sent live (an event
+   of a meeting made confidential after it was recorded is shown as if recorded now: "Cuộc họp" to
+   outsiders, ``visibility.mark_as_now``);
 3. then live events of the scope as they commit.
 
 Keep-alive: the server sends ``{"id", "type": "ping", "at", "data": {}}`` every ``ws_ping_seconds``,
@@ -45,7 +47,7 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, FastAPI, Response, WebSocket, WebSocketDisconnect, status
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
 
 from confsvc import events, periodic
@@ -58,8 +60,8 @@ from confsvc.live.fanout import Fanout, make_fanout
 from confsvc.live.hub import CLOSE_FORBIDDEN, CLOSE_NOT_FOUND, CLOSE_UNAUTHORIZED, PONG, Connection, Hub
 from confsvc.live.models import DisplayToken
 from confsvc.live.snapshot import Scope
-from confsvc.scheduling import reading, visibility
-from confsvc.scheduling.models import Occurrence, OccurrenceStatus
+from confsvc.scheduling import participants, reading, visibility
+from confsvc.scheduling.models import Meeting, Occurrence, OccurrenceStatus
 from confsvc.users import service as users
 from confsvc.users.deps import SESSION_ID_KEY, SESSION_USER_KEY, CurrentPrincipal, bearer_token
 from confsvc.users.models import ApiToken
@@ -246,13 +248,36 @@ def _initial_in(session: Session, scope: Scope, since: int | None) -> tuple[list
             while len(missed) <= REPLAY_MAX:
                 page = events.replay(session, cursor)
                 if not page:
-                    texts = [_text(visibility.visible_message(scope.audience, p.message)) for p in missed]
+                    now_confidential = _confidential_now(session, [p.message for p in missed])
+                    texts = [_text(visibility.visible_message(
+                        scope.audience, visibility.mark_as_now(p.message, now_confidential))) for p in missed]
                     return texts, {p.message["id"] for p in missed}, since
                 missed += [p for p in page if scope.matches(p)]
                 cursor = page[-1].message["id"]
     now = utc_now()
     data = snapshot.snapshot(session, scope, now=now)
     return [_text({"id": latest, "type": "snapshot", "at": iso_utc(now), "data": data})], set(), latest
+
+
+def _confidential_now(session: Session, messages: list[dict[str, Any]]) -> dict[int, set[int]]:
+    """``{meeting id: participant unit ids}`` of the meetings that replayed ``messages`` name with a
+    title and that are confidential now (perhaps made so after the event was recorded): the units of
+    the meeting's own chair room and participants and of every occurrence's (a few queries per such
+    meeting)."""
+    ids = {m["data"]["meeting_id"] for m in messages
+           if isinstance(m.get("data"), dict) and "title" in m["data"] and not m["data"].get("confidential")
+           and isinstance(m["data"].get("meeting_id"), int)}
+    if not ids:
+        return {}
+    found: dict[int, set[int]] = {}
+    for meeting in session.exec(select(Meeting).where(col(Meeting.id).in_(sorted(ids)),
+                                                      col(Meeting.confidential))).all():
+        rooms = set(participants.of_meeting(session, meeting).room_ids)
+        occurrences = session.exec(select(Occurrence).where(col(Occurrence.meeting_id) == meeting.id)).all()
+        for taking_part in participants.of_occurrences(session, meeting, occurrences).values():
+            rooms.update(taking_part.room_ids)
+        found[int(meeting.id or 0)] = set(session.exec(select(Room.unit_id).where(col(Room.id).in_(sorted(rooms)))).all())
+    return found
 
 
 def _text(message: dict[str, Any]) -> str:

@@ -44,6 +44,9 @@ class MailMessage(SQLModel, table=True):
     subject: str = Field(max_length=400)
     body_text: str = Field(sa_type=sa.Text)
     ics: str = Field(sa_type=sa.Text)
+    #: The giấy mời as PDF, rendered when the message was queued (``mail_attach_invitation_pdf``), so
+    #: every attempt sends the same bytes; ``None``: no PDF attached.
+    invitation_pdf: bytes | None = Field(default=None, sa_type=sa.LargeBinary)
     created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
 
 

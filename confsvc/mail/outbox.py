@@ -29,6 +29,13 @@ The message (RFC 6047 iMIP §2.4, RFC 2046)::
         text/plain; charset=utf-8              Vietnamese summary with the join instructions
         text/calendar; charset=utf-8; method=REQUEST|CANCEL   (= the body's METHOD, RFC 6047 §2.4)
       application/ics; name=invite.ics        the same calendar, attached as invite.ics
+      application/pdf; filename*=utf-8''giấy-mời-<id>.pdf   the giấy mời (optional, below)
+
+With ``CONFSVC_MAIL_ATTACH_INVITATION_PDF`` an invitation or update (METHOD:REQUEST; not a CANCEL,
+nor a request's rejection or expiry) also carries the giấy mời of the event's occurrence as PDF
+(``scheduling.invitation``, NĐ 30/2020/NĐ-CP), its Vietnamese file name in RFC 2231 form. It is
+rendered once, when the message is queued, and stored with it (``MailMessage.invitation_pdf``): every
+attempt of every copy sends the same bytes under the same ``Message-ID``.
 
 Headers are UTF-8, RFC 2047-encoded where needed (``email.policy.SMTP``). Without
 ``CONFSVC_SMTP_HOST`` mail is off: nothing is queued, and ``GET /api/v1/mail/status`` says so.
@@ -67,6 +74,7 @@ from confsvc.db import make_session
 from confsvc.endpoints.models import Room
 from confsvc.errors import NotFound
 from confsvc.mail.models import MailCursor, MailDelivery, MailMessage
+from confsvc.scheduling import invitation, invitation_pdf
 from confsvc.scheduling.models import Meeting
 from confsvc.users.models import User
 from confsvc.users.principal import Principal
@@ -89,6 +97,10 @@ BACKOFF_MAX = timedelta(minutes=30)
 FALLBACK_BASE_URL = "http://localhost:8000"
 WEEKDAYS = ("Thứ Hai", "Thứ Ba", "Thứ Tư", "Thứ Năm", "Thứ Sáu", "Thứ Bảy", "Chủ nhật")
 ATTACHMENT_NAME = "invite.ics"
+#: File name of the attached giấy mời (as the download's, ``GET …/invitation.pdf``).
+PDF_NAME = "giấy-mời-{meeting_id}.pdf"
+#: The line the plain-text body gains when the giấy mời is attached.
+PDF_LINE = "Giấy mời (tệp {name}) được đính kèm."
 _ADDRESS = re.compile(r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+$")
 
 
@@ -156,8 +168,9 @@ def _addresses(values: list[str | None]) -> list[str]:
     return sorted(seen.values(), key=str.lower)
 
 
-def _compose(event: events.Event, meeting: Meeting, method: str, ics: bytes, *, removed: bool) -> tuple[str, str]:
-    """Subject and Vietnamese plain-text body of one message."""
+def _compose(event: events.Event, meeting: Meeting, method: str, ics: bytes, *, removed: bool,
+             with_pdf: bool = False) -> tuple[str, str]:
+    """Subject and Vietnamese plain-text body of one message (``with_pdf``: it says the giấy mời is attached)."""
     calendar = Calendar.from_ical(ics)
     vevent = calendar.walk("VEVENT")[0]
     zone = ZoneInfo(meeting.timezone)
@@ -194,7 +207,10 @@ def _compose(event: events.Event, meeting: Meeting, method: str, ics: bytes, *, 
     if method == "REQUEST":
         lines += [str(vevent.get("DESCRIPTION", "")).strip(), ""]
     lines += [f"Tệp lịch {ATTACHMENT_NAME} được đính kèm: mở tệp để cập nhật lịch (Outlook, Google, Apple, "
-              "Thunderbird).", "", "Hệ thống lịch họp trực tuyến (thư gửi tự động, vui lòng không trả lời)."]
+              "Thunderbird).", ""]
+    if with_pdf:
+        lines += [PDF_LINE.format(name=PDF_NAME.format(meeting_id=meeting.id)), ""]
+    lines += ["Hệ thống lịch họp trực tuyến (thư gửi tự động, vui lòng không trả lời)."]
     return subject[:400], "\n".join(lines)
 
 
@@ -237,15 +253,31 @@ def _queue_event(session: Session, settings: Settings, event: events.Event, *, b
     for method, ics, to, is_removal in plan:
         if not to:
             continue
-        subject, body = _compose(event, meeting, method, ics, removed=is_removal)
+        pdf = None
+        if method == "REQUEST" and request_state not in REQUEST_CLOSED_STATES and settings.mail_attach_invitation_pdf:
+            pdf = _invitation_pdf(session, settings, meeting, data.get("occurrence_id"), event.at)
+        subject, body = _compose(event, meeting, method, ics, removed=is_removal, with_pdf=pdf is not None)
         message = MailMessage(event_id=event.id, meeting_id=meeting.id, occurrence_id=occurrence_id, method=method,
-                              subject=subject, body_text=body, ics=ics.decode("utf-8"))
+                              subject=subject, body_text=body, ics=ics.decode("utf-8"), invitation_pdf=pdf)
         session.add(message)
         session.flush()
         session.add_all(MailDelivery(message_id=message.id, recipient=r, next_attempt_at=event.at,
                                      rfc_message_id=new_message_id(settings)) for r in to)
         messages, deliveries = messages + 1, deliveries + len(to)
     return messages, deliveries
+
+
+def _invitation_pdf(session: Session, settings: Settings, meeting: Meeting, occurrence_id: int | None,
+                    at: datetime) -> bytes | None:
+    """The giấy mời of ``occurrence_id`` (else the next occurrence) dated ``at``, as PDF; ``None``
+    (logged) when no font with Vietnamese letters is installed: the invitation goes out without it."""
+    try:
+        letter = invitation.build(session, meeting, dial_mode=settings.join_dial_mode, occurrence_id=occurrence_id,
+                                  now=at)
+        return invitation_pdf.render(letter)
+    except invitation_pdf.FontsMissing as exc:
+        log.warning("invitation of meeting %s mailed without its PDF: %s", meeting.id, exc)
+        return None
 
 
 def _lock_cursor(session: Session, now: datetime) -> MailCursor:
@@ -314,6 +346,9 @@ def build_email(settings: Settings, message: MailMessage, delivery: MailDelivery
                          params={"method": message.method})  # RFC 6047 §2.4: method = the body's METHOD
     mail.add_attachment(message.ics.encode("utf-8"), maintype="application", subtype="ics",
                         filename=ATTACHMENT_NAME)
+    if message.invitation_pdf:  # filename with Vietnamese letters: RFC 2231 filename*=utf-8''…
+        mail.add_attachment(message.invitation_pdf, maintype="application", subtype="pdf",
+                            filename=PDF_NAME.format(meeting_id=message.meeting_id))
     return mail
 
 

@@ -20,7 +20,7 @@ from confsvc.config import Settings
 from confsvc.endpoints import service as inventory
 from confsvc.endpoints.models import Bridge, Endpoint, Room, Unit
 from confsvc.errors import Invalid
-from confsvc.scheduling import repository
+from confsvc.scheduling import repository, site_groups
 from confsvc.scheduling.booking import max_window
 from confsvc.scheduling.conflicts import Window
 from confsvc.scheduling.models import Booking, Meeting, Occurrence, ResourceBlock, ResourceKind
@@ -33,13 +33,15 @@ MAX_ROOMS = 500
 
 @dataclass(frozen=True)
 class GridRequest:
-    """``first_day`` (local date), ``days`` (1…7), and the rooms: ``room_ids`` or every room of
-    ``unit_id`` and its sub-units (both empty: every room the principal may see)."""
+    """``first_day`` (local date), ``days`` (1…7), and the rooms: ``room_ids``, else the rooms of site
+    group ``site_group_id`` the principal may see, else every room of ``unit_id`` and its sub-units
+    (all empty: every room the principal may see)."""
 
     first_day: date
     days: int = 1
     unit_id: int | None = None
     room_ids: tuple[int, ...] = ()
+    site_group_id: int | None = None
 
 
 def local_range(settings: Settings, first_day: date, days: int) -> Window:
@@ -54,6 +56,14 @@ def _rooms(session: Session, principal: Principal, request: GridRequest) -> list
         if len(request.room_ids) > MAX_ROOMS:
             raise Invalid(f"at most {MAX_ROOMS} rooms in one grid", code="too_many_rooms")
         rooms = [inventory.get_room(session, principal, room_id) for room_id in dict.fromkeys(request.room_ids)]
+    elif request.site_group_id is not None:
+        group = site_groups.get_group(session, principal, request.site_group_id)
+        room_ids = [r["id"] for r in site_groups.rooms_of(session, group) if principal.can_see_unit(r["unit_id"])]
+        if len(room_ids) > MAX_ROOMS:
+            raise Invalid(f"{len(room_ids)} rooms in the group (at most {MAX_ROOMS} in one grid)",
+                          code="too_many_rooms")
+        by_id = {r.id: r for r in session.exec(select(Room).where(Room.id.in_(room_ids))).all()} if room_ids else {}
+        rooms = [by_id[i] for i in room_ids]
     else:
         rooms, total = inventory.list_rooms(session, principal, unit_id=request.unit_id, limit=MAX_ROOMS)
         if total > MAX_ROOMS:
@@ -199,6 +209,7 @@ def scheduling_grid(session: Session, settings: Settings, principal: Principal, 
     Raises:
         Invalid: ``invalid_range`` (days outside 1…7), ``too_many_rooms`` (over 500).
         Forbidden / NotFound: a named room outside the principal's units or missing.
+        NotFound: ``site_group_not_found`` (a group unknown or not visible to the principal).
     """
     if not 1 <= request.days <= MAX_DAYS:
         raise Invalid(f"days must be 1…{MAX_DAYS}", code="invalid_range")

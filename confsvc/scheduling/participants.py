@@ -14,7 +14,8 @@ Three shapes of the same rule live here:
   (a fixed number of queries whatever the number of occurrences);
 - SQL, for set-based queries: :func:`endpoint_rows` (``occurrence_id, endpoint_id``),
   :func:`occurrences_involving` (occurrence ids by room or endpoint) and :func:`meetings_involving`
-  (meeting ids by room or endpoint). The filters are applied inside each branch, so an index serves
+  (meeting ids by room or endpoint), :func:`meetings_taking_part` (meeting ids by room, occurrences
+  included: an operator's scope). The filters are applied inside each branch, so an index serves
   each one and no query reads every participant row.
 """
 
@@ -192,6 +193,16 @@ def meetings_involving(*, room_ids: Ids | None = None, endpoint_ids: Ids | None 
             branches.append(sa.select(_O.meeting_id).join(_OP.occurrence_id.table, _OP.occurrence_id == _O.id)
                             .where(_matches(_OP.endpoint_id, wanted)))
     return sa.union(*branches)
+
+
+def meetings_taking_part(room_ids: Ids) -> sa.CompoundSelect[Any]:
+    """SQL: ids of the meetings in which a room of ``room_ids`` takes part: by the meeting's own
+    participation (chair room, ``meeting_participants``) or by one of its occurrences' (an occurrence's
+    own chair room or own participant list, :func:`occurrences_involving`). Exact, unlike
+    ``meetings_involving(occurrence_overrides=True)``. The scope of an operator's reads (SPEC "Who uses
+    it": an operator sees the meetings of their own units, an occurrence's override included)."""
+    own = meetings_involving(room_ids=room_ids).subquery("own")  # SQLite takes no nested UNION
+    return sa.union(sa.select(own.c.id), sa.select(_O.meeting_id).where(_O.id.in_(occurrences_involving(room_ids))))
 
 
 def rooms_of_units(unit_ids: Ids) -> sa.Select[Any]:

@@ -15,7 +15,7 @@ from sqlmodel import Session, func, select
 from confsvc.errors import Forbidden, NotFound
 from confsvc.scheduling import participants as participation
 from confsvc.scheduling.models import Meeting, Occurrence
-from confsvc.scheduling.repository import meeting_units, touching_units
+from confsvc.scheduling.repository import operator_scope, touching_units
 from confsvc.scheduling.views import occurrence_public
 from confsvc.users.principal import Principal
 from confsvc.users.service import expand_units
@@ -26,7 +26,8 @@ def get_meeting(session: Session, principal: Principal, meeting_id: int) -> Meet
     meeting = session.get(Meeting, meeting_id)
     if meeting is None:
         raise NotFound(f"meeting {meeting_id} not found", code="meeting_not_found")
-    if principal.unit_ids is not None and not (meeting_units(session, meeting.id) & principal.unit_ids):
+    if principal.unit_ids is not None and session.exec(select(Meeting.id).where(
+            Meeting.id == meeting.id, Meeting.id.in_(operator_scope(principal.unit_ids)))).first() is None:
         raise Forbidden("this meeting involves none of your units", code="forbidden_scope")
     return meeting
 
@@ -38,7 +39,7 @@ def list_meetings(session: Session, principal: Principal, *, from_: datetime | N
     ``[from_, to)``; ``unit_id`` (with sub-units) and ``room_id`` keep meetings involving them."""
     query = select(Meeting).order_by(Meeting.dtstart, Meeting.id)
     if principal.unit_ids is not None:
-        query = query.where(Meeting.id.in_(touching_units(principal.unit_ids)))
+        query = query.where(Meeting.id.in_(operator_scope(principal.unit_ids)))
     if unit_id is not None:
         query = query.where(Meeting.id.in_(touching_units(expand_units(session, {unit_id}))))
     if room_id is not None:

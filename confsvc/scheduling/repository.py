@@ -112,6 +112,11 @@ def touching_units(unit_ids: frozenset[int] | set[int]) -> Any:
     return participation.meetings_involving(room_ids=participation.rooms_of_units(unit_ids))
 
 
+def operator_scope(unit_ids: frozenset[int]) -> Any:
+    """Subquery of meeting ids in which a room of ``unit_ids`` takes part, occurrence overrides included."""
+    return participation.meetings_taking_part(participation.rooms_of_units(unit_ids))
+
+
 def meeting_units(session: Session, meeting_id: int) -> set[int]:
     """Ids of the units of the rooms taking part in the meeting (chair room included)."""
     rooms = participation.of_meeting(session, session.get(Meeting, meeting_id)).room_ids

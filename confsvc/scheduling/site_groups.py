@@ -133,6 +133,11 @@ def public(session: Session, principal: Principal, groups: list[SiteGroup]) -> l
              "created_at": g.created_at, "updated_at": g.updated_at} for g in groups]
 
 
+def rooms_of(session: Session, group: SiteGroup) -> list[dict[str, Any]]:
+    """The group's rooms now, as ``{"id", "name", "unit_id", "unit_name"}`` by unit name then room name."""
+    return _room_rows(session, [group.id])[group.id]
+
+
 def list_groups(session: Session, principal: Principal, *, limit: int = 50,
                 offset: int = 0) -> tuple[list[SiteGroup], int]:
     """Groups visible to ``principal``, by name; and their total."""

@@ -1,6 +1,6 @@
 """What someone may see of a meeting: the one rule for confidential meetings (mật, SPEC "Confidential
 meeting"), used by the API (list, detail, invite, join instructions), the calendar feeds, the live
-channel (snapshots, events and their replay) and the web pages. Pure: values in, values out.
+channel (snapshots, events and their replay, :func:`mark_as_now`) and the web pages. Pure: values in, values out.
 
 The rule (:func:`sees_details`): a confidential meeting's details — title, description, dial strings,
 conference number, PIN — are seen only by the admin and the secretariat, and by an audience standing
@@ -21,7 +21,7 @@ Non-confidential meetings are unaffected.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,6 +79,21 @@ def mark(data: dict[str, Any], *, confidential: bool, participant_unit_ids: Iter
     if not confidential:
         return data
     return {**data, "confidential": True, "participant_unit_ids": sorted(set(participant_unit_ids))}
+
+
+def mark_as_now(message: dict[str, Any], confidential_now: Mapping[int, Iterable[int]]) -> dict[str, Any]:
+    """A replayed live message as if recorded now: one carrying a ``title`` of a meeting that is
+    confidential now (``confidential_now``: meeting id → its participant unit ids) but was not when
+    the event was recorded gets :func:`mark`-ed, so :func:`visible_message` hides the title from
+    outsiders; others are left as they are. (A meeting made confidential later must not leak its
+    title through a ``since`` resume.)"""
+    data = message.get("data")
+    if not isinstance(data, dict) or data.get("confidential") or "title" not in data:
+        return message
+    units = confidential_now.get(data.get("meeting_id"))  # type: ignore[arg-type]
+    if units is None:
+        return message
+    return {**message, "data": mark(data, confidential=True, participant_unit_ids=units)}
 
 
 def visible_message(audience: Audience, message: dict[str, Any]) -> dict[str, Any]:

@@ -16,12 +16,15 @@ from fastapi.responses import HTMLResponse
 
 from confsvc.db import SessionDep
 from confsvc.endpoints import service as inventory
+from confsvc.scheduling import site_groups
 from confsvc.web import i18n
 from confsvc.web.common import login_redirect, render, settings_of, viewer
 from confsvc.web.i18n import gettext as _
 from confsvc.web.meetings import filter_id, shown_days
 
 router = APIRouter()
+#: Site groups offered in the planner's filter (by name).
+GROUPS_LISTED = 200
 
 
 def _words() -> dict[str, str]:
@@ -43,9 +46,11 @@ def planner(request: Request, session: SessionDep,
             day: Annotated[str | None, Query(max_length=10, alias="date")] = None,
             view: Annotated[str, Query(pattern="^(day|week)$")] = "day",
             unit: Annotated[str, Query(alias="unit_id", max_length=20)] = "",
+            group: Annotated[str, Query(alias="site_group_id", max_length=20)] = "",
             duration: Annotated[int, Query(ge=15, le=720)] = 120):
     """Rooms × time for one local day or week (Monday first) of one unit and its sub-units (default:
-    the first unit the person may see with rooms: the province's for the secretariat)."""
+    the first unit the person may see with rooms: the province's for the secretariat), or of one site
+    group the person may see (``site_group_id``: its rooms within their units; the unit then aside)."""
     who = viewer(request, session)
     if who is None:
         return login_redirect(request)
@@ -54,10 +59,15 @@ def planner(request: Request, session: SessionDep,
     unit_id = filter_id(unit)
     if unit_id is None and units:
         unit_id = units[0].id
+    groups, _count = site_groups.list_groups(session, who.principal, limit=GROUPS_LISTED)
+    group_id = filter_id(group)
+    if group_id not in {g.id for g in groups}:
+        group_id = None
     return render(request, "planner.html", {
         "date": anchor.isoformat(), "first": first.isoformat(), "days": 7 if view == "week" else 1,
-        "view": view, "duration": duration, "unit_id": unit_id,
+        "view": view, "duration": duration, "unit_id": unit_id, "group_id": group_id,
         "units": [{"id": u.id, "name": u.name} for u in units],
+        "groups": [{"id": g.id, "name": g.name} for g in groups],
         "title": (f"{i18n.fmt_date(first)} – {i18n.fmt_date(first + timedelta(days=6))}" if view == "week"
                   else i18n.fmt_day(first)),
         "words": _words(), "can_book": who.can_book,

@@ -6,7 +6,7 @@ The dashboard is live: ``static/live.js`` listens on the live channel (``/ws/sec
 operator ``/ws/units/{id}``, authenticated by the web session cookie) and, on each event, fetches
 ``GET /dashboard/live`` (the same panels, rendered here) and swaps them in without a reload.
 
-Reads go through ``scheduling.service`` and ``endpoints.service`` with the caller's principal, so an
+Reads go through ``scheduling.reading`` and ``endpoints.service`` with the caller's principal, so an
 operator sees only meetings touching their units.
 """
 
