@@ -155,7 +155,7 @@ def main() -> None:
                           cwd=tmp, background=True, stdout=subprocess.DEVNULL,
                           stderr=open(Path(tmp) / "server.log", "wb"))  # noqa: SIM115 (lives with the server)
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180  # a loaded 2-CPU machine starts two workers slowly
         while True:
             try:
                 if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:

@@ -1,10 +1,11 @@
-"""The ``confsvc`` command: serve, db upgrade, units import, endpoints import/export, users create, meetings
+"""The ``confsvc`` command: serve, db upgrade, units import/merge/rename, endpoints import/export, users create, meetings
 extend, stats refresh, backup/restore, demo."""
 
 from __future__ import annotations
 
 import getpass
 import sys
+from datetime import date
 from pathlib import Path
 from typing import Annotated
 
@@ -102,15 +103,103 @@ def db_downgrade(revision: str) -> None:
     typer.echo(f"database at {revision}")
 
 
-@units_app.command("import")
-def units_import(province: Annotated[list[str], typer.Argument(help="name or official code, e.g. 25 or 'Phú Thọ'")]) -> None:
-    """Load provinces and their communes/wards from the vietnam-provinces package (idempotent)."""
-    from confsvc.endpoints.units_import import import_province
+def _date_option(value: str | None, settings: Settings) -> date:
+    """``--effective`` (YYYY-MM-DD), default today in the configured zone."""
+    from confsvc.clock import utc_now
 
-    with _UnitOfWork(get_settings()) as session:
+    if value is None:
+        return utc_now().astimezone(settings.zone).date()
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        _fail(f"--effective is YYYY-MM-DD, not {value!r}")
+    raise AssertionError  # unreachable: _fail exits
+
+
+@units_app.command("import")
+def units_import(
+    province: Annotated[list[str], typer.Argument(help="name or official code, e.g. 25 or 'Phú Thọ'")],
+    file: Annotated[Path | None, typer.Option(help="a newer official list as CSV (code,name,division_type) "
+                                                   "instead of the package's; one province only")] = None,
+    yes: Annotated[bool, typer.Option("--yes", "--confirm", help="write the difference shown")] = False,
+    effective: Annotated[str | None, typer.Option(help="renames and removals take effect on this local date "
+                                                        "(YYYY-MM-DD; default today)")] = None,
+) -> None:
+    """Load provinces and their communes/wards from the vietnam-provinces package (idempotent). A province
+    already loaded is compared with the list first (added, renamed, merged/removed) and nothing is written
+    without --yes; renames keep the old names for past meetings."""
+    from sqlmodel import select
+
+    from confsvc.endpoints.models import Unit
+    from confsvc.endpoints.units_import import diff_list, entries_from_file, find_province, import_province
+    from confsvc.scheduling import unit_changes
+
+    settings = get_settings()
+    if file is not None and len(province) != 1:
+        _fail("--file takes one province")
+    with _UnitOfWork(settings) as session:
         for name in province:
-            s = import_province(session, name)
-            typer.echo(f"{s.province_name}: {s.created} created, {s.updated} updated, {s.unchanged} unchanged")
+            code = f"{find_province(name).code.value:02d}"
+            if session.exec(select(Unit.id).where(Unit.code == code)).first() is None and file is None:
+                s = import_province(session, name)
+                typer.echo(f"{s.province_name}: {s.created} created, {s.updated} updated, {s.unchanged} unchanged")
+                continue
+            diff = diff_list(session, name, entries_from_file(file.read_bytes()) if file else None)
+            for line in diff.lines():
+                typer.echo(line)
+            if not diff:
+                continue
+            if not yes:
+                typer.echo("nothing written (run again with --yes to write this difference)")
+                continue
+            unit_changes.apply_list(session, settings, CLI_PRINCIPAL, diff, effective=_date_option(effective, settings))
+            typer.echo("written")
+
+
+@units_app.command("merge")
+def units_merge(
+    units: Annotated[list[str], typer.Argument(help="official codes of the units to merge")],
+    into: Annotated[str, typer.Option("--into", help="the successor's code (existing, or new with --name)")],
+    name: Annotated[str | None, typer.Option(help="a new successor's name, e.g. 'Xã Hy Cương'")] = None,
+    division_type: Annotated[str | None, typer.Option(help="a new successor's type (default: the first unit's)")] = None,
+    effective: Annotated[str | None, typer.Option(help="first local day of the successor (YYYY-MM-DD; default "
+                                                        "today)")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="list what would change, write nothing")] = False,
+) -> None:
+    """Merge UNITS into a successor from a local date: their rooms (with their endpoints) move to it, users
+    scoped to them are scoped to it too; past meetings, feeds and reports keep the former names."""
+    from confsvc.scheduling import unit_changes
+
+    settings = get_settings()
+    with _UnitOfWork(settings) as session:
+        plan = unit_changes.merge(session, settings, CLI_PRINCIPAL, units, into, effective=_date_option(effective, settings),
+                                  successor_name=name, division_type=division_type, dry_run=dry_run)
+        for line in plan.lines():
+            typer.echo(line)
+        typer.echo(f"{len(plan.rooms)} rooms, {len(plan.endpoints)} endpoints, {len(plan.users)} users"
+                   + (" (dry run: nothing written)" if dry_run else " moved"))
+        if dry_run:
+            session.rollback()
+
+
+@units_app.command("rename")
+def units_rename(
+    code: Annotated[str, typer.Argument(help="the unit's official code")],
+    name: Annotated[str, typer.Argument(help="the new name")],
+    new_code: Annotated[str | None, typer.Option(help="a new official code")] = None,
+    effective: Annotated[str | None, typer.Option(help="first local day of the new name (YYYY-MM-DD; default "
+                                                        "today)")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="show the change, write nothing")] = False,
+) -> None:
+    """Rename a unit from a local date; meetings before it keep the old name."""
+    from confsvc.scheduling import unit_changes
+
+    settings = get_settings()
+    with _UnitOfWork(settings) as session:
+        out = unit_changes.rename(session, settings, CLI_PRINCIPAL, code, name=name, new_code=new_code,
+                                  effective=_date_option(effective, settings), dry_run=dry_run)
+        typer.echo(f"{out['code']} {out['name']} → {out['new_code']} {out['new_name']} từ ngày {out['effective']}"
+                   + (" (dry run: nothing written)" if dry_run else ""))
 
 
 @endpoints_app.command("import")

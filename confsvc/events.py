@@ -4,17 +4,26 @@ to in-process subscribers after that transaction commits.
 Each event gets a monotonic ``id`` (the outbox's primary key): a live client resumes with
 ``?since=<id>`` (SPEC "Live channel"). Ids must become visible in increasing order, or a client
 resuming after id 6 could miss a late-committing id 5. SQLite serialises writers already
-(``BEGIN IMMEDIATE``); on PostgreSQL :func:`record` first takes a transaction-scoped advisory lock,
-so event-writing transactions commit in id order. A rolled-back transaction publishes nothing.
+(``BEGIN IMMEDIATE``): an event keeps the id it was inserted with. On PostgreSQL the id an event is
+inserted with is provisional: as the transaction commits (``before_commit``, :func:`_order_at_commit`)
+it takes a transaction-scoped advisory lock, gives its events fresh ids from the same sequence (in
+the order they were recorded) and commits at once; the lock is released only once the commit is
+visible, so final ids become visible in increasing order. The lock is held for that short final
+step only, not from the first :func:`record` to the commit (issue 16 "Throughput under contention":
+event writers used to queue on it for their whole transaction). An :class:`Event`'s ``id`` is final
+once its transaction committed. A rolled-back transaction publishes nothing.
 
-The wire shape (SPEC): ``{"id": int, "type": str, "at": ISO-8601 UTC, "data": {...}}``; the
+The wire shape (SPEC): ``{"id": int, "type": str, "at": ISO-8601 UTC, "data": {...},
+"request_id": str | null}``; ``request_id`` is the ``X-Request-ID`` of the HTTP request (or WebSocket
+handshake) whose transaction recorded the event (``confsvc.logs.request_id``; null for the scheduler,
+the CLI and other background work), as in the log and audit lines of that request. The
 ``room_ids``/``unit_ids`` an event concerns travel beside it for routing and never reach clients.
 Events of :data:`INTERNAL_TYPES` travel the same way between processes but never reach clients.
 
 On PostgreSQL every transaction that recorded events also sends ``NOTIFY`` :data:`NOTIFY_CHANNEL`
-with its last event id as the payload, inside the transaction: PostgreSQL delivers it when (and
-only if) the transaction commits, in commit order, so other processes listening there
-(``live.fanout.PostgresFanout``) learn of every committed event without a broker.
+with its last event id as the payload, inside the transaction (in the same final step): PostgreSQL
+delivers it when (and only if) the transaction commits, in commit order, so other processes listening
+there (``live.fanout.PostgresFanout``) learn of every committed event without a broker.
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ import sqlalchemy as sa
 from sqlalchemy import event as sa_event
 from sqlmodel import Field, Session, SQLModel, select
 
+from confsvc import logs
 from confsvc.clock import iso_utc, utc_now
 from confsvc.db import UTCDateTime
 
@@ -45,9 +55,11 @@ EVENT_TYPES = frozenset({
 INTERNAL_TYPES = frozenset({"access.revoked"})
 #: PostgreSQL ``LISTEN``/``NOTIFY`` channel; the payload is the committing transaction's last event id.
 NOTIFY_CHANNEL = "confsvc_events"
-#: pg_advisory_xact_lock key serialising event writers on PostgreSQL ("confsvc" in ASCII, truncated).
+#: pg_advisory_xact_lock key serialising the final step of event-writing commits on PostgreSQL
+#: ("confsvc" in ASCII, truncated).
 EVENTS_LOCK_KEY = 0x636F6E66737663
 _PENDING = "confsvc_pending_events"
+_RECORDED = "confsvc_recorded_events"
 
 _rooms = sa.table("rooms", sa.column("id", sa.Integer), sa.column("unit_id", sa.Integer))
 _units = sa.table("units", sa.column("id", sa.Integer), sa.column("parent_id", sa.Integer))
@@ -64,6 +76,8 @@ class Event(SQLModel, table=True):
     data: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
     room_ids: list[int] = Field(default_factory=list, sa_type=sa.JSON)
     unit_ids: list[int] = Field(default_factory=list, sa_type=sa.JSON)
+    #: ``X-Request-ID`` of the request that recorded it (None outside a request).
+    request_id: str | None = Field(default=None, max_length=64)
 
 
 @dataclass(frozen=True)
@@ -78,19 +92,20 @@ class Published:
 def to_published(event: Event) -> Published:
     return Published(
         message={"id": event.id, "type": event.type, "at": iso_utc(event.at),
-                 "data": event.data},
+                 "data": event.data, "request_id": event.request_id},
         room_ids=frozenset(event.room_ids), unit_ids=frozenset(event.unit_ids))
 
 
 def units_with_ancestors(session: Session, room_ids: Iterable[int], unit_ids: Iterable[int] = ()) -> list[int]:
     """The units of ``room_ids`` plus ``unit_ids``, each with every ancestor (recursive CTE), sorted."""
-    room_ids, unit_ids = list(room_ids), list(unit_ids)
-    seed = set(unit_ids)
-    if room_ids:
-        seed |= set(session.exec(sa.select(_rooms.c.unit_id).where(_rooms.c.id.in_(room_ids))).scalars())
-    if not seed:
+    room_ids, unit_ids = sorted(set(room_ids)), sorted(set(unit_ids))
+    if not room_ids and not unit_ids:
         return []
-    tree = sa.select(_units.c.id, _units.c.parent_id).where(_units.c.id.in_(seed)).cte("up", recursive=True)
+    # One statement (the rooms' units are the CTE's seed): this runs once per event, inside the
+    # recording transaction, and a booking records several (issue 16 "Throughput under contention").
+    seed = sa.or_(_units.c.id.in_(unit_ids),
+                  _units.c.id.in_(sa.select(_rooms.c.unit_id).where(_rooms.c.id.in_(room_ids))))
+    tree = sa.select(_units.c.id, _units.c.parent_id).where(seed).cte("up", recursive=True)
     parent = _units.alias("parent")
     tree = tree.union_all(sa.select(parent.c.id, parent.c.parent_id).where(parent.c.id == tree.c.parent_id))
     return sorted(set(session.exec(sa.select(tree.c.id)).scalars()))
@@ -106,22 +121,69 @@ def record(session: Session, type: str, data: dict[str, Any], *, room_ids: Itera
         room_ids: rooms the event concerns; their units and all ancestors are added to ``unit_ids``.
         unit_ids: further units the event concerns (ancestors added too).
 
+    Returns the event, its ``request_id`` the current request's (``logs.request_id``). On PostgreSQL
+    its ``id`` is provisional until the transaction commits (then set to the final id, see the module
+    docstring): read it after the commit.
+
     Raises:
         ValueError: unknown ``type`` (neither in :data:`EVENT_TYPES` nor in :data:`INTERNAL_TYPES`).
     """
     if type not in EVENT_TYPES and type not in INTERNAL_TYPES:
         raise ValueError(f"unknown event type {type!r}")
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": EVENTS_LOCK_KEY})
-    rooms = sorted(set(room_ids))
-    event = Event(type=type, data=data, room_ids=rooms, unit_ids=units_with_ancestors(session, rooms, unit_ids),
-                  at=at or utc_now())
-    session.add(event)
+    return record_each(session, type, [(data, room_ids)], unit_ids=unit_ids, at=at)[0]
+
+
+def _rooms_units(session: Session, room_sets: list[list[int]]) -> list[list[int]]:
+    """:func:`units_with_ancestors` of each room list, in one statement (a recursive CTE that keeps
+    the room each unit was reached from)."""
+    wanted = sorted({r for rooms in room_sets for r in rooms})
+    if not wanted:
+        return [[] for _ in room_sets]
+    seed = sa.select(_rooms.c.id.label("room_id"), _units.c.id, _units.c.parent_id) \
+        .join(_units, _units.c.id == _rooms.c.unit_id).where(_rooms.c.id.in_(wanted)).cte("up", recursive=True)
+    parent = _units.alias("parent")
+    tree = seed.union_all(sa.select(seed.c.room_id, parent.c.id, parent.c.parent_id)
+                          .where(parent.c.id == seed.c.parent_id))
+    by_room: dict[int, set[int]] = {}
+    for room_id, unit_id in session.execute(sa.select(tree.c.room_id, tree.c.id)).all():
+        by_room.setdefault(room_id, set()).add(unit_id)
+    return [sorted(set().union(*(by_room.get(r, set()) for r in rooms))) for rooms in room_sets]
+
+
+def record_each(session: Session, type: str, items: Iterable[tuple[dict[str, Any], Iterable[int]]], *,
+                unit_ids: Iterable[int] = (), at: datetime | None = None) -> list[Event]:
+    """:func:`record` for several events of one ``type``, each ``(data, room_ids)``, in recording order:
+    one query for their units and one insert for all (a meeting's ``join.instructions``, one per room,
+    are written while its bridge is locked: issue 16 "Throughput under contention").
+
+    ``unit_ids`` (ancestors added) go to every event. Raises ValueError for an unknown ``type``.
+    """
+    if type not in EVENT_TYPES and type not in INTERNAL_TYPES:
+        raise ValueError(f"unknown event type {type!r}")
+    wanted = [(data, sorted(set(room_ids))) for data, room_ids in items]
+    if not wanted:
+        return []
+    extra = units_with_ancestors(session, (), unit_ids) if unit_ids else []
+    units = _rooms_units(session, [rooms for _, rooms in wanted])
+    current_request = logs.request_id.get()
+    when = at or utc_now()
+    recorded = [Event(type=type, data=data, room_ids=rooms, unit_ids=sorted(set(found) | set(extra)), at=when,
+                      request_id=None if current_request == "-" else current_request)
+                for (data, rooms), found in zip(wanted, units, strict=True)]
+    session.add_all(recorded)
     session.flush()
-    session.info.setdefault(_PENDING, []).append(to_published(event))
-    for recorder in list(_recorders):
-        recorder(session, event)
-    return event
+    recorded.sort(key=lambda e: e.id or 0)  # the insert's ids follow the list's order
+    postgresql = session.get_bind().dialect.name == "postgresql"
+    for event in recorded:
+        if postgresql:
+            # Its id changes at commit (_order_at_commit): the session must not track the row by it.
+            session.expunge(event)
+            session.info.setdefault(_RECORDED, []).append(event)
+        session.info.setdefault(_PENDING, []).append(to_published(event))
+    for event in recorded:
+        for recorder in list(_recorders):
+            recorder(session, event)
+    return recorded
 
 
 Recorder = Callable[[Session, "Event"], None]
@@ -182,20 +244,54 @@ def unsubscribe(callback: Subscriber) -> None:
 
 def install() -> None:
     """Publish each committed transaction's events to the subscribers, and drop a rolled-back one's;
-    on PostgreSQL also ``pg_notify`` the transaction's last event id, delivered at commit (the fan-out
-    without Redis). Listeners on every ``Session``; idempotent; ``main.install_hooks`` calls it."""
-    for name, listener in (("before_commit", _notify_before_commit), ("after_commit", _after_commit),
+    on PostgreSQL also give them their final ids and ``pg_notify`` the transaction's last event id,
+    delivered at commit (the fan-out without Redis). Listeners on every ``Session``; idempotent;
+    ``main.install_hooks`` calls it."""
+    for name, listener in (("before_commit", _order_at_commit), ("after_commit", _after_commit),
                            ("after_rollback", _after_rollback)):
         if not sa_event.contains(Session, name, listener):
             sa_event.listen(Session, name, listener)
 
 
-def _notify_before_commit(session: Session) -> None:
-    pending = session.info.get(_PENDING)
-    if pending and session.get_bind().dialect.name == "postgresql":
-        # Delivered by PostgreSQL at commit, never for a rolled-back transaction.
-        session.execute(sa.text("SELECT pg_notify(:channel, :payload)"),
-                        {"channel": NOTIFY_CHANNEL, "payload": str(pending[-1].message["id"])})
+#: The final step of an event-writing commit on PostgreSQL, after the advisory lock: fresh ids from
+#: the events' sequence paired by rank with the provisional ones (recording order kept), and the
+#: NOTIFY of the last one. ``moved`` lists only rows still there (a rolled-back savepoint's are not).
+_RENUMBER = sa.text("""
+WITH old AS (SELECT old_id, row_number() OVER (ORDER BY old_id) AS k
+             FROM unnest(CAST(:ids AS integer[])) AS u(old_id)),
+     fresh AS (SELECT new_id, row_number() OVER (ORDER BY new_id) AS k
+               FROM (SELECT CAST(nextval(pg_get_serial_sequence('events', 'id')) AS integer) AS new_id
+                     FROM generate_series(1, :n)) AS s),
+     moved AS (UPDATE events SET id = fresh.new_id FROM old JOIN fresh USING (k)
+               WHERE events.id = old.old_id RETURNING old.old_id, fresh.new_id)
+SELECT old_id, new_id, pg_notify(:channel, CAST((SELECT max(new_id) FROM moved) AS text)) IS NULL AS notified
+FROM moved ORDER BY new_id
+""")
+
+
+def _order_at_commit(session: Session) -> None:
+    """PostgreSQL: the short final step of a transaction that recorded events (module docstring).
+
+    Takes :data:`EVENTS_LOCK_KEY` (held until the commit is visible), renumbers the transaction's
+    events in recording order, updates the :class:`Event` objects and the pending messages, and
+    notifies :data:`NOTIFY_CHANNEL` (delivered at commit, never for a rolled-back transaction).
+    """
+    recorded: list[Event] | None = session.info.pop(_RECORDED, None)
+    if not recorded:
+        return
+    if session.new or session.dirty or session.deleted:
+        session.flush()  # the commit's own flush would come after this step
+    session.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": EVENTS_LOCK_KEY})
+    rows = session.execute(_RENUMBER, {"ids": [e.id for e in recorded], "n": len(recorded),
+                                       "channel": NOTIFY_CHANNEL}).all()
+    final = {old: new for old, new, _ in rows}
+    for event in recorded:
+        event.id = final.get(event.id)  # detached: only the object changes
+    pending: list[Published] = session.info.get(_PENDING, [])
+    kept = [p for p in pending if p.message["id"] in final]
+    for published in kept:
+        published.message["id"] = final[published.message["id"]]
+    session.info[_PENDING] = kept
 
 
 def _after_commit(session: Session) -> None:
@@ -211,3 +307,4 @@ def _after_commit(session: Session) -> None:
 
 def _after_rollback(session: Session) -> None:
     session.info.pop(_PENDING, None)
+    session.info.pop(_RECORDED, None)

@@ -1,7 +1,9 @@
 /* Small page helpers without a build step, loaded on every page (external file: no inline script):
    - copy-to-clipboard buttons (data-copy="<input id>");
    - the header's menu button on narrow screens (the menu stays open without JavaScript);
-   - table cells labelled with their column heading (data-label), shown when tables become lists on phones. */
+   - table cells labelled with their column heading (data-label), shown when tables become lists on phones;
+   - the meeting page's readiness form: choosing another site shows that site's stored state and note
+     (option data-state / data-note), so a re-send never turns a reported problem into "ready". */
 (function () {
   'use strict';
   document.documentElement.classList.add('js');
@@ -49,4 +51,15 @@
       Array.prototype.forEach.call(change.addedNodes, function (node) { if (node.nodeType === 1) { label(node.parentNode || node); } });
     });
   }).observe(document.body, {childList: true, subtree: true});
+
+  document.addEventListener('change', function (event) {
+    var select = event.target;
+    if (!select || select.id !== 'ready-room') { return; }
+    var option = select.options[select.selectedIndex];
+    var form = select.form;
+    Array.prototype.forEach.call(form.querySelectorAll('input[name="state"]'), function (radio) {
+      radio.checked = radio.value === option.getAttribute('data-state');
+    });
+    form.querySelector('textarea[name="note"]').value = option.getAttribute('data-note') || '';
+  });
 }());

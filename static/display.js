@@ -317,8 +317,9 @@
     const missing = [...new Set([...state.occurrences.values()].map((o) => o.chair_room_id))]
       .filter((id) => Number.isInteger(id) && id !== config.room_id && !state.chairNames.has(id));
     if (!missing.length || chairFetch) return;
-    const url = `/display/rooms/${config.room_id}/chair-rooms?token=${encodeURIComponent(config.token)}&ids=${missing.join(",")}`;
-    chairFetch = fetch(url, { cache: "no-store", referrerPolicy: "no-referrer" })
+    const url = `/display/rooms/${config.room_id}/chair-rooms?ids=${missing.join(",")}`;
+    chairFetch = fetch(url, { cache: "no-store", referrerPolicy: "no-referrer",
+                              headers: { Authorization: `Bearer ${config.token}` } })
       .then((r) => (r.ok ? r.json() : {}))
       .then((names) => {
         for (const id of missing) state.chairNames.set(id, names[String(id)] || "");
@@ -344,11 +345,15 @@
   function connect() {
     reconnectTimer = null;
     const scheme = location.protocol === "https:" ? "wss" : "ws";
-    let url = `${scheme}://${location.host}/ws/rooms/${config.room_id}?token=${encodeURIComponent(config.token)}`;
+    // The token goes in the first message, never in the URL (kept in histories and access logs).
+    let url = `${scheme}://${location.host}/ws/rooms/${config.room_id}?auth=message`;
     if (state.lastId !== null && !wantSnapshot) url += `&since=${state.lastId}`;
     const ws = new WebSocket(url);
     socket = ws;
-    ws.onopen = () => { lastHeard = Date.now(); };
+    ws.onopen = () => {
+      lastHeard = Date.now();
+      ws.send(JSON.stringify({ type: "auth", token: config.token }));
+    };
     ws.onmessage = (event) => {
       lastHeard = Date.now();
       let message;

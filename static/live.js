@@ -29,7 +29,13 @@
       return response.ok ? response.text() : null;
     }).then(function (html) {
       if (html !== null && html !== undefined) {
+        // <details id> the person opened or closed stay so after the swap.
+        var opened = {};
+        Array.prototype.forEach.call(panels.querySelectorAll('details[id]'), function (d) { opened[d.id] = d.open; });
         panels.innerHTML = html;
+        Array.prototype.forEach.call(panels.querySelectorAll('details[id]'), function (d) {
+          if (Object.prototype.hasOwnProperty.call(opened, d.id)) { d.open = opened[d.id]; }
+        });
         panels.setAttribute('data-refreshed', String((Number(panels.getAttribute('data-refreshed')) || 0) + 1));
       }
     }).catch(function () { /* the next event or reconnect refreshes again */ }).then(function () {

@@ -98,3 +98,17 @@ def test_chair_room_names_only_of_the_rooms_meetings(client: TestClient, engine:
     refused = client.get(url, params={"token": data["other_secret"], "ids": ids})
     assert refused.status_code == 404
     assert refused.json()["code"] == "display_not_found"
+
+
+def test_chair_room_names_take_the_display_token_from_the_header_not_only_the_url(client: TestClient,
+                                                                                  engine: Engine) -> None:
+    """Issue 16: ``display.js`` fetched the names with ``?token=`` in the URL; it now sends
+    ``Authorization: Bearer``. A wrong or malformed header is the same 404 as a wrong ``?token=``."""
+    data = _setup(engine)
+    url = f"/display/rooms/{data['room']}/chair-rooms"
+    ids = f"{data['chair']},{data['other']}"
+    response = client.get(url, params={"ids": ids}, headers={"Authorization": f"Bearer {data['secret']}"})
+    assert (response.status_code, response.json()) == (200, {str(data["chair"]): data["chair_name"]})
+    for header in (f"Bearer {data['other_secret']}", "Basic abc", "Bearer "):
+        refused = client.get(url, params={"ids": ids}, headers={"Authorization": header})
+        assert (refused.status_code, refused.json()["code"]) == (404, "display_not_found")

@@ -124,6 +124,41 @@ def test_resume_with_since_gets_exactly_the_missed_messages(server: ThreadServer
         assert live == _stored(engine, missed[-1]["id"])[0]
 
 
+def test_events_carry_the_request_id_the_booking_client_sent_and_received(server: ThreadServer, site: dict,
+                                                                          engine: Engine) -> None:
+    """Issue 16 "Operations": request ids were on log and audit lines but not in the events the live
+    clients receive, so a display's message could not be traced to the request that caused it."""
+    import httpx
+
+    start = next_monday_local()
+    body = {"title": "Giao ban trực tuyến", "chair_room_id": site["room"], "participant_room_ids": [site["other"]],
+            "start": start.isoformat(), "end": (start + timedelta(hours=1)).isoformat()}
+    with server.ws(f"/ws/rooms/{site['room']}?token={site['display']}") as shown, \
+            server.ws(f"/ws/secretariat?token={_secret(site['secretariat'])}") as board:
+        snap = recv(shown)
+        assert recv(board)["type"] == "snapshot"
+        sent = httpx.post(f"{server.base}/api/v1/meetings", json=body, timeout=10,
+                          headers={**site["secretariat"], "X-Request-ID": "req-dat-lich-42"})
+        assert (sent.status_code, sent.headers["x-request-id"]) == (201, "req-dat-lich-42")
+        room_messages = [recv(shown), recv(shown)]
+        assert [(m["type"], m["request_id"]) for m in room_messages] == [
+            ("meeting.scheduled", "req-dat-lich-42"), ("join.instructions", "req-dat-lich-42")]
+        # Without X-Request-ID the server makes one, answers it, and the events carry that one.
+        made = httpx.post(f"{server.base}/api/v1/meetings", timeout=10, headers=site["secretariat"],
+                          json={**body, "start": (start + timedelta(days=1)).isoformat(),
+                                "end": (start + timedelta(days=1, hours=1)).isoformat()})
+        assert made.status_code == 201 and len(made.headers["x-request-id"]) == 32
+        board_messages = [recv(board) for _ in range(6)]  # two bookings: scheduled + a join per room
+        assert [m["request_id"] for m in board_messages] == ["req-dat-lich-42"] * 3 + [made.headers["x-request-id"]] * 3
+    # Stored with the event: a client resuming with since gets the same field.
+    assert [m["request_id"] for m in _stored(engine, snap["id"])] == [m["request_id"] for m in board_messages]
+    # Events recorded outside a request (scheduler, CLI) carry null.
+    with make_session(engine) as session:
+        event = events.record(session, "endpoint.status", {"n": 1}, room_ids=[site["room"]])
+        session.commit()
+    assert events.to_published(event).message["request_id"] is None
+
+
 def test_gap_older_than_retention_gets_a_fresh_snapshot(server: ThreadServer, site: dict, engine: Engine) -> None:
     _book(server, site, next_monday_local())
     with make_session(engine) as session:

@@ -171,6 +171,40 @@ def test_web_session_opens_the_channel_from_the_same_origin_only(server: ThreadS
             assert closed_with(ws) == (4401, "not_authenticated: the first message carries no token")
 
 
+def test_display_token_goes_in_the_first_message_not_the_url_and_beats_a_logged_in_cookie(
+        server: ThreadServer, engine: Engine) -> None:
+    """Issue 16: the room display page put its token into the WebSocket URL (``?token=``), which browsers
+    keep and proxies log. It now opens ``/ws/rooms/{id}?auth=message`` and sends the token first; the
+    web session of someone logged in in the same browser (an operator of another commune) does not
+    take the channel over. The deprecated ``?token=`` still opens it."""
+    from confsvc.live import display
+    from confsvc.users import service as users
+
+    province, meeting_id, _occ, _start = _province_with_meeting(engine)
+    room_id = province.rooms[1].id  # the second commune's: outside kythuat's unit
+    with make_session(engine) as session:
+        secretariat = session.exec(select(User).where(User.username == "vanphong")).one()
+        _, secret = display.create_display_token(session, users.principal_for(session, secretariat), room_id)
+        session.commit()
+    operator = _cookie(server, "kythuat")
+    with server.ws(f"/ws/rooms/{room_id}", origin=server.base, additional_headers={"Cookie": operator}) as ws:
+        assert closed_with(ws)[0] == 4403  # without auth=message the cookie decides: not this operator's room
+    with server.ws(f"/ws/rooms/{room_id}?auth=message", origin=server.base,
+                   additional_headers={"Cookie": operator}) as ws:
+        ws.send(json.dumps({"type": "auth", "token": secret}))
+        snap = recv(ws)
+        assert (snap["type"], snap["data"]["scope"]) == ("snapshot", {"kind": "room", "id": room_id})
+        assert [o["meeting_id"] for o in snap["data"]["next"]] == [meeting_id]
+    with server.ws(f"/ws/rooms/{room_id}?auth=message") as ws:
+        ws.send(json.dumps({"type": "auth", "token": "dsp_" + "x" * 43}))
+        assert closed_with(ws) == (4401, "invalid_token: invalid display token")
+    with server.ws(f"/ws/rooms/{room_id}?auth=message") as ws:
+        ws.send(json.dumps({"type": "hello"}))  # no token in the first message: refused, not the cookie
+        assert closed_with(ws) == (4401, "not_authenticated: the first message carries no token")
+    with server.ws(f"/ws/rooms/{room_id}?token={secret}") as ws:  # deprecated, kept for existing displays
+        assert recv(ws)["data"]["scope"] == {"kind": "room", "id": room_id}
+
+
 def test_meeting_page_participants_panel_is_live(client: TestClient, engine: Engine) -> None:
     """The meeting page listens on the live channel and re-fetches its participants panel."""
     province, meeting_id, occ_id, _start = _province_with_meeting(engine)

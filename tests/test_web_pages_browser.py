@@ -55,6 +55,7 @@ def _seed(engine: Engine, settings: Settings) -> dict[str, str]:
         session.commit()
         return {
             "dashboard": "/", "calendar": "/calendar", "calendar-day": "/calendar?view=day",
+            "calendar-week": f"/calendar?view=week&date={occurrence.start.date().isoformat()}",
             "booking": "/meetings/new", "meeting": f"/meetings/{briefing.id}",
             "edit-meeting": f"/meetings/{briefing.id}/edit",
             "edit-occurrence": f"/meetings/{briefing.id}/occurrences/{occurrence.id}/edit",

@@ -34,6 +34,7 @@ from confsvc.calendar.models import FeedScope, FeedToken, FeedVersion
 from confsvc.clock import utc_now
 from confsvc.config import Settings
 from confsvc.db import make_session
+from confsvc.endpoints import unit_history
 from confsvc.endpoints.models import Bridge, Endpoint, Room, Unit
 from confsvc.errors import NotFound
 from confsvc.scheduling import join, participants, recurrence, visibility
@@ -244,8 +245,11 @@ class _Loader:
             o.chair_room_id for occs in self.occurrences.values() for o in occs if o.chair_room_id}
         self.rooms = {r.id: r for r in execute(
             sa.select(_R.id, _R.unit_id, _R.name, _R.contact_email).where(_R.id.in_(room_ids)))}
+        # Names in force at each occurrence's start (issue 15: merges and renames keep past events' text).
+        self.history = unit_history.load_history(session)
+        former_units = {u for r in self.rooms for _, u, _ in self.history.rooms.get(r, ())}
         self.units = {u.id: u for u in execute(
-            sa.select(_U.id, _U.name).where(_U.id.in_({r.unit_id for r in self.rooms.values()})))}
+            sa.select(_U.id, _U.name).where(_U.id.in_({r.unit_id for r in self.rooms.values()} | former_units)))}
         self.bridges = {b.id: b for b in execute(sa.select(_B.id, _B.sip_domain, _B.h323_prefix).where(
             _B.id.in_({m.bridge_id for m in meetings if m.bridge_id})))}
         self.users = {u.id: u for u in execute(sa.select(_P.id, _P.full_name, _P.email).where(
@@ -265,7 +269,15 @@ class _Loader:
                                            self.defaults.get(meeting.id, frozenset()))
         return _Occ(row, chair, endpoints, self.rooms_of(chair, endpoints))
 
-    def place(self, room_id: int, *, private: bool) -> ical.Place:
+    def place(self, room_id: int, *, private: bool, at: datetime | None = None) -> ical.Place:
+        """The room as calendars show it, with the room's and unit's names in force at ``at`` (UTC; None: now)."""
+        if at is not None and self.history:
+            room = self.rooms[room_id]
+            unit_id, room_name = self.history.room_at(room_id, room.unit_id, room.name, at)
+            unit_name = self.history.unit_name_at(unit_id, self.units[unit_id].name, at)
+            if (unit_id, room_name, unit_name) != (room.unit_id, room.name, self.units[room.unit_id].name):
+                return ical.Place(room_id=room.id, room_name=room_name, unit_name=unit_name,
+                                  contact_email=None if private else room.contact_email)
         place = self._places.get((room_id, private))
         if place is None:
             room = self.rooms[room_id]
@@ -274,7 +286,11 @@ class _Loader:
                 contact_email=None if private else room.contact_email)
         return place
 
-    def places(self, chair_room_id: int, room_ids: frozenset[int], *, private: bool) -> tuple[ical.Place, ...]:
+    def places(self, chair_room_id: int, room_ids: frozenset[int], *, private: bool,
+               at: datetime | None = None) -> tuple[ical.Place, ...]:
+        if at is not None and self.history:
+            others = sorted(set(room_ids) - {chair_room_id})
+            return tuple(self.place(r, private=private, at=at) for r in [chair_room_id, *others])
         key = (chair_room_id, room_ids, private)
         places = self._place_lists.get(key)
         if places is None:
@@ -308,22 +324,25 @@ def _meeting_cal(loader: _Loader, settings: Settings, meeting: _MeetingRec, *, b
 
     def instance(o: _Occ) -> ical.Instance:
         return ical.Instance(o.row.recurrence_id, o.row.start, o.row.end,
-                             loader.place(o.chair_room_id, private=private),
-                             loader.places(o.chair_room_id, o.room_ids, private=private), o.row.cancelled,
-                             o.row.conference_number)
+                             loader.place(o.chair_room_id, private=private, at=o.row.start),
+                             loader.places(o.chair_room_id, o.room_ids, private=private, at=o.row.start),
+                             o.row.cancelled, o.row.conference_number)
 
     if meeting.rrule:
         duration = timedelta(minutes=meeting.duration_minutes)
         default_endpoints = loader.defaults.get(meeting.id, frozenset())
         default_rooms = loader.rooms_of(meeting.chair_room_id, default_endpoints)
         master = ical.Instance(meeting.dtstart, meeting.dtstart, meeting.dtstart + duration,
-                               loader.place(meeting.chair_room_id, private=private),
-                               loader.places(meeting.chair_room_id, default_rooms, private=private))
+                               loader.place(meeting.chair_room_id, private=private, at=meeting.dtstart),
+                               loader.places(meeting.chair_room_id, default_rooms, private=private, at=meeting.dtstart))
         exceptions = tuple(instance(o) for o in shown if (
             o.row.is_exception or o.row.cancelled or o.row.conference_number is not None
             or o.row.start != o.row.recurrence_id
             or o.row.end - o.row.start != duration or o.chair_room_id != meeting.chair_room_id
-            or o.room_ids != default_rooms or o.endpoint_ids != default_endpoints))
+            or o.room_ids != default_rooms or o.endpoint_ids != default_endpoints
+            # A merge or rename since the series began: occurrences under other names than the master's.
+            or (loader.history and loader.places(o.chair_room_id, o.room_ids, private=private, at=o.row.start)
+                != master.rooms)))
     else:
         master, exceptions = instance(shown[0]), ()
     # Not this feed's: RFC 5545 §3.8.5.1. An added occurrence (RDATE, §3.8.5.2) that is not this feed's
@@ -380,8 +399,8 @@ def invite(session: Session, settings: Settings, meeting: Meeting, *, base_url: 
         raise NotFound(f"occurrence {occurrence_id} of meeting {meeting.id} not found", code="occurrence_not_found")
     o = loader.occ(rec, row)
     instance = ical.Instance(recurrence_id=row.recurrence_id, start=row.start, end=row.end,
-                             chair=loader.place(o.chair_room_id, private=False),
-                             rooms=loader.places(o.chair_room_id, o.room_ids, private=False),
+                             chair=loader.place(o.chair_room_id, private=False, at=row.start),
+                             rooms=loader.places(o.chair_room_id, o.room_ids, private=False, at=row.start),
                              cancelled=row.cancelled, conference_number=row.conference_number)
     if not meeting.rrule:
         return _document(ical.invite(cal), cal.updated_at)

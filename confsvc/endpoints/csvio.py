@@ -22,6 +22,7 @@ from confsvc import cells
 from confsvc.clock import utc_now
 from confsvc.endpoints import schemas, service
 from confsvc.endpoints.models import Endpoint, LifecycleState, Protocol, Room, Unit
+from confsvc.endpoints.unit_history import UnitMerged, require_current
 from confsvc.endpoints.validation import normalise_dial_address, normalise_ip
 from confsvc.errors import Invalid
 from confsvc.text import one_line, search_key
@@ -198,6 +199,7 @@ def import_endpoints(session: Session, principal: Principal, data: bytes, *, dry
     principal.require(MANAGE_INVENTORY)
     unit_ids_by_code = dict(session.exec(select(Unit.code, Unit.id)).all())
     rows, errors = parse(data, unit_ids_by_code)
+    errors = sorted(errors + _merged_unit_errors(session, rows, unit_ids_by_code), key=lambda e: e["line"])
     if errors:
         raise Invalid(f"{len(errors)} invalid row(s); nothing was imported", code="invalid_rows", errors=errors)
     result = schemas.ImportResult(created=0, updated=0, unchanged=0, rooms_created=0, dry_run=dry_run)
@@ -212,6 +214,21 @@ def import_endpoints(session: Session, principal: Principal, data: bytes, *, dry
         return result
     _apply(session, rows, unit_ids_by_code, result)
     return result
+
+
+def _merged_unit_errors(session: Session, rows: list[_Row], unit_ids_by_code: dict[str, int]) -> list[dict[str, Any]]:
+    """An error for each row placing an endpoint in a unit that has ended (merged): the reason names the
+    successor (``unit_history.require_current``), nothing lands on a former unit."""
+    errors = []
+    for row in rows:
+        unit = session.get(Unit, unit_ids_by_code[row.unit_code])
+        try:
+            if unit is not None:
+                require_current(session, unit)
+        except UnitMerged as exc:
+            errors.append(_error(row.line, [_fault("unit_merged", exc.detail, value=row.unit_code,
+                                                   successor=exc.extra.get("successor_name", ""))]))
+    return errors
 
 
 def _apply(session: Session, rows: list[_Row], unit_ids_by_code: dict[str, int], result: schemas.ImportResult) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from datetime import date, datetime
 
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
@@ -185,3 +185,56 @@ class EndpointProbe(SQLModel, table=True):
     misses: int = 0
     last_probe_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     last_ok_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+# ---------------------------------------------------------------- unit mergers and renames (issue 15)
+
+class UnitLifetime(SQLModel, table=True):
+    """A unit's validity period and successor; a unit without a row has always been and still is valid.
+
+    Local dates (``Settings.timezone``), ``[valid_from, valid_to)``: a unit merged on 2027-01-01 has
+    ``valid_to`` 2027-01-01 and ``successor_id`` the unit it was merged into; ``valid_to_at`` is that
+    date's local midnight in UTC (what occurrence starts are compared with).
+    """
+
+    __tablename__ = "unit_lifetimes"
+
+    unit_id: int = Field(foreign_key="units.id", primary_key=True, ondelete="CASCADE")
+    valid_from: date | None = Field(default=None)
+    valid_to: date | None = Field(default=None)
+    valid_to_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    successor_id: int | None = Field(default=None, foreign_key="units.id", index=True, ondelete="RESTRICT")
+
+
+class UnitName(SQLModel, table=True):
+    """A name a unit had before a rename: ``name`` (and ``code``, ``division_type``) were in force until the
+    local date ``valid_until`` (exclusive; ``valid_until_at`` its local midnight in UTC). The name in force
+    at an instant is the row with the earliest ``valid_until_at`` after it, else the unit's current name."""
+
+    __tablename__ = "unit_names"
+    __table_args__ = (sa.Index("ix_unit_names_unit_id_valid_until_at", "unit_id", "valid_until_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    unit_id: int = Field(foreign_key="units.id", ondelete="CASCADE")
+    code: str = Field(max_length=10)
+    name: str = Field(max_length=200)
+    division_type: str = Field(max_length=40)
+    valid_until: date
+    valid_until_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class RoomUnit(SQLModel, table=True):
+    """A unit a room belonged to before a merge moved it (and the room's name then): ``unit_id`` until the local date ``valid_until``
+    (exclusive; ``valid_until_at`` in UTC). The unit of a room at an instant is the row with the earliest
+    ``valid_until_at`` after it, else ``rooms.unit_id``."""
+
+    __tablename__ = "room_units"
+    __table_args__ = (sa.Index("ix_room_units_room_id_valid_until_at", "room_id", "valid_until_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    room_id: int = Field(foreign_key="rooms.id", ondelete="CASCADE")
+    unit_id: int = Field(foreign_key="units.id", index=True, ondelete="RESTRICT")
+    name: str = Field(max_length=200, description="The room's name while it was in that unit (a merge may rename "
+                                                  "it: the successor has a room of the same name).")
+    valid_until: date
+    valid_until_at: datetime = Field(sa_type=UTCDateTime)

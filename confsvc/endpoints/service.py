@@ -15,7 +15,7 @@ from sqlmodel import Session, func, select
 from confsvc.clock import utc_now
 from confsvc.collation import collated
 from confsvc.db import attach
-from confsvc.endpoints import schemas
+from confsvc.endpoints import schemas, unit_history
 from confsvc.endpoints.models import Bridge, Endpoint, EndpointStatus, LifecycleState, Protocol, Room, Unit, UnitLevel
 from confsvc.endpoints.validation import normalise_dial_address
 from confsvc.errors import Conflict, Invalid, NotFound
@@ -162,11 +162,13 @@ def _room_search(room: Room, unit: Unit) -> str:
 
 
 def create_room(session: Session, principal: Principal, data: schemas.RoomCreate) -> Room:
-    """Raises Forbidden, Invalid (unknown unit), Conflict (name taken in the unit)."""
+    """Raises Forbidden, Invalid (unknown unit), Conflict (name taken in the unit; ``unit_merged``: the unit
+    has ended, the message names its successor)."""
     principal.require(MANAGE_INVENTORY)
     unit = session.get(Unit, data.unit_id)
     if unit is None:
         raise Invalid(f"unit {data.unit_id} does not exist", code="unknown_unit")
+    unit_history.require_current(session, unit)
     _require_free_room_name(session, unit.id, data.name)
     room = Room(**data.model_dump())
     room.search_text = _room_search(room, unit)

@@ -2,8 +2,14 @@
 join instructions at ``GET /api/v1/meetings/{id}/join-instructions``, and room display tokens at
 ``/api/v1/rooms/{id}/display-tokens``.
 
-Connecting: the token comes as ``?token=`` or in the first message ``{"type": "auth", "token": …}``
-(within :data:`AUTH_TIMEOUT_SECONDS`). Without ``?token=``, a browser page of confsvc itself is
+Connecting: the token comes in the first message ``{"type": "auth", "token": …}`` (within
+:data:`AUTH_TIMEOUT_SECONDS`), or as ``Authorization: Bearer`` from a client that can set headers.
+``?token=`` in the URL still works for the hardware displays and clients that use it, but is
+deprecated: a URL is kept in browser histories, proxies' and servers' access logs (confsvc redacts it
+in its own). ``?auth=message`` says the client authenticates with its first message even when a web
+session cookie comes with the handshake (the room display page, ``static/display.js``: a display link
+opened in a browser where someone is logged in stays the room's display, not that user's channel).
+Without a token and without ``auth=message``, a browser page of confsvc itself is
 authenticated by its web session cookie, but only when the handshake's ``Origin`` names the
 ``Host`` it was sent to (:func:`same_origin`): a cookie is sent by the browser on its own, so a page
 of another site must not open a channel with it (cross-site WebSocket hijacking); a foreign origin's
@@ -321,9 +327,11 @@ async def _serve(websocket: WebSocket, kind: str, object_id: int | None) -> None
     connection: Connection | None = None
     try:
         since = _since(websocket)
-        # A client that can set headers sends ``Authorization: Bearer`` (no secret in the URL or the logs).
+        # A client that can set headers sends ``Authorization: Bearer``, a browser its first message (no
+        # secret in the URL or the logs); ``?token=`` is the deprecated form, kept for existing displays.
         secret = websocket.query_params.get("token") or bearer_token(websocket.headers.get("authorization"))
-        user_id = None if secret else _cookie_user_id(websocket)
+        by_message = websocket.query_params.get("auth") == "message"
+        user_id = None if secret or by_message else _cookie_user_id(websocket)
         sid = (websocket.scope.get("session") or {}).get(SESSION_ID_KEY)
         if user_id is None:
             secret = secret or await _first_message_token(websocket)

@@ -15,7 +15,7 @@ batch to the event loop with ``loop.call_soon_threadsafe`` and returns at once.
 - :class:`PostgresFanout` (PostgreSQL and no ``redis_url``): every event-writing transaction sends
   ``NOTIFY confsvc_events, '<last id>'`` as it commits (``confsvc.events``); each process LISTENs on
   its own connection and, on a notification, reads the events after the last id it delivered from
-  the events table, in id order (ids commit in order: ``events.record``'s advisory lock). A lost
+  the events table, in id order (ids become visible in order: ``events`` numbers them at commit). A lost
   listening connection degrades like Redis: local batches are delivered locally, the listener
   reconnects with backoff and reads everything after the last id it delivered.
 

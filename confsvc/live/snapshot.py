@@ -80,9 +80,9 @@ def record_join_instructions(session: Session, event: events.Event) -> None:
         return
     items = join_for_occurrence(session, meeting, occ)
     units = participant_units(session, meeting, occ) if meeting.confidential else set()
-    for item in items:
-        item = visibility.mark(item, confidential=meeting.confidential, participant_unit_ids=units)
-        events.record(session, "join.instructions", item, room_ids=[item["room_id"]])
+    marked = [visibility.mark(item, confidential=meeting.confidential, participant_unit_ids=units) for item in items]
+    # One insert for every room's (a provincial meeting has ~150), written while the bridge is locked.
+    events.record_each(session, "join.instructions", [(item, [item["room_id"]]) for item in marked])
 
 
 def participant_units(session: Session, meeting: Meeting, occ: Occurrence) -> set[int]:

@@ -37,6 +37,9 @@ ACTION_LABELS = {
     "request.approved": "Duyệt yêu cầu đặt lịch",
     "request.rejected": "Từ chối yêu cầu đặt lịch",
     "request.expired": "Yêu cầu đặt lịch hết hạn",
+    "unit.merged": "Sáp nhập đơn vị",
+    "unit.renamed": "Đổi tên đơn vị",
+    "units.list_applied": "Cập nhật danh mục đơn vị hành chính",
 }
 MAX_EXPORT_ROWS = 50_000
 

@@ -140,13 +140,17 @@ def book_unchecked(session: Session, settings: Settings, principal: Principal, d
         write_occurrences(session, meeting, plans, skipped, ports=not late)
 
     booking.insert_guarded(session, settings, write, [p for p in plans if not p.conflicts], data.title)
-    if late:
-        _book_ports(session, settings, meeting, plans, names, bridge_id=data.bridge_id)
+    # Whatever does not need the bridge is written or read before its lock (held until the commit).
     audit(session, principal, "meeting.created", meeting_id=meeting.id, occurrences=len(plans) - len(skipped),
           skipped=[s["start"] for s in skipped])
     session.flush()
-    live_events.record_change(session, "meeting.scheduled", meeting,
-                              [p.occurrence for p in plans if not p.conflicts], now=now, extra=event_extra)
+    booked = [p.occurrence for p in plans if not p.conflicts]
+    rooms = live_events.occurrence_rooms(session, meeting, booked)
+    if late:
+        _book_ports(session, settings, meeting, plans, names, bridge_id=data.bridge_id)
+        session.flush()
+    live_events.record_change(session, "meeting.scheduled", meeting, booked, now=now, extra=event_extra,
+                              rooms=rooms)
     return BookResult(meeting, len(plans) - len(skipped), skipped, booking.holiday_warnings(
         [p for p in plans if not p.conflicts], timing.zone))
 

@@ -52,15 +52,18 @@ def meeting_occurrences(session: Session, meeting: Meeting, *, scheduled_only: b
 
 def record_change(session: Session, type: str, meeting: Meeting, occurrences: list[Occurrence], *,
                   scope: str = "meeting", rooms_before: Iterable[int] = (), now: datetime,
-                  extra: dict[str, Any] | None = None) -> events.Event:
+                  extra: dict[str, Any] | None = None, rooms: dict[int, set[int]] | None = None) -> events.Event:
     """Record one ``meeting.*`` event about ``occurrences`` of ``meeting`` (see the module docstring).
 
     ``rooms_before``: rooms involved before the change (edits), added to the routing room ids.
     ``extra``: further data fields (a request's step adds ``request``).
+    ``rooms``: :func:`occurrence_rooms` of ``occurrences`` when the caller read it already (a booking
+    reads it before locking its bridge).
     Returns the recorded event.
     """
     occurrences = sorted(occurrences, key=lambda o: (o.start, o.id))
-    rooms = occurrence_rooms(session, meeting, occurrences)
+    if rooms is None:
+        rooms = occurrence_rooms(session, meeting, occurrences)
     involved = sorted(set().union(*rooms.values())) if rooms else []
     first = next((o for o in occurrences if o.end > now), occurrences[0] if occurrences else None)
     status = (first.status.value if scope == "occurrence" and first is not None else meeting.status.value)

@@ -122,9 +122,10 @@ def _claim(session: Session, notice: Notice, now: datetime) -> bool:
     return session.execute(statement.returning(SchedulerMark.kind)).first() is not None
 
 
-def _send(session: Session, settings: Settings, notice: Notice, now: datetime) -> int | None:
-    """Inside the claiming transaction: record the notice's event; its id, or None when nothing is due
-    (occurrence gone or cancelled meanwhile, or every site ready at the deadline)."""
+def _send(session: Session, settings: Settings, notice: Notice, now: datetime) -> events.Event | None:
+    """Inside the claiming transaction: record the notice's event; the event (its id is final once the
+    transaction commits), or None when nothing is due (occurrence gone or cancelled meanwhile, or every
+    site ready at the deadline)."""
     occ = session.get(Occurrence, notice.occurrence_id)
     meeting = session.get(Meeting, occ.meeting_id) if occ else None
     if occ is None or meeting is None or occ.status is not OccurrenceStatus.scheduled \
@@ -149,7 +150,7 @@ def _send(session: Session, settings: Settings, notice: Notice, now: datetime) -
     if meeting.confidential:  # the live channel shows "Cuộc họp" to subscribers outside it
         units = session.exec(select(Room.unit_id).where(col(Room.id).in_(occurrence_rooms(session, meeting, [occ])[occ.id])))
         data = visibility.mark(data, confidential=True, participant_unit_ids=units.all())
-    return events.record(session, _EVENT_TYPE[notice.kind], data, room_ids=rooms, at=now).id
+    return events.record(session, _EVENT_TYPE[notice.kind], data, room_ids=rooms, at=now)
 
 
 @dataclass(frozen=True)
@@ -177,9 +178,9 @@ def run_due(engine: Engine, settings: Settings, now: datetime | None = None) -> 
             if not _claim(session, notice, now):
                 session.rollback()
                 continue
-            event_id = _send(session, settings, notice, now)
+            event = _send(session, settings, notice, now)
             session.commit()
-        sent.append(Sent(notice.occurrence_id, notice.kind, event_id))
+        sent.append(Sent(notice.occurrence_id, notice.kind, event.id if event is not None else None))
     if sent:
         log.info("scheduler: sent %s", [(s.occurrence_id, s.kind) for s in sent])
     return sent

@@ -7,7 +7,7 @@ in requests are local (SPEC rule 9); report periods are local dates.
 from __future__ import annotations
 
 from datetime import date, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
 
@@ -49,9 +49,13 @@ class UsageParams:
                  unit_id: QueryId = None, bridge_id: QueryId = None,
                  unit_level: Annotated[UnitLevel | None, Query(
                      description="group_by=unit only: rows for units of this level (each rolling up its "
-                                 "sub-units); `province` without unit_id = one row per province")] = None) -> None:
+                                 "sub-units); `province` without unit_id = one row per province")] = None,
+                 rollup: Annotated[Literal["successor"] | None, Query(
+                     description="group_by=unit only: `successor` adds the rows of merged (former) units into "
+                                 "their successor's; without it former units keep rows of their own")] = None) -> None:
         self.group_by, self.period, self.from_, self.to = group_by, period, from_, to
         self.unit_id, self.bridge_id, self.unit_level = unit_id, bridge_id, unit_level
+        self.rollup = rollup == "successor"
 
 
 UsageParamsDep = Annotated[UsageParams, Depends()]
@@ -61,7 +65,7 @@ def _report(session: SessionDep, principal: CurrentPrincipal, settings: Settings
             params: UsageParams) -> dict[str, Any]:
     return usage.usage_report(session, settings, principal, group_by=params.group_by, period=params.period,
                               from_date=params.from_, to_date=params.to, unit_id=params.unit_id,
-                              bridge_id=params.bridge_id, unit_level=params.unit_level)
+                              bridge_id=params.bridge_id, unit_level=params.unit_level, rollup=params.rollup)
 
 
 def _filename(params: UsageParams, ext: str) -> str:

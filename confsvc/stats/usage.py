@@ -21,6 +21,7 @@ statements. Other groupings always do (a province's quarter by room takes ~0.1 s
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import date, datetime
 from typing import Any
 
@@ -29,8 +30,10 @@ from sqlmodel import Session
 
 from confsvc.clock import utc_now
 from confsvc.config import Settings
+from confsvc.endpoints import unit_history
 from confsvc.endpoints.models import Bridge, Unit, UnitLevel
 from confsvc.errors import Forbidden, Invalid, NotFound
+from confsvc.stats import rollup as stats_rollup
 from confsvc.stats import summary
 from confsvc.stats.buckets import Bucket, bucket_runs, make_buckets, run_buckets, working_windows
 from confsvc.stats.schemas import GroupBy, Period
@@ -194,7 +197,8 @@ def _totals(merged: dict[tuple[int, int], dict], bridge: bool, port_total: dict[
 
 def usage_report(session: Session, settings: Settings, principal: Principal, *, group_by: GroupBy, period: Period,
                  from_date: date, to_date: date, unit_id: int | None = None, bridge_id: int | None = None,
-                 unit_level: UnitLevel | None = None, now: datetime | None = None) -> dict[str, Any]:
+                 unit_level: UnitLevel | None = None, now: datetime | None = None,
+                 rollup: bool = False) -> dict[str, Any]:
     """Usage statistics over local dates ``[from_date, to_date)`` by ``group_by`` and ``period``.
 
     Returns ``{"group_by", "period", "from", "to", "timezone", "rows": [...], "totals": {...}, "notes"}``;
@@ -206,22 +210,38 @@ def usage_report(session: Session, settings: Settings, principal: Principal, *, 
     only) keeps the rows of units of that level, each still rolling up its sub-units: ``province`` with no
     ``unit_id`` is the per-province report of the whole country (the totals are unchanged).
 
+    Merged units (issue 15): a site counts in the unit its room was in at the occurrence's start, so former
+    units keep their rows, under the name each unit had at the row's period start; ``rollup`` (group_by=unit)
+    adds former units' rows into their successor's (``stats.rollup``; a successor's scope takes in its former
+    units).
+
     Raises: Invalid (``empty_period``, ``period_too_long``, ``too_many_buckets``,
-    ``unit_level_needs_unit_grouping``), Forbidden, NotFound.
+    ``unit_level_needs_unit_grouping``, ``rollup_needs_unit_grouping``), Forbidden, NotFound.
     """
     now = now or utc_now()
     scope = _scope(session, principal, group_by, unit_id, bridge_id, unit_level)
+    final: dict[int, int] = {}
+    if rollup:
+        if group_by is not GroupBy.unit:
+            raise Invalid("rollup applies to group_by=unit only", code="rollup_needs_unit_grouping")
+        final = unit_history.successors(session)
+        if scope.unit_ids is not None:
+            scope = dataclasses.replace(scope, unit_ids=scope.unit_ids | stats_rollup.predecessors(final, scope.unit_ids))
     zone = settings.zone
     buckets = make_buckets(from_date, to_date, period, zone, settings.stats_max_period_days)
     first, after = buckets[0].start, buckets[-1].end
     bridge = group_by is GroupBy.bridge
     faults = faults_condition(session)
     total_unit = summary_total(session, group_by, scope, unit_id, faults)
+    if final and scope.unit_ids is not None:
+        total_unit = None  # the successor's stored rows are not the totals of it and its former units
     if total_unit is not None:
         merged = _collect_by_days(session, settings, scope, total_unit, buckets, now, faults)
     else:
         merged = collect(session, settings, group_by, scope, buckets, first, after, now, faults)
     rows_raw = {k: v for k, v in merged.items() if k[0] != TOTAL_KEY}
+    if final:
+        rows_raw = stats_rollup.fold(rows_raw, final)
     port_total: dict[str, int] = {}
     if bridge:  # all bridges together (or the one asked for): their peak is not the largest of each's
         sql = Sql(session.get_bind().dialect.name)
@@ -243,14 +263,17 @@ def usage_report(session: Session, settings: Settings, principal: Principal, *, 
         total_rooms = site_counts(session, None, scope).get(0, 0)
     labels = group_labels(session, group_by, {k for k, _ in rows_raw})
     by_key = {x.key: x for x in buckets}
+    history = unit_history.load_history(session) if group_by is GroupBy.unit else None
     rows = []
     for (key, bkey), raw in rows_raw.items():
         bucket = by_key[bkey]
         seconds = int((bucket.end - bucket.start).total_seconds())
         figures = _figures(raw, bridge=bridge, rooms=counts.get(key, 0), work_s=work[bkey],
                            capacity_s=capacities.get(key, 0) * seconds, faults_known=faults is not None)
-        rows.append({"group": {"kind": group_by.value, "id": key, **labels.get(key, {"name": str(key)})},
-                     "period_start": bucket.first, "period_end": bucket.after, **figures})
+        group = {"kind": group_by.value, "id": key, **labels.get(key, {"name": str(key)})}
+        if history and history.names.get(key):  # a renamed unit: the name it had at the row's start
+            group["name"] = group["unit_name"] = history.unit_name_at(key, group["name"], bucket.start)
+        rows.append({"group": group, "period_start": bucket.first, "period_end": bucket.after, **figures})
     rows.sort(key=lambda r: (r["group"]["name"], r["group"]["id"], r["period_start"]))
     period_s = int((after - first).total_seconds())
     totals = _figures(totals_raw, bridge=bridge, rooms=total_rooms, work_s=sum(work.values()),

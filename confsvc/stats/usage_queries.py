@@ -31,7 +31,8 @@ from sqlmodel import Session
 from confsvc.calls.models import CallRecord
 from confsvc.config import Settings
 from confsvc.db import UTCDateTime
-from confsvc.endpoints.models import Bridge, Endpoint, Room, Unit, UnitLevel
+from confsvc.endpoints import unit_history
+from confsvc.endpoints.models import Bridge, Endpoint, Room, RoomUnit, Unit, UnitLevel
 from confsvc.scheduling import participants
 from confsvc.scheduling.models import Booking, Meeting, MeetingStatus, Occurrence, OccurrenceStatus, ResourceKind
 from confsvc.stats import summary
@@ -131,16 +132,21 @@ def _occurrences(settings: Settings, sql: Sql, first: datetime, after: datetime)
         .where(Occurrence.start < highest, Occurrence.start > lowest, Occurrence.end > first), "o")
 
 
-def _sites(scope: Scope, occ: Any) -> Any:
-    """CTE ``(occurrence_id, endpoint_id, room_id)``: every site of an occurrence in ``occ`` whose room is in
-    the scope's units (a bridge filter applies to the occurrence: only that bridge's)."""
+def _sites(scope: Scope, occ: Any, moved: bool = True) -> Any:
+    """CTE ``(occurrence_id, endpoint_id, room_id, unit_id)``: every site of an occurrence in ``occ`` whose room
+    was in the scope's units at the occurrence's start (``unit_id``: that unit, ``unit_history.room_unit_at``:
+    a merge moves rooms, the days before it stay with the former units); a bridge filter applies to the
+    occurrence: only that bridge's. ``moved`` False (no room was ever moved by a merge): the rooms' units."""
     union = participants.endpoint_rows(occ, overridden="overridden").subquery("participants")
-    query = (sa.select(union.c.occurrence_id, union.c.endpoint_id, Endpoint.room_id)
-             .join(Endpoint, Endpoint.id == union.c.endpoint_id))
+    unit_at = unit_history.room_unit_at(Endpoint.room_id, Room.unit_id, occ.c.start) if moved else Room.unit_id
+    query = (sa.select(union.c.occurrence_id, union.c.endpoint_id, Endpoint.room_id, unit_at.label("unit_id"))
+             .join(Endpoint, Endpoint.id == union.c.endpoint_id).join(Room, Room.id == Endpoint.room_id))
+    if moved or scope.bridge_id is not None:
+        query = query.join(occ, occ.c.id == union.c.occurrence_id)
     if scope.unit_ids is not None:
-        query = query.join(Room, Room.id == Endpoint.room_id).where(Room.unit_id.in_(sorted(scope.unit_ids)))
+        query = query.where(unit_at.in_(sorted(scope.unit_ids)))
     if scope.bridge_id is not None:
-        query = query.join(occ, occ.c.id == union.c.occurrence_id).where(occ.c.bridge_id == scope.bridge_id)
+        query = query.where(occ.c.bridge_id == scope.bridge_id)
     return _materialized(query, "sites")
 
 
@@ -148,6 +154,15 @@ def _keys_of(group_by: GroupBy, scope: Scope, level: str) -> Any:
     """``(member, key)``: the groups each endpoint (``level`` "endpoint") or room ("room") belongs to, plus
     :data:`TOTAL_KEY` for every member. A small table (members × depth), joined after aggregating."""
     member, room_col = (Endpoint.id, Endpoint.room_id) if level == "endpoint" else (Room.id, Room.id)
+    if level == "unit":  # group_by=unit: members are the sites' units at the time (``_sites``)
+        up = _ancestors()
+        keyed = sa.select(up.c.unit_id.label("member"), up.c.ancestor_id.label("key"))
+        if scope.unit_ids is not None:
+            keyed = keyed.where(up.c.ancestor_id.in_(sorted(scope.unit_ids)))
+        if scope.unit_level is not None:
+            keyed = keyed.where(up.c.ancestor_id.in_(sa.select(Unit.id).where(Unit.level == scope.unit_level)))
+        total = sa.select(Unit.id.label("member"), sa.literal(TOTAL_KEY, sa.Integer).label("key"))
+        return sa.union_all(keyed, total).subquery("unit_keys")
     if group_by is GroupBy.endpoint:
         keyed = sa.select(member.label("member"), Endpoint.id.label("key"))
     elif group_by is GroupBy.room:
@@ -206,8 +221,8 @@ def _site_statement(settings: Settings, sql: Sql, group_by: GroupBy, scope: Scop
                 .scalar_subquery())
     fault = sa.case((faults(sql, sites, occ), 1), else_=0) if faults is not None else sa.literal(0, sa.Integer)
     now_p = sa.bindparam("stats_now", now, type_=UTCDateTime)
-    facts = (sa.select(sites.c.endpoint_id, occ.c.bridge_id, b.c.b_key, occ.c.start, first_at.label("first_at"),
-                       fault.label("fault"))
+    facts = (sa.select(sites.c.endpoint_id, sites.c.unit_id, occ.c.bridge_id, b.c.b_key, occ.c.start,
+                       first_at.label("first_at"), fault.label("fault"))
              .select_from(sites).join(occ, occ.c.id == sites.c.occurrence_id)
              .outerjoin(b, sa.and_(occ.c.start >= b.c.b_start, occ.c.start < b.c.b_end))
              # Only occurrences that have started by the report's now: a future booking has no attendance
@@ -215,29 +230,32 @@ def _site_statement(settings: Settings, sql: Sql, group_by: GroupBy, scope: Scop
              .where(occ.c.cancelled == 0, b.c.b_key.is_not(None), occ.c.start <= now_p).subquery("facts"))
     late = sa.case((sql.seconds(facts.c.start, facts.c.first_at) > settings.late_join_minutes * 60, 1), else_=0)
     zero = sa.literal(0, sa.Integer)
-    per_site = (sa.select(facts.c.endpoint_id, facts.c.bridge_id, facts.c.b_key, sa.func.count().label("invited"),
+    per_site = (sa.select(facts.c.endpoint_id, facts.c.unit_id, facts.c.bridge_id, facts.c.b_key,
+                          sa.func.count().label("invited"),
                           sa.func.count(facts.c.first_at).label("connected"), sa.func.sum(late).label("late"),
                           sa.func.sum(facts.c.fault).label("faults"), zero.label("connected_s"))
-                .group_by(facts.c.endpoint_id, facts.c.bridge_id, facts.c.b_key))
+                .group_by(facts.c.endpoint_id, facts.c.unit_id, facts.c.bridge_id, facts.c.b_key))
     rec_start = sql.greatest(r.c.connected_at, window_start)
     rec_end = sql.least(sa.func.coalesce(r.c.disconnected_at, now_p), occ.c.end)
     seconds = sql.seconds(sql.greatest(rec_start, b.c.b_start), sql.least(rec_end, b.c.b_end))
-    per_record = (sa.select(sites.c.endpoint_id, occ.c.bridge_id, b.c.b_key, zero, zero, zero, zero,
+    per_record = (sa.select(sites.c.endpoint_id, sites.c.unit_id, occ.c.bridge_id, b.c.b_key, zero, zero, zero, zero,
                             sa.func.sum(seconds))
                   .select_from(sites).join(occ, occ.c.id == sites.c.occurrence_id)
                   .join(r, sa.and_(r.c.occurrence_id == sites.c.occurrence_id, r.c.endpoint_id == sites.c.endpoint_id))
                   .outerjoin(b, sa.and_(rec_start < b.c.b_end, rec_end > b.c.b_start))
                   .where(occ.c.cancelled == 0, rec_end > rec_start, b.c.b_key.is_not(None))
-                  .group_by(sites.c.endpoint_id, occ.c.bridge_id, b.c.b_key))
+                  .group_by(sites.c.endpoint_id, sites.c.unit_id, occ.c.bridge_id, b.c.b_key))
     per = sa.union_all(per_site, per_record).subquery("per_endpoint")
     sums = [sa.func.sum(c) for c in (per.c.invited, per.c.connected, per.c.late, per.c.faults, per.c.connected_s)]
     if group_by is GroupBy.bridge:
         which, key = _bridge_keys(per.c.bridge_id)
         return (sa.select(key, per.c.b_key, *sums).select_from(per).join(which, sa.true())
                 .where(per.c.bridge_id.is_not(None)).group_by(key, per.c.b_key))
-    keys = _keys_of(group_by, scope, "endpoint")
+    unit_level = group_by is GroupBy.unit
+    keys = _keys_of(group_by, scope, "unit" if unit_level else "endpoint")
     return (sa.select(keys.c.key, per.c.b_key, *sums).select_from(per)
-            .join(keys, keys.c.member == per.c.endpoint_id).group_by(keys.c.key, per.c.b_key))
+            .join(keys, keys.c.member == (per.c.unit_id if unit_level else per.c.endpoint_id))
+            .group_by(keys.c.key, per.c.b_key))
 
 
 def _occurrence_statement(sql: Sql, group_by: GroupBy, scope: Scope, occ: Any, sites: Any, b: Any) -> Any:
@@ -248,8 +266,8 @@ def _occurrence_statement(sql: Sql, group_by: GroupBy, scope: Scope, occ: Any, s
         pairs = (sa.select(key.label("key"), occ.c.id.label("occurrence_id")).select_from(occ).join(which, sa.true())
                  .where(occ.c.bridge_id.is_not(None), occ.c.id.in_(sa.select(sites.c.occurrence_id))))
     else:
-        level = "endpoint" if group_by is GroupBy.endpoint else "room"
-        member = sites.c.endpoint_id if level == "endpoint" else sites.c.room_id
+        level = {GroupBy.endpoint: "endpoint", GroupBy.unit: "unit"}.get(group_by, "room")
+        member = {"endpoint": sites.c.endpoint_id, "unit": sites.c.unit_id}.get(level, sites.c.room_id)
         members = sa.select(member.label("member"), sites.c.occurrence_id).distinct().subquery("members")
         keys = _keys_of(group_by, scope, level)
         pairs = (sa.select(keys.c.key, members.c.occurrence_id).select_from(members)
@@ -275,9 +293,11 @@ def _busy_statement(sql: Sql, group_by: GroupBy, scope: Scope, occ: Any, sites: 
     per_occ = (sa.select(o.c.id.label("occurrence_id"), w.c.b_key, sa.func.sum(seconds).label("s")).select_from(w)
                .join(o, sa.and_(o.c.start < w.c.b_end, o.c.start >= w.c.b_lo, o.c.end > w.c.b_start))
                .group_by(o.c.id, w.c.b_key).subquery("per_occ"))
-    level = "endpoint" if group_by is GroupBy.endpoint else "room"
+    level = {GroupBy.endpoint: "endpoint", GroupBy.unit: "unit"}.get(group_by, "room")
     member = sites.c.endpoint_id if level == "endpoint" else sites.c.room_id
-    members = (sa.select(member.label("member"), sites.c.occurrence_id).distinct()
+    # group_by=unit: per (room, its unit then), so each room's booked time counts once in its unit.
+    members = (sa.select(member.label("room"), sites.c.unit_id.label("member") if level == "unit" else member.label("member"),
+                         sites.c.occurrence_id).distinct()
                .select_from(sites).join(occ, occ.c.id == sites.c.occurrence_id).where(occ.c.cancelled == 0)
                .subquery("members"))
     per_member = (sa.select(members.c.member, per_occ.c.b_key, sa.func.sum(per_occ.c.s).label("s"))
@@ -300,10 +320,13 @@ def site_counts(session: Session, group_by: GroupBy | None, scope: Scope) -> dic
             query = query.where(Room.unit_id.in_(sorted(scope.unit_ids)))
     elif group_by is GroupBy.unit:
         up = _ancestors()
-        query = (sa.select(up.c.ancestor_id, sa.func.count(Room.id)).join(Room, Room.unit_id == up.c.unit_id)
-                 .group_by(up.c.ancestor_id))
+        # A former unit (merged) counts the rooms it had: the rooms' current units and their former ones.
+        rooms = sa.union(sa.select(Room.id.label("room_id"), Room.unit_id),
+                         sa.select(RoomUnit.room_id, RoomUnit.unit_id)).subquery("room_units_ever")
+        query = (sa.select(up.c.ancestor_id, sa.func.count(sa.distinct(rooms.c.room_id)))
+                 .join(rooms, rooms.c.unit_id == up.c.unit_id).group_by(up.c.ancestor_id))
         if scope.unit_ids is not None:
-            query = query.where(up.c.ancestor_id.in_(sorted(scope.unit_ids)), Room.unit_id.in_(sorted(scope.unit_ids)))
+            query = query.where(up.c.ancestor_id.in_(sorted(scope.unit_ids)), rooms.c.unit_id.in_(sorted(scope.unit_ids)))
         if scope.unit_level is not None:
             query = query.where(up.c.ancestor_id.in_(sa.select(Unit.id).where(Unit.level == scope.unit_level)))
     else:
@@ -408,7 +431,7 @@ def collect(session: Session, settings: Settings, group_by: GroupBy, scope: Scop
     """Raw figures per (key, bucket key); key :data:`TOTAL_KEY` holds the whole scope's."""
     sql = Sql(session.get_bind().dialect.name)
     occ = _occurrences(settings, sql, first, after)
-    sites = _sites(scope, occ)
+    sites = _sites(scope, occ, moved=session.execute(sa.select(RoomUnit.id).limit(1)).first() is not None)
     b = table_of("b", [(x.key, x.start, x.end) for x in buckets])
     merged: dict[tuple[int, int], dict[str, Any]] = {}
 

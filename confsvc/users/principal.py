@@ -98,6 +98,18 @@ class Principal:
         return self.can(MARK_READINESS) and self.can_see_unit(unit_id)
 
     @property
+    def marks_own_sites(self) -> bool:
+        """Marks the readiness of the sites of some units only (an operator): their web home lists
+        their own rooms' next meetings with the marking buttons first."""
+        return self.can(MARK_READINESS) and self.unit_ids is not None
+
+    @property
+    def oversees_readiness(self) -> bool:
+        """Marks and follows the readiness of every site (admin, secretariat): their web home is the
+        board of today's and tomorrow's meetings, problems first."""
+        return self.can(MARK_READINESS) and self.unit_ids is None
+
+    @property
     def can_report_calls(self) -> bool:
         return self.can(REPORT_CALLS)
 

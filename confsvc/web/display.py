@@ -6,7 +6,9 @@ The page is meant for a TV in the room: clock (local time of ``Settings.timezone
 next meeting with countdowns to the technical check and the start, join instructions in large type,
 this room's readiness and its endpoints' status. ``static/display.js`` renders the channel's
 ``snapshot`` and applies live messages; it reconnects by itself with backoff and resumes with
-``?since=<last id>`` (SPEC "Live channel").
+``?since=<last id>`` (SPEC "Live channel"). The script never puts the token in a URL it opens: the
+channel gets it in the first WebSocket message (``/ws/rooms/{id}?auth=message``), the chair-room
+names in ``Authorization: Bearer``.
 
 Every failure to open a display (unknown, revoked or another room's token; unknown room) is the same
 404 page, which names nothing. Answers are ``Cache-Control: no-store`` and ``Referrer-Policy:
@@ -23,8 +25,9 @@ from fastapi.responses import HTMLResponse, JSONResponse
 
 from confsvc.clock import iso_utc, utc_now
 from confsvc.db import MAX_ID, SessionDep
-from confsvc.errors import NotFound
+from confsvc.errors import NotFound, Unauthorized
 from confsvc.live import display
+from confsvc.users.deps import bearer_token
 from confsvc.web import i18n
 from confsvc.web.common import language, settings_of, templates
 from confsvc.web.i18n import _
@@ -87,17 +90,26 @@ def display_page(request: Request, room_id: int, session: SessionDep, token: Tok
     }, headers=SECRET_HEADERS)
 
 
+def _header_token(request: Request) -> str:
+    """The ``Authorization: Bearer`` token, or ``""`` (a malformed header opens nothing: the same 404)."""
+    try:
+        return bearer_token(request.headers.get("authorization")) or ""
+    except Unauthorized:
+        return ""
+
+
 @router.get("/display/rooms/{room_id}/chair-rooms")
-def display_chair_rooms(room_id: int, session: SessionDep, token: Token = "",
+def display_chair_rooms(request: Request, room_id: int, session: SessionDep, token: Token = "",
                         ids: Annotated[str, Query(max_length=600)] = ""):
     """``{"<room id>": name}`` for the chair rooms (``ids``, comma-separated) of this room's meetings.
 
-    404 ``display_not_found`` for a token that does not open this room's display; ids that are not
-    numbers, or rooms that chair nothing this room takes part in, are left out.
+    The display token comes as ``Authorization: Bearer`` (what ``display.js`` sends) or, deprecated,
+    ``?token=``. 404 ``display_not_found`` for a token that does not open this room's display; ids
+    that are not numbers, or rooms that chair nothing this room takes part in, are left out.
     """
     if not 1 <= room_id <= MAX_ID:
         raise NotFound("no such room display", code="display_not_found")
-    display.open_display(session, token, room_id)
+    display.open_display(session, token or _header_token(request), room_id)
     wanted = {int(part) for part in ids.split(",") if part.isdigit() and 1 <= int(part) <= MAX_ID}
     names = display.chair_room_names(session, room_id, wanted)
     return JSONResponse({str(k): v for k, v in sorted(names.items())}, headers=SECRET_HEADERS)

@@ -21,6 +21,7 @@ from sqlmodel import Session, select
 
 from confsvc.db import PathId, SessionDep
 from confsvc.endpoints import service as inventory
+from confsvc.endpoints import unit_history
 from confsvc.endpoints import schemas as endpoint_schemas
 from confsvc.endpoints.models import Endpoint, LifecycleState, Protocol
 from confsvc.errors import ConfsvcError, Invalid
@@ -305,9 +306,10 @@ UNIT_FIELDS = {"name": N_("Name"), "division_type": N_("Type (xã, phường, t�
 
 def _render_simple(request: Request, who: Viewer, *, kind: str, title: str, subtitle: str, action: str,
                    labels: dict[str, str], form: dict[str, str], errors: list[str],
-                   status_code: int = 200) -> HTMLResponse:
+                   status_code: int = 200, history: list[str] | None = None) -> HTMLResponse:
     return render(request, "edit_simple.html", {
         "kind": kind, "title": title, "subtitle": subtitle, "action": action, "errors": errors,
+        "history": history or [],
         "fields": [{"name": k, "label": _(v), "value": form.get(k, ""),
                     "type": "number" if k == "seats" else "email" if k == "contact_email" else "text"}
                    for k, v in labels.items()]}, who=who, status_code=status_code)
@@ -365,10 +367,28 @@ UNIT_EDIT = _SimpleEdit("units", N_("Edit the unit"), UNIT_FIELDS, inventory.get
 
 
 def _simple_screen(request: Request, who: Viewer, spec: _SimpleEdit, row: Any, form: dict[str, str],
-                   errors: list[str], status_code: int = 200) -> HTMLResponse:
+                   errors: list[str], status_code: int = 200, session: Session | None = None) -> HTMLResponse:
+    history = unit_history_lines(session, row.id) if session is not None and spec is UNIT_EDIT else None
     return _render_simple(request, who, kind=spec.path, title=_(spec.title), subtitle=spec.subtitle(row),
                           action=f"/inventory/{spec.path}/{row.id}/edit", labels=spec.labels, form=form,
-                          errors=errors, status_code=status_code)
+                          errors=errors, status_code=status_code, history=history)
+
+
+def unit_history_lines(session: Session, unit_id: int) -> list[str]:
+    """A unit's validity, successor and former names in the page's language (issue 15), oldest first."""
+    lifetime = unit_history.lifetimes(session, [unit_id]).get(unit_id)
+    if lifetime is None:
+        return []
+    lines = [_("Called %(name)s until %(date)s") % {"name": name, "date": until.strftime("%d/%m/%Y")}
+             for name, until in lifetime.former_names]
+    if lifetime.valid_from is not None:
+        lines.append(_("In force from %(date)s") % {"date": lifetime.valid_from.strftime("%d/%m/%Y")})
+    if lifetime.valid_to is not None and lifetime.successor_name:
+        lines.append(_("Merged into %(name)s on %(date)s") % {"name": lifetime.successor_name,
+                                                             "date": lifetime.valid_to.strftime("%d/%m/%Y")})
+    elif lifetime.valid_to is not None:
+        lines.append(_("No longer in force from %(date)s") % {"date": lifetime.valid_to.strftime("%d/%m/%Y")})
+    return lines
 
 
 def _show_simple(request: Request, session: Session, spec: _SimpleEdit, row_id: int) -> HTMLResponse:
@@ -379,7 +399,8 @@ def _show_simple(request: Request, session: Session, spec: _SimpleEdit, row_id: 
         row = spec.load(session, who.principal, row_id)
     except ConfsvcError as exc:
         return error_page(request, exc, who)
-    return _simple_screen(request, who, spec, row, {k: _text(getattr(row, k)) for k in spec.labels}, [])
+    return _simple_screen(request, who, spec, row, {k: _text(getattr(row, k)) for k in spec.labels}, [],
+                          session=session)
 
 
 def _save_simple(request: Request, session: Session, spec: _SimpleEdit, row_id: int, csrf: str,

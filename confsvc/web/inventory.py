@@ -14,7 +14,7 @@ from fastapi import APIRouter, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse
 
 from confsvc.db import SessionDep
-from confsvc.endpoints import csvio
+from confsvc.endpoints import csvio, unit_history
 from confsvc.endpoints import service as inventory
 from confsvc.endpoints.models import EndpointStatus, LifecycleState, Protocol
 from confsvc.errors import ConfsvcError
@@ -43,6 +43,7 @@ CSV_FAULTS = {
     "bad_dial_address": N_("dial address %(value)s is not valid for %(protocol)s"),
     "bad_ip": N_("management IP %(value)s is not an IP address"),
     "repeated_serial": N_("serial number %(value)s repeats line %(other_line)s"),
+    "unit_merged": N_("unit %(value)s has been merged into %(successor)s"),
 }
 
 
@@ -58,6 +59,15 @@ def csv_reason(error: dict[str, Any]) -> str:
                   for k, v in fault.items()}
         texts.append(_(CSV_FAULTS[fault["code"]]) % values)
     return "; ".join(texts)
+
+
+def _unit_label(name: str, lifetime: unit_history.Lifetime | None) -> str:
+    """A unit in the filter: a merged one says into which unit (issue 15)."""
+    if lifetime is None or lifetime.valid_to is None:
+        return name
+    if lifetime.successor_name:
+        return _("%(name)s (merged into %(successor)s)") % {"name": name, "successor": lifetime.successor_name}
+    return _("%(name)s (no longer in force)") % {"name": name}
 
 
 def _enum(cls: Any, value: str | None) -> Any:
@@ -77,6 +87,7 @@ def _page(request: Request, session: Any, who: Viewer, *, unit_id: int | None, q
         limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
     _rooms, room_total = inventory.list_rooms(session, who.principal, unit_id=unit_id, limit=1)
     unit_names = {u.id: u.name for u in units}
+    lifetimes = unit_history.lifetimes(session, [i for i in unit_names if i is not None])
     rows = [{"id": e.id, "unit": unit_names.get(room.unit_id, ""), "unit_id": room.unit_id, "room": room.name,
              "room_id": room.id, "vendor": e.vendor,
              "model": e.model,
@@ -88,7 +99,7 @@ def _page(request: Request, session: Any, who: Viewer, *, unit_id: int | None, q
     filters = {"unit_id": unit_id or "", "q": q, "status": status, "lifecycle": lifecycle, "protocol": protocol}
     query = {k: v for k, v in filters.items() if v}
     return render(request, "inventory.html", {
-        "units": [{"id": u.id, "name": u.name} for u in units],
+        "units": [{"id": u.id, "name": _unit_label(u.name, lifetimes.get(u.id or 0))} for u in units],
         "unit_total": unit_total, "room_total": room_total, "endpoint_total": total, "rows": rows,
         "filters": filters, "page": page, "pages": max(1, -(-total // PAGE_SIZE)),
         "page_link": lambda n: "/inventory?" + urlencode({**query, "page": n}),

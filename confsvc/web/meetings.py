@@ -26,7 +26,8 @@ from confsvc.clock import utc_now
 from confsvc.collation import sort_key
 from confsvc.db import MAX_ID, PathId, QueryId, SessionDep
 from confsvc.endpoints import service as inventory
-from confsvc.endpoints.models import EndpointStatus
+from confsvc.endpoints import unit_history
+from confsvc.endpoints.models import EndpointStatus, Unit
 from confsvc.errors import ConfsvcError, Invalid
 from confsvc.scheduling import cancellation, reading, views, visibility
 from confsvc.scheduling import participants as participation
@@ -34,7 +35,7 @@ from confsvc.scheduling import readiness as readiness_service
 from confsvc.scheduling.booking import Names
 from confsvc.scheduling.models import Meeting, MeetingStatus, OccurrenceStatus, ReadinessState, ResourceKind
 from confsvc.users.principal import Principal
-from confsvc.web import i18n
+from confsvc.web import homes, i18n
 from confsvc.web import readiness as readiness_view
 from confsvc.web.common import Viewer, booker, check_csrf, error_page, login_redirect, render, settings_of, viewer
 from confsvc.web.i18n import N_, _
@@ -108,6 +109,7 @@ def _occurrence_row(meeting: Meeting, occ: dict[str, Any], names: Names, zone: Z
         "time": f"{i18n.fmt_time(occ['start'], zone)}–{i18n.fmt_time(occ['end'], zone)}",
         "when": i18n.fmt_range(occ["start"], occ["end"], zone),
         "check_time": i18n.fmt_time(occ["start"] - timedelta(minutes=meeting.check_lead_minutes), zone),
+        "check_start": occ["start"] - timedelta(minutes=meeting.check_lead_minutes),
         "chair_room": names.get(ResourceKind.room, occ["chair_room_id"]),
         "sites": len(occ["participant_endpoint_ids"]), "status": status,
         "status_label": _(MEETING_STATUS_LABELS[status]), "recurring": bool(meeting.rrule),
@@ -118,25 +120,38 @@ def _occurrence_row(meeting: Meeting, occ: dict[str, Any], names: Names, zone: Z
 
 # ---------------------------------------------------------------- dashboard
 
-def dashboard_context(session: Session, settings: Any, who: Viewer) -> dict[str, Any]:
+def dashboard_context(session: Session, settings: Any, who: Viewer, rows: list[dict[str, Any]] | None = None,
+                      boards: homes.Boards | None = None) -> dict[str, Any]:
     """The dashboard's panels: today's and the coming week's meetings, the readiness board of the
     next meeting still to end (``board``: :func:`web.readiness.board_view` plus its title, time and
-    link; ``None`` without one), endpoint status counts, and the time of this rendering (local)."""
+    link; ``None`` without one), for the secretariat's home the board of today's and tomorrow's
+    meetings, problems first (``attention``: :func:`web.homes.secretariat_board`; ``None`` for other
+    homes), endpoint status counts, and the time of this rendering (local). ``rows``: the
+    occurrences of today and the next :data:`UPCOMING_DAYS` days when the caller has them; ``boards``:
+    the request's readiness boards by occurrence id (:func:`web.homes.board_of`), filled here."""
     zone = settings.zone
     now = utc_now()
     today = local_today(zone)
-    start, end = day_bounds(today, UPCOMING_DAYS + 1, zone)
-    rows = occurrence_rows(session, who.principal, zone, start, end)
+    if rows is None:
+        rows = upcoming_rows(session, who.principal, zone)
     today_rows = [r for r in rows if r["day"] == today]
     upcoming = [r for r in rows if r["day"] != today and r["status"] != "cancelled"]
     nxt = next((r for r in rows if r["status"] != "cancelled" and r["end"] > now), None)
     board = None
+    boards = {} if boards is None else boards
     if nxt is not None:
-        board = {**readiness_view.board_view(session, settings, nxt["meeting_id"], nxt["occurrence_id"],
-                                             who.principal, now=now),
+        board = {**homes.board_of(boards, session, settings, who.principal, nxt, now=now),
                  "title": nxt["title"], "when": nxt["when"], "href": nxt["href"],
                  "started": nxt["start"] <= now}
+        board["problems"] = sum(1 for s in board["sites"] if s["state"] == "problem")
+        board["not_checked"] = sum(1 for s in board["sites"] if s["state"] == "not_checked")
+        board["open"] = board["total"] <= homes.OPEN_SITES
+    kind = homes.home_kind(who.principal)
+    attention = (homes.secretariat_board(session, settings, who.principal, rows, now=now, today=today,
+                                         boards=boards)
+                 if kind == "secretariat" else None)
     return {
+        "home_kind": kind, "attention": attention,
         "today": i18n.fmt_day(today), "today_rows": today_rows,
         "upcoming": [{**r, "day_label": i18n.fmt_day(r["day"])} for r in upcoming],
         "board": board, "updated_at": i18n.fmt_time(now, zone) + now.astimezone(zone).strftime(":%S"),
@@ -144,13 +159,30 @@ def dashboard_context(session: Session, settings: Any, who: Viewer) -> dict[str,
     }
 
 
+def upcoming_rows(session: Session, principal: Principal, zone: ZoneInfo) -> list[dict[str, Any]]:
+    """Occurrences of today and the next :data:`UPCOMING_DAYS` local days (:func:`occurrence_rows`)."""
+    start, end = day_bounds(local_today(zone), UPCOMING_DAYS + 1, zone)
+    return occurrence_rows(session, principal, zone, start, end)
+
+
 @router.get("/", response_class=HTMLResponse)
 def dashboard(request: Request, session: SessionDep):
-    """The dashboard page; its panels come from :func:`dashboard_context` and update live."""
+    """The dashboard page: the person's home first (an operator's own sites with the readiness
+    buttons, the site just marked confirmed from its stored state; a leader's next meetings and
+    calendar link), then the panels of :func:`dashboard_context`, which update live."""
     who = viewer(request, session)
     if who is None:
         return login_redirect(request)
-    return render(request, "dashboard.html", {**dashboard_context(session, settings_of(request), who),
+    settings = settings_of(request)
+    rows = upcoming_rows(session, who.principal, settings.zone)
+    boards: homes.Boards = {}
+    context = dashboard_context(session, settings, who, rows, boards)
+    now = utc_now()
+    mine = (homes.operator_home(session, settings, who.principal, rows, now=now, saved=pop_saved(request),
+                                boards=boards)
+            if context["home_kind"] == "operator" else None)
+    leader = homes.leader_home(rows, now=now) if context["home_kind"] == "leader" else None
+    return render(request, "dashboard.html", {**context, "mine": mine, "leader": leader,
                                               "channels": readiness_view.live_channels(session, who.principal)},
                   who=who)
 
@@ -196,13 +228,58 @@ def endpoint_status_board(session: Session, principal: Principal) -> dict[str, A
 
 # ---------------------------------------------------------------- calendar
 
+#: The week view's time axis: local hours shown (``FIRST_HOUR``:00 to ``LAST_HOUR``:00), in quarter-hour
+#: grid rows; a meeting outside it is drawn at its edge. At most ``MAX_LANES`` side by side per day.
+FIRST_HOUR, LAST_HOUR, MAX_LANES = 6, 22, 4
+SLOTS_PER_HOUR = 4
+
+
+def place_day(rows: list[dict[str, Any]], zone: ZoneInfo) -> tuple[list[dict[str, Any]], int]:
+    """One day's rows placed on the time axis: each row plus ``row_start``/``row_end`` (1-based grid
+    lines, quarter hours from ``FIRST_HOUR``) and ``lane`` (1…:data:`MAX_LANES`, overlapping meetings
+    side by side, greedy in start order); returns them and the number of lanes used (≥ 1)."""
+    rows_total = (LAST_HOUR - FIRST_HOUR) * SLOTS_PER_HOUR
+    lane_ends: list[int] = []
+    placed = []
+    for r in rows:
+        start_l, end_l = i18n.local(r["start"], zone), i18n.local(r["end"], zone)
+        first = (start_l.hour - FIRST_HOUR) * SLOTS_PER_HOUR + start_l.minute // 15
+        end_minutes = (end_l.hour * 60 + end_l.minute) if end_l.date() == start_l.date() else 24 * 60
+        last = -(-(end_minutes - FIRST_HOUR * 60) // 15)  # ceiling: the quarter the meeting ends in
+        first = min(max(first, 0), rows_total - 1)
+        last = min(max(last, first + 1), rows_total)
+        lane = next((i for i, e in enumerate(lane_ends) if e <= first), None)
+        if lane is None:
+            lane = min(len(lane_ends), MAX_LANES - 1)
+            if lane == len(lane_ends):
+                lane_ends.append(last)
+        lane_ends[lane] = max(lane_ends[lane], last)
+        placed.append({**r, "row_start": first + 1, "row_end": last + 1, "lane": lane + 1})
+    return placed, max(len(lane_ends), 1)
+
+
+def _slot_links(day: date, can_book: bool, now: datetime) -> list[dict[str, Any]]:
+    """The week view's free hours of one day still to start after ``now`` (local): a click books that
+    hour (the planner's link scheme, ``/meetings/new?date=&start_time=&end_time=``); empty for a person
+    who may not book."""
+    if not can_book:
+        return []
+    from urllib.parse import urlencode
+    return [{"row_start": (h - FIRST_HOUR) * SLOTS_PER_HOUR + 1, "row_end": (h + 1 - FIRST_HOUR) * SLOTS_PER_HOUR + 1,
+             "time": f"{h:02d}:00", "href": "/meetings/new?" + urlencode(
+                 {"date": day.isoformat(), "start_time": f"{h:02d}:00", "end_time": f"{h + 1:02d}:00"})}
+            for h in range(FIRST_HOUR, LAST_HOUR) if datetime.combine(day, time(h), tzinfo=now.tzinfo) > now]
+
+
 @router.get("/calendar", response_class=HTMLResponse)
 def calendar(request: Request, session: SessionDep, view: Annotated[str, Query(pattern="^(week|day)$")] = "week",
              day: Annotated[str | None, Query(max_length=10, alias="date")] = None,
              unit: Annotated[str, Query(alias="unit_id", max_length=20)] = "",
              room: Annotated[str, Query(alias="room_id", max_length=20)] = ""):
     """Week (Thứ Hai … Chủ nhật) or day view of occurrences, filtered by unit and room (an empty or
-    non-id value, as the filter form's "all" option sends, means no filter)."""
+    non-id value, as the filter form's "all" option sends, means no filter). The week has a time axis
+    (:func:`place_day`); for a person who may book (or request), a click on a free hour opens the
+    booking form with that day and hour; on a phone it shows the asked day with a day switcher."""
     unit_id, room_id = filter_id(unit), filter_id(room)
     who = viewer(request, session)
     if who is None:
@@ -213,10 +290,17 @@ def calendar(request: Request, session: SessionDep, view: Annotated[str, Query(p
     start, end = day_bounds(first, days, zone)
     rows = occurrence_rows(session, who.principal, zone, start, end, unit_id=unit_id, room_id=room_id)
     columns = []
+    can_book = who.can_book or who.requests_only
+    now_local = utc_now().astimezone(zone)
     for i in range(days):
         d = first + timedelta(days=i)
+        day_rows = [r for r in rows if r["day"] == d]
+        placed, lanes = place_day(day_rows, zone)
         columns.append({"date": d.isoformat(), "weekday": i18n.weekday(d), "label": i18n.fmt_date(d),
-                        "today": d == local_today(zone), "rows": [r for r in rows if r["day"] == d]})
+                        "short": i18n.fmt_date(d)[:5], "today": d == local_today(zone), "rows": day_rows,
+                        "placed": placed, "lanes": lanes, "slots": _slot_links(d, can_book, now_local),
+                        "focus": d == anchor, "past": d < now_local.date(),
+                        "book_href": f"/meetings/new?date={d.isoformat()}"})
     step = timedelta(days=days)
     units, _total = inventory.list_units(session, who.principal, limit=10000)
     rooms, _total = inventory.list_rooms(session, who.principal, unit_id=unit_id, limit=10000)
@@ -237,14 +321,48 @@ def calendar(request: Request, session: SessionDep, view: Annotated[str, Query(p
         "units": [{"id": u.id, "name": u.name} for u in units],
         "rooms": [{"id": r.id, "name": r.name} for r in rooms],
         "unit_id": unit_id, "room_id": room_id,
-        "hours": list(range(6, 22)),
+        "hours": [f"{h:02d}:00" for h in range(FIRST_HOUR, LAST_HOUR)], "can_book": can_book,
+        "day_links": [link(date=c["date"]) for c in columns],
     }, who=who)
 
 
 # ---------------------------------------------------------------- meeting page
 
+def _names_then(session: Session, participants: list[dict[str, Any]], at: datetime) -> None:
+    """Room and unit names as they were at ``at`` (UTC; the occurrence's start): a merge or rename since
+    then does not rewrite a past meeting's sites (``endpoints.unit_history``)."""
+    history = unit_history.load_history(session)
+    if not history:
+        return
+    for p in participants:
+        unit_id, p["room"] = history.room_at(p["room_id"], p["unit_id"], p["room"], at)
+        unit = session.get(Unit, unit_id)
+        p["unit"] = history.unit_name_at(unit_id, unit.name if unit else p["unit"], at)
+
+#: The session key of the site just marked (``[occurrence_id, room_id]``): the next page confirms it.
+SAVED_KEY = "readiness_saved"
+
+
+def pop_saved(request: Request) -> tuple[int, int] | None:
+    """The ``(occurrence_id, room_id)`` marked by the previous POST (once), or ``None``."""
+    value = request.session.pop(SAVED_KEY, None)
+    if isinstance(value, list) and len(value) == 2 and all(isinstance(v, int) for v in value):
+        return value[0], value[1]
+    return None
+
+
+def readiness_summary(sites: list[dict[str, Any]]) -> dict[str, Any]:
+    """Counts of a board's sites by state and the sites reporting a problem (for the summaries that
+    stand in for a long site list): ``{"ready", "problem", "not_checked", "total", "problems": [site],
+    "open"}``; ``open`` is true when the full list is short enough to show unasked."""
+    problems = [s for s in sites if s["state"] == "problem"]
+    return {"ready": sum(1 for s in sites if s["state"] in ("ready", "connected")), "problem": len(problems),
+            "not_checked": sum(1 for s in sites if s["state"] == "not_checked"), "total": len(sites),
+            "problems": problems, "open": len(sites) <= homes.OPEN_SITES}
+
+
 def _meeting_context(session: Session, who: Viewer, meeting: Meeting, settings: Any,
-                     occurrence_id: int | None) -> dict[str, Any]:
+                     occurrence_id: int | None, saved: tuple[int, int] | None = None) -> dict[str, Any]:
     zone = settings.zone
     names = Names(session)
     occurrences = reading.list_occurrences(session, meeting)
@@ -277,6 +395,8 @@ def _meeting_context(session: Session, who: Viewer, meeting: Meeting, settings: 
     unit_names = {u.id: u.name for u in units}
     for p in participants:
         p["unit"] = unit_names.get(p["unit_id"], "")
+    if occ is not None:
+        _names_then(session, participants, occ["start"])
     chair_room_id = occ["chair_room_id"] if occ else meeting.chair_room_id
     for p in participants:
         p["chair"] = p["room_id"] == chair_room_id
@@ -294,6 +414,13 @@ def _meeting_context(session: Session, who: Viewer, meeting: Meeting, settings: 
     markable = ([s for s in board["sites"] if s["markable"]]
                 if board and occ["status"] is OccurrenceStatus.scheduled and status != "cancelled"
                 and occ["end"] > now else [])
+    # The form shows the stored state of the site it is on (a re-send never silently turns a
+    # reported problem into "ready"); right after a mark, that site and a confirmation of what was saved.
+    saved_site = next((s for s in markable if saved and occ and saved == (occ["id"], s["room_id"])), None)
+    chosen = saved_site or (markable[0] if markable else None)
+    stored_form = ({"room_id": chosen["room_id"], "note": chosen["note"],
+                    "state": chosen["state"] if chosen["state"] in {m.value for m in readiness_view.MARKABLE}
+                    else ""} if chosen else {})
     if not details:  # confidential (mật): "Cuộc họp", its times and rooms only
         join = JoinDetails(conference_number=None, sip_domain=None)
     return {
@@ -312,7 +439,8 @@ def _meeting_context(session: Session, who: Viewer, meeting: Meeting, settings: 
         "can_edit": who.principal.can_edit(meeting),
         "invite_href": f"/api/v1/meetings/{meeting.id}/invite.ics",
         "board": board, "markable": markable, "state_options": readiness_view.state_options(),
-        "readiness_error": None, "readiness_form": {},
+        "readiness_error": None, "readiness_form": stored_form, "saved_site": saved_site,
+        "summary": readiness_summary(board["sites"]) if board else None,
         "channels": readiness_view.live_channels(session, who.principal),
     }
 
@@ -328,7 +456,7 @@ def meeting_page(request: Request, session: SessionDep, meeting_id: PathId, occu
     except ConfsvcError as exc:
         return error_page(request, exc, who)
     return render(request, "meeting.html", _meeting_context(session, who, meeting, settings_of(request),
-                                                            occurrence), who=who)
+                                                            occurrence, pop_saved(request)), who=who)
 
 
 @router.get("/meetings/{meeting_id}/participants", response_class=HTMLResponse)
@@ -351,10 +479,12 @@ def meeting_participants(request: Request, session: SessionDep, meeting_id: Path
 def mark_readiness(request: Request, session: SessionDep, meeting_id: PathId, occurrence_id: PathId,
                    csrf: Annotated[str, Form()] = "", room_id: Annotated[int, Form(ge=1, le=2**63 - 1)] = 0,
                    state: Annotated[str, Form(max_length=20)] = "",
-                   note: Annotated[str, Form(max_length=2000)] = ""):
+                   note: Annotated[str, Form(max_length=2000)] = "",
+                   back: Annotated[str, Form(max_length=10)] = ""):
     """Mark a site "Đã sẵn sàng" or "Gặp sự cố" (with a note) through
     ``scheduling.readiness.set_readiness`` (which records ``readiness.changed`` for the live channel);
-    back to the meeting page (303). A refusal (no note for a problem, another unit's room, an ended
+    back to the meeting page (303), or to the dashboard when ``back`` is ``home`` (the operator's home),
+    where the site's stored state is confirmed once (session key :data:`SAVED_KEY`). A refusal (no note for a problem, another unit's room, an ended
     occurrence) re-renders the page with the reason in words and the typed note kept (422 / 403)."""
     check_csrf(request, csrf)
     who = viewer(request, session)
@@ -378,6 +508,9 @@ def mark_readiness(request: Request, session: SessionDep, meeting_id: PathId, oc
         return render(request, "meeting.html", {**context, "readiness_error": message, "readiness_form": {
             "room_id": room_id, "state": state, "note": note}}, who=who,
             status_code=exc.status_code if exc.status_code in (403, 404) else 422)
+    request.session[SAVED_KEY] = [occurrence.id, room_id]
+    if back == "home":
+        return RedirectResponse(f"/#site-{occurrence.id}-{room_id}", status_code=303)
     return RedirectResponse(f"/meetings/{meeting.id}?occurrence={occurrence.id}#readiness", status_code=303)
 
 
