@@ -38,9 +38,13 @@ from zoneinfo import ZoneInfo
 import httpx
 import sqlalchemy as sa
 
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # tests.live_support: the server runner the live tests use
+
+from tests.live_support import serving  # noqa: E402
+
 PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
-ROOT = Path(__file__).resolve().parents[1]
 SHARED_ROOMS = 6
 
 
@@ -147,86 +151,76 @@ def main() -> None:
     env = {**os.environ, "PYTHONPATH": str(args.code.resolve()), "CONFSVC_DATABASE_URL": url,
            "CONFSVC_SECRET_KEY": "contention-bench-" + "k" * 40, "CONFSVC_DATA_DIR": tmp,
            "CONFSVC_REDIS_URL": os.environ.get("CONFSVC_REDIS_URL", "redis://127.0.0.1:6379/15")}
-    server = None
     try:
         _confsvc(args.code, env, "db", "upgrade", cwd=tmp, stdout=subprocess.DEVNULL)
         token, rooms = _seed(url, args.rooms)
-        server = _confsvc(args.code, env, "serve", "--port", str(port), "--workers", str(args.workers),
-                          cwd=tmp, background=True, stdout=subprocess.DEVNULL,
-                          stderr=open(Path(tmp) / "server.log", "wb"))  # noqa: SIM115 (lives with the server)
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 180  # a loaded 2-CPU machine starts two workers slowly
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit("the server did not start")
-            time.sleep(0.3)
-
-        shared, own = rooms[:SHARED_ROOMS], rooms[SHARED_ROOMS:]
-        today = datetime.now(ZONE).replace(hour=0, minute=0, second=0, microsecond=0)
-        first_day = today + timedelta(days=14)
-        latencies: list[float] = []
-        statuses: Counter[int] = Counter()
-        lock = threading.Lock()
-        stop = time.monotonic() + args.seconds
-
-        def client(i: int) -> None:
-            rng = random.Random(i)
-            headers = {"Authorization": f"Bearer {token}"}
-            with httpx.Client(base_url=base, timeout=60, headers=headers) as http:
-                slot = 0
-                while time.monotonic() < stop:
-                    if i % 2 == 0:  # disjoint: my own room, the next slot of my own sequence
-                        day = first_day + timedelta(days=slot // 4)
-                        start = day.replace(hour=8) + timedelta(hours=2 * (slot % 4))
-                        chair, extra = own[(i // 2) % len(own)], []
-                        slot += 1
-                    else:  # overlapping: shared rooms, random slot of one day
-                        start = first_day.replace(hour=7) + timedelta(minutes=30 * rng.randrange(20))
-                        chair, *extra = rng.sample(shared, 2)
-                    body = {"title": f"Bench {i}-{slot}", "chair_room_id": chair, "participant_room_ids": extra,
-                            "start": start.isoformat(), "end": (start + timedelta(minutes=90)).isoformat(),
-                            "check_lead_minutes": 15}
-                    began = time.perf_counter()
-                    try:
-                        status = http.post("/api/v1/meetings", json=body).status_code
-                    except httpx.HTTPError:
-                        status = 599
-                    elapsed = time.perf_counter() - began
-                    with lock:
-                        latencies.append(elapsed)
-                        statuses[status] += 1
-
-        threads = [threading.Thread(target=client, args=(i,)) for i in range(args.clients)]
-        began = time.monotonic()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        wall = time.monotonic() - began
-        quantiles = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [0.0] * 99
-        print(f"code: {args.code.resolve()}   server log: {Path(tmp) / 'server.log'}")
-        print(f"{args.clients} clients, {args.workers} workers, {wall:.1f} s, {len(latencies)} requests")
-        print(f"p50 {quantiles[49] * 1000:.0f} ms   p95 {quantiles[94] * 1000:.0f} ms")
-        print(f"bookings/s {statuses[201] / wall:.1f}   201: {statuses[201]}   409: {statuses[409]}   "
-              f"5xx: {sum(v for k, v in statuses.items() if k >= 500)}   other: "
-              f"{ {k: v for k, v in statuses.items() if k not in (201, 409) and k < 500} }")
-        for key, value in _invariants(url).items():
-            print(f"{key}: {value}")
+        serve = [sys.executable, "-c", "from confsvc.cli import app; app()", "serve", "--port", str(port),
+                 "--workers", str(args.workers)]
+        with open(Path(tmp) / "server.log", "wb") as log, \
+                serving(serve, port, env=env, cwd=tmp, stderr=log, start_seconds=180) as base:
+            _run(args, url, base, token, rooms, tmp)
     finally:
-        if server is not None:
-            server.terminate()
-            server.wait(30)
         with admin.connect() as conn:
             conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.dispose()
     command = shlex.join(["python", "bench/contention.py", "--seconds", f"{args.seconds:g}", "--clients",
                           str(args.clients), "--workers", str(args.workers), "--code", str(args.code)])
     print(f"reproduce: cd {ROOT} && {command}")
+
+
+def _run(args: argparse.Namespace, url: str, base: str, token: str, rooms: list[int], tmp: str) -> None:
+    """The clients' run against the server at ``base``, then the figures and the invariants."""
+    shared, own = rooms[:SHARED_ROOMS], rooms[SHARED_ROOMS:]
+    today = datetime.now(ZONE).replace(hour=0, minute=0, second=0, microsecond=0)
+    first_day = today + timedelta(days=14)
+    latencies: list[float] = []
+    statuses: Counter[int] = Counter()
+    lock = threading.Lock()
+    stop = time.monotonic() + args.seconds
+
+    def client(i: int) -> None:
+        rng = random.Random(i)
+        headers = {"Authorization": f"Bearer {token}"}
+        with httpx.Client(base_url=base, timeout=60, headers=headers) as http:
+            slot = 0
+            while time.monotonic() < stop:
+                if i % 2 == 0:  # disjoint: my own room, the next slot of my own sequence
+                    day = first_day + timedelta(days=slot // 4)
+                    start = day.replace(hour=8) + timedelta(hours=2 * (slot % 4))
+                    chair, extra = own[(i // 2) % len(own)], []
+                    slot += 1
+                else:  # overlapping: shared rooms, random slot of one day
+                    start = first_day.replace(hour=7) + timedelta(minutes=30 * rng.randrange(20))
+                    chair, *extra = rng.sample(shared, 2)
+                body = {"title": f"Bench {i}-{slot}", "chair_room_id": chair, "participant_room_ids": extra,
+                        "start": start.isoformat(), "end": (start + timedelta(minutes=90)).isoformat(),
+                        "check_lead_minutes": 15}
+                began = time.perf_counter()
+                try:
+                    status = http.post("/api/v1/meetings", json=body).status_code
+                except httpx.HTTPError:
+                    status = 599
+                elapsed = time.perf_counter() - began
+                with lock:
+                    latencies.append(elapsed)
+                    statuses[status] += 1
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(args.clients)]
+    began = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.monotonic() - began
+    quantiles = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [0.0] * 99
+    print(f"code: {args.code.resolve()}   server log: {Path(tmp) / 'server.log'}")
+    print(f"{args.clients} clients, {args.workers} workers, {wall:.1f} s, {len(latencies)} requests")
+    print(f"p50 {quantiles[49] * 1000:.0f} ms   p95 {quantiles[94] * 1000:.0f} ms")
+    print(f"bookings/s {statuses[201] / wall:.1f}   201: {statuses[201]}   409: {statuses[409]}   "
+          f"5xx: {sum(v for k, v in statuses.items() if k >= 500)}   other: "
+          f"{ {k: v for k, v in statuses.items() if k not in (201, 409) and k < 500} }")
+    for key, value in _invariants(url).items():
+        print(f"{key}: {value}")
 
 
 if __name__ == "__main__":

@@ -234,6 +234,8 @@ def users_create(
     full_name: str = "",
     email: str | None = None,
     password: Annotated[str | None, typer.Option(help="prompted for when omitted")] = None,
+    province: Annotated[str | None, typer.Option(help="code of the province the user acts in (default: that "
+                                                      "of their units, or the only one; none: national)")] = None,
 ) -> None:
     """Create a user; operators need at least one --unit."""
     from confsvc.users import service
@@ -242,8 +244,9 @@ def users_create(
         password = getpass.getpass("Password: ")
     with _UnitOfWork(get_settings()) as session:
         unit_ids = service.unit_ids_for_codes(session, unit) if unit else []
+        province_id = service.unit_ids_for_codes(session, [province])[0] if province else None
         user = service.create_user(session, username=username, password=password, role=role,
-                                   full_name=full_name, email=email, unit_ids=unit_ids)
+                                   full_name=full_name, email=email, unit_ids=unit_ids, province_id=province_id)
     typer.echo(f"user {user.username} ({user.role.value}) created")
 
 
@@ -376,7 +379,11 @@ def serve(host: str = "127.0.0.1", port: int = 8000,
 
 @app.command()
 def demo(host: str = "127.0.0.1", port: int = 8000,
-         serve_after: Annotated[bool, typer.Option("--serve/--no-serve")] = True) -> None:
+         serve_after: Annotated[bool, typer.Option("--serve/--no-serve")] = True,
+         national: Annotated[bool, typer.Option(help="also load all 34 provinces and their communes: a room, "
+                                                     "endpoint per commune, a bridge and a user per role per "
+                                                     "province, the national user (no national meeting yet)")]
+         = False) -> None:
     """Create the database, load Phú Thọ (inventory, users, a month of meetings), print passwords, serve."""
     from confsvc import demo as demo_data
     from confsvc.migrate import upgrade
@@ -392,9 +399,16 @@ def demo(host: str = "127.0.0.1", port: int = 8000,
     typer.echo(f"Phú Thọ: {summary.communes} communes/wards, {summary.rooms} rooms, "
                f"{summary.endpoints} endpoints, {summary.bridges} bridges")
     typer.echo(f"Calendar: {summary.meetings} meetings, {summary.occurrences} occurrences")
+    passwords = summary.passwords
+    if national:
+        with _UnitOfWork(settings) as session:
+            country = demo_data.seed_national(session)
+        typer.echo(f"Việt Nam: {country.provinces} provinces, {country.communes} communes/wards, {country.rooms} rooms, "
+                   f"{country.endpoints} endpoints, {country.bridges} bridges, {country.users} users")
+        passwords = {**passwords, **country.passwords}
     typer.echo("Users (passwords are new on every `confsvc demo`):")
-    for username, (role, password) in summary.passwords.items():
-        typer.echo(f"  {username:<10} {role:<12} {password}")
+    for username, (role, password) in passwords.items():
+        typer.echo(f"  {username:<16} {role:<12} {password}")
     if serve_after:
         typer.echo(f"Serving on http://{host}:{port}/  (API docs: http://{host}:{port}/docs)")
         _serve(settings, host, port)

@@ -6,6 +6,7 @@ nothing mutates the environment to reconfigure a running process (STYLE habit 11
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from functools import lru_cache
 from datetime import time
@@ -192,6 +193,11 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'confsvc.sqlite3').as_posix()}"
+
+    def fingerprint(self, names: tuple[str, ...]) -> str:
+        """SHA-256 (hex) of the named settings' values (fields or properties): what derived data (the
+        usage summary's stored days, a feed's ETag) records of the settings that shaped it."""
+        return hashlib.sha256(repr([(name, getattr(self, name)) for name in names]).encode()).hexdigest()
 
     def resolved_secret_key(self) -> str:
         """Return the secret used to sign cookies.

@@ -64,12 +64,13 @@ def _ubnd(unit: Unit) -> str:
     return f"UBND {unit.division_type} {_bare_name(unit)}"
 
 
-def _endpoint(rng: random.Random, room: Room, unit: Unit, index: int, vendor: str, model: str) -> Endpoint:
+def _endpoint(rng: random.Random, room: Room, unit: Unit, index: int, vendor: str, model: str,
+              domain: str = DIAL_DOMAIN) -> Endpoint:
     protocol = Protocol.h323 if rng.random() < 0.25 else Protocol.sip
     # The province's chair room gets "ubndtinh…": a ward may carry the province's name (Phường Phú Thọ).
     slug = _slug(_bare_name(unit)) if unit.level is not UnitLevel.province else "ubndtinh" + _slug(_bare_name(unit))
     if protocol is Protocol.sip:
-        dial = f"sip:{slug}{'' if index == 0 else index + 1}@{DIAL_DOMAIN}"
+        dial = f"sip:{slug}{'' if index == 0 else index + 1}@{domain}"
     else:
         dial = f"0210{int(unit.code):05d}{index}"
     serial = f"{SERIAL_PREFIX[vendor]}{rng.randrange(10**7, 10**8)}{unit.code}{index}"
@@ -117,10 +118,12 @@ def seed_inventory(session: Session) -> DemoSummary:
             session.add(_endpoint(rng, room, unit, 0, vendor, rng.choice(models)))
         session.add(Bridge(name="MCU Trung tâm tỉnh", vendor="Poly", model="RealPresence Collaboration Server 2000",
                            port_capacity=200, sip_domain="mcu1.phutho.gov.vn", h323_prefix="8801",
-                           conference_number_min=1000, conference_number_max=1999, management_address="10.25.0.5"))
+                           conference_number_min=1000, conference_number_max=1999, management_address="10.25.0.5",
+                           unit_id=province.id))
         session.add(Bridge(name="MCU Dự phòng", vendor="Huawei", model="CloudMCU",
                            port_capacity=200, sip_domain="mcu2.phutho.gov.vn", h323_prefix="8802",
-                           conference_number_min=2000, conference_number_max=2999, management_address="10.25.0.6"))
+                           conference_number_min=2000, conference_number_max=2999, management_address="10.25.0.6",
+                           unit_id=province.id))
         session.flush()
     summary.rooms = len(session.exec(select(Room.id)).all())
     summary.endpoints = len(session.exec(select(Endpoint.id)).all())
@@ -237,3 +240,114 @@ def seed(session: Session, settings: Settings | None = None, *, now: datetime | 
     seed_users(session, summary)
     seed_meetings(session, settings or get_settings(), summary, now=now)
     return summary
+
+
+# ---------------------------------------------------------------- the whole country (issue 14)
+
+#: The national user (Văn phòng Chính phủ): a secretariat of no province, who sees and books everywhere.
+NATIONAL_USERNAME = "vanphongchinhphu"
+#: Roles each province gets a user of, as ``<prefix>.<province code>`` (Phú Thọ keeps the demo's names).
+#: The third item: the user is scoped to the province's first commune (operators and requesters).
+PROVINCE_PEOPLE = [("quantri", Role.admin, False, "Quản trị hệ thống"),
+                   ("vanphong", Role.secretariat, False, "Văn phòng UBND"),
+                   ("kythuat", Role.operator, True, "Cán bộ kỹ thuật"), ("lanhdao", Role.viewer, False, "Lãnh đạo UBND"),
+                   ("dangky", Role.requester, True, "UBND")]
+#: Bridge ports beyond one per site (the chair room's two endpoints and every commune's): 25 %, in steps of 50.
+PORT_HEADROOM = 1.25
+
+
+def bridge_ports(sites: int) -> int:
+    """Ports of a province's bridge for ``sites`` endpoints: ``sites × 1.25`` rounded up to 50."""
+    return -(-int(sites * PORT_HEADROOM + 0.999) // 50) * 50
+
+
+@dataclass
+class NationalSummary:
+    provinces: int = 0
+    communes: int = 0
+    rooms: int = 0
+    endpoints: int = 0
+    bridges: int = 0
+    users: int = 0
+    passwords: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+
+def seed_national(session: Session, codes: list[str] | None = None) -> NationalSummary:
+    """All 34 provinces and their communes (``vietnam-provinces``), a chair room with an endpoint per
+    province, one room and endpoint per commune, one bridge per province sized by
+    :func:`bridge_ports`, one user per role per province and the national user. Deterministic
+    (seeded per province) and re-runnable: existing rooms, bridges and users are kept (users get
+    new passwords). Rows are added per province and flushed once per province.
+
+    ``codes``: only these provinces (official codes; tests), default all.
+
+    The national meeting itself is not booked: a meeting of every commune needs cascaded bridges
+    (issue 14, not built yet)."""
+    from vietnam_provinces import Province
+
+    summary = NationalSummary()
+    with_room = set(session.exec(select(Room.unit_id)).all())
+    owners = set(session.exec(select(Bridge.unit_id)).all())
+    people = {u.username: u for u in session.exec(select(User)).all()}
+    for province_data in sorted(Province.iter_all(), key=lambda p: p.code.value):
+        code = f"{province_data.code.value:02d}"
+        if codes is not None and code not in codes:
+            continue
+        import_province(session, code)
+        province = session.exec(select(Unit).where(Unit.code == code)).one()
+        communes = list(session.exec(select(Unit).where(Unit.parent_id == province.id).order_by(Unit.code)).all())
+        summary.provinces += 1
+        summary.communes += len(communes)
+        rng = random.Random(int(code))
+        slug = _slug(_bare_name(province))
+        domain = f"vc.{slug}.gov.vn"
+        new_rooms: list[tuple[Room, Unit, int]] = []
+        if province.id not in with_room:
+            chair = _room(province, f"Phòng họp trực tuyến UBND {province.name}", 80,
+                          f"Trung tâm Công nghệ thông tin {province.name}")
+            new_rooms.append((chair, province, 0))
+        for unit in communes:
+            if unit.id not in with_room:
+                new_rooms.append((_room(unit, f"Điểm cầu {_ubnd(unit)}", rng.choice([20, 30, 40, 50]),
+                                        f"Cán bộ kỹ thuật {unit.name}"), unit, 0))
+        session.add_all([room for room, _, _ in new_rooms])
+        session.flush()  # room ids, one INSERT per room in one flush
+        weights = [w for _, _, w in VENDORS]
+        endpoints = []
+        for room, unit, index in new_rooms:
+            vendor, models, _ = rng.choices(VENDORS, weights)[0]
+            endpoints.append(_endpoint(rng, room, unit, index, vendor, rng.choice(models), domain))
+        session.add_all(endpoints)
+        if province.id not in owners:  # Phú Thọ's demo has its two bridges already
+            session.add(Bridge(name=f"MCU {province.name}", vendor="Poly", model="RealPresence Collaboration Server 4000",
+                               port_capacity=bridge_ports(len(communes) + 1), sip_domain=f"mcu.{slug}.gov.vn",
+                               h323_prefix=f"88{code}", conference_number_min=1000, conference_number_max=9999,
+                               unit_id=province.id))
+        first = communes[0]
+        for prefix, role, in_commune, title in PROVINCE_PEOPLE:
+            username = prefix if code == PROVINCE_CODE else f"{prefix}.{code}"
+            if code == PROVINCE_CODE and prefix == "quantri":
+                username = "admin"
+            units = [first.id] if in_commune else []
+            _person(session, people, summary, username, role, f"{title} {province.name}", units, province.id)
+        session.flush()
+    _person(session, people, summary, NATIONAL_USERNAME, Role.secretariat, "Văn phòng Chính phủ", [], None)
+    session.flush()
+    summary.rooms = session.exec(select(func.count()).select_from(Room)).one()
+    summary.endpoints = session.exec(select(func.count()).select_from(Endpoint)).one()
+    summary.bridges = session.exec(select(func.count()).select_from(Bridge)).one()
+    summary.users = len(summary.passwords)
+    return summary
+
+
+def _person(session: Session, people: dict[str, User], summary: NationalSummary, username: str, role: Role,
+            full_name: str, unit_ids: list[int], province_id: int | None) -> None:
+    password = security.generate_password()
+    user = people.get(username)
+    if user is None:
+        users.create_user(session, username=username, password=password, role=role, full_name=full_name,
+                          unit_ids=unit_ids, province_id=province_id)
+    else:
+        user.password_hash = security.hash_password(password)
+        session.add(user)
+    summary.passwords[username] = (role.value, password)

@@ -29,7 +29,8 @@ there (``live.fanout.PostgresFanout``) learn of every committed event without a 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -163,6 +164,8 @@ def record_each(session: Session, type: str, items: Iterable[tuple[dict[str, Any
     wanted = [(data, sorted(set(room_ids))) for data, room_ids in items]
     if not wanted:
         return []
+    if session.info.get(_DRY_RUN):  # rolled back anyway: no row, no lock, no derived events
+        return [Event(type=type, data=data, room_ids=rooms, unit_ids=[], at=at or utc_now()) for data, rooms in wanted]
     extra = units_with_ancestors(session, (), unit_ids) if unit_ids else []
     units = _rooms_units(session, [rooms for _, rooms in wanted])
     current_request = logs.request_id.get()
@@ -184,6 +187,22 @@ def record_each(session: Session, type: str, items: Iterable[tuple[dict[str, Any
         for recorder in list(_recorders):
             recorder(session, event)
     return recorded
+
+
+_DRY_RUN = "confsvc.events.dry_run"
+
+
+@contextmanager
+def dry_run(session: Session) -> Iterator[None]:
+    """Within it :func:`record` writes nothing and takes no lock (returns the event unsaved): for a
+    change the caller rolls back whatever happens, e.g. the edit screens' live check (``web.edit``),
+    which runs the save itself. Without it each check would hold the events lock (PostgreSQL) and
+    write a ``join.instructions`` per room, for nothing."""
+    session.info[_DRY_RUN] = True
+    try:
+        yield
+    finally:
+        session.info.pop(_DRY_RUN, None)
 
 
 Recorder = Callable[[Session, "Event"], None]

@@ -49,7 +49,6 @@ from confsvc.scheduling.office_routes import router as office_router
 from confsvc.scheduling.readiness_routes import router as readiness_router
 from confsvc.scheduling.routes import router as scheduling_router
 from confsvc.scheduling.unit_routes import router as unit_changes_router
-from confsvc.stats import summary as usage_marks
 from confsvc.stats import summary_job as usage_summary
 from confsvc.stats.audit_routes import router as audit_router
 from confsvc.stats.routes import router as stats_router
@@ -68,14 +67,15 @@ def install_hooks() -> None:
 
     - ``events.install``: recorded events reach the subscribers after commit, never after a rollback;
     - ``record_join_instructions``: ``join.instructions`` recorded beside scheduling's ``meeting.*``
-      events, in the same transaction (scheduling never imports live);
-    - ``usage_marks.install``: every flush or bulk statement marks the usage summary's changed days.
+      events, in the same transaction (scheduling never imports live).
+
+    Derived data (the calendar feeds' version, the usage summary's marks) needs no listener: database
+    triggers keep it fresh (migrations ``0012_feed_versions`` and ``20261208_usage_triggers``).
 
     :func:`create_app` calls it, and so do the CLI commands and the demo loader that write without an app.
     """
     events.install()
     events.on_record(record_join_instructions)
-    usage_marks.install()
     live_revocation.install()  # revoked tokens and disabled users close their live channels
 
 

@@ -1,5 +1,8 @@
-/* Booking form (đặt lịch họp): live conflict check through the dry-run API, free-slot suggestions,
- * participant shortcuts. Vanilla JS, no build step, no external asset. Messages arrive translated
+/* The booking component (đặt lịch họp, and the series and occurrence edit screens, issue 13): live
+ * conflict check, free-slot suggestions (new meetings), participant search and shortcuts, the repeat
+ * rule's fields. A form with data-check-url (the edit screens) posts itself, as the browser would on
+ * save, to that dry run (web/edit.py); the new-meeting form posts its MeetingCreate JSON to
+ * POST /meetings/new/check. Both answer with rendered lines and the rule in words (summary). Vanilla JS, no build step, no external asset. Messages arrive translated
  * from the server (#booking-messages); the check's conflict and holiday lines arrive rendered
  * (POST /meetings/new/check, web.booking.conflict_messages) and are shown as given; times shown as HH:MM and dd/mm/yyyy, local as the API gives
  * them (*_local fields). Cookie-authenticated API writes send the page's CSRF token (web/csrf.py). */
@@ -11,6 +14,8 @@
   var csrf = document.querySelector('meta[name="csrf-token"]').getAttribute('content');
   var checkBox = document.getElementById('check');
   var slotsBox = document.getElementById('slots');
+  var checkUrl = form.getAttribute('data-check-url');
+  var summaryBox = document.getElementById('repeat-summary');
   var DMY = /^(\d{1,2})\/(\d{1,2})\/(\d{4})$/;
   var HM = /^(\d{1,2}):(\d{2})$/;
 
@@ -40,13 +45,21 @@
     if (real.getUTCDate() !== +d[1] || real.getUTCMonth() !== +d[2] - 1) { return null; }  // 31/02 is no day
     return d[3] + '-' + pad(+d[2]) + '-' + pad(+d[1]) + 'T' + pad(+t[1]) + ':' + t[2] + ':00';
   }
+  var FREQS = { daily: 'DAILY', weekly: 'WEEKLY', monthly: 'MONTHLY' };
+  /* The same rule as web/repeat.py rrule_for. */
   function rrule() {
     var r = val('repeat');
-    if (r !== 'weekly' && r !== 'monthly') { return null; }
-    var freq = r === 'weekly' ? 'WEEKLY' : 'MONTHLY';
-    if (/^\d+$/.test(val('repeat_count'))) { return 'FREQ=' + freq + ';COUNT=' + val('repeat_count'); }
+    if (r === 'custom') { return val('repeat_rule') || null; }
+    if (!FREQS[r]) { return null; }
+    var rule = 'FREQ=' + FREQS[r];
+    var days = [];
+    Array.prototype.forEach.call(form.querySelectorAll('input[name="repeat_byday"]'), function (el) {
+      if (el.checked) { days.push(el.value); }
+    });
+    if (r === 'weekly' && days.length) { rule += ';BYDAY=' + days.join(','); }
+    if (/^\d+$/.test(val('repeat_count'))) { return rule + ';COUNT=' + val('repeat_count'); }
     var u = DMY.exec(val('repeat_until'));
-    if (u) { return 'FREQ=' + freq + ';UNTIL=' + u[3] + pad(+u[2]) + pad(+u[1]) + 'T235959'; }
+    if (u) { return rule + ';UNTIL=' + u[3] + pad(+u[2]) + pad(+u[1]) + 'T235959'; }
     return undefined;
   }
   function roomBoxes() { return form.querySelectorAll('input[name="participant_room_ids"]'); }
@@ -111,26 +124,47 @@
     return JSON.stringify(body && body.detail);
   }
 
-  var timer = null, sequence = 0;
+  /* At most one check in flight (an edit's check runs the save and rolls it back): changes made
+   * meanwhile are checked once it answers. */
+  var timer = null, sequence = 0, busy = false, again = false;
   function scheduleCheck() { clearTimeout(timer); timer = setTimeout(check, 300); }
+  function settled() {
+    busy = false;
+    if (again) { again = false; check(); }
+  }
+  function request() {
+    if (checkUrl) {
+      return fetch(checkUrl, {
+        method: 'POST', credentials: 'same-origin',
+        headers: { 'Content-Type': 'application/x-www-form-urlencoded', 'Accept': 'application/json',
+                   'X-CSRF-Token': csrf },
+        body: new URLSearchParams(new FormData(form)).toString()
+      });
+    }
+    return fetch('/meetings/new/check', {
+      method: 'POST', credentials: 'same-origin',
+      headers: { 'Content-Type': 'application/json', 'Accept': 'application/json', 'X-CSRF-Token': csrf },
+      body: JSON.stringify(payload())
+    });
+  }
   function check() {
-    var p = payload();
+    var p = checkUrl ? true : payload();
     if (!p) {
       var bad = (val('date') && val('start_time') && !isoOf(val('date'), val('start_time'))) ||
                 (val('date') && val('end_time') && !isoOf(val('date'), val('end_time')));
       show(bad ? 'error' : 'info', [bad ? M.bad_date : M.incomplete]);
       return;
     }
+    if (busy) { again = true; return; }
+    busy = true;
     var mine = ++sequence;
     show('info', [M.checking]);
-    fetch('/meetings/new/check', {
-      method: 'POST', credentials: 'same-origin',
-      headers: { 'Content-Type': 'application/json', 'Accept': 'application/json', 'X-CSRF-Token': csrf },
-      body: JSON.stringify(p)
-    }).then(function (r) {
+    request().then(function (r) {
       return r.json().then(function (body) { return { status: r.status, body: body }; });
     }).then(function (res) {
-      if (mine !== sequence) { return; }
+      settled();
+      if (mine !== sequence || busy) { return; }
+      if (summaryBox && res.body.summary) { summaryBox.textContent = res.body.summary; }
       if (res.status !== 200) {
         show('error', [fmt(M.error, { detail: res.body.error || detailOf(res.body) })]);
         return;
@@ -138,7 +172,10 @@
       var warnings = unique(res.body.warnings || []);
       if (res.body.ok) { show(warnings.length ? 'warn' : 'ok', [M.ok].concat(warnings)); }
       else { show('error', res.body.lines.concat(warnings)); }
-    }).catch(function (err) { if (mine === sequence) { show('error', [fmt(M.error, { detail: String(err) })]); } });
+    }).catch(function (err) {
+      settled();
+      if (mine === sequence && !busy) { show('error', [fmt(M.error, { detail: String(err) })]); }
+    });
   }
 
   function isoDate(p) { return p.y + '-' + pad(p.mo) + '-' + pad(p.d); }
@@ -207,17 +244,26 @@
     });
     document.getElementById('selected-count').textContent = fmt(M.selected, { n: chosenRooms().length });
   }
+  function shownUnits() {
+    return Array.prototype.filter.call(units(), function (unit) { return !unit.hidden; });
+  }
   form.addEventListener('change', function (event) {
     var target = event.target;
     if (target.classList && target.classList.contains('unit-toggle')) {
       setRooms(target.closest('.unit'), target.checked);
     }
     if (target.id === 'repeat') { toggleRepeat(); }
+    if (target.name === 'scope') { toggleScope(); }
     syncToggles();
     scheduleCheck();
   });
   form.addEventListener('input', function (event) {
     if (event.target.id !== 'unit-filter') { scheduleCheck(); }
+  });
+  document.getElementById('select-shown').addEventListener('click', function () {
+    shownUnits().forEach(function (unit) { setRooms(unit, true); });
+    syncToggles();
+    scheduleCheck();
   });
   document.getElementById('all-communes').addEventListener('click', function () {
     Array.prototype.forEach.call(units(), function (unit) {
@@ -244,13 +290,27 @@
     Array.prototype.forEach.call(units(), function (unit) {
       unit.hidden = needle !== '' && unit.getAttribute('data-search').indexOf(needle) === -1;
     });
+    document.getElementById('shown-count').textContent = needle === '' ? '' : fmt(M.shown, { n: shownUnits().length });
   });
-  document.getElementById('suggest').addEventListener('click', suggest);
+  if (document.getElementById('suggest')) { document.getElementById('suggest').addEventListener('click', suggest); }
+  function each(selector, fn) { Array.prototype.forEach.call(form.querySelectorAll(selector), fn); }
   function toggleRepeat() {
-    var on = val('repeat') !== 'none';
-    Array.prototype.forEach.call(form.querySelectorAll('.repeat-only'), function (el) { el.hidden = !on; });
+    var r = val('repeat');
+    each('.repeat-only', function (el) { el.hidden = r === 'none' || r === 'custom'; });
+    each('.weekly-only', function (el) { el.hidden = r !== 'weekly'; });
+  }
+  /* Edit scopes (occurrence screen): "this only" hides what belongs to the series (title, rule). */
+  function toggleScope() {
+    var checked = form.querySelector('input[name="scope"]:checked');
+    if (!checked) { return; }
+    each('.series-only', function (el) { el.hidden = checked.value === 'this'; });
+    each('.following-only', function (el) { el.hidden = checked.value !== 'following'; });
+    ['this', 'following', 'series'].forEach(function (scope) {
+      each('.scope-' + scope, function (el) { el.hidden = checked.value !== scope; });
+    });
   }
   toggleRepeat();
+  toggleScope();
   syncToggles();
   check();
 }());

@@ -60,19 +60,24 @@ def free_port() -> int:
 
 
 @contextmanager
-def process_server(env: dict[str, str]) -> Iterator[str]:
-    """``confsvc.main:create_app`` in a uvicorn subprocess configured by ``env``; yields its base URL."""
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", "confsvc.main:create_app", "--host", "127.0.0.1",
-         "--port", str(port), "--ws", "websockets-sansio", "--log-level", "warning"],
-        env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+def serving(command: list[str], port: int, *, env: dict[str, str], cwd: str | None = None, stderr: Any = None,
+            start_seconds: float = 90) -> Iterator[str]:
+    """Run ``command``, a confsvc server on 127.0.0.1:``port`` (``env`` is its whole environment), and yield
+    its base URL once ``/healthz`` answers 200; terminate it afterwards (killed after 10 s). ``stderr``: a
+    file for the server's log, else a pipe, read into the error when the server exits early.
+
+    Raises:
+        RuntimeError: the server exited, or did not answer within ``start_seconds``.
+    """
+    process = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE if stderr is None else stderr)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90  # a loaded CI machine starts slowly
+        deadline = time.monotonic() + start_seconds  # a loaded CI machine starts slowly
         while True:
             if process.poll() is not None:
-                raise RuntimeError(f"server exited: {process.stderr.read().decode(errors='replace')}")
+                log = process.stderr.read().decode(errors="replace") if process.stderr else f"see {stderr.name}"
+                raise RuntimeError(f"server exited: {log}")
             try:
                 if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
                     break
@@ -89,7 +94,18 @@ def process_server(env: dict[str, str]) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-        process.stderr.close()
+        if process.stderr:
+            process.stderr.close()
+
+
+@contextmanager
+def process_server(env: dict[str, str]) -> Iterator[str]:
+    """``confsvc.main:create_app`` in a uvicorn subprocess configured by ``env``; yields its base URL."""
+    port = free_port()
+    with serving([sys.executable, "-m", "uvicorn", "--factory", "confsvc.main:create_app", "--host", "127.0.0.1",
+                  "--port", str(port), "--ws", "websockets-sansio", "--log-level", "warning"],
+                 port, env={**os.environ, **env}) as base:
+        yield base
 
 
 def recv(ws: ClientConnection, timeout: float = 5.0) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from confsvc.config import Settings
 from confsvc.db import make_session
 from confsvc.endpoints.models import Bridge, Endpoint, Room, Unit
 from confsvc.calendar import feeds
-from confsvc.calendar import ical
+from confsvc.calendar import feed_ical
 from confsvc.calendar.models import FeedVersion
 from confsvc.scheduling.models import Meeting, MeetingParticipant, Occurrence, OccurrenceParticipant
 from confsvc.users.models import Role, User
@@ -185,12 +185,12 @@ def test_warm_up_compiles_without_rendering_or_writing(engine: Engine, tmp_path)
     settings = Settings(database_url=str(engine.url), data_dir=tmp_path, secret_key="x" * 40,
                         timezone="Europe/Paris")
     feeds.FEED_DOCUMENTS.clear()
-    ical.FEED_BLOCKS.clear()
+    feed_ical.FEED_BLOCKS.clear()
     with make_session(engine) as session:
         before = session.execute(sa.select(FeedVersion.version)).scalar_one_or_none()
     feeds.warm_up(engine, settings)
-    assert len(ical.FEED_BLOCKS) == 0 and feeds.FEED_DOCUMENTS.get("anything") is None
-    assert ical._zone_form("Europe/Paris") == (";TZID=Europe/Paris", ";TZID=Europe/Paris", "")
+    assert len(feed_ical.FEED_BLOCKS) == 0 and feeds.FEED_DOCUMENTS.get("anything") is None
+    assert feed_ical._zone_form("Europe/Paris") == (";TZID=Europe/Paris", ";TZID=Europe/Paris", "")
     with make_session(engine) as session:
         assert session.execute(sa.select(FeedVersion.version)).scalar_one_or_none() == before
 

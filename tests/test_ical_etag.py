@@ -16,7 +16,7 @@ from sqlmodel import select
 from confsvc.db import make_session
 from confsvc.endpoints.models import Bridge, Room
 from confsvc.calendar import feeds
-from confsvc.calendar import ical
+from confsvc.calendar import feed_ical
 from confsvc.calendar.models import FeedToken, FeedVersion
 from confsvc.scheduling.models import Meeting, Occurrence
 from confsvc.users.models import Role, User
@@ -46,7 +46,7 @@ def _admin(engine: Engine) -> dict[str, str]:
 def _rendering_forbidden(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*_args, **_kwargs):
         raise AssertionError("the feed was rendered")
-    monkeypatch.setattr(ical, "feed", refuse)
+    monkeypatch.setattr(feed_ical, "feed", refuse)
     monkeypatch.setattr(feeds, "_Loader", refuse)
 
 

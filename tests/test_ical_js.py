@@ -16,7 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
-from confsvc.calendar import ical
+from confsvc.calendar import feed_ical, ical
 from tests.test_ical_feeds import _database, _feed_url, _series, _setup
 from tests.test_ical_pure import LONG_TITLE, _meeting
 from tests.test_ical_pure import _series as _pure_series
@@ -70,7 +70,7 @@ def test_ical_js_reads_titles_back(title: str) -> None:
 @needs_ical_js
 def test_ical_js_expands_a_series_with_exdates_and_overrides() -> None:
     series = _pure_series()
-    parsed = parse_with_ical_js(ical.feed("Lịch họp – Xã Thanh Sơn", [series], refresh=timedelta(hours=1)))
+    parsed = parse_with_ical_js(feed_ical.feed("Lịch họp – Xã Thanh Sơn", [series], refresh=timedelta(hours=1)))
     assert parsed["method"] is None and parsed["name"] == "Lịch họp – Xã Thanh Sơn"
     assert parsed["timezones"] == ["Asia/Ho_Chi_Minh"]
     assert _expand(parsed) == {"m-1@confsvc": [

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from icalendar import Calendar
 
-from confsvc.calendar import ical
+from confsvc.calendar import feed_ical, ical
 
 pytestmark = pytest.mark.pure
 
@@ -58,7 +58,7 @@ def test_long_vietnamese_title_folds_at_exact_octets() -> None:
 @pytest.mark.parametrize("title", [
     LONG_TITLE, "Đ" * 200, "ệ" * 77, "a" * 300, "x" + "😀" * 40, "Họp\\,;" * 30, "Ủy ban nhân dân " * 12])
 def test_every_line_fits_75_octets_and_never_splits_a_character(title: str) -> None:
-    body = ical.feed("Lịch họp", [_meeting(title=title, description=title)], refresh=timedelta(hours=1))
+    body = feed_ical.feed("Lịch họp", [_meeting(title=title, description=title)], refresh=timedelta(hours=1))
     for line in _lines(body):
         assert len(line) <= 75
         line.decode("utf-8")  # each physical line is whole UTF-8 on its own
@@ -174,7 +174,7 @@ def test_cancelled_occurrence_is_a_cancel_with_its_recurrence_id() -> None:
 # ---------------------------------------------------------------- feeds (RFC 5545, RFC 7986)
 
 def test_feed_is_published_named_and_byte_identical() -> None:
-    body = ical.feed("Lịch họp – Xã Thanh Sơn", [_series(), _meeting(uid="m-2@confsvc")], refresh=timedelta(hours=1))
+    body = feed_ical.feed("Lịch họp – Xã Thanh Sơn", [_series(), _meeting(uid="m-2@confsvc")], refresh=timedelta(hours=1))
     calendar = Calendar.from_ical(body)
     assert "METHOD" not in calendar
     assert str(calendar["NAME"]) == str(calendar["X-WR-CALNAME"]) == "Lịch họp – Xã Thanh Sơn"
@@ -183,5 +183,5 @@ def test_feed_is_published_named_and_byte_identical() -> None:
     assert len(calendar.walk("VTIMEZONE")) == 1
     statuses = [str(e["STATUS"]) for e in calendar.walk("VEVENT")]
     assert statuses == ["CONFIRMED", "CONFIRMED", "CANCELLED", "CONFIRMED"]
-    assert body == ical.feed("Lịch họp – Xã Thanh Sơn", [_series(), _meeting(uid="m-2@confsvc")],
+    assert body == feed_ical.feed("Lịch họp – Xã Thanh Sơn", [_series(), _meeting(uid="m-2@confsvc")],
                              refresh=timedelta(hours=1))

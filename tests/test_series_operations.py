@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import select
 
 from confsvc import events
-from confsvc.calendar import ical
+from confsvc.calendar import feed_ical, ical
 from confsvc.db import make_session
 from tests.factories import next_monday_local
 from tests.test_ical_feeds import _feed_url, _setup
@@ -198,5 +198,5 @@ def test_feed_with_rdates_is_the_icalendar_reference_byte_for_byte() -> None:
     added = ical.Instance(extra, extra, extra + timedelta(hours=1), series.master.chair, series.master.rooms)
     with_rdate = ical.MeetingCal(**{**series.__dict__, "rdates": (extra,), "exceptions": (*series.exceptions, added)})
     refresh = timedelta(hours=1)
-    assert ical.feed("Lịch", [with_rdate], refresh=refresh) == ical.feed_reference("Lịch", [with_rdate],
+    assert feed_ical.feed("Lịch", [with_rdate], refresh=refresh) == ical.feed_reference("Lịch", [with_rdate],
                                                                                    refresh=refresh)

@@ -134,12 +134,13 @@ def test_a_stored_row_is_what_the_report_reads_until_a_change_marks_its_day(sess
                           .order_by(CallRecord.connected_at)).first()
     record.disconnected_at = sc.local(31, 23, 10, month=10)
     session.flush()
-    assert session.exec(select(summary.UsageDirty.day).where(summary.UsageDirty.day == OCT31)).first() == OCT31
+    assert session.exec(select(summary.UsageDirty.first_day).where(summary.UsageDirty.first_day <= OCT31,
+                                                                   summary.UsageDirty.last_day >= OCT31)).first()
     report = _report(session, settings)
     row = {r["group"]["id"]: r for r in report["rows"] if r["period_start"] == OCT31}
     assert row[s.commune]["connected_hours"] == 1.5  # 60 + 30 min
     assert report == _live(session, settings, monkeypatch)
-    assert session.exec(select(summary.UsageDirty.day).where(summary.UsageDirty.day <= NOV1)).all() == []
+    assert session.exec(select(summary.UsageDirty.id).where(summary.UsageDirty.first_day <= NOV1)).all() == []
 
 
 def _cancel_m1(session: Session, s: sc.Scenario) -> None:

@@ -22,8 +22,8 @@ from confsvc.stats import summary
 def state():
     return [sa.event.contains(Session, "after_commit", events._after_commit),
             sa.event.contains(Session, "after_rollback", events._after_rollback),
-            sa.event.contains(OrmSession, "after_flush", summary._after_flush),
-            sa.event.contains(OrmSession, "do_orm_execute", summary._on_bulk),
+            any(sa.event.contains(OrmSession, name, f) for name in ("after_flush", "do_orm_execute")
+                for f in vars(summary).values() if callable(f)),
             record_join_instructions in events._recorders]
 
 
@@ -41,10 +41,10 @@ def _run(install: str) -> list[str]:
 
 def test_importing_confsvc_installs_no_listener_and_create_app_installs_each_once() -> None:
     assert _run("confsvc.main.create_app(confsvc.main.Settings(secret_key='k' * 40)); confsvc.main.install_hooks()") \
-        == ["[False, False, False, False, False]", "[True, True, True, True, True]"]
+        == ["[False, False, False, False]", "[True, True, False, True]"]
 
 
 def test_installing_the_hooks_twice_installs_each_once() -> None:
     assert _run("confsvc.main.install_hooks(); confsvc.main.install_hooks()\n"
                 "assert events._recorders.count(record_join_instructions) == 1") == [
-        "[False, False, False, False, False]", "[True, True, True, True, True]"]
+        "[False, False, False, False]", "[True, True, False, True]"]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
@@ -29,7 +30,7 @@ from sqlalchemy.orm import configure_mappers
 from sqlmodel import Session, select
 
 import confsvc
-from confsvc.calendar import ical, tokens
+from confsvc.calendar import feed_ical, ical, tokens
 from confsvc.calendar.models import FeedScope, FeedToken, FeedVersion
 from confsvc.clock import utc_now
 from confsvc.config import Settings
@@ -411,11 +412,14 @@ def invite(session: Session, settings: Settings, meeting: Meeting, *, base_url: 
 
 # ---------------------------------------------------------------- feed fingerprint (ETag without rendering)
 
+#: The modules whose code decides a feed's bytes: this one, the serialiser and what it reads.
+RENDERING_MODULES = (sys.modules[__name__], feed_ical, ical, join, recurrence, visibility)
 #: What else decides a feed's bytes: this code (the modules that render) and the library it uses.
 CODE_VERSION = hashlib.sha256(b"".join(
     [confsvc.__version__.encode(), ical.ICALENDAR_VERSION.encode()]
-    + [Path(module.__file__).read_bytes() for module in (ical, join, recurrence, visibility)]
-    + [Path(__file__).read_bytes()])).hexdigest()
+    + [Path(str(module.__file__)).read_bytes() for module in RENDERING_MODULES])).hexdigest()
+#: The settings a feed's bytes depend on (``feed_state`` fingerprints them with ``Settings.fingerprint``).
+FEED_SETTINGS = ("feed_past_days", "feed_refresh_minutes", "calendar_organizer_email")
 #: ``feed_state``'s one query: the deployment-wide feed version (``FeedVersion``, raised by triggers).
 _VERSION_QUERY = sa.select(FeedVersion.__table__.c.version, FeedVersion.__table__.c.changed_at).where(
     FeedVersion.__table__.c.id == 1)
@@ -472,8 +476,9 @@ def feed_state(session: Session, settings: Settings, token: FeedToken, *, base_u
 
     The ETag is a SHA-256 over everything the feed's bytes depend on:
 
-    - the rendering code and ``icalendar``'s version (``CODE_VERSION``); ``base_url``, the
-      ``feed_*`` and ``calendar_organizer_email`` settings; the token (id, creation, scope, id,
+    - the rendering code (``RENDERING_MODULES``: this module, the serialiser ``feed_ical``, ``ical``
+      and the scheduling modules they read) and ``icalendar``'s version (``CODE_VERSION``); ``base_url``, the
+      ``feed_*`` and ``calendar_organizer_email`` settings (``FEED_SETTINGS``); the token (id, creation, scope, id,
       sub-units);
     - the window's start day (``window_start_for``);
     - the data: ``FeedVersion``'s ``version`` and ``changed_at``, which database triggers raise in
@@ -481,7 +486,7 @@ def feed_state(session: Session, settings: Settings, token: FeedToken, *, base_u
       of units, rooms, endpoints, bridges and users (migration ``0012_feed_versions``), whatever
       code or process made it. The version is deployment-wide: any such change changes every
       feed's ETag (a feed a change did not touch renders the same bytes again, mostly from
-      ``ical.FEED_BLOCKS``).
+      ``feed_ical.FEED_BLOCKS``).
 
     ``last_modified`` (RFC 9110 §8.8.2) is the latest of the version's ``changed_at`` (the commit
     of the last change anywhere, so also of a meeting that left the scope), the token's creation
@@ -494,8 +499,8 @@ def feed_state(session: Session, settings: Settings, token: FeedToken, *, base_u
     window_start = window_start_for(settings, now)
     row = session.execute(_VERSION_QUERY).first()
     version, changed_at = (row.version, _utc(row.changed_at)) if row is not None else (0, None)
-    inputs = (CODE_VERSION, base_url, settings.feed_past_days, settings.feed_refresh_minutes,
-              settings.calendar_organizer_email, token.id, _utc(token.created_at).isoformat(), token.scope.value,
+    inputs = (CODE_VERSION, base_url, settings.fingerprint(FEED_SETTINGS), token.id,
+              _utc(token.created_at).isoformat(), token.scope.value,
               token.scope_id, token.include_sub_units, window_start.isoformat(), version,
               changed_at.isoformat() if changed_at else None)
     etag = '"' + hashlib.sha256(repr(inputs).encode("utf-8")).hexdigest() + '"'
@@ -510,7 +515,7 @@ def warm_up(engine: Engine, settings: Settings) -> None:
     first feed request would otherwise pay: the ORM mappers' configuration, the compilation of every
     statement a feed runs (the token check, ``feed_state``, each scope kind's ``_scope``,
     ``_meeting_ids`` and ``_Loader`` queries, run for a scope id that matches nothing) and the
-    renderer's once-per-zone values for ``settings.timezone`` (``ical.warm_up``). Reads only;
+    renderer's once-per-zone values for ``settings.timezone`` (``feed_ical.warm_up``). Reads only;
     renders no feed and caches no document."""
     configure_mappers()
     window_start = window_start_for(settings, utc_now())
@@ -529,7 +534,7 @@ def warm_up(engine: Engine, settings: Settings) -> None:
                 pass
             ids = _meeting_ids(scope, include_sub_units, 0, window_start)
             _Loader(session, _load_meetings(session, ids), ids)
-    ical.warm_up(settings.timezone)
+    feed_ical.warm_up(settings.timezone)
 
 
 class _Documents:
@@ -656,7 +661,7 @@ def feed(session: Session, settings: Settings, token: FeedToken, *, base_url: st
     cals = [c for m in meetings if (c := _meeting_cal(loader, settings, m, base_url=base_url, private=True,
                                                         involved=involved, window_start=state.window_start,
                                                         audience=audience, with_pin=with_pin))]
-    body = ical.feed(name, cals, refresh=timedelta(minutes=settings.feed_refresh_minutes),
+    body = feed_ical.feed(name, cals, refresh=timedelta(minutes=settings.feed_refresh_minutes),
                      all_day=_day_blocks(session, token, state.window_start))
     doc = Document(body=body, etag=state.etag, last_modified=state.last_modified)
     FEED_DOCUMENTS.put(doc)

@@ -60,7 +60,7 @@ def _require_manage(session: Session, principal: Principal, scope: FeedScope, sc
         raise Forbidden("this calendar feed belongs to someone else", code="forbidden_scope")
     unit_id = scope_unit_id(session, scope, scope_id)
     if principal.unit_ids is not None:
-        if scope is FeedScope.province:
+        if scope is FeedScope.province and principal.unit_scoped:
             principal.require(MANAGE_PROVINCE_FEEDS)
         principal.require_unit(unit_id)
 
@@ -97,7 +97,7 @@ def list_feed_tokens(session: Session, principal: Principal) -> list[FeedToken]:
             unit_id = scope_unit_id(session, token.scope, token.scope_id)
         except (NotFound, Invalid):
             continue
-        if token.scope is not FeedScope.province and principal.can_see_unit(unit_id):
+        if (token.scope is not FeedScope.province or not principal.unit_scoped) and principal.can_see_unit(unit_id):
             visible.append(token)
     return visible
 
@@ -111,7 +111,9 @@ def revoke_feed_token(session: Session, principal: Principal, token_id: int, *,
     try:
         _require_manage(session, principal, token.scope, token.scope_id, created_by=token.created_by)
     except NotFound:
-        # The scope object is gone; only a manager with global reach may still revoke.
+        # The scope object is gone (or in another province); only a manager with global reach may still revoke.
+        if not principal.national:
+            raise
         principal.require(MANAGE_PROVINCE_FEEDS)
     if token.revoked_at is None:
         token.revoked_at, token.revoked_by = now or utc_now(), principal.user_id

@@ -123,6 +123,8 @@ class Bridge(SQLModel, table=True):
     conference_number_max: int
     management_address: str | None = Field(default=None, max_length=255)
     active: bool = Field(default=True)
+    unit_id: int | None = Field(default=None, foreign_key="units.id", index=True, ondelete="RESTRICT",
+                                description="The province that owns the bridge (issue 14); none: shared by all.")
     updated_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime, sa_column_kwargs={"onupdate": utc_now},
                                  description="Last change of the row (UTC), stamped on every UPDATE; part of calendar feeds' ETag.")
 

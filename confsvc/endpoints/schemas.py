@@ -145,6 +145,8 @@ class BridgeCreate(BaseModel):
     conference_number_max: Annotated[int, Field(ge=0)]
     management_address: Annotated[str, Field(max_length=255)] | None = None
     active: bool = True
+    unit_id: int | None = Field(default=None, description="The owning province (issue 14); none: shared. "
+                                "An administrator kept in a province always creates their province's.")
 
     @model_validator(mode="after")
     def _range(self) -> BridgeCreate:
@@ -163,6 +165,8 @@ class BridgeUpdate(BaseModel):
     conference_number_max: Annotated[int, Field(ge=0)] | None = None
     management_address: Annotated[str, Field(max_length=255)] | None = None
     active: bool | None = None
+    unit_id: int | None = Field(default=None, description="The owning province (issue 14); a national "
+                                "administrator's change only.")
 
 
 class BridgePublic(BaseModel):
@@ -178,6 +182,7 @@ class BridgePublic(BaseModel):
     conference_number_max: int
     management_address: str | None
     active: bool
+    unit_id: int | None = None
 
 
 class ImportRowError(BaseModel):

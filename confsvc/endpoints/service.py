@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import sqlalchemy as sa
 from sqlmodel import Session, func, select
 
 from confsvc.clock import utc_now
@@ -18,7 +17,7 @@ from confsvc.db import attach
 from confsvc.endpoints import schemas, unit_history
 from confsvc.endpoints.models import Bridge, Endpoint, EndpointStatus, LifecycleState, Protocol, Room, Unit, UnitLevel
 from confsvc.endpoints.validation import normalise_dial_address
-from confsvc.errors import Conflict, Invalid, NotFound
+from confsvc.errors import Conflict, Forbidden, Invalid, NotFound
 from confsvc.text import search_key, search_pattern
 from confsvc.users.principal import MANAGE_INVENTORY, Principal
 from confsvc.users.service import expand_units
@@ -31,7 +30,7 @@ def _page(session: Session, query: Any, limit: int, offset: int) -> tuple[list[A
 
 
 def _scope_filter(principal: Principal, unit_column: Any) -> Any:
-    return sa.true() if principal.unit_ids is None else unit_column.in_(principal.unit_ids)
+    return principal.units_filter(unit_column)
 
 
 def _units_first() -> Any:
@@ -82,19 +81,35 @@ def upsert_unit(session: Session, *, code: str, name: str, division_type: str, l
     Returns ``(unit, outcome)``, outcome one of ``"created"``, ``"updated"``, ``"unchanged"``.
     """
     unit = session.exec(select(Unit).where(Unit.code == code)).first()
+    unit, outcome = _upsert(session, unit, code=code, name=name, division_type=division_type, level=level,
+                            parent_id=parent_id)
+    session.flush()
+    return unit, outcome
+
+
+def upsert_units(session: Session, rows: list[dict[str, Any]]) -> list[str]:
+    """:func:`upsert_unit` for many units (``rows`` of its keyword arguments) in one read and one flush
+    (a province's communes: the national demo loads 3,321). Returns the outcomes in ``rows``' order."""
+    codes = [row["code"] for row in rows]
+    existing = {u.code: u for u in session.exec(select(Unit).where(Unit.code.in_(codes))).all()} if codes else {}
+    outcomes = [_upsert(session, existing.get(row["code"]), **row)[1] for row in rows]
+    session.flush()
+    return outcomes
+
+
+def _upsert(session: Session, unit: Unit | None, *, code: str, name: str, division_type: str, level: UnitLevel,
+            parent_id: int | None) -> tuple[Unit, str]:
     values = {"name": name, "division_type": division_type, "level": level, "parent_id": parent_id,
               "search_text": search_key(name, division_type)}
     if unit is None:
         unit = Unit(code=code, **values)
         session.add(unit)
-        session.flush()
         return unit, "created"
     if all(getattr(unit, k) == v for k, v in values.items()):
         return unit, "unchanged"
     for key, value in values.items():
         setattr(unit, key, value)
     session.add(unit)
-    session.flush()
     return unit, "updated"
 
 
@@ -105,6 +120,11 @@ def create_unit(session: Session, principal: Principal, data: schemas.UnitCreate
         raise Conflict(f"unit code {data.code} already exists", code="duplicate_unit_code")
     if data.parent_id is not None and session.get(Unit, data.parent_id) is None:
         raise Invalid(f"parent unit {data.parent_id} does not exist", code="unknown_unit")
+    if data.parent_id is None and not principal.national:
+        raise Forbidden("a province's administrator creates units inside their province only",
+                        code="forbidden_scope")
+    if data.parent_id is not None:
+        principal.require_in_scope(data.parent_id, "parent unit")
     unit, _ = upsert_unit(session, code=data.code, name=data.name, division_type=data.division_type,
                           level=data.level, parent_id=data.parent_id)
     return unit
@@ -314,14 +334,26 @@ def delete_endpoint(session: Session, principal: Principal, endpoint: Endpoint) 
 # ---------------------------------------------------------------- bridges
 
 def get_bridge(session: Session, principal: Principal, bridge_id: int) -> Bridge:
+    """Raises NotFound (``bridge_not_found``), also for a bridge of another province (issue 14)."""
     bridge = session.get(Bridge, bridge_id)
-    if bridge is None:
+    if bridge is None or not principal.in_scope(bridge.unit_id):
         raise NotFound(f"bridge {bridge_id} not found", code="bridge_not_found")
     return bridge
 
 
 def list_bridges(session: Session, principal: Principal, *, limit: int = 50, offset: int = 0) -> tuple[list[Bridge], int]:
-    return _page(session, select(Bridge).order_by(Bridge.name), limit, offset)
+    """Bridges by name: a province's own and the shared ones (no ``unit_id``)."""
+    query = select(Bridge).where(principal.scope_filter(Bridge.unit_id, shared=True)).order_by(Bridge.name)
+    return _page(session, query, limit, offset)
+
+
+def _bridge_province(session: Session, principal: Principal, unit_id: int | None) -> int | None:
+    """The owner of a new or changed bridge: the caller's province when they are kept in one."""
+    if not principal.national:
+        return principal.province_id
+    if unit_id is not None and session.get(Unit, unit_id) is None:
+        raise Invalid(f"unit {unit_id} does not exist", code="unknown_unit")
+    return unit_id
 
 
 def create_bridge(session: Session, principal: Principal, data: schemas.BridgeCreate) -> Bridge:
@@ -330,6 +362,7 @@ def create_bridge(session: Session, principal: Principal, data: schemas.BridgeCr
     if session.exec(select(Bridge.id).where(Bridge.name == data.name)).first() is not None:
         raise Conflict(f"a bridge named {data.name!r} already exists", code="duplicate_bridge_name")
     bridge = Bridge(**data.model_dump())
+    bridge.unit_id = _bridge_province(session, principal, data.unit_id)
     session.add(bridge)
     session.flush()
     return bridge
@@ -339,7 +372,11 @@ def update_bridge(session: Session, principal: Principal, bridge: Bridge, data: 
     """Raises Forbidden, Invalid (conference range inverted)."""
     principal.require(MANAGE_INVENTORY)
     bridge = attach(session, bridge)
-    for key, value in data.model_dump(exclude_unset=True, exclude_none=True).items():
+    if not principal.national and bridge.unit_id is None:
+        raise Forbidden("a shared bridge is managed by a national administrator", code="forbidden_scope")
+    if "unit_id" in data.model_fields_set:
+        bridge.unit_id = _bridge_province(session, principal, data.unit_id)
+    for key, value in data.model_dump(exclude_unset=True, exclude_none=True, exclude={"unit_id"}).items():
         setattr(bridge, key, value)
     if bridge.conference_number_min > bridge.conference_number_max:
         raise Invalid("conference_number_min must not exceed conference_number_max", code="invalid_range")

@@ -24,7 +24,7 @@ from sqlmodel import Session, col, select
 from vietnam_provinces import Province, ProvinceCode, VietNamDivisionType, Ward
 
 from confsvc.endpoints.models import Room, Unit, UnitLevel, UnitLifetime
-from confsvc.endpoints.service import upsert_unit
+from confsvc.endpoints.service import upsert_unit, upsert_units
 from confsvc.endpoints.unit_history import midnight_utc, rename_unit
 from confsvc.errors import Invalid, NotFound
 from confsvc.text import fold
@@ -77,9 +77,10 @@ def import_province(session: Session, name_or_code: str) -> ImportSummary:
                                 division_type=province.division_type.value, level=level, parent_id=None)
     summary = ImportSummary(province_id=unit.id, province_name=province.name)
     setattr(summary, outcome, getattr(summary, outcome) + 1)
-    for ward in sorted(Ward.iter_by_province(province.code), key=lambda w: w.code.value):
-        _, outcome = upsert_unit(session, code=f"{ward.code.value:05d}", name=ward.name,
-                                 division_type=ward.division_type.value, level=UnitLevel.commune, parent_id=unit.id)
+    wards = sorted(Ward.iter_by_province(province.code), key=lambda w: w.code.value)
+    for outcome in upsert_units(session, [
+            {"code": f"{ward.code.value:05d}", "name": ward.name, "division_type": ward.division_type.value,
+             "level": UnitLevel.commune, "parent_id": unit.id} for ward in wards]):
         setattr(summary, outcome, getattr(summary, outcome) + 1)
     return summary
 

@@ -234,7 +234,11 @@ def _resolve_scope(session: Session, who: Principal | DisplayToken, kind: str, o
         rooms = frozenset(session.exec(select(Room.id).where(Room.unit_id.in_(units))).all())
         return Scope("unit", object_id, rooms, visibility.Audience.of_principal(who))
     who.require(SEE_SECRETARIAT_CHANNEL)
-    return Scope("secretariat", None, None, visibility.Audience.of_principal(who))
+    if who.scope is None:
+        return Scope("secretariat", None, None, visibility.Audience.of_principal(who))
+    # A province's secretariat (issue 14): the events and rooms of its province only.
+    rooms = frozenset(session.exec(select(Room.id).where(who.scope_filter(Room.unit_id))).all())
+    return Scope("secretariat", who.province_id, rooms, visibility.Audience.of_principal(who))
 
 
 def _initial(engine: Engine, scope: Scope, since: int | None) -> tuple[list[str], set[int], int]:

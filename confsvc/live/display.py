@@ -31,7 +31,7 @@ def create_display_token(session: Session, principal: Principal, room_id: int, *
     Raises: Forbidden (not admin or secretariat), NotFound (room_not_found).
     """
     principal.require(MANAGE_DISPLAY_TOKENS)
-    if session.get(Room, room_id) is None:
+    if not principal.in_scope(getattr(session.get(Room, room_id), "unit_id", -1)):
         raise NotFound(f"room {room_id} not found", code="room_not_found")
     fresh = new_secret(SECRET_PREFIX)
     secret = fresh.secret
@@ -45,6 +45,8 @@ def create_display_token(session: Session, principal: Principal, room_id: int, *
 def list_display_tokens(session: Session, principal: Principal, room_id: int) -> list[DisplayToken]:
     """Tokens of ``room_id`` (revoked ones included), by id. Raises Forbidden."""
     principal.require(MANAGE_DISPLAY_TOKENS)
+    if not principal.in_scope(getattr(session.get(Room, room_id), "unit_id", None)):
+        raise NotFound(f"room {room_id} not found", code="room_not_found")
     return list(session.exec(select(DisplayToken).where(DisplayToken.room_id == room_id)
                              .order_by(DisplayToken.id)).all())
 
@@ -57,7 +59,8 @@ def revoke_display_token(session: Session, principal: Principal, room_id: int, t
     """
     principal.require(MANAGE_DISPLAY_TOKENS)
     token = session.get(DisplayToken, token_id)
-    if token is None or token.room_id != room_id:
+    if token is None or token.room_id != room_id or not principal.in_scope(
+            getattr(session.get(Room, room_id), "unit_id", None)):
         raise NotFound(f"display token {token_id} of room {room_id} not found", code="display_token_not_found")
     if token.revoked_at is None:
         token.revoked_at, token.revoked_by = now or utc_now(), principal.user_id

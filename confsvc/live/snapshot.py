@@ -97,7 +97,8 @@ def participant_units(session: Session, meeting: Meeting, occ: Occurrence) -> se
 @dataclass(frozen=True)
 class Scope:
     """A channel: ``kind`` is ``room``, ``unit`` or ``secretariat``; ``room_ids`` are its rooms
-    (``None`` = every room). ``unit_id`` matches events routed to the unit or any sub-unit."""
+    (``None`` = every room). ``unit_id`` matches events routed to the unit or any sub-unit. A
+    secretariat channel's ``id`` is the province of a province-scoped caller (issue 14), else ``None``."""
 
     kind: str
     id: int | None
@@ -108,8 +109,8 @@ class Scope:
     def matches(self, published: events.Published) -> bool:
         if published.message["type"] in events.INTERNAL_TYPES:
             return False
-        if self.kind == "secretariat":
-            return True
+        if self.kind == "secretariat":  # ``id``: the province of a province's secretariat (issue 14)
+            return self.id is None or self.id in published.unit_ids
         if self.kind == "room":
             return self.id in published.room_ids
         return self.id in published.unit_ids

@@ -224,7 +224,8 @@ class BridgeChoice:
 
 
 def choose_bridge(session: Session, settings: Settings, plans: list[Plan], names: Names, *,
-                  bridge_id: int | None, keep_number: int | None = None, lock: bool = True) -> BridgeChoice:
+                  bridge_id: int | None, keep_number: int | None = None, lock: bool = True,
+                  allowed: Any = None) -> BridgeChoice:
     """Pick the bridge and conference numbers for ``plans`` (SPEC rules 2, 3).
 
     A named bridge is used as is; otherwise the first active bridge (by id) with enough free
@@ -236,17 +237,23 @@ def choose_bridge(session: Session, settings: Settings, plans: list[Plan], names
     bridge has a free one). Only a plan with no free number at all conflicts, naming the
     occurrences holding the numbers.
 
+    ``allowed``: an SQL condition on ``bridges`` the bridge must meet (the booker's province's and the
+    shared ones, ``participants.bridges_in_scope``); a named bridge outside it is unknown.
+
     Raises:
         Invalid: ``unknown_bridge`` (named bridge missing or inactive), ``no_bridge``.
     """
+    allowed = sa.true() if allowed is None else allowed
     if bridge_id is not None:
+        if session.exec(select(Bridge.id).where(Bridge.id == bridge_id, allowed)).first() is None:
+            raise Invalid(f"bridge {bridge_id} does not exist or is inactive", code="unknown_bridge")
         bridge = repository.lock_bridge(session, bridge_id) if lock else session.get(Bridge, bridge_id)
         if bridge is None or not bridge.active:
             raise Invalid(f"bridge {bridge_id} does not exist or is inactive", code="unknown_bridge")
         candidates = [bridge]
         candidates_iter = iter(())
     else:
-        ids = session.exec(select(Bridge.id).where(Bridge.active == sa.true()).order_by(Bridge.id)).all()
+        ids = session.exec(select(Bridge.id).where(Bridge.active == sa.true(), allowed).order_by(Bridge.id)).all()
         if not ids:
             raise Invalid("no active bridge (MCU) is configured", code="no_bridge")
         candidates = [repository.lock_bridge(session, ids[0]) if lock else session.get(Bridge, ids[0])]

@@ -11,6 +11,7 @@ from sqlmodel import Session
 
 from confsvc.clock import utc_now
 from confsvc.scheduling import booking, live_events
+from confsvc.scheduling import participants as participation
 from confsvc.scheduling.audit_log import audit
 from confsvc.scheduling.models import Meeting, MeetingStatus, Occurrence, OccurrenceStatus
 from confsvc.scheduling.planning import lock_for_change, require_open
@@ -21,6 +22,7 @@ from confsvc.users.principal import Principal
 def cancel_meeting(session: Session, principal: Principal, meeting: Meeting, *, now: datetime | None = None) -> Meeting:
     """Cancel the whole meeting; every booking is freed at once (SPEC rule 6). SEQUENCE bumps."""
     principal.require(capabilities.BOOK)
+    participation.require_whole_meeting(session, principal, meeting)
     lock_for_change(session, meeting)
     require_open(meeting)
     now = now or utc_now()
@@ -41,6 +43,7 @@ def cancel_occurrence(session: Session, principal: Principal, meeting: Meeting, 
                       *, now: datetime | None = None) -> Occurrence:
     """Cancel one occurrence (an exception kept by later series edits); frees its bookings at once."""
     principal.require(capabilities.BOOK)
+    participation.require_whole_meeting(session, principal, meeting)
     lock_for_change(session, meeting, occ)
     require_open(meeting)
     now = now or utc_now()

@@ -18,6 +18,7 @@ from sqlmodel import Session
 from confsvc.clock import as_utc, utc_now
 from confsvc.config import Settings
 from confsvc.scheduling import booking, live_events, site_groups
+from confsvc.scheduling import participants as participation
 from confsvc.scheduling.audit_log import audit
 from confsvc.scheduling.booking import Names, Participants, Plan
 from confsvc.scheduling.conflicts import group_conflicts
@@ -52,6 +53,7 @@ def _prepare(session: Session, settings: Settings, principal: Principal, data: M
                                                    exclude={data.chair_room_id, *room_ids})]
     participants = booking.resolve_participants(session, chair_room_id=data.chair_room_id, room_ids=room_ids,
                                                 endpoint_ids=data.participant_endpoint_ids)
+    participation.require_in_scope(session, principal, participants.room_ids)
     starts, materialized_until = series_starts(settings, timing, data.rrule, data.exdates, now=now)
     plans = [booking.make_plan(s, s + timing.duration, s, participants, check_lead_minutes=timing.check_lead_minutes,
                                teardown_minutes=timing.teardown_minutes) for s in starts]
@@ -73,7 +75,8 @@ def check_meeting(session: Session, settings: Settings, principal: Principal, da
     timing, _, plans, _ = _prepare(session, settings, principal, data, now)
     names = Names(session)
     booking.resource_conflicts(session, settings, plans, names, lock=False)
-    choice = booking.choose_bridge(session, settings, plans, names, bridge_id=data.bridge_id, lock=False)
+    choice = booking.choose_bridge(session, settings, plans, names, bridge_id=data.bridge_id, lock=False,
+                                   allowed=participation.bridges_in_scope(principal))
     apply_bridge(choice, plans)
     conflicts = [c for p in plans for c in p.conflicts]
     return {"ok": not conflicts, "conflicts": conflicts, "groups": group_conflicts(conflicts),
@@ -105,7 +108,8 @@ def book_unchecked(session: Session, settings: Settings, principal: Principal, d
     names = Names(session)
     booking.resource_conflicts(session, settings, plans, names, partial=data.skip_conflicts)
     if not data.skip_conflicts and any(p.conflicts for p in plans):
-        choice = booking.choose_bridge(session, settings, plans, names, bridge_id=data.bridge_id, lock=False)
+        choice = booking.choose_bridge(session, settings, plans, names, bridge_id=data.bridge_id, lock=False,
+                                   allowed=participation.bridges_in_scope(principal))
         apply_bridge(choice, plans)
         raise refusal(data.title, [c for p in plans for c in p.conflicts])
     free = [p for p in plans if not p.conflicts]
@@ -114,7 +118,8 @@ def book_unchecked(session: Session, settings: Settings, principal: Principal, d
     # the bridge's answer before writing, so it locks now.
     late = not data.skip_conflicts
     choice = None if late else booking.choose_bridge(session, settings, free or plans, names,
-                                                     bridge_id=data.bridge_id)
+                                                     bridge_id=data.bridge_id,
+                                                     allowed=participation.bridges_in_scope(principal))
     if choice is not None:
         apply_bridge(choice, free or plans)
     if not any(not p.conflicts for p in plans):
@@ -147,7 +152,8 @@ def book_unchecked(session: Session, settings: Settings, principal: Principal, d
     booked = [p.occurrence for p in plans if not p.conflicts]
     rooms = live_events.occurrence_rooms(session, meeting, booked)
     if late:
-        _book_ports(session, settings, meeting, plans, names, bridge_id=data.bridge_id)
+        _book_ports(session, settings, meeting, plans, names, bridge_id=data.bridge_id,
+                    allowed=participation.bridges_in_scope(principal))
         session.flush()
     live_events.record_change(session, "meeting.scheduled", meeting, booked, now=now, extra=event_extra,
                               rooms=rooms)
@@ -156,13 +162,13 @@ def book_unchecked(session: Session, settings: Settings, principal: Principal, d
 
 
 def _book_ports(session: Session, settings: Settings, meeting: Meeting, plans: list[Plan], names: Names, *,
-                bridge_id: int | None) -> None:
+                bridge_id: int | None, allowed: Any = None) -> None:
     """The bridge step of a booking, last: lock the bridge (ascending ids when chosen automatically),
     count its ports and numbers as committed now, and write the bridge bookings. The lock lasts
     from here to the commit only. A concurrent booking that took the ports meanwhile makes this a
     refusal (SPEC rule 7); a number taken meanwhile is replaced by a free one."""
     choice = booking.choose_bridge(session, settings, plans, names, bridge_id=bridge_id,
-                                   keep_number=meeting.conference_number)
+                                   keep_number=meeting.conference_number, allowed=allowed)
     apply_bridge(choice, plans)
     conflicts = [c for p in plans for c in p.conflicts]
     if conflicts:

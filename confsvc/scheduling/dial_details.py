@@ -14,6 +14,7 @@ from confsvc.clock import utc_now
 from confsvc.config import Settings
 from confsvc.errors import Invalid
 from confsvc.scheduling import booking, live_events, repository
+from confsvc.scheduling import participants as participation
 from confsvc.scheduling.audit_log import audit
 from confsvc.scheduling.models import Booking, Meeting, Occurrence, ResourceKind
 from confsvc.scheduling.planning import lock_for_change, refusal, require_open
@@ -29,6 +30,7 @@ def set_pin(session: Session, settings: Settings, principal: Principal, meeting:
     is recorded for every occurrence still to come (the edit's events). Raises Forbidden, Invalid.
     """
     principal.require(capabilities.BOOK)
+    participation.require_whole_meeting(session, principal, meeting)
     lock_for_change(session, meeting)
     require_open(meeting)
     now = now or utc_now()
@@ -53,6 +55,7 @@ def set_conference_number(session: Session, settings: Settings, principal: Princ
     holding every number of the range (``reason`` "conference number in use").
     """
     principal.require(capabilities.BOOK)
+    participation.require_whole_meeting(session, principal, meeting)
     lock_for_change(session, meeting)
     require_open(meeting)
     now = now or utc_now()

@@ -17,6 +17,7 @@ from confsvc.clock import as_utc, utc_now
 from confsvc.config import Settings
 from confsvc.errors import Invalid
 from confsvc.scheduling import booking, live_events
+from confsvc.scheduling import participants as participation
 from confsvc.scheduling.audit_log import audit
 from confsvc.scheduling.booking import Names, Plan
 from confsvc.scheduling.models import (
@@ -70,6 +71,7 @@ def edit_meeting(session: Session, settings: Settings, principal: Principal, mee
     Raises: Forbidden, Invalid, BookingConflict (like :func:`book_meeting`).
     """
     principal.require(capabilities.BOOK)
+    participation.require_whole_meeting(session, principal, meeting)
     lock_for_change(session, meeting)
     require_open(meeting)
     now = now or utc_now()
@@ -104,6 +106,7 @@ def edit_meeting(session: Session, settings: Settings, principal: Principal, mee
             room_ids, endpoint_ids = data.participant_room_ids or [], data.participant_endpoint_ids or []
         participants = booking.resolve_participants(session, chair_room_id=chair, room_ids=room_ids,
                                                     endpoint_ids=endpoint_ids)
+        participation.require_in_scope(session, principal, participants.room_ids)
         session.execute(sa.delete(MeetingParticipant).where(MeetingParticipant.meeting_id == meeting.id))
         session.add_all(MeetingParticipant(meeting_id=meeting.id, endpoint_id=e) for e in participants.endpoint_ids)
         meeting.chair_room_id = chair
@@ -198,6 +201,7 @@ def edit_occurrence(session: Session, settings: Settings, principal: Principal, 
     (SPEC rule 6). Raises Forbidden, Invalid, BookingConflict.
     """
     principal.require(capabilities.BOOK)
+    participation.require_whole_meeting(session, principal, meeting)
     lock_for_change(session, meeting, occ)
     require_open(meeting)
     if occ.status is OccurrenceStatus.cancelled:
@@ -222,6 +226,7 @@ def edit_occurrence(session: Session, settings: Settings, principal: Principal, 
             room_ids, endpoint_ids = data.participant_room_ids or [], data.participant_endpoint_ids or []
         participants = booking.resolve_participants(session, chair_room_id=chair, room_ids=room_ids,
                                                     endpoint_ids=endpoint_ids)
+        participation.require_in_scope(session, principal, participants.room_ids)
         session.execute(sa.delete(OccurrenceParticipant).where(OccurrenceParticipant.occurrence_id == occ.id))
         session.add_all(OccurrenceParticipant(occurrence_id=occ.id, endpoint_id=e) for e in participants.endpoint_ids)
         occ.chair_room_id, occ.participants_overridden = chair, True

@@ -72,6 +72,16 @@ class Invitation:
     motto: str = MOTTO
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def body(self) -> list[str]:
+        """The letter's body paragraphs, in order, as both renderers (DOCX, PDF) set them: greeting, time,
+        chair, the participating sites, check, join instructions, content (when given), closing."""
+        paragraphs = [self.greeting, self.time_line, self.chair_line, "3. Các điểm cầu tham dự:"]
+        paragraphs += [f"- {site.unit_name}: {'; '.join(site.room_names)}." for site in self.sites]
+        paragraphs += [self.check_line, "5. Hướng dẫn kết nối:", *(f"- {line}" for line in self.join_lines)]
+        if self.description:
+            paragraphs.append(f"Nội dung: {self.description}")
+        return [*paragraphs, self.closing]
+
     def text(self) -> str:
         """The whole letter as plain text, one part per line (for tests and e-mail bodies)."""
         lines = [self.issuer_parent, self.issuer, self.number_line, self.national_title, self.motto,

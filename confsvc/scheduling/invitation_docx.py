@@ -91,22 +91,8 @@ def render(invitation: Invitation) -> bytes:
     _line(None, document, invitation.kind, size=14, bold=True)
     _line(None, document, invitation.summary, size=14, bold=True, after=12)
 
-    def paragraph(text: str) -> None:
+    for text in invitation.body():
         _line(None, document, text, align=WD_ALIGN_PARAGRAPH.JUSTIFY, after=4, indent_mm=10)
-
-    paragraph(invitation.greeting)
-    paragraph(invitation.time_line)
-    paragraph(invitation.chair_line)
-    paragraph("3. Các điểm cầu tham dự:")
-    for site in invitation.sites:
-        paragraph(f"- {site.unit_name}: {'; '.join(site.room_names)}.")
-    paragraph(invitation.check_line)
-    paragraph("5. Hướng dẫn kết nối:")
-    for line in invitation.join_lines:
-        paragraph(f"- {line}")
-    if invitation.description:
-        paragraph(f"Nội dung: {invitation.description}")
-    paragraph(invitation.closing)
     _line(None, document, "", after=6)
 
     footer = document.add_table(rows=1, cols=2)

@@ -118,23 +118,9 @@ def render(invitation: Invitation) -> bytes:
     # Body: justified 13 pt, first lines indented 10 mm.
     pdf.set_font(FAMILY, "", 13)
     with pdf.text_columns(text_align="J", line_height=1.35, l_margin=LEFT, r_margin=RIGHT) as body:
-        def paragraph(text: str) -> None:
+        for text in invitation.body():
             with body.paragraph(first_line_indent=10.0, bottom_margin=1.2) as par:
                 par.write(text)
-
-        paragraph(invitation.greeting)
-        paragraph(invitation.time_line)
-        paragraph(invitation.chair_line)
-        paragraph("3. Các điểm cầu tham dự:")
-        for site in invitation.sites:
-            paragraph(f"- {site.unit_name}: {'; '.join(site.room_names)}.")
-        paragraph(invitation.check_line)
-        paragraph("5. Hướng dẫn kết nối:")
-        for line in invitation.join_lines:
-            paragraph(f"- {line}")
-        if invitation.description:
-            paragraph(f"Nội dung: {invitation.description}")
-        paragraph(invitation.closing)
     pdf.ln(4)
 
     # Footer: nơi nhận on the left, the signer on the right, side by side.

@@ -2,8 +2,8 @@
 maintenance windows, day blocks of rooms and endpoints, and the audit trail.
 
 Every time is UTC at rest (``UTCDateTime``); every interval is half-open ``[start, end)``.
-On PostgreSQL, migration 0002 adds the exclusion constraints that keep SPEC conflict rules 1 and 3
-under concurrency; they are not declared here because SQLite has no equivalent.
+On PostgreSQL, exclusion constraints keep SPEC conflict rules 1 and 3 under concurrency: declared on
+:class:`Booking` (PostgreSQL only, ``ddl_if``; SQLite has no equivalent), created by migration 0002.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ExcludeConstraint
 from sqlmodel import Field, SQLModel
 
 from confsvc.clock import utc_now
@@ -173,6 +174,10 @@ class ResourceBlock(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
 
 
+#: A booking's window as a PostgreSQL range, half-open (the exclusion constraints' overlap operand).
+_WINDOW: sa.ColumnElement[Any] = sa.literal_column("tstzrange(window_start, window_end, '[)')")
+
+
 class Booking(SQLModel, table=True):
     """One resource held over ``[window_start, window_end)`` for an occurrence, a maintenance window or a
     day block (exactly one owner).
@@ -181,10 +186,22 @@ class Booking(SQLModel, table=True):
     A bridge booking holds ``ports`` ports and the meeting's ``conference_number``. No window is
     longer than ``Settings.max_booking_window_minutes`` (long maintenance is split), which is what
     lets overlap queries scan a bounded index range (repository.overlapping).
+
+    PostgreSQL (migration 0002, ``btree_gist``): ``ex_bookings_resource_window``, SPEC rule 1, an
+    endpoint or a room holds at most one booking at any instant (``'[)'``: back-to-back windows are
+    legal); ``ex_bookings_conference_number``, SPEC rule 3, a conference number is unique on its bridge
+    among overlapping bookings. ``tests/test_exclusion_constraints.py`` checks the database's against these.
     """
 
     __tablename__ = "bookings"
     __table_args__ = (
+        ExcludeConstraint(("resource_kind", "="), ("resource_id", "="), (_WINDOW, "&&"),
+                          name="ex_bookings_resource_window", using="gist",
+                          where=sa.text("resource_kind IN ('endpoint', 'room')")).ddl_if(dialect="postgresql"),
+        ExcludeConstraint(("resource_id", "="), ("conference_number", "="), (_WINDOW, "&&"),
+                          name="ex_bookings_conference_number", using="gist",
+                          where=sa.text("resource_kind = 'bridge' AND conference_number IS NOT NULL"),
+                          ).ddl_if(dialect="postgresql"),
         sa.Index("ix_bookings_resource_window", "resource_kind", "resource_id", "window_start"),
         sa.CheckConstraint("window_start < window_end", name="window_positive"),
         sa.CheckConstraint("(CASE WHEN occurrence_id IS NULL THEN 0 ELSE 1 END) + (CASE WHEN maintenance_id IS NULL "

@@ -28,8 +28,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, SQLModel, select
 
-from confsvc.endpoints.models import Endpoint, Room
+from confsvc.endpoints.models import Bridge, Endpoint, Room
+from confsvc.errors import Forbidden
 from confsvc.scheduling.models import Meeting, MeetingParticipant, Occurrence, OccurrenceParticipant
+from confsvc.users.principal import Principal
 
 #: What SQL filters accept: one id (a value or a bound parameter), a collection of ids, or a select of ids.
 Ids = int | sa.BindParameter[Any] | Collection[int] | sa.Select[Any]
@@ -208,3 +210,30 @@ def meetings_taking_part(room_ids: Ids) -> sa.CompoundSelect[Any]:
 def rooms_of_units(unit_ids: Ids) -> sa.Select[Any]:
     """SQL: ids of the rooms of ``unit_ids`` (no sub-units: expand them first)."""
     return sa.select(_R.id).where(_matches(_R.unit_id, unit_ids))
+
+
+def require_in_scope(session: Session, principal: Principal, room_ids: Iterable[int]) -> None:
+    """Raises NotFound (404) when a room of ``room_ids`` lies outside ``principal``'s province (issue 14:
+    a province books and sees only its own sites; the rule itself is ``Principal.in_scope``)."""
+    if principal.scope is None:
+        return
+    for unit_id in session.exec(select(_R.unit_id).where(_R.id.in_(sorted(set(room_ids))))).all():
+        principal.require_in_scope(unit_id, "room")
+
+
+def bridges_in_scope(principal: Principal) -> Any:
+    """SQL condition on ``bridges`` keeping those ``principal`` may book: their province's and shared ones."""
+    return principal.scope_filter(_columns(Bridge).unit_id, shared=True)
+
+
+def require_whole_meeting(session: Session, principal: Principal, meeting: Meeting) -> None:
+    """Raises Forbidden (``forbidden_scope``) when ``meeting`` has a site outside ``principal``'s province
+    (issue 14): a province sees a meeting that reaches into it, but only the national office (or whoever
+    holds every site) changes a meeting of several provinces."""
+    if principal.scope is None:
+        return
+    rooms = of_meeting(session, meeting).room_ids
+    units = session.exec(select(_R.unit_id).where(_R.id.in_(sorted(rooms)))).all()
+    if not all(principal.in_scope(u) for u in units):
+        raise Forbidden("this meeting has sites in other provinces: the national office changes it",
+                        code="forbidden_scope")

@@ -22,14 +22,21 @@ from confsvc.users.service import expand_units
 
 
 def get_meeting(session: Session, principal: Principal, meeting_id: int) -> Meeting:
-    """Raises NotFound, or Forbidden when an operator's units are not involved."""
+    """Raises NotFound (also for a meeting of another province only), or Forbidden when an operator's
+    units are not involved."""
     meeting = session.get(Meeting, meeting_id)
     if meeting is None:
         raise NotFound(f"meeting {meeting_id} not found", code="meeting_not_found")
-    if principal.unit_ids is not None and session.exec(select(Meeting.id).where(
-            Meeting.id == meeting.id, Meeting.id.in_(operator_scope(principal.unit_ids)))).first() is None:
+    if principal.scope is not None and not _taking_part(session, meeting, principal.scope):
+        raise NotFound(f"meeting {meeting_id} not found", code="meeting_not_found")  # another province's
+    if principal.unit_ids is not None and not _taking_part(session, meeting, principal.unit_ids):
         raise Forbidden("this meeting involves none of your units", code="forbidden_scope")
     return meeting
+
+
+def _taking_part(session: Session, meeting: Meeting, unit_ids: frozenset[int]) -> bool:
+    return session.exec(select(Meeting.id).where(
+        Meeting.id == meeting.id, Meeting.id.in_(operator_scope(unit_ids)))).first() is not None
 
 
 def list_meetings(session: Session, principal: Principal, *, from_: datetime | None = None,

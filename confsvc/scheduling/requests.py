@@ -95,9 +95,20 @@ def submit(session: Session, settings: Settings, principal: Principal, data: Mee
 def get(session: Session, principal: Principal, request_id: int) -> RequestView:
     """One request. Raises NotFound (``request_not_found``; also for another requester's request)."""
     req = session.get(MeetingRequest, request_id)
-    if req is None or not _may_see(principal, req):
+    if req is None or not _may_see(principal, req) or not _in_scope(session, principal, req.meeting_id):
         raise NotFound(f"request {request_id} not found", code="request_not_found")
     return RequestView(req, session.exec(select(Meeting).where(Meeting.id == req.meeting_id)).one(), [])
+
+
+def _in_province(principal: Principal) -> Any:
+    """Meeting ids whose chair room lies in ``principal``'s province (issue 14: a province decides its own)."""
+    return (select(col(Meeting.id)).join(Room, col(Room.id) == col(Meeting.chair_room_id))
+            .where(principal.scope_filter(col(Room.unit_id))))
+
+
+def _in_scope(session: Session, principal: Principal, meeting_id: int) -> bool:
+    return principal.scope is None or session.exec(
+        _in_province(principal).where(col(Meeting.id) == meeting_id)).first() is not None
 
 
 def _may_see(principal: Principal, req: MeetingRequest) -> bool:
@@ -120,6 +131,8 @@ def list_requests(session: Session, settings: Settings, principal: Principal, *,
     query = select(MeetingRequest)
     if not principal.can_decide_requests:
         query = query.where(MeetingRequest.requested_by == principal.user_id)
+    if principal.scope is not None:
+        query = query.where(col(MeetingRequest.meeting_id).in_(_in_province(principal)))
     if state is not None:
         query = query.where(MeetingRequest.state == state)
     if state is RequestState.pending:
@@ -174,6 +187,8 @@ def approve(session: Session, principal: Principal, request_id: int, *, now: dat
     """
     _require_decider(principal)
     now = now or utc_now()
+    if not _in_scope(session, principal, request_id):
+        raise NotFound(f"request {request_id} not found", code="request_not_found")
     req, meeting = _lock_pending(session, request_id)
     meeting.status = MeetingStatus.confirmed
     meeting.sequence += 1
@@ -197,6 +212,8 @@ def reject(session: Session, principal: Principal, request_id: int, reason: str,
     reason = " ".join(reason.split())
     if not reason or len(reason) > MAX_REASON:
         raise Invalid(f"a rejection needs a reason of 1–{MAX_REASON} characters", code="reason_required")
+    if not _in_scope(session, principal, request_id):
+        raise NotFound(f"request {request_id} not found", code="request_not_found")
     req, meeting = _lock_pending(session, request_id)
     return _close(session, principal, req, meeting, RequestState.rejected, now or utc_now(), reason=reason)
 

@@ -11,6 +11,7 @@ operator only with rooms of their units). Services flush; the request's unit of 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Annotated, Any
@@ -84,9 +85,13 @@ def _assigned_units(session: Session, user_id: int) -> set[int]:
 
 def _visible(session: Session, principal: Principal) -> Any:
     """A WHERE clause keeping the groups ``principal`` may see."""
+    if principal.scope is not None:  # a province's user (issue 14): groups of its province's users only
+        province = select(col(User.id)).where(principal.scope_filter(col(User.province_id)))
+        return sa.and_(col(SiteGroup.owner_user_id).in_(province), _visible(session, dataclasses.replace(
+            principal, scope=None, unit_ids=None if not principal.unit_scoped else principal.unit_ids)))
     if principal.is_admin:
         return sa.true()
-    if principal.unit_ids is None:  # a province-wide role: the owner is one too (no assigned unit)
+    if not principal.unit_scoped:  # a province-wide role: the owner is one too (no assigned unit)
         same_units = ~sa.exists().where(col(UserUnit.user_id) == col(SiteGroup.owner_user_id))
     else:
         mine = select(col(UserUnit.unit_id)).where(col(UserUnit.user_id) == principal.user_id)

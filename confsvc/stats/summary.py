@@ -15,11 +15,13 @@ A stored day is used only when all of these hold (:func:`fresh_days`):
   (``Settings.max_booking_window_minutes``) has passed, so no figure of it still depends on the
   clock (an open call record counts up to ``min(now, end)``; a fault counts from the status at the
   window's opening);
-* no ``usage_dirty`` row names the day. Every ORM flush that can change a day's figures appends
-  such rows in the same transaction (:func:`_after_flush`): occurrences (time, status, participant
-  list), meetings (status, check lead), participants, call records, readiness, endpoint status
-  changes. Dates are marked with one day of margin either side of the UTC date, so the marks hold
-  for any zone (UTC−12…UTC+14);
+* no ``usage_dirty`` mark covers the day. The database appends marks (UTC date ranges) in the same
+  transaction as every write that can change a day's figures, whatever code, process or plain SQL
+  made it: triggers (migration ``20261208_usage_triggers``, the same mechanism that raises the
+  calendar feeds' version) on occurrences (time, status, participant list), meetings (status, check
+  lead), participants, call records, readiness and endpoint status changes. A range spans the
+  changed window's UTC dates with one day of margin either side, so the marks hold for any zone
+  (UTC−12…UTC+14);
 * its ``epoch`` equals ``usage_epoch.epoch``: moving an endpoint to another room, a room to another
   unit, a unit to another parent, or deleting one of them changes which unit every past site belongs
   to, so it bumps the epoch and invalidates every day at once;
@@ -30,6 +32,7 @@ Otherwise the report computes the day with the live statements, and stores it wh
 
 Concurrency without locks on the write path: marks are appends (no row is updated, so bookings
 never wait on each other here). :func:`store_days` deletes only the marks it read *before* computing
+(keeping, as new marks, a read mark's days it did not store)
 and records the epoch it read then: a change committed after that read leaves its mark (or a newer
 epoch) behind, and the day is computed again next time. Two stores of one day queue on its
 ``usage_day_state`` row, which each upserts first.
@@ -37,27 +40,16 @@ epoch) behind, and the day is computed again next time. Two stores of one day qu
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
-from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import ORMExecuteState, attributes
-from sqlalchemy.orm import Session as OrmSession
-from sqlalchemy.orm.util import identity_key
 from sqlmodel import Field, Session, SQLModel
 
-from confsvc.calls.models import CallRecord
 from confsvc.clock import utc_now
 from confsvc.config import Settings
 from confsvc.db import WRITE_OPTION, UTCDateTime, make_session
-from confsvc.endpoints.models import Endpoint, EndpointStatusChange, Room, Unit
-from confsvc.scheduling import participants
-from confsvc.scheduling.models import Meeting, MeetingParticipant, Occurrence, OccurrenceParticipant, SiteReadiness
 
 #: The network's key in ``usage_days.unit_id`` (unit ids are positive); the same as ``usage_queries.TOTAL_KEY``.
 TOTAL_KEY = -1
@@ -101,12 +93,15 @@ class UsageDayState(SQLModel, table=True):
 
 
 class UsageDirty(SQLModel, table=True):
-    """A mark: something about local ``day`` changed after it may have been stored."""
+    """A mark: something about the UTC dates ``[first_day, last_day]`` changed after they may have been
+    stored. Written only by database triggers (migration ``20261208_usage_triggers``); a range already
+    holds one day of margin either side, so it covers every local date of the change in any zone."""
 
     __tablename__ = "usage_dirty"
 
     id: int | None = Field(default=None, primary_key=True)
-    day: date = Field(index=True)
+    first_day: date
+    last_day: date = Field(index=True)
 
 
 class UsageEpoch(SQLModel, table=True):
@@ -118,13 +113,15 @@ class UsageEpoch(SQLModel, table=True):
     epoch: int = 0
 
 
+#: The settings that shape a day's figures: zone, late-join minutes, working hours, and the longest
+#: meeting and check lead (they bound which occurrences the statements look at).
+FIGURE_SETTINGS = ("timezone", "late_join_minutes", "working_hours_start", "working_hours_end",
+                   "working_weekday_set", "max_meeting_duration_minutes", "max_check_lead_minutes")
+
+
 def fingerprint(settings: Settings) -> str:
-    """SHA-256 (hex) of the settings that shape a day's figures: zone, late-join minutes, working hours, and
-    the longest meeting and check lead (they bound which occurrences the statements look at)."""
-    parts = (settings.timezone, settings.late_join_minutes, settings.working_hours_start.isoformat(),
-             settings.working_hours_end.isoformat(), sorted(settings.working_weekday_set),
-             settings.max_meeting_duration_minutes, settings.max_check_lead_minutes)
-    return hashlib.sha256(repr(parts).encode()).hexdigest()
+    """``Settings.fingerprint`` of :data:`FIGURE_SETTINGS` (SHA-256, hex)."""
+    return settings.fingerprint(FIGURE_SETTINGS)
 
 
 def settled_before(settings: Settings, now: datetime) -> datetime:
@@ -142,6 +139,7 @@ class Snapshot:
     fresh: frozenset[date]
     marks: dict[date, list[int]]
     epoch: int
+    ranges: dict[int, tuple[date, date]] = field(default_factory=dict)
 
 
 def _epoch(session: Session) -> int:
@@ -153,13 +151,16 @@ def fresh_days(session: Session, settings: Settings, first: date, after: date) -
     the others, and the epoch; settledness is the caller's check (it depends on ``now`` only)."""
     epoch = _epoch(session)
     marks: dict[date, list[int]] = {}
-    for mark_id, day in session.execute(sa.select(UsageDirty.id, UsageDirty.day)
-                                        .where(UsageDirty.day >= first, UsageDirty.day < after)):
-        marks.setdefault(day, []).append(mark_id)
+    ranges: dict[int, tuple[date, date]] = {}
+    for mark_id, lo, hi in session.execute(sa.select(UsageDirty.id, UsageDirty.first_day, UsageDirty.last_day)
+                                           .where(UsageDirty.first_day < after, UsageDirty.last_day >= first)):
+        ranges[mark_id] = (lo, hi)
+        for n in range(max(lo, first).toordinal(), min(hi, after - timedelta(days=1)).toordinal() + 1):
+            marks.setdefault(date.fromordinal(n), []).append(mark_id)
     stored = session.execute(sa.select(UsageDayState.day).where(
         UsageDayState.day >= first, UsageDayState.day < after, UsageDayState.epoch == epoch,
         UsageDayState.fingerprint == fingerprint(settings))).scalars()
-    return Snapshot(frozenset(d for d in stored if d not in marks), marks, epoch)
+    return Snapshot(frozenset(d for d in stored if d not in marks), marks, epoch, ranges)
 
 
 def read_days(session: Session, days: list[tuple[int, date, date]], keys: list[int]) -> dict[tuple[int, int], dict]:
@@ -185,7 +186,8 @@ def store_days(session: Session, settings: Settings, snapshot: Snapshot,
 
     Uses ``session`` when it is a write session (the rows commit or roll back with the caller's work),
     else a write session of its own, committed here. Per day, in date order: upsert the state row (so
-    two stores of a day queue), delete the marks seen in ``snapshot`` and the old rows, insert the rows.
+    two stores of a day queue), delete the old rows, insert the rows; then the marks seen in ``snapshot``
+    on the stored days are deleted, each replaced by the runs of its days not stored here.
     """
     if not figures:
         return
@@ -200,14 +202,12 @@ def store_days(session: Session, settings: Settings, snapshot: Snapshot,
             state = insert(UsageDayState).values(day=day, epoch=snapshot.epoch, fingerprint=fp, computed_at=now)
             target.execute(state.on_conflict_do_update(
                 index_elements=["day"], set_={"epoch": snapshot.epoch, "fingerprint": fp, "computed_at": now}))
-            seen = snapshot.marks.get(day)
-            if seen:
-                target.execute(sa.delete(UsageDirty).where(UsageDirty.id.in_(seen)))
             target.execute(sa.delete(UsageDay).where(UsageDay.day == day))
             rows = [{"day": day, "unit_id": key, **{name: values.get(name) or 0 for name in FIGURES}}
                     for key, values in figures[day].items()]
             if rows:
                 target.execute(sa.insert(UsageDay), rows)
+        _consume_marks(target, snapshot, set(figures))
         if own:
             target.commit()
     finally:
@@ -215,171 +215,22 @@ def store_days(session: Session, settings: Settings, snapshot: Snapshot,
             target.close()
 
 
-# ---------------------------------------------------------------- marking what changed
-
-@dataclass
-class _Marks:
-    """What one flush touched: UTC intervals, occurrence and meeting ids, status changes, epoch bump."""
-
-    intervals: list[tuple[datetime, datetime]] = field(default_factory=list)
-    occurrences: set[int] = field(default_factory=set)
-    meetings: set[int] = field(default_factory=set)
-    status: list[tuple[int, datetime]] = field(default_factory=list)
-    epoch: bool = False
-
-    def __bool__(self) -> bool:
-        return bool(self.intervals or self.occurrences or self.meetings or self.status or self.epoch)
-
-
-def _old(obj: Any, name: str) -> Any:
-    """The value ``name`` had before this flush's change (the current one when unchanged)."""
-    history = attributes.get_history(obj, name)
-    return history.deleted[0] if history.deleted else getattr(obj, name)
-
-
-def _changed(obj: Any, *names: str) -> bool:
-    return any(attributes.get_history(obj, n).has_changes() for n in names)
-
-
-def _changes(session: OrmSession) -> _Marks:
-    marks = _Marks()
-    changed = [(o, "new") for o in session.new] + [(o, "dirty") for o in session.dirty] + \
-              [(o, "deleted") for o in session.deleted]
-    for obj, how in changed:
-        if isinstance(obj, Occurrence):
-            lead = _lead_margin(session, obj.meeting_id)
-            spans = [(obj.start, obj.end)] + ([(_old(obj, "start"), _old(obj, "end"))] if how == "dirty" else [])
-            marks.intervals += [(start - lead, end) for start, end in spans]
-        elif isinstance(obj, Meeting):
-            if how == "deleted":
-                marks.epoch = True
-            elif how == "dirty" and _changed(obj, "status", "check_lead_minutes") and obj.id is not None:
-                marks.meetings.add(obj.id)
-        elif isinstance(obj, MeetingParticipant):
-            marks.meetings.add(obj.meeting_id)
-        elif isinstance(obj, (OccurrenceParticipant, SiteReadiness)):
-            marks.occurrences.add(obj.occurrence_id)
-        elif isinstance(obj, CallRecord):
-            marks.occurrences.add(obj.occurrence_id)
-            if how == "dirty":
-                marks.occurrences.add(_old(obj, "occurrence_id"))
-        elif isinstance(obj, EndpointStatusChange):
-            marks.status.append((obj.endpoint_id, obj.at))
-        elif isinstance(obj, Endpoint):
-            marks.epoch |= how == "deleted" or (how == "dirty" and _changed(obj, "room_id"))
-        elif isinstance(obj, Room):
-            marks.epoch |= how == "deleted" or (how == "dirty" and _changed(obj, "unit_id"))
-        elif isinstance(obj, Unit):
-            marks.epoch |= how == "deleted" or (how == "dirty" and _changed(obj, "parent_id"))
-    return marks
-
-
-def _lead_margin(session: OrmSession, meeting_id: int | None) -> timedelta:
-    """The check lead of ``meeting_id`` from the identity map when loaded, else one day (an upper bound
-    for marking: a mark of too many days only costs a recomputation)."""
-    meeting = session.identity_map.get(identity_key(Meeting, meeting_id)) if meeting_id else None
-    return timedelta(minutes=meeting.check_lead_minutes) if meeting is not None else timedelta(days=1)
-
-
-def _occurrence_windows(conn: sa.Connection, marks: _Marks, now: datetime) -> list[tuple[datetime, datetime]]:
-    """``[start − check lead, end)`` of the occurrences the marks name, of every occurrence of the marked
-    meetings, and of the occurrences whose faults a status change can alter (the endpoint's occurrences
-    not yet ended at the change whose window had opened by ``now``)."""
-    o, m = Occurrence.__table__, Meeting.__table__
-    base = sa.select(o.c.start, o.c.end, m.c.check_lead_minutes).join(m, m.c.id == o.c.meeting_id)
-    rows: list[Any] = []
-    if marks.occurrences:
-        rows += conn.execute(base.where(o.c.id.in_(sorted(marks.occurrences)))).all()
-    if marks.meetings:
-        rows += conn.execute(base.where(o.c.meeting_id.in_(sorted(marks.meetings)))).all()
-    for endpoint_id, at in marks.status:
-        # A week ahead bounds the scan; the exact condition (window opened by now) is checked below.
-        when = sa.select(o).where(o.c.end > at, o.c.start <= now + timedelta(days=7)).subquery("o")
-        taking_part = participants.endpoint_rows(when, endpoint_ids=endpoint_id).subquery("taking_part")
-        candidates = conn.execute(base.where(o.c.id.in_(sa.select(taking_part.c.occurrence_id)))).all()
-        rows += [r for r in candidates if _aware(r[0]) - timedelta(minutes=r[2]) <= now]
-    return [(_aware(start) - timedelta(minutes=lead), _aware(end)) for start, end, lead in rows]
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def _days(intervals: Iterable[tuple[datetime, datetime]]) -> set[date]:
-    """Every UTC date an interval touches, widened by one day each side: a superset of the local dates it
-    touches in any zone between UTC−12 and UTC+14."""
-    days: set[date] = set()
-    for lo, hi in intervals:
-        lo, hi = _aware(lo).astimezone(UTC).date(), _aware(hi).astimezone(UTC).date()
-        day = lo - timedelta(days=1)
-        while day <= hi + timedelta(days=1):
-            days.add(day)
-            day += timedelta(days=1)
-    return days
-
-
-def _write_marks(conn: sa.Connection, marks: _Marks) -> None:
-    days = _days(marks.intervals + _occurrence_windows(conn, marks, utc_now()))
-    if days:
-        conn.execute(sa.insert(UsageDirty), [{"day": d} for d in sorted(days)])
-    if marks.epoch:
-        bump = conn.execute(sa.update(UsageEpoch).where(UsageEpoch.id == 1).values(epoch=UsageEpoch.epoch + 1))
-        if bump.rowcount == 0:
-            conn.execute(sa.insert(UsageEpoch).values(id=1, epoch=1))
-
-
-def install() -> None:
-    """Mark the usage summary's changed days on every flush and bulk statement of a tracked table
-    (listeners on every ORM ``Session``). Idempotent; ``main.install_hooks`` calls it."""
-    if not event.contains(OrmSession, "after_flush", _after_flush):
-        event.listen(OrmSession, "after_flush", _after_flush)
-    if not event.contains(OrmSession, "do_orm_execute", _on_bulk):
-        event.listen(OrmSession, "do_orm_execute", _on_bulk)
-
-
-def _after_flush(session: OrmSession, _context: Any) -> None:
-    """Append ``usage_dirty`` marks for what this flush changed (see the module docstring)."""
-    marks = _changes(session)
-    if marks:
-        _write_marks(session.connection(), marks)
-
-
-#: Bulk statements on these tables name their rows only in the WHERE clause; see :func:`_on_bulk`.
-_BULK_COLUMNS = {"meeting_participants": ("meeting_id", "meetings"),
-                 "occurrence_participants": ("occurrence_id", "occurrences")}
-_TRACKED_TABLES = {model.__tablename__ for model in (Occurrence, Meeting, MeetingParticipant, OccurrenceParticipant,
-                                                      SiteReadiness, CallRecord, EndpointStatusChange, Endpoint,
-                                                      Room, Unit)}
-
-
-def _equal_values(clause: Any, column: str) -> list[int] | None:
-    """The values ``v`` of every ``<column> = :v`` or ``<column> IN (:v…)`` ANDed into ``clause``; None
-    when there is none."""
-    found: list[int] = []
-    for criterion in sa.sql.visitors.iterate(clause):
-        if isinstance(criterion, sa.sql.elements.BinaryExpression) and getattr(criterion.left, "name", None) == column:
-            right = criterion.right
-            if isinstance(right, sa.sql.elements.BindParameter):
-                value = right.effective_value
-                found += list(value) if isinstance(value, (list, tuple)) else [value]
-    return found or None
-
-
-def _on_bulk(state: ORMExecuteState) -> None:
-    """Bulk ``UPDATE``/``DELETE`` statements bypass flushes. On the participant tables the rows are named by
-    ``meeting_id`` / ``occurrence_id`` in the WHERE clause (``scheduling.editing`` replaces a list that
-    way); any other bulk change of a tracked table bumps the epoch (everything is computed again)."""
-    if not (state.is_update or state.is_delete):
-        return
-    table = getattr(state.statement, "table", None)
-    name = getattr(table, "name", None)
-    if name not in _TRACKED_TABLES:
-        return
-    marks = _Marks()
-    column, kind = _BULK_COLUMNS.get(name, (None, None))
-    ids = _equal_values(state.statement.whereclause, column) if column else None
-    if ids is None:
-        marks.epoch = True
-    else:
-        getattr(marks, kind).update(ids)
-    _write_marks(state.session.connection(), marks)
+def _consume_marks(session: Session, snapshot: Snapshot, stored: set[date]) -> None:
+    """Delete the marks ``snapshot`` saw on the ``stored`` days; a mark's days outside ``stored`` stay marked
+    (new marks of their runs). Marks written after the snapshot are not touched."""
+    seen = sorted({mark_id for day in stored for mark_id in snapshot.marks.get(day, ())})
+    remainders: list[dict[str, date]] = []
+    for mark_id in seen:
+        lo, hi = snapshot.ranges[mark_id]
+        run: list[date] = []
+        for n in range(lo.toordinal(), hi.toordinal() + 2):
+            day = date.fromordinal(n)
+            if n <= hi.toordinal() and day not in stored:
+                run.append(day)
+            elif run:
+                remainders.append({"first_day": run[0], "last_day": run[-1]})
+                run = []
+    for i in range(0, len(seen), 500):
+        session.execute(sa.delete(UsageDirty).where(UsageDirty.id.in_(seen[i:i + 500])))
+    if remainders:
+        session.execute(sa.insert(UsageDirty), remainders)

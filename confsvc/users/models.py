@@ -15,6 +15,9 @@ class Role(str, enum.Enum):
     """SPEC "Who uses it". Operators and requesters act only within their units (and those units' sub-units).
 
     A requester (đơn vị đăng ký) submits meeting requests for its units and sees their status (issue 15).
+    Provinces are tenants (issue 14): a user with a ``province_id`` acts only inside that province; a
+    user without one is national (e.g. the secretariat of Văn phòng Chính phủ) and sees and books
+    across provinces.
     """
 
     admin = "admin"
@@ -32,6 +35,9 @@ class User(SQLModel, table=True):
     full_name: str = Field(default="", max_length=200)
     email: str | None = Field(default=None, max_length=254)
     role: Role = Field(sa_column=enum_column(Role))
+    province_id: int | None = Field(default=None, foreign_key="units.id", index=True, ondelete="RESTRICT",
+                                    description="The province (tenant) the user acts in; none: the whole deployment "
+                                                "(the national role, or a deployment-wide admin).")
     password_hash: str = Field(max_length=255)
     active: bool = Field(default=True)
     created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)

@@ -9,7 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from confsvc.errors import Forbidden
+import sqlalchemy as sa
+
+from confsvc.errors import Forbidden, NotFound
 from confsvc.users.models import Role
 
 
@@ -45,14 +47,24 @@ class _HasStatus(Protocol):
 class Principal:
     """An authenticated user.
 
-    ``unit_ids`` is the operator's (or requester's) scope with every sub-unit expanded; ``None`` means the
-    whole deployment (admin, secretariat, viewer).
+    ``unit_ids`` is every unit the principal sees, sub-units expanded; ``None`` means the whole
+    deployment. An operator's (or requester's) are their assigned units; for the other roles they are
+    ``scope``.
+
+    ``scope`` is the tenant (issue 14): the units of the user's province (``province_id``), or ``None``
+    for a national user (no province: e.g. Văn phòng Chính phủ's secretariat, who sees and books
+    across provinces) and for any user of a deployment holding a single province (which behaves as
+    before provinces were tenants). Every read and write of a province's
+    objects is checked against it here — :meth:`in_scope`, :meth:`require_in_scope`, :meth:`scope_filter`
+    — and nowhere else.
     """
 
     user_id: int
     username: str
     role: Role
     unit_ids: frozenset[int] | None
+    province_id: int | None = None
+    scope: frozenset[int] | None = None
 
     @property
     def is_admin(self) -> bool:
@@ -166,11 +178,46 @@ class Principal:
         """Sees only the requests they submitted."""
         return self.role is Role.requester
 
+    @property
+    def unit_scoped(self) -> bool:
+        """Acts only within assigned units (operators, requesters), not a whole province."""
+        return self.role in (Role.operator, Role.requester)
+
+    @property
+    def national(self) -> bool:
+        """Sees and acts across provinces (no tenant scope)."""
+        return self.scope is None
+
+    def in_scope(self, unit_id: int | None) -> bool:
+        """``unit_id`` is inside the principal's province (``None``, a unit-less object such as a shared
+        bridge, is inside every province)."""
+        return self.scope is None or unit_id is None or unit_id in self.scope
+
+    def require_in_scope(self, unit_id: int | None, what: str = "object") -> None:
+        """Raises NotFound (404, ``not_found``) for an object of another province: its existence is not
+        revealed (issue 14)."""
+        if not self.in_scope(unit_id):
+            raise NotFound(f"{what} not found")
+
+    def scope_filter(self, unit_column: Any, *, shared: bool = False) -> Any:
+        """SQL condition keeping the rows whose ``unit_column`` is inside the principal's province
+        (``sa.true()`` without a scope); ``shared`` also keeps NULL (objects of no province)."""
+        if self.scope is None:
+            return sa.true()
+        inside = unit_column.in_(sorted(self.scope))
+        return sa.or_(unit_column.is_(None), inside) if shared else inside
+
+    def units_filter(self, unit_column: Any) -> Any:
+        """SQL condition keeping rows whose ``unit_column`` the principal sees (``unit_ids``)."""
+        return sa.true() if self.unit_ids is None else unit_column.in_(sorted(self.unit_ids))
+
     def can_see_unit(self, unit_id: int) -> bool:
         return self.unit_ids is None or unit_id in self.unit_ids
 
     def require_unit(self, unit_id: int) -> None:
-        """Raises Forbidden when ``unit_id`` is outside the principal's scope (SPEC: scoped permissions)."""
+        """Raises Forbidden when ``unit_id`` is outside the principal's scope (SPEC: scoped permissions);
+        NotFound when it is outside their province (issue 14: another tenant's objects are not revealed)."""
+        self.require_in_scope(unit_id, "unit")
         if not self.can_see_unit(unit_id):
             raise Forbidden("outside your units", code="forbidden_scope")
 

@@ -42,16 +42,21 @@ def me(session: SessionDep, principal: CurrentPrincipal):
 def list_users(session: SessionDep, principal: CurrentPrincipal):
     """Admin only."""
     principal.require_role(Role.admin)
-    return [_public(session, u) for u in session.exec(select(User).order_by(User.username)).all()]
+    query = select(User).where(service.users_filter(principal)).order_by(User.username)
+    return [_public(session, u) for u in session.exec(query).all()]
 
 
 @router.post("/users", response_model=schemas.UserPublic, status_code=status.HTTP_201_CREATED)
 def create_user(data: schemas.UserCreate, session: SessionDep, principal: CurrentPrincipal):
-    """Admin only. 409 ``duplicate_username``; 422 ``unknown_unit`` / ``operator_without_units``."""
+    """Admin only. 409 ``duplicate_username``; 422 ``unknown_unit`` / ``operator_without_units`` /
+    ``not_a_province``. ``province_code``: the province the user acts in (issue 14; default: that of
+    their units, or the only one); an admin kept in a province creates users of their own province."""
     principal.require_role(Role.admin)
     unit_ids = service.unit_ids_for_codes(session, data.unit_codes) if data.unit_codes else []
+    province_id = service.unit_ids_for_codes(session, [data.province_code])[0] if data.province_code else None
     user = service.create_user(session, username=data.username, password=data.password, role=data.role,
-                               full_name=data.full_name, email=data.email, unit_ids=unit_ids)
+                               full_name=data.full_name, email=data.email, unit_ids=unit_ids,
+                               province_id=province_id, creator=principal)
     return _public(session, user)
 
 

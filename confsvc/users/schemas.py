@@ -20,6 +20,7 @@ class UserCreate(BaseModel):
     full_name: Annotated[str, Field(max_length=200)] = ""
     email: EmailStr | None = None
     unit_codes: list[Annotated[str, Field(max_length=10)]] = []
+    province_code: Annotated[str, Field(max_length=10)] | None = None
 
 
 class UserPublic(BaseModel):
@@ -31,6 +32,7 @@ class UserPublic(BaseModel):
     role: Role
     active: bool
     unit_ids: list[int] = []
+    province_id: int | None = None
 
 
 class UserUpdate(BaseModel):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, select
@@ -20,7 +21,40 @@ SCOPED_ROLES = frozenset({Role.operator, Role.requester})
 # A light reference to the inventory's unit tree, so scope expansion needs no import of the
 # endpoints domain (imports flow core ← endpoints, never back).
 _units = sa.table("units", sa.column("id", sa.Integer), sa.column("parent_id", sa.Integer),
-                  sa.column("code", sa.String))
+                  sa.column("code", sa.String), sa.column("level", sa.String))
+
+
+
+def province_count(session: Session) -> int:
+    """How many provinces the deployment holds (units of level ``province``)."""
+    return int(session.exec(sa.select(sa.func.count()).select_from(_units)
+                            .where(_units.c.level == "province")).scalar_one())
+
+
+def provinces_of(session: Session, unit_ids: set[int]) -> set[int]:
+    """The provinces (top units of level ``province``) ``unit_ids`` lie in, through a recursive CTE."""
+    if not unit_ids:
+        return set()
+    up = sa.select(_units.c.id, _units.c.parent_id, _units.c.level).where(_units.c.id.in_(unit_ids)).cte(
+        "up", recursive=True)
+    up = up.union_all(sa.select(_units.c.id, _units.c.parent_id, _units.c.level)
+                      .where(_units.c.id == up.c.parent_id))
+    return set(session.exec(sa.select(up.c.id).where(up.c.level == "province")).scalars())
+
+
+def default_province(session: Session, role: Role, unit_ids: list[int]) -> int | None:
+    """The province a new user acts in (issue 14): the province of their units, or the deployment's
+    only province, or none (a national user).
+
+    Raises Invalid (``units_in_several_provinces``) when the units lie in more than one province."""
+    if unit_ids:
+        provinces = provinces_of(session, set(unit_ids))
+        if len(provinces) > 1:
+            raise Invalid("a user's units must lie in one province", code="units_in_several_provinces")
+        if provinces:
+            return provinces.pop()
+    only = session.exec(sa.select(_units.c.id).where(_units.c.level == "province").limit(2)).scalars().all()
+    return only[0] if len(only) == 1 else None
 
 
 def expand_units(session: Session, unit_ids: set[int]) -> frozenset[int]:
@@ -50,14 +84,33 @@ def create_user(
     full_name: str = "",
     email: str | None = None,
     unit_ids: list[int] | None = None,
+    province_id: int | None = None,
+    creator: Principal | None = None,
 ) -> User:
     """Create a user. Operators must have at least one unit; other roles must have none.
 
+    ``province_id`` (a unit of level ``province``) is the tenant the user acts in (issue 14); by default
+    :func:`default_province`. A ``creator`` kept in a province creates users of that province only.
+
     Raises:
-        Invalid: bad role/unit combination; ``weak_password`` (``security.password_weakness``).
+        Invalid: bad role/unit combination; ``weak_password`` (``security.password_weakness``);
+        ``not_a_province``, ``units_outside_province``, ``units_in_several_provinces``.
+        NotFound: ``creator`` names a unit outside their province.
         Conflict: ``username`` taken (code ``duplicate_username``).
     """
     unit_ids = unit_ids or []
+    if creator is not None:
+        for unit_id in unit_ids:
+            creator.require_in_scope(unit_id, "unit")
+        if creator.scope is not None:
+            province_id = creator.province_id
+    if province_id is None:
+        province_id = default_province(session, role, unit_ids)
+    else:
+        if province_id not in provinces_of(session, {province_id}):
+            raise Invalid("a user's province must be a unit of level province", code="not_a_province")
+        if unit_ids and provinces_of(session, set(unit_ids)) - {province_id}:
+            raise Invalid("a user's units must lie in their province", code="units_outside_province")
     if role in SCOPED_ROLES and not unit_ids:
         raise Invalid(f"{'an operator' if role is Role.operator else 'a requester'} needs at least one unit",
                       code="operator_without_units")
@@ -67,7 +120,7 @@ def create_user(
     if session.exec(select(User.id).where(User.username == username)).first() is not None:
         raise Conflict(f"username {username!r} already exists", code="duplicate_username")
     user = User(username=username, password_hash=security.hash_password(password), role=role,
-                full_name=full_name, email=email)
+                full_name=full_name, email=email, province_id=province_id)
     session.add(user)
     session.flush()
     for unit_id in dict.fromkeys(unit_ids):
@@ -100,6 +153,22 @@ def change_password(session: Session, user_id: int, current_password: str, new_p
     return user
 
 
+def user_in_scope(session: Session, principal: Principal, user_id: int) -> bool:
+    """``user_id`` acts inside ``principal``'s province (issue 14): always without a scope; else the
+    user's province is inside it (national and province-less users are outside every province)."""
+    if principal.scope is None:
+        return True
+    user = session.get(User, user_id)
+    return user is not None and user.province_id is not None and principal.in_scope(user.province_id)
+
+
+def users_filter(principal: Principal) -> Any:
+    """SQL condition keeping the users of ``principal``'s province (``sa.true()`` without a scope)."""
+    if principal.scope is None:
+        return sa.true()
+    return principal.scope_filter(User.province_id)
+
+
 def update_user(session: Session, principal: Principal, user_id: int, *, role: Role | None = None,
                 active: bool | None = None, password: str | None = None) -> User:
     """An administrator changes a user's role, disables or enables them, or sets a password.
@@ -115,7 +184,7 @@ def update_user(session: Session, principal: Principal, user_id: int, *, role: R
     """
     principal.require_role(Role.admin)
     user = session.get(User, user_id)
-    if user is None:
+    if user is None or not user_in_scope(session, principal, user_id):
         raise NotFound(f"user {user_id} not found", code="user_not_found")
     if user.id == principal.user_id and (active is False or (role is not None and role is not Role.admin)):
         raise Invalid("an administrator may not disable or demote themselves", code="own_admin_access")
@@ -172,11 +241,21 @@ def revoke_web_sessions(session: Session, user_id: int) -> None:
 
 
 def principal_for(session: Session, user: User) -> Principal:
-    unit_ids: frozenset[int] | None = None
+    """The principal of ``user``: assigned units (operators, requesters) expanded to sub-units, and the
+    province scope (issue 14) — none for a national user (no province) or in a deployment holding one
+    province (which behaves as before)."""
+    scope: frozenset[int] | None = None
+    province_id = user.province_id
+    if province_id is not None and province_count(session) > 1:
+        scope = expand_units(session, {province_id})
+    unit_ids: frozenset[int] | None = scope
     if user.role in SCOPED_ROLES:
         assigned = set(session.exec(select(UserUnit.unit_id).where(UserUnit.user_id == user.id)).all())
         unit_ids = expand_units(session, assigned)
-    return Principal(user_id=user.id, username=user.username, role=user.role, unit_ids=unit_ids)
+        if scope is not None:
+            unit_ids &= scope
+    return Principal(user_id=user.id, username=user.username, role=user.role, unit_ids=unit_ids,
+                     province_id=province_id, scope=scope)
 
 
 def authenticate(session: Session, username: str, password: str) -> User:
@@ -248,9 +327,10 @@ def list_tokens(session: Session, user_id: int) -> list[ApiToken]:
 
 
 def revoke_token(session: Session, principal: Principal, token_id: int) -> ApiToken:
-    """Revoke a token of one's own (admins: anyone's). Raises NotFound for others' tokens."""
+    """Revoke a token of one's own (admins: anyone's in their province). Raises NotFound for others' tokens."""
     token = session.get(ApiToken, token_id)
-    if token is None or (token.user_id != principal.user_id and not principal.is_admin):
+    if token is None or (token.user_id != principal.user_id and not (
+            principal.is_admin and user_in_scope(session, principal, token.user_id))):
         raise NotFound(f"token {token_id} not found")
     if token.revoked_at is None:
         token.revoked_at = utc_now()

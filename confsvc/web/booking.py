@@ -9,8 +9,10 @@ and writes no sentence of its own.
 
 Form fields: ``title``, ``description``, ``date`` (dd/mm/yyyy), ``start_time`` / ``end_time``
 (HH:MM, 24-hour, local), ``check_lead_minutes``, ``chair_room_id``, ``participant_room_ids`` (many),
-``bridge_id`` (empty = automatic), ``repeat`` (``none``/``weekly``/``monthly``) with ``repeat_count``
-or ``repeat_until`` (dd/mm/yyyy).
+``bridge_id`` (empty = automatic), ``repeat`` (``none``/``daily``/``weekly``/``monthly``, weekly with
+``repeat_byday`` boxes) with ``repeat_count`` or ``repeat_until`` (dd/mm/yyyy): ``web.repeat``. The
+participants and repeat fields and the script are the booking component the edit screens share
+(``web.edit``, issue 13).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from confsvc.scheduling.errors import BookingConflict
 from confsvc.scheduling.schemas import MeetingCreate
 from confsvc.text import fold
 from confsvc.web import i18n
+from confsvc.web import repeat as repeat_form
 from confsvc.web import site_groups as site_group_web
 from confsvc.web.common import (
     CSRF_HEADER,
@@ -80,6 +83,7 @@ MESSAGES = {
     "suggest_none": N_("No free slot in the next two weeks."),
     "suggest": N_("Find free slots"),
     "selected": N_("%(n)s rooms selected"),
+    "shown": N_("%(n)s units shown"),
     "error": N_("The schedule could not be checked: %(detail)s"),
     "bad_date": N_("The date or a time is not valid: write the date as dd/mm/yyyy (a day of the calendar) and times as HH:MM."),
 }
@@ -181,19 +185,9 @@ def _ids(values: list[str]) -> list[int]:
     return [int(v) for v in values if v.strip().isdigit()]
 
 
-def rrule_for(repeat: str, count: str, until: str) -> str | None:
-    """``FREQ=WEEKLY|MONTHLY`` with ``COUNT`` or a local ``UNTIL`` (end of that day); ``None`` for once."""
-    if repeat not in ("weekly", "monthly"):
-        return None
-    freq = "WEEKLY" if repeat == "weekly" else "MONTHLY"
-    if count.strip():
-        if not count.strip().isdigit() or not 1 <= int(count) <= 500:
-            raise Invalid(_("Number of occurrences: a whole number from 1 to 500."), code="invalid_form")
-        return f"FREQ={freq};COUNT={int(count)}"
-    if until.strip():
-        last = _parse_date(until, _("Repeat until"))
-        return f"FREQ={freq};UNTIL={last:%Y%m%d}T235959"
-    raise Invalid(_("A repeating meeting needs a number of occurrences or an end date."), code="invalid_form")
+def rrule_for(repeat: str, count: str, until: str, byday: list[str] | None = None) -> str | None:
+    """The form's repeat fields as one RRULE value (``web.repeat.rrule_for``); ``None`` for once."""
+    return repeat_form.rrule_for(repeat, count, until, byday or [])
 
 
 def form_to_meeting(form: dict[str, Any], settings: Settings) -> MeetingCreate:
@@ -213,7 +207,8 @@ def form_to_meeting(form: dict[str, Any], settings: Settings) -> MeetingCreate:
         "chair_room_id": chair[0], "participant_room_ids": [r for r in _ids(form.get("participant_room_ids", []))
                                                             if r != chair[0]],
         "start": start, "end": end, "bridge_id": (_ids([form.get("bridge_id", "")]) or [None])[0],
-        "rrule": rrule_for(form.get("repeat", "none"), form.get("repeat_count", ""), form.get("repeat_until", "")),
+        "rrule": rrule_for(form.get("repeat", "none"), form.get("repeat_count", ""), form.get("repeat_until", ""),
+                           list(form.get("repeat_byday", []))),
     }
     if lead:
         if not lead.isdigit():
@@ -253,37 +248,63 @@ def validation_text(exc: ValidationError) -> str:
 
 # ---------------------------------------------------------------- pages
 
-def _form_context(session: Session, who: Viewer, settings: Settings, form: dict[str, Any]) -> dict[str, Any]:
-    # A requester chairs from their own units but may invite any room (``scheduling.requests``):
-    # the participant lists show every unit, as to a viewer.
-    listing = dataclasses.replace(who.principal, unit_ids=None) if who.requests_only else who.principal
+def picker_units(session: Session, who: Viewer) -> list[dict[str, Any]]:
+    """The booking component's units with rooms, in the one Vietnamese order of units and rooms
+    (``endpoints.service.unit_order``, ``confsvc.collation``): ``[{"id", "name", "level", "search"
+    (folded name and room names, ``confsvc.text.fold``), "rooms": [{"id", "name"}]}]``.
+
+    A requester chairs from their own units but may invite any room (``scheduling.requests``): the
+    list shows every unit, as to a viewer."""
+    listing = dataclasses.replace(who.principal, unit_ids=who.principal.scope) if who.requests_only else who.principal
     units, _total = inventory.list_units(session, listing, limit=10000)
     rooms, _total = inventory.list_rooms(session, listing, limit=100000)
     by_unit: dict[int, list[dict[str, Any]]] = {}
     for room in rooms:
         by_unit.setdefault(room.unit_id, []).append({"id": room.id, "name": room.name})
-    unit_rows = [{"id": u.id, "name": u.name, "level": u.level.value, "search": fold(u.name),
-                  "rooms": by_unit[u.id]} for u in units if u.id in by_unit]
-    bridges, _total = inventory.list_bridges(session, who.principal, limit=1000)
-    chosen = set(_ids(form.get("participant_room_ids", [])))
-    default_chair = next((u["rooms"][0]["id"] for u in unit_rows if u["level"] == UnitLevel.province.value), None)
+    return [{"id": u.id, "name": u.name, "level": u.level.value,
+             "search": fold(" ".join([u.name, *(r["name"] for r in by_unit[u.id])])), "rooms": by_unit[u.id]}
+            for u in units if u.id in by_unit]
+
+
+def component_context(session: Session, who: Viewer, form: dict[str, Any]) -> dict[str, Any]:
+    """What the booking component (``_picker.html``, ``_repeat.html``, ``static/booking.js``) needs on
+    the new, series-edit and occurrence-edit pages: units, chosen rooms, site groups, weekday boxes
+    and the script's messages."""
     messages = {k: _(v) for k, v in MESSAGES.items()}
     messages.update({f"kind_{k}": _(v) for k, v in KIND_LABELS.items()})
-    messages["weekdays"] = [i18n.VI_WEEKDAYS[i] if i18n.current_language() == "vi"
-                            else ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")[i]
-                            for i in range(7)]
-    chair_units = ([u for u in unit_rows if who.principal.can_see_unit(u["id"])]  # type: ignore[arg-type]
+    messages["weekdays"] = repeat_form.weekday_names()
+    return {"units": picker_units(session, who), "chosen": set(_ids(form.get("participant_room_ids", []))),
+            "site_groups": site_group_web.picker_options(session, who), "messages": messages,
+            "weekdays": repeat_form.weekday_options(form.get("repeat_byday", [])),
+            "repeat_labels": {k: _(v) for k, v in repeat_form.LABELS.items()}}
+
+
+def _form_context(session: Session, who: Viewer, settings: Settings, form: dict[str, Any]) -> dict[str, Any]:
+    component = component_context(session, who, form)
+    unit_rows = component["units"]
+    bridges, _total = inventory.list_bridges(session, who.principal, limit=1000)
+    default_chair = next((u["rooms"][0]["id"] for u in unit_rows if u["level"] == UnitLevel.province.value), None)
+    chair_units = ([u for u in unit_rows if who.principal.can_see_unit(u["id"])]
                    if who.requests_only else unit_rows)
     if who.requests_only:
         default_chair = chair_units[0]["rooms"][0]["id"] if chair_units else None
     return {
-        "form": form, "units": unit_rows, "chosen": chosen, "chair_units": chair_units,
-        "as_request": who.requests_only,
+        **component, "form": form, "chair_units": chair_units, "as_request": who.requests_only,
         "chair_room_id": int(form["chair_room_id"]) if str(form.get("chair_room_id", "")).isdigit() else default_chair,
         "bridges": [{"id": b.id, "name": b.name, "ports": b.port_capacity} for b in bridges if b.active],
-        "messages": messages, "default_lead": settings.default_check_lead_minutes,
-        "site_groups": site_group_web.picker_options(session, who),
+        "default_lead": settings.default_check_lead_minutes, "check_url": None,
+        "repeat_choices": ["none", "daily", "weekly", "monthly"],
+        "summary": repeat_form.summary(_form_rule(form), settings.zone),
     }
+
+
+def _form_rule(form: dict[str, Any]) -> str | None:
+    """The form's rule, or None when it is not valid yet (the summary then says "Does not repeat")."""
+    try:
+        return rrule_for(form.get("repeat", "none"), form.get("repeat_count", ""), form.get("repeat_until", ""),
+                         list(form.get("repeat_byday", [])))
+    except Invalid:
+        return None
 
 
 def _defaults(settings: Settings) -> dict[str, Any]:
@@ -292,7 +313,8 @@ def _defaults(settings: Settings) -> dict[str, Any]:
         day += timedelta(days=1)
     return {"title": "", "description": "", "date": day.strftime(DATE_FORMAT), "start_time": "08:00",
             "end_time": "10:00", "check_lead_minutes": str(settings.default_check_lead_minutes),
-            "repeat": "none", "repeat_count": "", "repeat_until": "", "bridge_id": "", "participant_room_ids": [],
+            "repeat": "none", "repeat_count": "", "repeat_until": "", "repeat_byday": [], "bridge_id": "",
+            "participant_room_ids": [],
             "idempotency_key": uuid.uuid4().hex}
 
 
@@ -351,8 +373,10 @@ def check(request: Request, session: SessionDep, data: MeetingCreate):
     except ConfsvcError as exc:
         return JSONResponse({"ok": False, "lines": [], "warnings": [], "error": refusal_message(exc)},
                             status_code=exc.status_code)
+    first = i18n.local(data.start, settings.zone).date() if data.start.tzinfo else data.start.date()
     return JSONResponse({"ok": result["ok"], "lines": conflict_messages(result["conflicts"], settings.zone),
-                         "warnings": warning_messages(result["warnings"])})
+                         "warnings": warning_messages(result["warnings"]),
+                         "summary": repeat_form.summary(data.rrule, settings.zone, first)})
 
 
 @router.post("/meetings/new", response_class=HTMLResponse)
@@ -361,7 +385,8 @@ def book(request: Request, session: SessionDep, csrf: FormText = "", title: Form
          check_lead_minutes: FormText = "", chair_room_id: FormText = "",
          participant_room_ids: Annotated[list[str], Form(max_length=5000)] = [],  # noqa: B006 (FastAPI form list)
          bridge_id: FormText = "", repeat: FormText = "none", repeat_count: FormText = "",
-         repeat_until: FormText = "", idempotency_key: FormText = ""):
+         repeat_until: FormText = "", idempotency_key: FormText = "",
+         repeat_byday: Annotated[list[str], Form(max_length=7)] = []):  # noqa: B006 (FastAPI form list)
     """Book through ``scheduling.creation.book_meeting`` (a requester: submit a request through
     ``scheduling.requests.submit``, then their list of requests); on a refusal the form comes back with
     every conflict in words and the values kept (the hidden ``idempotency_key`` too).
@@ -377,7 +402,8 @@ def book(request: Request, session: SessionDep, csrf: FormText = "", title: Form
     form = {"title": title, "description": description, "date": date, "start_time": start_time,
             "end_time": end_time, "check_lead_minutes": check_lead_minutes, "chair_room_id": chair_room_id,
             "participant_room_ids": participant_room_ids, "bridge_id": bridge_id, "repeat": repeat,
-            "repeat_count": repeat_count, "repeat_until": repeat_until, "idempotency_key": idempotency_key}
+            "repeat_count": repeat_count, "repeat_until": repeat_until, "repeat_byday": repeat_byday,
+            "idempotency_key": idempotency_key}
     try:
         data = form_to_meeting(form, settings)
         if who.requests_only:

@@ -1,6 +1,10 @@
-"""Edit screens: a meeting as a whole series (``scheduling.editing.edit_meeting``), one occurrence
-(``edit_occurrence``: move it or change its chair room), and an endpoint (admin,
-``endpoints.service.update_endpoint``). Same services as ``PATCH`` in the API: no rule is repeated here.
+"""Edit screens: a meeting as a whole series (``scheduling.editing.edit_meeting``), one occurrence in a
+scope ("Chỉ buổi này": ``edit_occurrence``; "Buổi này và các buổi sau": ``scheduling.series.split_series``;
+"Cả chuỗi": ``edit_meeting``), and an endpoint (admin, ``endpoints.service.update_endpoint``). Same
+services as the API: no rule is repeated here. The meeting screens use the booking component of the
+new-meeting page (``_picker.html``, ``_repeat.html``, ``static/booking.js``, issue 13); their live check
+(``…/edit/check``) runs the save itself and rolls it back, so it names exactly the conflicts the
+save would, never the meeting's own occurrences.
 
 Only what the form changed is sent, so an edit of the title of a series that began in the past does
 not re-check its past start. A refusal shows the form again with the values typed and the conflicts
@@ -11,28 +15,31 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Request
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from pydantic import ValidationError
 from sqlmodel import Session, select
 
+from confsvc import events
 from confsvc.db import PathId, SessionDep
 from confsvc.endpoints import service as inventory
 from confsvc.endpoints import unit_history
 from confsvc.endpoints import schemas as endpoint_schemas
 from confsvc.endpoints.models import Endpoint, LifecycleState, Protocol
 from confsvc.errors import ConfsvcError, Invalid
-from confsvc.scheduling import editing, reading
 from confsvc.scheduling import participants as participation
+from confsvc.scheduling import editing, reading, series
 from confsvc.scheduling.errors import BookingConflict
 from confsvc.scheduling.schemas import MeetingUpdate, OccurrenceUpdate
 from confsvc.web import i18n
-from confsvc.web.booking import DATE_FORMAT, TIME_FORMAT, _ids, _parse_date, _parse_time, conflict_messages
-from confsvc.web.common import (Viewer, booker, check_csrf, error_page, login_redirect, render,
-                                settings_of, viewer)
+from confsvc.web import repeat as repeat_form
+from confsvc.web.booking import (DATE_FORMAT, TIME_FORMAT, _ids, _parse_date, _parse_time, component_context,
+                                 conflict_messages, validation_text, warning_messages)
+from confsvc.web.common import (CSRF_HEADER, Viewer, booker, check_csrf, csrf_matches, error_page, login_redirect,
+                                render, settings_of, viewer)
 from confsvc.web.i18n import N_, _
 from confsvc.web.refusals import refusal_message
 
@@ -67,6 +74,115 @@ def _refusal(exc: ConfsvcError, zone: Any) -> tuple[list[Any], int]:
     return [refusal_message(exc)], exc.status_code if exc.status_code in (403, 404) else 422
 
 
+# ---------------------------------------------------------------- the posted form (save and live check)
+
+OptText = Annotated[str | None, Form(max_length=10000)]
+OptList = Annotated[list[str] | None, Form(max_length=5000)]
+
+
+def _posted(csrf: FormText = "", scope: OptText = None, title: OptText = None, description: OptText = None,
+            date: FormText = "", start_time: FormText = "", end_time: FormText = "",
+            check_lead_minutes: OptText = None, chair_room_id: FormText = "", participant_room_ids: OptList = None,
+            repeat: OptText = None, repeat_count: FormText = "", repeat_until: FormText = "",
+            repeat_byday: OptList = None, repeat_rule: FormText = "", participants_shown: OptText = None) -> dict[str, Any]:
+    """The edit screens' fields as posted; ``None`` for a field the form did not send (left as it was).
+    ``participants_shown`` (hidden, ``_picker.html``) tells "every box unticked" from "no list posted"."""
+    if participant_room_ids is None and participants_shown:
+        participant_room_ids = []
+    return {"csrf": csrf, "scope": scope, "title": title, "description": description, "date": date,
+            "start_time": start_time, "end_time": end_time, "check_lead_minutes": check_lead_minutes,
+            "chair_room_id": chair_room_id, "participant_room_ids": participant_room_ids,
+            "repeat": repeat, "repeat_count": repeat_count, "repeat_until": repeat_until,
+            "repeat_byday": repeat_byday or [], "repeat_rule": repeat_rule}
+
+
+Posted = Annotated[dict[str, Any], Depends(_posted)]
+SCOPES = ("this", "following", "series")
+
+
+def _rule(fields: dict[str, Any]) -> str | None:
+    return repeat_form.rrule_for(fields["repeat"], fields["repeat_count"], fields["repeat_until"],
+                                 fields["repeat_byday"], fields["repeat_rule"])
+
+
+def _same_rule(a: str | None, b: str | None, first: date) -> bool:
+    """Equal rules, a weekly BYDAY naming only the first day's weekday being the same as none (RFC 5545
+    §3.3.10: a WEEKLY rule without BYDAY recurs on DTSTART's weekday)."""
+    own = f"BYDAY={repeat_form.WEEKDAY_CODES[first.weekday()]};"
+
+    def canonical(rule: str | None) -> str:
+        return (rule or "").replace(own, "") if (rule or "").startswith("FREQ=WEEKLY;") else (rule or "")
+    return canonical(a) == canonical(b)
+
+
+def _series_changes(form: dict[str, Any], before: dict[str, Any]) -> dict[str, Any]:
+    """``MeetingUpdate`` values for what ``form`` changed against ``before`` (the same fields, as shown):
+    only those, so an edit of the title of a series that began in the past does not re-check its
+    past start. Raises Invalid (422) with a sentence in the request's language."""
+    changes: dict[str, Any] = {k: form[k].strip() if k == "title" else form[k] for k in ("title", "description")
+                               if form[k] is not None and form[k] != before[k]}
+    if (form["date"], form["start_time"], form["end_time"]) != (before["date"], before["start_time"],
+                                                                before["end_time"]):
+        changes["start"], changes["end"] = _times(form)
+    lead = form["check_lead_minutes"]
+    if lead is not None and lead != before["check_lead_minutes"]:
+        if not lead.strip().isdigit():
+            raise Invalid(_("Technical check: minutes before the start, a whole number."), code="invalid_form")
+        changes["check_lead_minutes"] = int(lead)
+    chair = _ids([form["chair_room_id"]])
+    posted = before["participant_room_ids"] if form["participant_room_ids"] is None else form["participant_room_ids"]
+    rooms = [r for r in _ids(posted) if not chair or r != chair[0]]
+    if chair and (str(chair[0]) != before["chair_room_id"] or sorted(rooms) != sorted(_ids(before["participant_room_ids"]))):
+        changes["chair_room_id"], changes["participant_room_ids"] = chair[0], rooms
+    if form["repeat"] is not None:
+        rule, was = _rule(form), _rule(before)
+        first = _parse_date(form["date"], _("Date")).date()
+        if not _same_rule(rule, was, first):
+            changes["rrule"] = rule or ""
+    return changes
+
+
+def _update(changes: dict[str, Any]) -> MeetingUpdate:
+    try:
+        return MeetingUpdate(**changes)
+    except ValidationError as exc:
+        raise Invalid(validation_text(exc), code="invalid_form") from None
+
+
+def _check_answer(request: Request, session: Session, run: Callable[[], Any], summary: str) -> JSONResponse:
+    """The live check of an edit screen: ``run()`` (the save itself) in this request's transaction,
+    then everything rolled back. ``{"ok", "lines" (``conflict_messages``), "warnings", "summary"}``;
+    bad input or a refusal other than a conflict: ``{"ok": false, "lines": [], "error"}`` with its status."""
+    if not csrf_matches(request, request.headers.get(CSRF_HEADER)):
+        return JSONResponse({"detail": "CSRF token missing or wrong; reload the page", "code": "csrf_failed"},
+                            status_code=403)
+    zone = settings_of(request).zone
+    try:
+        with events.dry_run(session):
+            result = run()
+    except BookingConflict as exc:
+        session.rollback()
+        return JSONResponse({"ok": False, "lines": conflict_messages(exc.conflicts, zone), "warnings": [],
+                             "summary": summary})
+    except ConfsvcError as exc:
+        session.rollback()
+        return JSONResponse({"ok": False, "lines": [], "warnings": [], "summary": summary,
+                             "error": refusal_message(exc)}, status_code=exc.status_code)
+    session.rollback()
+    warnings = warning_messages(getattr(result, "warnings", None) or [])
+    return JSONResponse({"ok": True, "lines": [], "warnings": warnings, "summary": summary})
+
+
+def _summary(form: dict[str, Any], before: dict[str, Any], zone: Any) -> str:
+    fields = before if form.get("repeat") is None else form
+    try:
+        rule = _rule(fields)
+        first = _parse_date(form.get("date") or before["date"], _("Date")).date()
+    except Invalid as exc:
+        return exc.detail
+    return repeat_form.summary(rule, zone, first)
+
+
 # ---------------------------------------------------------------- a meeting (whole series)
 
 def _meeting_form(session: Session, meeting: Any, zone: Any) -> dict[str, Any]:
@@ -77,21 +193,48 @@ def _meeting_form(session: Session, meeting: Any, zone: Any) -> dict[str, Any]:
     rooms = sorted({session.get(Endpoint, e).room_id for e in endpoint_ids})
     return {"title": meeting.title, "description": meeting.description, "date": day, "start_time": start,
             "end_time": end, "check_lead_minutes": str(meeting.check_lead_minutes),
-            "chair_room_id": str(meeting.chair_room_id), "participant_room_ids": [str(r) for r in rooms]}
+            "chair_room_id": str(meeting.chair_room_id), "participant_room_ids": [str(r) for r in rooms],
+            **_repeat_fields(meeting.rrule, zone, i18n.local(meeting.dtstart, zone).date())}
+
+
+def _repeat_fields(rule: str | None, zone: Any, first: date) -> dict[str, Any]:
+    fields = repeat_form.form_of(rule, zone)
+    if fields["repeat"] == "weekly" and not fields["repeat_byday"]:  # the rule's own weekday, shown ticked
+        fields["repeat_byday"] = [repeat_form.WEEKDAY_CODES[first.weekday()]]
+    return fields
+
+
+def _component(session: Session, who: Viewer, form: dict[str, Any], zone: Any, before: dict[str, Any],
+               choices: list[str]) -> dict[str, Any]:
+    shown = {**before, **{k: v for k, v in form.items() if v is not None}}
+    if form.get("repeat") is None:
+        shown.update({k: before[k] for k in before if k.startswith("repeat")})
+    return {**component_context(session, who, shown), "form": shown,
+            "chair_room_id": int(shown["chair_room_id"]) if str(shown["chair_room_id"]).isdigit() else None,
+            "summary": _summary(form, before, zone),
+            "repeat_choices": choices + (["custom"] if before["repeat"] == "custom" else [])}
 
 
 def _render_meeting(request: Request, session: Session, who: Viewer, meeting: Any, form: dict[str, Any],
-                    errors: list[str], status_code: int = 200) -> HTMLResponse:
+                    errors: list[Any], status_code: int = 200) -> HTMLResponse:
+    zone = settings_of(request).zone
+    before = _meeting_form(session, meeting, zone)
     return render(request, "edit_meeting.html", {
+        **_component(session, who, form, zone, before, ["none", "daily", "weekly", "monthly"]),
         "meeting": {"id": meeting.id, "title": meeting.title, "recurring": bool(meeting.rrule)},
-        "form": form, "units": _rooms_by_unit(session, who), "chosen": set(_ids(form["participant_room_ids"])),
-        "chair_room_id": int(form["chair_room_id"]) if str(form["chair_room_id"]).isdigit() else None,
-        "errors": errors}, who=who, status_code=status_code)
+        "check_url": f"/meetings/{meeting.id}/edit/check", "errors": errors}, who=who, status_code=status_code)
+
+
+def _save_meeting(request: Request, session: Session, who: Viewer, meeting: Any, form: dict[str, Any]) -> Any:
+    """The series edit: ``scheduling.editing.edit_meeting`` with what the form changed."""
+    changes = _series_changes(form, _meeting_form(session, meeting, settings_of(request).zone))
+    return editing.edit_meeting(session, settings_of(request), who.principal, meeting, _update(changes))
 
 
 @router.get("/meetings/{meeting_id}/edit", response_class=HTMLResponse)
 def edit_meeting_form(request: Request, session: SessionDep, meeting_id: PathId):
-    """The whole series' title, description, time, technical check, chair room and participants."""
+    """The whole series ("Cả chuỗi"): title, description, time, technical check, chair room,
+    participants (the booking component) and the repeat rule, with the live check."""
     who = booker(request, session)
     if not isinstance(who, Viewer):
         return who
@@ -99,17 +242,30 @@ def edit_meeting_form(request: Request, session: SessionDep, meeting_id: PathId)
         meeting = reading.get_meeting(session, who.principal, meeting_id)
     except ConfsvcError as exc:
         return error_page(request, exc, who)
-    return _render_meeting(request, session, who, meeting, _meeting_form(session, meeting, settings_of(request).zone),
-                           [])
+    return _render_meeting(request, session, who, meeting, {}, [])
+
+
+@router.post("/meetings/{meeting_id}/edit/check")
+def edit_meeting_check(request: Request, session: SessionDep, meeting_id: PathId, form: Posted):
+    """Live check of the series edit (``static/booking.js``): the save run and rolled back, so the
+    conflicts are exactly the save's, the meeting's own occurrences excluded (SPEC rule 6)."""
+    who = viewer(request, session)
+    if who is None:
+        return JSONResponse({"detail": "sign in first", "code": "unauthorized"}, status_code=401)
+    try:
+        meeting = reading.get_meeting(session, who.principal, meeting_id)
+    except ConfsvcError as exc:
+        return JSONResponse({"ok": False, "lines": [], "error": refusal_message(exc)}, status_code=exc.status_code)
+    zone = settings_of(request).zone
+    summary = _summary(form, _meeting_form(session, meeting, zone), zone)
+    return _check_answer(request, session, lambda: _save_meeting(request, session, who, meeting, form), summary)
 
 
 @router.post("/meetings/{meeting_id}/edit", response_class=HTMLResponse)
-def edit_meeting(request: Request, session: SessionDep, meeting_id: PathId, csrf: FormText = "", title: FormText = "",
-                 description: FormText = "", date: FormText = "", start_time: FormText = "", end_time: FormText = "",
-                 check_lead_minutes: FormText = "", chair_room_id: FormText = "",
-                 participant_room_ids: Annotated[list[str], Form(max_length=5000)] = []):  # noqa: B006
-    """Save through ``scheduling.editing.edit_meeting`` (exceptions and occurrence ids kept, SPEC rule 5)."""
-    check_csrf(request, csrf)
+def edit_meeting(request: Request, session: SessionDep, meeting_id: PathId, form: Posted):
+    """Save through ``scheduling.editing.edit_meeting`` (exceptions and occurrence ids kept, SPEC rule 5);
+    the repeat rule is validated there, as for ``PATCH /api/v1/meetings/{id}``."""
+    check_csrf(request, form["csrf"])
     who = viewer(request, session)
     if who is None:
         return login_redirect(request)
@@ -118,29 +274,8 @@ def edit_meeting(request: Request, session: SessionDep, meeting_id: PathId, csrf
         meeting = reading.get_meeting(session, who.principal, meeting_id)
     except ConfsvcError as exc:
         return error_page(request, exc, who)
-    form = {"title": title, "description": description, "date": date, "start_time": start_time,
-            "end_time": end_time, "check_lead_minutes": check_lead_minutes, "chair_room_id": chair_room_id,
-            "participant_room_ids": participant_room_ids}
-    before = _meeting_form(session, meeting, zone)
     try:
-        changes: dict[str, Any] = {k: form[k].strip() if k == "title" else form[k] for k in ("title", "description")
-                                   if form[k] != before[k]}
-        if (date, start_time, end_time) != (before["date"], before["start_time"], before["end_time"]):
-            changes["start"], changes["end"] = _times(form)
-        if check_lead_minutes != before["check_lead_minutes"]:
-            if not check_lead_minutes.strip().isdigit():
-                raise Invalid(_("Technical check: minutes before the start, a whole number."), code="invalid_form")
-            changes["check_lead_minutes"] = int(check_lead_minutes)
-        chair = _ids([chair_room_id])
-        rooms = [r for r in _ids(participant_room_ids) if not chair or r != chair[0]]
-        was_rooms = _ids(before["participant_room_ids"])
-        if chair and (str(chair[0]) != before["chair_room_id"] or sorted(rooms) != was_rooms):
-            changes["chair_room_id"], changes["participant_room_ids"] = chair[0], rooms
-        try:
-            data = MeetingUpdate(**changes)
-        except ValidationError as exc:
-            raise Invalid(f"{_('Title')}: {exc.errors()[0]['msg']}", code="invalid_form") from None
-        editing.edit_meeting(session, settings_of(request), who.principal, meeting, data)
+        _save_meeting(request, session, who, meeting, form)
     except ConfsvcError as exc:
         session.rollback()
         errors, status = _refusal(exc, zone)
@@ -149,73 +284,138 @@ def edit_meeting(request: Request, session: SessionDep, meeting_id: PathId, csrf
     return RedirectResponse(f"/meetings/{meeting.id}", status_code=303)
 
 
-# ---------------------------------------------------------------- one occurrence
+# ---------------------------------------------------------------- one occurrence, this and following, or all
+
+def _occurrence_form(session: Session, meeting: Any, occ: Any, zone: Any) -> dict[str, Any]:
+    """The occurrence as its screen shows it; the repeat fields are the following occurrences' rule
+    (``series.following_rule``: the COUNT left)."""
+    day, start = _local_parts(occ.start, zone)
+    _day, end = _local_parts(occ.end, zone)
+    found = participation.of_occurrence(session, meeting, occ)
+    rule = series.following_rule(meeting, occ.recurrence_id) if meeting.rrule else None
+    return {"date": day, "start_time": start, "end_time": end, "title": meeting.title,
+            "description": meeting.description, "check_lead_minutes": str(meeting.check_lead_minutes),
+            "chair_room_id": str(found.chair_room_id),
+            "participant_room_ids": [str(r) for r in found.room_ids if r != found.chair_room_id],
+            **_repeat_fields(rule, zone, i18n.local(occ.recurrence_id, zone).date())}
+
 
 def _render_occurrence(request: Request, session: Session, who: Viewer, meeting: Any, occ: Any, form: dict[str, Any],
-                       errors: list[str], status_code: int = 200) -> HTMLResponse:
+                       errors: list[Any], status_code: int = 200) -> HTMLResponse:
     zone = settings_of(request).zone
+    before = _occurrence_form(session, meeting, occ, zone)
+    scope = form.get("scope") if form.get("scope") in SCOPES else "this"
     return render(request, "edit_occurrence.html", {
-        "meeting": {"id": meeting.id, "title": meeting.title},
+        **_component(session, who, form, zone, before, ["none", "daily", "weekly", "monthly"]),
+        "meeting": {"id": meeting.id, "title": meeting.title, "recurring": bool(meeting.rrule)},
         "occurrence": {"id": occ.id, "when": i18n.fmt_range(occ.start, occ.end, zone)},
-        "form": form, "units": _rooms_by_unit(session, who),
-        "chair_room_id": int(form["chair_room_id"]) if str(form["chair_room_id"]).isdigit() else None,
+        "scope": scope, "check_url": f"/meetings/{meeting.id}/occurrences/{occ.id}/edit/check",
         "errors": errors}, who=who, status_code=status_code)
 
 
-def _occurrence_form(meeting: Any, occ: Any, zone: Any) -> dict[str, Any]:
-    day, start = _local_parts(occ.start, zone)
-    _day, end = _local_parts(occ.end, zone)
-    return {"date": day, "start_time": start, "end_time": end,
-            "chair_room_id": str(occ.chair_room_id or meeting.chair_room_id)}
+def _save_occurrence(request: Request, session: Session, who: Viewer, meeting: Any, occ: Any,
+                     form: dict[str, Any]) -> tuple[str, Any]:
+    """One of the three scopes (``form["scope"]``, "this" when absent), through the service the API uses:
+    ``edit_occurrence`` ("Chỉ buổi này"), ``series.split_series`` ("Buổi này và các buổi sau"),
+    ``edit_meeting`` ("Cả chuỗi"; a date moved by N days moves the series' dates by N days).
+    Returns ``(scope, result)``."""
+    settings = settings_of(request)
+    zone = settings.zone
+    scope = form["scope"] if form["scope"] in SCOPES else "this"
+    before = _occurrence_form(session, meeting, occ, zone)
+    if scope != "this" and not meeting.rrule:
+        scope = "series"
+    if scope == "this":
+        changes: dict[str, Any] = {}
+        if (form["date"], form["start_time"], form["end_time"]) != (before["date"], before["start_time"],
+                                                                    before["end_time"]):
+            changes["start"], changes["end"] = _times(form)
+        chair = _ids([form["chair_room_id"]])
+        rooms = [r for r in _ids(form["participant_room_ids"] or []) if not chair or r != chair[0]]
+        if chair and str(chair[0]) != before["chair_room_id"]:
+            changes["chair_room_id"] = chair[0]
+        if form["participant_room_ids"] is not None and sorted(rooms) != sorted(_ids(before["participant_room_ids"])):
+            changes["chair_room_id"], changes["participant_room_ids"] = chair[0] if chair else None, rooms
+        return scope, editing.edit_occurrence(session, settings, who.principal, meeting, occ,
+                                                 OccurrenceUpdate(**{k: v for k, v in changes.items() if v is not None}))
+    if scope == "following":
+        changes = _series_changes(form, before)
+        # The new series starts at the date and time shown (a moved occurrence's own, not the rule's slot).
+        changes["start"], changes["end"] = _times(form)
+        return scope, series.split_series(session, settings, who.principal, meeting, occ, _update(changes))
+    whole = _meeting_form(session, meeting, zone)
+    shift = _parse_date(form["date"], _("Date")) - _parse_date(before["date"], _("Date"))
+    moved = {**form, "date": (_parse_date(whole["date"], _("Date")) + shift).strftime(DATE_FORMAT), "repeat": None}
+    if (form["start_time"], form["end_time"]) == (before["start_time"], before["end_time"]) and not shift:
+        moved.update(start_time=whole["start_time"], end_time=whole["end_time"])
+    if form["participant_room_ids"] in (None, before["participant_room_ids"]) and \
+            form["chair_room_id"] == before["chair_room_id"]:
+        moved.update(chair_room_id=whole["chair_room_id"], participant_room_ids=whole["participant_room_ids"])
+    return scope, editing.edit_meeting(session, settings, who.principal, meeting,
+                                          _update(_series_changes(moved, whole)))
+
+
+def _load_occurrence(session: Session, who: Viewer, meeting_id: int, occurrence_id: int) -> tuple[Any, Any]:
+    meeting = reading.get_meeting(session, who.principal, meeting_id)
+    return meeting, reading.get_occurrence(session, meeting, occurrence_id)
 
 
 @router.get("/meetings/{meeting_id}/occurrences/{occurrence_id}/edit", response_class=HTMLResponse)
 def edit_occurrence_form(request: Request, session: SessionDep, meeting_id: PathId, occurrence_id: PathId):
-    """Move one occurrence (buổi họp) or change its chair room; the others keep the series' values."""
+    """One occurrence (buổi họp) with the booking component and the live check, and for a series the
+    scope: "Chỉ buổi này", "Buổi này và các buổi sau" (with the rule of the following ones), "Cả chuỗi"."""
     who = booker(request, session)
     if not isinstance(who, Viewer):
         return who
     try:
-        meeting = reading.get_meeting(session, who.principal, meeting_id)
-        occ = reading.get_occurrence(session, meeting, occurrence_id)
+        meeting, occ = _load_occurrence(session, who, meeting_id, occurrence_id)
     except ConfsvcError as exc:
         return error_page(request, exc, who)
-    return _render_occurrence(request, session, who, meeting, occ,
-                              _occurrence_form(meeting, occ, settings_of(request).zone), [])
+    return _render_occurrence(request, session, who, meeting, occ, {}, [])
+
+
+@router.post("/meetings/{meeting_id}/occurrences/{occurrence_id}/edit/check")
+def edit_occurrence_check(request: Request, session: SessionDep, meeting_id: PathId, occurrence_id: PathId,
+                          form: Posted):
+    """Live check of the occurrence screen in its scope: the save run and rolled back (the meeting's
+    own occurrences excluded as the save excludes them)."""
+    who = viewer(request, session)
+    if who is None:
+        return JSONResponse({"detail": "sign in first", "code": "unauthorized"}, status_code=401)
+    try:
+        meeting, occ = _load_occurrence(session, who, meeting_id, occurrence_id)
+    except ConfsvcError as exc:
+        return JSONResponse({"ok": False, "lines": [], "error": refusal_message(exc)}, status_code=exc.status_code)
+    zone = settings_of(request).zone
+    summary = _summary(form, _occurrence_form(session, meeting, occ, zone), zone)
+    return _check_answer(request, session, lambda: _save_occurrence(request, session, who, meeting, occ, form)[1],
+                         summary)
 
 
 @router.post("/meetings/{meeting_id}/occurrences/{occurrence_id}/edit", response_class=HTMLResponse)
-def edit_occurrence(request: Request, session: SessionDep, meeting_id: PathId, occurrence_id: PathId,
-                    csrf: FormText = "", date: FormText = "", start_time: FormText = "", end_time: FormText = "",
-                    chair_room_id: FormText = ""):
-    """Save through ``scheduling.editing.edit_occurrence`` (re-checked against all but itself, SPEC rule 6)."""
-    check_csrf(request, csrf)
+def edit_occurrence(request: Request, session: SessionDep, meeting_id: PathId, occurrence_id: PathId, form: Posted):
+    """Save in the chosen scope (:func:`_save_occurrence`); a refusal shows the form again with what was
+    typed. "This and following" goes on to the new series' page."""
+    check_csrf(request, form["csrf"])
     who = viewer(request, session)
     if who is None:
         return login_redirect(request)
     zone = settings_of(request).zone
     try:
-        meeting = reading.get_meeting(session, who.principal, meeting_id)
-        occ = reading.get_occurrence(session, meeting, occurrence_id)
+        meeting, occ = _load_occurrence(session, who, meeting_id, occurrence_id)
     except ConfsvcError as exc:
         return error_page(request, exc, who)
-    form = {"date": date, "start_time": start_time, "end_time": end_time, "chair_room_id": chair_room_id}
-    before = _occurrence_form(meeting, occ, zone)
     try:
-        changes: dict[str, Any] = {}
-        if (date, start_time, end_time) != (before["date"], before["start_time"], before["end_time"]):
-            changes["start"], changes["end"] = _times(form)
-        if chair_room_id != before["chair_room_id"] and _ids([chair_room_id]):
-            changes["chair_room_id"] = _ids([chair_room_id])[0]
-        editing.edit_occurrence(session, settings_of(request), who.principal, meeting, occ,
-                                   OccurrenceUpdate(**changes))
+        scope, result = _save_occurrence(request, session, who, meeting, occ, form)
     except ConfsvcError as exc:
         session.rollback()
         errors, status = _refusal(exc, zone)
-        meeting = reading.get_meeting(session, who.principal, meeting_id)
-        return _render_occurrence(request, session, who, meeting, reading.get_occurrence(session, meeting,
-                                                                                             occurrence_id),
-                                  form, errors, status)
+        meeting, occ = _load_occurrence(session, who, meeting_id, occurrence_id)
+        return _render_occurrence(request, session, who, meeting, occ, form, errors, status)
+    if scope == "following":
+        return RedirectResponse(f"/meetings/{result.meeting.id}", status_code=303)
+    if scope == "series":
+        return RedirectResponse(f"/meetings/{meeting.id}", status_code=303)
     return RedirectResponse(f"/meetings/{meeting.id}?occurrence={occurrence_id}", status_code=303)
 
 

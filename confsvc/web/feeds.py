@@ -63,7 +63,7 @@ def _scopes(session: Session, who: Viewer) -> list[dict[str, Any]]:
     rooms, _total = inventory.list_rooms(session, who.principal, limit=100000)
     unit_names = {u.id: u.name for u in units}
     groups = []
-    if who.principal.unit_ids is None:
+    if not who.principal.unit_scoped:
         groups.append({"label": _(SCOPE_LABELS[FeedScope.province]), "options": [
             {"value": f"province:{u.id}", "label": u.name, "search": fold(u.name)}
             for u in units if u.level is UnitLevel.province]})

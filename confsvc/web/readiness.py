@@ -74,8 +74,8 @@ def live_channels(session: Session, principal: Principal) -> list[str]:
     """The WebSocket paths a dashboard listens to: ``/ws/secretariat`` for admin, secretariat and
     viewer; for an operator ``/ws/units/{id}`` of each top unit of their scope (a unit's channel
     carries its sub-units' events, so no event arrives twice)."""
-    if principal.unit_ids is None:
+    if not principal.unit_scoped:
         return ["/ws/secretariat"]
     units, _total = inventory.list_units(session, principal, limit=100000)
-    tops = sorted(u.id for u in units if u.parent_id not in principal.unit_ids)
+    tops = sorted(u.id for u in units if u.parent_id not in (principal.unit_ids or ()))
     return [f"/ws/units/{unit_id}" for unit_id in tops]

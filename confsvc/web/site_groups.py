@@ -3,10 +3,11 @@ a form to change or delete it. Permissions are ``scheduling.site_groups``'s (sam
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from sqlmodel import Session
 
@@ -104,41 +105,18 @@ def _parsed(name: str, description: str, visibility: str, room_ids: list[str]) -
     return {"name": name, "description": description, "visibility": visibility, "room_ids": [int(r) for r in room_ids]}
 
 
-@router.post("/site-groups", response_class=HTMLResponse)
-def create_site_group(request: Request, session: SessionDep, csrf: FormText = "", name: FormText = "",
-                      description: FormText = "", visibility: FormText = "private",
-                      room_ids: RoomIdsForm = []):  # noqa: B006 (FastAPI form list)
+def _save(request: Request, session: Session, csrf: str, form: dict[str, Any],
+          save: Callable[[Viewer, dict[str, Any]], int | None],
+          editing: Callable[[Viewer], dict[str, Any]] | None = None) -> Response:
+    """The create and update forms' common path: CSRF, viewer, ``save(viewer, parsed form)`` → the group's id,
+    then 303 to its page; a refusal or invalid form rolls back and shows the page again with the form as
+    sent, its errors and 422 (``editing(viewer)``: the group being edited, when one is)."""
     check_csrf(request, csrf)
     who = _who(request, session)
     if who is None:
         return login_redirect(request)
-    form = {"name": name, "description": description, "visibility": visibility, "room_ids": room_ids}
     try:
-        group = site_groups.create_group(session, who.principal, site_groups.SiteGroupCreate(
-            **_parsed(name, description, visibility, room_ids)))
-    except ValidationError as exc:
-        errors = _invalid_form(exc)
-    except ConfsvcError as exc:
-        errors = [_refusal(exc)]
-    else:
-        return RedirectResponse(f"/site-groups/{group.id}", status_code=303)
-    session.rollback()
-    return _page(request, session, who, form=form, errors=errors, status_code=422)
-
-
-@router.post("/site-groups/{group_id}", response_class=HTMLResponse)
-def update_site_group(request: Request, session: SessionDep, group_id: PathId, csrf: FormText = "",
-                      name: FormText = "", description: FormText = "", visibility: FormText = "private",
-                      room_ids: RoomIdsForm = []):  # noqa: B006 (FastAPI form list)
-    check_csrf(request, csrf)
-    who = _who(request, session)
-    if who is None:
-        return login_redirect(request)
-    form = {"name": name, "description": description, "visibility": visibility, "room_ids": room_ids}
-    try:
-        group = site_groups.get_group(session, who.principal, group_id)
-        site_groups.update_group(session, who.principal, group, site_groups.SiteGroupUpdate(
-            **_parsed(name, description, visibility, room_ids)))
+        group_id = save(who, _parsed(**form))
     except ValidationError as exc:
         errors = _invalid_form(exc)
     except ConfsvcError as exc:
@@ -146,8 +124,35 @@ def update_site_group(request: Request, session: SessionDep, group_id: PathId, c
     else:
         return RedirectResponse(f"/site-groups/{group_id}", status_code=303)
     session.rollback()
-    editing = site_groups.public(session, who.principal, [site_groups.get_group(session, who.principal, group_id)])[0]
-    return _page(request, session, who, editing=editing, form=form, errors=errors, status_code=422)
+    return _page(request, session, who, editing=editing(who) if editing else None, form=form, errors=errors,
+                 status_code=422)
+
+
+@router.post("/site-groups", response_class=HTMLResponse)
+def create_site_group(request: Request, session: SessionDep, csrf: FormText = "", name: FormText = "",
+                      description: FormText = "", visibility: FormText = "private",
+                      room_ids: RoomIdsForm = []):  # noqa: B006 (FastAPI form list)
+    def save(who: Viewer, parsed: dict[str, Any]) -> int | None:
+        return site_groups.create_group(session, who.principal, site_groups.SiteGroupCreate(**parsed)).id
+
+    form = {"name": name, "description": description, "visibility": visibility, "room_ids": room_ids}
+    return _save(request, session, csrf, form, save)
+
+
+@router.post("/site-groups/{group_id}", response_class=HTMLResponse)
+def update_site_group(request: Request, session: SessionDep, group_id: PathId, csrf: FormText = "",
+                      name: FormText = "", description: FormText = "", visibility: FormText = "private",
+                      room_ids: RoomIdsForm = []):  # noqa: B006 (FastAPI form list)
+    def save(who: Viewer, parsed: dict[str, Any]) -> int | None:
+        group = site_groups.get_group(session, who.principal, group_id)
+        site_groups.update_group(session, who.principal, group, site_groups.SiteGroupUpdate(**parsed))
+        return group_id
+
+    def editing(who: Viewer) -> dict[str, Any]:
+        return site_groups.public(session, who.principal, [site_groups.get_group(session, who.principal, group_id)])[0]
+
+    form = {"name": name, "description": description, "visibility": visibility, "room_ids": room_ids}
+    return _save(request, session, csrf, form, save, editing)
 
 
 @router.post("/site-groups/{group_id}/delete")

@@ -180,7 +180,7 @@ def statistics(request: Request, session: SessionDep, group_by: GroupBy = GroupB
     form = {"group_by": group_by.value, "period": period.value, "from": first or default_first.strftime(DATE_FORMAT),
             "to": last or default_last.strftime(DATE_FORMAT), "unit_id": unit_id}
     units, _total = inventory.list_units(session, who.principal, limit=100000)
-    group_options = [g for g in GroupBy if g is not GroupBy.bridge or who.principal.unit_ids is None]
+    group_options = [g for g in GroupBy if g is not GroupBy.bridge or not who.principal.unit_scoped]
     context: dict[str, Any] = {
         "form": form, "units": [{"id": u.id, "name": u.name} for u in units],
         "group_options": [{"value": g.value, "label": _(GROUP_LABELS[g])} for g in group_options],
