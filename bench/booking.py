@@ -53,7 +53,7 @@ from confsvc.endpoints.models import Bridge, Endpoint, Room, Unit
 from confsvc.endpoints.units_import import import_province
 from confsvc.main import install_hooks
 from confsvc.migrate import upgrade
-from confsvc.scheduling import availability, repository, service
+from confsvc.scheduling import availability, creation, repository
 from confsvc.scheduling.conflicts import Window
 from confsvc.scheduling.models import Booking, Meeting, ResourceKind
 from confsvc.scheduling.schemas import MeetingCreate
@@ -407,7 +407,7 @@ def measure(engine: sa.Engine, settings: Settings, inventory: Inventory, measure
 
     def book() -> Callable[[], None]:
         with make_session(engine) as session:
-            result = service.book_meeting(session, settings, principal, data)
+            result = creation.book_meeting(session, settings, principal, data)
             session.commit()
         assert result.occurrence_count == 1 and not result.skipped
 
@@ -419,7 +419,7 @@ def measure(engine: sa.Engine, settings: Settings, inventory: Inventory, measure
 
     def check() -> None:
         with make_session(engine, write=False) as session:
-            answer = service.check_meeting(session, settings, principal, data)
+            answer = creation.check_meeting(session, settings, principal, data)
             session.rollback()
         assert answer["ok"], answer["conflicts"][:3]
 

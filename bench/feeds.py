@@ -15,7 +15,7 @@ Both servers run as real subprocesses on loopback and are fetched over HTTP with
 
 Data: 850 single meetings and 50 weekly series of 6 occurrences, each series with one moved and one
 cancelled occurrence (a RECURRENCE-ID override each): 850 + 50 × 3 = 1,000 VEVENTs, 1,150
-occurrences, on 30 rooms of one commune, booked through ``scheduling.service.book_meeting``.
+occurrences, on 30 rooms of one commune, booked through ``scheduling.creation.book_meeting``.
 
 Reproduce: ``/work/.venv-dev/bin/python bench/feeds.py`` (SQLite in a temporary directory;
 ``--help`` for options); on PostgreSQL, an empty database:
@@ -63,7 +63,7 @@ def seed(url: str) -> tuple[int, str]:
     from confsvc.migrate import upgrade
     from confsvc.calendar import tokens
     from confsvc.calendar.models import FeedScope
-    from confsvc.scheduling import service
+    from confsvc.scheduling import cancellation, creation, editing, reading
     from confsvc.scheduling.schemas import MeetingCreate, OccurrenceUpdate
     from confsvc.users import service as users
     from confsvc.main import install_hooks
@@ -106,23 +106,23 @@ def seed(url: str) -> tuple[int, str]:
             for i in range(850):  # 20 rooms × 4 slots a day
                 room, slot, day = rooms[i % 20], SLOTS[(i // 20) % 4], i // 80
                 start = at(day, slot)
-                service.book_meeting(session, settings, principal, MeetingCreate(
+                creation.book_meeting(session, settings, principal, MeetingCreate(
                     title=f"Hội nghị trực tuyến số {i + 1}: triển khai nhiệm vụ, quý IV; năm 2025",
                     description="Thành phần: lãnh đạo UBND, các phòng chuyên môn.", chair_room_id=room.id,
                     participant_room_ids=[], start=start, end=start + timedelta(hours=1), check_lead_minutes=0))
             for s in range(50):  # 10 rooms × 5 slots on the series' own weekday
                 room, slot = rooms[20 + s % 10], (SLOTS + (dtime(18),))[s // 10]
                 start = at(60 + (s // 10) * 0, slot)
-                series = service.book_meeting(session, settings, principal, MeetingCreate(
+                series = creation.book_meeting(session, settings, principal, MeetingCreate(
                     title=f"Giao ban tuần số {s + 1}", chair_room_id=room.id, start=start,
                     end=start + timedelta(hours=1), check_lead_minutes=0,
                     rrule="FREQ=WEEKLY;COUNT=6")).meeting
-                occurrences = service.list_occurrences(session, series)
-                moved = service.get_occurrence(session, series, occurrences[2]["id"])
-                service.edit_occurrence(session, settings, principal, series, moved, OccurrenceUpdate(
+                occurrences = reading.list_occurrences(session, series)
+                moved = reading.get_occurrence(session, series, occurrences[2]["id"])
+                editing.edit_occurrence(session, settings, principal, series, moved, OccurrenceUpdate(
                     start=moved.start + timedelta(days=1), end=moved.end + timedelta(days=1)))
-                cancelled = service.get_occurrence(session, series, occurrences[4]["id"])
-                service.cancel_occurrence(session, principal, series, cancelled)
+                cancelled = reading.get_occurrence(session, series, occurrences[4]["id"])
+                cancellation.cancel_occurrence(session, principal, series, cancelled)
             admin = users.create_user(session, username="quantri", password="mật-khẩu-dài-1", role=Role.admin)
             _, secret = tokens.create_feed_token(session, users.principal_for(session, admin),
                                                  scope=FeedScope.unit, scope_id=unit.id, name="bench")

@@ -71,7 +71,7 @@ from confsvc.config import Settings
 from confsvc.db import make_engine, make_session
 from confsvc.endpoints.models import Room
 from confsvc.migrate import upgrade
-from confsvc.scheduling import service as scheduling
+from confsvc.scheduling import creation
 from confsvc.scheduling.models import Meeting
 from confsvc.scheduling.schemas import MeetingCreate
 from confsvc.users import security
@@ -94,10 +94,10 @@ with make_session(engine) as session:
     scope = users.principal_for(session, session.exec(select(User).where(User.username == "kythuat")).one()).unit_ids
     others = [r for r in rooms if r.unit_id not in scope][:10]
     now = datetime.now(UTC).astimezone(zone).replace(second=0, microsecond=0)
-    first = scheduling.book_meeting(session, settings, secretariat, MeetingCreate(
+    first = creation.book_meeting(session, settings, secretariat, MeetingCreate(
         title=sys.argv[3], chair_room_id=chair.id, participant_room_ids=[r.id for r in others],
         start=now + timedelta(hours=1), end=now + timedelta(hours=1, minutes=45))).meeting
-    urgent = scheduling.book_meeting(session, settings, secretariat, MeetingCreate(
+    urgent = creation.book_meeting(session, settings, secretariat, MeetingCreate(
         title=sys.argv[4], chair_room_id=chair.id, participant_room_ids=[r.id for r in rooms],
         start=now + timedelta(hours=3), end=now + timedelta(hours=4))).meeting
     briefing = session.exec(select(Meeting).where(Meeting.title == demo.BRIEFING_TITLE)).one()

@@ -21,7 +21,7 @@ times through ``stats.usage.usage_report`` as an admin:
       the last complete calendar year;
 The child first empties the usage summary (``stats.summary``: the loader writes behind the ORM, so
 no change marks exist) and fills it for every settled day of the two periods, as the background job
-does once (``usage.refresh_summary``; its time is printed). Then "first" is each report's first run,
+does once (``summary_job.refresh_summary``; its time is printed). Then "first" is each report's first run,
 p50/p95 are over ``--repeat`` later runs, then one more run under
 ``tracemalloc`` for the Python peak of the report, and the child's peak RSS. Last, each report once
 more from the live statements alone (summary off): its time and whether its JSON is identical.
@@ -204,7 +204,7 @@ def peak_rss_mib() -> float:
 def measure(url: str, repeat: int, today: date) -> dict[str, Any]:
     """Run in a fresh process: timings, tracemalloc peak and ru_maxrss of the three reports."""
     from confsvc.config import Settings
-    from confsvc.stats import usage
+    from confsvc.stats import summary_job, usage
     from confsvc.stats.schemas import GroupBy, Period
     from confsvc.users.models import Role
     from confsvc.users.principal import Principal
@@ -239,7 +239,7 @@ def measure(url: str, repeat: int, today: date) -> dict[str, Any]:
     out: dict[str, Any] = {"rss_start_mib": peak_rss_mib(), "reports": {}}
     # What the background job (or `confsvc stats refresh`) does once: store every settled day of the periods.
     t0 = time.perf_counter()
-    filled = usage.refresh_summary(engine, settings, min(first for first, _ in spans.values()), today)
+    filled = summary_job.refresh_summary(engine, settings, min(first for first, _ in spans.values()), today)
     out["fill"] = {"days": len(filled), "ms": (time.perf_counter() - t0) * 1000, "rss_mib": peak_rss_mib()}
     reports: dict[str, Any] = {}
     for name in REPORTS:
@@ -266,7 +266,7 @@ def measure(url: str, repeat: int, today: date) -> dict[str, Any]:
                                          "faults", "late_joins")}}
     out["rss_end_mib"] = peak_rss_mib()
     # The same reports from the live statements alone (summary switched off): time and equality.
-    usage._summary_total = lambda *args: None
+    usage.summary_total = lambda *args: None
     for name in REPORTS:
         t0 = time.perf_counter()
         live = run(name)
@@ -341,7 +341,7 @@ def print_table(report: list[dict[str, Any]], peak_mib: float, command: str) -> 
         fill = row["fill"]
         print(f"{row['db']} at {row['call_records']:,} call records: usage summary filled with {fill['days']} days "
               f"in {fill['ms'] / 1000:.1f} s (peak RSS then {fill['rss_mib']:.0f} MiB)")
-    print("fill: usage.refresh_summary over every settled day of both periods, on an empty summary (what the "
+    print("fill: summary_job.refresh_summary over every settled day of both periods, on an empty summary (what the "
           "background job does once); first: the first run after it; p50/p95: later runs; live: the same report "
           "from the live statements only (summary off); = live: identical JSON")
     print("RSS: peak resident set (VmHWM) of the fresh measuring process before the reports (imports, engine) "

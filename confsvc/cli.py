@@ -282,7 +282,7 @@ def stats_refresh(
     import time
     from datetime import date
 
-    from confsvc.stats import usage
+    from confsvc.stats import summary_job
 
     try:
         first, after = date.fromisoformat(from_date), date.fromisoformat(to_date)
@@ -299,7 +299,7 @@ def stats_refresh(
             assert_migrated(engine)
         except NotMigrated as exc:
             _fail(str(exc))
-        days = usage.refresh_summary(engine, settings, first, after)
+        days = summary_job.refresh_summary(engine, settings, first, after)
     except ConfsvcError as exc:
         _fail(f"error ({exc.code}): {exc.detail}")
     finally:

@@ -15,7 +15,7 @@ from confsvc.config import Settings, get_settings
 from confsvc.endpoints.models import Bridge, Endpoint, LifecycleState, Protocol, Room, Unit, UnitLevel
 from confsvc.endpoints.service import endpoint_search_text
 from confsvc.endpoints.units_import import import_province
-from confsvc.scheduling import service as scheduling
+from confsvc.scheduling import cancellation, creation, editing
 from confsvc.scheduling.models import Meeting, Occurrence
 from confsvc.scheduling.schemas import MeetingCreate, OccurrenceUpdate
 from confsvc.text import fold, search_key
@@ -203,7 +203,7 @@ def seed_meetings(session: Session, settings: Settings, summary: DemoSummary, *,
         def at(day: date, clock: time) -> datetime:
             return datetime.combine(day, clock, zone)
 
-        briefing = scheduling.book_meeting(session, settings, principal, MeetingCreate(
+        briefing = creation.book_meeting(session, settings, principal, MeetingCreate(
             title=BRIEFING_TITLE,
             description="Giao ban định kỳ sáng thứ Hai: Chủ tịch UBND tỉnh chủ trì tại điểm cầu tỉnh; "
                         "lãnh đạo UBND các xã, phường dự tại điểm cầu cấp xã.",
@@ -212,7 +212,7 @@ def seed_meetings(session: Session, settings: Settings, summary: DemoSummary, *,
             rrule=f"FREQ=WEEKLY;BYDAY=MO;COUNT={BRIEFING_WEEKS}"), now=now).meeting
         for title, group, weekday, start, end, week in GROUP_MEETINGS:
             day = monday + timedelta(days=7 * week + weekday)
-            scheduling.book_meeting(session, settings, principal, MeetingCreate(
+            creation.book_meeting(session, settings, principal, MeetingCreate(
                 title=title, chair_room_id=chair.id,
                 participant_room_ids=[room_of[u.id] for u in _group(communes, group) if u.id in room_of],
                 start=at(day, start), end=at(day, end)), now=now)
@@ -220,10 +220,10 @@ def seed_meetings(session: Session, settings: Settings, summary: DemoSummary, *,
                                         .order_by(Occurrence.start)).all())
         moved = occurrences[1]
         tuesday = moved.start.astimezone(zone).date() + timedelta(days=1)
-        scheduling.edit_occurrence(session, settings, principal, briefing, moved,
+        editing.edit_occurrence(session, settings, principal, briefing, moved,
                                    OccurrenceUpdate(start=at(tuesday, time(14, 0)), end=at(tuesday, time(16, 30))),
                                    now=now)
-        scheduling.cancel_occurrence(session, principal, briefing, occurrences[2], now=now)
+        cancellation.cancel_occurrence(session, principal, briefing, occurrences[2], now=now)
     summary.meetings = session.exec(select(func.count()).select_from(Meeting)).one()
     summary.occurrences = session.exec(select(func.count()).select_from(Occurrence)).one()
 

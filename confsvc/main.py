@@ -26,6 +26,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from confsvc import __version__, events, health, logs
 from confsvc.calendar import feeds as calendar_feeds
 from confsvc.calendar.routes import router as calendar_router
+from confsvc.calls import intake as call_records
+from confsvc.calls.routes import router as calls_router
 from confsvc.config import Settings, get_settings
 from confsvc.db import make_engine
 from confsvc.endpoints import probe
@@ -47,8 +49,7 @@ from confsvc.scheduling.office_routes import router as office_router
 from confsvc.scheduling.readiness_routes import router as readiness_router
 from confsvc.scheduling.routes import router as scheduling_router
 from confsvc.scheduling.unit_routes import router as unit_changes_router
-from confsvc.stats import calls as call_records
-from confsvc.stats import usage as usage_summary
+from confsvc.stats import summary_job as usage_summary
 from confsvc.stats.audit_routes import router as audit_router
 from confsvc.stats.routes import router as stats_router
 from confsvc.users.routes import router as users_router
@@ -326,6 +327,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(office_router)
     app.include_router(calendar_router)
     app.include_router(mail_router)
+    app.include_router(calls_router)
     app.include_router(stats_router)
     app.include_router(audit_router)
     app.include_router(live_channel.router)

@@ -83,7 +83,7 @@ def make_meeting(session: Session, *, chair_room: Room, start: Any, end: Any, en
                  rooms: Any = (), user: User | None = None, settings: Any = None, **overrides: Any) -> Any:
     """Book a meeting through the service (as a secretariat user) and return the ``BookResult``."""
     from confsvc.config import Settings
-    from confsvc.scheduling import service as scheduling
+    from confsvc.scheduling import creation
     from confsvc.scheduling.schemas import MeetingCreate
 
     settings = settings or Settings(secret_key="x" * 40)
@@ -91,4 +91,4 @@ def make_meeting(session: Session, *, chair_room: Room, start: Any, end: Any, en
     values = {"title": f"Hội nghị {next(_seq)}", "chair_room_id": chair_room.id,
               "participant_endpoint_ids": [e.id for e in endpoints], "participant_room_ids": [r.id for r in rooms],
               "start": start, "end": end, **overrides}
-    return scheduling.book_meeting(session, settings, users.principal_for(session, user), MeetingCreate(**values))
+    return creation.book_meeting(session, settings, users.principal_for(session, user), MeetingCreate(**values))

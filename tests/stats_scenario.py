@@ -19,12 +19,12 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
 
+from confsvc.calls import intake as calls
+from confsvc.calls.schemas import CallEventCreate
 from confsvc.config import Settings
 from confsvc.endpoints.models import UnitLevel
-from confsvc.scheduling import service as scheduling
+from confsvc.scheduling import cancellation
 from confsvc.scheduling.models import Occurrence
-from confsvc.stats import calls
-from confsvc.stats.schemas import CallEventCreate
 from confsvc.users import service as users
 from confsvc.users.models import Role
 from tests.factories import make_bridge, make_endpoint, make_meeting, make_room, make_unit, make_user
@@ -78,7 +78,7 @@ def build(session: Session, settings: Settings, *, with_calls: bool = True) -> S
                       title="Họp thứ Hai").meeting
     principal = users.principal_for(session, admin)
     o2 = occurrence_of(session, m2.id)
-    scheduling.cancel_occurrence(session, principal, m2, session.get(Occurrence, o2))
+    cancellation.cancel_occurrence(session, principal, m2, session.get(Occurrence, o2))
     s = Scenario(province.id, commune.id, r1.id, r2.id, e1.id, e2.id, bridge.id, m1.id,
                  occurrence_of(session, m1.id), m2.id, o2, m3.id, occurrence_of(session, m3.id))
     if with_calls:

@@ -17,8 +17,8 @@ from confsvc import demo
 from confsvc.config import Settings
 from confsvc.db import make_session
 from confsvc.endpoints.models import Room, Unit
+from confsvc.scheduling import creation
 from confsvc.scheduling import participants as participation
-from confsvc.scheduling import service as scheduling
 from confsvc.scheduling.models import Meeting, Occurrence, OccurrenceStatus
 from confsvc.scheduling.schemas import MeetingCreate
 from confsvc.text import fold
@@ -53,7 +53,7 @@ def _seed(engine: Engine, settings: Settings) -> dict:
         monday = last.recurrence_id.astimezone(settings.zone).date()
         wednesday = monday + timedelta(days=2)
         secretary = users.principal_for(session, session.exec(select(User).where(User.username == "vanphong")).one())
-        other = scheduling.book_meeting(session, settings, secretary, MeetingCreate(
+        other = creation.book_meeting(session, settings, secretary, MeetingCreate(
             title=OTHER, chair_room_id=xuan[0][0], participant_room_ids=[r for r, _n in xuan[1:]],
             start=datetime.combine(wednesday, time(14, 0), settings.zone),
             end=datetime.combine(wednesday, time(15, 30), settings.zone))).meeting

@@ -25,7 +25,7 @@ from confsvc import demo
 from confsvc.config import Settings
 from confsvc.db import make_session
 from confsvc.endpoints.models import Room
-from confsvc.scheduling import service as scheduling
+from confsvc.scheduling import creation
 from confsvc.scheduling.schemas import MeetingCreate
 from confsvc.users import security
 from confsvc.users import service as users
@@ -54,7 +54,7 @@ def seed_province_with_meeting_soon(engine: Engine, settings: Settings) -> dict[
         operator = session.exec(select(User).where(User.username == "kythuat")).one()
         scope = users.principal_for(session, operator).unit_ids or frozenset()
         start = (datetime.now(UTC) + timedelta(hours=2)).astimezone(ZONE).replace(second=0, microsecond=0)
-        meeting = scheduling.book_meeting(session, settings, users.principal_for(session, secretariat), MeetingCreate(
+        meeting = creation.book_meeting(session, settings, users.principal_for(session, secretariat), MeetingCreate(
             title=TITLE, chair_room_id=chair.id, participant_room_ids=[r.id for r in rooms],
             start=start, end=start + timedelta(hours=1, minutes=30))).meeting
         session.commit()

@@ -14,7 +14,7 @@ from sqlmodel import Session, select
 from confsvc.config import Settings
 from confsvc.endpoints.models import Bridge, Room
 from confsvc.calendar import feeds
-from confsvc.scheduling import service
+from confsvc.scheduling import cancellation, editing, reading
 from confsvc.scheduling.models import Meeting
 from confsvc.scheduling.schemas import MeetingUpdate, OccurrenceUpdate
 from confsvc.users import service as users
@@ -57,7 +57,7 @@ def _invite_sequences(session: Session, world: World, occurrence_id: int | None 
 
 
 def _edit(session: Session, world: World, **fields: Any) -> int:
-    service.edit_meeting(session, world.settings, world.principal, world.series, MeetingUpdate(**fields))
+    editing.edit_meeting(session, world.settings, world.principal, world.series, MeetingUpdate(**fields))
     return world.series.sequence
 
 
@@ -112,11 +112,11 @@ def _bridge_ids(session: Session) -> list[int]:
 
 
 def test_occurrence_edit_bumps_only_when_it_moves_or_changes_rooms(session: Session, world: World) -> None:
-    occ_id = service.list_occurrences(session, world.series)[1]["id"]
-    occ = service.get_occurrence(session, world.series, occ_id)
+    occ_id = reading.list_occurrences(session, world.series)[1]["id"]
+    occ = reading.get_occurrence(session, world.series, occ_id)
 
     def edit(**fields: Any) -> int:
-        service.edit_occurrence(session, world.settings, world.principal, world.series, occ,
+        editing.edit_occurrence(session, world.settings, world.principal, world.series, occ,
                                 OccurrenceUpdate(**fields))
         return world.series.sequence
 
@@ -129,12 +129,12 @@ def test_occurrence_edit_bumps_only_when_it_moves_or_changes_rooms(session: Sess
 
 
 def test_cancel_occurrence_then_meeting_bump_and_cancel_carries_it(session: Session, world: World) -> None:
-    occ_id = service.list_occurrences(session, world.series)[2]["id"]
-    occ = service.get_occurrence(session, world.series, occ_id)
-    service.cancel_occurrence(session, world.principal, world.series, occ)
+    occ_id = reading.list_occurrences(session, world.series)[2]["id"]
+    occ = reading.get_occurrence(session, world.series, occ_id)
+    cancellation.cancel_occurrence(session, world.principal, world.series, occ)
     assert world.series.sequence == 1
     assert _invite_sequences(session, world, occ.id) == ("CANCEL", {1})
     assert _invite_sequences(session, world) == ("REQUEST", {1})
-    service.cancel_meeting(session, world.principal, world.series)
+    cancellation.cancel_meeting(session, world.principal, world.series)
     assert world.series.sequence == 2
     assert _invite_sequences(session, world) == ("CANCEL", {2})

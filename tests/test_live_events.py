@@ -16,7 +16,8 @@ from confsvc.db import make_session
 from confsvc.endpoints.models import Protocol
 from confsvc.scheduling import join
 from confsvc.live.models import DisplayToken
-from confsvc.scheduling import service as scheduling
+from confsvc.scheduling import cancellation, editing, reading
+from confsvc.scheduling.models import Occurrence
 from confsvc.scheduling.errors import BookingConflict
 from confsvc.scheduling.schemas import MeetingUpdate
 from confsvc.users import service as users
@@ -98,7 +99,7 @@ def test_booking_records_scheduled_and_join_instructions_per_room(session: Sessi
     result = make_meeting(session, chair_room=chair, rooms=[other], start=start, end=start + timedelta(hours=1),
                           title="Giao ban trực tuyến")
     meeting = result.meeting
-    occ = scheduling.list_occurrences(session, meeting)[0]
+    occ = reading.list_occurrences(session, meeting)[0]
     recorded = _events(session)
     assert [(e.type, e.room_ids) for e in recorded] == [
         ("meeting.scheduled", sorted([chair.id, other.id])), ("join.instructions", [chair.id]),
@@ -134,11 +135,11 @@ def test_edit_and_cancel_record_updated_and_cancelled(session: Session) -> None:
     secretariat = users.principal_for(session, make_user(session, Role.secretariat))
     meeting = make_meeting(session, chair_room=chair, rooms=[other], start=start, end=start + timedelta(hours=1),
                            rrule="FREQ=WEEKLY;COUNT=2").meeting
-    first, second = scheduling.list_occurrences(session, meeting)
-    scheduling.edit_meeting(session, SETTINGS, secretariat, meeting,
+    first, second = reading.list_occurrences(session, meeting)
+    editing.edit_meeting(session, SETTINGS, secretariat, meeting,
                             MeetingUpdate(participant_room_ids=[]))
-    scheduling.cancel_occurrence(session, secretariat, meeting, session.get(scheduling.Occurrence, second["id"]))
-    scheduling.cancel_meeting(session, secretariat, meeting)
+    cancellation.cancel_occurrence(session, secretariat, meeting, session.get(Occurrence, second["id"]))
+    cancellation.cancel_meeting(session, secretariat, meeting)
     tail = [(e.type, e.room_ids, e.data["scope"], e.data["occurrence_ids"], e.data["room_ids"], e.data["status"])
             for e in _events(session)[3:] if e.type != "join.instructions"]
     both = sorted([chair.id, other.id])

@@ -28,7 +28,7 @@ from confsvc.db import make_session
 from confsvc.main import create_app
 from confsvc.mail import outbox as mail
 from confsvc.mail.models import MailCursor, MailDelivery, MailMessage
-from confsvc.scheduling import service
+from confsvc.scheduling import cancellation, editing, reading
 from confsvc.scheduling.models import Meeting
 from confsvc.scheduling.schemas import MeetingUpdate
 from confsvc.users import service as users
@@ -213,8 +213,8 @@ def test_outage_keeps_deliveries_pending_then_every_mail_arrives_once(session: S
     single = _book(session, world, mail_settings)
     series = _book(session, world, mail_settings, title="Giao ban tuần", start=next_monday_local(hour=14),
                    rrule="FREQ=WEEKLY;BYDAY=MO;COUNT=3")
-    occurrence = service.get_occurrence(session, series, service.list_occurrences(session, series)[1]["id"])
-    service.cancel_occurrence(session, _principal(session, world), series, occurrence)
+    occurrence = reading.get_occurrence(session, series, reading.list_occurrences(session, series)[1]["id"])
+    cancellation.cancel_occurrence(session, _principal(session, world), series, occurrence)
     session.commit()  # booking and cancelling never touched SMTP
 
     now = utc_now()
@@ -249,7 +249,7 @@ def test_cancelled_before_dispatch_mails_only_the_cancel(session: Session, engin
                                                          mail_settings: Settings, port: int) -> None:
     world = _world(session)
     meeting = _book(session, world, mail_settings)
-    service.cancel_meeting(session, _principal(session, world), meeting)
+    cancellation.cancel_meeting(session, _principal(session, world), meeting)
     session.commit()
     inbox = Inbox()
     with smtp_server(port, inbox):
@@ -271,7 +271,7 @@ def test_a_removed_room_gets_a_cancel_the_others_the_update(session: Session, en
     with smtp_server(port, inbox):
         mail.dispatch_once(engine, mail_settings, utc_now())
         inbox.received.clear()
-        service.edit_meeting(session, mail_settings, _principal(session, world), meeting,
+        editing.edit_meeting(session, mail_settings, _principal(session, world), meeting,
                              MeetingUpdate(participant_room_ids=[world.silent.id]))
         session.commit()
         assert mail.dispatch_once(engine, mail_settings, utc_now()).sent == 3
@@ -480,7 +480,7 @@ def test_invitation_attaches_the_giay_moi_pdf_with_a_vietnamese_file_name_on_eve
         words = " ".join(lines)  # long lines wrap (the quốc hiệu too, in DejaVu Serif)
         assert f"Dự hội nghị trực tuyến {TITLE}" in words and "CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM" in words
 
-    service.cancel_meeting(session, users.principal_for(session, organizer), session.get(Meeting, meeting.id))
+    cancellation.cancel_meeting(session, users.principal_for(session, organizer), session.get(Meeting, meeting.id))
     session.commit()
     cancels = Inbox()
     with smtp_server(port, cancels):

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from confsvc.config import Settings
-from confsvc.scheduling import participants, service
+from confsvc.scheduling import editing, participants, reading
 from confsvc.scheduling.models import Occurrence
 from confsvc.scheduling.schemas import OccurrenceUpdate
 from confsvc.users import service as users
@@ -44,7 +44,7 @@ def _scenario(session: Session, settings: Settings):
     occs = session.exec(select(Occurrence).where(Occurrence.meeting_id == meeting.id)
                         .order_by(Occurrence.start)).all()
     principal = users.principal_for(session, make_user(session, Role.secretariat))
-    service.edit_occurrence(session, settings, principal, meeting, occs[1],
+    editing.edit_occurrence(session, settings, principal, meeting, occs[1],
                             OccurrenceUpdate(chair_room_id=c.id, participant_room_ids=[d.id]))
     session.flush()
     return meeting, occs, (a, b, c, d), (a1, a2, b1, c1, d1), (u1, u2)
@@ -99,7 +99,7 @@ def test_callers_read_the_same_participation(session: Session, settings: Setting
     assert live_events.occurrence_rooms(session, meeting, occs) == {
         occs[0].id: {a.id, b.id}, occs[1].id: {c.id, d.id}, occs[2].id: {a.id, b.id}}
     assert [e.id for e in snapshot.occurrence_endpoints(session, meeting, occs[1])] == sorted([c1.id, d1.id])
-    assert [o["participant_endpoint_ids"] for o in service.list_occurrences(session, meeting)] == [
+    assert [o["participant_endpoint_ids"] for o in reading.list_occurrences(session, meeting)] == [
         sorted([a1.id, a2.id, b1.id]), sorted([c1.id, d1.id]), sorted([a1.id, a2.id, b1.id])]
 
 
@@ -112,14 +112,14 @@ def test_list_meetings_operator_scope_includes_occurrence_overrides(session: Ses
 
     def scope(unit) -> tuple[list[int], int]:
         principal = users.principal_for(session, make_user(session, Role.operator, units=[unit]))
-        found, total = service.list_meetings(session, principal)
+        found, total = reading.list_meetings(session, principal)
         return [m.id for m in found], total
 
     assert scope(u2) == ([meeting.id], 1)
     assert scope(u1) == ([meeting.id], 1)
     assert scope(other) == ([], 0)
     operator = users.principal_for(session, make_user(session, Role.operator, units=[u2]))
-    assert service.get_meeting(session, operator, meeting.id).id == meeting.id
+    assert reading.get_meeting(session, operator, meeting.id).id == meeting.id
     assert set(session.exec(participants.meetings_taking_part([d.id])).scalars()) == {meeting.id}
     assert set(session.exec(participants.meetings_taking_part([b.id])).scalars()) == {meeting.id}
     assert set(session.exec(participants.meetings_taking_part(participants.rooms_of_units([other.id])))

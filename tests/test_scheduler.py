@@ -15,7 +15,8 @@ from confsvc.config import Settings
 from confsvc.db import make_engine, make_session
 from confsvc.scheduling import readiness, scheduler
 from confsvc.scheduling.models import Occurrence, ReadinessState, SchedulerMark
-from confsvc.scheduling.service import cancel_occurrence, edit_occurrence
+from confsvc.scheduling.cancellation import cancel_occurrence
+from confsvc.scheduling.editing import edit_occurrence
 from confsvc.scheduling.schemas import OccurrenceUpdate
 from confsvc.users.models import Role
 from confsvc.users.service import principal_for

@@ -12,10 +12,11 @@ from sqlmodel import Session, select
 
 from confsvc.config import Settings
 from confsvc.errors import Invalid
-from confsvc.scheduling import service
+from confsvc.scheduling import cancellation, editing, maintenance, reading
 from confsvc.scheduling.errors import BookingConflict
 from confsvc.scheduling.models import Booking, Occurrence, OccurrenceStatus, ResourceKind
 from confsvc.scheduling.schemas import MeetingUpdate, OccurrenceUpdate
+from confsvc.scheduling.series import extend_series
 from confsvc.users import service as users
 from confsvc.users.models import Role
 from tests.factories import make_bridge, make_endpoint, make_meeting, make_room, make_user, next_monday_local
@@ -110,7 +111,7 @@ def test_maintenance_window_blocks_and_is_blocked(session: Session, settings: Se
     ep = make_endpoint(session, room)
     admin = users.principal_for(session, make_user(session, Role.admin))
     t = next_monday_local()
-    window = service.create_maintenance(session, settings, admin, ep, room, start=t, end=t + 4 * H, note="thay pin")
+    window = maintenance.create_maintenance(session, settings, admin, ep, room, start=t, end=t + 4 * H, note="thay pin")
     with pytest.raises(BookingConflict) as exc:
         make_meeting(session, chair_room=make_room(session), endpoints=[ep], start=t + 4 * H + 30 * M,
                      end=t + 6 * H, settings=settings)
@@ -119,7 +120,7 @@ def test_maintenance_window_blocks_and_is_blocked(session: Session, settings: Se
                                                (t + 4 * H).astimezone(UTC))]
     booked = make_meeting(session, chair_room=room, start=t + 6 * H, end=t + 7 * H, settings=settings).meeting
     with pytest.raises(BookingConflict) as exc2:
-        service.create_maintenance(session, settings, admin, ep, room, start=t + 6 * H, end=t + 30 * H, note="")
+        maintenance.create_maintenance(session, settings, admin, ep, room, start=t + 6 * H, end=t + 30 * H, note="")
     assert {c["meeting_id"] for c in exc2.value.conflicts} == {booked.id}
 
 
@@ -128,7 +129,7 @@ def test_long_maintenance_is_split_into_bounded_bookings(session: Session, setti
     ep = make_endpoint(session, room)
     admin = users.principal_for(session, make_user(session, Role.admin))
     t = next_monday_local()
-    window = service.create_maintenance(session, settings, admin, ep, room, start=t, end=t + timedelta(days=3),
+    window = maintenance.create_maintenance(session, settings, admin, ep, room, start=t, end=t + timedelta(days=3),
                                         note="")
     rows = session.exec(select(Booking).where(Booking.maintenance_id == window.id).order_by(Booking.window_start)).all()
     assert rows[0].window_start == t.astimezone(UTC) and rows[-1].window_end == (t + timedelta(days=3)).astimezone(UTC)
@@ -165,7 +166,7 @@ def test_skip_conflicts_books_the_rest_and_lists_the_skipped(session: Session, s
     result = _weekly(session, settings, room, t, skip_conflicts=True)
     assert result.occurrence_count == 3
     assert [s["start"] for s in result.skipped] == [(t + timedelta(weeks=2)).astimezone(UTC)]
-    occurrences = service.list_occurrences(session, result.meeting)
+    occurrences = reading.list_occurrences(session, result.meeting)
     assert [(o["start"], o["status"]) for o in occurrences] == [
         ((t + timedelta(weeks=w)).astimezone(UTC),
          OccurrenceStatus.cancelled if w == 2 else OccurrenceStatus.scheduled) for w in range(4)]
@@ -181,10 +182,10 @@ def test_cancelling_an_occurrence_frees_its_slot(session: Session, settings: Set
     t = next_monday_local()
     series = _weekly(session, settings, room, t).meeting
     principal = users.principal_for(session, make_user(session, Role.secretariat))
-    week1 = service.get_occurrence(session, series, service.list_occurrences(session, series)[1]["id"])
+    week1 = reading.get_occurrence(session, series, reading.list_occurrences(session, series)[1]["id"])
     with pytest.raises(BookingConflict):
         make_meeting(session, chair_room=room, start=week1.start, end=week1.end, settings=settings)
-    service.cancel_occurrence(session, principal, series, week1)
+    cancellation.cancel_occurrence(session, principal, series, week1)
     other = make_meeting(session, chair_room=room, start=week1.start, end=week1.end, settings=settings)
     assert other.occurrence_count == 1
 
@@ -197,16 +198,16 @@ def test_series_edit_keeps_exceptions_and_occurrence_ids(session: Session, setti
     t = next_monday_local()
     series = _weekly(session, settings, room, t).meeting
     principal = users.principal_for(session, make_user(session, Role.secretariat))
-    before = service.list_occurrences(session, series)
-    cancelled = service.get_occurrence(session, series, before[1]["id"])
-    moved = service.get_occurrence(session, series, before[2]["id"])
-    service.cancel_occurrence(session, principal, series, cancelled)
+    before = reading.list_occurrences(session, series)
+    cancelled = reading.get_occurrence(session, series, before[1]["id"])
+    moved = reading.get_occurrence(session, series, before[2]["id"])
+    cancellation.cancel_occurrence(session, principal, series, cancelled)
     moved_start = t + timedelta(weeks=2, hours=6)
-    service.edit_occurrence(session, settings, principal, series, moved,
+    editing.edit_occurrence(session, settings, principal, series, moved,
                             OccurrenceUpdate(start=moved_start, end=moved_start + H, chair_room_id=other_room.id))
-    result = service.edit_meeting(session, settings, principal, series,
+    result = editing.edit_meeting(session, settings, principal, series,
                                   MeetingUpdate(title="Giao ban tuần (mới)", start=t + H, end=t + 2 * H))
-    after = service.list_occurrences(session, series)
+    after = reading.list_occurrences(session, series)
     assert [o["id"] for o in after] == [o["id"] for o in before]
     assert [(o["start"], o["status"], o["chair_room_id"]) for o in after] == [
         ((t + H).astimezone(UTC), OccurrenceStatus.scheduled, room.id),
@@ -230,10 +231,10 @@ def test_edit_rechecks_against_everything_but_itself(session: Session, settings:
     first = make_meeting(session, chair_room=room, start=t, end=t + H, settings=settings).meeting
     principal = users.principal_for(session, make_user(session, Role.secretariat))
     # Moving by 30 minutes overlaps only its own old window: allowed.
-    service.edit_meeting(session, settings, principal, first, MeetingUpdate(start=t + 30 * M, end=t + 90 * M))
+    editing.edit_meeting(session, settings, principal, first, MeetingUpdate(start=t + 30 * M, end=t + 90 * M))
     second = make_meeting(session, chair_room=room, start=t + 4 * H, end=t + 5 * H, settings=settings).meeting
     with pytest.raises(BookingConflict) as exc:
-        service.edit_meeting(session, settings, principal, first, MeetingUpdate(start=t + 4 * H, end=t + 5 * H))
+        editing.edit_meeting(session, settings, principal, first, MeetingUpdate(start=t + 4 * H, end=t + 5 * H))
     assert {c["meeting_id"] for c in exc.value.conflicts} == {second.id}
 
 
@@ -280,14 +281,14 @@ def test_open_series_materialises_to_horizon_and_extends(session: Session, setti
     t = next_monday_local()
     short = settings.model_copy(update={"series_horizon_days": 28})
     series = make_meeting(session, chair_room=room, start=t, end=t + H, settings=short, rrule="FREQ=WEEKLY").meeting
-    count = len(service.list_occurrences(session, series))
+    count = len(reading.list_occurrences(session, series))
     assert count == 4  # [start, start + 28 days)
-    report = service.extend_series(session, short, now=series.materialized_until)
+    report = extend_series(session, short, now=series.materialized_until)
     assert report[series.id]["booked"] == 4 and report[series.id]["skipped"] == 0
-    assert len(service.list_occurrences(session, series)) == count + 4
+    assert len(reading.list_occurrences(session, series)) == count + 4
     # The job ticks every few seconds: within a day of the last extension nothing happens.
-    assert service.extend_series(session, short, now=series.materialized_until - 28 * 24 * H + 23 * H) == {}
-    assert len(service.list_occurrences(session, series)) == count + 4
+    assert extend_series(session, short, now=series.materialized_until - 28 * 24 * H + 23 * H) == {}
+    assert len(reading.list_occurrences(session, series)) == count + 4
 
 
 def test_series_expands_on_local_weekdays(session: Session, settings: Settings):
@@ -297,7 +298,7 @@ def test_series_expands_on_local_weekdays(session: Session, settings: Settings):
     t = next_monday_local(hour=6)  # 06:00 local Monday = 23:00 UTC Sunday
     series = make_meeting(session, chair_room=room, start=t, end=t + H, settings=settings,
                           rrule="FREQ=WEEKLY;BYDAY=MO;COUNT=2").meeting
-    starts = [o["start"] for o in service.list_occurrences(session, series)]
+    starts = [o["start"] for o in reading.list_occurrences(session, series)]
     assert [s.astimezone(settings.zone).weekday() for s in starts] == [0, 0]
     assert [s.weekday() for s in starts] == [6, 6]
 

@@ -16,15 +16,15 @@ from sqlalchemy.engine import Engine
 from sqlmodel import select
 
 from confsvc import events
+from confsvc.calls import intake as calls
+from confsvc.calls.models import CallRecord
+from confsvc.calls.schemas import CallEventCreate
 from confsvc.config import Settings
 from confsvc.db import make_session
 from confsvc.endpoints import agent_tokens
 from confsvc.endpoints.models import AgentToken, Room
 from confsvc.endpoints.schemas import AgentTokenCreate
 from confsvc.main import create_app
-from confsvc.stats import calls
-from confsvc.stats.models import CallRecord
-from confsvc.stats.schemas import CallEventCreate
 from confsvc.users import service as users
 from confsvc.users.models import Role
 from tests import stats_scenario as sc

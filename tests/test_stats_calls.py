@@ -11,12 +11,12 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from confsvc import events
+from confsvc.calls import intake as calls
+from confsvc.calls.models import CallRecord
+from confsvc.calls.schemas import AttendanceMark, CallEventCreate
 from confsvc.config import Settings
 from confsvc.db import make_session
 from confsvc.errors import Invalid
-from confsvc.stats import calls
-from confsvc.stats.models import CallRecord
-from confsvc.stats.schemas import AttendanceMark, CallEventCreate
 from confsvc.users import service as users
 from confsvc.users.models import Role
 from tests import stats_scenario as sc
@@ -174,7 +174,7 @@ def test_http_calls_and_attendance_permissions(client: TestClient, engine: Engin
 # ---------------------------------------------------------------- call legs (issue 12 defect 6)
 
 def _legs(session: Session, endpoint_id: int) -> list[tuple[str, str | None, str | None, bool]]:
-    from confsvc.stats.models import CallLeg
+    from confsvc.calls.models import CallLeg
 
     rows = session.exec(select(CallLeg).where(CallLeg.endpoint_id == endpoint_id)
                         .order_by(CallLeg.connected_at, CallLeg.id)).all()

@@ -17,12 +17,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from confsvc.calls.models import CallRecord
 from confsvc.config import Settings
 from confsvc.db import make_session
 from confsvc.endpoints.models import Endpoint, EndpointStatus, EndpointStatusChange, UnitLevel
 from confsvc.scheduling.models import MeetingParticipant, Occurrence, OccurrenceStatus, ReadinessState, SiteReadiness
-from confsvc.stats import summary, usage
-from confsvc.stats.models import CallRecord
+from confsvc.stats import buckets, summary, summary_job, usage, usage_queries
 from confsvc.stats.schemas import GroupBy, Period
 from confsvc.users import service as users
 from confsvc.users.models import Role
@@ -31,7 +31,7 @@ from tests.factories import bearer, make_user
 
 OCT31, NOV1, NOV2 = date(2026, 10, 31), date(2026, 11, 1), date(2026, 11, 2)
 #: The reports' first day: 03/10 → 01/11 are 30 settled days, so a report fills them itself
-#: (at most ``usage.SUMMARY_CHUNK_DAYS``, 31).
+#: (at most ``summary_job.SUMMARY_CHUNK_DAYS``, 31).
 FIRST = date(2026, 10, 3)
 
 
@@ -45,7 +45,7 @@ def _report(session: Session, settings: Settings, **kw):
 def _live(session: Session, settings: Settings, monkeypatch: pytest.MonkeyPatch, **kw):
     """The same report from the live statements only (the summary path switched off)."""
     with monkeypatch.context() as m:
-        m.setattr(usage, "_summary_total", lambda *args: None)
+        m.setattr(usage, "summary_total", lambda *args: None)
         return _report(session, settings, **kw)
 
 
@@ -85,14 +85,14 @@ def test_more_missing_days_than_a_report_fills_are_computed_live(engine: Engine,
         assert _stored_days(session) == set()
         assert report == _live(session, settings, monkeypatch, period=Period.month, from_date=date(2026, 10, 1))
         session.commit()
-    stored = usage.refresh_summary(engine, settings, date(2026, 10, 1), date(2026, 12, 1), now=sc.NOW)
+    stored = summary_job.refresh_summary(engine, settings, date(2026, 10, 1), date(2026, 12, 1), now=sc.NOW)
     assert stored == [date.fromordinal(n) for n in range(date(2026, 10, 1).toordinal(), NOV2.toordinal())]
     with make_session(engine) as session:
         assert _report(session, settings, period=Period.month, from_date=date(2026, 10, 1)) == report
         # The background job's tick: the newest missing days first, at most SUMMARY_CHUNK_DAYS of them.
         session.execute(sa.delete(summary.UsageDayState))
         session.commit()
-    tick = usage.refresh_due(engine, settings.model_copy(update={"stats_summary_days": 40}), now=sc.NOW)
+    tick = summary_job.refresh_due(engine, settings.model_copy(update={"stats_summary_days": 40}), now=sc.NOW)
     assert tick == [date.fromordinal(n) for n in range(NOV2.toordinal() - 31, NOV2.toordinal())]
 
 
@@ -203,8 +203,8 @@ def test_a_change_committed_while_a_day_is_computed_keeps_it_unstored(engine: En
     try:
         snapshot = summary.fresh_days(reader, settings, OCT31, NOV1)
         assert snapshot.fresh == frozenset()
-        figures = usage.compute_days(reader, settings, usage._Scope(None, None), [OCT31], sc.NOW,
-                                     usage._faults_condition(reader))
+        figures = summary_job.compute_days(reader, settings, usage_queries.Scope(None, None), [OCT31], sc.NOW,
+                                     usage_queries.faults_condition(reader))
         with make_session(engine) as writer:  # meanwhile: E2's late join is corrected
             record = writer.exec(select(CallRecord).where(CallRecord.endpoint_id == s.e2)
                                  .order_by(CallRecord.connected_at)).first()
@@ -282,8 +282,8 @@ def test_running_app_fills_the_summary_on_the_scheduler_cadence(engine: Engine, 
     today = now.astimezone(settings.zone).date()
     settled = summary.settled_before(settings, now)
     expected = {date.fromordinal(n) for n in range(today.toordinal() - 40, today.toordinal())
-                if usage._midnight_utc(date.fromordinal(n + 1), settings.zone) <= settled}
-    assert len(expected) > usage.SUMMARY_CHUNK_DAYS  # two ticks at least
+                if buckets.midnight_utc(date.fromordinal(n + 1), settings.zone) <= settled}
+    assert len(expected) > summary_job.SUMMARY_CHUNK_DAYS  # two ticks at least
     with TestClient(create_app(fast, engine=engine)):
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -303,9 +303,9 @@ def _by_group(report: dict, day: date) -> dict[int, tuple]:
 
 def test_a_check_lead_connection_before_midnight_counts_in_its_day_however_the_days_are_computed(
         session: Session, settings: Settings, monkeypatch: pytest.MonkeyPatch):
+    from confsvc.calls import intake as calls
+    from confsvc.calls.schemas import CallEventCreate
     from confsvc.endpoints.models import Room
-    from confsvc.stats import calls
-    from confsvc.stats.schemas import CallEventCreate
     from tests.factories import make_meeting
 
     s = sc.build(session, settings)

@@ -13,7 +13,7 @@ from sqlmodel import Session
 
 from confsvc.config import Settings
 from confsvc.errors import Forbidden, Invalid
-from confsvc.stats import usage
+from confsvc.stats import buckets, usage
 from confsvc.stats.schemas import GroupBy, Period
 from confsvc.users import service as users
 from confsvc.users.models import Role
@@ -130,13 +130,13 @@ def test_bad_periods(session: Session, settings: Settings, first, after, period,
 def test_buckets_follow_the_zone_and_clip_to_the_period():
     from zoneinfo import ZoneInfo
 
-    weeks = usage.make_buckets(date(2026, 10, 28), date(2026, 11, 10), Period.week, ZoneInfo("Asia/Ho_Chi_Minh"))
+    weeks = buckets.make_buckets(date(2026, 10, 28), date(2026, 11, 10), Period.week, ZoneInfo("Asia/Ho_Chi_Minh"))
     assert [(b.first.isoformat(), b.after.isoformat(), b.start.isoformat()) for b in weeks] == [
         ("2026-10-28", "2026-11-02", "2026-10-27T17:00:00+00:00"),
         ("2026-11-02", "2026-11-09", "2026-11-01T17:00:00+00:00"),
         ("2026-11-09", "2026-11-10", "2026-11-08T17:00:00+00:00")]
     # A zone with DST: the day the clocks go back lasts 25 hours.
-    paris = usage.make_buckets(date(2026, 10, 25), date(2026, 10, 26), Period.day, ZoneInfo("Europe/Paris"))
+    paris = buckets.make_buckets(date(2026, 10, 25), date(2026, 10, 26), Period.day, ZoneInfo("Europe/Paris"))
     assert (paris[0].end - paris[0].start).total_seconds() == 25 * 3600
 
 

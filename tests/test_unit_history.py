@@ -20,6 +20,8 @@ from sqlmodel import Session, select
 from confsvc.calendar import feeds
 from confsvc.calendar.models import FeedScope
 from confsvc.calendar.tokens import create_feed_token
+from confsvc.calls import intake as calls
+from confsvc.calls.schemas import CallEventCreate
 from confsvc.config import Settings
 from confsvc.endpoints import schemas as endpoint_schemas
 from confsvc.endpoints import service as inventory
@@ -30,8 +32,8 @@ from confsvc.endpoints.units_import import diff_list, entries_from_file, import_
 from confsvc.errors import ConfsvcError, Forbidden
 from confsvc.scheduling import unit_changes
 from confsvc.scheduling.models import AuditEntry
-from confsvc.stats import calls, usage
-from confsvc.stats.schemas import CallEventCreate, GroupBy, Period
+from confsvc.stats import usage
+from confsvc.stats.schemas import GroupBy, Period
 from confsvc.users import service as users
 from confsvc.users.models import Role, UserUnit
 from tests.factories import bearer, make_bridge, make_endpoint, make_meeting, make_room, make_user

@@ -16,8 +16,7 @@ from confsvc import demo
 from confsvc.clock import utc_now
 from confsvc.config import Settings
 from confsvc.db import make_session
-from confsvc.scheduling import readiness
-from confsvc.scheduling import service as scheduling
+from confsvc.scheduling import readiness, reading
 from confsvc.scheduling.models import Meeting, Occurrence, ReadinessState
 from confsvc.users import security
 from confsvc.users import service as users
@@ -210,7 +209,7 @@ def test_long_site_and_unit_lists_are_summaries_on_the_full_province(client: Tes
         briefing = session.exec(select(Meeting).where(Meeting.title == demo.BRIEFING_TITLE)).one()
         first = session.exec(select(Occurrence).where(Occurrence.meeting_id == briefing.id)
                              .order_by(Occurrence.start)).first()
-        sites = len(scheduling.list_occurrences(session, briefing)[0]["participant_endpoint_ids"])  # endpoints
+        sites = len(reading.list_occurrences(session, briefing)[0]["participant_endpoint_ids"])  # endpoints
         rooms = len(readiness.site_states(session, briefing, first))  # a site's readiness is its room's
         session.commit()
     login(client, "vanphong")

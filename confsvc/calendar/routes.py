@@ -23,7 +23,7 @@ from confsvc.calendar import schemas
 from confsvc.calendar import tokens
 from confsvc.calendar.feeds import Document, FeedState
 from confsvc.calendar.models import FeedScope
-from confsvc.scheduling import service as scheduling
+from confsvc.scheduling import reading
 from confsvc.scheduling import visibility
 from confsvc.users.deps import CurrentPrincipal, bearer_token
 
@@ -78,7 +78,7 @@ def meeting_invite(meeting_id: PathId, request: Request, session: SessionDep, pr
     ``occurrence_id``: that occurrence alone (CANCEL with its RECURRENCE-ID if cancelled).
     404 unknown meeting or occurrence, 403 outside an operator's units.
     """
-    meeting = scheduling.get_meeting(session, principal, meeting_id)
+    meeting = reading.get_meeting(session, principal, meeting_id)
     doc = feeds.invite(session, settings, meeting, base_url=_base_url(request, settings),
                        occurrence_id=occurrence_id, audience=visibility.Audience.of_principal(principal))
     return _calendar_response(request, doc, filename=f"hop-{meeting.id}.ics")

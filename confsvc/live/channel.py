@@ -66,8 +66,7 @@ from confsvc.live.fanout import Fanout, make_fanout
 from confsvc.live.hub import CLOSE_FORBIDDEN, CLOSE_NOT_FOUND, CLOSE_UNAUTHORIZED, PONG, Connection, Hub
 from confsvc.live.models import DisplayToken
 from confsvc.live.snapshot import Scope
-from confsvc.scheduling import participants, visibility
-from confsvc.scheduling import service as scheduling
+from confsvc.scheduling import participants, reading, visibility
 from confsvc.scheduling.models import Meeting, Occurrence, OccurrenceStatus
 from confsvc.users import service as users
 from confsvc.users.deps import SESSION_ID_KEY, SESSION_USER_KEY, CurrentPrincipal, bearer_token
@@ -481,9 +480,9 @@ def join_instructions(meeting_id: PathId, session: SessionDep, principal: Curren
     """Hướng dẫn kết nối per room for ``occurrence_id``, default the next one still to end
     (else the last). 404 unknown meeting/occurrence, 403 when none of an operator's units is involved.
     A confidential meeting outside the caller's view: "Cuộc họp", no dial strings or PIN."""
-    meeting = scheduling.get_meeting(session, principal, meeting_id)
+    meeting = reading.get_meeting(session, principal, meeting_id)
     if occurrence_id is not None:
-        occ = scheduling.get_occurrence(session, meeting, occurrence_id)
+        occ = reading.get_occurrence(session, meeting, occurrence_id)
     else:
         rows = session.exec(select(Occurrence).where(Occurrence.meeting_id == meeting.id,
                                                      Occurrence.status == OccurrenceStatus.scheduled)

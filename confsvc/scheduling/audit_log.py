@@ -1,6 +1,6 @@
-"""Reading the audit trail (nhật ký hệ thống): who created, changed or cancelled what, and when.
+"""Writing and reading the audit trail (nhật ký hệ thống): who created, changed or cancelled what, and when.
 
-The trail is written by ``service.audit`` into ``audit_log`` (``AuditEntry``). Readers: admin and
+The trail is written by :func:`audit` (below) into ``audit_log`` (``AuditEntry``). Readers: admin and
 secretariat; a reader scoped to units (``Principal.unit_ids``) sees only entries of meetings
 touching those units. Filters combine (AND): ``unit_id`` (meetings whose chair room or a
 participant is in the unit or its sub-units, as they are now), ``user_id``, ``meeting_id``,
@@ -16,6 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, func, select
 
+from confsvc import logs
 from confsvc.endpoints.models import Endpoint, Room
 from confsvc.errors import Forbidden, Invalid
 from confsvc.scheduling.models import AuditEntry, Meeting, MeetingParticipant
@@ -124,3 +125,24 @@ def people(session: Session) -> list[tuple[int | None, str]]:
     rows = session.exec(select(col(User.id), col(User.full_name), col(User.username))
                         .where(col(User.id).in_(select(col(AuditEntry.user_id)).distinct()))).all()
     return sorted(((uid, full or username) for uid, full, username in rows), key=lambda p: p[1])
+
+
+def audit(session: Session, principal: Principal | None, action: str, *, meeting_id: int | None,
+          occurrence_id: int | None = None, **details: Any) -> None:
+    """Append to the audit trail (who, what, which meeting/occurrence, when); ``details.request_id`` is
+    the HTTP request's ``X-Request-ID`` (``confsvc.logs``), to find its log lines."""
+    if logs.request_id.get() != "-":
+        details = {**details, "request_id": logs.request_id.get()}
+    session.add(AuditEntry(user_id=principal.user_id if principal else None, action=action, meeting_id=meeting_id,
+                           occurrence_id=occurrence_id, details=_jsonable(details)))
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+

@@ -21,11 +21,12 @@ from confsvc.config import Settings
 from confsvc.endpoints.models import Endpoint, Room
 from confsvc.errors import Invalid, NotFound
 from confsvc.scheduling import booking
+from confsvc.scheduling.audit_log import audit
 from confsvc.scheduling.booking import Names, Participants, Plan
 from confsvc.scheduling.conflicts import Window
 from confsvc.scheduling.errors import BookingConflict
+from confsvc.scheduling.maintenance import require_bounded_window
 from confsvc.scheduling.models import Booking, ResourceBlock, ResourceKind
-from confsvc.scheduling.service import audit, require_bounded_window
 from confsvc.users.principal import MANAGE_MAINTENANCE, Principal
 
 KINDS = (ResourceKind.room, ResourceKind.endpoint)

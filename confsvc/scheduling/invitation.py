@@ -189,7 +189,7 @@ def pick_occurrence(session: Session, meeting: Meeting, occurrence_id: int | Non
 def build(session: Session, meeting: Meeting, *, dial_mode: str, occurrence_id: int | None = None,
           now: datetime | None = None) -> Invitation:
     """The giấy mời of ``meeting`` for one occurrence (see :func:`pick_occurrence`), dated ``now``
-    (local date in the meeting's zone). Read access is the caller's business (``service.get_meeting``).
+    (local date in the meeting's zone). Read access is the caller's business (``reading.get_meeting``).
 
     Raises NotFound ``occurrence_not_found``.
     """
@@ -245,14 +245,14 @@ FORMATS = {"docx": "application/vnd.openxmlformats-officedocument.wordprocessing
 def render_for(session: Session, settings: Settings, principal: Principal, meeting_id: int, *, fmt: str,
                occurrence_id: int | None = None, now: datetime | None = None) -> bytes:
     """The giấy mời of meeting ``meeting_id`` as ``fmt`` (``docx`` or ``pdf``, see :data:`FORMATS`),
-    for whoever may read the meeting (``service.get_meeting``).
+    for whoever may read the meeting (``reading.get_meeting``).
 
     Raises: NotFound (meeting, occurrence), Forbidden (meeting not readable), ValueError (unknown fmt).
     """
-    from confsvc.scheduling import invitation_docx, invitation_pdf, service
+    from confsvc.scheduling import invitation_docx, invitation_pdf, reading
 
     if fmt not in FORMATS:
         raise ValueError(f"unknown invitation format {fmt!r}")
-    meeting = service.get_meeting(session, principal, meeting_id)
+    meeting = reading.get_meeting(session, principal, meeting_id)
     letter = build(session, meeting, dial_mode=settings.join_dial_mode, occurrence_id=occurrence_id, now=now)
     return (invitation_docx if fmt == "docx" else invitation_pdf).render(letter)

@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Request, Response
 
 from confsvc.db import PathId, SessionDep
-from confsvc.scheduling import readiness, schemas, service
+from confsvc.scheduling import readiness, reading, schemas
 from confsvc.users.deps import CurrentPrincipal, require_capability
 from confsvc.users.principal import MARK_READINESS, Principal
 
@@ -28,8 +28,8 @@ def readiness_board(meeting_id: PathId, occurrence_id: PathId, request: Request,
     """Every site of the occurrence with its readiness (default ``not_checked``), the deadline and
     whether it is overdue. 404 ``meeting_not_found`` / ``occurrence_not_found``; 403 outside an
     operator's units."""
-    meeting = service.get_meeting(session, principal, meeting_id)
-    occurrence = service.get_occurrence(session, meeting, occurrence_id)
+    meeting = reading.get_meeting(session, principal, meeting_id)
+    occurrence = reading.get_occurrence(session, meeting, occurrence_id)
     return _json(readiness.board(session, request.app.state.settings, meeting, occurrence))
 
 
@@ -47,7 +47,7 @@ def set_readiness(meeting_id: PathId, occurrence_id: PathId, room_id: PathId, da
     (operator, room outside their units); 404 ``site_not_in_occurrence``; 422 ``note_required``,
     ``occurrence_cancelled``, ``occurrence_ended``.
     """
-    meeting = service.get_meeting(session, principal, meeting_id)
-    occurrence = service.get_occurrence(session, meeting, occurrence_id)
+    meeting = reading.get_meeting(session, principal, meeting_id)
+    occurrence = reading.get_occurrence(session, meeting, occurrence_id)
     return _json(readiness.set_readiness(session, request.app.state.settings, principal, meeting, occurrence,
                                          room_id, data.state, data.note))

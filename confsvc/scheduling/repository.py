@@ -15,7 +15,8 @@ from typing import Any, NamedTuple
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from confsvc.endpoints.models import Bridge
+from confsvc.endpoints.models import Bridge, Endpoint, Room
+from confsvc.scheduling import participants as participation
 from confsvc.scheduling.conflicts import Window
 from confsvc.scheduling.models import Booking, Meeting, Occurrence, ResourceKind
 
@@ -104,3 +105,30 @@ def lock_bridge(session: Session, bridge_id: int) -> Bridge | None:
     """
     return session.exec(select(Bridge).where(Bridge.id == bridge_id).with_for_update(key_share=True)
                         .execution_options(populate_existing=True)).first()
+
+
+def touching_units(unit_ids: frozenset[int] | set[int]) -> Any:
+    """Subquery of meeting ids whose chair room or a participant endpoint is in ``unit_ids``."""
+    return participation.meetings_involving(room_ids=participation.rooms_of_units(unit_ids))
+
+
+def operator_scope(unit_ids: frozenset[int]) -> Any:
+    """Subquery of meeting ids in which a room of ``unit_ids`` takes part, occurrence overrides included."""
+    return participation.meetings_taking_part(participation.rooms_of_units(unit_ids))
+
+
+def meeting_units(session: Session, meeting_id: int) -> set[int]:
+    """Ids of the units of the rooms taking part in the meeting (chair room included)."""
+    rooms = participation.of_meeting(session, session.get(Meeting, meeting_id)).room_ids
+    return set(session.exec(select(Room.unit_id).where(Room.id.in_(rooms))).all())
+
+
+def participant_ids(session: Session, meeting_id: int) -> list[int]:
+    """The meeting's participant endpoint ids (``participants.meeting_endpoint_ids``)."""
+    return participation.meeting_endpoint_ids(session, meeting_id)
+
+
+def room_endpoint_ids(session: Session, room_id: int) -> set[int]:
+    """Ids of the endpoints in room ``room_id``."""
+    return set(session.exec(select(Endpoint.id).where(Endpoint.room_id == room_id)).all())
+

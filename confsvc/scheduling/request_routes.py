@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from confsvc.db import PathId, SessionDep
 from confsvc.deps import PagingDep, SettingsDep
-from confsvc.scheduling import requests, service
+from confsvc.scheduling import requests, views
 from confsvc.scheduling.request_models import RequestState
 from confsvc.scheduling.request_schemas import RequestPage, RequestPublic, RequestReject
 from confsvc.scheduling.schemas import MeetingCreate
@@ -24,7 +24,7 @@ def public(session: SessionDep, view: requests.RequestView) -> dict[str, Any]:
     return {"id": req.meeting_id, "state": req.state, "requested_by": req.requested_by,
             "requested_at": req.requested_at, "expires_at": req.expires_at, "decided_by": req.decided_by,
             "decided_at": req.decided_at, "reason": req.reason,
-            "meeting": service.meeting_public(session, view.meeting), "conflicts": view.conflicts}
+            "meeting": views.meeting_public(session, view.meeting), "conflicts": view.conflicts}
 
 
 def _answer(model: type[BaseModel], data: Any, status_code: int = 200) -> Response:

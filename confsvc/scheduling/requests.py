@@ -29,7 +29,7 @@ from confsvc.clock import utc_now
 from confsvc.config import Settings
 from confsvc.endpoints.models import Room
 from confsvc.errors import Conflict, Forbidden, Invalid, NotFound
-from confsvc.scheduling import booking, live_events, service
+from confsvc.scheduling import audit_log, booking, creation, live_events, planning
 from confsvc.scheduling.booking import Names
 from confsvc.scheduling.conflicts import Conflict as BookingConflictItem
 from confsvc.scheduling.models import Meeting, MeetingStatus, Occurrence, OccurrenceStatus
@@ -70,7 +70,7 @@ def submit(session: Session, settings: Settings, principal: Principal, data: Mee
     Raises:
         Forbidden: ``forbidden_role`` (may not request), ``forbidden_scope`` (a requester's chair
             room outside their units).
-        Invalid / BookingConflict: as ``service.book_meeting`` (409 names the meetings in the way).
+        Invalid / BookingConflict: as ``creation.book_meeting`` (409 names the meetings in the way).
     """
     if not principal.can_request_meetings:
         raise Forbidden(f"role {principal.role.value!r} may not request meetings", code="forbidden_role")
@@ -83,11 +83,11 @@ def submit(session: Session, settings: Settings, principal: Principal, data: Mee
     req = MeetingRequest(meeting_id=0, requested_by=principal.user_id, requested_at=now, expires_at=expires_at,
                          state=RequestState.pending)
     tentative = data.model_copy(update={"status": "tentative"})
-    result = service.book_unchecked(session, settings, principal, tentative, now=now, event_extra=_event_data(req))
+    result = creation.book_unchecked(session, settings, principal, tentative, now=now, event_extra=_event_data(req))
     assert result.meeting.id is not None
     req.meeting_id = result.meeting.id
     session.add(req)
-    service.audit(session, principal, "request.submitted", meeting_id=result.meeting.id, expires_at=expires_at)
+    audit_log.audit(session, principal, "request.submitted", meeting_id=result.meeting.id, expires_at=expires_at)
     session.flush()
     return RequestView(req, result.meeting, [])
 
@@ -158,7 +158,7 @@ def current_conflicts(session: Session, settings: Settings, meeting: Meeting) ->
         Occurrence.meeting_id == meeting.id, Occurrence.status == OccurrenceStatus.scheduled)
         .order_by(col(Occurrence.start), col(Occurrence.id))).all()
     plans = [booking.make_plan(o.start, o.end, o.recurrence_id,
-                               service._occurrence_participants(session, meeting, o),
+                               planning.occurrence_participants(session, meeting, o),
                                check_lead_minutes=meeting.check_lead_minutes,
                                teardown_minutes=meeting.teardown_minutes, occurrence=o) for o in occurrences]
     booking.resource_conflicts(session, settings, plans, Names(session))
@@ -195,7 +195,7 @@ def approve(session: Session, principal: Principal, request_id: int, *, now: dat
     meeting.updated_by, meeting.updated_at = principal.user_id, now
     req.state, req.decided_by, req.decided_at = RequestState.approved, principal.user_id, now
     session.add_all([meeting, req])
-    service.audit(session, principal, "request.approved", meeting_id=meeting.id)
+    audit_log.audit(session, principal, "request.approved", meeting_id=meeting.id)
     session.flush()
     live_events.record_change(session, "meeting.updated", meeting, live_events.meeting_occurrences(session, meeting),
                               now=now, extra=_event_data(req))
@@ -255,7 +255,7 @@ def _close(session: Session, principal: Principal | None, req: MeetingRequest, m
     req.state, req.decided_at, req.reason = state, now, reason
     req.decided_by = principal.user_id if principal else None
     session.add_all([meeting, req])
-    service.audit(session, principal, f"request.{state.value}", meeting_id=meeting.id, reason=reason)
+    audit_log.audit(session, principal, f"request.{state.value}", meeting_id=meeting.id, reason=reason)
     session.flush()
     live_events.record_change(session, "meeting.cancelled", meeting,
                               live_events.meeting_occurrences(session, meeting), now=now, extra=_event_data(req))

@@ -18,7 +18,8 @@ from confsvc.clock import as_utc, utc_now
 from confsvc.db import MAX_ID, PathId, QueryId, SessionDep, read_only
 from confsvc.endpoints import service as inventory
 from confsvc.endpoints.schemas import BridgePublic, BridgeUpdate
-from confsvc.scheduling import availability, blocks, bridges, idempotency, schemas, series, service
+from confsvc.scheduling import (availability, blocks, bridges, cancellation, creation, dial_details, editing, idempotency,
+                                maintenance, planning, reading, schemas, series, views)
 from confsvc.scheduling.models import Meeting, ResourceKind
 from confsvc.users.deps import CurrentPrincipal, require_capability
 from confsvc.users.principal import BOOK, MANAGE_MAINTENANCE, Principal
@@ -31,7 +32,7 @@ router = APIRouter(prefix="/api/v1")
 
 
 def _meeting(meeting_id: PathId, session: SessionDep, principal: CurrentPrincipal) -> Meeting:
-    return service.get_meeting(session, principal, meeting_id)
+    return reading.get_meeting(session, principal, meeting_id)
 
 
 MeetingDep = Annotated[Meeting, Depends(_meeting)]
@@ -55,9 +56,9 @@ def _answer(model: type[BaseModel], data: Any, status_code: int = 200) -> Respon
                     media_type="application/json")
 
 
-def _booked(session: SessionDep, result: service.BookResult, status_code: int = 200) -> Response:
+def _booked(session: SessionDep, result: planning.BookResult, status_code: int = 200) -> Response:
     return _answer(schemas.MeetingBooked, {
-        **service.meeting_public(session, result.meeting), "occurrence_count": result.occurrence_count,
+        **views.meeting_public(session, result.meeting), "occurrence_count": result.occurrence_count,
         "skipped": result.skipped, "warnings": result.warnings}, status_code)
 
 
@@ -75,7 +76,7 @@ def book_meeting(data: schemas.MeetingCreate, session: SessionDep, principal: Wr
     (public holidays). 409 ``booking_conflict`` listing every conflict; 422 for bad input.
     """
     def run() -> idempotency.Answer:
-        booked = _booked(session, service.book_meeting(session, settings, principal, data), status.HTTP_201_CREATED)
+        booked = _booked(session, creation.book_meeting(session, settings, principal, data), status.HTTP_201_CREATED)
         return idempotency.Answer(booked.status_code, "application/json", bytes(booked.body).decode("utf-8"))
 
     answer = idempotency.once(session, settings, principal, idempotency.parse_key(idempotency_key),
@@ -88,7 +89,7 @@ def check_meeting(data: schemas.MeetingCreate, session: SessionDep, principal: C
                   settings: SettingsDep):
     """Dry run of ``POST /meetings``: ``{"ok", "conflicts", "groups", "warnings"}``; nothing is booked.
     ``conflicts`` and ``groups`` are those of the 409 the booking would get."""
-    result = service.check_meeting(session, settings, principal, data)
+    result = creation.check_meeting(session, settings, principal, data)
     return _answer(schemas.CheckResult, {**result, "groups": [schemas.group_public(g) for g in result["groups"]]})
 
 
@@ -100,11 +101,11 @@ def list_meetings(session: SessionDep, principal: CurrentPrincipal, paging: Pagi
                   room_id: QueryId = None):
     """Meetings ordered by first start; operators see meetings touching their units. Confidential
     meetings outside the caller's view are "Cuộc họp" with times and rooms (``scheduling.visibility``)."""
-    items, total = service.list_meetings(
+    items, total = reading.list_meetings(
         session, principal, from_=as_utc(from_, settings.zone) if from_ else None,
         to=as_utc(to, settings.zone) if to else None, unit_id=unit_id, room_id=room_id,
         limit=paging.limit, offset=paging.offset)
-    return {"items": [service.meeting_for(session, principal, m) for m in items], "total": total,
+    return {"items": [views.meeting_for(session, principal, m) for m in items], "total": total,
             "limit": paging.limit, "offset": paging.offset}
 
 
@@ -112,23 +113,23 @@ def list_meetings(session: SessionDep, principal: CurrentPrincipal, paging: Pagi
 def get_meeting(meeting: MeetingDep, session: SessionDep, principal: CurrentPrincipal):
     """One meeting. 404 if unknown, 403 when none of an operator's units is involved. A confidential
     meeting is "Cuộc họp" with its times and rooms for anyone outside it (``scheduling.visibility``)."""
-    return service.meeting_for(session, principal, meeting)
+    return views.meeting_for(session, principal, meeting)
 
 
 @router.patch("/meetings/{meeting_id}", response_model=schemas.MeetingBooked, tags=["meetings"])
 def edit_meeting(meeting_id: PathId, data: schemas.MeetingUpdate, session: SessionDep,
                  principal: Writer, settings: SettingsDep):
     """Whole-series edit; per-occurrence exceptions and occurrence ids are kept (SPEC rule 5)."""
-    meeting = service.get_meeting(session, principal, meeting_id)
-    return _booked(session, service.edit_meeting(session, settings, principal, meeting, data))
+    meeting = reading.get_meeting(session, principal, meeting_id)
+    return _booked(session, editing.edit_meeting(session, settings, principal, meeting, data))
 
 
 @router.post("/meetings/{meeting_id}/cancel", response_model=schemas.MeetingPublic, tags=["meetings"])
 def cancel_meeting(meeting_id: PathId, session: SessionDep, principal: Writer):
     """Cancel the meeting; its resources are free at once (SPEC rule 6)."""
-    meeting = service.get_meeting(session, principal, meeting_id)
+    meeting = reading.get_meeting(session, principal, meeting_id)
     return _answer(schemas.MeetingPublic,
-                   service.meeting_public(session, service.cancel_meeting(session, principal, meeting)))
+                   views.meeting_public(session, cancellation.cancel_meeting(session, principal, meeting)))
 
 
 @router.post("/meetings/{meeting_id}/pin", response_model=schemas.MeetingPublic, tags=["meetings"])
@@ -136,8 +137,8 @@ def set_pin(meeting_id: PathId, session: SessionDep, principal: CurrentPrincipal
             data: schemas.PinUpdate | None = None):
     """Set the meeting's PIN (``{"pin": "123456"}``) or generate a new one (empty body). Join
     instructions, displays and invitations follow (``meeting.updated``, SEQUENCE bumps)."""
-    meeting = service.get_meeting(session, principal, meeting_id)
-    return _answer(schemas.MeetingPublic, service.meeting_public(session, service.set_pin(
+    meeting = reading.get_meeting(session, principal, meeting_id)
+    return _answer(schemas.MeetingPublic, views.meeting_public(session, dial_details.set_pin(
         session, settings, principal, meeting, data.pin if data else None)))
 
 
@@ -147,8 +148,8 @@ def set_conference_number(meeting_id: PathId, session: SessionDep, principal: Cu
     """Set (``{"conference_number": 1234}``) or regenerate (empty body) the meeting's conference number
     for every occurrence. 409 ``booking_conflict`` naming the occurrences of other meetings on the
     bridge holding it then; 422 ``number_out_of_range``, ``no_bridge``."""
-    meeting = service.get_meeting(session, principal, meeting_id)
-    return _answer(schemas.MeetingPublic, service.meeting_public(session, service.set_conference_number(
+    meeting = reading.get_meeting(session, principal, meeting_id)
+    return _answer(schemas.MeetingPublic, views.meeting_public(session, dial_details.set_conference_number(
         session, settings, principal, meeting, data.conference_number if data else None)))
 
 
@@ -156,7 +157,7 @@ def set_conference_number(meeting_id: PathId, session: SessionDep, principal: Cu
             tags=["meetings"])
 def list_occurrences(meeting: MeetingDep, session: SessionDep):
     """Every materialised occurrence (cancelled ones included), in start order."""
-    return service.list_occurrences(session, meeting)
+    return reading.list_occurrences(session, meeting)
 
 
 @router.patch("/meetings/{meeting_id}/occurrences/{occurrence_id}", response_model=schemas.OccurrencePublic,
@@ -164,20 +165,20 @@ def list_occurrences(meeting: MeetingDep, session: SessionDep):
 def edit_occurrence(meeting_id: PathId, occurrence_id: PathId, data: schemas.OccurrenceUpdate,
                     session: SessionDep, principal: Writer, settings: SettingsDep):
     """Move one occurrence or change its chair room / participants (it becomes an exception)."""
-    meeting = service.get_meeting(session, principal, meeting_id)
-    occurrence = service.get_occurrence(session, meeting, occurrence_id)
+    meeting = reading.get_meeting(session, principal, meeting_id)
+    occurrence = reading.get_occurrence(session, meeting, occurrence_id)
     return _answer(schemas.OccurrencePublic,
-                   service.edit_occurrence(session, settings, principal, meeting, occurrence, data))
+                   editing.edit_occurrence(session, settings, principal, meeting, occurrence, data))
 
 
 @router.post("/meetings/{meeting_id}/occurrences/{occurrence_id}/cancel", response_model=schemas.OccurrencePublic,
              tags=["meetings"])
 def cancel_occurrence(meeting_id: PathId, occurrence_id: PathId, session: SessionDep, principal: Writer):
     """Cancel one occurrence; its slot is free at once."""
-    meeting = service.get_meeting(session, principal, meeting_id)
-    occurrence = service.get_occurrence(session, meeting, occurrence_id)
-    occ = service.cancel_occurrence(session, principal, meeting, occurrence)
-    rows = [o for o in service.list_occurrences(session, meeting) if o["id"] == occ.id]
+    meeting = reading.get_meeting(session, principal, meeting_id)
+    occurrence = reading.get_occurrence(session, meeting, occurrence_id)
+    occ = cancellation.cancel_occurrence(session, principal, meeting, occurrence)
+    rows = [o for o in reading.list_occurrences(session, meeting) if o["id"] == occ.id]
     return _answer(schemas.OccurrencePublic, rows[0])
 
 
@@ -187,8 +188,8 @@ def restore_occurrence(meeting_id: PathId, occurrence_id: PathId, session: Sessi
                        settings: SettingsDep):
     """Book a cancelled occurrence again (khôi phục buổi họp): 409 with the conflicts if its slot is taken;
     422 ``occurrence_not_cancelled``. Feeds, invites and displays follow; SEQUENCE bumps."""
-    meeting = service.get_meeting(session, principal, meeting_id)
-    occurrence = service.get_occurrence(session, meeting, occurrence_id)
+    meeting = reading.get_meeting(session, principal, meeting_id)
+    occurrence = reading.get_occurrence(session, meeting, occurrence_id)
     return _answer(schemas.OccurrencePublic,
                    series.restore_occurrence(session, settings, principal, meeting, occurrence))
 
@@ -200,7 +201,7 @@ def add_occurrence(meeting_id: PathId, data: schemas.OccurrenceCreate, session: 
     """Add an extra occurrence to a series (thêm buổi họp, RFC 5545 RDATE) with the meeting's rooms:
     201 with its stable id; 409 with the conflicts; 422 ``not_a_series``, ``occurrence_exists``,
     ``occurrences_overlap``. Feeds, invites and displays follow; SEQUENCE bumps."""
-    meeting = service.get_meeting(session, principal, meeting_id)
+    meeting = reading.get_meeting(session, principal, meeting_id)
     return _answer(schemas.OccurrencePublic, series.add_occurrence(session, settings, principal, meeting, data),
                    status.HTTP_201_CREATED)
 
@@ -237,7 +238,7 @@ def create_maintenance(endpoint_id: PathId, request: Request, data: schemas.Main
                        principal: MaintenanceWriter, settings: SettingsDep):
     """A maintenance window (bảo trì) ``[start, end)`` on an endpoint; 409 if meetings are booked then."""
     endpoint, room = read_only(request, lambda read: inventory.get_endpoint(read, principal, endpoint_id))
-    window = service.create_maintenance(session, settings, principal, endpoint, room, start=data.start,
+    window = maintenance.create_maintenance(session, settings, principal, endpoint, room, start=data.start,
                                         end=data.end, note=data.note)
     return _answer(schemas.MaintenancePublic, window, status.HTTP_201_CREATED)
 

@@ -190,12 +190,12 @@ def extend_series_due(engine: Engine, settings: Settings, now: datetime | None =
     """Materialise open-ended series whose occurrences end within a day of the horizon (issue 3's job).
 
     One write transaction; safe beside other processes (bookings are guarded as for any booking).
-    Returns ``service.extend_series``'s report (empty when nothing was due).
+    Returns ``series.extend_series``'s report (empty when nothing was due).
     """
-    from confsvc.scheduling import service
+    from confsvc.scheduling import series
 
     with make_session(engine) as session:
-        report = service.extend_series(session, settings, now=now)
+        report = series.extend_series(session, settings, now=now)
         session.commit()
     if report:
         log.info("scheduler: series extended %s", report)

@@ -22,25 +22,24 @@ from confsvc.endpoints.models import Endpoint
 from confsvc.errors import Invalid
 from confsvc.scheduling import booking, live_events, recurrence
 from confsvc.scheduling import participants as participation
+from confsvc.scheduling.audit_log import audit
 from confsvc.scheduling.booking import Names, Participants, Plan
+from confsvc.scheduling.creation import book_meeting
+from confsvc.scheduling.editing import _same_day_at, edit_meeting
 from confsvc.scheduling.models import Meeting, MeetingStatus, Occurrence, OccurrenceStatus
-from confsvc.scheduling.schemas import MeetingCreate, MeetingUpdate, OccurrenceCreate
-from confsvc.scheduling.service import (
+from confsvc.scheduling.planning import (
     BookResult,
-    _apply,
-    _meeting_participants,
-    _occurrence_participants,
-    _refusal,
-    _require_open,
-    _same_day_at,
-    _timing,
-    _write_occurrences,
-    audit,
-    book_meeting,
-    edit_meeting,
-    occurrence_public,
-    participant_ids,
+    apply_bridge,
+    check_timing,
+    meeting_participants,
+    occurrence_participants,
+    refusal,
+    require_open,
+    write_occurrences,
 )
+from confsvc.scheduling.repository import participant_ids
+from confsvc.scheduling.schemas import MeetingCreate, MeetingUpdate, OccurrenceCreate
+from confsvc.scheduling.views import occurrence_public
 from confsvc.users.principal import BOOK, Principal
 
 
@@ -57,10 +56,10 @@ def _check_and_book(session: Session, settings: Settings, meeting: Meeting, plan
     choice = booking.choose_bridge(session, settings, [plan], names, bridge_id=meeting.bridge_id,
                                    keep_number=plan.occurrence.number(meeting) if plan.occurrence is not None
                                    else meeting.conference_number)
-    _apply(choice, [plan])
+    apply_bridge(choice, [plan])
     if plan.conflicts:
-        raise _refusal(meeting.title, plan.conflicts)
-    booking.insert_guarded(session, settings, lambda: _write_occurrences(session, meeting, [plan], []), [plan],
+        raise refusal(meeting.title, plan.conflicts)
+    booking.insert_guarded(session, settings, lambda: write_occurrences(session, meeting, [plan], []), [plan],
                            meeting.title)
 
 
@@ -89,14 +88,14 @@ def restore_occurrence(session: Session, settings: Settings, principal: Principa
     """
     principal.require(BOOK)
     participation.require_whole_meeting(session, principal, meeting)
-    _require_open(meeting)
+    require_open(meeting)
     if occ.status is not OccurrenceStatus.cancelled:
         raise Invalid("the occurrence is not cancelled", code="occurrence_not_cancelled")
     now = now or utc_now()
     zone = ZoneInfo(meeting.timezone)
-    _timing(settings, principal, start=occ.start, end=occ.end, zone=zone, now=now,
+    check_timing(settings, principal, start=occ.start, end=occ.end, zone=zone, now=now,
             check_lead_minutes=meeting.check_lead_minutes, teardown_minutes=meeting.teardown_minutes)
-    participants = _occurrence_participants(session, meeting, occ)
+    participants = occurrence_participants(session, meeting, occ)
     plan = booking.make_plan(occ.start, occ.end, occ.recurrence_id, participants,
                              check_lead_minutes=meeting.check_lead_minutes,
                              teardown_minutes=meeting.teardown_minutes, occurrence=occ)
@@ -126,20 +125,20 @@ def add_occurrence(session: Session, settings: Settings, principal: Principal, m
 
     Raises:
         Forbidden: not admin or secretariat.
-        Invalid: ``meeting_cancelled``, ``not_a_series``, the ``_timing`` errors (past, horizon,
+        Invalid: ``meeting_cancelled``, ``not_a_series``, the ``check_timing`` errors (past, horizon,
             duration), ``occurrence_exists`` (the series already has an occurrence starting then,
             or that start is excluded by EXDATE), ``occurrences_overlap``.
         BookingConflict: 409, every conflict listed.
     """
     principal.require(BOOK)
     participation.require_whole_meeting(session, principal, meeting)
-    _require_open(meeting)
+    require_open(meeting)
     if not meeting.rrule:
         raise Invalid("only a recurring meeting takes extra occurrences; book another meeting instead",
                       code="not_a_series")
     now = now or utc_now()
     zone = ZoneInfo(meeting.timezone)
-    timing = _timing(settings, principal, start=data.start, end=data.end, zone=zone, now=now,
+    timing = check_timing(settings, principal, start=data.start, end=data.end, zone=zone, now=now,
                      check_lead_minutes=meeting.check_lead_minutes, teardown_minutes=meeting.teardown_minutes)
     start, end = timing.start, timing.start + timing.duration
     exdates = {datetime.fromisoformat(d) for d in meeting.exdates}
@@ -152,7 +151,7 @@ def add_occurrence(session: Session, settings: Settings, principal: Principal, m
     if start in exdates or start in generated or any(start in (o.recurrence_id, o.start) for o in existing):
         raise Invalid(f"the series already has an occurrence starting {start.isoformat()} (or excludes it); "
                       "edit or restore that one", code="occurrence_exists")
-    participants = _meeting_participants(session, meeting)
+    participants = meeting_participants(session, meeting)
     others = _sibling_plans(session, meeting, participants, exclude_id=None)
     if meeting.materialized_until is not None:  # starts the rule will generate when the series is extended
         others += [booking.make_plan(s, s + timedelta(minutes=meeting.duration_minutes), s, participants,
@@ -171,6 +170,48 @@ def add_occurrence(session: Session, settings: Settings, principal: Principal, m
     session.flush()
     live_events.record_change(session, "meeting.updated", meeting, [occ], now=now)
     return occurrence_public(occ, meeting, participants.endpoint_ids)
+
+
+def extend_series(session: Session, settings: Settings, *, now: datetime | None = None) -> dict[int, dict[str, int]]:
+    """Materialise open series up to ``now + series_horizon_days`` (the scheduler tick and
+    ``confsvc meetings extend`` call it; a series within a day of the horizon is left for later).
+
+    New occurrences that collide are recorded as cancelled exceptions and audited (a job cannot ask
+    anyone). Returns ``{meeting_id: {"booked": n, "skipped": m}}`` for the meetings extended.
+    """
+    now = now or utc_now()
+    horizon = now + timedelta(days=settings.series_horizon_days)
+    # A day of slack: a job ticking every few seconds extends each series once a day, not every tick.
+    due_before = horizon - timedelta(days=1)
+    report: dict[int, dict[str, int]] = {}
+    meetings = session.exec(select(Meeting).where(Meeting.rrule.is_not(None), Meeting.status != MeetingStatus.cancelled,
+                                                  Meeting.materialized_until < due_before).order_by(Meeting.id)).all()
+    for meeting in meetings:
+        zone = ZoneInfo(meeting.timezone)
+        ex = frozenset(datetime.fromisoformat(d) for d in meeting.exdates)
+        starts = recurrence.expand(meeting.rrule, meeting.dtstart, zone, until_utc=horizon, exdates_utc=ex,
+                                   limit=settings.max_series_occurrences)
+        new = [s for s in starts if s >= meeting.materialized_until]
+        participants = meeting_participants(session, meeting)
+        duration = timedelta(minutes=meeting.duration_minutes)
+        plans = [booking.make_plan(s, s + duration, s, participants, check_lead_minutes=meeting.check_lead_minutes,
+                                   teardown_minutes=meeting.teardown_minutes) for s in new]
+        names = Names(session)
+        booking.resource_conflicts(session, settings, plans, names, partial=True)
+        if meeting.bridge_id is not None and plans:
+            choice = booking.choose_bridge(session, settings, plans, names, bridge_id=meeting.bridge_id,
+                                           keep_number=meeting.conference_number)
+            apply_bridge(choice, plans)
+        skipped: list[dict[str, Any]] = []
+        booking.insert_guarded(session, settings, lambda m=meeting, p=plans, s=skipped: write_occurrences(
+            session, m, p, s), [p for p in plans if not p.conflicts], meeting.title)
+        meeting.materialized_until = horizon
+        session.add(meeting)
+        audit(session, None, "series.extended", meeting_id=meeting.id, until=horizon,
+              skipped=[s["start"] for s in skipped])
+        report[meeting.id] = {"booked": len(plans) - len(skipped), "skipped": len(skipped)}
+    session.flush()
+    return report
 
 
 # ---------------------------------------------------------------- this and following (issue 13)
@@ -236,7 +277,7 @@ def split_series(session: Session, settings: Settings, principal: Principal, mee
             caller rolls back the session).
     """
     principal.require(BOOK)
-    _require_open(meeting)
+    require_open(meeting)
     if not meeting.rrule:
         raise Invalid("only a recurring meeting can be split", code="not_a_series")
     now = now or utc_now()

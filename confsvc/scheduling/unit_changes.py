@@ -14,7 +14,7 @@ from sqlmodel import Session
 
 from confsvc.config import Settings
 from confsvc.endpoints import unit_history, units_import
-from confsvc.scheduling.service import audit
+from confsvc.scheduling.audit_log import audit
 from confsvc.users.principal import MANAGE_INVENTORY, Principal
 
 

@@ -1,1 +1,1 @@
-"""Call records and usage statistics (SPEC "Usage statistics"): a domain of its own; only ``main`` imports it."""
+"""Usage statistics over call records (SPEC "Usage statistics"): a domain of its own; only ``main`` imports it."""

@@ -51,7 +51,7 @@ from confsvc.clock import utc_now
 from confsvc.config import Settings
 from confsvc.db import WRITE_OPTION, UTCDateTime, make_session
 
-#: The network's key in ``usage_days.unit_id`` (unit ids are positive); the same as ``usage.TOTAL_KEY``.
+#: The network's key in ``usage_days.unit_id`` (unit ids are positive); the same as ``usage_queries.TOTAL_KEY``.
 TOTAL_KEY = -1
 
 #: The figures a summary row holds, in ``usage_report``'s raw names (seconds, counts).

@@ -1,6 +1,6 @@
 """The booking form (đặt lịch họp).
 
-The form posts here and is booked by ``scheduling.service.book_meeting``, the same call as
+The form posts here and is booked by ``scheduling.creation.book_meeting``, the same call as
 ``POST /api/v1/meetings``. While the form changes, ``static/booking.js`` calls the free-slot search
 ``GET /api/v1/availability`` with the web session cookie, and ``POST /meetings/new/check`` (the
 page's CSRF token in ``X-CSRF-Token``): the dry run of ``POST /api/v1/meetings/check``, answered
@@ -32,8 +32,7 @@ from confsvc.db import SessionDep
 from confsvc.endpoints import service as inventory
 from confsvc.endpoints.models import UnitLevel
 from confsvc.errors import ConfsvcError, Invalid
-from confsvc.scheduling import idempotency, requests
-from confsvc.scheduling import service as scheduling
+from confsvc.scheduling import creation, idempotency, requests
 from confsvc.scheduling.conflicts import Conflict, ConflictGroup, group_conflicts
 from confsvc.scheduling.errors import BookingConflict
 from confsvc.scheduling.schemas import MeetingCreate
@@ -357,7 +356,7 @@ FormText = Annotated[str, Form(max_length=10000)]
 
 @router.post("/meetings/new/check")
 def check(request: Request, session: SessionDep, data: MeetingCreate):
-    """The form's live check (``static/booking.js``): the dry run ``scheduling.service.check_meeting``
+    """The form's live check (``static/booking.js``): the dry run ``scheduling.creation.check_meeting``
     (the same call as ``POST /api/v1/meetings/check``) answered with its lines already rendered in
     the page's language: ``{"ok", "lines" (:func:`conflict_messages`), "warnings" (sentences)}``;
     a refusal (bad input, role) is ``{"ok": false, "lines": [], "error": <sentence>}`` with its status.
@@ -370,7 +369,7 @@ def check(request: Request, session: SessionDep, data: MeetingCreate):
         return JSONResponse({"detail": "sign in first", "code": "unauthorized"}, status_code=401)
     settings = settings_of(request)
     try:
-        result = scheduling.check_meeting(session, settings, who.principal, data)
+        result = creation.check_meeting(session, settings, who.principal, data)
     except ConfsvcError as exc:
         return JSONResponse({"ok": False, "lines": [], "warnings": [], "error": refusal_message(exc)},
                             status_code=exc.status_code)
@@ -388,7 +387,7 @@ def book(request: Request, session: SessionDep, csrf: FormText = "", title: Form
          bridge_id: FormText = "", repeat: FormText = "none", repeat_count: FormText = "",
          repeat_until: FormText = "", idempotency_key: FormText = "",
          repeat_byday: Annotated[list[str], Form(max_length=7)] = []):  # noqa: B006 (FastAPI form list)
-    """Book through ``scheduling.service.book_meeting`` (a requester: submit a request through
+    """Book through ``scheduling.creation.book_meeting`` (a requester: submit a request through
     ``scheduling.requests.submit``, then their list of requests); on a refusal the form comes back with
     every conflict in words and the values kept (the hidden ``idempotency_key`` too).
 
@@ -412,7 +411,7 @@ def book(request: Request, session: SessionDep, csrf: FormText = "", title: Form
             return RedirectResponse(f"/requests/mine?submitted={view.request.meeting_id}", status_code=303)
 
         def run() -> idempotency.Answer:
-            result = scheduling.book_meeting(session, settings, who.principal, data)
+            result = creation.book_meeting(session, settings, who.principal, data)
             return idempotency.Answer(303, "text/html", "", f"/meetings/{result.meeting.id}")
 
         answer = idempotency.once(session, settings, who.principal, idempotency.parse_key(idempotency_key),

@@ -1,4 +1,4 @@
-"""Edit screens: a meeting as a whole series (``scheduling.service.edit_meeting``), one occurrence in a
+"""Edit screens: a meeting as a whole series (``scheduling.editing.edit_meeting``), one occurrence in a
 scope ("Chỉ buổi này": ``edit_occurrence``; "Buổi này và các buổi sau": ``scheduling.series.split_series``;
 "Cả chuỗi": ``edit_meeting``), and an endpoint (admin, ``endpoints.service.update_endpoint``). Same
 services as the API: no rule is repeated here. The meeting screens use the booking component of the
@@ -31,8 +31,7 @@ from confsvc.endpoints import schemas as endpoint_schemas
 from confsvc.endpoints.models import Endpoint, LifecycleState, Protocol
 from confsvc.errors import ConfsvcError, Invalid
 from confsvc.scheduling import participants as participation
-from confsvc.scheduling import series
-from confsvc.scheduling import service as scheduling
+from confsvc.scheduling import editing, reading, series
 from confsvc.scheduling.errors import BookingConflict
 from confsvc.scheduling.schemas import MeetingUpdate, OccurrenceUpdate
 from confsvc.web import i18n
@@ -190,7 +189,7 @@ def _meeting_form(session: Session, meeting: Any, zone: Any) -> dict[str, Any]:
     day, start = _local_parts(meeting.dtstart, zone)
     _day, end = _local_parts(meeting.dtstart + timedelta(minutes=meeting.duration_minutes), zone)
     chair_endpoints = set(session.exec(select(Endpoint.id).where(Endpoint.room_id == meeting.chair_room_id)).all())
-    endpoint_ids = [e for e in scheduling.participant_ids(session, meeting.id) if e not in chair_endpoints]
+    endpoint_ids = [e for e in participation.meeting_endpoint_ids(session, meeting.id) if e not in chair_endpoints]
     rooms = sorted({session.get(Endpoint, e).room_id for e in endpoint_ids})
     return {"title": meeting.title, "description": meeting.description, "date": day, "start_time": start,
             "end_time": end, "check_lead_minutes": str(meeting.check_lead_minutes),
@@ -227,9 +226,9 @@ def _render_meeting(request: Request, session: Session, who: Viewer, meeting: An
 
 
 def _save_meeting(request: Request, session: Session, who: Viewer, meeting: Any, form: dict[str, Any]) -> Any:
-    """The series edit: ``scheduling.service.edit_meeting`` with what the form changed."""
+    """The series edit: ``scheduling.editing.edit_meeting`` with what the form changed."""
     changes = _series_changes(form, _meeting_form(session, meeting, settings_of(request).zone))
-    return scheduling.edit_meeting(session, settings_of(request), who.principal, meeting, _update(changes))
+    return editing.edit_meeting(session, settings_of(request), who.principal, meeting, _update(changes))
 
 
 @router.get("/meetings/{meeting_id}/edit", response_class=HTMLResponse)
@@ -240,7 +239,7 @@ def edit_meeting_form(request: Request, session: SessionDep, meeting_id: PathId)
     if not isinstance(who, Viewer):
         return who
     try:
-        meeting = scheduling.get_meeting(session, who.principal, meeting_id)
+        meeting = reading.get_meeting(session, who.principal, meeting_id)
     except ConfsvcError as exc:
         return error_page(request, exc, who)
     return _render_meeting(request, session, who, meeting, {}, [])
@@ -254,7 +253,7 @@ def edit_meeting_check(request: Request, session: SessionDep, meeting_id: PathId
     if who is None:
         return JSONResponse({"detail": "sign in first", "code": "unauthorized"}, status_code=401)
     try:
-        meeting = scheduling.get_meeting(session, who.principal, meeting_id)
+        meeting = reading.get_meeting(session, who.principal, meeting_id)
     except ConfsvcError as exc:
         return JSONResponse({"ok": False, "lines": [], "error": refusal_message(exc)}, status_code=exc.status_code)
     zone = settings_of(request).zone
@@ -264,7 +263,7 @@ def edit_meeting_check(request: Request, session: SessionDep, meeting_id: PathId
 
 @router.post("/meetings/{meeting_id}/edit", response_class=HTMLResponse)
 def edit_meeting(request: Request, session: SessionDep, meeting_id: PathId, form: Posted):
-    """Save through ``scheduling.service.edit_meeting`` (exceptions and occurrence ids kept, SPEC rule 5);
+    """Save through ``scheduling.editing.edit_meeting`` (exceptions and occurrence ids kept, SPEC rule 5);
     the repeat rule is validated there, as for ``PATCH /api/v1/meetings/{id}``."""
     check_csrf(request, form["csrf"])
     who = viewer(request, session)
@@ -272,7 +271,7 @@ def edit_meeting(request: Request, session: SessionDep, meeting_id: PathId, form
         return login_redirect(request)
     zone = settings_of(request).zone
     try:
-        meeting = scheduling.get_meeting(session, who.principal, meeting_id)
+        meeting = reading.get_meeting(session, who.principal, meeting_id)
     except ConfsvcError as exc:
         return error_page(request, exc, who)
     try:
@@ -280,7 +279,7 @@ def edit_meeting(request: Request, session: SessionDep, meeting_id: PathId, form
     except ConfsvcError as exc:
         session.rollback()
         errors, status = _refusal(exc, zone)
-        return _render_meeting(request, session, who, scheduling.get_meeting(session, who.principal, meeting_id),
+        return _render_meeting(request, session, who, reading.get_meeting(session, who.principal, meeting_id),
                                form, errors, status)
     return RedirectResponse(f"/meetings/{meeting.id}", status_code=303)
 
@@ -337,7 +336,7 @@ def _save_occurrence(request: Request, session: Session, who: Viewer, meeting: A
             changes["chair_room_id"] = chair[0]
         if form["participant_room_ids"] is not None and sorted(rooms) != sorted(_ids(before["participant_room_ids"])):
             changes["chair_room_id"], changes["participant_room_ids"] = chair[0] if chair else None, rooms
-        return scope, scheduling.edit_occurrence(session, settings, who.principal, meeting, occ,
+        return scope, editing.edit_occurrence(session, settings, who.principal, meeting, occ,
                                                  OccurrenceUpdate(**{k: v for k, v in changes.items() if v is not None}))
     if scope == "following":
         changes = _series_changes(form, before)
@@ -352,13 +351,13 @@ def _save_occurrence(request: Request, session: Session, who: Viewer, meeting: A
     if form["participant_room_ids"] in (None, before["participant_room_ids"]) and \
             form["chair_room_id"] == before["chair_room_id"]:
         moved.update(chair_room_id=whole["chair_room_id"], participant_room_ids=whole["participant_room_ids"])
-    return scope, scheduling.edit_meeting(session, settings, who.principal, meeting,
+    return scope, editing.edit_meeting(session, settings, who.principal, meeting,
                                           _update(_series_changes(moved, whole)))
 
 
 def _load_occurrence(session: Session, who: Viewer, meeting_id: int, occurrence_id: int) -> tuple[Any, Any]:
-    meeting = scheduling.get_meeting(session, who.principal, meeting_id)
-    return meeting, scheduling.get_occurrence(session, meeting, occurrence_id)
+    meeting = reading.get_meeting(session, who.principal, meeting_id)
+    return meeting, reading.get_occurrence(session, meeting, occurrence_id)
 
 
 @router.get("/meetings/{meeting_id}/occurrences/{occurrence_id}/edit", response_class=HTMLResponse)

@@ -6,7 +6,7 @@ The dashboard is live: ``static/live.js`` listens on the live channel (``/ws/sec
 operator ``/ws/units/{id}``, authenticated by the web session cookie) and, on each event, fetches
 ``GET /dashboard/live`` (the same panels, rendered here) and swaps them in without a reload.
 
-Reads go through ``scheduling.service`` and ``endpoints.service`` with the caller's principal, so an
+Reads go through ``scheduling.reading`` and ``endpoints.service`` with the caller's principal, so an
 operator sees only meetings touching their units.
 """
 
@@ -29,9 +29,9 @@ from confsvc.endpoints import service as inventory
 from confsvc.endpoints import unit_history
 from confsvc.endpoints.models import EndpointStatus, Unit
 from confsvc.errors import ConfsvcError, Invalid
+from confsvc.scheduling import cancellation, reading, views, visibility
+from confsvc.scheduling import participants as participation
 from confsvc.scheduling import readiness as readiness_service
-from confsvc.scheduling import service as scheduling
-from confsvc.scheduling import visibility
 from confsvc.scheduling.booking import Names
 from confsvc.scheduling.models import Meeting, MeetingStatus, OccurrenceStatus, ReadinessState, ResourceKind
 from confsvc.users.principal import Principal
@@ -83,14 +83,14 @@ def day_bounds(first: date, days: int, zone: ZoneInfo) -> tuple[datetime, dateti
 def occurrence_rows(session: Session, principal: Principal, zone: ZoneInfo, start: datetime, end: datetime, *,
                     unit_id: int | None = None, room_id: int | None = None) -> list[dict[str, Any]]:
     """Occurrences overlapping ``[start, end)`` (UTC) as plain dicts, in start order."""
-    meetings, _total = scheduling.list_meetings(session, principal, from_=start, to=end, unit_id=unit_id,
+    meetings, _total = reading.list_meetings(session, principal, from_=start, to=end, unit_id=unit_id,
                                                 room_id=room_id, limit=MAX_MEETINGS)
     names = Names(session)
     rows = []
     for meeting in meetings:
-        title = meeting.title if scheduling.sees_meeting_details(session, principal, meeting) \
+        title = meeting.title if views.sees_meeting_details(session, principal, meeting) \
             else visibility.CONFIDENTIAL_TITLE
-        for occ in scheduling.list_occurrences(session, meeting):
+        for occ in reading.list_occurrences(session, meeting):
             if not (occ["start"] < end and occ["end"] > start):
                 continue
             rows.append(_occurrence_row(meeting, occ, names, zone, title))
@@ -365,8 +365,8 @@ def _meeting_context(session: Session, who: Viewer, meeting: Meeting, settings: 
                      occurrence_id: int | None, saved: tuple[int, int] | None = None) -> dict[str, Any]:
     zone = settings.zone
     names = Names(session)
-    occurrences = scheduling.list_occurrences(session, meeting)
-    details = scheduling.sees_meeting_details(session, who.principal, meeting)
+    occurrences = reading.list_occurrences(session, meeting)
+    details = views.sees_meeting_details(session, who.principal, meeting)
     title = meeting.title if details else visibility.CONFIDENTIAL_TITLE
     rows = [_occurrence_row(meeting, o, names, zone, title) for o in occurrences]
     now = utc_now()
@@ -380,7 +380,7 @@ def _meeting_context(session: Session, who: Viewer, meeting: Meeting, settings: 
                        h323_prefix=(bridge.h323_prefix or "") if bridge else "", pin=meeting.pin)
     visible, _total = inventory.list_endpoints(session, who.principal, limit=100000)
     by_id = {e.id: (e, r) for e, r in visible}
-    endpoint_ids = occ["participant_endpoint_ids"] if occ else scheduling.participant_ids(session, meeting.id)
+    endpoint_ids = occ["participant_endpoint_ids"] if occ else participation.meeting_endpoint_ids(session, meeting.id)
     participants, hidden = [], 0
     for endpoint_id in endpoint_ids:
         if endpoint_id not in by_id:
@@ -452,7 +452,7 @@ def meeting_page(request: Request, session: SessionDep, meeting_id: PathId, occu
     if who is None:
         return login_redirect(request)
     try:
-        meeting = scheduling.get_meeting(session, who.principal, meeting_id)
+        meeting = reading.get_meeting(session, who.principal, meeting_id)
     except ConfsvcError as exc:
         return error_page(request, exc, who)
     return render(request, "meeting.html", _meeting_context(session, who, meeting, settings_of(request),
@@ -468,7 +468,7 @@ def meeting_participants(request: Request, session: SessionDep, meeting_id: Path
     if who is None:
         return HTMLResponse("", status_code=401)
     try:
-        meeting = scheduling.get_meeting(session, who.principal, meeting_id)
+        meeting = reading.get_meeting(session, who.principal, meeting_id)
     except ConfsvcError as exc:
         return HTMLResponse("", status_code=exc.status_code)
     return render(request, "meeting_participants.html",
@@ -492,8 +492,8 @@ def mark_readiness(request: Request, session: SessionDep, meeting_id: PathId, oc
         return login_redirect(request)
     settings = settings_of(request)
     try:
-        meeting = scheduling.get_meeting(session, who.principal, meeting_id)
-        occurrence = scheduling.get_occurrence(session, meeting, occurrence_id)
+        meeting = reading.get_meeting(session, who.principal, meeting_id)
+        occurrence = reading.get_occurrence(session, meeting, occurrence_id)
     except ConfsvcError as exc:
         return error_page(request, exc, who)
     try:
@@ -521,8 +521,8 @@ def cancel_confirm(request: Request, session: SessionDep, meeting_id: PathId, oc
     if not isinstance(who, Viewer):
         return who
     try:
-        meeting = scheduling.get_meeting(session, who.principal, meeting_id)
-        occ = scheduling.get_occurrence(session, meeting, occurrence) if occurrence else None
+        meeting = reading.get_meeting(session, who.principal, meeting_id)
+        occ = reading.get_occurrence(session, meeting, occurrence) if occurrence else None
     except ConfsvcError as exc:
         return error_page(request, exc, who)
     zone = settings_of(request).zone
@@ -541,12 +541,12 @@ def cancel(request: Request, session: SessionDep, meeting_id: PathId, csrf: Anno
     if who is None:
         return login_redirect(request)
     try:
-        meeting = scheduling.get_meeting(session, who.principal, meeting_id)
+        meeting = reading.get_meeting(session, who.principal, meeting_id)
         if occurrence:
-            scheduling.cancel_occurrence(session, who.principal, meeting,
-                                         scheduling.get_occurrence(session, meeting, occurrence))
+            cancellation.cancel_occurrence(session, who.principal, meeting,
+                                         reading.get_occurrence(session, meeting, occurrence))
         else:
-            scheduling.cancel_meeting(session, who.principal, meeting)
+            cancellation.cancel_meeting(session, who.principal, meeting)
     except ConfsvcError as exc:
         session.rollback()
         return error_page(request, exc, who)

@@ -15,8 +15,7 @@ from sqlmodel import Session
 
 from confsvc.config import Settings
 from confsvc.endpoints import service as inventory
-from confsvc.scheduling import readiness
-from confsvc.scheduling import service as scheduling
+from confsvc.scheduling import readiness, reading
 from confsvc.scheduling.models import ReadinessState
 from confsvc.users.principal import Principal
 from confsvc.web import i18n
@@ -51,11 +50,11 @@ def board_view(session: Session, settings: Settings, meeting_id: int, occurrence
     or connected), "total", "sites": [{"room_id", "room_name", "is_chair", "state", "label", "note",
     "updated" (local HH:MM or ""), "markable"}]}``; ``markable`` is true for the sites ``principal``
     may mark (admin and secretariat: all; operators: their units'; viewers: none).
-    Raises NotFound / Forbidden like ``scheduling.service.get_meeting``.
+    Raises NotFound / Forbidden like ``scheduling.reading.get_meeting``.
     """
     zone: ZoneInfo = settings.zone
-    meeting = scheduling.get_meeting(session, principal, meeting_id)
-    occurrence = scheduling.get_occurrence(session, meeting, occurrence_id)
+    meeting = reading.get_meeting(session, principal, meeting_id)
+    occurrence = reading.get_occurrence(session, meeting, occurrence_id)
     data = readiness.board(session, settings, meeting, occurrence, now=now)
     sites = [{"room_id": s["room_id"], "room_name": s["room_name"], "is_chair": s["is_chair"],
               "state": s["state"].value, "label": _(STATE_LABELS[s["state"]]), "note": s["note"],

@@ -24,6 +24,7 @@ from confsvc.db import SessionDep
 from confsvc.endpoints import service as inventory
 from confsvc.errors import ConfsvcError, Invalid
 from confsvc.stats import usage
+from confsvc.stats.buckets import make_buckets
 from confsvc.stats.schemas import GroupBy, Period
 from confsvc.users.principal import Principal
 from confsvc.web import i18n
@@ -134,7 +135,7 @@ def _timeline(session: Session, settings: Any, principal: Principal, report: dic
             from_date=params["first"], to_date=params["after"], unit_id=unit_id)
         roots = _root_units(session, principal, unit_id)
         rows = [r for r in by_unit["rows"] if r["group"]["id"] in roots]
-    buckets = usage.make_buckets(params["first"], params["after"], params["period"], settings.zone,
+    buckets = make_buckets(params["first"], params["after"], params["period"], settings.zone,
                                  settings.stats_max_period_days)
     out = {b.first: {"label": period_label(b.first, b.after, params["period"]), "meetings": 0, "booked_hours": 0.0,
                      "connected_hours": 0.0} for b in buckets}

@@ -4,7 +4,7 @@ open records when their occurrence ends.
 
 A bridge reports call *legs*, with ids of its own, and an endpoint may have several legs at once (a
 drop and a re-dial overlap); usage counts their union (SPEC "Call record", issue 12 defect 6).
-Every report is about one leg (:class:`~confsvc.stats.models.CallLeg`):
+Every report is about one leg (:class:`~confsvc.calls.models.CallLeg`):
 
 * ``connected`` with a ``leg_id``: a new leg ``[at, …)``; the same leg id again changes nothing
   (``duplicate``: a re-sent event is idempotent).
@@ -56,6 +56,8 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from confsvc import events, periodic
+from confsvc.calls.models import CallLeg, CallRecord
+from confsvc.calls.schemas import AttendanceMark, CallEventCreate, CallEventKind
 from confsvc.clock import as_utc, iso_utc, utc_now
 from confsvc.config import Settings
 from confsvc.db import make_session
@@ -70,8 +72,6 @@ from confsvc.scheduling.models import (
     OccurrenceStatus,
     ResourceKind,
 )
-from confsvc.stats.models import CallLeg, CallRecord
-from confsvc.stats.schemas import AttendanceMark, CallEventCreate, CallEventKind
 from confsvc.users.principal import MARK_ATTENDANCE, REPORT_CALLS, Principal
 
 #: Who may post device reports (``POST /calls``).

@@ -4,8 +4,8 @@ connection periods of an endpoint in an occurrence that usage statistics count.
 Times are UTC at rest; a leg or period is half-open ``[connected_at, disconnected_at)``;
 ``disconnected_at`` is ``None`` while it is open. A :class:`CallLeg` keeps the reported times (an
 overrun past the occurrence's end included); the :class:`CallRecord` rows of an (endpoint,
-occurrence) are the union of its legs clipped to the occurrence's window, recomputed by ``calls.py``
-on every change. Invariants kept by ``calls.py`` (and, for the last one, by a partial unique index):
+occurrence) are the union of its legs clipped to the occurrence's window, recomputed by ``calls.intake``
+on every change. Invariants kept by ``calls.intake`` (and, for the last one, by a partial unique index):
 the periods of one endpoint never overlap, a period lies inside its occurrence's window
 ``[start − check_lead, end)``, and an endpoint has at most one open period.
 """

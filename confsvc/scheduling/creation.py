@@ -1,0 +1,192 @@
+"""Booking a new meeting (SPEC rules 1–5, 7–9) and its dry run (rule 8).
+
+Services flush and raise domain errors; the request's unit of work commits (``db.get_session``).
+Write access: admin and secretariat anywhere (SPEC "Who uses it"); requesters dry-run what they
+are about to request. Times are aware UTC; naive input is read in the meeting's zone.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from confsvc.clock import as_utc, utc_now
+from confsvc.config import Settings
+from confsvc.scheduling import booking, live_events, site_groups
+from confsvc.scheduling import participants as participation
+from confsvc.scheduling.audit_log import audit
+from confsvc.scheduling.booking import Names, Participants, Plan
+from confsvc.scheduling.conflicts import group_conflicts
+from confsvc.scheduling.models import Booking, Meeting, MeetingParticipant, MeetingStatus, ResourceKind
+from confsvc.scheduling.planning import (
+    BookResult,
+    Timing,
+    apply_bridge,
+    check_timing,
+    normalised_rrule,
+    refusal,
+    require_no_self_overlap,
+    series_starts,
+    write_occurrences,
+)
+from confsvc.scheduling.schemas import MeetingCreate
+from confsvc.users import principal as capabilities
+from confsvc.users.principal import Principal
+
+
+def _prepare(session: Session, settings: Settings, principal: Principal, data: MeetingCreate,
+             now: datetime) -> tuple[Timing, Participants, list[Plan], datetime | None]:
+    zone = ZoneInfo(data.timezone or settings.timezone)
+    timing = check_timing(settings, principal, start=data.start, end=data.end, zone=zone, now=now,
+                     check_lead_minutes=settings.default_check_lead_minutes if data.check_lead_minutes is None
+                     else data.check_lead_minutes,
+                     teardown_minutes=settings.default_teardown_minutes if data.teardown_minutes is None
+                     else data.teardown_minutes)
+    room_ids = data.participant_room_ids
+    if data.site_group_ids:  # expanded now: a later change of a group leaves this meeting as booked
+        room_ids = [*room_ids, *site_groups.expand(session, principal, data.site_group_ids,
+                                                   exclude={data.chair_room_id, *room_ids})]
+    participants = booking.resolve_participants(session, chair_room_id=data.chair_room_id, room_ids=room_ids,
+                                                endpoint_ids=data.participant_endpoint_ids)
+    participation.require_in_scope(session, principal, participants.room_ids)
+    starts, materialized_until = series_starts(settings, timing, data.rrule, data.exdates, now=now)
+    plans = [booking.make_plan(s, s + timing.duration, s, participants, check_lead_minutes=timing.check_lead_minutes,
+                               teardown_minutes=timing.teardown_minutes) for s in starts]
+    require_no_self_overlap(plans)
+    return timing, participants, plans, materialized_until
+
+
+def check_meeting(session: Session, settings: Settings, principal: Principal, data: MeetingCreate,
+                  *, now: datetime | None = None) -> dict[str, Any]:
+    """Dry run of :func:`book_meeting`: ``{"ok", "conflicts", "groups", "warnings"}`` (conflicts as
+    :class:`Conflict`, groups as :class:`ConflictGroup`), nothing written (SPEC rule 8).
+
+    Same validation errors (422) as booking; takes no bridge lock. Admin, secretariat, and
+    requesters (who check what they are about to request).
+    """
+    if not principal.can_request_meetings:
+        principal.require(capabilities.BOOK)
+    now = now or utc_now()
+    timing, _, plans, _ = _prepare(session, settings, principal, data, now)
+    names = Names(session)
+    booking.resource_conflicts(session, settings, plans, names, lock=False)
+    choice = booking.choose_bridge(session, settings, plans, names, bridge_id=data.bridge_id, lock=False,
+                                   allowed=participation.bridges_in_scope(principal))
+    apply_bridge(choice, plans)
+    conflicts = [c for p in plans for c in p.conflicts]
+    return {"ok": not conflicts, "conflicts": conflicts, "groups": group_conflicts(conflicts),
+            "warnings": booking.holiday_warnings(plans, timing.zone)}
+
+
+def book_meeting(session: Session, settings: Settings, principal: Principal, data: MeetingCreate,
+                 *, now: datetime | None = None) -> BookResult:
+    """Book a meeting and every occurrence up to the series horizon (SPEC rules 1–5, 7–9).
+
+    Every occurrence is checked. Without ``skip_conflicts`` any conflict refuses the whole
+    meeting (BookingConflict, 409, every conflict listed, nothing written); with it, the
+    conflicting occurrences are recorded as cancelled exceptions and returned in ``skipped``.
+
+    Raises:
+        Forbidden: not admin or secretariat.
+        Invalid: see ``check_timing``, ``series_starts``, ``booking.resolve_participants``, ``choose_bridge``.
+        BookingConflict: conflicts, or a concurrent booking won the race.
+    """
+    principal.require(capabilities.BOOK)
+    return book_unchecked(session, settings, principal, data, now=now or utc_now())
+
+
+def book_unchecked(session: Session, settings: Settings, principal: Principal, data: MeetingCreate, *,
+                   now: datetime, event_extra: dict[str, Any] | None = None) -> BookResult:
+    """:func:`book_meeting` without its role check, for use cases that checked permission their own way
+    (``requests.submit``). ``event_extra`` is merged into the ``meeting.scheduled`` event's data."""
+    timing, participants, plans, materialized_until = _prepare(session, settings, principal, data, now)
+    names = Names(session)
+    booking.resource_conflicts(session, settings, plans, names, partial=data.skip_conflicts)
+    if not data.skip_conflicts and any(p.conflicts for p in plans):
+        choice = booking.choose_bridge(session, settings, plans, names, bridge_id=data.bridge_id, lock=False,
+                                   allowed=participation.bridges_in_scope(principal))
+        apply_bridge(choice, plans)
+        raise refusal(data.title, [c for p in plans for c in p.conflicts])
+    free = [p for p in plans if not p.conflicts]
+    # Without skip_conflicts the bridge is chosen, locked and booked last and briefly, once every
+    # other row is written (_book_ports; issue 16 "Throughput under contention"). Skipping needs
+    # the bridge's answer before writing, so it locks now.
+    late = not data.skip_conflicts
+    choice = None if late else booking.choose_bridge(session, settings, free or plans, names,
+                                                     bridge_id=data.bridge_id,
+                                                     allowed=participation.bridges_in_scope(principal))
+    if choice is not None:
+        apply_bridge(choice, free or plans)
+    if not any(not p.conflicts for p in plans):
+        raise refusal(data.title, [c for p in plans for c in p.conflicts])
+
+    meeting = Meeting(
+        uid=f"{uuid.uuid4()}@confsvc", title=data.title, description=data.description,
+        organizer_user_id=principal.user_id, chair_room_id=data.chair_room_id,
+        bridge_id=choice.bridge.id if choice else None, conference_number=choice.conference_number if choice else None,
+        pin=booking.new_pin(settings), status=MeetingStatus(data.status),
+        check_lead_minutes=timing.check_lead_minutes, teardown_minutes=timing.teardown_minutes,
+        timezone=str(timing.zone.key), dtstart=timing.start, duration_minutes=int(timing.duration.total_seconds() // 60),
+        rrule=normalised_rrule(data.rrule, timing.zone), exdates=[as_utc(d, timing.zone).isoformat() for d in data.exdates],
+        materialized_until=materialized_until, confidential=data.confidential, created_by=principal.user_id,
+        created_at=now, updated_by=principal.user_id, updated_at=now, document_number=data.document_number,
+        signer_name=data.signer_name, signer_title=data.signer_title)
+    skipped: list[dict[str, Any]] = []
+
+    def write() -> None:
+        session.add(meeting)
+        session.flush()
+        session.add_all(MeetingParticipant(meeting_id=meeting.id, endpoint_id=e) for e in participants.endpoint_ids)
+        write_occurrences(session, meeting, plans, skipped, ports=not late)
+
+    booking.insert_guarded(session, settings, write, [p for p in plans if not p.conflicts], data.title)
+    # Whatever does not need the bridge is written or read before its lock (held until the commit).
+    audit(session, principal, "meeting.created", meeting_id=meeting.id, occurrences=len(plans) - len(skipped),
+          skipped=[s["start"] for s in skipped])
+    session.flush()
+    booked = [p.occurrence for p in plans if not p.conflicts]
+    rooms = live_events.occurrence_rooms(session, meeting, booked)
+    if late:
+        _book_ports(session, settings, meeting, plans, names, bridge_id=data.bridge_id,
+                    allowed=participation.bridges_in_scope(principal))
+        session.flush()
+    live_events.record_change(session, "meeting.scheduled", meeting, booked, now=now, extra=event_extra,
+                              rooms=rooms)
+    return BookResult(meeting, len(plans) - len(skipped), skipped, booking.holiday_warnings(
+        [p for p in plans if not p.conflicts], timing.zone))
+
+
+def _book_ports(session: Session, settings: Settings, meeting: Meeting, plans: list[Plan], names: Names, *,
+                bridge_id: int | None, allowed: Any = None) -> None:
+    """The bridge step of a booking, last: lock the bridge (ascending ids when chosen automatically),
+    count its ports and numbers as committed now, and write the bridge bookings. The lock lasts
+    from here to the commit only. A concurrent booking that took the ports meanwhile makes this a
+    refusal (SPEC rule 7); a number taken meanwhile is replaced by a free one."""
+    choice = booking.choose_bridge(session, settings, plans, names, bridge_id=bridge_id,
+                                   keep_number=meeting.conference_number, allowed=allowed)
+    apply_bridge(choice, plans)
+    conflicts = [c for p in plans for c in p.conflicts]
+    if conflicts:
+        raise refusal(meeting.title, conflicts)
+    meeting.bridge_id, meeting.conference_number = choice.bridge.id, choice.conference_number
+    session.add(meeting)
+    for plan in plans:
+        plan.occurrence.conference_number = (None if plan.conference_number == meeting.conference_number
+                                             else plan.conference_number)
+        session.add(plan.occurrence)
+    rows = [r for p in plans for r in booking.booking_rows(meeting, p, p.occurrence.id)
+            if r["resource_kind"] is ResourceKind.bridge]
+
+    def write() -> None:
+        session.flush()
+        if rows:
+            session.execute(sa.insert(Booking), rows)
+        session.flush()
+
+    booking.insert_guarded(session, settings, write, plans, meeting.title)
+

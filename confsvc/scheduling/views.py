@@ -1,0 +1,48 @@
+"""Meetings and occurrences as API dicts: the shapes the routes, pages and requests answer with,
+and the confidential view of them (``visibility``). Times are aware UTC."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlmodel import Session
+
+from confsvc.scheduling import visibility
+from confsvc.scheduling.models import Meeting, Occurrence
+from confsvc.scheduling.repository import meeting_units, participant_ids
+from confsvc.users.principal import Principal
+
+
+def occurrence_public(occ: Occurrence, meeting: Meeting, endpoint_ids: list[int]) -> dict[str, Any]:
+    """An occurrence as ``schemas.OccurrencePublic``: effective chair room and conference number."""
+    return {"id": occ.id, "meeting_id": occ.meeting_id, "recurrence_id": occ.recurrence_id, "start": occ.start,
+            "end": occ.end, "status": occ.status, "chair_room_id": occ.chair_room_id or meeting.chair_room_id,
+            "participant_endpoint_ids": endpoint_ids, "is_exception": occ.is_exception, "is_extra": occ.is_extra,
+            "conference_number": occ.number(meeting)}
+
+
+def meeting_public(session: Session, meeting: Meeting) -> dict[str, Any]:
+    """A meeting as ``schemas.MeetingPublic`` (its first start and end, EXDATEs as UTC datetimes)."""
+    data = meeting.model_dump()
+    data["start"] = meeting.dtstart
+    data["end"] = meeting.dtstart + timedelta(minutes=meeting.duration_minutes)
+    data["exdates"] = [datetime.fromisoformat(d) for d in meeting.exdates]
+    data["participant_endpoint_ids"] = participant_ids(session, meeting.id)
+    return data
+
+
+def meeting_for(session: Session, principal: Principal, meeting: Meeting) -> dict[str, Any]:
+    """``meeting_public`` as ``principal`` may see it: a confidential meeting outside their view is
+    "Cuộc họp" with its times and rooms only (``visibility.sees_details``)."""
+    data = meeting_public(session, meeting)
+    return data if sees_meeting_details(session, principal, meeting) else visibility.redact_meeting(data)
+
+
+def sees_meeting_details(session: Session, principal: Principal, meeting: Meeting) -> bool:
+    """Whether ``principal`` may see ``meeting``'s title, description, dial strings and PIN
+    (``visibility.sees_details`` over the units of its chair room and participants)."""
+    return not meeting.confidential or visibility.sees_details(
+        visibility.Audience.of_principal(principal), confidential=True,
+        participant_unit_ids=meeting_units(session, meeting.id))
+
