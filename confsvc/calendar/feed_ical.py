@@ -4,7 +4,7 @@ Why it exists (measured, ``bench/ical_serialiser.py``): building ``icalendar`` c
 2 ms per VEVENT; a 1,000-VEVENT unit feed took 2.4 s with ``ical.feed_reference`` and 0.21 s with
 this serialiser (11.7×, issue 11), and a feed is rendered again whenever its ETag changes (any
 booking in the deployment). It writes exactly the bytes ``ical.feed_reference`` gives for the same
-values, ``_event_bytes`` those of ``ical._event(...).to_ical()``: ``tests/test_ical_fast.py`` compares
+values, ``_event_bytes`` those of ``ical._event(...).to_ical()``: ``tests/calendar/test_ical_fast.py`` compares
 them byte for byte (ORGANIZER/ATTENDEE lines with ``icalendar``'s parameter quoting and RFC 6868
 escapes included, on fixed and random text). What it does not write itself comes from ``icalendar``
 once per distinct value: the TZID form of a zone, RRULE values, VTIMEZONE, the calendar's frame and
@@ -129,7 +129,7 @@ def _param_value(key: str, value: str) -> str:
 def _address_line(name: str, address: str, cn: str, params: tuple[tuple[str, str], ...] = ()) -> str:
     """An ORGANIZER / ATTENDEE content line (unfolded) as ``icalendar`` writes a ``vCalAddress``
     with these parameters: sorted by name, quoted and escaped by ``_param_value`` (RFC 5545 §3.2,
-    RFC 6868). ``tests/test_ical_fast.py`` compares it with ``icalendar``'s own line.
+    RFC 6868). ``tests/calendar/test_ical_fast.py`` compares it with ``icalendar``'s own line.
 
     Raises:
         ValueError: ``address`` holds a line break (``icalendar`` refuses such a content line).

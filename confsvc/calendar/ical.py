@@ -345,7 +345,7 @@ def all_day_bytes(item: AllDay) -> bytes:
 
 def feed_reference(name: str, meetings: Iterable[MeetingCal], *, refresh: timedelta) -> bytes:
     """A subscription feed built from ``icalendar`` components only: what ``feed_ical.feed`` writes
-    (``tests/test_ical_fast.py`` compares the two byte for byte)."""
+    (``tests/calendar/test_ical_fast.py`` compares the two byte for byte)."""
     meetings = list(meetings)
     events: list[Event] = []
     for meeting in meetings:

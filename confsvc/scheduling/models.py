@@ -190,7 +190,7 @@ class Booking(SQLModel, table=True):
     PostgreSQL (migration 0002, ``btree_gist``): ``ex_bookings_resource_window``, SPEC rule 1, an
     endpoint or a room holds at most one booking at any instant (``'[)'``: back-to-back windows are
     legal); ``ex_bookings_conference_number``, SPEC rule 3, a conference number is unique on its bridge
-    among overlapping bookings. ``tests/test_exclusion_constraints.py`` checks the database's against these.
+    among overlapping bookings. ``tests/core/test_exclusion_constraints.py`` checks the database's against these.
     """
 
     __tablename__ = "bookings"

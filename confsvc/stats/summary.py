@@ -7,7 +7,7 @@ one rolled up over its sub-units, exactly as ``usage_report(group_by=unit)`` cou
 network (key :data:`TOTAL_KEY`), that local day's raw figures: rows of ``usage_days``. Every unit
 figure adds up over days (meetings and sites count in the day of the occurrence's start, seconds are
 split at local midnights), so a report by day, week or month is the sum of its days' rows: the same
-numbers as the live statements (``tests/test_stats_summary.py`` compares the two).
+numbers as the live statements (``tests/stats/test_stats_summary.py`` compares the two).
 
 A stored day is used only when all of these hold (:func:`fresh_days`):
 

@@ -1,7 +1,7 @@
 """Who is asking, and what they may touch: the one place permission rules live.
 
 Every "may this person do X" of the API and the pages is a capability here (SPEC "Who uses it");
-no module outside ``users/`` compares roles (tests/test_architecture.py checks it).
+no module outside ``users/`` compares roles (tests/core/test_architecture.py checks it).
 """
 
 from __future__ import annotations

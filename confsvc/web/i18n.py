@@ -2,7 +2,7 @@
 
 Message ids are English; ``confsvc/locale/vi/LC_MESSAGES/messages.po`` holds the Vietnamese text
 (GLOSSARY.md words) and its compiled ``messages.mo`` ships inside the package (committed, checked
-against the ``.po`` by ``tests/test_web_i18n.py``; regenerate with ``scripts/i18n``). English needs
+against the ``.po`` by ``tests/web/test_web_i18n.py``; regenerate with ``scripts/i18n``). English needs
 no catalog: a message id is its own English text.
 
 The language of one request lives in a :class:`~contextvars.ContextVar` set by :func:`activate`

@@ -1,6 +1,6 @@
 """mail outbox: cursor over events, rendered invitations, one delivery per recipient (issue 5)
 
-Written by hand after 0004; checked against the models by tests/test_migrations.py.
+Written by hand after 0004; checked against the models by tests/core/test_migrations.py.
 
 Revision ID: 0008
 Revises: 0004

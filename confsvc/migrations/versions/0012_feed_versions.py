@@ -23,7 +23,7 @@ SQLite: plain AFTER triggers (writers are serialised by ``BEGIN IMMEDIATE`` alre
 
 **SQLite batch mode drops a table's triggers** when it rebuilds the table: a later migration
 that uses ``batch_alter_table`` on one of these tables must create its triggers again
-(as ``upgrade`` does here). ``tests/test_feed_versions.py`` checks, on the migrated database,
+(as ``upgrade`` does here). ``tests/calendar/test_feed_versions.py`` checks, on the migrated database,
 that every watched column still raises the counter.
 
 Revision ID: 0012_feed_versions

@@ -2,7 +2,7 @@
 
 From here on every revision is named ``YYYYMMDD_slug`` and revises the single head, so
 ``confsvc db upgrade`` has one target and a new migration cannot silently start a branch
-(``tests/test_migrations.py::test_one_head`` keeps it so).
+(``tests/core/test_migrations.py::test_one_head`` keeps it so).
 
 Revision ID: 20261207_merge_heads
 Revises: 0003, 0005, 0006, 0008, 0011, 0012_feed_versions

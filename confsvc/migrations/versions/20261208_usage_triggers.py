@@ -31,7 +31,7 @@ appends (no row is updated), so bookings never wait on each other here.
 
 **SQLite batch mode drops a table's triggers** when it rebuilds the table: a later migration
 that uses ``batch_alter_table`` on one of these tables must create its triggers again.
-``tests/test_derived_freshness.py`` checks the triggers on the migrated database.
+``tests/core/test_derived_freshness.py`` checks the triggers on the migrated database.
 
 Revision ID: 20261208_usage_triggers
 Revises: 20261208_provinces
