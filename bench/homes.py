@@ -1,5 +1,5 @@
-"""Benchmark (issue 13): clicks and keystrokes of three everyday tasks, and the render time and height
-of the dashboard, the meeting page and the week calendar, on the demo's 148 communes; for this tree and,
+"""Benchmark (issue 13): clicks and keystrokes of six everyday tasks, and the render time and height
+of the dashboard, the meeting page, the week calendar and the planner grid, on the demo's 148 communes; for this tree and,
 with ``--before DIR``, for another checkout of confsvc (e.g. main before the role homes) in the same run.
 
 Each tree gets its own SQLite file, seeded by that tree's own code in a subprocess (``demo.seed`` placed a
@@ -20,11 +20,21 @@ the top of the page where it is done: ``scroll``):
 3. secretariat: book a meeting of the chair room and all 148 communes on Thursday 14:00–15:00 of next
    week. With the calendar's click-to-book (``.tslot``): Lịch họp, next week, the free hour; else
    "Đặt lịch họp" and the date and both times typed. Both then: title, "Tất cả xã/phường của tỉnh", submit.
+4. secretariat: move the first occurrence of the 148-commune briefing to 13:30–16:00 of its day, that
+   occurrence only: Lịch họp, "Tiếp ›" to its week, the briefing, "Đổi buổi này" on its row, "Chỉ buổi này"
+   when not already chosen, both times typed, save.
+5. leader (viewer role): get the link of their calendar feed: the dashboard's (else the menu's) link to
+   /feeds, "Tạo liên kết" with the form's first choice; done when the link is on screen.
+6. secretariat: export last month's figures as XLSX: Thống kê, the preset "Tháng trước" (else both dates
+   typed and "Xem"), "Xuất Excel"; done when the .xlsx is downloaded.
+A task the tree cannot do prints "not possible". ``--shots DIR`` saves each task's last screen.
 
 Render: ``server`` = median wall time of ``--repeat`` GETs over one keep-alive connection on loopback
 (the page's HTML: the server's work, no assets; both trees' servers run side by side and their GETs
 alternate, after one warm-up round); ``load`` = median of the browser's navigation timing
-``loadEventEnd`` (ms from the navigation start, assets included, cached after the first); ``height`` =
+``loadEventEnd`` (ms from the navigation start, assets included, cached after the first); ``ready`` =
+for the planner (rows drawn by grid.js from the API after the load), the median time from the navigation
+start until its 149 room rows are in the page (polled every 5 ms), else the load time; ``height`` =
 ``document.documentElement.scrollHeight`` at 1366×768 and 375×812 (px); ``wide`` = scroll width at 375 px.
 
 Reproduce (from the worktree root; Chromium at /usr/bin/chromium):
@@ -72,7 +82,10 @@ from confsvc.config import Settings
 from confsvc.db import make_engine, make_session
 from confsvc.endpoints.models import Room
 from confsvc.migrate import upgrade
-from confsvc.scheduling import creation
+try:
+    from confsvc.scheduling import creation
+except ImportError:  # a tree from before issue 11's split
+    from confsvc.scheduling import service as creation
 from confsvc.scheduling.models import Meeting
 from confsvc.scheduling.schemas import MeetingCreate
 from confsvc.users import security
@@ -180,6 +193,17 @@ class Counter:
         return {"clicks": self.clicks, "keys": self.keys, "scroll": self.scroll}
 
 
+#: Where the tasks' last screens go (``--shots``); none when unset.
+SHOTS: list[Path] = []
+
+
+def shot(page: Any, tree: Tree, task: str) -> None:
+    """Full-page screenshot of where ``task`` ended, as ``<shots>/<tree>-<task>.png``."""
+    if SHOTS:
+        SHOTS[0].mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS[0] / f"{tree.name}-{task}.png"), full_page=True)
+
+
 def login(browser: Any, base: str, username: str) -> Any:
     context = browser.new_context(viewport={"width": 1366, "height": 768}, locale="vi-VN",
                                   timezone_id="Asia/Ho_Chi_Minh")
@@ -208,6 +232,7 @@ def task_operator(browser: Any, tree: Tree) -> dict[str, int]:
         c.fill(page.locator("#ready-note"), NOTE)
         c.click(page.locator(".readiness-form button[type=submit]"))
     page.wait_for_load_state("load")
+    shot(page, tree, "operator")
     page.context.close()
     return c.result()
 
@@ -223,6 +248,7 @@ def task_secretariat(browser: Any, tree: Tree) -> dict[str, int]:
         if not note.is_visible():  # a summary that opens on demand
             c.click(page.locator("#all-sites > summary"))
     c.see(note)
+    shot(page, tree, "secretariat")
     page.context.close()
     return c.result()
 
@@ -251,6 +277,7 @@ def task_book(browser: Any, tree: Tree) -> dict[str, int]:
     c.click(page.locator("#all-communes"))
     c.click(page.locator("#submit"))
     page.wait_for_url(re.compile(r".*/meetings/\d+.*"))
+    shot(page, tree, "book")
     page.context.close()
     return c.result()
 
@@ -289,6 +316,7 @@ def task_move(browser: Any, tree: Tree) -> dict[str, int] | None:
     c.click(submit if submit.count() else page.locator("form[action$='/edit'] button[type=submit]").first)
     page.wait_for_load_state("load")
     moved = not page.url.endswith("/edit") and not page.locator("#form-errors").count()
+    shot(page, tree, "move")
     page.context.close()
     if not moved:
         raise RuntimeError(f"{tree.name}: the occurrence was not moved")
@@ -320,6 +348,7 @@ def task_feed(browser: Any, tree: Tree) -> dict[str, int] | None:
         page.context.close()
         return None
     c.see(url)
+    shot(page, tree, "feed")
     page.context.close()
     return c.result()
 
@@ -349,6 +378,7 @@ def task_export(browser: Any, tree: Tree) -> dict[str, int] | None:
     with page.expect_download() as download:
         c.click(page.locator("a[download][href*='xlsx']").first)
     name = download.value.suggested_filename
+    shot(page, tree, "export")
     page.context.close()
     if not name.endswith(".xlsx"):
         raise RuntimeError(f"{tree.name}: the export is {name}, not an XLSX")
@@ -421,6 +451,8 @@ def browser_figures(browser: Any, tree: Tree, repeat: int, figures: dict[str, di
     for name, path in pages_of(tree).items():
         page.goto(tree.base + path)
         page.wait_for_load_state("load")
+        if name == "planner":
+            page.wait_for_function(ROWS_DRAWN, arg=ROOMS, polling=5)
         figures[name]["height_375"] = page.evaluate("document.documentElement.scrollHeight")
         figures[name]["wide_375"] = page.evaluate("document.documentElement.scrollWidth")
     page.context.close()
@@ -430,7 +462,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--before", type=Path, help="another confsvc checkout to measure in the same run")
     parser.add_argument("--repeat", type=int, default=10, help="GETs per page for the server time")
+    parser.add_argument("--shots", type=Path, help="save each task's last screen here (full-page PNG)")
     args = parser.parse_args()
+    if args.shots:
+        SHOTS.append(args.shots.resolve())
     from playwright.sync_api import sync_playwright
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -476,7 +511,8 @@ def main() -> None:
                   f"load {f['load_ms']:>7} ms  ready {f['ready_ms']:>7} ms  height 1366: {f['height_1366']:>6}  375: {f['height_375']:>6}  "
                   f"width at 375: {f['wide_375']}")
     print("Reproduce: PYTHONPATH=$PWD /work/venv-dev/bin/python bench/homes.py"
-          + (f" --before {args.before}" if args.before else "") + f" --repeat {args.repeat}")
+          + (f" --before {args.before}" if args.before else "") + f" --repeat {args.repeat}"
+          + (f" --shots {args.shots}" if args.shots else ""))
 
 
 if __name__ == "__main__":
