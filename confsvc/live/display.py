@@ -31,7 +31,8 @@ def create_display_token(session: Session, principal: Principal, room_id: int, *
     Raises: Forbidden (not admin or secretariat), NotFound (room_not_found).
     """
     principal.require(MANAGE_DISPLAY_TOKENS)
-    if not principal.in_scope(getattr(session.get(Room, room_id), "unit_id", -1)):
+    room = session.get(Room, room_id)
+    if room is None or not principal.in_scope(room.unit_id):
         raise NotFound(f"room {room_id} not found", code="room_not_found")
     fresh = new_secret(SECRET_PREFIX)
     secret = fresh.secret
@@ -43,9 +44,11 @@ def create_display_token(session: Session, principal: Principal, room_id: int, *
 
 
 def list_display_tokens(session: Session, principal: Principal, room_id: int) -> list[DisplayToken]:
-    """Tokens of ``room_id`` (revoked ones included), by id. Raises Forbidden."""
+    """Tokens of ``room_id`` (revoked ones included), by id. Raises Forbidden, NotFound (room_not_found:
+    no such room, or another province's)."""
     principal.require(MANAGE_DISPLAY_TOKENS)
-    if not principal.in_scope(getattr(session.get(Room, room_id), "unit_id", None)):
+    room = session.get(Room, room_id)
+    if room is None or not principal.in_scope(room.unit_id):
         raise NotFound(f"room {room_id} not found", code="room_not_found")
     return list(session.exec(select(DisplayToken).where(DisplayToken.room_id == room_id)
                              .order_by(DisplayToken.id)).all())

@@ -103,7 +103,8 @@ def _scope(session: Session, principal: Principal, group_by: GroupBy, unit_id: i
             raise NotFound(f"unit {unit_id} not found", code="unit_not_found")
         principal.require_unit(unit_id)
         units = expand_units(session, {unit_id})
-    if bridge_id is not None and not principal.in_scope(getattr(session.get(Bridge, bridge_id), "unit_id", -1)):
+    bridge = session.get(Bridge, bridge_id) if bridge_id is not None else None
+    if bridge_id is not None and (bridge is None or not principal.in_scope(bridge.unit_id)):
         raise NotFound(f"bridge {bridge_id} not found", code="bridge_not_found")
     return Scope(units, bridge_id, unit_level)
 

@@ -63,7 +63,7 @@ def test_a_plain_sql_write_refreshes_the_feed_etag_and_the_usage_summary(
     assert summary.fresh_days(session, settings, date(2026, 10, 31), date(2026, 11, 2)).fresh == frozenset()
     after = _report(session, settings, principal)
     with monkeypatch.context() as m:
-        m.setattr(usage, "_summary_total", lambda *args: None)
+        m.setattr(usage, "summary_total", lambda *args: None)
         live = _report(session, settings, principal)
     assert after == live
     assert after["totals"][figure] != before["totals"][figure]

@@ -12,7 +12,7 @@ import pytest
 from sqlmodel import Session
 
 from confsvc.config import Settings
-from confsvc.errors import Forbidden, Invalid
+from confsvc.errors import Forbidden, Invalid, NotFound
 from confsvc.stats import buckets, usage
 from confsvc.stats.schemas import GroupBy, Period
 from confsvc.users import service as users
@@ -113,6 +113,14 @@ def test_operator_sees_only_their_units(session: Session, settings: Settings):
         _report(session, settings, GroupBy.unit, role=Role.operator, units=[commune], unit_id=s.province)
     with pytest.raises(Forbidden):
         _report(session, settings, GroupBy.bridge, role=Role.operator, units=[commune])
+
+
+def test_unknown_bridge_is_not_found_in_a_deployment_without_provinces(session: Session, settings: Settings):
+    # A province scope check (issue 14) let an unknown bridge id through where no scope applies.
+    sc.build(session, settings)
+    with pytest.raises(NotFound) as caught:
+        _report(session, settings, GroupBy.bridge, bridge_id=999999)
+    assert caught.value.code == "bridge_not_found"
 
 
 @pytest.mark.parametrize(("first", "after", "period", "code"), [
