@@ -446,3 +446,40 @@ def test_cli_merge_dry_run_writes_nothing_and_import_shows_the_difference_before
     renamed = _cli(["units", "rename", "07998", "Xã Hùng Xuyên", "--new-code", "07997", "--effective", "2027-01-01"],
                    db_url, tmp_path)
     assert renamed.strip() == "07998 Xã Đoan Hùng Tây → 07997 Xã Hùng Xuyên từ ngày 2027-01-01"
+
+
+def test_room_and_endpoint_report_rows_before_the_merge_show_the_names_then(
+        session: Session, settings: Settings) -> None:
+    scene = build(session, settings)
+    doan_hung = _unit(session, "Xã Đoan Hùng")
+    make_room(session, doan_hung, name="Điểm cầu UBND xã Bằng Luân")
+    unit_changes.merge(session, settings, _admin(session, scene), ["07996"], doan_hung.code, effective=EFFECTIVE)
+    assert session.get(Room, scene.room_a.id).name == "Điểm cầu UBND xã Bằng Luân (Xã Bằng Luân)"
+    span = {"from_date": date(2026, 11, 1), "to_date": date(2027, 1, 1)}
+    rooms = [(r["period_start"].isoformat(), r["group"]["name"], r["group"]["unit_name"], r["group"]["unit_code"],
+              r["group"]["parent_name"])
+             for r in _report(session, settings, scene, group_by=GroupBy.room, **span)["rows"]
+             if r["group"]["id"] == scene.room_a.id]
+    assert rooms == [("2026-11-01", "Điểm cầu UBND xã Bằng Luân", "Xã Bằng Luân", "07996", "Phú Thọ"),
+                     ("2026-12-01", "Điểm cầu UBND xã Bằng Luân (Xã Bằng Luân)", "Xã Đoan Hùng", doan_hung.code,
+                      "Phú Thọ")]
+    endpoints = [(r["period_start"].isoformat(), r["group"]["name"], r["group"]["room_name"], r["group"]["unit_name"])
+                 for r in _report(session, settings, scene, group_by=GroupBy.endpoint, **span)["rows"]
+                 if r["group"]["id"] == scene.ep_a.id]
+    assert endpoints == [("2026-11-01", "Thiết bị xã Bằng Luân", "Điểm cầu UBND xã Bằng Luân", "Xã Bằng Luân"),
+                         ("2026-12-01", "Thiết bị xã Bằng Luân", "Điểm cầu UBND xã Bằng Luân (Xã Bằng Luân)",
+                          "Xã Đoan Hùng")]
+    # a room that did not move keeps its labels
+    b_rows = {r["group"]["unit_name"] for r in _report(session, settings, scene, group_by=GroupBy.room, **span)["rows"]
+              if r["group"]["id"] == scene.room_b.id}
+    assert b_rows == {"Xã Chí Đám"}
+
+
+def test_room_report_rows_before_a_rename_show_the_units_name_then(session: Session, settings: Settings) -> None:
+    scene = build(session, settings)
+    unit_changes.rename(session, settings, _admin(session, scene), "07999", name="Xã Chí Đám Mới", effective=EFFECTIVE)
+    rows = [(r["period_start"].isoformat(), r["group"]["name"], r["group"]["unit_name"])
+            for r in _report(session, settings, scene, group_by=GroupBy.room, from_date=date(2026, 11, 1),
+                             to_date=date(2027, 1, 1))["rows"] if r["group"]["id"] == scene.room_b.id]
+    assert rows == [("2026-11-01", "Điểm cầu UBND xã Chí Đám", "Xã Chí Đám"),
+                    ("2026-12-01", "Điểm cầu UBND xã Chí Đám", "Xã Chí Đám Mới")]
