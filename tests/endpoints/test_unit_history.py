@@ -8,6 +8,7 @@ and a weekly briefing running across the merge.
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
@@ -15,6 +16,7 @@ from zoneinfo import ZoneInfo
 import icalendar
 import pytest
 import sqlalchemy as sa
+from docx import Document
 from sqlmodel import Session, select
 
 from confsvc.calendar import feeds
@@ -30,8 +32,8 @@ from confsvc.endpoints.csvio import import_endpoints
 from confsvc.endpoints.models import Endpoint, Room, RoomUnit, Unit, UnitLifetime, UnitName
 from confsvc.endpoints.units_import import diff_list, entries_from_file, import_province
 from confsvc.errors import ConfsvcError, Forbidden
-from confsvc.scheduling import unit_changes
-from confsvc.scheduling.models import AuditEntry
+from confsvc.scheduling import invitation, invitation_docx, unit_changes
+from confsvc.scheduling.models import AuditEntry, Meeting, Occurrence
 from confsvc.stats import usage
 from confsvc.stats.schemas import GroupBy, Period
 from confsvc.users import service as users
@@ -483,3 +485,32 @@ def test_room_report_rows_before_a_rename_show_the_units_name_then(session: Sess
                              to_date=date(2027, 1, 1))["rows"] if r["group"]["id"] == scene.room_b.id]
     assert rows == [("2026-11-01", "Điểm cầu UBND xã Chí Đám", "Xã Chí Đám"),
                     ("2026-12-01", "Điểm cầu UBND xã Chí Đám", "Xã Chí Đám Mới")]
+
+
+def test_invitation_of_a_meeting_before_the_merge_lists_sites_under_the_names_then(
+        session: Session, settings: Settings) -> None:
+    scene = build(session, settings)
+    doan_hung = _unit(session, "Xã Đoan Hùng")
+    make_room(session, doan_hung, name="Điểm cầu UBND xã Bằng Luân")
+    unit_changes.merge(session, settings, _admin(session, scene), ["07996"], doan_hung.code, effective=EFFECTIVE)
+    unit_changes.rename(session, settings, _admin(session, scene), "07999", name="Xã Chí Đám Mới", effective=EFFECTIVE)
+    first = session.exec(select(Meeting).where(Meeting.title == "Hội nghị triển khai nhiệm vụ tháng 11")).one()
+    letter = invitation.build(session, first, dial_mode="dial_in", now=NOW)
+    sites = ["- Xã Bằng Luân: Điểm cầu UBND xã Bằng Luân.", "- Xã Chí Đám: Điểm cầu UBND xã Chí Đám."]
+    assert [line for line in letter.body() if line.startswith("- Xã")] == sites
+    assert letter.chair_line == "2. Điểm cầu chủ trì: Phòng họp trực tuyến UBND tỉnh Phú Thọ (Phú Thọ)."
+    paragraphs = [p.text for p in Document(io.BytesIO(invitation_docx.render(letter))).paragraphs]
+    assert all(line in paragraphs for line in sites)  # the renderers lay out the same body
+    # the weekly briefing's occurrence after the merge: the names now
+    weekly = session.exec(select(Meeting).where(Meeting.title.startswith("Giao ban"))).one()
+    after = session.exec(select(Occurrence).where(Occurrence.meeting_id == weekly.id,
+                                                  Occurrence.start >= local(12, 1, 0))
+                         .order_by(Occurrence.start)).first()
+    later = invitation.build(session, weekly, dial_mode="dial_in", occurrence_id=after.id, now=NOW)
+    assert [(s.unit_name, s.room_names) for s in later.sites] == [
+        ("Xã Chí Đám Mới", ["Điểm cầu UBND xã Chí Đám"]), ("Xã Đoan Hùng", ["Điểm cầu UBND xã Bằng Luân (Xã Bằng Luân)"])]
+    before = session.exec(select(Occurrence).where(Occurrence.meeting_id == weekly.id)
+                          .order_by(Occurrence.start)).first()
+    earlier = invitation.build(session, weekly, dial_mode="dial_in", occurrence_id=before.id, now=NOW)
+    assert [(s.unit_name, s.room_names) for s in earlier.sites] == [
+        ("Xã Bằng Luân", ["Điểm cầu UBND xã Bằng Luân"]), ("Xã Chí Đám", ["Điểm cầu UBND xã Chí Đám"])]
