@@ -514,3 +514,45 @@ def test_invitation_of_a_meeting_before_the_merge_lists_sites_under_the_names_th
     earlier = invitation.build(session, weekly, dial_mode="dial_in", occurrence_id=before.id, now=NOW)
     assert [(s.unit_name, s.room_names) for s in earlier.sites] == [
         ("Xã Bằng Luân", ["Điểm cầu UBND xã Bằng Luân"]), ("Xã Chí Đám", ["Điểm cầu UBND xã Chí Đám"])]
+
+
+def test_statistics_page_rollup_option_rolls_former_units_into_the_successor_and_carries_into_the_exports(
+        client, engine, settings: Settings) -> None:
+    import re
+
+    from confsvc.db import make_session
+    from tests.web_support import PASSWORD, login
+
+    with make_session(engine) as session:
+        scene = build(session, settings)
+        make_user(session, Role.admin, username="quantri", password=PASSWORD)
+        _merge(session, settings, scene)
+        session.commit()
+    login(client, "quantri")
+    form = {"group_by": "unit", "period": "month", "from": "01/11/2026", "to": "30/11/2026"}
+    plain = client.get("/statistics", params=form).text
+    assert 'name="rollup" value="successor" aria-describedby="rollup-hint">' in plain  # offered, not checked
+    assert "Gộp đơn vị cũ vào đơn vị kế thừa" in plain and "Chỉ áp dụng khi nhóm theo đơn vị" in plain
+    names = set(re.findall(r'<tr><th scope="row">([^<]+)</th><td class="nowrap">11/2026', plain))
+    assert {"Xã Bằng Luân", "Xã Chí Đám"} <= names and "Xã Đoan Hùng Tây" not in names
+
+    rolled = client.get("/statistics", params={**form, "rollup": "successor"})
+    assert rolled.status_code == 200
+    assert 'value="successor" aria-describedby="rollup-hint" checked>' in rolled.text
+    names = set(re.findall(r'<tr><th scope="row">([^<]+)</th><td class="nowrap">11/2026', rolled.text))
+    assert "Xã Đoan Hùng Tây" in names and not {"Xã Bằng Luân", "Xã Chí Đám"} & names
+    hrefs = {kind: re.search(rf'href="([^"]+usage\.{kind}[^"]*)"', rolled.text).group(1).replace("&amp;", "&")
+             for kind in ("csv", "xlsx")}
+    assert hrefs["csv"] == "/api/v1/stats/usage.csv?group_by=unit&period=month&from=2026-11-01&to=2026-12-01" \
+                           "&rollup=successor"
+    assert hrefs["xlsx"] == hrefs["csv"].replace("usage.csv", "usage.xlsx")
+    exported = client.get(hrefs["csv"]).content.decode("utf-8-sig")
+    assert "Xã Đoan Hùng Tây" in exported and "Xã Bằng Luân" not in exported
+    assert client.get(hrefs["xlsx"]).status_code == 200
+    presets = [h.replace("&amp;", "&") for h in re.findall(r'href="(/statistics\?[^"]+)"', rolled.text)]
+    assert presets and all(h.endswith("&rollup=successor") for h in presets)
+
+    # other groupings ignore it (the API refuses rollup for them): the page shows the room report, no rollup link
+    rooms = client.get("/statistics", params={**form, "group_by": "room", "rollup": "successor"})
+    assert rooms.status_code == 200
+    assert "rollup=successor" not in re.search(r'href="([^"]+usage\.csv[^"]*)"', rooms.text).group(1)
