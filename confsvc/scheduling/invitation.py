@@ -225,7 +225,7 @@ def build(session: Session, meeting: Meeting, *, dial_mode: str, occurrence_id: 
     if history:  # a merge or rename since: the names in force at the occurrence's start
         chair_name, chair_unit_name = _names_then(session, history, chair.id or 0, chair_unit.id or 0, chair.name,
                                                   chair_unit.name, occ.start)
-        names = [_names_then(session, history, room_id, unit_id, room_name, unit_name, occ.start)
+        names = [_names_then(session, history, room_id or 0, unit_id, room_name, unit_name, occ.start)
                  for room_id, unit_id, unit_name, room_name in rows]
     by_unit: dict[str, list[str]] = {}
     for room_name, unit_name in names:

@@ -26,7 +26,7 @@ from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from confsvc.clock import utc_now
 from confsvc.config import Settings
@@ -200,10 +200,11 @@ def _sites_of(session: Session, group_by: GroupBy, keys: set[int]) -> dict[int, 
     if not keys:
         return {}
     if group_by is GroupBy.room:
-        rows = session.execute(sa.select(Room.id, Room.id, Room.unit_id, Room.name).where(Room.id.in_(keys)))
+        rows = session.execute(sa.select(col(Room.id), col(Room.id), col(Room.unit_id), col(Room.name))
+                               .where(col(Room.id).in_(keys)))
     else:
-        rows = session.execute(sa.select(Endpoint.id, Room.id, Room.unit_id, Room.name)
-                               .join(Room, Room.id == Endpoint.room_id).where(Endpoint.id.in_(keys)))
+        rows = session.execute(sa.select(col(Endpoint.id), col(Room.id), col(Room.unit_id), col(Room.name))
+                               .join(Room, col(Room.id) == col(Endpoint.room_id)).where(col(Endpoint.id).in_(keys)))
     return {key: (room_id, unit_id, name) for key, room_id, unit_id, name in rows}
 
 
