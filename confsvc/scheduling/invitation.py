@@ -22,6 +22,7 @@ from sqlmodel import Session, col, select
 
 from confsvc.clock import utc_now
 from confsvc.config import Settings
+from confsvc.endpoints import unit_history
 from confsvc.endpoints.models import Bridge, Endpoint, Room, Unit, UnitLevel
 from confsvc.errors import NotFound
 from confsvc.scheduling import join
@@ -186,10 +187,22 @@ def pick_occurrence(session: Session, meeting: Meeting, occurrence_id: int | Non
     raise NotFound(f"meeting {meeting.id} has no occurrence", code="occurrence_not_found")
 
 
+def _names_then(session: Session, history: unit_history.History, room_id: int, unit_id: int, room_name: str,
+                unit_name: str, at: datetime) -> tuple[str, str]:
+    """``(room name, unit name)`` in force at ``at`` (UTC) for the room ``room_id`` now in ``unit_id``."""
+    then_unit_id, then_room = history.room_at(room_id, unit_id, room_name, at)
+    if then_unit_id != unit_id:
+        unit = session.get(Unit, then_unit_id)
+        unit_name = unit.name if unit is not None else unit_name
+    return then_room, history.unit_name_at(then_unit_id, unit_name, at)
+
+
 def build(session: Session, meeting: Meeting, *, dial_mode: str, occurrence_id: int | None = None,
           now: datetime | None = None) -> Invitation:
     """The giấy mời of ``meeting`` for one occurrence (see :func:`pick_occurrence`), dated ``now``
     (local date in the meeting's zone). Read access is the caller's business (``reading.get_meeting``).
+    Rooms and units show the names in force at the occurrence's start (issue 15: a later merge or rename
+    does not rewrite a past meeting's letter; ``endpoints.unit_history``).
 
     Raises NotFound ``occurrence_not_found``.
     """
@@ -203,11 +216,19 @@ def build(session: Session, meeting: Meeting, *, dial_mode: str, occurrence_id: 
         ids = select(col(OccurrenceParticipant.endpoint_id)).where(col(OccurrenceParticipant.occurrence_id) == occ.id)
     else:
         ids = select(col(MeetingParticipant.endpoint_id)).where(col(MeetingParticipant.meeting_id) == meeting.id)
-    rows = session.exec(select(col(Unit.name), col(Room.name)).select_from(Endpoint)
+    rows = session.exec(select(col(Room.id), col(Room.unit_id), col(Unit.name), col(Room.name)).select_from(Endpoint)
                         .join(Room, col(Room.id) == col(Endpoint.room_id)).join(Unit, col(Unit.id) == col(Room.unit_id))
                         .where(col(Endpoint.id).in_(ids), col(Room.id) != chair.id).distinct()).all()
+    names = [(room_name, unit_name) for _, _, unit_name, room_name in rows]
+    chair_name, chair_unit_name = chair.name, chair_unit.name
+    history = unit_history.load_history(session)
+    if history:  # a merge or rename since: the names in force at the occurrence's start
+        chair_name, chair_unit_name = _names_then(session, history, chair.id or 0, chair_unit.id or 0, chair.name,
+                                                  chair_unit.name, occ.start)
+        names = [_names_then(session, history, room_id or 0, unit_id, room_name, unit_name, occ.start)
+                 for room_id, unit_id, unit_name, room_name in rows]
     by_unit: dict[str, list[str]] = {}
-    for unit_name, room_name in rows:
+    for room_name, unit_name in names:
         by_unit.setdefault(unit_name, []).append(room_name)
     sites = [SiteLine(u, sorted(by_unit[u], key=fold)) for u in sorted(by_unit, key=fold)]
     bridge = session.get(Bridge, meeting.bridge_id) if meeting.bridge_id else None
@@ -224,7 +245,7 @@ def build(session: Session, meeting: Meeting, *, dial_mode: str, occurrence_id: 
                  f"dự hội nghị trực tuyến {meeting.title}, cụ thể như sau:",
         time_line=f"1. Thời gian: {time_phrase(start_local)} "
                   f"(kết thúc lúc {occ.end.astimezone(zone):%H} giờ {occ.end.astimezone(zone):%M} phút).",
-        chair_line=f"2. Điểm cầu chủ trì: {chair.name} ({chair_unit.name}).",
+        chair_line=f"2. Điểm cầu chủ trì: {chair_name} ({chair_unit_name}).",
         sites=sites,
         check_line=f"4. Kiểm tra kỹ thuật: {time_phrase(check_local)}; đề nghị cán bộ kỹ thuật các điểm cầu "
                    "kết nối và báo sẵn sàng trước giờ này.",

@@ -26,12 +26,12 @@ from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from confsvc.clock import utc_now
 from confsvc.config import Settings
 from confsvc.endpoints import unit_history
-from confsvc.endpoints.models import Bridge, Unit, UnitLevel
+from confsvc.endpoints.models import Bridge, Endpoint, Room, Unit, UnitLevel
 from confsvc.errors import Forbidden, Invalid, NotFound
 from confsvc.stats import rollup as stats_rollup
 from confsvc.stats import summary
@@ -196,6 +196,45 @@ def _totals(merged: dict[tuple[int, int], dict], bridge: bool, port_total: dict[
     return out
 
 
+def _sites_of(session: Session, group_by: GroupBy, keys: set[int]) -> dict[int, tuple[int, int, str]]:
+    """``{room or endpoint id: (room id, its current unit id, the room's current name)}`` of ``keys``."""
+    if not keys:
+        return {}
+    if group_by is GroupBy.room:
+        rows = session.execute(sa.select(col(Room.id), col(Room.id), col(Room.unit_id), col(Room.name))
+                               .where(col(Room.id).in_(keys)))
+    else:
+        rows = session.execute(sa.select(col(Endpoint.id), col(Room.id), col(Room.unit_id), col(Room.name))
+                               .join(Room, col(Room.id) == col(Endpoint.room_id)).where(col(Endpoint.id).in_(keys)))
+    return {key: (room_id, unit_id, name) for key, room_id, unit_id, name in rows}
+
+
+def _names_then(session: Session, history: unit_history.History, group: dict[str, Any], group_by: GroupBy,
+                site: tuple[int, int, str], at: datetime) -> None:
+    """Rewrite a room or endpoint row's ``group`` labels (room name, unit name and code, parent name) to those in
+    force at ``at`` (UTC, the row's period start): a merge moved the room since, or its unit was renamed."""
+    room_id, unit_id, room_name = site
+    then_unit_id, then_room = history.room_at(room_id, unit_id, room_name, at)
+    if (then_unit_id, then_room) == (unit_id, room_name) and not history.names.get(unit_id):
+        return
+    unit = session.get(Unit, then_unit_id)
+    if unit is None:
+        return
+    code = unit.code
+    for until, _name, old_code in history.names.get(then_unit_id, ()):
+        if at < until:
+            code = old_code
+            break
+    parent = session.get(Unit, unit.parent_id) if unit.parent_id is not None else None
+    group["unit_name"] = history.unit_name_at(then_unit_id, unit.name, at)
+    group["unit_code"] = code
+    group["parent_name"] = history.unit_name_at(parent.id, parent.name, at) if parent and parent.id else None
+    if group_by is GroupBy.room:
+        group["name"] = then_room
+    else:
+        group["room_name"] = then_room
+
+
 def usage_report(session: Session, settings: Settings, principal: Principal, *, group_by: GroupBy, period: Period,
                  from_date: date, to_date: date, unit_id: int | None = None, bridge_id: int | None = None,
                  unit_level: UnitLevel | None = None, now: datetime | None = None,
@@ -212,7 +251,9 @@ def usage_report(session: Session, settings: Settings, principal: Principal, *, 
     ``unit_id`` is the per-province report of the whole country (the totals are unchanged).
 
     Merged units (issue 15): a site counts in the unit its room was in at the occurrence's start, so former
-    units keep their rows, under the name each unit had at the row's period start; ``rollup`` (group_by=unit)
+    units keep their rows, under the name each unit had at the row's period start (room and endpoint rows
+likewise show the room's name, unit and parent as they were then; the history is read only when a merge or
+rename has happened); ``rollup`` (group_by=unit)
     adds former units' rows into their successor's (``stats.rollup``; a successor's scope takes in its former
     units).
 
@@ -264,7 +305,9 @@ def usage_report(session: Session, settings: Settings, principal: Principal, *, 
         total_rooms = site_counts(session, None, scope).get(0, 0)
     labels = group_labels(session, group_by, {k for k, _ in rows_raw})
     by_key = {x.key: x for x in buckets}
-    history = unit_history.load_history(session) if group_by is GroupBy.unit else None
+    history = unit_history.load_history(session) if group_by is not GroupBy.bridge else None
+    sites_of = _sites_of(session, group_by, {k for k, _ in rows_raw}) if history and group_by is not GroupBy.unit \
+        else {}
     rows = []
     for (key, bkey), raw in rows_raw.items():
         bucket = by_key[bkey]
@@ -272,8 +315,10 @@ def usage_report(session: Session, settings: Settings, principal: Principal, *, 
         figures = _figures(raw, bridge=bridge, rooms=counts.get(key, 0), work_s=work[bkey],
                            capacity_s=capacities.get(key, 0) * seconds, faults_known=faults is not None)
         group = {"kind": group_by.value, "id": key, **labels.get(key, {"name": str(key)})}
-        if history and history.names.get(key):  # a renamed unit: the name it had at the row's start
+        if history and group_by is GroupBy.unit and history.names.get(key):  # a renamed unit: the name it had at the row's start
             group["name"] = group["unit_name"] = history.unit_name_at(key, group["name"], bucket.start)
+        if history and key in sites_of:  # a moved room or renamed unit: the names at the row's start
+            _names_then(session, history, group, group_by, sites_of[key], bucket.start)
         rows.append({"group": group, "period_start": bucket.first, "period_end": bucket.after, **figures})
     rows.sort(key=lambda r: (r["group"]["name"], r["group"]["id"], r["period_start"]))
     period_s = int((after - first).total_seconds())

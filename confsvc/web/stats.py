@@ -4,7 +4,8 @@ room, endpoint or MCU and cut by day, week or month, with its totals, two server
 (``GET /api/v1/stats/usage.csv|.xlsx``, read with the web session cookie).
 
 Query: ``group_by``, ``period``, ``from`` and ``to`` (local dates dd/mm/yyyy, both inclusive: the
-report's ``to`` is the day after), ``unit_id`` (that unit and its sub-units). Without dates: the
+report's ``to`` is the day after), ``unit_id`` (that unit and its sub-units), ``rollup=successor`` (unit
+grouping: merged units counted in their successor, issue 15). Without dates: the
 current month and the five before it. Bad dates re-show the form with the reason (422).
 """
 
@@ -94,12 +95,13 @@ def preset_range(name: str, today: date) -> tuple[date, date]:
 
 
 def _presets(today: date, form: dict[str, Any]) -> list[dict[str, Any]]:
-    """Links for the preset periods, keeping the grouping, cut and unit; ``current`` when the form shows it."""
+    """Links for the preset periods, keeping the grouping, cut, unit and rollup; ``current`` when the form shows it."""
     out = []
     for name, label in PRESETS:
         first, last = preset_range(name, today)
         query = {"group_by": form["group_by"], "period": form["period"], "from": first.strftime(DATE_FORMAT),
-                 "to": last.strftime(DATE_FORMAT), **({"unit_id": form["unit_id"]} if form["unit_id"] else {})}
+                 "to": last.strftime(DATE_FORMAT), **({"unit_id": form["unit_id"]} if form["unit_id"] else {}),
+                 **({"rollup": "successor"} if form.get("rollup") else {})}
         out.append({"label": _(label), "href": "/statistics?" + urlencode(query),
                     "current": (form["from"], form["to"]) == (query["from"], query["to"])})
     return out
@@ -165,10 +167,15 @@ def _by_group(report: dict[str, Any]) -> list[dict[str, Any]]:
 def statistics(request: Request, session: SessionDep, group_by: GroupBy = GroupBy.unit, period: Period = Period.month,
                first: Annotated[str | None, Query(alias="from", max_length=10)] = None,
                last: Annotated[str | None, Query(alias="to", max_length=10)] = None,
-               unit: Annotated[str, Query(alias="unit_id", max_length=20)] = ""):
+               unit: Annotated[str, Query(alias="unit_id", max_length=20)] = "",
+               rollup: Annotated[str, Query(max_length=20)] = ""):
     """The page; every reader role (operators: their units, no MCU grouping). ``unit_id`` empty (the
-    form's "all units") or not a row id means every unit of the caller's scope."""
+    form's "all units") or not a row id means every unit of the caller's scope. ``rollup=successor`` (the
+    checkbox "Gộp đơn vị cũ vào đơn vị kế thừa"; grouping by unit only, ignored for the others, as
+    ``GET /api/v1/stats/usage`` allows it for units only) adds merged units' rows into their successor's and
+    carries into the export links and the preset periods."""
     unit_id = filter_id(unit)
+    rolled = rollup == "successor" and group_by is GroupBy.unit
     who = viewer(request, session)
     if who is None:
         return login_redirect(request)
@@ -178,7 +185,8 @@ def statistics(request: Request, session: SessionDep, group_by: GroupBy = GroupB
     default_first = (month - timedelta(days=150)).replace(day=1)
     default_last = (month + timedelta(days=32)).replace(day=1) - timedelta(days=1)
     form = {"group_by": group_by.value, "period": period.value, "from": first or default_first.strftime(DATE_FORMAT),
-            "to": last or default_last.strftime(DATE_FORMAT), "unit_id": unit_id}
+            "to": last or default_last.strftime(DATE_FORMAT), "unit_id": unit_id,
+            "rollup": rollup == "successor"}
     units, _total = inventory.list_units(session, who.principal, limit=100000)
     group_options = [g for g in GroupBy if g is not GroupBy.bridge or not who.principal.unit_scoped]
     context: dict[str, Any] = {
@@ -194,7 +202,7 @@ def statistics(request: Request, session: SessionDep, group_by: GroupBy = GroupB
             raise Invalid(_("The end date is before the start date."), code="invalid_form")
         params = {"group_by": group_by, "period": period, "first": start, "after": end + timedelta(days=1)}
         report = usage.usage_report(session, settings, who.principal, group_by=group_by, period=period,
-                                    from_date=start, to_date=params["after"], unit_id=unit_id)
+                                    from_date=start, to_date=params["after"], unit_id=unit_id, rollup=rolled)
         timeline = _timeline(session, settings, who.principal, report, params, unit_id)
     except ConfsvcError as exc:
         message = exc.detail if exc.code == "invalid_form" else page_for(exc)[1]
@@ -204,7 +212,8 @@ def statistics(request: Request, session: SessionDep, group_by: GroupBy = GroupB
     groups = _by_group(report)
     booked, connected = _("Booked hours"), _("Connected hours")
     query = {"group_by": group_by.value, "period": period.value, "from": start.isoformat(),
-             "to": params["after"].isoformat(), **({"unit_id": unit_id} if unit_id else {})}
+             "to": params["after"].isoformat(), **({"unit_id": unit_id} if unit_id else {}),
+             **({"rollup": "successor"} if rolled else {})}
     context.update({
         "report": report,
         "cards": [{"key": k, "label": _(label), "value": percent(totals[k]) if k == "attendance_rate"

@@ -8,6 +8,7 @@ and a weekly briefing running across the merge.
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
@@ -15,6 +16,7 @@ from zoneinfo import ZoneInfo
 import icalendar
 import pytest
 import sqlalchemy as sa
+from docx import Document
 from sqlmodel import Session, select
 
 from confsvc.calendar import feeds
@@ -30,8 +32,8 @@ from confsvc.endpoints.csvio import import_endpoints
 from confsvc.endpoints.models import Endpoint, Room, RoomUnit, Unit, UnitLifetime, UnitName
 from confsvc.endpoints.units_import import diff_list, entries_from_file, import_province
 from confsvc.errors import ConfsvcError, Forbidden
-from confsvc.scheduling import unit_changes
-from confsvc.scheduling.models import AuditEntry
+from confsvc.scheduling import invitation, invitation_docx, unit_changes
+from confsvc.scheduling.models import AuditEntry, Meeting, Occurrence
 from confsvc.stats import usage
 from confsvc.stats.schemas import GroupBy, Period
 from confsvc.users import service as users
@@ -446,3 +448,111 @@ def test_cli_merge_dry_run_writes_nothing_and_import_shows_the_difference_before
     renamed = _cli(["units", "rename", "07998", "Xã Hùng Xuyên", "--new-code", "07997", "--effective", "2027-01-01"],
                    db_url, tmp_path)
     assert renamed.strip() == "07998 Xã Đoan Hùng Tây → 07997 Xã Hùng Xuyên từ ngày 2027-01-01"
+
+
+def test_room_and_endpoint_report_rows_before_the_merge_show_the_names_then(
+        session: Session, settings: Settings) -> None:
+    scene = build(session, settings)
+    doan_hung = _unit(session, "Xã Đoan Hùng")
+    make_room(session, doan_hung, name="Điểm cầu UBND xã Bằng Luân")
+    unit_changes.merge(session, settings, _admin(session, scene), ["07996"], doan_hung.code, effective=EFFECTIVE)
+    assert session.get(Room, scene.room_a.id).name == "Điểm cầu UBND xã Bằng Luân (Xã Bằng Luân)"
+    span = {"from_date": date(2026, 11, 1), "to_date": date(2027, 1, 1)}
+    rooms = [(r["period_start"].isoformat(), r["group"]["name"], r["group"]["unit_name"], r["group"]["unit_code"],
+              r["group"]["parent_name"])
+             for r in _report(session, settings, scene, group_by=GroupBy.room, **span)["rows"]
+             if r["group"]["id"] == scene.room_a.id]
+    assert rooms == [("2026-11-01", "Điểm cầu UBND xã Bằng Luân", "Xã Bằng Luân", "07996", "Phú Thọ"),
+                     ("2026-12-01", "Điểm cầu UBND xã Bằng Luân (Xã Bằng Luân)", "Xã Đoan Hùng", doan_hung.code,
+                      "Phú Thọ")]
+    endpoints = [(r["period_start"].isoformat(), r["group"]["name"], r["group"]["room_name"], r["group"]["unit_name"])
+                 for r in _report(session, settings, scene, group_by=GroupBy.endpoint, **span)["rows"]
+                 if r["group"]["id"] == scene.ep_a.id]
+    assert endpoints == [("2026-11-01", "Thiết bị xã Bằng Luân", "Điểm cầu UBND xã Bằng Luân", "Xã Bằng Luân"),
+                         ("2026-12-01", "Thiết bị xã Bằng Luân", "Điểm cầu UBND xã Bằng Luân (Xã Bằng Luân)",
+                          "Xã Đoan Hùng")]
+    # a room that did not move keeps its labels
+    b_rows = {r["group"]["unit_name"] for r in _report(session, settings, scene, group_by=GroupBy.room, **span)["rows"]
+              if r["group"]["id"] == scene.room_b.id}
+    assert b_rows == {"Xã Chí Đám"}
+
+
+def test_room_report_rows_before_a_rename_show_the_units_name_then(session: Session, settings: Settings) -> None:
+    scene = build(session, settings)
+    unit_changes.rename(session, settings, _admin(session, scene), "07999", name="Xã Chí Đám Mới", effective=EFFECTIVE)
+    rows = [(r["period_start"].isoformat(), r["group"]["name"], r["group"]["unit_name"])
+            for r in _report(session, settings, scene, group_by=GroupBy.room, from_date=date(2026, 11, 1),
+                             to_date=date(2027, 1, 1))["rows"] if r["group"]["id"] == scene.room_b.id]
+    assert rows == [("2026-11-01", "Điểm cầu UBND xã Chí Đám", "Xã Chí Đám"),
+                    ("2026-12-01", "Điểm cầu UBND xã Chí Đám", "Xã Chí Đám Mới")]
+
+
+def test_invitation_of_a_meeting_before_the_merge_lists_sites_under_the_names_then(
+        session: Session, settings: Settings) -> None:
+    scene = build(session, settings)
+    doan_hung = _unit(session, "Xã Đoan Hùng")
+    make_room(session, doan_hung, name="Điểm cầu UBND xã Bằng Luân")
+    unit_changes.merge(session, settings, _admin(session, scene), ["07996"], doan_hung.code, effective=EFFECTIVE)
+    unit_changes.rename(session, settings, _admin(session, scene), "07999", name="Xã Chí Đám Mới", effective=EFFECTIVE)
+    first = session.exec(select(Meeting).where(Meeting.title == "Hội nghị triển khai nhiệm vụ tháng 11")).one()
+    letter = invitation.build(session, first, dial_mode="dial_in", now=NOW)
+    sites = ["- Xã Bằng Luân: Điểm cầu UBND xã Bằng Luân.", "- Xã Chí Đám: Điểm cầu UBND xã Chí Đám."]
+    assert [line for line in letter.body() if line.startswith("- Xã")] == sites
+    assert letter.chair_line == "2. Điểm cầu chủ trì: Phòng họp trực tuyến UBND tỉnh Phú Thọ (Phú Thọ)."
+    paragraphs = [p.text for p in Document(io.BytesIO(invitation_docx.render(letter))).paragraphs]
+    assert all(line in paragraphs for line in sites)  # the renderers lay out the same body
+    # the weekly briefing's occurrence after the merge: the names now
+    weekly = session.exec(select(Meeting).where(Meeting.title.startswith("Giao ban"))).one()
+    after = session.exec(select(Occurrence).where(Occurrence.meeting_id == weekly.id,
+                                                  Occurrence.start >= local(12, 1, 0))
+                         .order_by(Occurrence.start)).first()
+    later = invitation.build(session, weekly, dial_mode="dial_in", occurrence_id=after.id, now=NOW)
+    assert [(s.unit_name, s.room_names) for s in later.sites] == [
+        ("Xã Chí Đám Mới", ["Điểm cầu UBND xã Chí Đám"]), ("Xã Đoan Hùng", ["Điểm cầu UBND xã Bằng Luân (Xã Bằng Luân)"])]
+    before = session.exec(select(Occurrence).where(Occurrence.meeting_id == weekly.id)
+                          .order_by(Occurrence.start)).first()
+    earlier = invitation.build(session, weekly, dial_mode="dial_in", occurrence_id=before.id, now=NOW)
+    assert [(s.unit_name, s.room_names) for s in earlier.sites] == [
+        ("Xã Bằng Luân", ["Điểm cầu UBND xã Bằng Luân"]), ("Xã Chí Đám", ["Điểm cầu UBND xã Chí Đám"])]
+
+
+def test_statistics_page_rollup_option_rolls_former_units_into_the_successor_and_carries_into_the_exports(
+        client, engine, settings: Settings) -> None:
+    import re
+
+    from confsvc.db import make_session
+    from tests.web_support import PASSWORD, login
+
+    with make_session(engine) as session:
+        scene = build(session, settings)
+        make_user(session, Role.admin, username="quantri", password=PASSWORD)
+        _merge(session, settings, scene)
+        session.commit()
+    login(client, "quantri")
+    form = {"group_by": "unit", "period": "month", "from": "01/11/2026", "to": "30/11/2026"}
+    plain = client.get("/statistics", params=form).text
+    assert 'name="rollup" value="successor" aria-describedby="rollup-hint">' in plain  # offered, not checked
+    assert "Gộp đơn vị cũ vào đơn vị kế thừa" in plain and "Chỉ áp dụng khi nhóm theo đơn vị" in plain
+    names = set(re.findall(r'<tr><th scope="row">([^<]+)</th><td class="nowrap">11/2026', plain))
+    assert {"Xã Bằng Luân", "Xã Chí Đám"} <= names and "Xã Đoan Hùng Tây" not in names
+
+    rolled = client.get("/statistics", params={**form, "rollup": "successor"})
+    assert rolled.status_code == 200
+    assert 'value="successor" aria-describedby="rollup-hint" checked>' in rolled.text
+    names = set(re.findall(r'<tr><th scope="row">([^<]+)</th><td class="nowrap">11/2026', rolled.text))
+    assert "Xã Đoan Hùng Tây" in names and not {"Xã Bằng Luân", "Xã Chí Đám"} & names
+    hrefs = {kind: re.search(rf'href="([^"]+usage\.{kind}[^"]*)"', rolled.text).group(1).replace("&amp;", "&")
+             for kind in ("csv", "xlsx")}
+    assert hrefs["csv"] == "/api/v1/stats/usage.csv?group_by=unit&period=month&from=2026-11-01&to=2026-12-01" \
+                           "&rollup=successor"
+    assert hrefs["xlsx"] == hrefs["csv"].replace("usage.csv", "usage.xlsx")
+    exported = client.get(hrefs["csv"]).content.decode("utf-8-sig")
+    assert "Xã Đoan Hùng Tây" in exported and "Xã Bằng Luân" not in exported
+    assert client.get(hrefs["xlsx"]).status_code == 200
+    presets = [h.replace("&amp;", "&") for h in re.findall(r'href="(/statistics\?[^"]+)"', rolled.text)]
+    assert presets and all(h.endswith("&rollup=successor") for h in presets)
+
+    # other groupings ignore it (the API refuses rollup for them): the page shows the room report, no rollup link
+    rooms = client.get("/statistics", params={**form, "group_by": "room", "rollup": "successor"})
+    assert rooms.status_code == 200
+    assert "rollup=successor" not in re.search(r'href="([^"]+usage\.csv[^"]*)"', rooms.text).group(1)
