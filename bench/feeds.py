@@ -136,14 +136,12 @@ def seed(url: str) -> tuple[int, str]:
 class Server:
     """A subprocess serving HTTP on ``port``, ready when ``probe`` answers."""
 
-    def __init__(self, args: list[str], port: int, probe: str, env: dict[str, str], cwd: Path) -> None:
-        self.args, self.port, self.probe, self.env, self.cwd = args, port, probe, env, cwd
+    def __init__(self, args: list[str], port: int, probe: str, env: dict[str, str], cwd: Path, log: Path) -> None:
+        self.args, self.port, self.probe, self.env, self.cwd, self.log = args, port, probe, env, cwd, log
         self.process: subprocess.Popen | None = None
 
     def __enter__(self) -> Server:
         # The server's output goes to a log beside its data: when it does not start, the error says why.
-        self.log = self.cwd / f"server-{self.port}.log" if self.cwd.name.startswith("confsvc-bench-") else \
-            Path(tempfile.mkstemp(prefix="confsvc-bench-server-", suffix=".log")[1])
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(self.args, env=self.env, cwd=self.cwd, stdout=log, stderr=log)
         deadline = time.monotonic() + 60
@@ -242,7 +240,7 @@ def main() -> None:
                "CONFSVC_DATA_DIR": str(tmp), "CONFSVC_PUBLIC_BASE_URL": "https://lichhop.phutho.gov.vn"}
         confsvc_server = Server([sys.executable, "-m", "uvicorn", "confsvc.main:create_app", "--factory",
                                  "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-                                port, "/healthz", env, ROOT)
+                                port, "/healthz", env, ROOT, tmp / "confsvc.log")
         feed_url = f"http://127.0.0.1:{port}/ical/unit/{unit_id}.ics?token={secret}"
         ours = measure(confsvc_server, feed_url, restarts=args.restarts, repeats=args.repeats)
 
@@ -250,7 +248,7 @@ def main() -> None:
         storage = tmp / "radicale"
         radicale_server = Server([sys.executable, "-m", "radicale", "--server-hosts", f"127.0.0.1:{rport}",
                                   "--storage-filesystem-folder", str(storage), "--auth-type", "none",
-                                  "--logging-level", "warning"], rport, "/", dict(os.environ), tmp)
+                                  "--logging-level", "warning"], rport, "/", dict(os.environ), tmp, tmp / "radicale.log")
         collection = f"http://127.0.0.1:{rport}/bench/feed/"
         auth = ("bench", "bench")
         with radicale_server, httpx.Client(auth=auth, timeout=120) as client:
