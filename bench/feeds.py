@@ -17,9 +17,9 @@ Data: 850 single meetings and 50 weekly series of 6 occurrences, each series wit
 cancelled occurrence (a RECURRENCE-ID override each): 850 + 50 × 3 = 1,000 VEVENTs, 1,150
 occurrences, on 30 rooms of one commune, booked through ``scheduling.creation.book_meeting``.
 
-Reproduce: ``/work/.venv-dev/bin/python bench/feeds.py`` (SQLite in a temporary directory;
+Reproduce: ``/work/venv-dev/bin/python bench/feeds.py`` (SQLite in a temporary directory;
 ``--help`` for options); on PostgreSQL, an empty database:
-``createdb -h 127.0.0.1 -U postgres feeds_bench && /work/.venv-dev/bin/python bench/feeds.py
+``createdb -h 127.0.0.1 -U postgres feeds_bench && /work/venv-dev/bin/python bench/feeds.py
 --db-url postgresql+psycopg://postgres@127.0.0.1:5432/feeds_bench``. Both servers run on the same
 machine as the client: run it a few times on a quiet machine and compare the CPU figures too.
 """
@@ -27,6 +27,7 @@ machine as the client: run it a few times on a quiet machine and compare the CPU
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import secrets
 import socket
@@ -135,22 +136,27 @@ def seed(url: str) -> tuple[int, str]:
 class Server:
     """A subprocess serving HTTP on ``port``, ready when ``probe`` answers."""
 
-    def __init__(self, args: list[str], port: int, probe: str, env: dict[str, str], cwd: Path) -> None:
-        self.args, self.port, self.probe, self.env, self.cwd = args, port, probe, env, cwd
+    def __init__(self, args: list[str], port: int, probe: str, env: dict[str, str], cwd: Path, log: Path) -> None:
+        self.args, self.port, self.probe, self.env, self.cwd, self.log = args, port, probe, env, cwd, log
         self.process: subprocess.Popen | None = None
 
     def __enter__(self) -> Server:
-        self.process = subprocess.Popen(self.args, env=self.env, cwd=self.cwd, stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL)
+        # The server's output goes to a log beside its data: when it does not start, the error says why.
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(self.args, env=self.env, cwd=self.cwd, stdout=log, stderr=log)
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and self.process.poll() is None:
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
                     return self
             except OSError:
                 time.sleep(0.05)
+        code = self.process.poll()
         self.__exit__()
-        raise RuntimeError(f"{self.args[:3]} did not start")
+        tail = self.log.read_text(errors="replace")[-2000:]
+        raise RuntimeError(f"{' '.join(self.args[:3])} did not start "
+                           f"({'exited ' + str(code) if code is not None else 'no answer in 60 s'}); "
+                           f"its log {self.log}:\n{tail}")
 
     def __exit__(self, *_: object) -> None:
         if self.process is not None:
@@ -220,6 +226,8 @@ def main() -> None:
     parser.add_argument("--restarts", type=int, default=3, help="fresh server processes for the cold figure")
     parser.add_argument("--repeats", type=int, default=20, help="warm and 304 GETs per process")
     args = parser.parse_args()
+    if importlib.util.find_spec("radicale") is None:  # the reference server; checked before the slow part
+        sys.exit(f"Radicale is not installed for {sys.executable}: pip install -e '.[bench]'")
     with tempfile.TemporaryDirectory(prefix="confsvc-bench-") as tmp_name:
         tmp = Path(tmp_name)
         url = args.db_url or f"sqlite:///{(tmp / 'bench.sqlite3').as_posix()}"
@@ -232,7 +240,7 @@ def main() -> None:
                "CONFSVC_DATA_DIR": str(tmp), "CONFSVC_PUBLIC_BASE_URL": "https://lichhop.phutho.gov.vn"}
         confsvc_server = Server([sys.executable, "-m", "uvicorn", "confsvc.main:create_app", "--factory",
                                  "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-                                port, "/healthz", env, ROOT)
+                                port, "/healthz", env, ROOT, tmp / "confsvc.log")
         feed_url = f"http://127.0.0.1:{port}/ical/unit/{unit_id}.ics?token={secret}"
         ours = measure(confsvc_server, feed_url, restarts=args.restarts, repeats=args.repeats)
 
@@ -240,7 +248,7 @@ def main() -> None:
         storage = tmp / "radicale"
         radicale_server = Server([sys.executable, "-m", "radicale", "--server-hosts", f"127.0.0.1:{rport}",
                                   "--storage-filesystem-folder", str(storage), "--auth-type", "none",
-                                  "--logging-level", "warning"], rport, "/", dict(os.environ), tmp)
+                                  "--logging-level", "warning"], rport, "/", dict(os.environ), tmp, tmp / "radicale.log")
         collection = f"http://127.0.0.1:{rport}/bench/feed/"
         auth = ("bench", "bench")
         with radicale_server, httpx.Client(auth=auth, timeout=120) as client:
@@ -268,7 +276,7 @@ def main() -> None:
     print(f"load average (1 min) at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print(f"goal: confsvc cold <= Radicale cold: {'met' if ours['cold'] <= theirs['cold'] else 'NOT met'}; "
           f"304 < 5 ms: {'met' if ours['304'] is not None and ours['304'] < 5 else 'NOT met'}")
-    print("reproduce: /work/.venv-dev/bin/python bench/feeds.py " + " ".join(sys.argv[1:]))
+    print("reproduce: /work/venv-dev/bin/python bench/feeds.py " + " ".join(sys.argv[1:]))
 
 
 if __name__ == "__main__":
