@@ -40,6 +40,11 @@ ACTION_LABELS = {
     "unit.merged": "Sáp nhập đơn vị",
     "unit.renamed": "Đổi tên đơn vị",
     "units.list_applied": "Cập nhật danh mục đơn vị hành chính",
+    "meeting.split": "Tách chuỗi lặp lại",
+    "occurrence.added": "Thêm buổi họp",
+    "occurrence.restored": "Khôi phục buổi họp",
+    "block.created": "Chặn ngày",
+    "block.deleted": "Bỏ chặn ngày",
 }
 MAX_EXPORT_ROWS = 50_000
 

@@ -26,13 +26,41 @@ ACTION_LABELS = {"meeting.created": N_("Meeting booked"), "meeting.updated": N_(
                  "occurrence.cancelled": N_("Occurrence cancelled"), "series.extended": N_("Series extended"),
                  "maintenance.created": N_("Maintenance booked"), "request.submitted": N_("Meeting requested"),
                  "request.approved": N_("Request approved"), "request.rejected": N_("Request rejected"),
-                 "request.expired": N_("Request expired")}
+                 "request.expired": N_("Request expired"), "meeting.split": N_("Series split"),
+                 "occurrence.added": N_("Occurrence added"), "occurrence.restored": N_("Occurrence restored"),
+                 "block.created": N_("Day blocked"), "block.deleted": N_("Day block removed"),
+                 "unit.merged": N_("Units merged"), "unit.renamed": N_("Unit renamed"),
+                 "units.list_applied": N_("Official unit list applied")}
+#: The audit details' keys in words (an unlisted key shows as written).
+DETAIL_LABELS = {"occurrences": N_("occurrences"), "skipped": N_("skipped"), "start": N_("start"), "end": N_("end"),
+                 "fields": N_("fields changed"), "until": N_("until"), "reason": N_("reason"),
+                 "occurrence_id": N_("occurrence"), "new_meeting_id": N_("new meeting"),
+                 "expires_at": N_("expires at"), "effective": N_("effective from"),
+                 "first_day": N_("first day"), "last_day": N_("last day"), "endpoint_id": N_("endpoint"),
+                 "resource_kind": N_("resource"), "resource_id": N_("resource id"),
+                 # the names in ``fields`` (what an edit changed)
+                 "title": N_("title"), "description": N_("description"), "chair_room_id": N_("chair room"),
+                 "participant_room_ids": N_("participating sites"), "participant_endpoint_ids": N_("participating sites"),
+                 "check_lead_minutes": N_("technical check"), "rrule": N_("repeat rule"), "exdates": N_("excluded dates"),
+                 "status": N_("status"), "confidential": N_("confidential"), "bridge_id": N_("MCU")}
 DATE_FORMAT = "%d/%m/%Y"
 Text = Annotated[str, Query(max_length=20)]
 
 
 def _label(action: str) -> str:
     return _(ACTION_LABELS[action]) if action in ACTION_LABELS else action
+
+
+def _details_text(details: dict[str, Any]) -> str:
+    """``key: value, …`` with the keys in the reader's language (``DETAIL_LABELS``); lists joined by commas."""
+    def word(key: Any) -> str:
+        return _(DETAIL_LABELS[key]) if key in DETAIL_LABELS else str(key)
+
+    def shown(key: str, value: Any) -> str:
+        if isinstance(value, list):
+            return ", ".join(word(v) if key == "fields" else str(v) for v in value)
+        return str(value)
+    return "; ".join(f"{word(k)}: {shown(k, v) or '–'}" for k, v in sorted(details.items()))
 
 
 def _int(value: str) -> int | None:
@@ -85,7 +113,7 @@ def audit_page(request: Request, session: SessionDep, unit_id: Text = "", user_i
     units, _total = inventory.list_units(session, who.principal, limit=10000)
     entries = [{**r, "when": i18n.fmt_datetime(r["at"], zone), "action_text": _label(r["action"]),
                 "who": r["user_name"] or _("System (automatic)"),
-                "details_text": ", ".join(f"{k}: {v}" for k, v in sorted(r["details"].items()))} for r in rows]
+                "details_text": _details_text(r["details"])} for r in rows]
     pages = max(1, -(-total // PAGE_SIZE))
     return render(request, "audit.html", {
         "form": form, "entries": entries, "total": total, "error": error, "page": number, "pages": pages,
