@@ -20,7 +20,7 @@ from confsvc.config import Settings
 from confsvc.endpoints import service as inventory
 from confsvc.endpoints.models import Bridge, Endpoint, Room, Unit
 from confsvc.errors import Invalid
-from confsvc.scheduling import repository, site_groups
+from confsvc.scheduling import repository, site_groups, visibility
 from confsvc.scheduling.booking import max_window
 from confsvc.scheduling.conflicts import Window
 from confsvc.scheduling.models import Booking, Meeting, Occurrence, ResourceBlock, ResourceKind
@@ -77,19 +77,31 @@ def _local(moment: datetime, settings: Settings) -> str:
     return moment.astimezone(settings.zone).replace(tzinfo=None).isoformat(timespec="minutes")
 
 
-def _meeting_blocks(session: Session, settings: Settings, room_ids: list[int], span: Window,
+def _meeting_blocks(session: Session, settings: Settings, principal: Principal, room_ids: list[int], span: Window,
                     ) -> dict[int, list[dict[str, Any]]]:
+    """Meeting blocks per room; a confidential meeting is titled "Cuộc họp" for those who may not see its
+    details (``scheduling.visibility``, SPEC "Confidential meeting")."""
+    audience = visibility.Audience.of_principal(principal)
+    seen: dict[int, bool] = {}
+
+    def shown(meeting_id: int, title: str, confidential: bool) -> str:
+        if confidential and meeting_id not in seen:
+            seen[meeting_id] = visibility.sees_details(
+                audience, confidential=True, participant_unit_ids=repository.meeting_units(session, meeting_id))
+        return title if not confidential or seen[meeting_id] else visibility.CONFIDENTIAL_TITLE
+
     query = (select(Booking.resource_id, Booking.window_start, Booking.window_end, Occurrence.id, Occurrence.start,
-                    Occurrence.end, Meeting.id, Meeting.title, Meeting.status)
+                    Occurrence.end, Meeting.id, Meeting.title, Meeting.status, Meeting.confidential)
              .join(Occurrence, Occurrence.id == Booking.occurrence_id)
              .join(Meeting, Meeting.id == Booking.meeting_id)
              .where(Booking.resource_kind == ResourceKind.room, Booking.resource_id.in_(room_ids),
                     repository.overlap_filter(span, max_window(settings)))
              .order_by(Booking.window_start, Booking.id))
     blocks: dict[int, list[dict[str, Any]]] = {}
-    for room_id, w_start, w_end, occ_id, start, end, meeting_id, title, status in session.exec(query).all():
+    for room_id, w_start, w_end, occ_id, start, end, meeting_id, title, status, confidential in session.exec(query).all():
         blocks.setdefault(room_id, []).append({
-            "kind": "meeting", "meeting_id": meeting_id, "occurrence_id": occ_id, "title": title,
+            "kind": "meeting", "meeting_id": meeting_id, "occurrence_id": occ_id,
+            "title": shown(meeting_id, title, confidential),
             "status": status.value, "start": start, "end": end, "window_start": w_start, "window_end": w_end,
             "start_local": _local(start, settings), "end_local": _local(end, settings),
             "window_start_local": _local(w_start, settings), "window_end_local": _local(w_end, settings)})
@@ -216,7 +228,7 @@ def scheduling_grid(session: Session, settings: Settings, principal: Principal, 
     span = local_range(settings, request.first_day, request.days)
     rooms = _rooms(session, principal, request)
     ids = [room.id for room, _ in rooms]
-    meetings = _meeting_blocks(session, settings, ids, span) if ids else {}
+    meetings = _meeting_blocks(session, settings, principal, ids, span) if ids else {}
     maintenance = _maintenance_blocks(session, settings, ids, span) if ids else {}
     day_blocks = _day_blocks(session, settings, ids, span) if ids else {}
     return {

@@ -156,3 +156,26 @@ def test_grid_of_a_site_group_lists_its_rooms_the_caller_may_see(client: TestCli
         missing = client.get("/api/v1/availability/grid", headers=h["operator"],
                              params={"day": day, "site_group_id": group_id})
         assert (missing.status_code, missing.json()["code"]) == (404, "site_group_not_found")
+
+
+def test_grid_hides_a_confidential_meetings_title_from_those_outside_it(client: TestClient, engine: Engine):
+    # The grid showed every meeting's title to any signed-in reader, a confidential one's included.
+    ids, h = _setup(engine)
+    with make_session(engine) as session:
+        h["viewer"] = bearer(session, make_user(session, Role.viewer))
+        session.commit()
+    start = next_monday_local(hour=14)
+    booked = client.post("/api/v1/meetings", headers=h["secretariat"], json={
+        "title": "Họp mật về quốc phòng", "chair_room_id": ids["chair"], "participant_room_ids": [ids["site"]],
+        "start": start.isoformat(), "end": (start + timedelta(hours=1)).isoformat(), "confidential": True})
+    assert booked.status_code == 201, booked.text
+
+    def titles(who: str, unit: int) -> list[str]:
+        r = client.get("/api/v1/availability/grid", headers=h[who], params={"day": start.date().isoformat(),
+                                                                             "unit_id": unit})
+        assert r.status_code == 200, r.text
+        return [b["title"] for row in r.json()["rooms"] for b in row["blocks"] if b["kind"] == "meeting"]
+
+    assert titles("secretariat", ids["unit"]) == ["Họp mật về quốc phòng"] * 2
+    assert titles("operator", ids["unit"]) == ["Họp mật về quốc phòng"] * 2  # its unit takes part
+    assert titles("viewer", ids["unit"]) == ["Cuộc họp"] * 2
