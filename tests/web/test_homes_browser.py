@@ -31,7 +31,7 @@ from confsvc.users import security
 from confsvc.users import service as users
 from confsvc.users.models import User
 from tests.web.test_web_browser import CHROMIUM, CHROMIUM_ARGS, _require_browser, live_server  # noqa: F401
-from tests.web_support import PASSWORD
+from tests.web_support import PASSWORD, browser_login
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "homes"
 SIZES = {"laptop": (1366, 768), "phone": (375, 812)}
@@ -62,16 +62,7 @@ def seed_province_with_meeting_soon(engine: Engine, settings: Settings) -> dict[
 
 
 def _login(browser, base: str, username: str, size: tuple[int, int]):
-    context = browser.new_context(viewport={"width": size[0], "height": size[1]}, locale="vi-VN",
-                                  timezone_id="Asia/Ho_Chi_Minh")
-    page = context.new_page()
-    page.set_default_timeout(20000)
-    page.goto(f"{base}/login")
-    page.get_by_label("Tên đăng nhập").fill(username)
-    page.get_by_label("Mật khẩu").fill(PASSWORD)
-    page.get_by_role("button", name="Đăng nhập").click()
-    page.wait_for_url(f"{base}/")
-    return context, page
+    return browser_login(browser, base, username, size=size, timeout_ms=20000)
 
 
 def _shot(page, backend: str, name: str) -> None:

@@ -27,7 +27,7 @@ from tests.factories import bearer, make_user
 from tests.live_support import ThreadServer
 from tests.web.test_web_browser import CHROMIUM, CHROMIUM_ARGS, _require_browser, _shot
 from tests.web.test_web_live import _province_with_meeting
-from tests.web_support import PASSWORD
+from tests.web_support import browser_login
 
 #: How long the dashboard may take to show a change (the socket, one fragment fetch).
 LIVE_TIMEOUT_MS = 5000
@@ -54,16 +54,7 @@ def browser(backend: str) -> Iterator[object]:
 
 
 def _login(browser, base: str, username: str):
-    context = browser.new_context(viewport={"width": 1440, "height": 900}, locale="vi-VN",
-                                  timezone_id="Asia/Ho_Chi_Minh")
-    page = context.new_page()
-    page.set_default_timeout(15000)
-    page.goto(f"{base}/login")
-    page.get_by_label("Tên đăng nhập").fill(username)
-    page.get_by_label("Mật khẩu").fill(PASSWORD)
-    page.get_by_role("button", name="Đăng nhập").click()
-    page.wait_for_url(f"{base}/")
-    return context, page
+    return browser_login(browser, base, username)
 
 
 def test_operator_marks_ready_and_the_secretariats_dashboard_changes_without_reload(
