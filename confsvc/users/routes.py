@@ -41,9 +41,7 @@ def me(session: SessionDep, principal: CurrentPrincipal):
 @router.get("/users", response_model=list[schemas.UserPublic])
 def list_users(session: SessionDep, principal: CurrentPrincipal):
     """Admin only."""
-    principal.require_role(Role.admin)
-    query = select(User).where(service.users_filter(principal)).order_by(User.username)
-    return [public_user(session, u) for u in session.exec(query).all()]
+    return [public_user(session, u) for u in service.list_users(session, principal)]
 
 
 @router.post("/users", response_model=schemas.UserPublic, status_code=status.HTTP_201_CREATED)

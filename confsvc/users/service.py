@@ -178,6 +178,13 @@ def users_filter(principal: Principal) -> Any:
     return principal.scope_filter(User.province_id)
 
 
+def list_users(session: Session, principal: Principal) -> list[User]:
+    """Every user an administrator manages, by username: all without a province scope, else those of
+    their province (:func:`users_filter`). Raises Forbidden for anyone but an administrator."""
+    principal.require_role(Role.admin)
+    return list(session.exec(select(User).where(users_filter(principal)).order_by(User.username)).all())
+
+
 def update_user(session: Session, principal: Principal, user_id: int, *, role: Role | None = None,
                 active: bool | None = None, password: str | None = None,
                 province_id: int | None | EllipsisType = ...) -> User:
