@@ -41,7 +41,7 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # tests.live_support: the server runner the live tests use
 
-from tests.live_support import serving  # noqa: E402
+from tests.live_support import booking_invariants, serving  # noqa: E402
 
 PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -108,28 +108,11 @@ def _invariants(url: str) -> dict[str, int]:
     """Counts of violations (all must be 0) and of bookings."""
     engine = sa.create_engine(url)
     with engine.connect() as conn:
-        pairs = conn.exec_driver_sql(
-            "SELECT count(*) FROM bookings a JOIN bookings b ON a.resource_kind = b.resource_kind "
-            "AND a.resource_id = b.resource_id AND a.id < b.id AND a.resource_kind IN ('endpoint', 'room') "
-            "AND a.window_start < b.window_end AND b.window_start < a.window_end").scalar_one()
-        numbers = conn.exec_driver_sql(
-            "SELECT count(*) FROM bookings a JOIN bookings b ON a.resource_kind = 'bridge' "
-            "AND b.resource_kind = 'bridge' AND a.resource_id = b.resource_id AND a.id < b.id "
-            "AND a.conference_number = b.conference_number "
-            "AND a.window_start < b.window_end AND b.window_start < a.window_end").scalar_one()
-        # Peak per bridge: the ports in use at each booking's start (a peak starts at some start).
-        over = conn.exec_driver_sql(
-            "SELECT count(*) FROM (SELECT a.id, br.port_capacity, sum(b.ports) AS used FROM bookings a "
-            "JOIN bridges br ON br.id = a.resource_id "
-            "JOIN bookings b ON b.resource_kind = 'bridge' AND b.resource_id = a.resource_id "
-            "AND b.window_start <= a.window_start AND a.window_start < b.window_end "
-            "WHERE a.resource_kind = 'bridge' GROUP BY a.id, br.port_capacity) p "
-            "WHERE p.used > p.port_capacity").scalar_one()
+        found = booking_invariants(conn)
         meetings = conn.exec_driver_sql("SELECT count(*) FROM meetings").scalar_one()
         total = conn.exec_driver_sql("SELECT count(*) FROM bookings").scalar_one()
     engine.dispose()
-    return {"overlapping endpoint/room pairs": pairs, "conference numbers twice": numbers,
-            "bridge instants over capacity": over, "meetings": meetings, "bookings": total}
+    return {**found, "meetings": meetings, "bookings": total}
 
 
 def main() -> None:

@@ -49,6 +49,7 @@ from confsvc.scheduling.office_routes import router as office_router
 from confsvc.scheduling.readiness_routes import router as readiness_router
 from confsvc.scheduling.routes import router as scheduling_router
 from confsvc.scheduling.unit_routes import router as unit_changes_router
+from confsvc.scheduling.user_routes import router as user_changes_router
 from confsvc.stats import summary_job as usage_summary
 from confsvc.stats.audit_routes import router as audit_router
 from confsvc.stats.routes import router as stats_router
@@ -318,6 +319,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(live_channel.ws_router)  # first: WebSocket handshakes skip the HTTP routes
     app.include_router(metrics_router(metrics))
     app.include_router(users_router)
+    app.include_router(user_changes_router)
     app.include_router(unit_changes_router)  # before endpoints': /units/merge is not /units/{unit_id}
     app.include_router(endpoints_router)
     app.include_router(endpoint_status_router)

@@ -54,24 +54,39 @@ class ThreadServer:
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    return free_port_on("127.0.0.1")
+
+
+class Served:
+    """A confsvc server process started by :func:`served`: its base URL and the process (to kill)."""
+
+    def __init__(self, base: str, process: subprocess.Popen) -> None:
+        self.base = base
+        self.process = process
+
+    @property
+    def ws_base(self) -> str:
+        return self.base.replace("http://", "ws://")
+
+    def kill(self) -> None:
+        """SIGKILL (``kill -9``): no shutdown handler runs, open requests and connections die with it."""
+        self.process.kill()
+        self.process.wait()
 
 
 @contextmanager
-def serving(command: list[str], port: int, *, env: dict[str, str], cwd: str | None = None, stderr: Any = None,
-            start_seconds: float = 90) -> Iterator[str]:
-    """Run ``command``, a confsvc server on 127.0.0.1:``port`` (``env`` is its whole environment), and yield
-    its base URL once ``/healthz`` answers 200; terminate it afterwards (killed after 10 s). ``stderr``: a
-    file for the server's log, else a pipe, read into the error when the server exits early.
+def served(command: list[str], port: int, *, env: dict[str, str], cwd: str | None = None, stderr: Any = None,
+           start_seconds: float = 90, host: str = "127.0.0.1") -> Iterator[Served]:
+    """Run ``command``, a confsvc server on ``host``:``port`` (``env`` is its whole environment), and yield
+    it once ``/healthz`` answers 200; terminate it afterwards (killed after 10 s). ``stderr``: a file for
+    the server's log, else a pipe, read into the error when the server exits early.
 
     Raises:
         RuntimeError: the server exited, or did not answer within ``start_seconds``.
     """
     process = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE if stderr is None else stderr)
-    base = f"http://127.0.0.1:{port}"
+    base = f"http://{host}:{port}"
     try:
         deadline = time.monotonic() + start_seconds  # a loaded CI machine starts slowly
         while True:
@@ -86,9 +101,10 @@ def serving(command: list[str], port: int, *, env: dict[str, str], cwd: str | No
             if time.monotonic() > deadline:
                 raise RuntimeError("server did not answer /healthz")
             time.sleep(0.1)
-        yield base
+        yield Served(base, process)
     finally:
-        process.terminate()
+        if process.poll() is None:
+            process.terminate()
         try:
             process.wait(10)
         except subprocess.TimeoutExpired:
@@ -99,13 +115,61 @@ def serving(command: list[str], port: int, *, env: dict[str, str], cwd: str | No
 
 
 @contextmanager
+def serving(command: list[str], port: int, *, env: dict[str, str], cwd: str | None = None, stderr: Any = None,
+            start_seconds: float = 90, host: str = "127.0.0.1") -> Iterator[str]:
+    """:func:`served`, yielding only the base URL."""
+    with served(command, port, env=env, cwd=cwd, stderr=stderr, start_seconds=start_seconds, host=host) as server:
+        yield server.base
+
+
+def free_port_on(host: str) -> int:
+    """A free TCP port on ``host`` (any loopback address, e.g. 127.0.0.2: Linux routes 127.0.0.0/8 to lo)."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def host_server(env: dict[str, str], host: str) -> Iterator[Served]:
+    """``confsvc.main:create_app`` in a uvicorn subprocess bound to ``host`` only, configured by ``env``
+    (added to this process's environment): one application host of several."""
+    port = free_port_on(host)
+    with served([sys.executable, "-m", "uvicorn", "--factory", "confsvc.main:create_app", "--host", host,
+                 "--port", str(port), "--ws", "websockets-sansio", "--log-level", "warning"],
+                port, env={**os.environ, **env}, host=host) as server:
+        yield server
+
+
+@contextmanager
 def process_server(env: dict[str, str]) -> Iterator[str]:
     """``confsvc.main:create_app`` in a uvicorn subprocess configured by ``env``; yields its base URL."""
-    port = free_port()
-    with serving([sys.executable, "-m", "uvicorn", "--factory", "confsvc.main:create_app", "--host", "127.0.0.1",
-                  "--port", str(port), "--ws", "websockets-sansio", "--log-level", "warning"],
-                 port, env={**os.environ, **env}) as base:
-        yield base
+    with host_server(env, "127.0.0.1") as server:
+        yield server.base
+
+
+def booking_invariants(connection: Any) -> dict[str, int]:
+    """Violations of the booking rules in the stored bookings, each count must be 0 (SQL on a SQLAlchemy
+    ``connection``): two overlapping bookings of one endpoint or room (SPEC rules 1, 4), one conference
+    number twice among overlapping bookings of a bridge, a bridge over its capacity at an instant (rule 7)."""
+    pairs = connection.exec_driver_sql(
+        "SELECT count(*) FROM bookings a JOIN bookings b ON a.resource_kind = b.resource_kind "
+        "AND a.resource_id = b.resource_id AND a.id < b.id AND a.resource_kind IN ('endpoint', 'room') "
+        "AND a.window_start < b.window_end AND b.window_start < a.window_end").scalar_one()
+    numbers = connection.exec_driver_sql(
+        "SELECT count(*) FROM bookings a JOIN bookings b ON a.resource_kind = 'bridge' "
+        "AND b.resource_kind = 'bridge' AND a.resource_id = b.resource_id AND a.id < b.id "
+        "AND a.conference_number = b.conference_number "
+        "AND a.window_start < b.window_end AND b.window_start < a.window_end").scalar_one()
+    # Peak per bridge: the ports in use at each booking's start (a peak starts at some start).
+    over = connection.exec_driver_sql(
+        "SELECT count(*) FROM (SELECT a.id, br.port_capacity, sum(b.ports) AS used FROM bookings a "
+        "JOIN bridges br ON br.id = a.resource_id "
+        "JOIN bookings b ON b.resource_kind = 'bridge' AND b.resource_id = a.resource_id "
+        "AND b.window_start <= a.window_start AND a.window_start < b.window_end "
+        "WHERE a.resource_kind = 'bridge' GROUP BY a.id, br.port_capacity) p "
+        "WHERE p.used > p.port_capacity").scalar_one()
+    return {"overlapping endpoint/room pairs": pairs, "conference numbers twice": numbers,
+            "bridge instants over capacity": over}
 
 
 def recv(ws: ClientConnection, timeout: float = 5.0) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 :func:`install` (called by ``main.create_app``) watches every ORM transaction of the process: when
 it revokes (or deletes) a room display token or a user's API token, disables or deletes a user, or
-changes a user's role or units, one ``access.revoked`` event is recorded in the same transaction::
+changes a user's role, province or units, one ``access.revoked`` event is recorded in the same transaction::
 
     {"user_ids": [...], "api_token_ids": [...], "display_token_ids": [...]}
 
@@ -38,7 +38,7 @@ def _changed(obj: Any, *names: str) -> bool:
 def _before_flush(session: Session, _flush_context: Any, _instances: Any) -> None:
     found: dict[str, set[int]] = {"user_ids": set(), "api_token_ids": set(), "display_token_ids": set()}
     for obj in session.dirty:
-        if isinstance(obj, User) and _changed(obj, "active", "role"):
+        if isinstance(obj, User) and _changed(obj, "active", "role", "province_id"):
             found["user_ids"].add(obj.id)
         elif isinstance(obj, ApiToken) and obj.revoked_at is not None and _changed(obj, "revoked_at"):
             found["api_token_ids"].add(obj.id)

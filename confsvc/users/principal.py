@@ -26,6 +26,7 @@ class Capability:
 BOOK = Capability("book", (Role.admin, Role.secretariat))  # book, check, edit, cancel meetings and occurrences
 MANAGE_MAINTENANCE = Capability("manage_maintenance", (Role.admin, Role.secretariat, Role.operator))  # op: own units
 MANAGE_INVENTORY = Capability("manage_inventory", (Role.admin,))  # units, rooms, endpoints, bridges, CSV, agents
+MANAGE_USERS = Capability("manage_users", (Role.admin,))  # users: create, change, move between provinces
 REPORT_ENDPOINT_STATUS = Capability("report_endpoint_status", (Role.admin, Role.operator))
 MANAGE_FEEDS = Capability("manage_feeds", (Role.admin, Role.secretariat, Role.operator))  # op: inside own units
 MANAGE_PROVINCE_FEEDS = Capability("manage_province_feeds", (Role.admin, Role.secretariat))  # and scopes now gone

@@ -15,7 +15,7 @@ from confsvc.users.models import Role, User, UserUnit
 router = APIRouter(prefix="/api/v1", tags=["users"])
 
 
-def _public(session, user: User) -> schemas.UserPublic:
+def public_user(session, user: User) -> schemas.UserPublic:
     unit_ids = list(session.exec(select(UserUnit.unit_id).where(UserUnit.user_id == user.id)).all())
     return schemas.UserPublic.model_validate({**user.model_dump(), "unit_ids": sorted(unit_ids)})
 
@@ -35,15 +35,13 @@ def login(data: schemas.LoginRequest, session: SessionDep, request: Request):
 
 @router.get("/users/me", response_model=schemas.UserPublic)
 def me(session: SessionDep, principal: CurrentPrincipal):
-    return _public(session, session.get(User, principal.user_id))
+    return public_user(session, session.get(User, principal.user_id))
 
 
 @router.get("/users", response_model=list[schemas.UserPublic])
 def list_users(session: SessionDep, principal: CurrentPrincipal):
     """Admin only."""
-    principal.require_role(Role.admin)
-    query = select(User).where(service.users_filter(principal)).order_by(User.username)
-    return [_public(session, u) for u in session.exec(query).all()]
+    return [public_user(session, u) for u in service.list_users(session, principal)]
 
 
 @router.post("/users", response_model=schemas.UserPublic, status_code=status.HTTP_201_CREATED)
@@ -57,17 +55,7 @@ def create_user(data: schemas.UserCreate, session: SessionDep, principal: Curren
     user = service.create_user(session, username=data.username, password=data.password, role=data.role,
                                full_name=data.full_name, email=data.email, unit_ids=unit_ids,
                                province_id=province_id, creator=principal)
-    return _public(session, user)
-
-
-@router.patch("/users/{user_id}", response_model=schemas.UserPublic)
-def update_user(user_id: PathId, data: schemas.UserUpdate, session: SessionDep, principal: CurrentPrincipal):
-    """Admin only: change ``role``, disable (``active: false``) or enable, or set ``password``. Ends the
-    user's web sessions. 404 ``user_not_found``; 422 ``weak_password`` / ``operator_without_units`` /
-    ``units_for_unscoped_role``."""
-    user = service.update_user(session, principal, user_id, role=data.role, active=data.active,
-                               password=data.password)
-    return _public(session, user)
+    return public_user(session, user)
 
 
 @router.post("/users/me/password", status_code=status.HTTP_204_NO_CONTENT)

@@ -36,13 +36,15 @@ class UserPublic(BaseModel):
 
 
 class UserUpdate(BaseModel):
-    """An administrator's change of a user: role, ``active`` (false = disabled), a new password.
-    Every change ends the user's web sessions."""
+    """An administrator's change of a user: role, ``active`` (false = disabled), a new password, the
+    province (``province_code``: official code of a unit of level province; ``null``: national; absent:
+    unchanged). Every change ends the user's web sessions."""
 
     model_config = ConfigDict(extra="forbid")
     role: Role | None = None
     active: bool | None = None
     password: Annotated[str, Field(min_length=8, max_length=200)] | None = None
+    province_code: Annotated[str, Field(max_length=10)] | None = None
 
 
 class PasswordChange(BaseModel):

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from types import EllipsisType
 from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from confsvc.clock import utc_now
-from confsvc.errors import Conflict, Invalid, NotFound, Unauthorized
+from confsvc.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
 from confsvc.users import security
 from confsvc.users.models import ApiToken, Role, User, UserUnit, WebSession
 from confsvc.users.principal import Principal
@@ -55,6 +56,17 @@ def default_province(session: Session, role: Role, unit_ids: list[int]) -> int |
             return provinces.pop()
     only = session.exec(sa.select(_units.c.id).where(_units.c.level == "province").limit(2)).scalars().all()
     return only[0] if len(only) == 1 else None
+
+
+def require_province(session: Session, province_id: int, unit_ids: set[int]) -> None:
+    """``province_id`` may be a user's province (issue 14): a unit of level ``province`` holding every unit
+    of ``unit_ids`` (an operator's or requester's units).
+
+    Raises Invalid ``not_a_province`` or ``units_outside_province``."""
+    if province_id not in provinces_of(session, {province_id}):
+        raise Invalid("a user's province must be a unit of level province", code="not_a_province")
+    if unit_ids and provinces_of(session, unit_ids) - {province_id}:
+        raise Invalid("a user's units must lie in their province", code="units_outside_province")
 
 
 def expand_units(session: Session, unit_ids: set[int]) -> frozenset[int]:
@@ -107,10 +119,7 @@ def create_user(
     if province_id is None:
         province_id = default_province(session, role, unit_ids)
     else:
-        if province_id not in provinces_of(session, {province_id}):
-            raise Invalid("a user's province must be a unit of level province", code="not_a_province")
-        if unit_ids and provinces_of(session, set(unit_ids)) - {province_id}:
-            raise Invalid("a user's units must lie in their province", code="units_outside_province")
+        require_province(session, province_id, set(unit_ids))
     if role in SCOPED_ROLES and not unit_ids:
         raise Invalid(f"{'an operator' if role is Role.operator else 'a requester'} needs at least one unit",
                       code="operator_without_units")
@@ -169,18 +178,36 @@ def users_filter(principal: Principal) -> Any:
     return principal.scope_filter(User.province_id)
 
 
-def update_user(session: Session, principal: Principal, user_id: int, *, role: Role | None = None,
-                active: bool | None = None, password: str | None = None) -> User:
-    """An administrator changes a user's role, disables or enables them, or sets a password.
+def list_users(session: Session, principal: Principal) -> list[User]:
+    """Every user an administrator manages, by username: all without a province scope, else those of
+    their province (:func:`users_filter`). Raises Forbidden for anyone but an administrator."""
+    principal.require_role(Role.admin)
+    return list(session.exec(select(User).where(users_filter(principal)).order_by(User.username)).all())
 
-    Any of the three ends every web session of the user, and disabling also makes their API tokens
-    refused (``user_for_token`` checks ``active``).
+
+def update_user(session: Session, principal: Principal, user_id: int, *, role: Role | None = None,
+                active: bool | None = None, password: str | None = None,
+                province_id: int | None | EllipsisType = ...) -> User:
+    """An administrator changes a user's role, disables or enables them, sets a password, or moves them
+    to another province (``province_id``; ``None``: a national user; ``...``: unchanged).
+
+    Any change ends every web session of the user (a moved user signs in again, in the new scope;
+    their live channels close through ``live.revocation``), and disabling also makes their API tokens
+    refused (``user_for_token`` checks ``active``). Tokens carry no scope: the next request is scoped
+    by the user's province as it is then (``principal_for``).
+
+    Province (issue 14): only an administrator without a province scope (national, or the admin of a
+    one-province deployment) changes it; the province must be a unit of level province holding the
+    user's units (:func:`require_province`).
 
     Raises:
-        Forbidden: not an admin. NotFound: no such user.
+        Forbidden: not an admin; ``province_outside_scope``: a province's administrator moves a user
+        out of their province (or makes them national).
+        NotFound: no such user (or one of another province).
         Invalid: ``weak_password``; ``operator_without_units`` when made an operator without units,
         ``units_for_unscoped_role`` when an operator with units is given another role;
-        ``own_admin_access``: an administrator may not disable or demote themselves (no lock-out).
+        ``own_admin_access``: an administrator may not disable or demote themselves (no lock-out);
+        ``not_a_province``, ``units_outside_province``.
     """
     principal.require_role(Role.admin)
     user = session.get(User, user_id)
@@ -195,6 +222,14 @@ def update_user(session: Session, principal: Principal, user_id: int, *, role: R
         if role is not Role.operator and has_units:
             raise Invalid("only operators are scoped to units", code="units_for_unscoped_role")
         user.role = role
+    if not isinstance(province_id, EllipsisType) and province_id != user.province_id:
+        if principal.scope is not None:
+            raise Forbidden("a province's administrator cannot move a user to another province",
+                            code="province_outside_scope")
+        if province_id is not None:
+            units = set(session.exec(select(UserUnit.unit_id).where(UserUnit.user_id == user.id)).all())
+            require_province(session, province_id, units)
+        user.province_id = province_id
     if active is not None:
         user.active = active
     if password is not None:

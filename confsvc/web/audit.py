@@ -30,7 +30,7 @@ ACTION_LABELS = {"meeting.created": N_("Meeting booked"), "meeting.updated": N_(
                  "occurrence.added": N_("Occurrence added"), "occurrence.restored": N_("Occurrence restored"),
                  "block.created": N_("Day blocked"), "block.deleted": N_("Day block removed"),
                  "unit.merged": N_("Units merged"), "unit.renamed": N_("Unit renamed"),
-                 "units.list_applied": N_("Official unit list applied")}
+                 "units.list_applied": N_("Official unit list applied"), "user.updated": N_("User changed")}
 #: The audit details' keys in words (an unlisted key shows as written).
 DETAIL_LABELS = {"occurrences": N_("occurrences"), "skipped": N_("skipped"), "start": N_("start"), "end": N_("end"),
                  "fields": N_("fields changed"), "until": N_("until"), "reason": N_("reason"),
@@ -42,7 +42,10 @@ DETAIL_LABELS = {"occurrences": N_("occurrences"), "skipped": N_("skipped"), "st
                  "title": N_("title"), "description": N_("description"), "chair_room_id": N_("chair room"),
                  "participant_room_ids": N_("participating sites"), "participant_endpoint_ids": N_("participating sites"),
                  "check_lead_minutes": N_("technical check"), "rrule": N_("repeat rule"), "exdates": N_("excluded dates"),
-                 "status": N_("status"), "confidential": N_("confidential"), "bridge_id": N_("MCU")}
+                 "status": N_("status"), "confidential": N_("confidential"), "bridge_id": N_("MCU"),
+                 # a user's change (user.updated)
+                 "user": N_("user"), "role": N_("role"), "active": N_("active"), "password": N_("password"),
+                 "province_id": N_("province"), "province": N_("province")}
 DATE_FORMAT = "%d/%m/%Y"
 Text = Annotated[str, Query(max_length=20)]
 

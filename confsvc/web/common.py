@@ -27,7 +27,7 @@ from confsvc.mail import outbox as mail
 from confsvc.users import service as users
 from confsvc.users.deps import resolve_user
 from confsvc.users.models import Role
-from confsvc.users.principal import Principal
+from confsvc.users.principal import MANAGE_USERS, Principal
 from confsvc.web import i18n
 from confsvc.web.i18n import N_, _
 
@@ -144,6 +144,8 @@ def _nav(who: Viewer | None) -> list[dict[str, str]]:
     items.append(("/statistics", N_("Statistics")))
     if who.principal.can_read_audit:
         items.append(("/audit", N_("Log")))
+    if who.principal.can(MANAGE_USERS):
+        items.append(("/users", N_("Users")))
     return [{"href": href, "label": _(label)} for href, label in items]
 
 

@@ -32,6 +32,7 @@ from confsvc.web import (
     site_groups,
     stats,
 )
+from confsvc.web import users as users_page
 from confsvc.web.common import LANGUAGE_KEY, check_csrf, language, render, settings_of, static_files
 from confsvc.web.i18n import LANGUAGES, _
 
@@ -103,6 +104,7 @@ router.include_router(requests.router)
 router.include_router(inventory.router)
 router.include_router(feeds.router)
 router.include_router(site_groups.router)
+router.include_router(users_page.router)
 router.include_router(audit.router)
 router.include_router(stats.router)
 router.include_router(edit.router)
