@@ -45,6 +45,7 @@ ACTION_LABELS = {
     "occurrence.restored": "Khôi phục buổi họp",
     "block.created": "Chặn ngày",
     "block.deleted": "Bỏ chặn ngày",
+    "occurrence.displaced": "Dời buổi họp cho cuộc họp ưu tiên cao hơn",
 }
 MAX_EXPORT_ROWS = 50_000
 
