@@ -19,6 +19,7 @@ from confsvc.config import Settings
 from confsvc.db import make_session
 from confsvc.mail import outbox as mail
 from confsvc.mail.models import MailDelivery, MailMessage
+from confsvc.scheduling import scheduler
 from confsvc.scheduling.models import AuditEntry, Booking, Meeting, Occurrence
 from confsvc.users.models import Role
 from confsvc.users.principal import DISPLACE, Principal
@@ -261,3 +262,19 @@ def test_only_admin_and_secretariat_may_displace(client: TestClient, world):
     assert (by_viewer.status_code, by_viewer.json()["code"]) == (403, "forbidden_role")
     assert (requested.status_code, requested.json()["code"]) == (409, "booking_conflict")
     assert (dry_by_requester["displaceable"], dry_by_requester["displacement_token"]) == ([], None)
+
+
+def test_displaced_occurrence_gets_no_reminder_while_its_replacement_does(client: TestClient, world,
+                                                                         engine: Engine, settings: Settings):
+    t = next_monday_local(hour=8)
+    _meeting_id, occ_id = _routine(client, world, t)
+    body = _body(world["rooms"][0], t, t + H, title="Phiên họp Chính phủ", priority=2)
+    token = client.post("/api/v1/meetings", headers=world["headers"], json=body).json()["displacement_token"]
+    new_id = client.post("/api/v1/meetings", headers=world["headers"],
+                         json={**body, "displace": True, "displacement_token": token}).json()["id"]
+    new_occ = client.get(f"/api/v1/meetings/{new_id}/occurrences", headers=world["headers"]).json()[0]["id"]
+
+    sent = scheduler.run_due(engine, settings, now=t.astimezone(UTC) - timedelta(minutes=5))
+
+    assert {s.occurrence_id for s in sent} == {new_occ}
+    assert occ_id not in {s.occurrence_id for s in sent}
