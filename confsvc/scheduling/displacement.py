@@ -11,10 +11,13 @@ secretariat) and confirms it:
    are freed (:func:`displace_or_refuse`), the booking is checked again and written, then each
    displaced occurrence is announced (:func:`announce`).
 
-Any other conflict (equal or higher priority, maintenance, a day block, a bridge that is too small
-whoever uses it) makes it the usual 409 ``booking_conflict``: equal or higher priority is never
-displaced. A wrong token, or one for a list that has changed since (an occurrence moved, another
-one now in the way), is a 409 ``displacement_token_mismatch`` with the current list and a fresh token.
+Any other room or endpoint conflict (equal or higher priority, maintenance, a day block) makes it the
+usual 409 ``booking_conflict``: equal or higher priority is never displaced. Only rooms and endpoints
+displace: the bridge is chosen after the displaced occurrences are freed (their ports and numbers
+too), and a bridge still short is the usual 409 with nothing displaced (the transaction rolls back);
+a shortage of bridge ports alone displaces nothing (not done: choosing which occurrences to free).
+A wrong token, or one for a list that has changed since (an occurrence moved, another one now in
+the way), is a 409 ``displacement_token_mismatch`` with the current list and a fresh token.
 
 **What displacement does to an occurrence** (chosen: the *whole* occurrence becomes tentative): it
 stays ``scheduled`` but ``tentative``, loses *every* booking (endpoints, rooms, bridge ports, its
@@ -63,7 +66,7 @@ SEARCH_DAYS = 14
 @dataclass(frozen=True)
 class Displaceable:
     """One occurrence the booking would displace: its meeting, times (UTC), organizer, and what it
-    holds that the booking needs (rooms, endpoints, bridges: ``(id, name)``)."""
+    holds that the booking needs (rooms, endpoints: ``(id, name)``)."""
 
     meeting_id: int
     occurrence_id: int
@@ -76,7 +79,6 @@ class Displaceable:
     organizer_name: str | None
     rooms: tuple[tuple[int, str], ...] = ()
     endpoints: tuple[tuple[int, str], ...] = ()
-    bridges: tuple[tuple[int, str], ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON shape of the 409 and the dry run (times "…Z")."""
@@ -85,13 +87,13 @@ class Displaceable:
                 "start": iso_utc(self.start), "end": iso_utc(self.end),
                 "organizer_user_id": self.organizer_user_id, "organizer_name": self.organizer_name,
                 "rooms": [{"id": i, "name": n} for i, n in self.rooms],
-                "endpoints": [{"id": i, "name": n} for i, n in self.endpoints],
-                "bridges": [{"id": i, "name": n} for i, n in self.bridges]}
+                "endpoints": [{"id": i, "name": n} for i, n in self.endpoints]}
 
 
 @dataclass
 class Offer:
-    """What a confirmation covers: the occurrences (by occurrence id) and the token bound to them."""
+    """What a confirmation covers: the occurrences (by occurrence id) and the token bound to them;
+    ``conflicts``, every conflict found (the 409 lists them)."""
 
     items: list[Displaceable]
     token: str
@@ -131,12 +133,17 @@ def token(settings: Settings, principal: Principal, items: list[Displaceable]) -
 def offer(session: Session, settings: Settings, principal: Principal, priority: int,
           conflicts: list[Conflict]) -> Offer | None:
     """The occurrences ``conflicts`` name, when the booking may take their place: ``principal`` may
-    displace, every conflict is with an occurrence (not maintenance, a block, or a bridge too small
-    whoever uses it), and each of their meetings has a priority below ``priority``. Else ``None``
-    (the booking is refused as usual). Items by start, then occurrence id."""
-    if not conflicts or not principal.can_displace:
+    displace, every room and endpoint conflict is with an occurrence (not maintenance or a block),
+    and each of their meetings has a priority below ``priority``. Else ``None`` (the booking is
+    refused as usual). Bridge conflicts (ports, numbers) are left out: the bridge is chosen again once
+    the displaced occurrences are freed, and a bridge still short refuses as usual; a shortage of
+    ports alone displaces nothing. Items by start, then occurrence id."""
+    if not principal.can_displace:
         return None
-    if any(c.occurrence_id is None for c in conflicts):
+    # Rooms and endpoints are what is displaced; the bridge is chosen again after (its ports and numbers
+    # then counted without the displaced occurrences; still short, it is the usual 409).
+    every, conflicts = conflicts, [c for c in conflicts if c.resource_kind != "bridge"]
+    if not conflicts or any(c.occurrence_id is None for c in conflicts):
         return None
     occ_ids = sorted({c.occurrence_id for c in conflicts if c.occurrence_id is not None})
     rows = session.exec(select(Occurrence, Meeting).join(Meeting, col(Meeting.id) == col(Occurrence.meeting_id))
@@ -157,8 +164,8 @@ def offer(session: Session, settings: Settings, principal: Principal, priority: 
             meeting_id=meeting.id, occurrence_id=occ.id, title=meeting.title, priority=meeting.priority,
             sequence=meeting.sequence, start=occ.start, end=occ.end, organizer_user_id=meeting.organizer_user_id,
             organizer_name=organizers.get(meeting.organizer_user_id) if meeting.organizer_user_id else None,
-            rooms=held("room"), endpoints=held("endpoint"), bridges=held("bridge")))
-    return Offer(items, token(settings, principal, items), conflicts)
+            rooms=held("room"), endpoints=held("endpoint")))
+    return Offer(items, token(settings, principal, items), every)
 
 
 def _required(title: str, found: Offer, *, code: str | None = None) -> DisplacementRequired:

@@ -76,7 +76,7 @@ def book_meeting(data: schemas.MeetingCreate, session: SessionDep, principal: Wr
     (public holidays). 409 ``booking_conflict`` listing every conflict; 422 for bad input.
     409 ``displacement_required`` when only lower-priority occurrences are in the way and the caller
     may displace (admin, secretariat): ``displaceable`` lists them (meeting, occurrence, start/end UTC,
-    organizer, rooms/endpoints/bridges in conflict) with a ``displacement_token``; the same body with
+    organizer, rooms/endpoints in conflict) with a ``displacement_token``; the same body with
     ``displace: true`` and the token books it and makes them tentative (SPEC rule 10); a wrong or
     stale token is 409 ``displacement_token_mismatch`` with the current list.
     """

@@ -333,7 +333,7 @@ class CheckResult(BaseModel):
     warnings: list[dict[str, Any]]
     displaceable: list[dict[str, Any]] = Field([], description="lower-priority occurrences the booking would "
                                                "displace (each: meeting_id, occurrence_id, title, priority, "
-                                               "start, end (UTC), organizer, rooms/endpoints/bridges in conflict)")
+                                               "start, end (UTC), organizer, rooms/endpoints in conflict)")
     displacement_token: str | None = Field(None, description="send it with `displace: true` to book over them")
 
 

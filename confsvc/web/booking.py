@@ -99,7 +99,7 @@ def displacement_lines(items: list[Displaceable], zone: Any) -> list[dict[str, A
     language: ``{"text", "href"}`` (its meeting page)."""
     out = []
     for d in items:
-        sites = ", ".join(name for _id, name in [*d.rooms, *d.endpoints, *d.bridges])
+        sites = ", ".join(name for _id, name in [*d.rooms, *d.endpoints])
         out.append({"text": _("“%(title)s” (priority: %(priority)s), %(when)s, organizer %(organizer)s; in conflict: "
                               "%(sites)s") % {"title": d.title, "priority": _(PRIORITY_LABELS[d.priority]),
                                                "when": i18n.fmt_range(d.start, d.end, zone),

@@ -17,6 +17,7 @@ from confsvc.calendar import feeds
 from confsvc.clock import utc_now
 from confsvc.config import Settings
 from confsvc.db import make_session
+from confsvc.endpoints.models import Bridge
 from confsvc.mail import outbox as mail
 from confsvc.mail.models import MailDelivery, MailMessage
 from confsvc.scheduling import scheduler
@@ -108,7 +109,7 @@ def test_higher_priority_asks_for_confirmation_listing_who_is_displaced(client: 
         "priority_label": "Thường xuyên", "start": _z(t), "end": _z(t + H),
         "organizer_user_id": world["organizer"], "organizer_name": "Văn phòng Sở Nội vụ",
         "rooms": [{"id": world["rooms"][0], "name": world["room_names"][0]}],
-        "endpoints": [{"id": world["endpoints"][0][0], "name": world["endpoints"][0][1]}], "bridges": []}]
+        "endpoints": [{"id": world["endpoints"][0][0], "name": world["endpoints"][0][1]}]}]
     assert len(answer["displacement_token"]) == 64
     # The dry run reports the same list and token; nothing was written.
     assert (dry["ok"], dry["displaceable"], dry["displacement_token"]) == (
@@ -278,3 +279,31 @@ def test_displaced_occurrence_gets_no_reminder_while_its_replacement_does(client
 
     assert {s.occurrence_id for s in sent} == {new_occ}
     assert occ_id not in {s.occurrence_id for s in sent}
+
+
+def test_bridge_still_short_after_displacement_refuses_and_displaces_nothing(client: TestClient, world,
+                                                                             engine: Engine):
+    """Only rooms and endpoints displace: a 2-port MCU still full (an equal-priority meeting holds a port)
+    once the routine meeting is freed refuses as usual, and the routine meeting keeps its bookings."""
+    with make_session(engine) as session:
+        session.get(Bridge, world["bridge"][0]).port_capacity = 2
+        session.commit()
+    t = next_monday_local(hour=8)
+    _meeting_id, occ_id = _routine(client, world, t)
+    held = client.post("/api/v1/meetings", headers=world["headers"],
+                       json=_body(world["rooms"][1], t, t + H, title="Họp Chính phủ khác", priority=2))
+    assert held.status_code == 201, held.text
+    body = _body(world["rooms"][0], t, t + H, title="Phiên họp Chính phủ", priority=2,
+                 participant_room_ids=[world["rooms"][2]])
+    asked = client.post("/api/v1/meetings", headers=world["headers"], json=body).json()
+    assert (asked["code"], [d["occurrence_id"] for d in asked["displaceable"]]) == ("displacement_required", [occ_id])
+
+    refused = client.post("/api/v1/meetings", headers=world["headers"],
+                          json={**body, "displace": True, "displacement_token": asked["displacement_token"]})
+
+    assert (refused.status_code, refused.json()["code"]) == (409, "booking_conflict")
+    assert [(c["resource_kind"], c["ports_in_use"], c["port_capacity"]) for c in refused.json()["conflicts"]] == [
+        ("bridge", 1, 2)]
+    with make_session(engine, write=False) as session:
+        assert session.get(Occurrence, occ_id).tentative is False
+        assert len(session.exec(select(Booking).where(Booking.occurrence_id == occ_id)).all()) == 3
