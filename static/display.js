@@ -178,7 +178,16 @@
   // ------------------------------------------------------------ rendering
 
   function ordered() {
-    return [...state.occurrences.values()].sort((a, b) => a.start - b.start || a.occurrence_id - b.occurrence_id);
+    const list = [...state.occurrences.values()].sort((a, b) => a.start - b.start || a.occurrence_id - b.occurrence_id);
+    // A displaced (tentative) occurrence gives way here too: it comes after every occurrence that
+    // starts before it ends (the meeting that took its place first).
+    const out = list.filter((o) => !state.tentative.has(o.occurrence_id));
+    for (const o of list.filter((x) => state.tentative.has(x.occurrence_id))) {
+      let i = 0;
+      while (i < out.length && out[i].start < o.end) i += 1;
+      out.splice(i, 0, o);
+    }
+    return out;
   }
 
   function setText(id, text) {
@@ -198,8 +207,9 @@
 
   function renderJoin(occ) {
     const box = $("join");
-    const key = occ && occ.join ? JSON.stringify([occ.join.occurrence_id, occ.join.conference_number, occ.join.pin,
-      occ.join.endpoints, occ.join.dial_mode]) : "";
+    const held = occ && occ.join && !state.tentative.has(occ.occurrence_id);  // a displaced one holds no bridge
+    const key = held ? JSON.stringify([occ.join.occurrence_id, occ.join.conference_number, occ.join.pin,
+      occ.join.endpoints, occ.join.dial_mode]) : occ ? `none:${occ.occurrence_id}` : "";
     if (box.dataset.key === key && box.childElementCount) return;
     box.dataset.key = key;
     box.replaceChildren();
@@ -211,7 +221,7 @@
       div.append(l, v);
       box.append(div);
     };
-    if (!occ || !occ.join) {
+    if (!held) {
       const p = document.createElement("p"); p.className = "d-muted"; p.textContent = occ ? T.no_join : "–";
       box.append(p);
       return;
