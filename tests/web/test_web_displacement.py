@@ -76,3 +76,29 @@ def test_booking_form_confirms_displacement_in_vietnamese_then_books(client: Tes
     assert '<span class="badge badge-tentative">Chờ xếp lịch lại</span>' in page.text
     new_page = client.get(booked.headers["location"])
     assert '<dd id="priority">Phiên họp Chính phủ/Đảng</dd>' in new_page.text
+
+
+def test_edit_page_changes_the_priority(client: TestClient, engine: Engine) -> None:
+    with make_session(engine) as session:
+        province = make_province(session)
+        room_id = province.rooms[0].id
+        session.commit()
+    login(client, "vanphong")
+    day = next_monday_local(hour=8)
+    form_page = client.get("/meetings/new")
+    booked = client.post("/meetings/new", data={
+        "csrf": csrf_of(form_page.text), "title": "Giao ban xã", "date": day.strftime("%d/%m/%Y"),
+        "start_time": "08:00", "end_time": "09:00", "check_lead_minutes": "0", "repeat": "none",
+        "chair_room_id": str(room_id)}, follow_redirects=False)
+    meeting_id = int(booked.headers["location"].rsplit("/", 1)[1])
+    edit = client.get(f"/meetings/{meeting_id}/edit")
+    assert '<option value="0" selected>Thường xuyên</option>' in edit.text
+
+    shown = {"csrf": csrf_of(edit.text), "title": "Giao ban xã", "date": day.strftime("%d/%m/%Y"),
+             "start_time": "08:00", "end_time": "09:00", "check_lead_minutes": "0", "chair_room_id": str(room_id)}
+    saved = client.post(f"/meetings/{meeting_id}/edit", data={**shown, "priority": "1"}, follow_redirects=False)
+    refused = client.post(f"/meetings/{meeting_id}/edit", data={**shown, "priority": "7"})
+
+    assert saved.status_code == 303, saved.text
+    assert '<dd id="priority">Cấp tỉnh</dd>' in client.get(f"/meetings/{meeting_id}").text
+    assert refused.status_code == 422 and "Chọn mức ưu tiên trong danh sách." in html.unescape(refused.text)
