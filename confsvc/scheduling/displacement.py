@@ -55,7 +55,7 @@ from confsvc.scheduling.audit_log import audit
 from confsvc.scheduling.booking import Plan
 from confsvc.scheduling.conflicts import Conflict
 from confsvc.scheduling.errors import BookingConflict
-from confsvc.scheduling.models import Meeting, MeetingPriority, Occurrence
+from confsvc.scheduling.models import Meeting, MeetingPriority, MeetingStatus, Occurrence, OccurrenceStatus
 from confsvc.users.models import User
 from confsvc.users.principal import Principal
 
@@ -204,7 +204,8 @@ def displace_or_refuse(session: Session, settings: Settings, principal: Principa
         session.refresh(occ)  # as committed before this lock
         meeting = session.get(Meeting, item.meeting_id)
         assert meeting is not None
-        if (occ.start, occ.end, meeting.sequence) != (item.start, item.end, item.sequence):
+        if (occ.start, occ.end, meeting.sequence) != (item.start, item.end, item.sequence) or occ.tentative \
+                or occ.status is not OccurrenceStatus.scheduled or meeting.status is MeetingStatus.cancelled:
             raise _required(title, found, code="displacement_token_mismatch")
         booking.delete_bookings(session, occurrence_id=occ.id)
         occ.tentative, occ.is_exception = True, True
