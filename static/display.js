@@ -22,6 +22,7 @@
     occurrences: new Map(), // occurrence id -> {meeting_id, title, start, end, check_at, chair_room_id, join, readiness}
     endpoints: new Map(),   // endpoint id -> {name, status}
     chairNames: new Map(),  // room id -> name
+    tentative: new Set(),   // occurrence ids displaced by a higher priority (snapshot "tentative", meeting.updated "displaced")
     chairOf: new Map(),     // occurrence id / "m<meeting id>" -> chair room id, from meeting.* messages
     offsetMs: Date.parse(config.now) - Date.now(),
   };
@@ -83,8 +84,10 @@
   function applySnapshot(message) {
     const data = message.data;
     state.occurrences.clear();
+    state.tentative.clear();
     for (const item of [...(data.current || []), ...(data.next || [])]) {
       state.occurrences.set(item.occurrence_id, fromSnapshotItem(item));
+      if (item.tentative) state.tentative.add(item.occurrence_id);
     }
     state.endpoints.clear();
     for (const e of data.endpoints || []) {
@@ -125,6 +128,14 @@
         break;
       }
       case "meeting.updated":
+        if (data.scope === "occurrence" && data.occurrence_id) {
+          if (data.displaced) {
+            state.tentative.add(data.occurrence_id);
+            if ((data.room_ids || []).includes(config.room_id)) banner(T.displaced);
+          } else {
+            state.tentative.delete(data.occurrence_id);
+          }
+        }
         // join.instructions for the changed occurrence follows in the same transaction; an
         // occurrence this room no longer takes part in leaves, and a fresh snapshot names the next.
         if (!(data.room_ids || []).includes(config.room_id)) {
@@ -167,7 +178,16 @@
   // ------------------------------------------------------------ rendering
 
   function ordered() {
-    return [...state.occurrences.values()].sort((a, b) => a.start - b.start || a.occurrence_id - b.occurrence_id);
+    const list = [...state.occurrences.values()].sort((a, b) => a.start - b.start || a.occurrence_id - b.occurrence_id);
+    // A displaced (tentative) occurrence gives way here too: it comes after every occurrence that
+    // starts before it ends (the meeting that took its place first).
+    const out = list.filter((o) => !state.tentative.has(o.occurrence_id));
+    for (const o of list.filter((x) => state.tentative.has(x.occurrence_id))) {
+      let i = 0;
+      while (i < out.length && out[i].start < o.end) i += 1;
+      out.splice(i, 0, o);
+    }
+    return out;
   }
 
   function setText(id, text) {
@@ -187,8 +207,9 @@
 
   function renderJoin(occ) {
     const box = $("join");
-    const key = occ && occ.join ? JSON.stringify([occ.join.occurrence_id, occ.join.conference_number, occ.join.pin,
-      occ.join.endpoints, occ.join.dial_mode]) : "";
+    const held = occ && occ.join && !state.tentative.has(occ.occurrence_id);  // a displaced one holds no bridge
+    const key = held ? JSON.stringify([occ.join.occurrence_id, occ.join.conference_number, occ.join.pin,
+      occ.join.endpoints, occ.join.dial_mode]) : occ ? `none:${occ.occurrence_id}` : "";
     if (box.dataset.key === key && box.childElementCount) return;
     box.dataset.key = key;
     box.replaceChildren();
@@ -200,7 +221,7 @@
       div.append(l, v);
       box.append(div);
     };
-    if (!occ || !occ.join) {
+    if (!held) {
       const p = document.createElement("p"); p.className = "d-muted"; p.textContent = occ ? T.no_join : "–";
       box.append(p);
       return;
@@ -244,6 +265,10 @@
     }
   }
 
+  function titleOf(occ) {
+    return state.tentative.has(occ.occurrence_id) ? `${occ.title} · ${T.tentative}` : occ.title;
+  }
+
   function render() {
     const t = now();
     const p = parts(t);
@@ -267,7 +292,7 @@
       section.dataset.occurrenceId = String(primary.occurrence_id);
       setText("primary-label", phase === "running" ? `${T.current} · ${T.in_progress}`
         : phase === "checking" ? `${T.current} · ${T.checking}` : T.upcoming);
-      setText("primary-title", primary.title);
+      setText("primary-title", titleOf(primary));
       setText("primary-when", span(primary.start, primary.end));
       setText("primary-chair", chairText(primary));
       $("countdowns").hidden = false;
@@ -289,7 +314,7 @@
     setText("readiness", r ? (T[r.state] || r.state) : "–");
     setText("readiness-note", r && r.note ? r.note : "");
     renderEndpoints();
-    setText("next-title", next ? next.title : "–");
+    setText("next-title", next ? titleOf(next) : "–");
     setText("next-when", next ? span(next.start, next.end) : "");
   }
 

@@ -93,7 +93,7 @@ _MEETING_RAW = tuple(_raw(_M[name]) for name in (
     "created_at", "updated_at")) + (sa.cast(_M.exdates, sa.Text).label("exdates"), _raw(_M["confidential"]))
 _OCCURRENCE_RAW = tuple(_raw(_O[name]) for name in (
     "id", "meeting_id", "recurrence_id", "start", "end", "status", "chair_room_id", "participants_overridden",
-    "is_exception", "updated_at", "is_extra", "conference_number"))
+    "is_exception", "updated_at", "is_extra", "conference_number", "tentative"))
 
 
 def _datetime_reader() -> Callable[[str | datetime], datetime]:
@@ -153,6 +153,7 @@ class _OccRec(NamedTuple):
     updated_at: datetime
     is_extra: bool = False
     conference_number: int | None = None
+    tentative: bool = False
 
 
 def _exdates(value: str | list[str]) -> tuple[datetime, ...]:
@@ -216,14 +217,14 @@ class _Loader:
         cancelled = OccurrenceStatus.cancelled.value
         occurrences = self.occurrences
         for (id_, meeting_id, recurrence_id, start, end, status, chair, overrides_participants, is_exception,
-             updated, is_extra, number) in execute(sa.select(*_OCCURRENCE_RAW).where(_O.meeting_id.in_(in_ids))
+             updated, is_extra, number, tentative) in execute(sa.select(*_OCCURRENCE_RAW).where(_O.meeting_id.in_(in_ids))
                                  .order_by(_O.start, _O.id)).all():
             occs = occurrences.get(meeting_id)
             if occs is None:  # a meeting booked after the meetings were read (PostgreSQL, READ COMMITTED)
                 continue
             occs.append(_OccRec(id_, meeting_id, dt(recurrence_id), dt(start), dt(end), status == cancelled, chair,
                                 bool(overrides_participants), bool(is_exception), dt(updated), bool(is_extra),
-                                number))
+                                number, bool(tentative)))
             if overrides_participants:
                 overridden.append(id_)
         defaults: dict[int, set[int]] = {}
@@ -327,7 +328,7 @@ def _meeting_cal(loader: _Loader, settings: Settings, meeting: _MeetingRec, *, b
         return ical.Instance(o.row.recurrence_id, o.row.start, o.row.end,
                              loader.place(o.chair_room_id, private=private, at=o.row.start),
                              loader.places(o.chair_room_id, o.room_ids, private=private, at=o.row.start),
-                             o.row.cancelled, o.row.conference_number)
+                             o.row.cancelled, o.row.conference_number, o.row.tentative)
 
     if meeting.rrule:
         duration = timedelta(minutes=meeting.duration_minutes)
@@ -337,7 +338,7 @@ def _meeting_cal(loader: _Loader, settings: Settings, meeting: _MeetingRec, *, b
                                loader.place(meeting.chair_room_id, private=private, at=meeting.dtstart),
                                loader.places(meeting.chair_room_id, default_rooms, private=private, at=meeting.dtstart))
         exceptions = tuple(instance(o) for o in shown if (
-            o.row.is_exception or o.row.cancelled or o.row.conference_number is not None
+            o.row.is_exception or o.row.cancelled or o.row.tentative or o.row.conference_number is not None
             or o.row.start != o.row.recurrence_id
             or o.row.end - o.row.start != duration or o.chair_room_id != meeting.chair_room_id
             or o.room_ids != default_rooms or o.endpoint_ids != default_endpoints
@@ -402,7 +403,8 @@ def invite(session: Session, settings: Settings, meeting: Meeting, *, base_url: 
     instance = ical.Instance(recurrence_id=row.recurrence_id, start=row.start, end=row.end,
                              chair=loader.place(o.chair_room_id, private=False, at=row.start),
                              rooms=loader.places(o.chair_room_id, o.room_ids, private=False, at=row.start),
-                             cancelled=row.cancelled, conference_number=row.conference_number)
+                             cancelled=row.cancelled, conference_number=row.conference_number,
+                             tentative=row.tentative)
     if not meeting.rrule:
         return _document(ical.invite(cal), cal.updated_at)
     if cancel or instance.cancelled or meeting.status is MeetingStatus.cancelled:

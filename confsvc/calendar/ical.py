@@ -87,6 +87,8 @@ class Instance:
     rooms: tuple[Place, ...]
     cancelled: bool = False
     conference_number: int | None = None
+    #: Displaced by a higher-priority meeting (``scheduling.displacement``): STATUS:TENTATIVE.
+    tentative: bool = False
 
 
 @dataclass(frozen=True)
@@ -193,7 +195,7 @@ def _status(meeting: MeetingCal, instance: Instance) -> str:
     # RFC 5545 §3.8.1.11 STATUS for VEVENT: TENTATIVE / CONFIRMED / CANCELLED.
     if meeting.cancelled or instance.cancelled:
         return "CANCELLED"
-    return "TENTATIVE" if meeting.status == "tentative" else "CONFIRMED"
+    return "TENTATIVE" if meeting.status == "tentative" or instance.tentative else "CONFIRMED"
 
 
 def _event(meeting: MeetingCal, instance: Instance, *, recurrence_id: bool, with_rule: bool,

@@ -174,7 +174,9 @@ def snapshot(session: Session, scope: Scope, *, now: datetime) -> dict[str, Any]
         data = {"meeting_id": meeting.id, "occurrence_id": occ.id, "title": title,
                 "start": iso_utc(occ.start), "end": iso_utc(occ.end),
                 "check_at": iso_utc(occ.start - timedelta(minutes=meeting.check_lead_minutes)),
-                "chair_room_id": occ.chair_room_id or meeting.chair_room_id, "status": meeting.status.value,
+                "chair_room_id": occ.chair_room_id or meeting.chair_room_id,
+                # A displaced occurrence (scheduling.displacement) is tentative whatever its meeting's status.
+                "status": "tentative" if occ.tentative else meeting.status.value, "tentative": occ.tentative,
                 "sequence": meeting.sequence, "join_instructions": joins}
         if readiness_model is not None:
             data["readiness"] = [

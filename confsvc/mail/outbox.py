@@ -188,6 +188,10 @@ def _compose(event: events.Event, meeting: Meeting, method: str, ics: bytes, *, 
         prefix, intro = "Yêu cầu đặt lịch bị từ chối", "Yêu cầu đặt lịch họp sau không được duyệt:"
     elif request.get("state") == "expired":
         prefix, intro = "Yêu cầu đặt lịch hết hạn", "Yêu cầu đặt lịch họp sau đã hết hạn mà chưa được duyệt:"
+    elif data.get("displaced") and not removed:  # scheduling.displacement: a higher priority took its place
+        prefix = "Buổi họp tạm hoãn"
+        intro = ("Buổi họp sau đã nhường điểm cầu cho một cuộc họp có mức ưu tiên cao hơn; buổi họp chuyển sang "
+                 "trạng thái chờ xếp lịch lại và không còn giữ điểm cầu, thiết bị và cổng MCU:")
     elif removed:
         prefix, intro = "Hủy mời họp", "Điểm cầu của quý đơn vị không còn tham dự cuộc họp trực tuyến sau:"
     elif method == "CANCEL":
@@ -204,6 +208,15 @@ def _compose(event: events.Event, meeting: Meeting, method: str, ics: bytes, *, 
              f"Điểm cầu chủ trì: {_clean_line(str(vevent.get('LOCATION', '')))}", ""]
     if request.get("reason"):
         lines += [f"Lý do: {_clean_line(request['reason'])}", ""]
+    if data.get("displaced") and not removed:
+        alt = data["displaced"]
+        if alt.get("alternative_start") and alt.get("alternative_end"):
+            alt_start = datetime.fromisoformat(alt["alternative_start"].replace("Z", "+00:00"))
+            alt_end = datetime.fromisoformat(alt["alternative_end"].replace("Z", "+00:00"))
+            lines += [f"Khung giờ trống gần nhất đề xuất: {_local(alt_start, zone)} – {alt_end.astimezone(zone):%H:%M}"
+                      " (đề nghị dời buổi họp sang khung giờ này hoặc chọn giờ khác).", ""]
+        else:
+            lines += ["Chưa tìm được khung giờ trống thay thế trong 14 ngày; đề nghị chọn giờ khác.", ""]
     if method == "REQUEST":
         lines += [str(vevent.get("DESCRIPTION", "")).strip(), ""]
     lines += [f"Tệp lịch {ATTACHMENT_NAME} được đính kèm: mở tệp để cập nhật lịch (Outlook, Google, Apple, "

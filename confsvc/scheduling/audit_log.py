@@ -46,6 +46,7 @@ ACTION_LABELS = {
     "block.created": "Chặn ngày",
     "block.deleted": "Bỏ chặn ngày",
     "user.updated": "Sửa người dùng",
+    "occurrence.displaced": "Dời buổi họp cho cuộc họp ưu tiên cao hơn",
 }
 MAX_EXPORT_ROWS = 50_000
 

@@ -17,12 +17,12 @@ from sqlmodel import Session
 
 from confsvc.clock import as_utc, utc_now
 from confsvc.config import Settings
-from confsvc.scheduling import booking, live_events, site_groups
+from confsvc.scheduling import booking, displacement, live_events, site_groups
 from confsvc.scheduling import participants as participation
 from confsvc.scheduling.audit_log import audit
 from confsvc.scheduling.booking import Names, Participants, Plan
 from confsvc.scheduling.conflicts import group_conflicts
-from confsvc.scheduling.models import Booking, Meeting, MeetingParticipant, MeetingStatus, ResourceKind
+from confsvc.scheduling.models import Booking, Meeting, MeetingParticipant, MeetingStatus, Occurrence, ResourceKind
 from confsvc.scheduling.planning import (
     BookResult,
     Timing,
@@ -63,8 +63,9 @@ def _prepare(session: Session, settings: Settings, principal: Principal, data: M
 
 def check_meeting(session: Session, settings: Settings, principal: Principal, data: MeetingCreate,
                   *, now: datetime | None = None) -> dict[str, Any]:
-    """Dry run of :func:`book_meeting`: ``{"ok", "conflicts", "groups", "warnings"}`` (conflicts as
-    :class:`Conflict`, groups as :class:`ConflictGroup`), nothing written (SPEC rule 8).
+    """Dry run of :func:`book_meeting`: ``{"ok", "conflicts", "groups", "warnings", "displaceable",
+    "displacement_token"}`` (conflicts as :class:`Conflict`, groups as :class:`ConflictGroup`; what the
+    booking would displace, ``displacement.dry_run``), nothing written (SPEC rules 8, 10).
 
     Same validation errors (422) as booking; takes no bridge lock. Admin, secretariat, and
     requesters (who check what they are about to request).
@@ -80,7 +81,8 @@ def check_meeting(session: Session, settings: Settings, principal: Principal, da
     apply_bridge(choice, plans)
     conflicts = [c for p in plans for c in p.conflicts]
     return {"ok": not conflicts, "conflicts": conflicts, "groups": group_conflicts(conflicts),
-            "warnings": booking.holiday_warnings(plans, timing.zone)}
+            "warnings": booking.holiday_warnings(plans, timing.zone),
+            **displacement.dry_run(session, settings, principal, data.priority, conflicts)}
 
 
 def book_meeting(session: Session, settings: Settings, principal: Principal, data: MeetingCreate,
@@ -95,6 +97,8 @@ def book_meeting(session: Session, settings: Settings, principal: Principal, dat
         Forbidden: not admin or secretariat.
         Invalid: see ``check_timing``, ``series_starts``, ``booking.resolve_participants``, ``choose_bridge``.
         BookingConflict: conflicts, or a concurrent booking won the race.
+        DisplacementRequired: only lower-priority occurrences in the way; with ``displace`` and the
+            token they are displaced instead (``scheduling.displacement``, SPEC rule 10).
     """
     principal.require(capabilities.BOOK)
     return book_unchecked(session, settings, principal, data, now=now or utc_now())
@@ -107,11 +111,18 @@ def book_unchecked(session: Session, settings: Settings, principal: Principal, d
     timing, participants, plans, materialized_until = _prepare(session, settings, principal, data, now)
     names = Names(session)
     booking.resource_conflicts(session, settings, plans, names, partial=data.skip_conflicts)
+    displaced: list[Occurrence] = []
     if not data.skip_conflicts and any(p.conflicts for p in plans):
         choice = booking.choose_bridge(session, settings, plans, names, bridge_id=data.bridge_id, lock=False,
                                    allowed=participation.bridges_in_scope(principal))
         apply_bridge(choice, plans)
-        raise refusal(data.title, [c for p in plans for c in p.conflicts])
+        # The 409 (or, confirmed, lower-priority occurrences freed: SPEC rule 10), then checked again.
+        displaced = displacement.displace_or_refuse(
+            session, settings, principal, title=data.title, priority=data.priority, displace=data.displace,
+            given_token=data.displacement_token, plans=plans)
+        booking.resource_conflicts(session, settings, plans, names)
+        if any(p.conflicts for p in plans):
+            raise refusal(data.title, [c for p in plans for c in p.conflicts])
     free = [p for p in plans if not p.conflicts]
     # Without skip_conflicts the bridge is chosen, locked and booked last and briefly, once every
     # other row is written (_book_ports; issue 16 "Throughput under contention"). Skipping needs
@@ -135,7 +146,7 @@ def book_unchecked(session: Session, settings: Settings, principal: Principal, d
         rrule=normalised_rrule(data.rrule, timing.zone), exdates=[as_utc(d, timing.zone).isoformat() for d in data.exdates],
         materialized_until=materialized_until, confidential=data.confidential, created_by=principal.user_id,
         created_at=now, updated_by=principal.user_id, updated_at=now, document_number=data.document_number,
-        signer_name=data.signer_name, signer_title=data.signer_title)
+        signer_name=data.signer_name, signer_title=data.signer_title, priority=data.priority)
     skipped: list[dict[str, Any]] = []
 
     def write() -> None:
@@ -157,6 +168,8 @@ def book_unchecked(session: Session, settings: Settings, principal: Principal, d
         session.flush()
     live_events.record_change(session, "meeting.scheduled", meeting, booked, now=now, extra=event_extra,
                               rooms=rooms)
+    if displaced:
+        displacement.announce(session, settings, principal, meeting, displaced, now=now)
     return BookResult(meeting, len(plans) - len(skipped), skipped, booking.holiday_warnings(
         [p for p in plans if not p.conflicts], timing.zone))
 

@@ -150,6 +150,8 @@ def edit_meeting(session: Session, settings: Settings, principal: Principal, mee
         meeting.status = MeetingStatus(data.status)
     if data.confidential is not None:
         meeting.confidential = data.confidential
+    if data.priority is not None:
+        meeting.priority = data.priority
     meeting.dtstart, meeting.duration_minutes = timing.start, int(timing.duration.total_seconds() // 60)
     meeting.check_lead_minutes, meeting.teardown_minutes = lead, teardown
     meeting.rrule, meeting.exdates = normalised_rrule(rrule, zone), [d.isoformat() for d in exdates]
@@ -179,7 +181,9 @@ def _rebook(session: Session, settings: Settings, meeting: Meeting, plans: list[
             bridge_id: int | None) -> None:
     """Check ``plans`` (this meeting's bookings already deleted) and write their bookings, or raise."""
     names = Names(session)
-    scheduled = [p for p in plans if p.occurrence is None or p.occurrence.status is OccurrenceStatus.scheduled]
+    # A displaced (tentative) occurrence holds nothing until it is moved (scheduling.displacement).
+    scheduled = [p for p in plans if p.occurrence is None or (p.occurrence.status is OccurrenceStatus.scheduled
+                                                              and not p.occurrence.tentative)]
     booking.resource_conflicts(session, settings, scheduled, names)
     choice = booking.choose_bridge(session, settings, scheduled, names, bridge_id=bridge_id,
                                    keep_number=meeting.conference_number)
@@ -235,6 +239,8 @@ def edit_occurrence(session: Session, settings: Settings, principal: Principal, 
     booking.delete_bookings(session, occurrence_id=occ.id)
     occ.start, occ.end = timing.start, timing.start + timing.duration
     occ.is_exception, occ.updated_at = True, now
+    # Moved, a displaced occurrence is booked again: no longer tentative (scheduling.displacement).
+    occ.tentative, occ.displaced_by_meeting_id, occ.alternative_start, occ.alternative_end = False, None, None, None
     plan = booking.make_plan(occ.start, occ.end, occ.recurrence_id, participants,
                              check_lead_minutes=meeting.check_lead_minutes,
                              teardown_minutes=meeting.teardown_minutes, occurrence=occ)

@@ -27,6 +27,24 @@ class MeetingStatus(str, enum.Enum):
     cancelled = "cancelled"
 
 
+class MeetingPriority(enum.IntEnum):
+    """A meeting's priority (SPEC "Priority", rule 10): a higher one may displace lower ones after
+    confirmation (``scheduling.displacement``); equal or higher is never displaced."""
+
+    routine = 0  # thường xuyên
+    provincial = 1  # cấp tỉnh
+    government = 2  # phiên họp Chính phủ/Đảng
+
+    @property
+    def label(self) -> str:
+        """The Vietnamese name shown on the pages and in messages."""
+        return PRIORITY_LABELS[self]
+
+
+PRIORITY_LABELS = {MeetingPriority.routine: "Thường xuyên", MeetingPriority.provincial: "Cấp tỉnh",
+                   MeetingPriority.government: "Phiên họp Chính phủ/Đảng"}
+
+
 class OccurrenceStatus(str, enum.Enum):
     scheduled = "scheduled"
     cancelled = "cancelled"
@@ -83,6 +101,8 @@ class Meeting(SQLModel, table=True):
     document_number: str = Field(default="", max_length=50)
     signer_name: str = Field(default="", max_length=200)
     signer_title: str = Field(default="", max_length=200)
+    #: ``MeetingPriority`` value (0 routine, 1 provincial, 2 Government/Party session).
+    priority: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class MeetingParticipant(SQLModel, table=True):
@@ -125,6 +145,15 @@ class Occurrence(SQLModel, table=True):
     is_extra: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
     conference_number: int | None = None
     updated_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
+    #: Displaced by a higher-priority meeting (``scheduling.displacement``, SPEC rule 10): still
+    #: scheduled, but holding no booking (no room, endpoint or port) until it is moved; shown
+    #: TENTATIVE in feeds. ``displaced_by_meeting_id`` is the meeting that took its place;
+    #: ``alternative_start``/``alternative_end`` (UTC) the nearest free slot proposed then (None: none
+    #: found within ``displacement.SEARCH_DAYS``).
+    tentative: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
+    displaced_by_meeting_id: int | None = None
+    alternative_start: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    alternative_end: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
     def number(self, meeting: Meeting) -> int | None:
         """The conference number to dial for this occurrence: its own, else the meeting's."""

@@ -134,7 +134,8 @@ def refusal(title: str, conflicts: list[Conflict]) -> BookingConflict:
 def write_occurrences(session: Session, meeting: Meeting, plans: list[Plan], skipped: list[dict[str, Any]], *,
                        ports: bool = True) -> None:
     """Insert new occurrences (plans without one) and the bookings of every conflict-free plan
-    (without the bridge's when ``ports`` is false: :func:`_book_ports` writes them)."""
+    (without the bridge's when ``ports`` is false: :func:`_book_ports` writes them). A tentative
+    (displaced) occurrence gets none: it holds nothing until moved (``displacement``)."""
     for plan in plans:
         if plan.occurrence is None:
             plan.occurrence = Occurrence(meeting_id=meeting.id, recurrence_id=plan.recurrence_id, start=plan.start,
@@ -152,7 +153,7 @@ def write_occurrences(session: Session, meeting: Meeting, plans: list[Plan], ski
         if plan.conflicts:
             skipped.append({"occurrence_id": plan.occurrence.id, "start": plan.start, "end": plan.end,
                             "conflicts": plan.conflicts})
-        elif plan.occurrence.status is OccurrenceStatus.scheduled:
+        elif plan.occurrence.status is OccurrenceStatus.scheduled and not plan.occurrence.tentative:
             rows += [r for r in booking.booking_rows(meeting, plan, plan.occurrence.id)
                      if ports or r["resource_kind"] is not ResourceKind.bridge]
     if rows:

@@ -74,6 +74,11 @@ def book_meeting(data: schemas.MeetingCreate, session: SessionDep, principal: Wr
 
     201: the meeting, ``occurrence_count``, ``skipped`` (with ``skip_conflicts``) and ``warnings``
     (public holidays). 409 ``booking_conflict`` listing every conflict; 422 for bad input.
+    409 ``displacement_required`` when only lower-priority occurrences are in the way and the caller
+    may displace (admin, secretariat): ``displaceable`` lists them (meeting, occurrence, start/end UTC,
+    organizer, rooms/endpoints in conflict) with a ``displacement_token``; the same body with
+    ``displace: true`` and the token books it and makes them tentative (SPEC rule 10); a wrong or
+    stale token is 409 ``displacement_token_mismatch`` with the current list.
     """
     def run() -> idempotency.Answer:
         booked = _booked(session, creation.book_meeting(session, settings, principal, data), status.HTTP_201_CREATED)
@@ -87,8 +92,9 @@ def book_meeting(data: schemas.MeetingCreate, session: SessionDep, principal: Wr
 @router.post("/meetings/check", response_model=schemas.CheckResult, tags=["meetings"])
 def check_meeting(data: schemas.MeetingCreate, session: SessionDep, principal: CurrentPrincipal,
                   settings: SettingsDep):
-    """Dry run of ``POST /meetings``: ``{"ok", "conflicts", "groups", "warnings"}``; nothing is booked.
-    ``conflicts`` and ``groups`` are those of the 409 the booking would get."""
+    """Dry run of ``POST /meetings``: ``{"ok", "conflicts", "groups", "warnings", "displaceable",
+    "displacement_token"}``; nothing is booked. ``conflicts`` and ``groups`` are those of the 409 the
+    booking would get; ``displaceable`` what it would displace (empty when it cannot)."""
     result = creation.check_meeting(session, settings, principal, data)
     return _answer(schemas.CheckResult, {**result, "groups": [schemas.group_public(g) for g in result["groups"]]})
 

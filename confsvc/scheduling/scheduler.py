@@ -47,6 +47,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
@@ -100,7 +101,8 @@ def _candidates(session: Session, settings: Settings, now: datetime) -> list[Not
         select(Occurrence.id, Occurrence.start, Occurrence.end, Meeting.check_lead_minutes)
         .join(Meeting, Meeting.id == Occurrence.meeting_id)
         .where(Occurrence.status == OccurrenceStatus.scheduled, Meeting.status != MeetingStatus.cancelled,
-               Occurrence.start <= now + ahead,
+               # A displaced occurrence (scheduling.displacement) holds no site: no check, no reminder.
+               Occurrence.tentative == sa.false(), Occurrence.start <= now + ahead,
                Occurrence.end > now - timedelta(minutes=settings.ended_notice_grace_minutes))).all()
     due = [n for occ_id, start, end, lead in rows
            for n in notices_due(settings, occurrence_id=occ_id, start=start, end=end, check_lead_minutes=lead,

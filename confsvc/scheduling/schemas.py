@@ -18,6 +18,7 @@ from confsvc.text import nfc, one_line
 
 Title = Annotated[str, AfterValidator(one_line), Field(min_length=1, max_length=300)]
 Minutes = Annotated[int, Field(ge=0, le=24 * 60)]
+Priority = Annotated[int, Field(ge=0, le=2)]
 IdList = Annotated[list[IdField], Field(max_length=5000)]
 DocumentNumber = Annotated[str, AfterValidator(one_line), Field(max_length=50)]
 SignerText = Annotated[str, AfterValidator(one_line), Field(max_length=200)]
@@ -72,6 +73,11 @@ class MeetingCreate(BaseModel):
     signer_title: SignerTitle = ""
     confidential: bool = Field(False, description="mật: outside its participants' units and the secretariat, "
                                "only \"Cuộc họp\", its time and rooms are shown")
+    priority: Priority = Field(0, description="0 routine (thường xuyên), 1 provincial (cấp tỉnh), 2 Government/"
+                               "Party session (phiên họp Chính phủ/Đảng); a higher one may displace lower ones")
+    displace: bool = Field(False, description="book over the lower-priority occurrences listed by the 409 "
+                           "`displacement_required`; needs its `displacement_token`")
+    displacement_token: Annotated[str, Field(max_length=200)] | None = None
 
 
 class MeetingUpdate(BaseModel):
@@ -96,6 +102,7 @@ class MeetingUpdate(BaseModel):
     signer_name: SignerText | None = None
     signer_title: SignerTitle | None = None
     confidential: bool | None = None
+    priority: Priority | None = None
 
 
 class OccurrenceUpdate(BaseModel):
@@ -282,6 +289,8 @@ class MeetingPublic(BaseModel):
     signer_name: str
     signer_title: str
     confidential: bool = False
+    priority: int = Field(0, description="0 routine, 1 provincial, 2 Government/Party session")
+    priority_label: str = Field("Thường xuyên", description="the priority's Vietnamese name")
 
 
 class MeetingBooked(MeetingPublic):
@@ -307,6 +316,11 @@ class OccurrencePublic(BaseModel):
     is_extra: bool = Field(False, description="added to the series on its own (RDATE)")
     conference_number: int | None = Field(None, description="the number to dial for this occurrence: its own "
                                           "when the meeting's was taken at its time, else the meeting's")
+    tentative: bool = Field(False, description="displaced by a higher-priority meeting: holds no room, endpoint "
+                            "or port until moved")
+    displaced_by_meeting_id: int | None = None
+    alternative_start: datetime | None = Field(None, description="nearest free slot proposed (UTC)")
+    alternative_end: datetime | None = None
 
 
 class CheckResult(BaseModel):
@@ -317,6 +331,10 @@ class CheckResult(BaseModel):
     conflicts: list[ConflictPublic]
     groups: list[ConflictGroupPublic] = []
     warnings: list[dict[str, Any]]
+    displaceable: list[dict[str, Any]] = Field([], description="lower-priority occurrences the booking would "
+                                               "displace (each: meeting_id, occurrence_id, title, priority, "
+                                               "start, end (UTC), organizer, rooms/endpoints in conflict)")
+    displacement_token: str | None = Field(None, description="send it with `displace: true` to book over them")
 
 
 class MaintenanceCreate(BaseModel):

@@ -9,7 +9,7 @@ from typing import Any
 from sqlmodel import Session
 
 from confsvc.scheduling import visibility
-from confsvc.scheduling.models import Meeting, Occurrence
+from confsvc.scheduling.models import Meeting, MeetingPriority, Occurrence
 from confsvc.scheduling.repository import meeting_units, participant_ids
 from confsvc.users.principal import Principal
 
@@ -19,7 +19,9 @@ def occurrence_public(occ: Occurrence, meeting: Meeting, endpoint_ids: list[int]
     return {"id": occ.id, "meeting_id": occ.meeting_id, "recurrence_id": occ.recurrence_id, "start": occ.start,
             "end": occ.end, "status": occ.status, "chair_room_id": occ.chair_room_id or meeting.chair_room_id,
             "participant_endpoint_ids": endpoint_ids, "is_exception": occ.is_exception, "is_extra": occ.is_extra,
-            "conference_number": occ.number(meeting)}
+            "conference_number": occ.number(meeting), "tentative": occ.tentative,
+            "displaced_by_meeting_id": occ.displaced_by_meeting_id, "alternative_start": occ.alternative_start,
+            "alternative_end": occ.alternative_end}
 
 
 def meeting_public(session: Session, meeting: Meeting) -> dict[str, Any]:
@@ -29,6 +31,7 @@ def meeting_public(session: Session, meeting: Meeting) -> dict[str, Any]:
     data["end"] = meeting.dtstart + timedelta(minutes=meeting.duration_minutes)
     data["exdates"] = [datetime.fromisoformat(d) for d in meeting.exdates]
     data["participant_endpoint_ids"] = participant_ids(session, meeting.id)
+    data["priority_label"] = MeetingPriority(meeting.priority).label
     return data
 
 

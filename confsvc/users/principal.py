@@ -37,6 +37,8 @@ MARK_ATTENDANCE = Capability("mark_attendance", (Role.admin, Role.secretariat, R
 SEE_SECRETARIAT_CHANNEL = Capability("see_secretariat_channel", (Role.admin, Role.secretariat, Role.viewer))
 SEE_MAIL_DELIVERIES = Capability("see_mail_deliveries", (Role.admin, Role.secretariat))
 SEE_BRIDGE_STATISTICS = Capability("see_bridge_statistics", (Role.admin, Role.secretariat, Role.viewer))
+#: Book over lower-priority occurrences after confirmation (SPEC rule 10, ``scheduling.displacement``).
+DISPLACE = Capability("displace", (Role.admin, Role.secretariat))
 SEE_CONFIDENTIAL = Capability("see_confidential", (Role.admin, Role.secretariat))  # every mật meeting's details
 
 
@@ -89,6 +91,11 @@ class Principal:
     def can_cancel(self, meeting: _HasStatus) -> bool:
         """May cancel ``meeting`` (or one of its occurrences) now: a booker, and it is not cancelled."""
         return self.can_book and _status(meeting) != "cancelled"
+
+    @property
+    def can_displace(self) -> bool:
+        """May book over lower-priority occurrences (they become tentative): admin, secretariat."""
+        return self.can(DISPLACE)
 
     @property
     def can_manage_feeds(self) -> bool:

@@ -30,7 +30,8 @@ ACTION_LABELS = {"meeting.created": N_("Meeting booked"), "meeting.updated": N_(
                  "occurrence.added": N_("Occurrence added"), "occurrence.restored": N_("Occurrence restored"),
                  "block.created": N_("Day blocked"), "block.deleted": N_("Day block removed"),
                  "unit.merged": N_("Units merged"), "unit.renamed": N_("Unit renamed"),
-                 "units.list_applied": N_("Official unit list applied"), "user.updated": N_("User changed")}
+                 "units.list_applied": N_("Official unit list applied"), "user.updated": N_("User changed"),
+                 "occurrence.displaced": N_("Occurrence displaced by a higher priority")}
 #: The audit details' keys in words (an unlisted key shows as written).
 DETAIL_LABELS = {"occurrences": N_("occurrences"), "skipped": N_("skipped"), "start": N_("start"), "end": N_("end"),
                  "fields": N_("fields changed"), "until": N_("until"), "reason": N_("reason"),
@@ -38,6 +39,9 @@ DETAIL_LABELS = {"occurrences": N_("occurrences"), "skipped": N_("skipped"), "st
                  "expires_at": N_("expires at"), "effective": N_("effective from"),
                  "first_day": N_("first day"), "last_day": N_("last day"), "endpoint_id": N_("endpoint"),
                  "resource_kind": N_("resource"), "resource_id": N_("resource id"),
+                 "by_meeting_id": N_("displaced by meeting"), "by_priority": N_("its priority"),
+                 "priority": N_("priority"), "alternative_start": N_("proposed start"),
+                 "alternative_end": N_("proposed end"), "rooms": N_("sites"),
                  # the names in ``fields`` (what an edit changed)
                  "title": N_("title"), "description": N_("description"), "chair_room_id": N_("chair room"),
                  "participant_room_ids": N_("participating sites"), "participant_endpoint_ids": N_("participating sites"),

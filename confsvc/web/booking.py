@@ -10,7 +10,11 @@ and writes no sentence of its own.
 Form fields: ``title``, ``description``, ``date`` (dd/mm/yyyy), ``start_time`` / ``end_time``
 (HH:MM, 24-hour, local), ``check_lead_minutes``, ``chair_room_id``, ``participant_room_ids`` (many),
 ``bridge_id`` (empty = automatic), ``repeat`` (``none``/``daily``/``weekly``/``monthly``, weekly with
-``repeat_byday`` boxes) with ``repeat_count`` or ``repeat_until`` (dd/mm/yyyy): ``web.repeat``. The
+``repeat_byday`` boxes) with ``repeat_count`` or ``repeat_until`` (dd/mm/yyyy): ``web.repeat``;
+``priority`` (0 routine, 1 provincial, 2 Government/Party session). When only lower-priority
+occurrences are in the way, the form comes back with the confirmation (:func:`displacement_lines`:
+who is displaced) and a confirm button posting ``displace=1`` and the ``displacement_token``
+(``scheduling.displacement``, SPEC rule 10). The
 participants and repeat fields and the script are the booking component the edit screens share
 (``web.edit``, issue 13).
 """
@@ -34,6 +38,7 @@ from confsvc.endpoints.models import UnitLevel
 from confsvc.errors import ConfsvcError, Invalid
 from confsvc.scheduling import creation, idempotency, requests
 from confsvc.scheduling.conflicts import Conflict, ConflictGroup, group_conflicts
+from confsvc.scheduling.displacement import Displaceable, DisplacementRequired
 from confsvc.scheduling.errors import BookingConflict
 from confsvc.scheduling.schemas import MeetingCreate
 from confsvc.text import fold
@@ -52,7 +57,7 @@ from confsvc.web.common import (
     viewer,
 )
 from confsvc.web.i18n import N_, _
-from confsvc.web.meetings import local_today
+from confsvc.web.meetings import PRIORITY_LABELS, local_today
 from confsvc.web.refusals import refusal_message
 
 router = APIRouter(include_in_schema=False)
@@ -87,6 +92,20 @@ MESSAGES = {
     "error": N_("The schedule could not be checked: %(detail)s"),
     "bad_date": N_("The date or a time is not valid: write the date as dd/mm/yyyy (a day of the calendar) and times as HH:MM."),
 }
+
+
+def displacement_lines(items: list[Displaceable], zone: Any) -> list[dict[str, Any]]:
+    """The confirmation's lines, one per occurrence the booking would displace, in the page's
+    language: ``{"text", "href"}`` (its meeting page)."""
+    out = []
+    for d in items:
+        sites = ", ".join(name for _id, name in [*d.rooms, *d.endpoints])
+        out.append({"text": _("“%(title)s” (priority: %(priority)s), %(when)s, organizer %(organizer)s; in conflict: "
+                              "%(sites)s") % {"title": d.title, "priority": _(PRIORITY_LABELS[d.priority]),
+                                               "when": i18n.fmt_range(d.start, d.end, zone),
+                                               "organizer": d.organizer_name or "–", "sites": sites or "–"},
+                    "href": f"/meetings/{d.meeting_id}?occurrence={d.occurrence_id}"})
+    return out
 
 
 def _t(key: str, **values: Any) -> str:
@@ -202,7 +221,12 @@ def form_to_meeting(form: dict[str, Any], settings: Settings) -> MeetingCreate:
     if not chair:
         raise Invalid(_("Choose the chair room."), code="invalid_form")
     lead = form.get("check_lead_minutes", "").strip()
+    priority = str(form.get("priority", "") or "0").strip()
+    if priority not in {str(p) for p in PRIORITY_LABELS}:
+        raise Invalid(_("Choose a priority from the list."), code="invalid_form")
     values: dict[str, Any] = {
+        "priority": int(priority), "displace": form.get("displace") == "1",
+        "displacement_token": form.get("displacement_token") or None,
         "title": form.get("title", "").strip(), "description": form.get("description", ""),
         "chair_room_id": chair[0], "participant_room_ids": [r for r in _ids(form.get("participant_room_ids", []))
                                                             if r != chair[0]],
@@ -294,6 +318,7 @@ def _form_context(session: Session, who: Viewer, settings: Settings, form: dict[
         "bridges": [{"id": b.id, "name": b.name, "ports": b.port_capacity} for b in bridges if b.active],
         "default_lead": settings.default_check_lead_minutes, "check_url": None,
         "repeat_choices": ["none", "daily", "weekly", "monthly"],
+        "priorities": [{"value": str(v), "label": _(label)} for v, label in PRIORITY_LABELS.items()],
         "summary": repeat_form.summary(_form_rule(form), settings.zone),
     }
 
@@ -314,7 +339,7 @@ def _defaults(settings: Settings) -> dict[str, Any]:
     return {"title": "", "description": "", "date": day.strftime(DATE_FORMAT), "start_time": "08:00",
             "end_time": "10:00", "check_lead_minutes": str(settings.default_check_lead_minutes),
             "repeat": "none", "repeat_count": "", "repeat_until": "", "repeat_byday": [], "bridge_id": "",
-            "participant_room_ids": [],
+            "participant_room_ids": [], "priority": "0",
             "idempotency_key": uuid.uuid4().hex}
 
 
@@ -348,7 +373,7 @@ def booking_form(request: Request, session: SessionDep):
     settings = settings_of(request)
     form = _prefill(_defaults(settings), request.query_params)
     return render(request, "booking.html", {**_form_context(session, who, settings, form),
-                                            "errors": [], "warnings": []}, who=who)
+                                            "errors": [], "warnings": [], "displacement": None}, who=who)
 
 
 FormText = Annotated[str, Form(max_length=10000)]
@@ -386,7 +411,8 @@ def book(request: Request, session: SessionDep, csrf: FormText = "", title: Form
          participant_room_ids: Annotated[list[str], Form(max_length=5000)] = [],  # noqa: B006 (FastAPI form list)
          bridge_id: FormText = "", repeat: FormText = "none", repeat_count: FormText = "",
          repeat_until: FormText = "", idempotency_key: FormText = "",
-         repeat_byday: Annotated[list[str], Form(max_length=7)] = []):  # noqa: B006 (FastAPI form list)
+         repeat_byday: Annotated[list[str], Form(max_length=7)] = [],  # noqa: B006 (FastAPI form list)
+         priority: FormText = "0", displace: FormText = "", displacement_token: FormText = ""):
     """Book through ``scheduling.creation.book_meeting`` (a requester: submit a request through
     ``scheduling.requests.submit``, then their list of requests); on a refusal the form comes back with
     every conflict in words and the values kept (the hidden ``idempotency_key`` too).
@@ -403,7 +429,9 @@ def book(request: Request, session: SessionDep, csrf: FormText = "", title: Form
             "end_time": end_time, "check_lead_minutes": check_lead_minutes, "chair_room_id": chair_room_id,
             "participant_room_ids": participant_room_ids, "bridge_id": bridge_id, "repeat": repeat,
             "repeat_count": repeat_count, "repeat_until": repeat_until, "repeat_byday": repeat_byday,
-            "idempotency_key": idempotency_key}
+            "idempotency_key": idempotency_key, "priority": priority, "displace": displace,
+            "displacement_token": displacement_token}
+    displacement = None
     try:
         data = form_to_meeting(form, settings)
         if who.requests_only:
@@ -417,10 +445,15 @@ def book(request: Request, session: SessionDep, csrf: FormText = "", title: Form
         answer = idempotency.once(session, settings, who.principal, idempotency.parse_key(idempotency_key),
                                   idempotency.fingerprint("POST /meetings/new", data.model_dump(mode="json")), run)
         return RedirectResponse(answer.location or "/meetings", status_code=answer.status_code)
+    except DisplacementRequired as exc:
+        errors = []
+        displacement = {"lines": displacement_lines(exc.offer.items, settings.zone), "token": exc.offer.token,
+                        "stale": exc.code == "displacement_token_mismatch"}
     except BookingConflict as exc:
         errors = conflict_messages(exc.conflicts, settings.zone)
     except ConfsvcError as exc:
         errors = [refusal_message(exc)]
     session.rollback()
     return render(request, "booking.html", {**_form_context(session, who, settings, form), "errors": errors,
-                                            "warnings": []}, who=who, status_code=422)
+                                            "warnings": [], "displacement": displacement}, who=who,
+                  status_code=409 if displacement else 422)

@@ -58,6 +58,8 @@ def _texts() -> dict[str, str]:
         "invalid": _("This display link is no longer valid."),
         "reminder_check": _("Time for the technical check"), "reminder_soon": _("The meeting starts in 5 minutes"),
         "cancelled": _("A meeting of this room was cancelled"),
+        "tentative": _("Awaiting a new time"),
+        "displaced": _("A meeting of this room gave way to a meeting of higher priority"),
     }
 
 

@@ -41,6 +41,7 @@ from confsvc.web.booking import (DATE_FORMAT, TIME_FORMAT, _ids, _parse_date, _p
 from confsvc.web.common import (CSRF_HEADER, Viewer, booker, check_csrf, csrf_matches, error_page, login_redirect,
                                 render, settings_of, viewer)
 from confsvc.web.i18n import N_, _
+from confsvc.web.meetings import PRIORITY_LABELS
 from confsvc.web.refusals import refusal_message
 
 router = APIRouter(include_in_schema=False)
@@ -84,7 +85,8 @@ def _posted(csrf: FormText = "", scope: OptText = None, title: OptText = None, d
             date: FormText = "", start_time: FormText = "", end_time: FormText = "",
             check_lead_minutes: OptText = None, chair_room_id: FormText = "", participant_room_ids: OptList = None,
             repeat: OptText = None, repeat_count: FormText = "", repeat_until: FormText = "",
-            repeat_byday: OptList = None, repeat_rule: FormText = "", participants_shown: OptText = None) -> dict[str, Any]:
+            repeat_byday: OptList = None, repeat_rule: FormText = "", participants_shown: OptText = None,
+            priority: OptText = None) -> dict[str, Any]:
     """The edit screens' fields as posted; ``None`` for a field the form did not send (left as it was).
     ``participants_shown`` (hidden, ``_picker.html``) tells "every box unticked" from "no list posted"."""
     if participant_room_ids is None and participants_shown:
@@ -93,7 +95,7 @@ def _posted(csrf: FormText = "", scope: OptText = None, title: OptText = None, d
             "start_time": start_time, "end_time": end_time, "check_lead_minutes": check_lead_minutes,
             "chair_room_id": chair_room_id, "participant_room_ids": participant_room_ids,
             "repeat": repeat, "repeat_count": repeat_count, "repeat_until": repeat_until,
-            "repeat_byday": repeat_byday or [], "repeat_rule": repeat_rule}
+            "repeat_byday": repeat_byday or [], "repeat_rule": repeat_rule, "priority": priority}
 
 
 Posted = Annotated[dict[str, Any], Depends(_posted)]
@@ -134,6 +136,11 @@ def _series_changes(form: dict[str, Any], before: dict[str, Any]) -> dict[str, A
     rooms = [r for r in _ids(posted) if not chair or r != chair[0]]
     if chair and (str(chair[0]) != before["chair_room_id"] or sorted(rooms) != sorted(_ids(before["participant_room_ids"]))):
         changes["chair_room_id"], changes["participant_room_ids"] = chair[0], rooms
+    priority = form.get("priority")
+    if priority is not None and priority != before.get("priority"):
+        if priority not in {str(p) for p in PRIORITY_LABELS}:
+            raise Invalid(_("Choose a priority from the list."), code="invalid_form")
+        changes["priority"] = int(priority)
     if form["repeat"] is not None:
         rule, was = _rule(form), _rule(before)
         first = _parse_date(form["date"], _("Date")).date()
@@ -194,6 +201,7 @@ def _meeting_form(session: Session, meeting: Any, zone: Any) -> dict[str, Any]:
     return {"title": meeting.title, "description": meeting.description, "date": day, "start_time": start,
             "end_time": end, "check_lead_minutes": str(meeting.check_lead_minutes),
             "chair_room_id": str(meeting.chair_room_id), "participant_room_ids": [str(r) for r in rooms],
+            "priority": str(meeting.priority),
             **_repeat_fields(meeting.rrule, zone, i18n.local(meeting.dtstart, zone).date())}
 
 
@@ -222,6 +230,7 @@ def _render_meeting(request: Request, session: Session, who: Viewer, meeting: An
     return render(request, "edit_meeting.html", {
         **_component(session, who, form, zone, before, ["none", "daily", "weekly", "monthly"]),
         "meeting": {"id": meeting.id, "title": meeting.title, "recurring": bool(meeting.rrule)},
+        "priorities": [{"value": str(v), "label": _(label)} for v, label in PRIORITY_LABELS.items()],
         "check_url": f"/meetings/{meeting.id}/edit/check", "errors": errors}, who=who, status_code=status_code)
 
 

@@ -52,6 +52,8 @@ STATUS_LABELS = {
     EndpointStatus.unknown: N_("Unknown"),
 }
 MEETING_STATUS_LABELS = {"tentative": N_("Tentative"), "confirmed": N_("Confirmed"), "cancelled": N_("Cancelled")}
+#: The priorities (``MeetingPriority`` values) in words; the booking form offers them, highest last.
+PRIORITY_LABELS = {0: N_("Routine"), 1: N_("Provincial"), 2: N_("Government/Party session")}
 
 
 def filter_id(value: str) -> int | None:
@@ -115,6 +117,10 @@ def _occurrence_row(meeting: Meeting, occ: dict[str, Any], names: Names, zone: Z
         "status_label": _(MEETING_STATUS_LABELS[status]), "recurring": bool(meeting.rrule),
         "href": f"/meetings/{meeting.id}?occurrence={occ['id']}",
         "top_minutes": start_local.hour * 60 + start_local.minute,
+        # Displaced by a higher priority (scheduling.displacement): tentative, with the slot proposed.
+        "displaced": bool(occ.get("tentative")) and not cancelled,
+        "alternative": (i18n.fmt_range(occ["alternative_start"], occ["alternative_end"], zone)
+                        if occ.get("alternative_start") and occ.get("alternative_end") else ""),
     }
 
 
@@ -430,7 +436,8 @@ def _meeting_context(session: Session, who: Viewer, meeting: Meeting, settings: 
                     "chair_room": names.get(ResourceKind.room, meeting.chair_room_id),
                     "bridge": bridge.name if bridge else "", "conference_number": number if details else None,
                     "pin": meeting.pin if details else "", "sip_uri": join.sip_uri or "", "h323_number": join.h323_number or "",
-                    "check_lead_minutes": meeting.check_lead_minutes},
+                    "check_lead_minutes": meeting.check_lead_minutes,
+                    "priority": meeting.priority, "priority_label": _(PRIORITY_LABELS[meeting.priority])},
         "selected": selected,
         "check_at": (i18n.fmt_datetime(occ["start"] - timedelta(minutes=meeting.check_lead_minutes), zone)
                      if occ else ""),

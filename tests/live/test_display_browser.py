@@ -223,3 +223,67 @@ def test_bad_token_shows_a_vietnamese_not_found_page(backend: str, engine: Engin
             page.close()
         finally:
             browser.close()
+
+
+def test_display_marks_a_displaced_meeting_tentative_live_and_after_a_reload(
+        backend: str, db_url: str, engine: Engine, tmp_path: Path) -> None:
+    """Issue 14: a routine meeting displaced by a Government session is marked "Chờ xếp lịch lại" on
+    its room's display at once (live message), with a banner, after the session that took its place,
+    and still after a reload (snapshot)."""
+    _require_browser()
+    from playwright.sync_api import expect, sync_playwright
+
+    with make_session(engine) as session:
+        province = make_province(session)
+        room, chair = province.rooms[0], province.chair
+        secretariat = make_user(session, Role.secretariat, username="vanphong2")
+        headers = bearer(session, secretariat)
+        _, secret = display.create_display_token(session, users.principal_for(session, secretariat), room.id,
+                                                 name="TV phòng họp Thanh Ba")
+        session.commit()
+        room_id, chair_id = room.id, chair.id
+    env = {"CONFSVC_DATABASE_URL": db_url, "CONFSVC_SECRET_KEY": secrets.token_urlsafe(32),
+           "CONFSVC_DATA_DIR": str(tmp_path)}
+    server = ServerProcess(env, free_port())
+    server.start()
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            try:
+                context = browser.new_context(viewport={"width": 1600, "height": 900}, locale="vi-VN",
+                                              timezone_id="Asia/Ho_Chi_Minh")
+                page = context.new_page()
+                page.set_default_timeout(15000)
+                page.goto(f"{server.base}/display/rooms/{room_id}?token={secret}")
+                expect(page.locator("#connection-text")).to_have_text(LIVE)
+                start = _at_minute(datetime.now(UTC) + timedelta(hours=3))
+                when = {"start": start.isoformat(), "end": (start + timedelta(hours=1)).isoformat()}
+                r = httpx.post(f"{server.base}/api/v1/meetings", headers=headers, timeout=20,
+                               json={"title": "Giao ban xã", "chair_room_id": room_id, **when})
+                assert r.status_code == 201, r.text
+                expect(page.locator("#primary-title")).to_have_text("Giao ban xã", timeout=2000)
+
+                body = {"title": "Phiên họp Chính phủ với địa phương", "chair_room_id": chair_id,
+                        "participant_room_ids": [room_id], "priority": 2, **when}
+                asked = httpx.post(f"{server.base}/api/v1/meetings", headers=headers, timeout=20, json=body)
+                assert asked.json()["code"] == "displacement_required", asked.text
+                r = httpx.post(f"{server.base}/api/v1/meetings", headers=headers, timeout=20, json={
+                    **body, "displace": True, "displacement_token": asked.json()["displacement_token"]})
+                assert r.status_code == 201, r.text
+
+                # The session that took its place comes first; the displaced one follows, without join details.
+                expect(page.locator("#primary-title")).to_have_text("Phiên họp Chính phủ với địa phương",
+                                                                    timeout=2000)
+                expect(page.locator("#next-title")).to_have_text("Giao ban xã · Chờ xếp lịch lại", timeout=2000)
+                expect(page.locator("#banner")).to_have_text(
+                    "Một cuộc họp của điểm cầu này đã nhường chỗ cho cuộc họp có mức ưu tiên cao hơn")
+                _shot(page, backend, "05-displaced")
+                page.reload()
+                expect(page.locator("#connection-text")).to_have_text(LIVE)
+                expect(page.locator("#next-title")).to_have_text("Giao ban xã · Chờ xếp lịch lại")
+                expect(page.locator("#primary-title")).to_have_text("Phiên họp Chính phủ với địa phương")
+                context.close()
+            finally:
+                browser.close()
+    finally:
+        server.stop()
