@@ -25,7 +25,15 @@ from confsvc.config import Settings
 from confsvc.endpoints.models import Bridge, Endpoint, LifecycleState, Room
 from confsvc.errors import Invalid
 from confsvc.scheduling import repository
-from confsvc.scheduling.conflicts import Conflict, Other, Window, booking_window, make_conflict, port_overloads
+from confsvc.scheduling.conflicts import (
+    Conflict,
+    Other,
+    Window,
+    booking_window,
+    bridge_ports,
+    make_conflict,
+    port_overloads,
+)
 from confsvc.scheduling.errors import BookingConflict
 from confsvc.scheduling.models import Booking, Meeting, Occurrence, ResourceKind
 
@@ -51,10 +59,16 @@ class Plan:
     occurrence: Occurrence | None = None
     conflicts: list[Conflict] = field(default_factory=list)
     conference_number: int | None = None
+    #: A relay (issue 14): the root bridge also holds the leg to the upstream chair outside confsvc.
+    upstream_leg: bool = False
+    #: A cascaded meeting's bridges for this occurrence: bridge id → (ports, conference number), the root
+    #: included (``cascade.choose_bridges``); None: the meeting's one bridge holds :attr:`ports`.
+    cascade: dict[int, tuple[int, int | None]] | None = None
 
     @property
     def ports(self) -> int:
-        return len(self.participants.endpoint_ids)
+        """Ports of the meeting's one bridge: every site endpoint, and the relay's upstream leg."""
+        return bridge_ports(len(self.participants.endpoint_ids), parent_leg=self.upstream_leg)
 
 
 def max_window(settings: Settings) -> timedelta:
@@ -182,17 +196,24 @@ def _resource_conflicts(session: Session, settings: Settings, plans: list[Plan],
                                             names.get(b.resource_kind, b.resource_id), overlap, held))
 
 
-def _bridge_check(session: Session, settings: Settings, bridge: Bridge, plans: list[Plan],
-                  ) -> tuple[dict[int, list[Conflict]], list[dict[int, list[repository.Held]]]]:
+def bridge_check(session: Session, settings: Settings, bridge: Bridge, plans: list[Plan], *,
+                 holdings: list[list[repository.Held]] | None = None, requested: list[int] | None = None,
+                 province_name: str | None = None,
+                 ) -> tuple[dict[int, list[Conflict]], list[dict[int, list[repository.Held]]]]:
     """Port conflicts per plan index, and per plan the conference numbers in use with their holders.
 
     A port conflict names the interval(s) where the peak would exceed the capacity and the
     occurrences holding ports there (SPEC rules 2, 8; :func:`conflicts.port_overloads`).
+    ``holdings``: each plan's bookings of this bridge, read already (one query for many bridges:
+    ``cascade``); ``requested``: each plan's ports on it (default :attr:`Plan.ports`);
+    ``province_name``: named in the conflicts (a cascaded meeting's bridge of a province).
     """
     conflicts: dict[int, list[Conflict]] = {}
     used: list[dict[int, list[repository.Held]]] = []
     for index, plan in enumerate(plans):
-        rows = repository.holdings(session, [(ResourceKind.bridge, [bridge.id])], plan.window, max_window(settings))
+        rows = holdings[index] if holdings is not None else repository.holdings(
+            session, [(ResourceKind.bridge, [bridge.id])], plan.window, max_window(settings))
+        wanted = requested[index] if requested is not None else plan.ports
         numbers: dict[int, list[repository.Held]] = {}
         for held in rows:
             if held.booking.conference_number is not None:
@@ -200,10 +221,10 @@ def _bridge_check(session: Session, settings: Settings, bridge: Bridge, plans: l
         used.append(numbers)
         overloads = port_overloads(plan.window, [(Window(h.booking.window_start, h.booking.window_end),
                                                   h.booking.ports, i) for i, h in enumerate(rows)],
-                                   requested=plan.ports, capacity=bridge.port_capacity)
+                                   requested=wanted, capacity=bridge.port_capacity)
         for overload in overloads:
             ports = {"port_capacity": bridge.port_capacity, "ports_in_use": overload.in_use,
-                     "ports_requested": plan.ports}
+                     "ports_requested": wanted, "province_name": province_name}
             items = [_conflict(plan, settings.zone, ResourceKind.bridge, bridge.id, bridge.name, overload.window,
                                rows[int(i)], **ports) for i in overload.holders]
             conflicts.setdefault(index, []).extend(items or [_conflict(
@@ -261,7 +282,7 @@ def choose_bridge(session: Session, settings: Settings, plans: list[Plan], names
     first: BridgeChoice | None = None
     while True:
         bridge = candidates[-1]
-        choice = _numbers(settings, bridge, plans, keep_number, *_bridge_check(session, settings, bridge, plans))
+        choice = numbers_for(settings, bridge, plans, keep_number, *bridge_check(session, settings, bridge, plans))
         if not choice.conflicts:
             return choice
         first = first or choice
@@ -273,12 +294,16 @@ def choose_bridge(session: Session, settings: Settings, plans: list[Plan], names
         candidates.append(repository.lock_bridge(session, next_id) if lock else session.get(Bridge, next_id))
 
 
-def _numbers(settings: Settings, bridge: Bridge, plans: list[Plan], keep: int | None,
-             conflicts: dict[int, list[Conflict]], used: list[dict[int, list[repository.Held]]]) -> BridgeChoice:
+def numbers_for(settings: Settings, bridge: Bridge, plans: list[Plan], keep: int | None,
+                conflicts: dict[int, list[Conflict]], used: list[dict[int, list[repository.Held]]], *,
+                own_numbers: bool = True) -> BridgeChoice:
+    """The bridge's answer for ``plans`` from :func:`bridge_check`'s: the number common to every plan
+    (``keep`` while free), each plan's own (an occurrence's own number while free, with
+    ``own_numbers``), and a conflict for a plan with no free number."""
     common = _free_number(bridge, set().union(*used) if used else set(), keep)
     numbers: dict[int, int] = {}
     for index, plan in enumerate(plans):
-        own = plan.occurrence.conference_number if plan.occurrence is not None else None
+        own = plan.occurrence.conference_number if plan.occurrence is not None and own_numbers else None
         wanted = own if own is not None else (common if common is not None else keep)
         number = _free_number(bridge, set(used[index]), wanted)
         if number is not None:
@@ -311,14 +336,18 @@ def new_pin(settings: Settings) -> str:
 # ---------------------------------------------------------------- writing
 
 def booking_rows(meeting: Meeting, plan: Plan, occurrence_id: int) -> list[dict[str, Any]]:
-    """Rows for one occurrence: each endpoint, each room, and the bridge's ports."""
+    """Rows for one occurrence: each endpoint, each room, and the bridge's ports (each bridge's, with its
+    own number, for a cascaded meeting: ``plan.cascade``)."""
     common = {"meeting_id": meeting.id, "occurrence_id": occurrence_id, "maintenance_id": None,
               "window_start": plan.window.start, "window_end": plan.window.end}
     rows = [{**common, "resource_kind": ResourceKind.endpoint, "resource_id": e, "ports": 0,
              "conference_number": None} for e in plan.participants.endpoint_ids]
     rows += [{**common, "resource_kind": ResourceKind.room, "resource_id": r, "ports": 0,
               "conference_number": None} for r in plan.participants.room_ids]
-    if meeting.bridge_id is not None:
+    if plan.cascade is not None:
+        rows += [{**common, "resource_kind": ResourceKind.bridge, "resource_id": bridge_id, "ports": ports,
+                  "conference_number": number} for bridge_id, (ports, number) in sorted(plan.cascade.items())]
+    elif meeting.bridge_id is not None:
         number = plan.conference_number if plan.conference_number is not None else meeting.conference_number
         rows.append({**common, "resource_kind": ResourceKind.bridge, "resource_id": meeting.bridge_id,
                      "ports": plan.ports, "conference_number": number})

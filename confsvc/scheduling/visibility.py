@@ -60,7 +60,7 @@ def sees_details(audience: Audience, *, confidential: bool, participant_unit_ids
 def redact_meeting(data: dict[str, Any]) -> dict[str, Any]:
     """A meeting's API shape (``MeetingPublic``) as outsiders see it: "Cuộc họp", times and rooms."""
     return {**data, "title": CONFIDENTIAL_TITLE, "description": "", "pin": "", "conference_number": None,
-            "bridge_id": None}
+            "bridge_id": None, "upstream_dial": None, "cascade_bridges": []}
 
 
 def redact_join(item: dict[str, Any]) -> dict[str, Any]:
