@@ -77,6 +77,7 @@
               participant_room_ids: chosenRooms().filter(function (r) { return r !== chair; }) };
     if (/^\d+$/.test(val('check_lead_minutes'))) { p.check_lead_minutes = +val('check_lead_minutes'); }
     if (val('bridge_id')) { p.bridge_id = +val('bridge_id'); }
+    if (val('upstream_dial').trim()) { p.upstream_dial = val('upstream_dial').trim(); }
     if (rule) { p.rrule = rule; }
     return p;
   }

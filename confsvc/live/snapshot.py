@@ -15,7 +15,7 @@ from sqlmodel import Session, select
 
 from confsvc import events
 from confsvc.clock import iso_utc
-from confsvc.endpoints.models import Bridge, Endpoint, Room
+from confsvc.endpoints.models import Endpoint, Room
 from confsvc.scheduling import cascade, join, participants, visibility
 from confsvc.scheduling import models as scheduling_models
 from confsvc.scheduling.models import Meeting, MeetingStatus, Occurrence, OccurrenceStatus

@@ -18,6 +18,7 @@ from confsvc.live.snapshot import join_for_occurrence
 from confsvc.scheduling.models import Booking, Meeting, MeetingBridge, Occurrence, ResourceKind
 from confsvc.users.models import Role
 from tests.factories import bearer, make_bridge, make_endpoint, make_room, make_unit, make_user, next_monday_local
+from tests.web_support import PASSWORD, csrf_of, login
 
 H = timedelta(hours=1)
 
@@ -41,9 +42,10 @@ def world(engine: Engine) -> dict[str, Any]:
     with make_session(engine) as session:
         pt = _province(session, "25", "Tỉnh Phú Thọ", "MCU Phú Thọ", communes=4, ports=10, base=2500)
         hn = _province(session, "01", "Thành phố Hà Nội", "MCU Hà Nội", communes=4, ports=10, base=100)
-        national = make_user(session, Role.secretariat, username="vanphongchinhphu")
+        national = make_user(session, Role.secretariat, username="vanphongchinhphu", password=PASSWORD)
         assert national.province_id is None
-        province_secretariat = make_user(session, Role.secretariat, province_id=pt["id"])
+        province_secretariat = make_user(session, Role.secretariat, province_id=pt["id"], username="vanphong.phutho",
+                                         password=PASSWORD)
         world = {"pt": pt, "hn": hn, "national": bearer(session, national),
                  "pt_secretariat": bearer(session, province_secretariat)}
         session.commit()
@@ -233,3 +235,67 @@ def test_capacity_cannot_be_lowered_below_sites_and_legs(client: TestClient, eng
     [conflict] = refused.json()["conflicts"]
     assert (conflict["meeting_id"], conflict["ports_in_use"], conflict["port_capacity"]) == (meeting["id"], 4, 3)
     assert lowered.status_code == 200, lowered.text
+
+
+def test_the_invite_the_feed_and_the_letter_list_each_provinces_bridge(client: TestClient, engine: Engine,
+                                                                      world: dict[str, Any]):
+    from confsvc.scheduling import invitation
+
+    pt, hn = world["pt"], world["hn"]
+    booked = client.post("/api/v1/meetings", json=_body(pt["rooms"][0], [hn["rooms"][0]], next_monday_local(),
+                                                        upstream_dial="sip:hoinghi@vpcp.gov.vn"),
+                         headers=world["national"]).json()
+
+    invite = client.get(f"/api/v1/meetings/{booked['id']}/invite.ics", headers=world["national"])
+
+    import icalendar
+
+    [event] = icalendar.Calendar.from_ical(invite.content).walk("VEVENT")
+    description = str(event["DESCRIPTION"])
+    assert "- Chuỗi quay số (SIP): sip:2500@mcu.25.gov.vn" in description
+    assert ("- Điểm cầu thuộc MCU Hà Nội (Thành phố Hà Nội) quay số: SIP sip:100@mcu.01.gov.vn; H.323 901100 "
+            "(Số hội nghị: 100)") in description
+    assert "- Tiếp sóng hội nghị từ điểm cầu chủ trì: sip:hoinghi@vpcp.gov.vn" in description
+    with make_session(engine, write=False) as session:
+        letter = invitation.build(session, session.get(Meeting, booked["id"]), dial_mode="dial_in")
+    assert letter.join_lines[:4] == ["Số hội nghị: 2500", "Thiết bị SIP quay số: sip:2500@mcu.25.gov.vn",
+                                     "Thiết bị H.323 quay số: 9252500",
+                                     "Điểm cầu thuộc MCU Hà Nội quay số: sip:100@mcu.01.gov.vn, 901100 "
+                                     "(số hội nghị 100)"]
+    assert letter.join_lines[-1] == "Tiếp sóng hội nghị từ điểm cầu chủ trì: sip:hoinghi@vpcp.gov.vn"
+
+
+def test_the_web_form_books_a_relay_and_the_meeting_page_shows_it(client: TestClient, engine: Engine,
+                                                                  world: dict[str, Any]):
+    pt = world["pt"]
+    login(client, "vanphong.phutho")
+    page = client.get("/meetings/new")
+    assert 'name="upstream_dial"' in page.text and "Tiếp sóng hội nghị do nơi khác chủ trì" in page.text
+    start = next_monday_local(hour=14)
+    form = {"csrf": csrf_of(page.text), "title": "Tiếp sóng hội nghị Chính phủ", "date": start.strftime("%d/%m/%Y"),
+            "start_time": "14:00", "end_time": "16:00", "check_lead_minutes": "30", "chair_room_id": str(pt["rooms"][0]),
+            "participant_room_ids": [str(r) for r in pt["rooms"][1:]], "upstream_dial": "sip:hoinghi@vpcp.gov.vn"}
+
+    bad = client.post("/meetings/new", data={**form, "upstream_dial": "không hợp lệ"})
+    booked = client.post("/meetings/new", data=form, follow_redirects=False)
+
+    assert bad.status_code == 422 and "Tiếp sóng hội nghị do nơi khác chủ trì (địa chỉ kết nối)" in bad.text
+    assert booked.status_code == 303, booked.text
+    meeting_page = client.get(booked.headers["location"])
+    assert "Tiếp sóng từ điểm cầu chủ trì" in meeting_page.text
+    assert "<code>sip:hoinghi@vpcp.gov.vn</code>" in meeting_page.text
+    meeting_id = int(booked.headers["location"].rsplit("/", 1)[1])
+    assert _ports(engine, meeting_id) == {pt["bridge"]: [(5, 2500)]}
+
+
+def test_the_meeting_page_lists_each_provinces_bridge(client: TestClient, world: dict[str, Any]):
+    pt, hn = world["pt"], world["hn"]
+    booked = client.post("/api/v1/meetings", json=_body(pt["rooms"][0], [hn["rooms"][0]], next_monday_local()),
+                         headers=world["national"]).json()
+    login(client, "vanphongchinhphu")
+
+    page = client.get(f"/meetings/{booked['id']}").text
+
+    assert "Điểm cầu các tỉnh khác quay số MCU của tỉnh mình" in page
+    assert ("<tr><td>MCU Hà Nội</td><td><code>sip:100@mcu.01.gov.vn</code></td><td><code>901100</code></td>"
+            "<td>100</td></tr>") in page
