@@ -406,10 +406,11 @@ def holiday_warnings(plans: list[Plan], zone: ZoneInfo) -> list[dict[str, Any]]:
 
 def numbers_held_by_others(session: Session, settings: Settings, bridge: Bridge, meeting_id: int,
                            ) -> list[tuple[Booking, dict[int, list[repository.Held]]]]:
-    """For each bridge booking of ``meeting_id``: the numbers other meetings hold on ``bridge`` in
+    """For each booking of ``bridge`` by ``meeting_id``: the numbers other meetings hold on ``bridge`` in
     its window, with their holders."""
     own = session.exec(select(Booking).where(Booking.meeting_id == meeting_id,
-                                             Booking.resource_kind == ResourceKind.bridge)
+                                             Booking.resource_kind == ResourceKind.bridge,
+                                             Booking.resource_id == bridge.id)
                        .order_by(Booking.window_start)).all()
     out = []
     for b in own:

@@ -299,3 +299,17 @@ def test_the_meeting_page_lists_each_provinces_bridge(client: TestClient, world:
     assert "Điểm cầu các tỉnh khác quay số MCU của tỉnh mình" in page
     assert ("<tr><td>MCU Hà Nội</td><td><code>sip:100@mcu.01.gov.vn</code></td><td><code>901100</code></td>"
             "<td>100</td></tr>") in page
+
+
+def test_changing_the_roots_number_keeps_the_other_bridges_numbers(client: TestClient, engine: Engine,
+                                                                   world: dict[str, Any]):
+    """The number change rewrote every bridge booking of the meeting, Hà Nội's too, with the root's number."""
+    pt, hn = world["pt"], world["hn"]
+    booked = client.post("/api/v1/meetings", json=_body(pt["rooms"][0], [hn["rooms"][0]], next_monday_local()),
+                         headers=world["national"]).json()
+
+    changed = client.post(f"/api/v1/meetings/{booked['id']}/conference-number", json={"conference_number": 2510},
+                          headers=world["national"])
+
+    assert changed.status_code == 200, changed.text
+    assert _ports(engine, booked["id"]) == {pt["bridge"]: [(2, 2510)], hn["bridge"]: [(2, 100)]}
