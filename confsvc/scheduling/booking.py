@@ -93,18 +93,18 @@ def resolve_participants(session: Session, *, chair_room_id: int, room_ids: list
     if len(set(endpoint_ids)) != len(endpoint_ids):
         raise Invalid("a participant endpoint is listed twice", code="duplicate_participant")
     all_rooms = [chair_room_id, *room_ids]
-    found_rooms = set(session.exec(select(Room.id).where(Room.id.in_(all_rooms))).all())
+    found_rooms = set(session.exec(select(Room.id).where(repository.ids_in(session, Room.id, all_rooms))).all())
     missing_rooms = [r for r in all_rooms if r not in found_rooms]
     if missing_rooms:
         raise Invalid(f"unknown room(s): {', '.join(map(str, missing_rooms))}", code="unknown_room",
                       room_ids=missing_rooms)
     chosen: dict[int, int] = {}
     for endpoint_id, room_id in session.exec(
-            select(Endpoint.id, Endpoint.room_id).where(Endpoint.room_id.in_(all_rooms),
+            select(Endpoint.id, Endpoint.room_id).where(repository.ids_in(session, Endpoint.room_id, all_rooms),
                                                         Endpoint.lifecycle_state == LifecycleState.active)).all():
         chosen[endpoint_id] = room_id
     if endpoint_ids:
-        rows = {e.id: e for e in session.exec(select(Endpoint).where(Endpoint.id.in_(endpoint_ids))).all()}
+        rows = {e.id: e for e in session.exec(select(Endpoint).where(repository.ids_in(session, Endpoint.id, endpoint_ids))).all()}
         missing = [e for e in endpoint_ids if e not in rows]
         if missing:
             raise Invalid(f"unknown endpoint(s): {', '.join(map(str, missing))}", code="unknown_endpoint",

@@ -94,7 +94,7 @@ def unit_provinces(session: Session, unit_ids: set[int]) -> dict[int, int]:
         return {}
     units = Unit.__table__.c
     up = sa.select(units.id.label("origin"), units.id, units.parent_id, units.level).where(
-        units.id.in_(sorted(unit_ids))).cte("up", recursive=True)
+        repository.ids_in(session, units.id, unit_ids)).cte("up", recursive=True)
     up = up.union_all(sa.select(up.c.origin, units.id, units.parent_id, units.level)
                       .where(units.id == up.c.parent_id))
     rows = session.exec(sa.select(up.c.origin, up.c.id).where(up.c.level == UnitLevel.province.name)).all()
@@ -121,8 +121,8 @@ def locate(session: Session, plans: list[Plan]) -> Sites:
     endpoint_ids = sorted({e for p in plans for e in p.participants.endpoint_ids})
     room_ids = sorted({p.participants.chair_room_id for p in plans})
     rows = session.exec(select(Endpoint.id, Endpoint.room_id, Room.unit_id).join(Room, Room.id == Endpoint.room_id)
-                        .where(Endpoint.id.in_(endpoint_ids))).all() if endpoint_ids else []
-    chairs = session.exec(select(Room.id, Room.unit_id).where(Room.id.in_(room_ids))).all()
+                        .where(repository.ids_in(session, Endpoint.id, endpoint_ids))).all() if endpoint_ids else []
+    chairs = session.exec(select(Room.id, Room.unit_id).where(repository.ids_in(session, Room.id, room_ids))).all()
     provinces = unit_provinces(session, {u for _e, _r, u in rows} | {u for _r, u in chairs})
     return Sites({e: provinces.get(u) for e, _r, u in rows}, {r: provinces.get(u) for r, u in chairs})
 
@@ -335,7 +335,7 @@ def room_bridges(session: Session, meeting: Meeting, occurrence_id: int | None, 
         return {}
     if not tree.cascaded:
         return {r: (tree.root, None) for r in room_ids}
-    units = dict(session.exec(select(Room.id, Room.unit_id).where(Room.id.in_(sorted(room_ids)))).all())
+    units = dict(session.exec(select(Room.id, Room.unit_id).where(repository.ids_in(session, Room.id, room_ids))).all())
     provinces = unit_provinces(session, set(units.values()))
     booked: dict[int, int | None] = {}
     if occurrence_id is not None:
