@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from confsvc.config import Settings
 from confsvc.endpoints.models import Bridge, Endpoint, Room, Unit, UnitLevel
@@ -56,8 +56,8 @@ def wishes_of(session: Session, meeting: Meeting, *, bridge_id: int | None = Non
     """The wishes of an existing ``meeting`` being re-booked: its root (or ``bridge_id``), its other
     bridges named for their provinces (``province_bridges`` wins), their numbers and the meeting's kept."""
     rows = session.exec(select(MeetingBridge.bridge_id, MeetingBridge.conference_number, Bridge.unit_id)
-                        .join(Bridge, Bridge.id == MeetingBridge.bridge_id)
-                        .where(MeetingBridge.meeting_id == meeting.id)).all()
+                        .join(Bridge, col(Bridge.id) == col(MeetingBridge.bridge_id))
+                        .where(col(MeetingBridge.meeting_id) == meeting.id)).all()
     named = {unit_id: b for b, _n, unit_id in rows if unit_id is not None}
     named.update(province_bridges or {})
     return Wishes(bridge_id=bridge_id if bridge_id is not None else meeting.bridge_id, province_bridges=named,
@@ -92,12 +92,12 @@ def unit_provinces(session: Session, unit_ids: set[int]) -> dict[int, int]:
     CTE; a unit under no province is left out."""
     if not unit_ids:
         return {}
-    units = Unit.__table__.c
+    units = sa.inspect(Unit).local_table.c
     up = sa.select(units.id.label("origin"), units.id, units.parent_id, units.level).where(
         repository.ids_in(session, units.id, unit_ids)).cte("up", recursive=True)
     up = up.union_all(sa.select(up.c.origin, units.id, units.parent_id, units.level)
                       .where(units.id == up.c.parent_id))
-    rows = session.exec(sa.select(up.c.origin, up.c.id).where(up.c.level == UnitLevel.province.name)).all()
+    rows = session.execute(sa.select(up.c.origin, up.c.id).where(up.c.level == UnitLevel.province.name)).all()
     return {origin: province for origin, province in rows}
 
 
@@ -120,11 +120,13 @@ def locate(session: Session, plans: list[Plan]) -> Sites:
     """Two queries whatever the number of sites: endpoints with their rooms' units, then the units' provinces."""
     endpoint_ids = sorted({e for p in plans for e in p.participants.endpoint_ids})
     room_ids = sorted({p.participants.chair_room_id for p in plans})
-    rows = session.exec(select(Endpoint.id, Endpoint.room_id, Room.unit_id).join(Room, Room.id == Endpoint.room_id)
+    rows = session.exec(select(col(Endpoint.id), Endpoint.room_id, Room.unit_id)
+                        .join(Room, col(Room.id) == col(Endpoint.room_id))
                         .where(repository.ids_in(session, Endpoint.id, endpoint_ids))).all() if endpoint_ids else []
-    chairs = session.exec(select(Room.id, Room.unit_id).where(repository.ids_in(session, Room.id, room_ids))).all()
+    chairs = session.exec(select(col(Room.id), Room.unit_id).where(repository.ids_in(session, Room.id, room_ids))).all()
     provinces = unit_provinces(session, {u for _e, _r, u in rows} | {u for _r, u in chairs})
-    return Sites({e: provinces.get(u) for e, _r, u in rows}, {r: provinces.get(u) for r, u in chairs})
+    return Sites({e: provinces.get(u) for e, _r, u in rows if e is not None},
+                 {r: provinces.get(u) for r, u in chairs if r is not None})
 
 
 # ---------------------------------------------------------------- choosing
@@ -150,7 +152,7 @@ def choose_bridges(session: Session, settings: Settings, plans: list[Plan], name
         raise Invalid(f"at most {MAX_NAMED} provinces may name a bridge", code="too_many_provinces")
     sites = locate(session, plans) if plans else Sites({}, {})
     root_province = sites.chair_province(plans[0]) if plans else None
-    spread = {p for plan in plans for p in sites.per_province(plan)} - {None, root_province}
+    spread = {p for plan in plans for p in sites.per_province(plan) if p is not None and p != root_province}
     root_named = wishes.bridge_id if wishes.bridge_id is not None else (
         wishes.province_bridges.get(root_province) if root_province is not None else None)
     if not spread:
@@ -160,13 +162,13 @@ def choose_bridges(session: Session, settings: Settings, plans: list[Plan], name
     candidates = _candidates(session, wishes, root_province, root_named, spread, allowed)
     choice = _choose(session, settings, plans, sites, wishes, root_province, candidates)
     if lock:
-        chosen = sorted({choice.bridge.id, *choice.legs}) if choice.bridge is not None else []
-        session.execute(select(Bridge.id).where(Bridge.id.in_(chosen)).order_by(Bridge.id)
+        chosen = sorted({b.id for b in [choice.bridge] if b is not None and b.id is not None} | set(choice.legs))
+        session.execute(select(col(Bridge.id)).where(col(Bridge.id).in_(chosen)).order_by(col(Bridge.id))
                         .with_for_update(key_share=True))
         if session.get_bind().dialect.name == "postgresql":  # what was read may have changed before the lock
             fixed: dict[int | None, list[Bridge]] = {p: [] for p in candidates.by_province}
             fixed.update({leg.province_id: [leg.bridge] for leg in choice.legs.values()})
-            fixed[None] = [choice.bridge]
+            fixed[None] = [choice.bridge] if choice.bridge is not None else []
             choice = _choose(session, settings, plans, sites, wishes, root_province,
                              _Candidates(fixed, candidates.provinces))
     return choice
@@ -185,10 +187,10 @@ def _candidates(session: Session, wishes: Wishes, root_province: int | None, roo
     involved = sorted(spread | ({root_province} if root_province is not None else set()))
     named_ids = {b for p, b in wishes.province_bridges.items() if p in spread} | (
         {root_named} if root_named is not None else set())
-    rows = session.exec(select(Bridge).where(Bridge.active == sa.true(), allowed, sa.or_(
-        Bridge.unit_id.in_(involved), Bridge.unit_id.is_(None), Bridge.id.in_(sorted(named_ids))))
-        .order_by(Bridge.id)).all()
-    by_id = {b.id: b for b in rows}
+    rows = session.exec(select(Bridge).where(col(Bridge.active) == sa.true(), allowed, sa.or_(
+        col(Bridge.unit_id).in_(involved), col(Bridge.unit_id).is_(None), col(Bridge.id).in_(sorted(named_ids))))
+        .order_by(col(Bridge.id))).all()
+    by_id = {b.id: b for b in rows if b.id is not None}
     missing = sorted(b for b in named_ids if b not in by_id)
     if missing:
         raise Invalid(f"bridge {missing[0]} does not exist or is inactive", code="unknown_bridge")
@@ -205,13 +207,14 @@ def _candidates(session: Session, wishes: Wishes, root_province: int | None, roo
                      + [b for b in rows if b.unit_id is None])
     if not out[None]:
         raise Invalid("no active bridge (MCU) is configured", code="no_bridge")
-    provinces = dict(session.exec(select(Unit.id, Unit.name).where(Unit.id.in_(involved))).all())
+    provinces = {u: name for u, name in session.exec(select(col(Unit.id), Unit.name)
+                                                      .where(col(Unit.id).in_(involved))).all() if u is not None}
     return _Candidates(out, provinces)
 
 
 def _choose(session: Session, settings: Settings, plans: list[Plan], sites: Sites, wishes: Wishes,
             root_province: int | None, candidates: _Candidates) -> CascadeChoice:
-    every = sorted({b.id for bridges in candidates.by_province.values() for b in bridges})
+    every = sorted({b.id for bridges in candidates.by_province.values() for b in bridges if b.id is not None})
     held: list[dict[int, list[repository.Held]]] = []
     for plan in plans:  # one query per occurrence for every candidate bridge
         per_bridge: dict[int, list[repository.Held]] = {b: [] for b in every}
@@ -241,19 +244,21 @@ def _choose(session: Session, settings: Settings, plans: list[Plan], sites: Site
         for j, i in enumerate(indexes):
             conflicts.setdefault(i, []).extend(answer.conflicts.get(j, []))
             number = answer.numbers.get(j)
-            per_plan[i][answer.bridge.id] = (requested[j], number)
+            per_plan[i][_id(answer.bridge)] = (requested[j], number)
             children[i] += 1
-        legs[answer.bridge.id] = Leg(answer.bridge, province, -1, answer.conference_number)
+        assert answer.bridge is not None
+        legs[_id(answer.bridge)] = Leg(answer.bridge, province, -1, answer.conference_number)
     requested = [bridge_ports(on_root[i], child_legs=children[i], parent_leg=wishes.upstream)
                  for i in range(len(plans))]
     root_name = candidates.provinces.get(root_province) if root_province is not None else None
-    keep = {} if wishes.keep_number is None else {b.id: wishes.keep_number for b in candidates.by_province[None]}
-    root = _first_fit(session, settings, candidates.by_province[None], plans, held, list(range(len(plans))), requested, keep,
-                      root_name, own_numbers=True)
+    keep = {} if wishes.keep_number is None else {
+        _id(b): wishes.keep_number for b in candidates.by_province[None]}
+    root = _first_fit(session, settings, candidates.by_province[None], plans, held, list(range(len(plans))),
+                      requested, keep, root_name, own_numbers=True)
     for i in range(len(plans)):
         conflicts.setdefault(i, []).extend(root.conflicts.get(i, []))
-        per_plan[i][root.bridge.id] = (requested[i], root.numbers.get(i))
-    legs = {b: replace(leg, parent_id=root.bridge.id) for b, leg in legs.items()}
+        per_plan[i][_id(root.bridge)] = (requested[i], root.numbers.get(i))
+    legs = {b: replace(leg, parent_id=_id(root.bridge)) for b, leg in legs.items()}
     return CascadeChoice(root.bridge, root.conference_number, {i: c for i, c in conflicts.items() if c},
                          root.numbers, legs=legs, per_plan=per_plan)
 
@@ -266,9 +271,9 @@ def _first_fit(session: Session, settings: Settings, bridges: list[Bridge], plan
     first: BridgeChoice | None = None
     for bridge in bridges:
         check = booking.bridge_check(session, settings, bridge, plans,
-                                     holdings=[held[i][bridge.id] for i in indexes], requested=requested,
+                                     holdings=[held[i][_id(bridge)] for i in indexes], requested=requested,
                                      province_name=province_name)
-        answer = booking.numbers_for(settings, bridge, plans, keep_numbers.get(bridge.id), *check,
+        answer = booking.numbers_for(settings, bridge, plans, keep_numbers.get(_id(bridge)), *check,
                                      own_numbers=own_numbers)
         if province_name is not None:
             answer.conflicts = {j: [c if c.province_name else replace(c, province_name=province_name) for c in cs]
@@ -280,6 +285,12 @@ def _first_fit(session: Session, settings: Settings, bridges: list[Bridge], plan
     return first
 
 
+def _id(bridge: Bridge | None) -> int:
+    """A stored bridge's id (every bridge here was read from the database)."""
+    assert bridge is not None and bridge.id is not None
+    return bridge.id
+
+
 # ---------------------------------------------------------------- writing and reading the tree
 
 def save_tree(session: Session, meeting: Meeting, choice: BridgeChoice, *, replace_all: bool = True) -> None:
@@ -288,10 +299,11 @@ def save_tree(session: Session, meeting: Meeting, choice: BridgeChoice, *, repla
     occurrence's own booking only adds."""
     legs = choice.legs if isinstance(choice, CascadeChoice) else {}
     if replace_all:
-        session.execute(sa.delete(MeetingBridge).where(MeetingBridge.meeting_id == meeting.id))
+        session.execute(sa.delete(MeetingBridge).where(col(MeetingBridge.meeting_id) == meeting.id))
         present: set[int] = set()
     else:
-        present = set(session.exec(select(MeetingBridge.bridge_id).where(MeetingBridge.meeting_id == meeting.id)).all())
+        present = set(session.exec(select(MeetingBridge.bridge_id)
+                                   .where(col(MeetingBridge.meeting_id) == meeting.id)).all())
     rows = [{"meeting_id": meeting.id, "bridge_id": b, "parent_bridge_id": leg.parent_id,
              "conference_number": leg.number} for b, leg in sorted(legs.items()) if b not in present]
     if rows:
@@ -317,11 +329,12 @@ class Tree:
 def tree_of(session: Session, meeting: Meeting) -> Tree:
     """The bridges of ``meeting`` (two queries)."""
     root = session.get(Bridge, meeting.bridge_id) if meeting.bridge_id is not None else None
-    rows = session.exec(select(MeetingBridge, Bridge).join(Bridge, Bridge.id == MeetingBridge.bridge_id)
-                        .where(MeetingBridge.meeting_id == meeting.id).order_by(MeetingBridge.bridge_id)).all()
-    return Tree(root, {b.id: (b, mb.conference_number) for mb, b in rows},
+    rows = session.exec(select(MeetingBridge, Bridge).join(Bridge, col(Bridge.id) == col(MeetingBridge.bridge_id))
+                        .where(col(MeetingBridge.meeting_id) == meeting.id)
+                        .order_by(col(MeetingBridge.bridge_id))).all()
+    return Tree(root, {mb.bridge_id: (b, mb.conference_number) for mb, b in rows},
                 {mb.bridge_id: mb.parent_bridge_id for mb, _b in rows},
-                {b.unit_id: b.id for _mb, b in rows if b.unit_id is not None})
+                {b.unit_id: mb.bridge_id for mb, b in rows if b.unit_id is not None})
 
 
 def room_bridges(session: Session, meeting: Meeting, occurrence_id: int | None, room_ids: set[int],

@@ -31,8 +31,9 @@ def meeting_public(session: Session, meeting: Meeting) -> dict[str, Any]:
     data["participant_endpoint_ids"] = participant_ids(session, meeting.id)
     tree = cascade.tree_of(session, meeting) if meeting.bridge_id is not None else None
     data["cascade_bridges"] = [
-        {"bridge_id": b.id, "bridge_name": b.name, "province_id": b.unit_id, "parent_bridge_id": tree.parent[b.id],
-         "conference_number": number} for b, number in tree.others.values()] if tree is not None else []
+        {"bridge_id": bridge_id, "bridge_name": b.name, "province_id": b.unit_id,
+         "parent_bridge_id": tree.parent[bridge_id], "conference_number": number}
+        for bridge_id, (b, number) in tree.others.items()] if tree is not None else []
     return data
 
 
