@@ -313,3 +313,86 @@ def test_changing_the_roots_number_keeps_the_other_bridges_numbers(client: TestC
 
     assert changed.status_code == 200, changed.text
     assert _ports(engine, booked["id"]) == {pt["bridge"]: [(2, 2510)], hn["bridge"]: [(2, 100)]}
+
+
+def test_a_bridge_named_for_a_province_is_used_and_must_be_of_that_province(client: TestClient, engine: Engine,
+                                                                          world: dict[str, Any]):
+    pt, hn = world["pt"], world["hn"]
+    with make_session(engine) as session:
+        second = make_bridge(session, name="MCU Hà Nội 2", unit_id=hn["id"], port_capacity=50,
+                             sip_domain="mcu2.01.gov.vn", conference_number_min=300, conference_number_max=399).id
+        session.commit()
+    body = _body(pt["rooms"][0], hn["rooms"][:2], next_monday_local())
+
+    wrong = client.post("/api/v1/meetings", json={**body, "province_bridges": {str(hn["id"]): pt["bridge"]}},
+                        headers=world["national"])
+    named = client.post("/api/v1/meetings", json={**body, "province_bridges": {str(hn["id"]): second}},
+                        headers=world["national"])
+
+    assert (wrong.status_code, wrong.json()["code"]) == (422, "bridge_not_of_province")
+    assert named.status_code == 201, named.text
+    assert _ports(engine, named.json()["id"]) == {pt["bridge"]: [(2, 2500)], second: [(3, 300)]}
+
+
+def test_a_relay_becomes_a_meeting_chaired_here_and_frees_the_leg(client: TestClient, engine: Engine,
+                                                                 world: dict[str, Any]):
+    pt = world["pt"]
+    meeting = client.post("/api/v1/meetings", json=_body(pt["rooms"][0], pt["rooms"][1:2], next_monday_local(),
+                                                         upstream_dial="+84243000111"),
+                          headers=world["pt_secretariat"]).json()
+    assert (meeting["upstream_dial"], _ports(engine, meeting["id"])) == ("+84243000111", {pt["bridge"]: [(3, 2500)]})
+
+    edited = client.patch(f"/api/v1/meetings/{meeting['id']}", json={"upstream_dial": ""},
+                          headers=world["pt_secretariat"])
+
+    assert edited.status_code == 200, edited.text
+    assert (edited.json()["upstream_dial"], edited.json()["sequence"]) == (None, meeting["sequence"] + 1)
+    assert _ports(engine, meeting["id"]) == {pt["bridge"]: [(2, 2500)]}
+
+
+def test_racing_cascaded_bookings_for_the_last_ports_of_one_bridge_one_wins(settings, engine: Engine,
+                                                                          world: dict[str, Any]):
+    """SPEC rule 7 with cascades: four national meetings at once, each needing 4 of Hà Nội's 6 ports."""
+    import threading
+    from collections import Counter
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    from confsvc.endpoints.models import Bridge
+    from tests.scheduling.test_scheduling_race import _serve
+
+    pt, hn = world["pt"], world["hn"]
+    with make_session(engine) as session:
+        session.get(Bridge, hn["bridge"]).port_capacity = 6
+        sites = []
+        for n in range(4):  # a Hà Nội room with 3 endpoints per racer: 3 sites + 1 leg on Hà Nội's bridge
+            room = make_room(session, make_unit(session, code=f"0180{n}", name=f"Phường Thử {n}", parent_id=hn["id"]))
+            for _ in range(3):
+                make_endpoint(session, room)
+            sites.append(room.id)
+        session.commit()
+    start = next_monday_local(hour=9)
+    bodies = [_body(pt["rooms"][n], [sites[n]], start, title=f"Họp liên tỉnh {n}") for n in range(4)]
+    server, thread, base, sock = _serve(settings, engine)
+    try:
+        barrier = threading.Barrier(4)
+        with httpx.Client(base_url=base, headers=world["national"], timeout=120) as http:
+            def post(body: dict[str, Any]) -> httpx.Response:
+                barrier.wait()
+                return http.post("/api/v1/meetings", json=body)
+
+            with ThreadPoolExecutor(4) as pool:
+                responses = list(pool.map(post, bodies))
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+
+    assert Counter(r.status_code for r in responses) == {201: 1, 409: 3}, [r.text for r in responses][:2]
+    refused = [r.json()["conflicts"] for r in responses if r.status_code == 409]
+    assert all(c[0]["resource_name"] == "MCU Hà Nội" and c[0]["ports_free"] == 2 for c in refused)
+    with make_session(engine, write=False) as session:
+        held = session.exec(select(Booking.ports).where(Booking.resource_id == hn["bridge"],
+                                                        Booking.resource_kind == ResourceKind.bridge)).all()
+    assert held == [4]
