@@ -104,7 +104,8 @@ def resolve_participants(session: Session, *, chair_room_id: int, room_ids: list
                                                         Endpoint.lifecycle_state == LifecycleState.active)).all():
         chosen[endpoint_id] = room_id
     if endpoint_ids:
-        rows = {e.id: e for e in session.exec(select(Endpoint).where(repository.ids_in(session, Endpoint.id, endpoint_ids))).all()}
+        rows = {e.id: e for e in session.exec(
+            select(Endpoint).where(repository.ids_in(session, Endpoint.id, endpoint_ids))).all()}
         missing = [e for e in endpoint_ids if e not in rows]
         if missing:
             raise Invalid(f"unknown endpoint(s): {', '.join(map(str, missing))}", code="unknown_endpoint",

@@ -199,7 +199,9 @@ def _candidates(session: Session, wishes: Wishes, root_province: int | None, roo
         named = wishes.province_bridges.get(province)
         if named is not None and by_id[named].unit_id != province:
             raise Invalid(f"bridge {named} does not belong to province {province}", code="bridge_not_of_province")
-        out[province] = [by_id[named]] if named is not None else [b for b in rows if b.unit_id == province]
+        # Never the root itself (a chair moved to another province keeps the meeting's root): those sites join it.
+        out[province] = [b for b in ([by_id[named]] if named is not None else
+                                     [b for b in rows if b.unit_id == province]) if b.id != root_named]
     if root_named is not None:
         out[None] = [by_id[root_named]]
     else:
