@@ -78,6 +78,7 @@
     if (/^\d+$/.test(val('check_lead_minutes'))) { p.check_lead_minutes = +val('check_lead_minutes'); }
     if (val('bridge_id')) { p.bridge_id = +val('bridge_id'); }
     if (/^\d$/.test(val('priority'))) { p.priority = +val('priority'); }
+    if (val('upstream_dial').trim()) { p.upstream_dial = val('upstream_dial').trim(); }
     if (rule) { p.rrule = rule; }
     return p;
   }

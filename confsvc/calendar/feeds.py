@@ -41,6 +41,7 @@ from confsvc.errors import NotFound
 from confsvc.scheduling import join, participants, recurrence, visibility
 from confsvc.scheduling.models import (
     Meeting,
+    MeetingBridge,
     MeetingParticipant,
     MeetingStatus,
     Occurrence,
@@ -76,6 +77,7 @@ def _document(body: bytes, last_modified: datetime) -> Document:
 #: Tables read by the calendars, as Core columns: a feed reads thousands of rows, so no ORM objects.
 _M, _O = Meeting.__table__.c, Occurrence.__table__.c
 _MP, _OP = MeetingParticipant.__table__.c, OccurrenceParticipant.__table__.c
+_MB = MeetingBridge.__table__.c
 _E, _R, _U, _B, _P = Endpoint.__table__.c, Room.__table__.c, Unit.__table__.c, Bridge.__table__.c, User.__table__.c
 
 
@@ -254,6 +256,17 @@ class _Loader:
             sa.select(_U.id, _U.name).where(_U.id.in_({r.unit_id for r in self.rooms.values()} | former_units)))}
         self.bridges = {b.id: b for b in execute(sa.select(_B.id, _B.sip_domain, _B.h323_prefix).where(
             _B.id.in_({m.bridge_id for m in meetings if m.bridge_id})))}
+        # Cascaded meetings' other bridges and relays' upstream chairs (issue 14): two small reads.
+        self.cascade: dict[int, list[tuple[str, tuple[str, str], int | None]]] = {}
+        for meeting_id, name, unit_name, sip_domain, h323_prefix, number in execute(
+                sa.select(_MB.meeting_id, _B.name, _U.name, _B.sip_domain, _B.h323_prefix, _MB.conference_number)
+                .join_from(MeetingBridge.__table__, Bridge.__table__, _B.id == _MB.bridge_id)
+                .outerjoin(Unit.__table__, _U.id == _B.unit_id)
+                .where(_MB.meeting_id.in_(in_ids)).order_by(_MB.meeting_id, _MB.bridge_id)):
+            label = f"{name} ({unit_name})" if unit_name else name
+            self.cascade.setdefault(meeting_id, []).append((label, (sip_domain, h323_prefix), number))
+        self.upstream = dict(execute(sa.select(_M.id, _M.upstream_dial).where(
+            _M.id.in_(in_ids), _M.upstream_dial.is_not(None))).all())
         self.users = {u.id: u for u in execute(sa.select(_P.id, _P.full_name, _P.email).where(
             _P.id.in_({m.organizer_user_id for m in meetings if m.organizer_user_id})))}
 
@@ -359,6 +372,9 @@ def _meeting_cal(loader: _Loader, settings: Settings, meeting: _MeetingRec, *, b
     if meeting.confidential and not visibility.sees_details(audience, confidential=True, participant_unit_ids={
             loader.rooms[r].unit_id for o in occs for r in o.room_ids} | {loader.rooms[meeting.chair_room_id].unit_id}):
         title, description, join = visibility.CONFIDENTIAL_TITLE, "", None
+    others = tuple((label, ical.JoinDetails(conference_number=number, sip_domain=domain, h323_prefix=prefix,
+                                            pin=join.pin)) for label, (domain, prefix), number in
+                   loader.cascade.get(meeting.id, ())) if join is not None else ()
     updated = max([meeting.updated_at, *(o.row.updated_at for o in occs)])
     return ical.MeetingCal(
         uid=meeting.uid, title=title, description=description, status=meeting.status,
@@ -368,7 +384,8 @@ def _meeting_cal(loader: _Loader, settings: Settings, meeting: _MeetingRec, *, b
         organizer_email=(organizer.email if organizer and organizer.email else settings.calendar_organizer_email),
         join=join, url=f"{base_url.rstrip('/')}/api/v1/meetings/{meeting.id}",
         rrule=recurrence.publishable(meeting.rrule, meeting.timezone) if meeting.rrule else None,
-        exdates=tuple(sorted(exdates)), exceptions=exceptions, rdates=rdates)
+        exdates=tuple(sorted(exdates)), exceptions=exceptions, rdates=rdates, cascade=others,
+        upstream_dial=loader.upstream.get(meeting.id) if join is not None else None)
 
 
 # ---------------------------------------------------------------- invites

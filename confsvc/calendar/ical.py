@@ -121,6 +121,11 @@ class MeetingCal:
     exdates: tuple[datetime, ...] = ()
     exceptions: tuple[Instance, ...] = field(default=())
     rdates: tuple[datetime, ...] = ()
+    #: A cascaded meeting's other bridges (issue 14): (label, how its sites dial it), by bridge id; the
+    #: sites of each province dial their own province's bridge, the others ``join``.
+    cascade: tuple[tuple[str, JoinDetails], ...] = ()
+    #: A relay's external chair (issue 14), which the root bridge dials.
+    upstream_dial: str | None = None
 
     def __hash__(self) -> int:
         # Equal views have equal hashes from these few fields alone; hashing every nested
@@ -180,6 +185,14 @@ def join_text(meeting: MeetingCal, instance: Instance) -> str:
         lines.append("- " + join_lines.conference_line(join.conference_number))
     if join is not None and join.pin:
         lines.append("- " + join_lines.pin_line(join.pin))
+    for label, other in meeting.cascade if join is not None else ():
+        dial = "; ".join(d for d in (f"SIP {other.sip_uri}" if other.sip_uri else "",
+                                      f"H.323 {other.h323_number}" if other.h323_number else "") if d)
+        lines.append(f"- Điểm cầu thuộc {label} quay số: {dial}"
+                     + (f" ({join_lines.conference_line(other.conference_number)})"
+                        if other.conference_number is not None else ""))
+    if meeting.upstream_dial and join is not None:
+        lines.append("- " + join_lines.upstream_line(meeting.upstream_dial))
     lines.append("- " + join_lines.check_line(_local(check_at, zone), meeting.check_lead_minutes))
     others = [p.label for p in instance.rooms if p.room_id != instance.chair.room_id]
     if others:

@@ -15,8 +15,8 @@ from sqlmodel import Session, select
 
 from confsvc import events
 from confsvc.clock import iso_utc
-from confsvc.endpoints.models import Bridge, Endpoint, Room
-from confsvc.scheduling import join, participants, visibility
+from confsvc.endpoints.models import Endpoint, Room
+from confsvc.scheduling import cascade, join, participants, visibility
 from confsvc.scheduling import models as scheduling_models
 from confsvc.scheduling.models import Meeting, MeetingStatus, Occurrence, OccurrenceStatus
 
@@ -56,15 +56,23 @@ def join_for_occurrence(session: Session, meeting: Meeting, occ: Occurrence,
     if not wanted:
         return []
     rooms = {r.id: r for r in session.exec(select(Room).where(Room.id.in_(wanted))).all()}
-    bridge = session.get(Bridge, meeting.bridge_id) if meeting.bridge_id else None
-    details = join.JoinDetails(conference_number=occ.number(meeting), sip_domain=bridge.sip_domain,
-                               h323_prefix=bridge.h323_prefix, pin=meeting.pin) if bridge else None
+    # Each room dials the bridge it joins (issue 14: its own province's in a cascaded meeting).
+    bridges = cascade.room_bridges(session, meeting, occ.id, set(wanted))
+
+    def details(room_id: int) -> join.JoinDetails | None:
+        if room_id not in bridges:
+            return None
+        bridge, number = bridges[room_id]
+        return join.JoinDetails(conference_number=occ.number(meeting) if number is None else number,
+                                sip_domain=bridge.sip_domain, h323_prefix=bridge.h323_prefix, pin=meeting.pin)
+
     return [join.instructions(
         meeting_id=meeting.id, occurrence_id=occ.id, title=meeting.title, start=occ.start, end=occ.end,
         check_lead_minutes=meeting.check_lead_minutes, timezone=meeting.timezone, room_id=room_id,
-        room_name=rooms[room_id].name, chair_room_id=chair, details=details,
+        room_name=rooms[room_id].name, chair_room_id=chair, details=details(room_id),
         endpoints=[join.EndpointRef(e.id, e.name, e.protocol.value, e.dial_address) for e in by_room[room_id]],
-        dial_mode=_dial_mode["value"]) for room_id in wanted]
+        dial_mode=_dial_mode["value"], upstream_dial=meeting.upstream_dial,
+        bridge_name=bridges[room_id][0].name if room_id in bridges else None) for room_id in wanted]
 
 
 def record_join_instructions(session: Session, event: events.Event) -> None:

@@ -25,7 +25,15 @@ from confsvc.config import Settings
 from confsvc.endpoints.models import Bridge, Endpoint, LifecycleState, Room
 from confsvc.errors import Invalid
 from confsvc.scheduling import repository
-from confsvc.scheduling.conflicts import Conflict, Other, Window, booking_window, make_conflict, port_overloads
+from confsvc.scheduling.conflicts import (
+    Conflict,
+    Other,
+    Window,
+    booking_window,
+    bridge_ports,
+    make_conflict,
+    port_overloads,
+)
 from confsvc.scheduling.errors import BookingConflict
 from confsvc.scheduling.models import Booking, Meeting, Occurrence, ResourceKind
 
@@ -51,10 +59,16 @@ class Plan:
     occurrence: Occurrence | None = None
     conflicts: list[Conflict] = field(default_factory=list)
     conference_number: int | None = None
+    #: A relay (issue 14): the root bridge also holds the leg to the upstream chair outside confsvc.
+    upstream_leg: bool = False
+    #: A cascaded meeting's bridges for this occurrence: bridge id → (ports, conference number), the root
+    #: included (``cascade.choose_bridges``); None: the meeting's one bridge holds :attr:`ports`.
+    cascade: dict[int, tuple[int, int | None]] | None = None
 
     @property
     def ports(self) -> int:
-        return len(self.participants.endpoint_ids)
+        """Ports of the meeting's one bridge: every site endpoint, and the relay's upstream leg."""
+        return bridge_ports(len(self.participants.endpoint_ids), parent_leg=self.upstream_leg)
 
 
 def max_window(settings: Settings) -> timedelta:
@@ -79,18 +93,19 @@ def resolve_participants(session: Session, *, chair_room_id: int, room_ids: list
     if len(set(endpoint_ids)) != len(endpoint_ids):
         raise Invalid("a participant endpoint is listed twice", code="duplicate_participant")
     all_rooms = [chair_room_id, *room_ids]
-    found_rooms = set(session.exec(select(Room.id).where(Room.id.in_(all_rooms))).all())
+    found_rooms = set(session.exec(select(Room.id).where(repository.ids_in(session, Room.id, all_rooms))).all())
     missing_rooms = [r for r in all_rooms if r not in found_rooms]
     if missing_rooms:
         raise Invalid(f"unknown room(s): {', '.join(map(str, missing_rooms))}", code="unknown_room",
                       room_ids=missing_rooms)
     chosen: dict[int, int] = {}
     for endpoint_id, room_id in session.exec(
-            select(Endpoint.id, Endpoint.room_id).where(Endpoint.room_id.in_(all_rooms),
+            select(Endpoint.id, Endpoint.room_id).where(repository.ids_in(session, Endpoint.room_id, all_rooms),
                                                         Endpoint.lifecycle_state == LifecycleState.active)).all():
         chosen[endpoint_id] = room_id
     if endpoint_ids:
-        rows = {e.id: e for e in session.exec(select(Endpoint).where(Endpoint.id.in_(endpoint_ids))).all()}
+        rows = {e.id: e for e in session.exec(
+            select(Endpoint).where(repository.ids_in(session, Endpoint.id, endpoint_ids))).all()}
         missing = [e for e in endpoint_ids if e not in rows]
         if missing:
             raise Invalid(f"unknown endpoint(s): {', '.join(map(str, missing))}", code="unknown_endpoint",
@@ -182,17 +197,24 @@ def _resource_conflicts(session: Session, settings: Settings, plans: list[Plan],
                                             names.get(b.resource_kind, b.resource_id), overlap, held))
 
 
-def _bridge_check(session: Session, settings: Settings, bridge: Bridge, plans: list[Plan],
-                  ) -> tuple[dict[int, list[Conflict]], list[dict[int, list[repository.Held]]]]:
+def bridge_check(session: Session, settings: Settings, bridge: Bridge, plans: list[Plan], *,
+                 holdings: list[list[repository.Held]] | None = None, requested: list[int] | None = None,
+                 province_name: str | None = None,
+                 ) -> tuple[dict[int, list[Conflict]], list[dict[int, list[repository.Held]]]]:
     """Port conflicts per plan index, and per plan the conference numbers in use with their holders.
 
     A port conflict names the interval(s) where the peak would exceed the capacity and the
     occurrences holding ports there (SPEC rules 2, 8; :func:`conflicts.port_overloads`).
+    ``holdings``: each plan's bookings of this bridge, read already (one query for many bridges:
+    ``cascade``); ``requested``: each plan's ports on it (default :attr:`Plan.ports`);
+    ``province_name``: named in the conflicts (a cascaded meeting's bridge of a province).
     """
     conflicts: dict[int, list[Conflict]] = {}
     used: list[dict[int, list[repository.Held]]] = []
     for index, plan in enumerate(plans):
-        rows = repository.holdings(session, [(ResourceKind.bridge, [bridge.id])], plan.window, max_window(settings))
+        rows = holdings[index] if holdings is not None else repository.holdings(
+            session, [(ResourceKind.bridge, [bridge.id])], plan.window, max_window(settings))
+        wanted = requested[index] if requested is not None else plan.ports
         numbers: dict[int, list[repository.Held]] = {}
         for held in rows:
             if held.booking.conference_number is not None:
@@ -200,10 +222,10 @@ def _bridge_check(session: Session, settings: Settings, bridge: Bridge, plans: l
         used.append(numbers)
         overloads = port_overloads(plan.window, [(Window(h.booking.window_start, h.booking.window_end),
                                                   h.booking.ports, i) for i, h in enumerate(rows)],
-                                   requested=plan.ports, capacity=bridge.port_capacity)
+                                   requested=wanted, capacity=bridge.port_capacity)
         for overload in overloads:
             ports = {"port_capacity": bridge.port_capacity, "ports_in_use": overload.in_use,
-                     "ports_requested": plan.ports}
+                     "ports_requested": wanted, "province_name": province_name}
             items = [_conflict(plan, settings.zone, ResourceKind.bridge, bridge.id, bridge.name, overload.window,
                                rows[int(i)], **ports) for i in overload.holders]
             conflicts.setdefault(index, []).extend(items or [_conflict(
@@ -261,7 +283,7 @@ def choose_bridge(session: Session, settings: Settings, plans: list[Plan], names
     first: BridgeChoice | None = None
     while True:
         bridge = candidates[-1]
-        choice = _numbers(settings, bridge, plans, keep_number, *_bridge_check(session, settings, bridge, plans))
+        choice = numbers_for(settings, bridge, plans, keep_number, *bridge_check(session, settings, bridge, plans))
         if not choice.conflicts:
             return choice
         first = first or choice
@@ -273,12 +295,16 @@ def choose_bridge(session: Session, settings: Settings, plans: list[Plan], names
         candidates.append(repository.lock_bridge(session, next_id) if lock else session.get(Bridge, next_id))
 
 
-def _numbers(settings: Settings, bridge: Bridge, plans: list[Plan], keep: int | None,
-             conflicts: dict[int, list[Conflict]], used: list[dict[int, list[repository.Held]]]) -> BridgeChoice:
+def numbers_for(settings: Settings, bridge: Bridge, plans: list[Plan], keep: int | None,
+                conflicts: dict[int, list[Conflict]], used: list[dict[int, list[repository.Held]]], *,
+                own_numbers: bool = True) -> BridgeChoice:
+    """The bridge's answer for ``plans`` from :func:`bridge_check`'s: the number common to every plan
+    (``keep`` while free), each plan's own (an occurrence's own number while free, with
+    ``own_numbers``), and a conflict for a plan with no free number."""
     common = _free_number(bridge, set().union(*used) if used else set(), keep)
     numbers: dict[int, int] = {}
     for index, plan in enumerate(plans):
-        own = plan.occurrence.conference_number if plan.occurrence is not None else None
+        own = plan.occurrence.conference_number if plan.occurrence is not None and own_numbers else None
         wanted = own if own is not None else (common if common is not None else keep)
         number = _free_number(bridge, set(used[index]), wanted)
         if number is not None:
@@ -311,14 +337,18 @@ def new_pin(settings: Settings) -> str:
 # ---------------------------------------------------------------- writing
 
 def booking_rows(meeting: Meeting, plan: Plan, occurrence_id: int) -> list[dict[str, Any]]:
-    """Rows for one occurrence: each endpoint, each room, and the bridge's ports."""
+    """Rows for one occurrence: each endpoint, each room, and the bridge's ports (each bridge's, with its
+    own number, for a cascaded meeting: ``plan.cascade``)."""
     common = {"meeting_id": meeting.id, "occurrence_id": occurrence_id, "maintenance_id": None,
               "window_start": plan.window.start, "window_end": plan.window.end}
     rows = [{**common, "resource_kind": ResourceKind.endpoint, "resource_id": e, "ports": 0,
              "conference_number": None} for e in plan.participants.endpoint_ids]
     rows += [{**common, "resource_kind": ResourceKind.room, "resource_id": r, "ports": 0,
               "conference_number": None} for r in plan.participants.room_ids]
-    if meeting.bridge_id is not None:
+    if plan.cascade is not None:
+        rows += [{**common, "resource_kind": ResourceKind.bridge, "resource_id": bridge_id, "ports": ports,
+                  "conference_number": number} for bridge_id, (ports, number) in sorted(plan.cascade.items())]
+    elif meeting.bridge_id is not None:
         number = plan.conference_number if plan.conference_number is not None else meeting.conference_number
         rows.append({**common, "resource_kind": ResourceKind.bridge, "resource_id": meeting.bridge_id,
                      "ports": plan.ports, "conference_number": number})
@@ -377,10 +407,11 @@ def holiday_warnings(plans: list[Plan], zone: ZoneInfo) -> list[dict[str, Any]]:
 
 def numbers_held_by_others(session: Session, settings: Settings, bridge: Bridge, meeting_id: int,
                            ) -> list[tuple[Booking, dict[int, list[repository.Held]]]]:
-    """For each bridge booking of ``meeting_id``: the numbers other meetings hold on ``bridge`` in
+    """For each booking of ``bridge`` by ``meeting_id``: the numbers other meetings hold on ``bridge`` in
     its window, with their holders."""
     own = session.exec(select(Booking).where(Booking.meeting_id == meeting_id,
-                                             Booking.resource_kind == ResourceKind.bridge)
+                                             Booking.resource_kind == ResourceKind.bridge,
+                                             Booking.resource_id == bridge.id)
                        .order_by(Booking.window_start)).all()
     out = []
     for b in own:

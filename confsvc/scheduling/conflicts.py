@@ -53,6 +53,17 @@ def peak_ports(window: Window, uses: Iterable[tuple[Window, int]]) -> int:
     return peak
 
 
+def bridge_ports(sites: int, *, child_legs: int = 0, parent_leg: bool = False) -> int:
+    """The ports one bridge holds for one occurrence (SPEC rule 2, cascade legs included; issue 14):
+    one per site endpoint that joins it, one per cascade leg to a child bridge, and one for its own leg
+    to its parent (the chair's bridge, or for a relay's root the upstream chair outside confsvc).
+
+    The one place this sum is made: every bridge booking row stores it (``bookings.ports``), so the
+    peak of a bridge (:func:`peak_ports`, :func:`port_overloads`) counts legs wherever it is read:
+    booking, dry run, editing, the availability grid, the capacity check."""
+    return sites + child_legs + (1 if parent_leg else 0)
+
+
 def merge(windows: Iterable[Window]) -> list[Window]:
     """Sorted union of ``windows``; touching windows stay separate (they do not overlap)."""
     merged: list[Window] = []
@@ -168,6 +179,10 @@ class Conflict:
     ports_in_use: int | None = None
     ports_requested: int | None = None
     reason: str | None = None
+    #: Bridge items: ports left for this booking there (capacity − in use, never below 0), and the
+    #: province the bridge serves in a cascaded meeting (issue 14: a shortage explained per bridge).
+    ports_free: int | None = None
+    province_name: str | None = None
 
     def __getitem__(self, key: str) -> Any:
         if key not in self.__dataclass_fields__:
@@ -185,7 +200,8 @@ class Conflict:
 def make_conflict(*, zone: tzinfo, resource_kind: str, resource_id: int, resource_name: str, overlap: Window,
                   requested_start: datetime, requested_occurrence_id: int | None, other: Other | None = None,
                   port_capacity: int | None = None, ports_in_use: int | None = None,
-                  ports_requested: int | None = None, reason: str | None = None) -> Conflict:
+                  ports_requested: int | None = None, reason: str | None = None,
+                  province_name: str | None = None) -> Conflict:
     """The one constructor of :class:`Conflict`: local copies of the window computed here."""
     other = other or Other()
 
@@ -203,7 +219,9 @@ def make_conflict(*, zone: tzinfo, resource_kind: str, resource_id: int, resourc
         other_check_start=other.check_start, other_start_local=local(other.start),
         other_end_local=local(other.end), other_check_start_local=local(other.check_start),
         port_capacity=port_capacity, ports_in_use=ports_in_use,
-        ports_requested=ports_requested, reason=reason)
+        ports_requested=ports_requested, reason=reason, province_name=province_name,
+        ports_free=max(port_capacity - ports_in_use, 0) if port_capacity is not None and ports_in_use is not None
+        else None)
 
 
 @dataclass
@@ -240,6 +258,8 @@ class ConflictGroup:
     port_capacity: int | None = None
     ports_in_use: int | None = None
     ports_requested: int | None = None
+    ports_free: int | None = None
+    province_name: str | None = None
     holders: list[tuple[int | None, str | None, int | None]] = field(default_factory=list)
     requested_starts: list[datetime] = field(default_factory=list)
 
@@ -271,7 +291,7 @@ def group_conflicts(conflicts: Iterable[Conflict]) -> list[ConflictGroup]:
                     kind=kind, window=Window(c.window_start, c.window_end),
                     window_local=Window(c.window_start_local, c.window_end_local), bridge_id=c.resource_id,
                     bridge_name=c.resource_name, port_capacity=c.port_capacity, ports_in_use=c.ports_in_use,
-                    ports_requested=c.ports_requested)
+                    ports_requested=c.ports_requested, ports_free=c.ports_free, province_name=c.province_name)
             if c.meeting_id is not None or c.occurrence_id is not None:
                 holder = (c.meeting_id, c.meeting_title, c.occurrence_id)
                 if holder not in group.holders:

@@ -7,6 +7,7 @@ are about to request. Times are aware UTC; naive input is read in the meeting's 
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import datetime
 from typing import Any
@@ -17,7 +18,7 @@ from sqlmodel import Session
 
 from confsvc.clock import as_utc, utc_now
 from confsvc.config import Settings
-from confsvc.scheduling import booking, displacement, live_events, site_groups
+from confsvc.scheduling import booking, cascade, displacement, live_events, site_groups
 from confsvc.scheduling import participants as participation
 from confsvc.scheduling.audit_log import audit
 from confsvc.scheduling.booking import Names, Participants, Plan
@@ -76,8 +77,8 @@ def check_meeting(session: Session, settings: Settings, principal: Principal, da
     timing, _, plans, _ = _prepare(session, settings, principal, data, now)
     names = Names(session)
     booking.resource_conflicts(session, settings, plans, names, lock=False)
-    choice = booking.choose_bridge(session, settings, plans, names, bridge_id=data.bridge_id, lock=False,
-                                   allowed=participation.bridges_in_scope(principal))
+    choice = cascade.choose_bridges(session, settings, plans, names, _wishes(data), lock=False,
+                                    allowed=participation.bridges_in_scope(principal))
     apply_bridge(choice, plans)
     conflicts = [c for p in plans for c in p.conflicts]
     return {"ok": not conflicts, "conflicts": conflicts, "groups": group_conflicts(conflicts),
@@ -113,8 +114,8 @@ def book_unchecked(session: Session, settings: Settings, principal: Principal, d
     booking.resource_conflicts(session, settings, plans, names, partial=data.skip_conflicts)
     displaced: list[Occurrence] = []
     if not data.skip_conflicts and any(p.conflicts for p in plans):
-        choice = booking.choose_bridge(session, settings, plans, names, bridge_id=data.bridge_id, lock=False,
-                                   allowed=participation.bridges_in_scope(principal))
+        choice = cascade.choose_bridges(session, settings, plans, names, _wishes(data), lock=False,
+                                        allowed=participation.bridges_in_scope(principal))
         apply_bridge(choice, plans)
         # The 409 (or, confirmed, lower-priority occurrences freed: SPEC rule 10), then checked again.
         displaced = displacement.displace_or_refuse(
@@ -128,9 +129,8 @@ def book_unchecked(session: Session, settings: Settings, principal: Principal, d
     # other row is written (_book_ports; issue 16 "Throughput under contention"). Skipping needs
     # the bridge's answer before writing, so it locks now.
     late = not data.skip_conflicts
-    choice = None if late else booking.choose_bridge(session, settings, free or plans, names,
-                                                     bridge_id=data.bridge_id,
-                                                     allowed=participation.bridges_in_scope(principal))
+    choice = None if late else cascade.choose_bridges(session, settings, free or plans, names, _wishes(data),
+                                                      allowed=participation.bridges_in_scope(principal))
     if choice is not None:
         apply_bridge(choice, free or plans)
     if not any(not p.conflicts for p in plans):
@@ -146,16 +146,21 @@ def book_unchecked(session: Session, settings: Settings, principal: Principal, d
         rrule=normalised_rrule(data.rrule, timing.zone), exdates=[as_utc(d, timing.zone).isoformat() for d in data.exdates],
         materialized_until=materialized_until, confidential=data.confidential, created_by=principal.user_id,
         created_at=now, updated_by=principal.user_id, updated_at=now, document_number=data.document_number,
-        signer_name=data.signer_name, signer_title=data.signer_title, priority=data.priority)
+        signer_name=data.signer_name, signer_title=data.signer_title, priority=data.priority,
+        upstream_dial=data.upstream_dial)
     skipped: list[dict[str, Any]] = []
 
     def write() -> None:
         session.add(meeting)
         session.flush()
-        session.add_all(MeetingParticipant(meeting_id=meeting.id, endpoint_id=e) for e in participants.endpoint_ids)
+        # One bulk insert (a national meeting has 3,355 participants: ORM objects cost a second).
+        session.execute(sa.insert(MeetingParticipant), [{"meeting_id": meeting.id, "endpoint_id": e}
+                                                        for e in participants.endpoint_ids])
         write_occurrences(session, meeting, plans, skipped, ports=not late)
 
     booking.insert_guarded(session, settings, write, [p for p in plans if not p.conflicts], data.title)
+    if choice is not None:
+        cascade.save_tree(session, meeting, choice)
     # Whatever does not need the bridge is written or read before its lock (held until the commit).
     audit(session, principal, "meeting.created", meeting_id=meeting.id, occurrences=len(plans) - len(skipped),
           skipped=[s["start"] for s in skipped])
@@ -163,7 +168,7 @@ def book_unchecked(session: Session, settings: Settings, principal: Principal, d
     booked = [p.occurrence for p in plans if not p.conflicts]
     rooms = live_events.occurrence_rooms(session, meeting, booked)
     if late:
-        _book_ports(session, settings, meeting, plans, names, bridge_id=data.bridge_id,
+        _book_ports(session, settings, meeting, plans, names, _wishes(data),
                     allowed=participation.bridges_in_scope(principal))
         session.flush()
     live_events.record_change(session, "meeting.scheduled", meeting, booked, now=now, extra=event_extra,
@@ -174,20 +179,28 @@ def book_unchecked(session: Session, settings: Settings, principal: Principal, d
         [p for p in plans if not p.conflicts], timing.zone))
 
 
-def _book_ports(session: Session, settings: Settings, meeting: Meeting, plans: list[Plan], names: Names, *,
-                bridge_id: int | None, allowed: Any = None) -> None:
+def _wishes(data: MeetingCreate) -> cascade.Wishes:
+    """What a new booking asks of bridges: the root, a bridge per province, the relay's leg."""
+    return cascade.Wishes(bridge_id=data.bridge_id, province_bridges=dict(data.province_bridges),
+                          upstream=data.upstream_dial is not None)
+
+
+def _book_ports(session: Session, settings: Settings, meeting: Meeting, plans: list[Plan], names: Names,
+                wishes: cascade.Wishes, *, allowed: Any = None) -> None:
     """The bridge step of a booking, last: lock the bridge (ascending ids when chosen automatically),
     count its ports and numbers as committed now, and write the bridge bookings. The lock lasts
     from here to the commit only. A concurrent booking that took the ports meanwhile makes this a
     refusal (SPEC rule 7); a number taken meanwhile is replaced by a free one."""
-    choice = booking.choose_bridge(session, settings, plans, names, bridge_id=bridge_id,
-                                   keep_number=meeting.conference_number, allowed=allowed)
+    choice = cascade.choose_bridges(session, settings, plans, names,
+                                    dataclasses.replace(wishes, keep_number=meeting.conference_number),
+                                    allowed=allowed)
     apply_bridge(choice, plans)
     conflicts = [c for p in plans for c in p.conflicts]
     if conflicts:
         raise refusal(meeting.title, conflicts)
     meeting.bridge_id, meeting.conference_number = choice.bridge.id, choice.conference_number
     session.add(meeting)
+    cascade.save_tree(session, meeting, choice)
     for plan in plans:
         plan.occurrence.conference_number = (None if plan.conference_number == meeting.conference_number
                                              else plan.conference_number)

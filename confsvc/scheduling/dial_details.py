@@ -84,8 +84,9 @@ def set_conference_number(session: Session, settings: Settings, principal: Princ
     for occ in occurrences.values():
         occ.conference_number = None
         session.add(occ)
-    session.execute(sa.update(Booking).where(Booking.meeting_id == meeting.id,
-                                             Booking.resource_kind == ResourceKind.bridge)
+    session.execute(sa.update(Booking).where(Booking.meeting_id == meeting.id,  # the root's: a cascaded
+                                             Booking.resource_kind == ResourceKind.bridge,  # meeting's other
+                                             Booking.resource_id == bridge.id)  # bridges keep theirs
                     .values(conference_number=number))
     _changed(session, principal, meeting, "meeting.number_changed", now,
              changed=old != (number, sorted((o.id, None) for o in occurrences.values())))

@@ -16,7 +16,7 @@ from sqlmodel import Session, func, select
 from confsvc.clock import as_utc, utc_now
 from confsvc.config import Settings
 from confsvc.errors import Invalid
-from confsvc.scheduling import booking, live_events
+from confsvc.scheduling import booking, cascade, live_events
 from confsvc.scheduling import participants as participation
 from confsvc.scheduling.audit_log import audit
 from confsvc.scheduling.booking import Names, Plan
@@ -54,9 +54,11 @@ def material_state(session: Session, meeting: Meeting) -> tuple[Any, ...]:
     RRULE, EXDATE), technical-check lead, place (chair room, bridge and conference number: the dial
     string), participants and STATUS. SEQUENCE bumps when this changes and only then; a title or
     description edit keeps it (DTSTAMP still moves)."""
+    tree = cascade.tree_of(session, meeting)
     return (meeting.dtstart, meeting.duration_minutes, meeting.rrule, sorted(meeting.exdates),
             meeting.check_lead_minutes, meeting.chair_room_id, meeting.bridge_id, meeting.conference_number,
-            tuple(participant_ids(session, meeting.id)), meeting.status)
+            tuple(participant_ids(session, meeting.id)), meeting.status, meeting.upstream_dial,
+            tuple((b, number) for b, (_bridge, number) in sorted(tree.others.items())))
 
 
 def edit_meeting(session: Session, settings: Settings, principal: Principal, meeting: Meeting, data: MeetingUpdate,
@@ -152,13 +154,15 @@ def edit_meeting(session: Session, settings: Settings, principal: Principal, mee
         meeting.confidential = data.confidential
     if data.priority is not None:
         meeting.priority = data.priority
+    if "upstream_dial" in changes:
+        meeting.upstream_dial = data.upstream_dial
     meeting.dtstart, meeting.duration_minutes = timing.start, int(timing.duration.total_seconds() // 60)
     meeting.check_lead_minutes, meeting.teardown_minutes = lead, teardown
     meeting.rrule, meeting.exdates = normalised_rrule(rrule, zone), [d.isoformat() for d in exdates]
     meeting.materialized_until = materialized_until
     meeting.updated_by, meeting.updated_at = principal.user_id, now
-    _rebook(session, settings, meeting, plans, bridge_id=data.bridge_id if data.bridge_id is not None
-            else meeting.bridge_id)
+    _rebook(session, settings, meeting, plans, cascade.wishes_of(
+        session, meeting, bridge_id=data.bridge_id, province_bridges=data.province_bridges))
     session.flush()
     if material_state(session, meeting) != material_before:
         meeting.sequence += 1
@@ -177,22 +181,23 @@ def _same_day_at(instant: datetime, model: datetime, zone: ZoneInfo) -> datetime
     return local.astimezone(UTC)
 
 
-def _rebook(session: Session, settings: Settings, meeting: Meeting, plans: list[Plan], *,
-            bridge_id: int | None) -> None:
-    """Check ``plans`` (this meeting's bookings already deleted) and write their bookings, or raise."""
+def _rebook(session: Session, settings: Settings, meeting: Meeting, plans: list[Plan],
+            wishes: cascade.Wishes) -> None:
+    """Check ``plans`` (this meeting's bookings already deleted) and write their bookings and the
+    meeting's bridges (``cascade``), or raise."""
     names = Names(session)
     # A displaced (tentative) occurrence holds nothing until it is moved (scheduling.displacement).
     scheduled = [p for p in plans if p.occurrence is None or (p.occurrence.status is OccurrenceStatus.scheduled
                                                               and not p.occurrence.tentative)]
     booking.resource_conflicts(session, settings, scheduled, names)
-    choice = booking.choose_bridge(session, settings, scheduled, names, bridge_id=bridge_id,
-                                   keep_number=meeting.conference_number)
+    choice = cascade.choose_bridges(session, settings, scheduled, names, wishes)
     apply_bridge(choice, scheduled)
     conflicts = [c for p in scheduled for c in p.conflicts]
     if conflicts:
         raise refusal(meeting.title, conflicts)
     meeting.bridge_id, meeting.conference_number = choice.bridge.id, choice.conference_number
     session.add(meeting)
+    cascade.save_tree(session, meeting, choice)
     booking.insert_guarded(session, settings, lambda: write_occurrences(session, meeting, plans, []), scheduled,
                            meeting.title)
 
@@ -255,11 +260,12 @@ def edit_occurrence(session: Session, settings: Settings, principal: Principal, 
                           code="occurrences_overlap")
     names = Names(session)
     booking.resource_conflicts(session, settings, [plan], names)
-    choice = booking.choose_bridge(session, settings, [plan], names, bridge_id=meeting.bridge_id,
-                                   keep_number=occ.number(meeting))
+    choice = cascade.choose_bridges(session, settings, [plan], names,
+                                    cascade.wishes_of(session, meeting, keep_number=occ.number(meeting)))
     apply_bridge(choice, [plan])
     if plan.conflicts:
         raise refusal(meeting.title, plan.conflicts)
+    cascade.save_tree(session, meeting, choice, replace_all=False)
     number = plan.conference_number
     occ.conference_number = None if number is None or number == meeting.conference_number else number
     if (occ.start, occ.end, participants.chair_room_id, tuple(participants.endpoint_ids),

@@ -25,7 +25,7 @@ from confsvc.config import Settings
 from confsvc.endpoints import unit_history
 from confsvc.endpoints.models import Bridge, Endpoint, Room, Unit, UnitLevel
 from confsvc.errors import NotFound
-from confsvc.scheduling import join
+from confsvc.scheduling import cascade, join
 from confsvc.scheduling.models import Meeting, MeetingParticipant, Occurrence, OccurrenceParticipant, OccurrenceStatus
 from confsvc.text import fold
 from confsvc.users.principal import Principal
@@ -126,20 +126,28 @@ def bare_name(unit: Unit) -> str:
     return unit.name
 
 
-def join_lines(details: join.JoinDetails | None, dial_mode: str) -> list[str]:
-    """The join instructions of the letter (hướng dẫn kết nối), one line each."""
+def join_lines(details: join.JoinDetails | None, dial_mode: str, *,
+               others: tuple[tuple[str, join.JoinDetails], ...] = (), upstream_dial: str | None = None) -> list[str]:
+    """The join instructions of the letter (hướng dẫn kết nối), one line each. ``others``: a cascaded
+    meeting's other bridges (label, details): each province's sites dial their own (issue 14);
+    ``upstream_dial``: a relay's external chair."""
     if details is None or details.conference_number is None:
         return ["Thông tin kết nối sẽ được cán bộ kỹ thuật thông báo trước giờ kiểm tra kỹ thuật."]
     lines = [f"Số hội nghị: {details.conference_number}"]
     if dial_mode == "dial_out":
         lines.append("MCU sẽ gọi tới thiết bị của các điểm cầu; các điểm cầu không cần quay số.")
-        return lines
-    if details.sip_uri:
-        lines.append(f"Thiết bị SIP quay số: {details.sip_uri}")
-    if details.h323_number:
-        lines.append(f"Thiết bị H.323 quay số: {details.h323_number}")
-    if details.pin:
-        lines.append(f"Mã PIN: {details.pin}")
+    else:
+        if details.sip_uri:
+            lines.append(f"Thiết bị SIP quay số: {details.sip_uri}")
+        if details.h323_number:
+            lines.append(f"Thiết bị H.323 quay số: {details.h323_number}")
+        for label, other in others:
+            dial = ", ".join(d for d in (other.sip_uri or "", other.h323_number or "") if d)
+            lines.append(f"Điểm cầu thuộc {label} quay số: {dial} (số hội nghị {other.conference_number})")
+        if details.pin:
+            lines.append(f"Mã PIN: {details.pin}")
+    if upstream_dial:
+        lines.append(join.upstream_line(upstream_dial))
     return lines
 
 
@@ -249,7 +257,10 @@ def build(session: Session, meeting: Meeting, *, dial_mode: str, occurrence_id: 
         sites=sites,
         check_line=f"4. Kiểm tra kỹ thuật: {time_phrase(check_local)}; đề nghị cán bộ kỹ thuật các điểm cầu "
                    "kết nối và báo sẵn sàng trước giờ này.",
-        join_lines=join_lines(details, dial_mode),
+        join_lines=join_lines(details, dial_mode, others=tuple(
+            (f"{b.name}", join.JoinDetails(conference_number=number, sip_domain=b.sip_domain,
+                                           h323_prefix=b.h323_prefix, pin=meeting.pin))
+            for b, number in cascade.tree_of(session, meeting).others.values()), upstream_dial=meeting.upstream_dial),
         description=meeting.description.strip(),
         closing=f"{office} trân trọng kính mời./.",
         recipients=["- Như thành phần mời;", "- Các điểm cầu tham dự;", "- Lưu: VT."],

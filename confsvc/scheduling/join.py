@@ -44,6 +44,11 @@ def pin_line(pin: str) -> str:
     return f"Mã PIN: {pin}"
 
 
+def upstream_line(upstream_dial: str) -> str:
+    """A relay's line (issue 14): the meeting is chaired outside confsvc, the MCU links to this address."""
+    return f"Tiếp sóng hội nghị từ điểm cầu chủ trì: {upstream_dial}"
+
+
 def sip_uri(conference_number: int | None, sip_domain: str | None) -> str | None:
     """``sip:<conference_number>@<sip_domain>``, or None without a number or domain."""
     if conference_number is None or not sip_domain:
@@ -101,7 +106,8 @@ class EndpointRef:
 def instructions(*, meeting_id: int, occurrence_id: int, title: str, start: datetime, end: datetime,
                  check_lead_minutes: int, timezone: str, room_id: int, room_name: str, chair_room_id: int,
                  details: JoinDetails | None, endpoints: Iterable[EndpointRef],
-                 dial_mode: str = "dial_in") -> dict[str, Any]:
+                 dial_mode: str = "dial_in", upstream_dial: str | None = None,
+                 bridge_name: str | None = None) -> dict[str, Any]:
     """The join instructions of one room for one occurrence.
 
     ``start``/``end`` are aware (any zone); the answer carries them in UTC (``...Z``) and in
@@ -112,8 +118,12 @@ def instructions(*, meeting_id: int, occurrence_id: int, title: str, start: date
         {"meeting_id", "occurrence_id", "room_id", "room_name", "is_chair", "title",
          "start", "end", "check_at" (UTC), "start_local", "end_local", "check_at_local", "timezone",
          "check_lead_minutes", "conference_number", "pin", "sip_uri", "h323_number", "dial_mode",
+         "bridge_name", "upstream_dial",
          "endpoints": [{"endpoint_id", "name", "protocol", "dial_string", "call_address"}],
          "text": Vietnamese lines joined by "\\n"}
+
+    ``details`` are those of the bridge the room joins (``bridge_name``; in a cascaded meeting each
+    province's own, issue 14). ``upstream_dial``: a relay's external chair (one more line).
 
     ``dial_string`` is what the endpoint dials (``dial_in``; None in ``dial_out``); ``call_address``
     is the endpoint address the MCU calls (``dial_out``; None in ``dial_in``).
@@ -152,6 +162,8 @@ def instructions(*, meeting_id: int, occurrence_id: int, title: str, start: date
             lines.append(pin_line(details.pin))
     else:
         lines.append("MCU sẽ gọi tới thiết bị của điểm cầu; không cần quay số.")
+    if upstream_dial:
+        lines.append(upstream_line(upstream_dial))
     return {
         "meeting_id": meeting_id, "occurrence_id": occurrence_id, "room_id": room_id, "room_name": room_name,
         "is_chair": is_chair, "title": title,
@@ -160,5 +172,6 @@ def instructions(*, meeting_id: int, occurrence_id: int, title: str, start: date
         "check_at_local": check_at.astimezone(zone).isoformat(), "timezone": timezone,
         "check_lead_minutes": check_lead_minutes, "conference_number": details.conference_number,
         "pin": details.pin, "sip_uri": details.sip_uri, "h323_number": details.h323_number,
-        "dial_mode": dial_mode, "endpoints": items, "text": "\n".join(lines),
+        "dial_mode": dial_mode, "bridge_name": bridge_name, "upstream_dial": upstream_dial, "endpoints": items,
+        "text": "\n".join(lines),
     }

@@ -103,6 +103,29 @@ class Meeting(SQLModel, table=True):
     signer_title: str = Field(default="", max_length=200)
     #: ``MeetingPriority`` value (0 routine, 1 provincial, 2 Government/Party session).
     priority: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    #: A relay (issue 14): the meeting is chaired outside confsvc (Government, a ministry) and the root
+    #: bridge dials this external address (SIP URI, H.323 alias or E.164 number, IP): one cascade leg,
+    #: one port on the root bridge (``conflicts.bridge_ports``). None: chaired here.
+    upstream_dial: str | None = Field(default=None, max_length=255)
+
+
+class MeetingBridge(SQLModel, table=True):
+    """A bridge of a cascaded meeting other than its root (issue 14, SPEC "Cascade leg").
+
+    The root is ``meetings.bridge_id`` (the chair's bridge, as for every meeting). Each row is one more
+    bridge the meeting's sites join: the bridge of one province (``bridges.unit_id``), whose sites dial
+    it with ``conference_number`` (the meeting's PIN), linked by one cascade leg to ``parent_bridge_id``
+    (one port on each end). A meeting on one bridge has no row. Occurrences hold each bridge's ports
+    in their own ``bookings`` rows (sites + legs, ``conflicts.bridge_ports``).
+    """
+
+    __tablename__ = "meeting_bridges"
+    __table_args__ = (sa.CheckConstraint("bridge_id <> parent_bridge_id", name="leg_between_two_bridges"),)
+
+    meeting_id: int = Field(foreign_key="meetings.id", primary_key=True, ondelete="CASCADE")
+    bridge_id: int = Field(foreign_key="bridges.id", primary_key=True, index=True, ondelete="RESTRICT")
+    parent_bridge_id: int = Field(foreign_key="bridges.id", ondelete="RESTRICT")
+    conference_number: int | None = None
 
 
 class MeetingParticipant(SQLModel, table=True):

@@ -110,10 +110,13 @@ def normalised_rrule(text: str | None, zone: ZoneInfo) -> str | None:
 
 
 def apply_bridge(choice: booking.BridgeChoice, plans: list[Plan]) -> None:
-    """Add the bridge's conflicts to ``plans`` and give each its conference number."""
+    """Add the bridge's conflicts to ``plans`` and give each its conference number (and, for a cascaded
+    meeting, its bridges with their ports and numbers: ``cascade.CascadeChoice``)."""
+    per_plan = getattr(choice, "per_plan", None)
     for i, plan in enumerate(plans):
         plan.conflicts += choice.conflicts.get(i, [])
         plan.conference_number = choice.numbers.get(i)
+        plan.cascade = per_plan.get(i) if per_plan is not None else None
 
 
 def require_no_self_overlap(plans: list[Plan]) -> None:

@@ -13,12 +13,23 @@ from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlmodel import Session, select
 
 from confsvc.endpoints.models import Bridge, Endpoint, Room
 from confsvc.scheduling import participants as participation
 from confsvc.scheduling.conflicts import Window
 from confsvc.scheduling.models import Booking, Meeting, Occurrence, ResourceKind
+
+
+def ids_in(session: Session, column: Any, ids: Iterable[int]) -> Any:
+    """SQL ``column IN ids``; on PostgreSQL as ONE array parameter (``column = ANY(:ids)``): a national
+    meeting's 3,355 rooms would otherwise be 3,355 bind parameters, each rendered by SQLAlchemy and parsed
+    by the driver (issue 14). SQLite binds a plain ``IN`` list (its driver does not parse the query)."""
+    values = sorted(set(ids))
+    if session.get_bind().dialect.name == "postgresql":
+        return column == sa.any_(sa.bindparam(None, values, type_=postgresql.ARRAY(sa.Integer())))
+    return column.in_(values)
 
 
 def overlap_filter(window: Window, max_window: timedelta) -> Any:
@@ -31,7 +42,7 @@ def overlap_filter(window: Window, max_window: timedelta) -> Any:
 def overlapping(session: Session, resources: Iterable[tuple[ResourceKind, Iterable[int]]], window: Window,
                 max_window: timedelta) -> list[tuple[Booking, str | None]]:
     """Bookings of the given resources overlapping ``window``, with their meeting's title (or None)."""
-    conds = [sa.and_(Booking.resource_kind == kind, Booking.resource_id.in_(sorted(set(ids))))
+    conds = [sa.and_(Booking.resource_kind == kind, ids_in(session, Booking.resource_id, ids))
              for kind, ids in resources if ids]
     if not conds:
         return []
@@ -53,7 +64,7 @@ class Held(NamedTuple):
 def holdings(session: Session, resources: Iterable[tuple[ResourceKind, Iterable[int]]], window: Window,
              max_window: timedelta) -> list[Held]:
     """Like :func:`overlapping`, with the occurrence's own start and end (None for maintenance)."""
-    conds = [sa.and_(Booking.resource_kind == kind, Booking.resource_id.in_(sorted(set(ids))))
+    conds = [sa.and_(Booking.resource_kind == kind, ids_in(session, Booking.resource_id, ids))
              for kind, ids in resources if ids]
     if not conds:
         return []

@@ -35,6 +35,36 @@ def _title_lines(value: str) -> str:
 SignerTitle = Annotated[str, AfterValidator(_title_lines), Field(max_length=200)]
 
 
+def _upstream_dial(value: str | None) -> str | None:
+    """An external chair's dial address (issue 14 relay): a SIP URI, an H.323 alias or E.164 number, or
+    an IP address (``endpoints.validation.normalise_dial_address``); ``""`` clears it (None)."""
+    from confsvc.endpoints.models import Protocol
+    from confsvc.endpoints.validation import normalise_dial_address
+
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    for protocol in (Protocol.sip, Protocol.h323) if text.lower().startswith(("sip:", "sips:")) else (
+            Protocol.h323, Protocol.sip):
+        try:
+            return normalise_dial_address(protocol, text)
+        except ValueError:
+            continue
+    raise ValueError(f"not a SIP URI, H.323 alias, E.164 number or IP address: {value!r}")
+
+
+#: ``upstream_dial``: the address a relay's root bridge dials to reach the chair outside confsvc.
+UpstreamDial = Annotated[str | None, Field(max_length=255, description="relay (issue 14): the external "
+                                           "chair's dial address (SIP URI, H.323 alias, E.164, IP) the root "
+                                           "bridge dials; one cascade leg port on it"),
+                         AfterValidator(_upstream_dial)]
+#: ``province_bridges``: a bridge named per province (province unit id → bridge id).
+ProvinceBridges = Annotated[dict[IdField, IdField], Field(max_length=100, description="cascaded meeting "
+                                                          "(issue 14): the bridge each province's sites join "
+                                                          "(province unit id → bridge id); unnamed provinces "
+                                                          "get the first of their bridges with free ports")]
+
+
 def _zone(value: str | None) -> str | None:
     if value is None:
         return None
@@ -78,6 +108,8 @@ class MeetingCreate(BaseModel):
     displace: bool = Field(False, description="book over the lower-priority occurrences listed by the 409 "
                            "`displacement_required`; needs its `displacement_token`")
     displacement_token: Annotated[str, Field(max_length=200)] | None = None
+    upstream_dial: UpstreamDial = None
+    province_bridges: ProvinceBridges = {}
 
 
 class MeetingUpdate(BaseModel):
@@ -103,6 +135,9 @@ class MeetingUpdate(BaseModel):
     signer_title: SignerTitle | None = None
     confidential: bool | None = None
     priority: Priority | None = None
+    upstream_dial: UpstreamDial = Field(None, description="relay: the external chair's dial address; \"\" "
+                                        "makes the meeting chaired here again")
+    province_bridges: ProvinceBridges | None = None
 
 
 class OccurrenceUpdate(BaseModel):
@@ -174,6 +209,9 @@ class ConflictPublic(BaseModel):
     ports_in_use: int | None = None
     ports_requested: int | None = None
     reason: str | None = None
+    ports_free: int | None = Field(None, description="bridge items: capacity − ports in use there")
+    province_name: str | None = Field(None, description="bridge items of a cascaded meeting: the province the "
+                                      "bridge serves")
 
 
 class NamedRef(BaseModel):
@@ -220,6 +258,8 @@ class ConflictGroupPublic(BaseModel):
     port_capacity: int | None = None
     ports_in_use: int | None = None
     ports_requested: int | None = None
+    ports_free: int | None = None
+    province_name: str | None = None
     holders: list[Holder]
     requested_starts: list[datetime]
 
@@ -236,7 +276,7 @@ def group_public(group: ConflictGroup) -> ConflictGroupPublic:
         rooms=[NamedRef(id=i, name=n) for i, n in group.rooms],
         endpoints=[NamedRef(id=i, name=n) for i, n in group.endpoints], bridge_id=group.bridge_id,
         bridge_name=group.bridge_name, port_capacity=group.port_capacity, ports_in_use=group.ports_in_use,
-        ports_requested=group.ports_requested,
+        ports_requested=group.ports_requested, ports_free=group.ports_free, province_name=group.province_name,
         holders=[Holder(meeting_id=m, meeting_title=t, occurrence_id=o) for m, t, o in group.holders],
         requested_starts=group.requested_starts)
 
@@ -252,6 +292,17 @@ class SkippedOccurrence(BaseModel):
     start: datetime
     end: datetime
     conflicts: list[ConflictPublic]
+
+
+class CascadeBridgePublic(BaseModel):
+    """A bridge of a cascaded meeting besides its root: the province whose sites join it, the bridge it
+    links to (one leg, one port on each), the number its sites dial."""
+
+    bridge_id: int
+    bridge_name: str
+    province_id: int | None
+    parent_bridge_id: int
+    conference_number: int | None
 
 
 class MeetingPublic(BaseModel):
@@ -291,6 +342,10 @@ class MeetingPublic(BaseModel):
     confidential: bool = False
     priority: int = Field(0, description="0 routine, 1 provincial, 2 Government/Party session")
     priority_label: str = Field("Thường xuyên", description="the priority's Vietnamese name")
+    upstream_dial: str | None = None
+    cascade_bridges: list[CascadeBridgePublic] = Field(
+        [], description="a cascaded meeting's bridges besides its root (bridge_id), each linked to its parent "
+        "by one cascade leg (issue 14)")
 
 
 class MeetingBooked(MeetingPublic):

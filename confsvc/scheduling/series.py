@@ -20,7 +20,7 @@ from confsvc.clock import as_utc, utc_now
 from confsvc.config import Settings
 from confsvc.endpoints.models import Endpoint
 from confsvc.errors import Invalid
-from confsvc.scheduling import booking, live_events, recurrence
+from confsvc.scheduling import booking, cascade, live_events, recurrence
 from confsvc.scheduling import participants as participation
 from confsvc.scheduling.audit_log import audit
 from confsvc.scheduling.booking import Names, Participants, Plan
@@ -53,12 +53,12 @@ def _check_and_book(session: Session, settings: Settings, meeting: Meeting, plan
     names = Names(session)
     booking.resource_conflicts(session, settings, [plan], names)
     # The meeting's number when free then; else the occurrence gets its own (issue 12 defect 1).
-    choice = booking.choose_bridge(session, settings, [plan], names, bridge_id=meeting.bridge_id,
-                                   keep_number=plan.occurrence.number(meeting) if plan.occurrence is not None
-                                   else meeting.conference_number)
+    choice = cascade.choose_bridges(session, settings, [plan], names, cascade.wishes_of(
+        session, meeting, keep_number=plan.occurrence.number(meeting) if plan.occurrence is not None else None))
     apply_bridge(choice, [plan])
     if plan.conflicts:
         raise refusal(meeting.title, plan.conflicts)
+    cascade.save_tree(session, meeting, choice, replace_all=False)
     booking.insert_guarded(session, settings, lambda: write_occurrences(session, meeting, [plan], []), [plan],
                            meeting.title)
 
@@ -199,9 +199,9 @@ def extend_series(session: Session, settings: Settings, *, now: datetime | None 
         names = Names(session)
         booking.resource_conflicts(session, settings, plans, names, partial=True)
         if meeting.bridge_id is not None and plans:
-            choice = booking.choose_bridge(session, settings, plans, names, bridge_id=meeting.bridge_id,
-                                           keep_number=meeting.conference_number)
+            choice = cascade.choose_bridges(session, settings, plans, names, cascade.wishes_of(session, meeting))
             apply_bridge(choice, plans)
+            cascade.save_tree(session, meeting, choice, replace_all=False)
         skipped: list[dict[str, Any]] = []
         booking.insert_guarded(session, settings, lambda m=meeting, p=plans, s=skipped: write_occurrences(
             session, m, p, s), [p for p in plans if not p.conflicts], meeting.title)
@@ -324,7 +324,9 @@ def split_series(session: Session, settings: Settings, principal: Principal, mee
         document_number=meeting.document_number if data.document_number is None else data.document_number,
         signer_name=meeting.signer_name if data.signer_name is None else data.signer_name,
         signer_title=meeting.signer_title if data.signer_title is None else data.signer_title,
-        confidential=meeting.confidential if data.confidential is None else data.confidential)
+        confidential=meeting.confidential if data.confidential is None else data.confidential,
+        upstream_dial=meeting.upstream_dial,
+        province_bridges=cascade.wishes_of(session, meeting).province_bridges)
     result = book_meeting(session, settings, principal, create, now=now)
     audit(session, principal, "meeting.split", meeting_id=meeting.id, occurrence_id=occ.id, at=at,
           new_meeting_id=result.meeting.id)

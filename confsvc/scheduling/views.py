@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlmodel import Session
 
-from confsvc.scheduling import visibility
+from confsvc.scheduling import cascade, visibility
 from confsvc.scheduling.models import Meeting, MeetingPriority, Occurrence
 from confsvc.scheduling.repository import meeting_units, participant_ids
 from confsvc.users.principal import Principal
@@ -32,6 +32,11 @@ def meeting_public(session: Session, meeting: Meeting) -> dict[str, Any]:
     data["exdates"] = [datetime.fromisoformat(d) for d in meeting.exdates]
     data["participant_endpoint_ids"] = participant_ids(session, meeting.id)
     data["priority_label"] = MeetingPriority(meeting.priority).label
+    tree = cascade.tree_of(session, meeting) if meeting.bridge_id is not None else None
+    data["cascade_bridges"] = [
+        {"bridge_id": bridge_id, "bridge_name": b.name, "province_id": b.unit_id,
+         "parent_bridge_id": tree.parent[bridge_id], "conference_number": number}
+        for bridge_id, (b, number) in tree.others.items()] if tree is not None else []
     return data
 
 

@@ -60,7 +60,7 @@ def sees_details(audience: Audience, *, confidential: bool, participant_unit_ids
 def redact_meeting(data: dict[str, Any]) -> dict[str, Any]:
     """A meeting's API shape (``MeetingPublic``) as outsiders see it: "Cuộc họp", times and rooms."""
     return {**data, "title": CONFIDENTIAL_TITLE, "description": "", "pin": "", "conference_number": None,
-            "bridge_id": None}
+            "bridge_id": None, "upstream_dial": None, "cascade_bridges": []}
 
 
 def redact_join(item: dict[str, Any]) -> dict[str, Any]:
@@ -69,7 +69,7 @@ def redact_join(item: dict[str, Any]) -> dict[str, Any]:
     lines = str(item.get("text", "")).split("\n")
     text = "\n".join([f"Hướng dẫn kết nối – {CONFIDENTIAL_TITLE}", *lines[1:4]])
     return {**item, "title": CONFIDENTIAL_TITLE, "conference_number": None, "pin": "", "sip_uri": None,
-            "h323_number": None, "text": text,
+            "h323_number": None, "text": text, "bridge_name": None, "upstream_dial": None,
             "endpoints": [{**e, "dial_string": None, "call_address": None} for e in item.get("endpoints", [])]}
 
 

@@ -155,7 +155,8 @@ def conflict_messages(conflicts: list[Conflict], zone: Any) -> list[dict[str, An
             out.append({"text": _t("conflict_block", name=", ".join(names), when=when), "href": None,
                         "summary": None, "items": []})
         elif group.kind == "ports":
-            out.append({"text": _t("conflict_ports", name=group.bridge_name, when=when, used=group.ports_in_use,
+            name = f"{group.bridge_name} ({group.province_name})" if group.province_name else group.bridge_name
+            out.append({"text": _t("conflict_ports", name=name, when=when, used=group.ports_in_use,
                                    capacity=group.port_capacity, requested=group.ports_requested,
                                    count=len(holders)),
                         "href": None, "summary": _t("show_meetings", count=len(holders)), "items": holders})
@@ -233,6 +234,7 @@ def form_to_meeting(form: dict[str, Any], settings: Settings) -> MeetingCreate:
         "start": start, "end": end, "bridge_id": (_ids([form.get("bridge_id", "")]) or [None])[0],
         "rrule": rrule_for(form.get("repeat", "none"), form.get("repeat_count", ""), form.get("repeat_until", ""),
                            list(form.get("repeat_byday", []))),
+        "upstream_dial": form.get("upstream_dial", "").strip() or None,
     }
     if lead:
         if not lead.isdigit():
@@ -247,7 +249,8 @@ def form_to_meeting(form: dict[str, Any], settings: Settings) -> MeetingCreate:
 #: Form labels of MeetingCreate's fields, for validation messages in the page's language.
 FIELD_LABELS = {"title": N_("Title"), "description": N_("Description"), "check_lead_minutes": N_("Technical check"),
                 "start": N_("Start"), "end": N_("End"), "chair_room_id": N_("Chair room"),
-                "participant_room_ids": N_("Participating sites"), "bridge_id": N_("MCU"), "rrule": N_("Repeat")}
+                "participant_room_ids": N_("Participating sites"), "bridge_id": N_("MCU"), "rrule": N_("Repeat"),
+                "upstream_dial": N_("Relay of a meeting chaired outside (its dial address)")}
 
 
 def validation_text(exc: ValidationError) -> str:
@@ -339,7 +342,7 @@ def _defaults(settings: Settings) -> dict[str, Any]:
     return {"title": "", "description": "", "date": day.strftime(DATE_FORMAT), "start_time": "08:00",
             "end_time": "10:00", "check_lead_minutes": str(settings.default_check_lead_minutes),
             "repeat": "none", "repeat_count": "", "repeat_until": "", "repeat_byday": [], "bridge_id": "",
-            "participant_room_ids": [], "priority": "0",
+            "participant_room_ids": [], "priority": "0", "upstream_dial": "",
             "idempotency_key": uuid.uuid4().hex}
 
 
@@ -412,7 +415,8 @@ def book(request: Request, session: SessionDep, csrf: FormText = "", title: Form
          bridge_id: FormText = "", repeat: FormText = "none", repeat_count: FormText = "",
          repeat_until: FormText = "", idempotency_key: FormText = "",
          repeat_byday: Annotated[list[str], Form(max_length=7)] = [],  # noqa: B006 (FastAPI form list)
-         priority: FormText = "0", displace: FormText = "", displacement_token: FormText = ""):
+         priority: FormText = "0", displace: FormText = "", displacement_token: FormText = "",
+         upstream_dial: FormText = ""):
     """Book through ``scheduling.creation.book_meeting`` (a requester: submit a request through
     ``scheduling.requests.submit``, then their list of requests); on a refusal the form comes back with
     every conflict in words and the values kept (the hidden ``idempotency_key`` too).
@@ -430,7 +434,7 @@ def book(request: Request, session: SessionDep, csrf: FormText = "", title: Form
             "participant_room_ids": participant_room_ids, "bridge_id": bridge_id, "repeat": repeat,
             "repeat_count": repeat_count, "repeat_until": repeat_until, "repeat_byday": repeat_byday,
             "idempotency_key": idempotency_key, "priority": priority, "displace": displace,
-            "displacement_token": displacement_token}
+            "displacement_token": displacement_token, "upstream_dial": upstream_dial}
     displacement = None
     try:
         data = form_to_meeting(form, settings)

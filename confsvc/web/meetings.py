@@ -29,7 +29,7 @@ from confsvc.endpoints import service as inventory
 from confsvc.endpoints import unit_history
 from confsvc.endpoints.models import EndpointStatus, Unit
 from confsvc.errors import ConfsvcError, Invalid
-from confsvc.scheduling import cancellation, reading, views, visibility
+from confsvc.scheduling import cancellation, cascade, reading, views, visibility
 from confsvc.scheduling import participants as participation
 from confsvc.scheduling import readiness as readiness_service
 from confsvc.scheduling.booking import Names
@@ -427,8 +427,16 @@ def _meeting_context(session: Session, who: Viewer, meeting: Meeting, settings: 
     stored_form = ({"room_id": chosen["room_id"], "note": chosen["note"],
                     "state": chosen["state"] if chosen["state"] in {m.value for m in readiness_view.MARKABLE}
                     else ""} if chosen else {})
+    # A cascaded meeting's other bridges (issue 14): each province's sites dial their own.
+    cascaded = []
+    for other, number in cascade.tree_of(session, meeting).others.values():
+        dial = JoinDetails(conference_number=number, sip_domain=other.sip_domain,
+                           h323_prefix=other.h323_prefix or "", pin=meeting.pin)
+        cascaded.append({"name": other.name, "sip_uri": dial.sip_uri, "h323_number": dial.h323_number,
+                         "conference_number": number})
     if not details:  # confidential (mật): "Cuộc họp", its times and rooms only
         join = JoinDetails(conference_number=None, sip_domain=None)
+        cascaded = []
     return {
         "meeting": {"id": meeting.id, "title": title, "description": meeting.description if details else "",
                     "status": status, "status_label": _(MEETING_STATUS_LABELS[status]),
@@ -437,7 +445,8 @@ def _meeting_context(session: Session, who: Viewer, meeting: Meeting, settings: 
                     "bridge": bridge.name if bridge else "", "conference_number": number if details else None,
                     "pin": meeting.pin if details else "", "sip_uri": join.sip_uri or "", "h323_number": join.h323_number or "",
                     "check_lead_minutes": meeting.check_lead_minutes,
-                    "priority": meeting.priority, "priority_label": _(PRIORITY_LABELS[meeting.priority])},
+                    "priority": meeting.priority, "priority_label": _(PRIORITY_LABELS[meeting.priority]),
+                    "upstream_dial": meeting.upstream_dial if details else None, "cascade": cascaded},
         "selected": selected,
         "check_at": (i18n.fmt_datetime(occ["start"] - timedelta(minutes=meeting.check_lead_minutes), zone)
                      if occ else ""),

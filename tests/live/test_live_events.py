@@ -63,6 +63,7 @@ def test_instructions_shape_and_text(mode: str) -> None:
         "end_local": "2026-12-14T10:00:00+07:00", "check_at_local": "2026-12-14T07:00:00+07:00",
         "timezone": "Asia/Ho_Chi_Minh", "check_lead_minutes": 60, "conference_number": 1234, "pin": "654321",
         "sip_uri": "sip:1234@mcu.example.vn", "h323_number": "881234", "dial_mode": mode,
+        "bridge_name": None, "upstream_dial": None,
         "endpoints": [
             {"endpoint_id": 11, "name": "Cisco", "protocol": "sip",
              "dial_string": "sip:1234@mcu.example.vn" if dial_in else None,

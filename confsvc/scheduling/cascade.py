@@ -1,0 +1,367 @@
+"""Cascaded meetings (issue 14, SPEC "Cascade leg"): a meeting whose sites span provinces is a tree of
+bridges rooted at the chair's bridge; each site joins a bridge of its own province, each other bridge
+is linked to the root by one cascade leg taking one port on both ends. A relay (``upstream_dial``) adds
+the root's leg to the chair outside confsvc.
+
+:func:`choose_bridges` is what every booking use case calls (book, dry run, edits, series): a meeting
+whose sites all lie in the chair's province goes to ``booking.choose_bridge`` exactly as before (one
+bridge, plus the relay's leg); otherwise one bridge per province is chosen — the one named in
+``province_bridges``, or the first active bridge of that province (by id) with enough free ports and a
+free conference number over every occurrence's window. The ports are :func:`conflicts.bridge_ports`
+(sites + legs); the per-bridge accounting reads every candidate bridge's bookings in one query per
+occurrence. A shortage is a conflict on that bridge naming its province, the ports needed and free, and
+the occurrences holding them (SPEC rule 8). Under ``lock`` the chosen bridges are locked in ascending id
+order (the order every booking takes) and checked again (SPEC rule 7).
+
+A province without a bridge of its own has its sites join the root bridge. Times are UTC; windows
+half-open.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from confsvc.config import Settings
+from confsvc.endpoints.models import Bridge, Endpoint, Room, Unit, UnitLevel
+from confsvc.errors import Invalid
+from confsvc.scheduling import booking, repository
+from confsvc.scheduling.booking import BridgeChoice, Names, Plan
+from confsvc.scheduling.conflicts import Conflict, bridge_ports
+from confsvc.scheduling.models import Booking, Meeting, MeetingBridge, ResourceKind
+
+#: At most this many provinces may be named in one request's ``province_bridges`` (34 provinces today).
+MAX_NAMED = 100
+
+
+@dataclass(frozen=True)
+class Wishes:
+    """What a booking asks of bridges: the root named (``bridge_id``), a bridge named per province
+    (province unit id → bridge id), the relay's leg, and the numbers to keep (the root's, and each other
+    bridge's by bridge id: an edit keeps what the sites dial)."""
+
+    bridge_id: int | None = None
+    province_bridges: dict[int, int] = field(default_factory=dict)
+    upstream: bool = False
+    keep_number: int | None = None
+    keep_numbers: dict[int, int] = field(default_factory=dict)
+
+
+def wishes_of(session: Session, meeting: Meeting, *, bridge_id: int | None = None,
+              province_bridges: dict[int, int] | None = None, keep_number: int | None = None) -> Wishes:
+    """The wishes of an existing ``meeting`` being re-booked: its root (or ``bridge_id``), its other
+    bridges named for their provinces (``province_bridges`` wins), their numbers and the meeting's kept."""
+    rows = session.exec(select(MeetingBridge.bridge_id, MeetingBridge.conference_number, Bridge.unit_id)
+                        .join(Bridge, col(Bridge.id) == col(MeetingBridge.bridge_id))
+                        .where(col(MeetingBridge.meeting_id) == meeting.id)).all()
+    named = {unit_id: b for b, _n, unit_id in rows if unit_id is not None}
+    named.update(province_bridges or {})
+    return Wishes(bridge_id=bridge_id if bridge_id is not None else meeting.bridge_id, province_bridges=named,
+                  upstream=bool(meeting.upstream_dial),
+                  keep_number=keep_number if keep_number is not None else meeting.conference_number,
+                  keep_numbers={b: n for b, n, _u in rows if n is not None})
+
+
+@dataclass(frozen=True)
+class Leg:
+    """A bridge of the tree other than the root: the province it serves, its parent (the root)."""
+
+    bridge: Bridge
+    province_id: int
+    parent_id: int
+    number: int | None
+
+
+@dataclass
+class CascadeChoice(BridgeChoice):
+    """:class:`booking.BridgeChoice` of the root, with the other bridges (``legs``, by bridge id) and
+    each plan's bridges (plan index → bridge id → (ports, conference number))."""
+
+    legs: dict[int, Leg] = field(default_factory=dict)
+    per_plan: dict[int, dict[int, tuple[int, int | None]]] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------- where sites are
+
+def unit_provinces(session: Session, unit_ids: set[int]) -> dict[int, int]:
+    """Each unit of ``unit_ids`` → the province above it (itself when it is one), through one recursive
+    CTE; a unit under no province is left out."""
+    if not unit_ids:
+        return {}
+    units = sa.inspect(Unit).local_table.c
+    up = sa.select(units.id.label("origin"), units.id, units.parent_id, units.level).where(
+        repository.ids_in(session, units.id, unit_ids)).cte("up", recursive=True)
+    up = up.union_all(sa.select(up.c.origin, units.id, units.parent_id, units.level)
+                      .where(units.id == up.c.parent_id))
+    rows = session.execute(sa.select(up.c.origin, up.c.id).where(up.c.level == UnitLevel.province.name)).all()
+    return {origin: province for origin, province in rows}
+
+
+@dataclass(frozen=True)
+class Sites:
+    """Where the plans' sites are: each endpoint's and room's province (None: under no province)."""
+
+    endpoint_province: dict[int, int | None]
+    room_province: dict[int, int | None]
+
+    def per_province(self, plan: Plan) -> Counter[int | None]:
+        """Site endpoints of ``plan`` per province."""
+        return Counter(self.endpoint_province.get(e) for e in plan.participants.endpoint_ids)
+
+    def chair_province(self, plan: Plan) -> int | None:
+        return self.room_province.get(plan.participants.chair_room_id)
+
+
+def locate(session: Session, plans: list[Plan]) -> Sites:
+    """Two queries whatever the number of sites: endpoints with their rooms' units, then the units' provinces."""
+    endpoint_ids = sorted({e for p in plans for e in p.participants.endpoint_ids})
+    room_ids = sorted({p.participants.chair_room_id for p in plans})
+    rows = session.exec(select(col(Endpoint.id), Endpoint.room_id, Room.unit_id)
+                        .join(Room, col(Room.id) == col(Endpoint.room_id))
+                        .where(repository.ids_in(session, Endpoint.id, endpoint_ids))).all() if endpoint_ids else []
+    chairs = session.exec(select(col(Room.id), Room.unit_id).where(repository.ids_in(session, Room.id, room_ids))).all()
+    provinces = unit_provinces(session, {u for _e, _r, u in rows} | {u for _r, u in chairs})
+    return Sites({e: provinces.get(u) for e, _r, u in rows if e is not None},
+                 {r: provinces.get(u) for r, u in chairs if r is not None})
+
+
+# ---------------------------------------------------------------- choosing
+
+def choose_bridges(session: Session, settings: Settings, plans: list[Plan], names: Names, wishes: Wishes, *,
+                   lock: bool = True, allowed: Any = None) -> BridgeChoice:
+    """The bridges of ``plans`` (SPEC rules 2, 3; issue 14). Sets each plan's ``upstream_leg``.
+
+    One province (the chair's; sites under no province count as the chair's): ``booking.choose_bridge``
+    with the root named by ``wishes.bridge_id`` or ``wishes.province_bridges``, as before cascades. Several:
+    a :class:`CascadeChoice` (see the module's docstring); apply it with ``planning.apply_bridge``.
+
+    ``allowed``: an SQL condition on ``bridges`` every chosen bridge meets (the booker's scope).
+
+    Raises:
+        Invalid: ``unknown_bridge`` (a named bridge missing, inactive or outside ``allowed``),
+            ``bridge_not_of_province`` (a bridge named for a province it does not belong to),
+            ``no_bridge``, ``too_many_provinces``.
+    """
+    for plan in plans:
+        plan.upstream_leg = wishes.upstream
+    if len(wishes.province_bridges) > MAX_NAMED:
+        raise Invalid(f"at most {MAX_NAMED} provinces may name a bridge", code="too_many_provinces")
+    sites = locate(session, plans) if plans else Sites({}, {})
+    root_province = sites.chair_province(plans[0]) if plans else None
+    spread = {p for plan in plans for p in sites.per_province(plan) if p is not None and p != root_province}
+    root_named = wishes.bridge_id if wishes.bridge_id is not None else (
+        wishes.province_bridges.get(root_province) if root_province is not None else None)
+    if not spread:
+        return booking.choose_bridge(session, settings, plans, names, bridge_id=root_named,
+                                     keep_number=wishes.keep_number, lock=lock, allowed=allowed)
+    allowed = sa.true() if allowed is None else allowed
+    candidates = _candidates(session, wishes, root_province, root_named, spread, allowed)
+    choice = _choose(session, settings, plans, sites, wishes, root_province, candidates)
+    if lock:
+        chosen = sorted({b.id for b in [choice.bridge] if b is not None and b.id is not None} | set(choice.legs))
+        session.execute(select(col(Bridge.id)).where(col(Bridge.id).in_(chosen)).order_by(col(Bridge.id))
+                        .with_for_update(key_share=True))
+        if session.get_bind().dialect.name == "postgresql":  # what was read may have changed before the lock
+            fixed: dict[int | None, list[Bridge]] = {p: [] for p in candidates.by_province}
+            fixed.update({leg.province_id: [leg.bridge] for leg in choice.legs.values()})
+            fixed[None] = [choice.bridge] if choice.bridge is not None else []
+            choice = _choose(session, settings, plans, sites, wishes, root_province,
+                             _Candidates(fixed, candidates.provinces))
+    return choice
+
+
+@dataclass
+class _Candidates:
+    """Bridges to try per province (key None: the root), and every involved province's name."""
+
+    by_province: dict[int | None, list[Bridge]]
+    provinces: dict[int, str]
+
+
+def _candidates(session: Session, wishes: Wishes, root_province: int | None, root_named: int | None,
+                spread: set[int], allowed: Any) -> _Candidates:
+    involved = sorted(spread | ({root_province} if root_province is not None else set()))
+    named_ids = {b for p, b in wishes.province_bridges.items() if p in spread} | (
+        {root_named} if root_named is not None else set())
+    rows = session.exec(select(Bridge).where(col(Bridge.active) == sa.true(), allowed, sa.or_(
+        col(Bridge.unit_id).in_(involved), col(Bridge.unit_id).is_(None), col(Bridge.id).in_(sorted(named_ids))))
+        .order_by(col(Bridge.id))).all()
+    by_id = {b.id: b for b in rows if b.id is not None}
+    missing = sorted(b for b in named_ids if b not in by_id)
+    if missing:
+        raise Invalid(f"bridge {missing[0]} does not exist or is inactive", code="unknown_bridge")
+    out: dict[int | None, list[Bridge]] = {}
+    for province in sorted(spread):
+        named = wishes.province_bridges.get(province)
+        if named is not None and by_id[named].unit_id != province:
+            raise Invalid(f"bridge {named} does not belong to province {province}", code="bridge_not_of_province")
+        # Never the root itself (a chair moved to another province keeps the meeting's root): those sites join it.
+        out[province] = [b for b in ([by_id[named]] if named is not None else
+                                     [b for b in rows if b.unit_id == province]) if b.id != root_named]
+    if root_named is not None:
+        out[None] = [by_id[root_named]]
+    else:
+        out[None] = ([b for b in rows if root_province is not None and b.unit_id == root_province]
+                     + [b for b in rows if b.unit_id is None])
+    if not out[None]:
+        raise Invalid("no active bridge (MCU) is configured", code="no_bridge")
+    provinces = {u: name for u, name in session.exec(select(col(Unit.id), Unit.name)
+                                                      .where(col(Unit.id).in_(involved))).all() if u is not None}
+    return _Candidates(out, provinces)
+
+
+def _choose(session: Session, settings: Settings, plans: list[Plan], sites: Sites, wishes: Wishes,
+            root_province: int | None, candidates: _Candidates) -> CascadeChoice:
+    every = sorted({b.id for bridges in candidates.by_province.values() for b in bridges if b.id is not None})
+    held: list[dict[int, list[repository.Held]]] = []
+    for plan in plans:  # one query per occurrence for every candidate bridge
+        per_bridge: dict[int, list[repository.Held]] = {b: [] for b in every}
+        for h in repository.holdings(session, [(ResourceKind.bridge, every)], plan.window,
+                                     booking.max_window(settings)):
+            per_bridge[h.booking.resource_id].append(h)
+        held.append(per_bridge)
+    counts = [sites.per_province(plan) for plan in plans]
+    conflicts: dict[int, list[Conflict]] = {}
+    legs: dict[int, Leg] = {}
+    per_plan: dict[int, dict[int, tuple[int, int | None]]] = {i: {} for i in range(len(plans))}
+    on_root = [c[None] + (c[root_province] if root_province is not None else 0) for c in counts]
+    children = [0] * len(plans)
+    for province in sorted(p for p in candidates.by_province if p is not None):
+        indexes = [i for i, c in enumerate(counts) if c[province]]
+        bridges = candidates.by_province[province]
+        if not indexes:
+            continue
+        if not bridges:  # no bridge of its own: its sites join the root
+            for i in indexes:
+                on_root[i] += counts[i][province]
+            continue
+        subset = [plans[i] for i in indexes]
+        requested = [bridge_ports(counts[i][province], parent_leg=True) for i in indexes]
+        answer = _first_fit(session, settings, bridges, subset, held, indexes, requested, wishes.keep_numbers,
+                            candidates.provinces.get(province), own_numbers=False)
+        for j, i in enumerate(indexes):
+            conflicts.setdefault(i, []).extend(answer.conflicts.get(j, []))
+            number = answer.numbers.get(j)
+            per_plan[i][_id(answer.bridge)] = (requested[j], number)
+            children[i] += 1
+        assert answer.bridge is not None
+        legs[_id(answer.bridge)] = Leg(answer.bridge, province, -1, answer.conference_number)
+    requested = [bridge_ports(on_root[i], child_legs=children[i], parent_leg=wishes.upstream)
+                 for i in range(len(plans))]
+    root_name = candidates.provinces.get(root_province) if root_province is not None else None
+    keep = {} if wishes.keep_number is None else {
+        _id(b): wishes.keep_number for b in candidates.by_province[None]}
+    root = _first_fit(session, settings, candidates.by_province[None], plans, held, list(range(len(plans))),
+                      requested, keep, root_name, own_numbers=True)
+    for i in range(len(plans)):
+        conflicts.setdefault(i, []).extend(root.conflicts.get(i, []))
+        per_plan[i][_id(root.bridge)] = (requested[i], root.numbers.get(i))
+    legs = {b: replace(leg, parent_id=_id(root.bridge)) for b, leg in legs.items()}
+    return CascadeChoice(root.bridge, root.conference_number, {i: c for i, c in conflicts.items() if c},
+                         root.numbers, legs=legs, per_plan=per_plan)
+
+
+def _first_fit(session: Session, settings: Settings, bridges: list[Bridge], plans: list[Plan],
+               held: list[dict[int, list[repository.Held]]], indexes: list[int], requested: list[int],
+               keep_numbers: dict[int, int], province_name: str | None, *, own_numbers: bool) -> BridgeChoice:
+    """The first of ``bridges`` with the ports and a number for every plan (``plans[j]`` is plan
+    ``indexes[j]`` of ``held``), else the first bridge's answer with its conflicts."""
+    first: BridgeChoice | None = None
+    for bridge in bridges:
+        check = booking.bridge_check(session, settings, bridge, plans,
+                                     holdings=[held[i][_id(bridge)] for i in indexes], requested=requested,
+                                     province_name=province_name)
+        answer = booking.numbers_for(settings, bridge, plans, keep_numbers.get(_id(bridge)), *check,
+                                     own_numbers=own_numbers)
+        if province_name is not None:
+            answer.conflicts = {j: [c if c.province_name else replace(c, province_name=province_name) for c in cs]
+                                for j, cs in answer.conflicts.items()}
+        if not answer.conflicts:
+            return answer
+        first = first or answer
+    assert first is not None
+    return first
+
+
+def _id(bridge: Bridge | None) -> int:
+    """A stored bridge's id (every bridge here was read from the database)."""
+    assert bridge is not None and bridge.id is not None
+    return bridge.id
+
+
+# ---------------------------------------------------------------- writing and reading the tree
+
+def save_tree(session: Session, meeting: Meeting, choice: BridgeChoice, *, replace_all: bool = True) -> None:
+    """Write the meeting's bridges besides the root from ``choice`` (none for a one-bridge choice).
+    ``replace_all`` (a whole-meeting booking or edit) drops the bridges it no longer uses; an
+    occurrence's own booking only adds."""
+    legs = choice.legs if isinstance(choice, CascadeChoice) else {}
+    if replace_all:
+        session.execute(sa.delete(MeetingBridge).where(col(MeetingBridge.meeting_id) == meeting.id))
+        present: set[int] = set()
+    else:
+        present = set(session.exec(select(MeetingBridge.bridge_id)
+                                   .where(col(MeetingBridge.meeting_id) == meeting.id)).all())
+    rows = [{"meeting_id": meeting.id, "bridge_id": b, "parent_bridge_id": leg.parent_id,
+             "conference_number": leg.number} for b, leg in sorted(legs.items()) if b not in present]
+    if rows:
+        session.execute(sa.insert(MeetingBridge), rows)
+    session.flush()
+
+
+@dataclass(frozen=True)
+class Tree:
+    """A meeting's bridges: the root (``meetings.bridge_id``), the others with their province, parent
+    and number. ``bridge_of_province`` says which bridge a site of a province joins (else the root)."""
+
+    root: Bridge | None
+    others: dict[int, tuple[Bridge, int | None]]  # bridge id → (bridge, conference number)
+    parent: dict[int, int]
+    bridge_of_province: dict[int, int]
+
+    @property
+    def cascaded(self) -> bool:
+        return bool(self.others)
+
+
+def tree_of(session: Session, meeting: Meeting) -> Tree:
+    """The bridges of ``meeting`` (two queries)."""
+    root = session.get(Bridge, meeting.bridge_id) if meeting.bridge_id is not None else None
+    rows = session.exec(select(MeetingBridge, Bridge).join(Bridge, col(Bridge.id) == col(MeetingBridge.bridge_id))
+                        .where(col(MeetingBridge.meeting_id) == meeting.id)
+                        .order_by(col(MeetingBridge.bridge_id))).all()
+    return Tree(root, {mb.bridge_id: (b, mb.conference_number) for mb, b in rows},
+                {mb.bridge_id: mb.parent_bridge_id for mb, _b in rows},
+                {b.unit_id: mb.bridge_id for mb, b in rows if b.unit_id is not None})
+
+
+def room_bridges(session: Session, meeting: Meeting, occurrence_id: int | None, room_ids: set[int],
+                 ) -> dict[int, tuple[Bridge, int | None]]:
+    """The bridge each room of ``room_ids`` joins for the occurrence and the conference number it dials
+    there: the root's is the occurrence's own (``Occurrence.number``, the caller's), None here; another
+    bridge's is the one its booking of the occurrence holds (else the tree's). Rooms of a meeting on one
+    bridge all get the root."""
+    tree = tree_of(session, meeting)
+    if tree.root is None:
+        return {}
+    if not tree.cascaded:
+        return {r: (tree.root, None) for r in room_ids}
+    units = dict(session.exec(select(Room.id, Room.unit_id).where(repository.ids_in(session, Room.id, room_ids))).all())
+    provinces = unit_provinces(session, set(units.values()))
+    booked: dict[int, int | None] = {}
+    if occurrence_id is not None:
+        booked = dict(session.exec(select(Booking.resource_id, Booking.conference_number).where(
+            Booking.occurrence_id == occurrence_id, Booking.resource_kind == ResourceKind.bridge)).all())
+    out: dict[int, tuple[Bridge, int | None]] = {}
+    for room_id in room_ids:
+        bridge_id = tree.bridge_of_province.get(provinces.get(units.get(room_id, -1), -1))
+        if bridge_id is None:
+            out[room_id] = (tree.root, None)
+        else:
+            bridge, number = tree.others[bridge_id]
+            out[room_id] = (bridge, booked.get(bridge_id, number))
+    return out
