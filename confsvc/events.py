@@ -295,6 +295,8 @@ def _order_at_commit(session: Session) -> None:
     events in recording order, updates the :class:`Event` objects and the pending messages, and
     notifies :data:`NOTIFY_CHANNEL` (delivered at commit, never for a rolled-back transaction).
     """
+    if session.in_nested_transaction():  # a savepoint's release: SQLAlchemy fires before_commit for it too
+        return
     recorded: list[Event] | None = session.info.pop(_RECORDED, None)
     if not recorded:
         return

@@ -58,10 +58,12 @@ def _note_write(conn: sa.Connection, _cursor: Any, statement: str, *_args: Any) 
 def _check_ports(session: Session) -> None:
     """``SET CONSTRAINTS bookings_bridge_ports IMMEDIATE`` when the transaction wrote bookings; an
     over-capacity bridge raises here (``IntegrityError``, see :func:`conflict_of`)."""
-    if session.new or session.dirty or session.deleted:
-        session.flush()
+    if session.in_nested_transaction():  # a savepoint's release (SQLAlchemy fires before_commit for it too)
+        return
     if session.get_bind().dialect.name != "postgresql" or not session.in_transaction():
         return
+    if session.new or session.dirty or session.deleted:
+        session.flush()
     connection = session.connection()  # the transaction's own (it wrote, so it has one)
     if connection.info.pop(_WROTE, False):
         connection.exec_driver_sql(f"SET CONSTRAINTS {CONSTRAINT} IMMEDIATE")
