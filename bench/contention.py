@@ -157,6 +157,7 @@ def _run(args: argparse.Namespace, url: str, base: str, token: str, rooms: list[
     today = datetime.now(ZONE).replace(hour=0, minute=0, second=0, microsecond=0)
     first_day = today + timedelta(days=14)
     latencies: list[float] = []
+    by_kind: dict[str, list[float]] = {"disjoint": [], "overlapping": []}
     statuses: Counter[int] = Counter()
     lock = threading.Lock()
     stop = time.monotonic() + args.seconds
@@ -186,6 +187,7 @@ def _run(args: argparse.Namespace, url: str, base: str, token: str, rooms: list[
                 elapsed = time.perf_counter() - began
                 with lock:
                     latencies.append(elapsed)
+                    by_kind["disjoint" if i % 2 == 0 else "overlapping"].append(elapsed)
                     statuses[status] += 1
 
     threads = [threading.Thread(target=client, args=(i,)) for i in range(args.clients)]
@@ -199,6 +201,9 @@ def _run(args: argparse.Namespace, url: str, base: str, token: str, rooms: list[
     print(f"code: {args.code.resolve()}   server log: {Path(tmp) / 'server.log'}")
     print(f"{args.clients} clients, {args.workers} workers, {wall:.1f} s, {len(latencies)} requests")
     print(f"p50 {quantiles[49] * 1000:.0f} ms   p95 {quantiles[94] * 1000:.0f} ms")
+    for kind, values in by_kind.items():
+        q = statistics.quantiles(values, n=100) if len(values) > 1 else [0.0] * 99
+        print(f"  {kind}: {len(values)} requests, p50 {q[49] * 1000:.0f} ms   p95 {q[94] * 1000:.0f} ms")
     print(f"bookings/s {statuses[201] / wall:.1f}   201: {statuses[201]}   409: {statuses[409]}   "
           f"5xx: {sum(v for k, v in statuses.items() if k >= 500)}   other: "
           f"{ {k: v for k, v in statuses.items() if k not in (201, 409) and k < 500} }")

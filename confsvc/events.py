@@ -56,7 +56,8 @@ EVENT_TYPES = frozenset({
 INTERNAL_TYPES = frozenset({"access.revoked"})
 #: PostgreSQL ``LISTEN``/``NOTIFY`` channel; the payload is the committing transaction's last event id.
 NOTIFY_CHANNEL = "confsvc_events"
-#: pg_advisory_xact_lock key serialising the final step of event-writing commits on PostgreSQL
+#: pg_advisory_xact_lock key serialising the final step of event-writing commits on PostgreSQL, taken by
+#: ``confsvc_order_events`` (migration 20261209_events_order)
 #: ("confsvc" in ASCII, truncated).
 EVENTS_LOCK_KEY = 0x636F6E66737663
 _PENDING = "confsvc_pending_events"
@@ -272,20 +273,11 @@ def install() -> None:
             sa_event.listen(Session, name, listener)
 
 
-#: The final step of an event-writing commit on PostgreSQL, after the advisory lock: fresh ids from
-#: the events' sequence paired by rank with the provisional ones (recording order kept), and the
-#: NOTIFY of the last one. ``moved`` lists only rows still there (a rolled-back savepoint's are not).
-_RENUMBER = sa.text("""
-WITH old AS (SELECT old_id, row_number() OVER (ORDER BY old_id) AS k
-             FROM unnest(CAST(:ids AS integer[])) AS u(old_id)),
-     fresh AS (SELECT new_id, row_number() OVER (ORDER BY new_id) AS k
-               FROM (SELECT CAST(nextval(pg_get_serial_sequence('events', 'id')) AS integer) AS new_id
-                     FROM generate_series(1, :n)) AS s),
-     moved AS (UPDATE events SET id = fresh.new_id FROM old JOIN fresh USING (k)
-               WHERE events.id = old.old_id RETURNING old.old_id, fresh.new_id)
-SELECT old_id, new_id, pg_notify(:channel, CAST((SELECT max(new_id) FROM moved) AS text)) IS NULL AS notified
-FROM moved ORDER BY new_id
-""")
+#: The final step of an event-writing commit on PostgreSQL in one round trip (migration
+#: ``20261209_events_order``): the events' lock, fresh ids from the events' sequence paired by rank
+#: with the provisional ones (recording order kept), the NOTIFY of the last one. Pairs list only rows
+#: still there (a rolled-back savepoint's are not).
+_ORDER = sa.text("SELECT old_id, new_id FROM confsvc_order_events(CAST(:ids AS integer[]), :channel)")
 
 
 def _order_at_commit(session: Session) -> None:
@@ -295,15 +287,15 @@ def _order_at_commit(session: Session) -> None:
     events in recording order, updates the :class:`Event` objects and the pending messages, and
     notifies :data:`NOTIFY_CHANNEL` (delivered at commit, never for a rolled-back transaction).
     """
+    if session.in_nested_transaction():  # a savepoint's release: SQLAlchemy fires before_commit for it too
+        return
     recorded: list[Event] | None = session.info.pop(_RECORDED, None)
     if not recorded:
         return
     if session.new or session.dirty or session.deleted:
         session.flush()  # the commit's own flush would come after this step
-    session.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": EVENTS_LOCK_KEY})
-    rows = session.execute(_RENUMBER, {"ids": [e.id for e in recorded], "n": len(recorded),
-                                       "channel": NOTIFY_CHANNEL}).all()
-    final = {old: new for old, new, _ in rows}
+    rows = session.execute(_ORDER, {"ids": [e.id for e in recorded], "channel": NOTIFY_CHANNEL}).all()
+    final = {old: new for old, new in rows}
     for event in recorded:
         event.id = final.get(event.id)  # detached: only the object changes
     pending: list[Published] = session.info.get(_PENDING, [])

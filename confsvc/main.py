@@ -29,7 +29,7 @@ from confsvc.calendar.routes import router as calendar_router
 from confsvc.calls import intake as call_records
 from confsvc.calls.routes import router as calls_router
 from confsvc.config import Settings, get_settings
-from confsvc.db import make_engine
+from confsvc.db import make_engine, make_session
 from confsvc.endpoints import probe
 from confsvc.endpoints.routes import router as endpoints_router
 from confsvc.endpoints.status_routes import router as endpoint_status_router
@@ -43,7 +43,7 @@ from confsvc.metrics import Metrics, MetricsMiddleware
 from confsvc.metrics import router as metrics_router
 from confsvc.middleware import RequestId, SecurityHeaders
 from confsvc.migrate import assert_migrated
-from confsvc.scheduling import scheduler
+from confsvc.scheduling import port_guard, scheduler
 from confsvc.scheduling.grid_routes import router as grid_router
 from confsvc.scheduling.office_routes import router as office_router
 from confsvc.scheduling.readiness_routes import router as readiness_router
@@ -76,6 +76,7 @@ def install_hooks() -> None:
     :func:`create_app` calls it, and so do the CLI commands and the demo loader that write without an app.
     """
     events.install()
+    port_guard.install()  # bridges' ports checked at commit before the events' final step
     events.on_record(record_join_instructions)
     live_revocation.install()  # revoked tokens and disabled users close their live channels
 
@@ -163,7 +164,12 @@ def _install_error_handlers(app: FastAPI) -> None:
         return response
 
     @app.exception_handler(IntegrityError)
-    async def _integrity(_: Request, exc: IntegrityError) -> JSONResponse:
+    async def _integrity(request: Request, exc: IntegrityError) -> JSONResponse:
+        if port_guard.refused(exc):  # a concurrent booking took the bridge's ports (SPEC rule 7)
+            with make_session(request.app.state.engine, write=False) as session:
+                ports = port_guard.conflict_of(exc, session, request.app.state.settings.zone)
+            log.info("bridge ports taken at commit answered as 409: %s", exc.orig)
+            return JSONResponse(ports.to_body(), status_code=409)
         # A race the service's friendly check could not see; the database kept the promise.
         log.info("integrity error answered as 409: %s", exc.orig)
         return _error(409, "the request conflicts with a concurrent change; reload and retry", "integrity_conflict")

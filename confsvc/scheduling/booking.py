@@ -11,6 +11,7 @@ transactions. Lock order, everywhere: meeting row → rooms (ascending) → brid
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -247,17 +248,21 @@ class BridgeChoice:
 
 def choose_bridge(session: Session, settings: Settings, plans: list[Plan], names: Names, *,
                   bridge_id: int | None, keep_number: int | None = None, lock: bool = True,
-                  allowed: Any = None) -> BridgeChoice:
+                  allowed: Any = None, meeting_id: int | None = None) -> BridgeChoice:
     """Pick the bridge and conference numbers for ``plans`` (SPEC rules 2, 3).
 
     A named bridge is used as is; otherwise the first active bridge (by id) with enough free
-    ports for every plan. Each candidate is locked (``lock``) before its peak use is computed,
-    in ascending id order so that concurrent bookings cannot deadlock. The meeting's number is
-    ``keep_number`` when still free in every plan, else the lowest number free in every plan. A
-    plan whose occurrence has its own number keeps it while free; a plan where the meeting's number
-    is taken gets the lowest number free then (issue 12: a move never fails on the number while the
-    bridge has a free one). Only a plan with no free number at all conflicts, naming the
-    occurrences holding the numbers.
+    ports for every plan, counted as committed now. No bridge lock is taken: on PostgreSQL the
+    ports are counted again at COMMIT under the bridge's lock (``port_guard``, the guarantee of
+    SPEC rule 7), so bookings of different rooms do not queue on their bridge (issue 16
+    "Throughput under contention"); on SQLite the write transaction serialises writers. The
+    meeting's number is ``keep_number`` when still free in every plan, else the lowest number free
+    in every plan. A plan whose occurrence has its own number keeps it while free; a plan where the
+    meeting's number is taken gets the lowest number free then (issue 12: a move never fails on
+    the number while the bridge has a free one). Only a plan with no free number at all conflicts,
+    naming the occurrences holding the numbers. With ``lock`` the numbers are claimed
+    (``repository.claim_number``: a number a concurrent booking is claiming is skipped);
+    ``meeting_id``: the meeting being changed, whose own bookings do not hold numbers.
 
     ``allowed``: an SQL condition on ``bridges`` the bridge must meet (the booker's province's and the
     shared ones, ``participants.bridges_in_scope``); a named bridge outside it is unknown.
@@ -269,44 +274,55 @@ def choose_bridge(session: Session, settings: Settings, plans: list[Plan], names
     if bridge_id is not None:
         if session.exec(select(Bridge.id).where(Bridge.id == bridge_id, allowed)).first() is None:
             raise Invalid(f"bridge {bridge_id} does not exist or is inactive", code="unknown_bridge")
-        bridge = repository.lock_bridge(session, bridge_id) if lock else session.get(Bridge, bridge_id)
-        if bridge is None or not bridge.active:
+        named = repository.current_bridge(session, bridge_id)
+        if named is None or not named.active:
             raise Invalid(f"bridge {bridge_id} does not exist or is inactive", code="unknown_bridge")
-        candidates = [bridge]
-        candidates_iter = iter(())
+        ids = [bridge_id]
     else:
-        ids = session.exec(select(Bridge.id).where(Bridge.active == sa.true(), allowed).order_by(Bridge.id)).all()
+        ids = list(session.exec(select(Bridge.id).where(Bridge.active == sa.true(), allowed).order_by(Bridge.id)).all())
         if not ids:
             raise Invalid("no active bridge (MCU) is configured", code="no_bridge")
-        candidates = [repository.lock_bridge(session, ids[0]) if lock else session.get(Bridge, ids[0])]
-        candidates_iter = iter(ids[1:])  # further candidates are locked only when needed, below
     first: BridgeChoice | None = None
-    while True:
-        bridge = candidates[-1]
-        choice = numbers_for(settings, bridge, plans, keep_number, *bridge_check(session, settings, bridge, plans))
+    for candidate_id in ids:
+        bridge = repository.current_bridge(session, candidate_id)
+        assert bridge is not None
+        conflicts, used = bridge_check(session, settings, bridge, plans)
+        claim = claimer(session, bridge, meeting_id) if lock and not conflicts else None
+        choice = numbers_for(settings, bridge, plans, keep_number, conflicts, used, claim=claim)
         if not choice.conflicts:
             return choice
         first = first or choice
-        if bridge_id is not None:
-            return choice
-        next_id = next(candidates_iter, None)
-        if next_id is None:
-            return first
-        candidates.append(repository.lock_bridge(session, next_id) if lock else session.get(Bridge, next_id))
+    assert first is not None
+    return first
+
+
+#: Claims the first free number of ``candidates`` over ``windows`` (``repository.claim_number``).
+Claim = Callable[[list[int], list[Window]], int | None]
+
+
+def claimer(session: Session, bridge: Bridge, meeting_id: int | None = None) -> Claim:
+    """Claims numbers on ``bridge`` in ``session``'s transaction (``repository.claim_number``)."""
+    def claim(candidates: list[int], windows: list[Window]) -> int | None:
+        return repository.claim_number(session, bridge.id, candidates, windows, meeting_id=meeting_id)
+    return claim
 
 
 def numbers_for(settings: Settings, bridge: Bridge, plans: list[Plan], keep: int | None,
                 conflicts: dict[int, list[Conflict]], used: list[dict[int, list[repository.Held]]], *,
-                own_numbers: bool = True) -> BridgeChoice:
+                own_numbers: bool = True, claim: Claim | None = None) -> BridgeChoice:
     """The bridge's answer for ``plans`` from :func:`bridge_check`'s: the number common to every plan
     (``keep`` while free), each plan's own (an occurrence's own number while free, with
-    ``own_numbers``), and a conflict for a plan with no free number."""
-    common = _free_number(bridge, set().union(*used) if used else set(), keep)
+    ``own_numbers``), and a conflict for a plan with no free number. With ``claim`` (:func:`claimer`)
+    the numbers are claimed: one a concurrent booking is claiming is skipped."""
+    common = _free_number(bridge, set().union(*used) if used else set(), keep, claim, [p.window for p in plans])
     numbers: dict[int, int] = {}
     for index, plan in enumerate(plans):
         own = plan.occurrence.conference_number if plan.occurrence is not None and own_numbers else None
         wanted = own if own is not None else (common if common is not None else keep)
-        number = _free_number(bridge, set(used[index]), wanted)
+        if wanted is not None and wanted == common and wanted not in used[index]:
+            numbers[index] = wanted  # claimed over every plan's window already
+            continue
+        number = _free_number(bridge, set(used[index]), wanted, claim, [plan.window])
         if number is not None:
             numbers[index] = number
             continue
@@ -320,13 +336,26 @@ def numbers_for(settings: Settings, bridge: Bridge, plans: list[Plan], keep: int
     return BridgeChoice(bridge, common, conflicts, numbers)
 
 
-def _free_number(bridge: Bridge, used: set[int], keep: int | None) -> int | None:
+#: Conference numbers offered to a claim at most (the lowest free ones; a claim skips those that
+#: concurrent bookings are claiming).
+CLAIM_CANDIDATES = 256
+
+
+def _free_number(bridge: Bridge, used: set[int], keep: int | None, claim: Claim | None = None,
+                 windows: list[Window] | None = None) -> int | None:
+    """``keep`` if free and in the bridge's range, else the lowest free number; with ``claim``, the
+    first of those that the claim takes."""
+    candidates: list[int] = []
     if keep is not None and keep not in used and bridge.conference_number_min <= keep <= bridge.conference_number_max:
-        return keep
+        candidates.append(keep)
     for number in range(bridge.conference_number_min, bridge.conference_number_max + 1):
-        if number not in used:
-            return number
-    return None
+        if len(candidates) >= (CLAIM_CANDIDATES if claim is not None else 1):
+            break
+        if number not in used and number != keep:
+            candidates.append(number)
+    if claim is None:
+        return candidates[0] if candidates else None
+    return claim(candidates, windows or [])
 
 
 def new_pin(settings: Settings) -> str:

@@ -10,8 +10,9 @@ bridge, plus the relay's leg); otherwise one bridge per province is chosen — t
 free conference number over every occurrence's window. The ports are :func:`conflicts.bridge_ports`
 (sites + legs); the per-bridge accounting reads every candidate bridge's bookings in one query per
 occurrence. A shortage is a conflict on that bridge naming its province, the ports needed and free, and
-the occurrences holding them (SPEC rule 8). Under ``lock`` the chosen bridges are locked in ascending id
-order (the order every booking takes) and checked again (SPEC rule 7).
+the occurrences holding them (SPEC rule 8). Under ``lock`` the chosen bridges' conference numbers are
+claimed (``repository.claim_number``); no bridge is locked: the ports are counted again at COMMIT
+under each bridge's lock, in ascending id order (``port_guard``, SPEC rule 7).
 
 A province without a bridge of its own has its sites join the root bridge. Times are UTC; windows
 half-open.
@@ -160,18 +161,7 @@ def choose_bridges(session: Session, settings: Settings, plans: list[Plan], name
                                      keep_number=wishes.keep_number, lock=lock, allowed=allowed)
     allowed = sa.true() if allowed is None else allowed
     candidates = _candidates(session, wishes, root_province, root_named, spread, allowed)
-    choice = _choose(session, settings, plans, sites, wishes, root_province, candidates)
-    if lock:
-        chosen = sorted({b.id for b in [choice.bridge] if b is not None and b.id is not None} | set(choice.legs))
-        session.execute(select(col(Bridge.id)).where(col(Bridge.id).in_(chosen)).order_by(col(Bridge.id))
-                        .with_for_update(key_share=True))
-        if session.get_bind().dialect.name == "postgresql":  # what was read may have changed before the lock
-            fixed: dict[int | None, list[Bridge]] = {p: [] for p in candidates.by_province}
-            fixed.update({leg.province_id: [leg.bridge] for leg in choice.legs.values()})
-            fixed[None] = [choice.bridge] if choice.bridge is not None else []
-            choice = _choose(session, settings, plans, sites, wishes, root_province,
-                             _Candidates(fixed, candidates.provinces))
-    return choice
+    return _choose(session, settings, plans, sites, wishes, root_province, candidates, claim=lock)
 
 
 @dataclass
@@ -215,7 +205,7 @@ def _candidates(session: Session, wishes: Wishes, root_province: int | None, roo
 
 
 def _choose(session: Session, settings: Settings, plans: list[Plan], sites: Sites, wishes: Wishes,
-            root_province: int | None, candidates: _Candidates) -> CascadeChoice:
+            root_province: int | None, candidates: _Candidates, *, claim: bool) -> CascadeChoice:
     every = sorted({b.id for bridges in candidates.by_province.values() for b in bridges if b.id is not None})
     held: list[dict[int, list[repository.Held]]] = []
     for plan in plans:  # one query per occurrence for every candidate bridge
@@ -242,7 +232,7 @@ def _choose(session: Session, settings: Settings, plans: list[Plan], sites: Site
         subset = [plans[i] for i in indexes]
         requested = [bridge_ports(counts[i][province], parent_leg=True) for i in indexes]
         answer = _first_fit(session, settings, bridges, subset, held, indexes, requested, wishes.keep_numbers,
-                            candidates.provinces.get(province), own_numbers=False)
+                            candidates.provinces.get(province), own_numbers=False, claim=claim)
         for j, i in enumerate(indexes):
             conflicts.setdefault(i, []).extend(answer.conflicts.get(j, []))
             number = answer.numbers.get(j)
@@ -256,7 +246,7 @@ def _choose(session: Session, settings: Settings, plans: list[Plan], sites: Site
     keep = {} if wishes.keep_number is None else {
         _id(b): wishes.keep_number for b in candidates.by_province[None]}
     root = _first_fit(session, settings, candidates.by_province[None], plans, held, list(range(len(plans))),
-                      requested, keep, root_name, own_numbers=True)
+                      requested, keep, root_name, own_numbers=True, claim=claim)
     for i in range(len(plans)):
         conflicts.setdefault(i, []).extend(root.conflicts.get(i, []))
         per_plan[i][_id(root.bridge)] = (requested[i], root.numbers.get(i))
@@ -267,16 +257,19 @@ def _choose(session: Session, settings: Settings, plans: list[Plan], sites: Site
 
 def _first_fit(session: Session, settings: Settings, bridges: list[Bridge], plans: list[Plan],
                held: list[dict[int, list[repository.Held]]], indexes: list[int], requested: list[int],
-               keep_numbers: dict[int, int], province_name: str | None, *, own_numbers: bool) -> BridgeChoice:
+               keep_numbers: dict[int, int], province_name: str | None, *, own_numbers: bool,
+               claim: bool) -> BridgeChoice:
     """The first of ``bridges`` with the ports and a number for every plan (``plans[j]`` is plan
-    ``indexes[j]`` of ``held``), else the first bridge's answer with its conflicts."""
+    ``indexes[j]`` of ``held``), else the first bridge's answer with its conflicts. With ``claim`` the
+    numbers of a bridge with the ports are claimed (``booking.claimer``)."""
     first: BridgeChoice | None = None
     for bridge in bridges:
         check = booking.bridge_check(session, settings, bridge, plans,
                                      holdings=[held[i][_id(bridge)] for i in indexes], requested=requested,
                                      province_name=province_name)
+        claims = booking.claimer(session, bridge) if claim and not check[0] else None
         answer = booking.numbers_for(settings, bridge, plans, keep_numbers.get(_id(bridge)), *check,
-                                     own_numbers=own_numbers)
+                                     own_numbers=own_numbers, claim=claims)
         if province_name is not None:
             answer.conflicts = {j: [c if c.province_name else replace(c, province_name=province_name) for c in cs]
                                 for j, cs in answer.conflicts.items()}

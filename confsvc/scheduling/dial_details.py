@@ -6,6 +6,7 @@ Write access: admin and secretariat (``capabilities.BOOK``).
 from __future__ import annotations
 
 from datetime import datetime
+from itertools import islice
 
 import sqlalchemy as sa
 from sqlmodel import Session, select
@@ -16,6 +17,8 @@ from confsvc.errors import Invalid
 from confsvc.scheduling import booking, live_events, repository
 from confsvc.scheduling import participants as participation
 from confsvc.scheduling.audit_log import audit
+from confsvc.scheduling.conflicts import Window
+from confsvc.scheduling.errors import BookingConflict
 from confsvc.scheduling.models import Booking, Meeting, Occurrence, ResourceKind
 from confsvc.scheduling.planning import lock_for_change, refusal, require_open
 from confsvc.users import principal as capabilities
@@ -48,7 +51,8 @@ def set_conference_number(session: Session, settings: Settings, principal: Princ
                           number: int | None, *, now: datetime | None = None) -> Meeting:
     """Give every occurrence of the meeting one conference number on its bridge: ``number``, or (None)
     the lowest number other than the current one that is free in every occurrence's window.
-    Occurrences' own numbers are dropped. Under the bridge row lock (SPEC rule 7).
+    Occurrences' own numbers are dropped. Under the bridge's lock, the number claimed
+    (``repository.claim_number``; SPEC rule 7).
 
     Raises: Forbidden; Invalid ``no_bridge`` (the meeting has none), ``number_out_of_range``;
     BookingConflict (409) naming every occurrence of another meeting holding that number then, or
@@ -68,10 +72,15 @@ def set_conference_number(session: Session, settings: Settings, principal: Princ
                       f"{bridge.conference_number_max}", code="number_out_of_range")
     held = booking.numbers_held_by_others(session, settings, bridge, meeting.id)
     occurrences = {o.id: o for o in session.exec(select(Occurrence).where(Occurrence.meeting_id == meeting.id)).all()}
+    windows = [Window(b.window_start, b.window_end) for b, _h in held]
+    chosen = number is None
     if number is None:
         taken = set().union(*(h.keys() for _b, h in held)) if held else set()
-        number = next((n for n in range(bridge.conference_number_min, bridge.conference_number_max + 1)
-                       if n not in taken and n != meeting.conference_number), None)
+        free = (n for n in range(bridge.conference_number_min, bridge.conference_number_max + 1)
+                if n not in taken and n != meeting.conference_number)
+        # Claimed (repository.claim_number): a number a concurrent booking is claiming is skipped.
+        number = repository.claim_number(session, bridge.id, list(islice(free, booking.CLAIM_CANDIDATES)), windows,
+                                         meeting_id=meeting.id)
         if number is None:
             conflicts = [c for n in sorted(taken) for c in booking.number_conflicts(bridge, settings.zone, held, n,
                                                                                    occurrences)]
@@ -79,6 +88,8 @@ def set_conference_number(session: Session, settings: Settings, principal: Princ
     conflicts = booking.number_conflicts(bridge, settings.zone, held, number, occurrences)
     if conflicts:
         raise refusal(meeting.title, conflicts)
+    if not chosen and repository.claim_number(session, bridge.id, [number], windows, meeting_id=meeting.id) is None:
+        raise BookingConflict(f"conference number {number} is being given to a concurrent booking; try again", [])
     old = (meeting.conference_number, sorted((o.id, o.conference_number) for o in occurrences.values()))
     meeting.conference_number = number
     for occ in occurrences.values():

@@ -255,6 +255,10 @@ class Booking(SQLModel, table=True):
                           where=sa.text("resource_kind = 'bridge' AND conference_number IS NOT NULL"),
                           ).ddl_if(dialect="postgresql"),
         sa.Index("ix_bookings_resource_window", "resource_kind", "resource_id", "window_start"),
+        # Bridge bookings by bridge and window end: the ports count at COMMIT (migration
+        # 20261209_bridge_port_guard, ``scheduling/port_guard.py``) scans those not ended yet.
+        sa.Index("ix_bookings_bridge_window", "resource_id", "window_end",
+                 sqlite_where=sa.text("resource_kind = 'bridge'"), postgresql_where=sa.text("resource_kind = 'bridge'")),
         sa.CheckConstraint("window_start < window_end", name="window_positive"),
         sa.CheckConstraint("(CASE WHEN occurrence_id IS NULL THEN 0 ELSE 1 END) + (CASE WHEN maintenance_id IS NULL "
                            "THEN 0 ELSE 1 END) + (CASE WHEN block_id IS NULL THEN 0 ELSE 1 END) = 1", name="one_owner"),

@@ -107,15 +107,79 @@ def lock_meeting(session: Session, meeting_id: int) -> Meeting | None:
 
 
 def lock_bridge(session: Session, bridge_id: int) -> Bridge | None:
-    """The bridge row, locked until the transaction ends (``SELECT … FOR UPDATE``; SPEC rule 7).
+    """The bridge, read as committed now, its ports locked until the transaction ends (SPEC rule 7).
 
-    ``FOR NO KEY UPDATE``: it does not conflict with the ``KEY SHARE`` locks that inserting rows
-    referencing the bridge (meetings) take, so a booking that wrote its meeting before locking the
-    bridge does not deadlock with another (issue 16). On SQLite the clause is dropped; the write
-    transaction already holds the database lock.
+    PostgreSQL: the bridge's advisory lock (``pg_advisory_xact_lock(BRIDGE_LOCK_SPACE, id)``), the
+    one the ports count at COMMIT takes (migration ``20261209_bridge_port_guard``): no booking of the
+    bridge commits while it is held. For the rare changes that must see a bridge's bookings settle
+    (a capacity lowered, a meeting's conference number changed); bookings themselves take it only at
+    COMMIT (``port_guard``). SQLite: a plain read; the write transaction holds the database lock.
     """
-    return session.exec(select(Bridge).where(Bridge.id == bridge_id).with_for_update(key_share=True)
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(sa.text("SELECT pg_advisory_xact_lock(:space, :id)"),
+                        {"space": BRIDGE_LOCK_SPACE, "id": bridge_id})
+    return current_bridge(session, bridge_id)
+
+
+def current_bridge(session: Session, bridge_id: int) -> Bridge | None:
+    """The bridge as committed now (not the session's cached copy), without a lock."""
+    return session.exec(select(Bridge).where(Bridge.id == bridge_id)
                         .execution_options(populate_existing=True)).first()
+
+
+#: First key of the two-int advisory lock on a bridge's ports (migration 20261209_bridge_port_guard).
+BRIDGE_LOCK_SPACE = 0x0C10
+#: First key of the two-int advisory locks claiming a conference number (bridge id in the high bits).
+NUMBER_LOCK_SPACE = 0x0C11
+
+
+def claim_number(session: Session, bridge_id: int, candidates: list[int], windows: list[Window], *,
+                 meeting_id: int | None = None) -> int | None:
+    """Claim the first of ``candidates`` (conference numbers, in order of preference) on the bridge for
+    bookings over ``windows`` (UTC) until the transaction ends (SPEC rule 3 under concurrency, rule 7).
+    Returns the number claimed, or None when every candidate is being claimed by a concurrent
+    transaction or held, in one of ``windows``, by a booking committed meanwhile (other than
+    ``meeting_id``'s).
+
+    PostgreSQL: ``pg_try_advisory_xact_lock(NUMBER_LOCK_SPACE, key)`` (key: bridge id × 2^20 +
+    number, modulo 2^31) never waits, so bookings of one bridge choose their numbers side by side
+    instead of queueing on the bridge. Once a number's lock is held, any other claimer of it has
+    committed (its row is seen by the second look, a new statement) or will fail its own try: two
+    transactions never write the same number, and the exclusion constraint
+    ``ex_bookings_conference_number`` (the guarantee) is not hit by a race. One round trip per try
+    of a batch; a number lost to a commit is dropped and the rest tried again. SQLite: the first
+    candidate (writers are serialised).
+    """
+    if not candidates:
+        return None
+    if session.get_bind().dialect.name != "postgresql":
+        return candidates[0]
+    overlaps = sa.or_(*(sa.and_(Booking.window_start < w.end, Booking.window_end > w.start) for w in windows))
+    remaining = list(candidates)
+    while remaining:
+        batch = remaining[:NUMBER_CLAIM_BATCH]
+        # No ORDER BY: the scan yields the array's order and stops at the first lock taken.
+        number = session.execute(sa.text(
+            "SELECT n FROM unnest(CAST(:numbers AS integer[])) AS c(n) WHERE pg_try_advisory_xact_lock("
+            ":space, CAST((CAST(:bridge AS bigint) * 1048576 + n) % 2147483648 AS integer)) LIMIT 1"),
+            {"numbers": batch, "space": NUMBER_LOCK_SPACE, "bridge": bridge_id}).scalar()
+        if number is None:
+            remaining = remaining[len(batch):]
+            continue
+        query = select(Booking.id).where(Booking.resource_kind == ResourceKind.bridge,
+                                         Booking.resource_id == bridge_id, Booking.conference_number == number)
+        if windows:
+            query = query.where(overlaps)
+        if meeting_id is not None:
+            query = query.where(sa.or_(Booking.meeting_id.is_(None), Booking.meeting_id != meeting_id))
+        if session.exec(query.limit(1)).first() is None:
+            return int(number)
+        remaining = remaining[remaining.index(number) + 1:]
+    return None
+
+
+#: Conference numbers tried per round trip by :func:`claim_number`.
+NUMBER_CLAIM_BATCH = 32
 
 
 def touching_units(unit_ids: frozenset[int] | set[int]) -> Any:

@@ -7,8 +7,8 @@ own).
 - Host A killed with SIGKILL while it books the 149-site weekly briefing leaves nothing half-written,
   and host B, still serving, books the same request retried with the same ``Idempotency-Key`` once.
   The kill lands at a known point of A's transaction, not by timing: the test itself holds the lock
-  A's transaction waits for (the bridge's row, taken after every other row is written; or the
-  events' commit lock, taken in the commit's last step with everything written) and finds A's
+  A's transaction waits for (the bridge's lock, taken at COMMIT to count its ports with every row
+  written; or the events' commit lock, taken in the commit's last step) and finds A's
   database connection blocked behind it (``pg_blocking_pids``) before killing A.
 """
 
@@ -30,6 +30,7 @@ from confsvc import events
 from confsvc.db import make_session
 from confsvc.endpoints.models import UnitLevel
 from confsvc.live import display
+from confsvc.scheduling import repository
 from confsvc.users import service as users
 from confsvc.users.models import Role
 from tests.factories import bearer, make_bridge, make_endpoint, make_room, make_unit, make_user, next_monday_local
@@ -121,8 +122,9 @@ def test_a_booking_through_host_a_reaches_a_room_display_on_host_b(backend: str,
 
 def _hold(conn: sa.Connection, point: str, bridge_id: int) -> None:
     """In ``conn``'s open transaction, take the lock a booking waits for at ``point``."""
-    if point == "bridge":  # what a concurrent booking of the bridge holds (repository.lock_bridge)
-        conn.execute(sa.text("SELECT id FROM bridges WHERE id = :id FOR NO KEY UPDATE"), {"id": bridge_id})
+    if point == "bridge":  # what a committing booking of the bridge holds (the ports counted at COMMIT)
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:space, :id)"),
+                     {"space": repository.BRIDGE_LOCK_SPACE, "id": bridge_id})
     else:  # the last step of an event-writing commit (events._order_at_commit)
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": events.EVENTS_LOCK_KEY})
 
