@@ -29,7 +29,7 @@ from sqlalchemy import event as sa_event
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from confsvc.endpoints.models import Bridge
+from confsvc.endpoints.models import Bridge, Unit
 from confsvc.scheduling.conflicts import Window, make_conflict
 from confsvc.scheduling.errors import BookingConflict
 
@@ -79,18 +79,22 @@ def conflict_of(exc: IntegrityError, session: Session, zone: tzinfo) -> BookingC
     """The 409 for ``bookings_bridge_ports``'s refusal (:func:`refused`).
 
     ``session``: a fresh one (the failed transaction is gone), to name the bridge. The conflict is a
-    bridge's port conflict (``resource_kind`` "bridge", ``port_capacity``, ``ports_in_use`` the
-    peak the booking would have made, the interval where it would) with ``reason`` saying a
-    concurrent booking took the ports: the client checks again and sees who holds them.
+    bridge's port conflict as the friendly check words it (``resource_kind`` "bridge", the bridge's
+    province, ``port_capacity``, ``ports_in_use`` by the others at the overloaded instant,
+    ``ports_requested`` by this booking's row there, the interval) with ``reason`` saying a concurrent
+    booking took the ports: the client checks again and sees who holds them.
     """
     diag: Any = getattr(exc.orig, "diag", None)
     detail = json.loads(diag.message_detail or "{}")
     bridge = session.get(Bridge, int(detail["bridge_id"]))
     name = bridge.name if bridge is not None else f"bridge {detail['bridge_id']}"
+    province = session.get(Unit, bridge.unit_id) if bridge is not None and bridge.unit_id is not None else None
     start, end = datetime.fromisoformat(detail["start"]), datetime.fromisoformat(detail["end"])
+    requested = int(detail.get("requested", 0))
     conflict = make_conflict(zone=zone, resource_kind="bridge", resource_id=int(detail["bridge_id"]),
                              resource_name=name, overlap=Window(start, end), requested_start=start,
                              requested_occurrence_id=None, port_capacity=int(detail["capacity"]),
-                             ports_in_use=int(detail["in_use"]),
+                             ports_in_use=int(detail["in_use"]) - requested, ports_requested=requested,
+                             province_name=province.name if province is not None else None,
                              reason="the MCU's ports were taken by a booking committed at the same time")
     return BookingConflict(f"{name}: hết cổng MCU (a concurrent booking took the ports first)", [conflict])

@@ -78,7 +78,7 @@ def test_the_database_refuses_a_bridge_over_capacity_at_commit(engine: Engine, s
     assert diag.constraint_name == "bookings_bridge_ports"
     assert port_guard.refused(refused.value)
     detail = json.loads(diag.message_detail)
-    assert (detail["bridge_id"], detail["in_use"], detail["capacity"]) == (bridge_id, 4, 3)
+    assert (detail["bridge_id"], detail["in_use"], detail["requested"], detail["capacity"]) == (bridge_id, 4, 2, 3)
     assert datetime.fromisoformat(detail["start"]) == t + H  # the overloaded interval: [t+1h, t+2h)
     assert datetime.fromisoformat(detail["end"]) == t + 2 * H
     hold(1, 2, t + 2 * H, t + 3 * H)  # back to back: never counted together
@@ -138,7 +138,8 @@ def test_ports_taken_by_a_concurrent_booking_are_refused_at_commit_with_the_brid
         assert s.exec(select(func.count()).select_from(Booking)).one() == other + 3
     assert conflict.status_code == 409
     (c,) = conflict.conflicts
-    assert (c.resource_kind, c.resource_id, c.port_capacity, c.ports_in_use) == ("bridge", bridge_id, 3, 4)
+    assert (c.resource_kind, c.resource_id, c.port_capacity, c.ports_in_use, c.ports_requested, c.ports_free) == (
+        "bridge", bridge_id, 3, 2, 2, 1)
     assert c.reason == "the MCU's ports were taken by a booking committed at the same time"
 
 
@@ -180,8 +181,8 @@ def test_the_api_answers_409_naming_the_bridge_when_its_ports_go_between_check_a
     body = response.json()
     assert body["code"] == "booking_conflict"
     (c,) = body["conflicts"]
-    assert (c["resource_kind"], c["resource_id"], c["port_capacity"], c["ports_in_use"]) == (
-        "bridge", bridge_id, 2, 3)
+    assert (c["resource_kind"], c["resource_id"], c["port_capacity"], c["ports_in_use"], c["ports_requested"],
+            c["ports_free"]) == ("bridge", bridge_id, 2, 2, 1, 0)
     assert c["resource_name"].startswith("MCU ")
     with make_session(engine, write=False) as s:
         assert s.exec(select(Meeting.title)).all() == ["Chen ngang"]

@@ -12,7 +12,8 @@ it ~160 ms, its worker waiting for the CPU and the GIL between round trips). Now
   instant the sum of ``ports`` of the overlapping bridge bookings, half-open windows). Above
   ``bridges.port_capacity`` it raises ``check_violation`` (23514) with the constraint name
   ``bookings_bridge_ports`` and a JSON ``DETAIL`` ``{"bridge_id", "start", "end", "in_use",
-  "capacity"}`` naming the first overloaded interval. The lock is held from there to the end of the
+  "requested", "capacity"}`` naming the first overloaded interval (``in_use`` counts the new
+  booking's ``requested`` ports too). The lock is held from there to the end of the
   commit only: no Python runs under it.
 - ``ix_bookings_bridge_window`` (both databases): bridge bookings by bridge and window end, so that
   count scans the bridge's bookings not yet ended at the window's start (bounded by the booking
@@ -67,7 +68,7 @@ BEGIN
             USING ERRCODE = 'check_violation', CONSTRAINT = 'bookings_bridge_ports',
                   DETAIL = json_build_object('bridge_id', NEW.resource_id, 'start', overload.at,
                                              'end', overload.until, 'in_use', overload.in_use,
-                                             'capacity', capacity)::text;
+                                             'requested', NEW.ports, 'capacity', capacity)::text;
     END IF;
     RETURN NULL;
 END
