@@ -14,18 +14,27 @@ is queued, catches up from the events table (the missed messages in order, or a 
 too many: ``channel._initial``), exactly as a client resuming with ``since``.
 
 ``access.revoked`` (an internal event: ``confsvc.live.revocation``) closes, with 4401, every
-connection opened with a revoked user or display token or by a user whose access changed.
+connection opened with a revoked user or display token or by a user whose access changed, and drops
+revoked display tokens from the process's token cache (``display.DisplayTokenCache``).
+
+The hub also keeps the last :data:`RECENT_EVENTS` events it delivered (``recent``, loaded from the
+outbox at start-up): a client resuming with ``since`` inside that window is answered from memory
+(:meth:`Hub.recent_since`) instead of a query per connection (issue 14: a reconnect storm).
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import json
 import logging
 from collections import deque
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
-from confsvc.events import Published
+from confsvc.events import INTERNAL_TYPES, Published
+from confsvc.live.display import DisplayTokenCache
 from confsvc.live.snapshot import Scope
 from confsvc.scheduling import visibility
 
@@ -41,6 +50,8 @@ CLOSE_SLOW = 4429
 PING, PONG = "ping", "pong"
 #: Event ids remembered to drop duplicates (Redis and local delivery overlap after an outage).
 SEEN_IDS = 10_000
+#: Events kept in memory for ``since`` resumes (at least this many once the hub has seen them).
+RECENT_EVENTS = 5000
 
 
 @dataclass(eq=False)
@@ -112,13 +123,65 @@ class Connection:
 class Hub:
     """Connections of this process and the delivery of events to them."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, recent_events: int = RECENT_EVENTS) -> None:
         self.connections: set[Connection] = set()
         self._seen: set[int] = set()
         self._seen_order: deque[int] = deque()
         self.max_id = 0
         self.delivered = 0
         self.dropped = 0
+        #: Display tokens of this process's connect path (revoked ones dropped by ``access.revoked``).
+        self.display_tokens = DisplayTokenCache()
+        #: Recent client events in id order, and the id after which every event this hub delivered is
+        #: in it (None until :meth:`load_recent`: nothing is answered from memory).
+        self.recent: list[Published] = []
+        self.recent_floor: int | None = None
+        self.recent_events = recent_events
+        #: ``{meeting id: participant unit ids or None}``: whether a meeting is confidential now, as read
+        #: for a ``since`` resume (``channel._confidential_now``); an event naming the meeting forgets it.
+        self.confidential_now: dict[int, set[int] | None] = {}
+        #: Bumped by every delivered event: a reader of ``confidential_now`` caches only if unchanged.
+        self.generation = 0
+
+    def load_recent(self, batch: list[Published], floor: int) -> None:
+        """Start the in-memory window: ``batch`` (in id order) holds every event with an id above
+        ``floor`` (read from the outbox at start-up, before the fan-out starts)."""
+        self.recent = [p for p in batch if p.message["type"] not in INTERNAL_TYPES and p.message["id"] > floor]
+        self.recent_floor = floor
+
+    def recent_since(self, since: int) -> list[Published] | None:
+        """Every client event with an id above ``since`` that this hub delivered, in id order; None when
+        the window does not reach back to ``since`` (or ``since`` is ahead of this hub): read the outbox."""
+        if self.recent_floor is None or since < self.recent_floor or since > self.max_id:
+            return None
+        start = bisect.bisect_right(self.recent, since, key=_event_id)
+        return self.recent[start:]
+
+    def _remember(self, published: Published) -> None:
+        event_id = published.message["id"]
+        if self.recent_floor is None or event_id <= self.recent_floor:
+            return
+        if not self.recent or event_id > self.recent[-1].message["id"]:
+            self.recent.append(published)
+        else:  # another process's commit arriving late: keep id order
+            bisect.insort(self.recent, published, key=_event_id)
+        if len(self.recent) > self.recent_events + self.recent_events // 8:
+            cut = len(self.recent) - self.recent_events
+            self.recent_floor = self.recent[cut - 1].message["id"]
+            del self.recent[:cut]
+
+    def _pruned(self, oldest_id: int | None) -> None:
+        """Events before ``oldest_id`` were deleted from the outbox: a resume from before it gets a
+        snapshot, from memory as from the outbox."""
+        if oldest_id is None or self.recent_floor is None or oldest_id - 1 <= self.recent_floor:
+            return
+        self.recent_floor = oldest_id - 1
+        del self.recent[:bisect.bisect_right(self.recent, self.recent_floor, key=_event_id)]
+
+    def _forget_meetings(self, message: dict[str, Any]) -> None:
+        data = message.get("data")
+        if isinstance(data, dict) and isinstance(data.get("meeting_id"), int):
+            self.confidential_now.pop(data["meeting_id"], None)
 
     def register(self, connection: Connection) -> None:
         self.connections.add(connection)
@@ -141,9 +204,15 @@ class Hub:
             if len(self._seen_order) > SEEN_IDS:
                 self._seen.discard(self._seen_order.popleft())
             self.max_id = max(self.max_id, event_id)
+            self.generation += 1
             if published.message["type"] == "access.revoked":
                 self._revoke(published.message["data"])
                 continue
+            if published.message["type"] == "events.pruned":
+                self._pruned(published.message["data"].get("oldest_id"))
+                continue
+            self._remember(published)
+            self._forget_meetings(published.message)
             text = json.dumps(published.message, ensure_ascii=False, separators=(",", ":"))
             confidential = published.message.get("data", {}).get("confidential", False)
             hidden: str | None = None
@@ -182,8 +251,17 @@ class Hub:
                 else:
                     connection.offer(None, PING)
 
+    def revoked_tokens(self, revoked: Mapping[str, Iterable[int]]) -> None:
+        """Drop revoked display tokens from the cache (any thread: the committing one calls it first)."""
+        self.display_tokens.revoke(revoked.get("display_token_ids", ()))
+
     def _revoke(self, revoked: dict[str, list[int]]) -> None:
+        self.revoked_tokens(revoked)
         for connection in list(self.connections):
             if connection.held_by(revoked):
                 connection.drop(CLOSE_UNAUTHORIZED, "access_revoked: token revoked or access changed "
                                                     "(quyền truy cập đã bị thu hồi hoặc thay đổi)")
+
+
+def _event_id(published: Published) -> int:
+    return int(published.message["id"])
