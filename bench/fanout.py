@@ -6,7 +6,7 @@ client loop, is what is measured. On a 2-core machine clients and server share t
 targets suffer that equally.
 
 - **confsvc**: ``uvicorn --factory confsvc.main:create_app`` (one worker, uvicorn's default
-  WebSocket implementation, as ``confsvc serve`` runs it) on a migrated SQLite file (or
+  WebSocket implementation with the options of ``confsvc serve``, ``cli.WS_OPTIONS``) on a migrated SQLite file (or
   ``--db-url``) holding one commune with ``--clients`` rooms and one display token per room. Every
   client opens ``/ws/rooms/{id}?token=<display token>`` and reads its ``snapshot``. The event is a
   ``meeting.reminder`` routed to all the unit's rooms, recorded with ``events.record`` and
@@ -293,9 +293,11 @@ def main() -> None:
     env = {**os.environ, "CONFSVC_DATABASE_URL": url, "CONFSVC_SECRET_KEY": secrets.token_urlsafe(32),
            "CONFSVC_REDIS_URL": args.redis_url, "CONFSVC_REDIS_CHANNEL": channel, "CONFSVC_DATA_DIR": tmp.name,
            "CONFSVC_WS_PING_SECONDS": "600"}
+    from confsvc.cli import uvicorn_ws_flags
+
     server = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "confsvc.main:create_app",
                                "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
-                               "--backlog", "4096", *args.uvicorn_arg], env=env)
+                               "--backlog", "4096", *uvicorn_ws_flags(), *args.uvicorn_arg], env=env)
     engine = make_engine(url)
     client = redis.Redis.from_url(args.redis_url)
     try:
