@@ -351,7 +351,10 @@ async def _resume_from_memory(hub: Hub, engine: Engine, scope: Scope,
     meeting is confidential now is read once per meeting and shared (``Hub.confidential_now``,
     forgotten when an event names the meeting). None: the window does not reach back to ``since``, or
     more than :data:`REPLAY_MAX` messages are missed (a snapshot is due)."""
-    window = hub.recent_since(since)
+    if scope.kind == "room" and scope.id is not None:
+        window = hub.recent_for_room(since, scope.id)
+    else:
+        window = hub.recent_since(since)
     if window is None:
         return None
     missed = [p for p in window if scope.matches(p)]
@@ -471,7 +474,7 @@ async def _serve(websocket: WebSocket, kind: str, object_id: int | None) -> None
         return
     if isinstance(opened.who, Principal):
         connection.user_id, connection.api_token_id = opened.who.user_id, opened.api_token_id
-    connection.opened(opened.scope)
+    hub.opened(connection, opened.scope)
     # Only ids and the scope stay for the connection's life: not the snapshot text, nor ORM objects.
     initial, covered, upto = opened.initial, opened.covered, opened.upto
     del opened

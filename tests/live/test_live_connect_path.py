@@ -4,6 +4,7 @@ recent events (exactly the missed ones, after a restart too; none that were prun
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 import time
@@ -21,9 +22,11 @@ from confsvc import events
 from confsvc.clock import utc_now
 from confsvc.config import Settings
 from confsvc.db import make_session
+from confsvc.events import Published
 from confsvc.live import display
 from confsvc.live.display import CachedDisplay, DisplayTokenCache
-from confsvc.live.hub import Hub
+from confsvc.live.hub import NARROW_ROOMS, Connection, Hub
+from confsvc.live.snapshot import Scope
 from confsvc.main import create_app
 from confsvc.tokens import hash_secret
 from confsvc.users import service as users
@@ -209,3 +212,45 @@ def test_display_token_revoked_on_process_a_is_refused_by_process_b_through_redi
             assert closed_with(ws, timeout=20) == REVOKED  # B received access.revoked
         with connect(f"{b_ws}/ws/rooms/{site['room']}?token={site['display']}", open_timeout=10) as again:
             assert closed_with(again, timeout=20) == INVALID
+
+
+def _published(event_id: int, rooms: set[int]) -> Published:
+    return Published({"id": event_id, "type": "endpoint.status", "at": "x", "data": {}}, frozenset(rooms))
+
+
+def test_recent_events_by_room_are_exactly_the_rooms_in_id_order_after_trimming() -> None:
+    hub = Hub(recent_events=8)
+    hub.load_recent([_published(1, {1}), _published(2, {2})], floor=0)
+    wide = set(range(1, NARROW_ROOMS + 2))  # routed to more rooms than the per-room index takes
+    for event_id, rooms in [(3, {1, 2}), (4, wide), (6, {2}), (5, {1}), (7, {3}), (8, wide)]:  # 6 before 5: late
+        hub.deliver([_published(event_id, rooms)])
+    assert [p.message["id"] for p in hub.recent_for_room(0, 1) or []] == [1, 3, 4, 5, 8]
+    assert [p.message["id"] for p in hub.recent_for_room(3, 2) or []] == [4, 6, 8]
+    assert [p.message["id"] for p in hub.recent_for_room(0, 3) or []] == [4, 7, 8]
+    assert hub.recent_for_room(9, 1) is None  # ahead of the hub: read the outbox
+    for event_id in range(9, 20):  # the window keeps the last 8 (trimmed in steps)
+        hub.deliver([_published(event_id, {1})])
+    floor = hub.recent_floor or 0
+    assert floor >= 8 and hub.recent_for_room(floor - 1, 1) is None
+    assert [p.message["id"] for p in hub.recent_for_room(floor, 2) or []] == []
+    assert [p.message["id"] for p in hub.recent_for_room(floor, 1) or []] == list(range(floor + 1, 20))
+
+
+def test_hub_delivers_to_room_channels_by_room_and_to_connections_still_opening() -> None:
+    async def scenario() -> tuple[Connection, Connection, Connection]:
+        hub = Hub()
+        five, six = Connection(Scope("room", 5, frozenset({5})), 8), Connection(Scope("room", 6, frozenset({6})), 8)
+        opening = Connection(None, 8)
+        for connection in (five, six, opening):
+            hub.register(connection)
+        hub.deliver([_published(1, {5}), _published(2, {6})])
+        hub.opened(opening, Scope("room", 5, frozenset({5})))  # what arrived meanwhile and concerns it
+        hub.deliver([_published(3, {5, 6})])
+        hub.unregister(six)
+        hub.deliver([_published(4, {6})])
+        return five, six, opening
+
+    five, six, opening = asyncio.run(scenario())
+    assert [five.queue.get_nowait()[0] for _ in range(five.queue.qsize())] == [1, 3]
+    assert [six.queue.get_nowait()[0] for _ in range(six.queue.qsize())] == [2, 3]
+    assert [opening.queue.get_nowait()[0] for _ in range(opening.queue.qsize())] == [1, 3]
