@@ -150,7 +150,7 @@ def bare_server(port: int) -> None:
     from websockets.asyncio.server import serve
 
     raise_fd_limit()
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
 
     async def handler(ws) -> None:
         await ws.send('{"type":"snapshot"}')

@@ -86,6 +86,8 @@ AUTH_TIMEOUT_SECONDS = 10.0
 REPLAY_MAX = 5000
 #: Seconds between prunes of events older than ``event_retention_days``.
 PRUNE_INTERVAL_SECONDS = 3600.0
+#: Longest wait at start-up for the fan-out to subscribe and catch up before connections are accepted.
+HEALTHY_WAIT_SECONDS = 3.0
 _CLOSE_CODES = {401: CLOSE_UNAUTHORIZED, 403: CLOSE_FORBIDDEN, 404: CLOSE_NOT_FOUND}
 
 
@@ -101,6 +103,9 @@ async def running(app: FastAPI) -> AsyncIterator[None]:
     fanout: Fanout = make_fanout(hub, redis_url=settings.redis_url, channel=settings.redis_channel, engine=engine)
     app.state.hub, app.state.fanout = hub, fanout
     await fanout.start()
+    # Connections accepted before the fan-out has caught up would all take the database path (issue 14:
+    # the first seconds after a restart are the reconnect storm).
+    await fanout.wait_healthy(HEALTHY_WAIT_SECONDS)
     keepalive = asyncio.create_task(hub.keepalive(settings.ws_ping_seconds), name="confsvc-live-keepalive")
     try:
         async with periodic.running("event-prune", lambda: _prune(engine, settings.event_retention_days),
@@ -365,18 +370,34 @@ async def _resume_from_memory(hub: Hub, engine: Engine, scope: Scope,
     unknown = titled - hub.confidential_now.keys()
     known = {m: hub.confidential_now[m] for m in titled - unknown}
     if unknown:
-        generation = hub.generation
-        found = await run_in_threadpool(_read_confidential, engine, unknown)
-        read: dict[int, set[int] | None] = {m: found.get(m) for m in unknown}
-        if hub.generation == generation:  # no event since the read: the answer may be shared
-            if len(hub.confidential_now) > CONFIDENTIAL_CACHE_MAX:
-                hub.confidential_now.clear()
-            hub.confidential_now.update(read)
-        known.update(read)
+        # One read per meeting however many displays resume at once: later ones await the first's.
+        reads = hub.confidential_reads
+        to_read = {m for m in unknown if m not in reads}
+        if to_read:
+            read = asyncio.ensure_future(_read_confidential_shared(hub, engine, to_read))
+            for m in to_read:
+                reads[m] = read
+            read.add_done_callback(lambda done: [reads.pop(m, None) for m in to_read if reads.get(m) is done])
+        for task in {reads[m] for m in unknown if m in reads}:
+            known.update(await asyncio.shield(task))
+        known.update({m: hub.confidential_now[m] for m in unknown - known.keys() if m in hub.confidential_now})
     now_confidential = {m: units for m, units in known.items() if units is not None}
     texts = [_text(visibility.visible_message(scope.audience, visibility.mark_as_now(m, now_confidential)))
              for m in messages]
     return texts, {m["id"] for m in messages}, since
+
+
+async def _read_confidential_shared(hub: Hub, engine: Engine, ids: set[int]) -> dict[int, set[int] | None]:
+    """``{meeting id: participant unit ids, or None when not confidential}`` for ``ids``, read once and
+    kept in ``hub.confidential_now`` unless an event was delivered meanwhile."""
+    generation = hub.generation
+    found = await run_in_threadpool(_read_confidential, engine, ids)
+    read: dict[int, set[int] | None] = {m: found.get(m) for m in ids}
+    if hub.generation == generation:  # no event since the read: the answer may be shared
+        if len(hub.confidential_now) > CONFIDENTIAL_CACHE_MAX:
+            hub.confidential_now.clear()
+        hub.confidential_now.update(read)
+    return read
 
 
 async def _initial_for(hub: Hub, fanout: Fanout, engine: Engine, scope: Scope,

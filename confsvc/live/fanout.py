@@ -81,6 +81,14 @@ class Fanout:
         """Every process's committed events reach this hub (in-process: always)."""
         return True
 
+    async def wait_healthy(self, timeout: float) -> bool:
+        """Wait (polling every 10 ms) until :attr:`healthy`, at most ``timeout`` seconds; whether it is."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not self.healthy and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        return self.healthy
+
     def from_commit(self, batch: list[Published]) -> None:
         """``events.subscribe`` callback: any thread; never blocks."""
         for published in batch:

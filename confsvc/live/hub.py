@@ -150,6 +150,8 @@ class Hub:
         #: ``{meeting id: participant unit ids or None}``: whether a meeting is confidential now, as read
         #: for a ``since`` resume (``channel._confidential_now``); an event naming the meeting forgets it.
         self.confidential_now: dict[int, set[int] | None] = {}
+        #: Reads of ``confidential_now`` in flight, by meeting id (shared by the resumes that need them).
+        self.confidential_reads: dict[int, asyncio.Future[dict[int, set[int] | None]]] = {}
         #: Bumped by every delivered event: a reader of ``confidential_now`` caches only if unchanged.
         self.generation = 0
 
