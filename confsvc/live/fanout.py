@@ -183,8 +183,9 @@ class RedisFanout(Fanout):
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001
-                if self.subscribed or self.outage_from is None:
+                if self.subscribed or self.outage_from is None or self._starting:
                     log.warning("redis subscription lost (%s); local delivery until it is back", exc)
+                    self._starting = False  # a real outage from here: its end is logged
                 if self.outage_from is None:
                     self.outage_from = self.hub.max_id
                 self.subscribed = False
