@@ -51,8 +51,10 @@ CLOSE_SLOW = 4429
 PING, PONG = "ping", "pong"
 #: Event ids remembered to drop duplicates (Redis and local delivery overlap after an outage).
 SEEN_IDS = 10_000
-#: Events kept in memory for ``since`` resumes (at least this many once the hub has seen them).
-RECENT_EVENTS = 5000
+#: Events kept in memory for ``since`` resumes (at least this many once the hub has seen them): several
+#: per room display of the country (~4,000), so that a restart's resumes never fall back to the outbox
+#: (one scan of every later event per display). About 1 KiB each.
+RECENT_EVENTS = 20_000
 #: Recent events routed to at most this many rooms are indexed by room (``Hub.recent_for_room``).
 NARROW_ROOMS = 64
 
