@@ -49,7 +49,7 @@ from bench.fanout import free_port, raise_fd_limit, rss_kib, seed  # noqa: E402
 
 PG_ADMIN_URL = os.environ.get("CONFSVC_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 CONNECT_CONCURRENCY = 32  # per client process: handshakes in flight
-SYNC_TIMEOUT_SECONDS = 120.0
+SYNC_TIMEOUT_SECONDS = 300.0  # from the moment the displays learn what to expect (before the restart)
 
 
 # ---------------------------------------------------------------- displays (client processes)
@@ -131,6 +131,9 @@ async def _displays(base: str, rooms: list[tuple[int, str]], bare: bool, control
         report.put(("synced", time.time(), state["errors"], 0))
     except TimeoutError:
         missing = len(rooms) - state["synced"]
+        lacking = sum(1 for room, _ in rooms if not set(got[room]) >= expected.get(room, set()))
+        doubled = sum(1 for room, _ in rooms if len(got[room]) != len(set(got[room])))
+        print(f"  displays not in sync: {missing} ({lacking} lack an event, {doubled} got one twice)", flush=True)
         report.put(("synced", time.time(), state["errors"], missing))
     await loop.run_in_executor(None, control.get)  # "stop"
     for task in tasks:
