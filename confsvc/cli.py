@@ -333,13 +333,27 @@ def restore_command(path: Annotated[Path, typer.Argument(help="a file written by
     typer.echo(f"{result.backend} backup {result.path} restored")
 
 
+#: uvicorn's WebSocket options for ``confsvc serve`` (the benchmarks run uvicorn with the same): no
+#: permessage-deflate. The live channel's messages are small JSON; a compressor and decompressor per
+#: connection cost about 45 KiB of memory each (180 MiB for 4,000 room displays) and a compression per
+#: connection per broadcast message (issue 14: connection memory and fan-out). Clients that offer the
+#: extension are simply answered without it (RFC 7692 §5).
+WS_OPTIONS: dict[str, object] = {"ws_per_message_deflate": False}
+
+
+def uvicorn_ws_flags() -> list[str]:
+    """:data:`WS_OPTIONS` as ``uvicorn`` command-line flags (for the benchmarks' server processes)."""
+    return [flag for key, value in WS_OPTIONS.items()
+            for flag in (f"--{key.replace('_', '-')}", str(value).lower() if isinstance(value, bool) else str(value))]
+
+
 def _uvicorn_options(settings: Settings) -> dict:
     """Proxy headers from ``forwarded_allow_ips`` only; logging with secrets redacted, the request id,
-    and ``log_format`` (``confsvc.logs``)."""
+    and ``log_format`` (``confsvc.logs``); :data:`WS_OPTIONS`."""
     from confsvc import logs
 
     return {"proxy_headers": True, "forwarded_allow_ips": settings.forwarded_allow_ips,
-            "log_config": logs.uvicorn_log_config(settings.log_format)}
+            "log_config": logs.uvicorn_log_config(settings.log_format), **WS_OPTIONS}
 
 
 def _serve(settings: Settings, host: str, port: int) -> None:

@@ -52,8 +52,9 @@ EVENT_TYPES = frozenset({
     "call.disconnected",
 })
 #: Events between processes only, never sent to a client: ``access.revoked`` closes the live channels
-#: of a revoked token or a disabled user in every process (``confsvc.live.revocation``).
-INTERNAL_TYPES = frozenset({"access.revoked"})
+#: of a revoked token or a disabled user in every process (``confsvc.live.revocation``); ``events.pruned``
+#: (:func:`prune`) tells every process's live hub which events are gone, so none is replayed from memory.
+INTERNAL_TYPES = frozenset({"access.revoked", "events.pruned"})
 #: PostgreSQL ``LISTEN``/``NOTIFY`` channel; the payload is the committing transaction's last event id.
 NOTIFY_CHANNEL = "confsvc_events"
 #: pg_advisory_xact_lock key serialising the final step of event-writing commits on PostgreSQL, taken by
@@ -240,10 +241,15 @@ def prune(session: Session, older_than: datetime) -> int:
 
     The newest row stays because SQLite (no AUTOINCREMENT) numbers a new row max(id) + 1: with the
     table emptied, ids would start again at 1 and a client resuming with ``since`` would miss them.
+    When any was deleted, an internal ``events.pruned`` event ``{"oldest_id": <oldest id kept>}`` is
+    recorded in the same transaction (the live hubs forget what is gone: ``live.hub``).
     """
     newest = sa.select(sa.func.max(Event.id)).scalar_subquery()
     result = session.execute(sa.delete(Event).where(Event.at < older_than, Event.id < newest))
-    return result.rowcount or 0
+    count = result.rowcount or 0
+    if count:
+        record(session, "events.pruned", {"oldest_id": oldest_id(session)})
+    return count
 
 
 # ---------------------------------------------------------------- publishing after commit

@@ -62,6 +62,7 @@ from confsvc.db import MAX_ID, PathId, QueryId, SessionDep, make_session
 from confsvc.endpoints.models import Room, Unit
 from confsvc.errors import ConfsvcError, Forbidden, Invalid, NotFound, Unauthorized
 from confsvc.live import display, snapshot
+from confsvc.live.display import CachedDisplay, DisplayTokenCache
 from confsvc.live.fanout import Fanout, make_fanout
 from confsvc.live.hub import CLOSE_FORBIDDEN, CLOSE_NOT_FOUND, CLOSE_UNAUTHORIZED, PONG, Connection, Hub
 from confsvc.live.models import DisplayToken
@@ -85,6 +86,8 @@ AUTH_TIMEOUT_SECONDS = 10.0
 REPLAY_MAX = 5000
 #: Seconds between prunes of events older than ``event_retention_days``.
 PRUNE_INTERVAL_SECONDS = 3600.0
+#: Longest wait at start-up for the fan-out to subscribe and catch up before connections are accepted.
+HEALTHY_WAIT_SECONDS = 3.0
 _CLOSE_CODES = {401: CLOSE_UNAUTHORIZED, 403: CLOSE_FORBIDDEN, 404: CLOSE_NOT_FOUND}
 
 
@@ -96,10 +99,13 @@ async def running(app: FastAPI) -> AsyncIterator[None]:
     settings, engine = app.state.settings, app.state.engine
     snapshot.configure(dial_mode=settings.join_dial_mode)
     hub = Hub()
-    hub.max_id = await run_in_threadpool(_latest_id, engine)
+    await run_in_threadpool(_load_hub, engine, hub)
     fanout: Fanout = make_fanout(hub, redis_url=settings.redis_url, channel=settings.redis_channel, engine=engine)
     app.state.hub, app.state.fanout = hub, fanout
     await fanout.start()
+    # Connections accepted before the fan-out has caught up would all take the database path (issue 14:
+    # the first seconds after a restart are the reconnect storm).
+    await fanout.wait_healthy(HEALTHY_WAIT_SECONDS)
     keepalive = asyncio.create_task(hub.keepalive(settings.ws_ping_seconds), name="confsvc-live-keepalive")
     try:
         async with periodic.running("event-prune", lambda: _prune(engine, settings.event_retention_days),
@@ -109,6 +115,23 @@ async def running(app: FastAPI) -> AsyncIterator[None]:
         keepalive.cancel()
         await asyncio.gather(keepalive, return_exceptions=True)
         await fanout.stop()
+
+
+def _load_hub(engine: Engine, hub: Hub) -> None:
+    """Start-up state of the connect path (issue 14): the latest event id, the last
+    ``hub.recent_events`` events (``since`` resumes from memory) and every live display token."""
+    with make_session(engine, write=False) as session:
+        hub.max_id = events.latest_id(session)
+        rows = list(reversed(session.exec(select(events.Event).order_by(col(events.Event.id).desc())
+                                          .limit(hub.recent_events)).all()))
+        if len(rows) < hub.recent_events:  # the whole outbox: resumes from just before its oldest event
+            floor = (rows[0].id or 0) - 1 if rows else hub.max_id
+        else:
+            floor = rows[0].id or 0
+            rows = rows[1:]
+        hub.load_recent([events.to_published(e) for e in rows], floor)
+        tokens = hub.display_tokens.load(session)
+    log.info("live channel: %d display tokens cached, %d recent events after id %d", tokens, len(hub.recent), floor)
 
 
 def _latest_id(engine: Engine) -> int:
@@ -159,34 +182,51 @@ def _authenticate(session: Session, secret: str) -> tuple[Principal | DisplayTok
 
 @dataclass
 class _Opened:
-    who: Principal | DisplayToken
+    who: Principal | DisplayToken | CachedDisplay
     api_token_id: int | None
     scope: Scope
-    initial: list[str]
+    #: None: not read yet (the caller answers a ``since`` resume from the hub's memory).
+    initial: list[str] | None
     covered: set[int]
     upto: int
 
 
+def _display_scope(display: CachedDisplay) -> Scope:
+    """The channel a cached display token opens: its room, seen as the room's unit sees it."""
+    return Scope("room", display.room_id, frozenset({display.room_id}),
+                 visibility.Audience.of_units({display.unit_id}))
+
+
 def _open(engine: Engine, secret: str | None, user_id: int | None, kind: str, object_id: int | None,
-          since: int | None, session_secret: object = None) -> _Opened | None:
-    """Authenticate (``secret``, or the web session's ``user_id`` with its server-side session id
-    ``session_secret``), resolve the channel and read its first
-    messages, in one read session: the connect path's one trip to the thread pool and the database
-    (issue 14: a reconnect storm of thousands of displays). ``None``: the web session's user is gone or
-    deactivated, or the web session was ended (logout, password or role change; the caller then asks
-    for a token).
+          since: int | None, session_secret: object = None, *, cached: CachedDisplay | None = None,
+          tokens: DisplayTokenCache | None = None, read_resume: bool = True) -> _Opened | None:
+    """Authenticate (``cached``, a display token from the process's cache; or ``secret``; or the web
+    session's ``user_id`` with its server-side session id ``session_secret``), resolve the channel and
+    read its first messages, in one read session: the connect path's one trip to the thread pool and the
+    database (issue 14: a reconnect storm of thousands of displays). A display token read from the
+    database is added to ``tokens``. With ``read_resume`` false a ``since`` resume is left to the caller
+    (``initial`` None). ``None``: the web session's user is gone or deactivated, or the web session was
+    ended (logout, password or role change; the caller then asks for a token).
 
     Raises: Unauthorized, Forbidden, NotFound (see :func:`_resolve_scope`).
     """
     with make_session(engine, write=False) as session:
-        if secret is None:
-            user = users.user_for_web_session(session, user_id, session_secret)
-            if user is None:
-                return None
-            who, api_token_id = users.principal_for(session, user), None
+        who: Principal | DisplayToken | CachedDisplay
+        if cached is not None and kind == "room" and cached.room_id == object_id:
+            who, api_token_id, scope = cached, None, _display_scope(cached)
         else:
-            who, api_token_id = _authenticate(session, secret)
-        scope = _resolve_scope(session, who, kind, object_id)
+            if secret is None:
+                user = users.user_for_web_session(session, user_id, session_secret)
+                if user is None:
+                    return None
+                who, api_token_id = users.principal_for(session, user), None
+            else:
+                who, api_token_id = _authenticate(session, secret)
+            scope = _resolve_scope(session, who, kind, object_id)
+            if isinstance(who, DisplayToken) and tokens is not None and scope.audience.unit_ids:
+                tokens.remember_token(who, min(scope.audience.unit_ids))
+        if since is not None and not read_resume:
+            return _Opened(who, api_token_id, scope, None, set(), since)
         initial, covered, upto = _initial_in(session, scope, since)
         return _Opened(who, api_token_id, scope, initial, covered, upto)
 
@@ -269,14 +309,29 @@ def _initial_in(session: Session, scope: Scope, since: int | None) -> tuple[list
     return [_text({"id": latest, "type": "snapshot", "at": iso_utc(now), "data": data})], set(), latest
 
 
+def _titled_meetings(messages: list[dict[str, Any]]) -> set[int]:
+    """Ids of the meetings that ``messages`` name with a title, unmarked (``visibility.mark_as_now``)."""
+    return {m["data"]["meeting_id"] for m in messages
+            if isinstance(m.get("data"), dict) and "title" in m["data"] and not m["data"].get("confidential")
+            and isinstance(m["data"].get("meeting_id"), int)}
+
+
 def _confidential_now(session: Session, messages: list[dict[str, Any]]) -> dict[int, set[int]]:
     """``{meeting id: participant unit ids}`` of the meetings that replayed ``messages`` name with a
-    title and that are confidential now (perhaps made so after the event was recorded): the units of
+    title and that are confidential now (perhaps made so after the event was recorded)."""
+    return _confidential_meetings(session, _titled_meetings(messages))
+
+
+def _read_confidential(engine: Engine, ids: set[int]) -> dict[int, set[int]]:
+    """:func:`_confidential_meetings` in a read session of its own."""
+    with make_session(engine, write=False) as session:
+        return _confidential_meetings(session, ids)
+
+
+def _confidential_meetings(session: Session, ids: set[int]) -> dict[int, set[int]]:
+    """``{meeting id: participant unit ids}`` of those of ``ids`` that are confidential now: the units of
     the meeting's own chair room and participants and of every occurrence's (a few queries per such
     meeting)."""
-    ids = {m["data"]["meeting_id"] for m in messages
-           if isinstance(m.get("data"), dict) and "title" in m["data"] and not m["data"].get("confidential")
-           and isinstance(m["data"].get("meeting_id"), int)}
     if not ids:
         return {}
     found: dict[int, set[int]] = {}
@@ -288,6 +343,72 @@ def _confidential_now(session: Session, messages: list[dict[str, Any]]) -> dict[
             rooms.update(taking_part.room_ids)
         found[int(meeting.id or 0)] = set(session.exec(select(Room.unit_id).where(col(Room.id).in_(sorted(rooms)))).all())
     return found
+
+
+#: Meetings whose confidentiality the hub remembers at most (``Hub.confidential_now``) before forgetting all.
+CONFIDENTIAL_CACHE_MAX = 10_000
+
+
+async def _resume_from_memory(hub: Hub, engine: Engine, scope: Scope,
+                              since: int) -> tuple[list[str], set[int], int] | None:
+    """A ``since`` resume from the hub's recent events (:meth:`Hub.recent_since`): exactly what
+    :func:`_initial_in` would read from the outbox, without a query per connection. Whether a titled
+    meeting is confidential now is read once per meeting and shared (``Hub.confidential_now``,
+    forgotten when an event names the meeting). None: the window does not reach back to ``since``, or
+    more than :data:`REPLAY_MAX` messages are missed (a snapshot is due)."""
+    if scope.kind == "room" and scope.id is not None:
+        window = hub.recent_for_room(since, scope.id)
+    else:
+        window = hub.recent_since(since)
+    if window is None:
+        return None
+    missed = [p for p in window if scope.matches(p)]
+    if len(missed) > REPLAY_MAX:
+        return None
+    messages = [p.message for p in missed]
+    titled = _titled_meetings(messages)
+    unknown = titled - hub.confidential_now.keys()
+    known = {m: hub.confidential_now[m] for m in titled - unknown}
+    if unknown:
+        # One read per meeting however many displays resume at once: later ones await the first's.
+        reads = hub.confidential_reads
+        to_read = {m for m in unknown if m not in reads}
+        if to_read:
+            read = asyncio.ensure_future(_read_confidential_shared(hub, engine, to_read))
+            for m in to_read:
+                reads[m] = read
+            read.add_done_callback(lambda done: [reads.pop(m, None) for m in to_read if reads.get(m) is done])
+        for task in {reads[m] for m in unknown if m in reads}:
+            known.update(await asyncio.shield(task))
+        known.update({m: hub.confidential_now[m] for m in unknown - known.keys() if m in hub.confidential_now})
+    now_confidential = {m: units for m, units in known.items() if units is not None}
+    texts = [_text(visibility.visible_message(scope.audience, visibility.mark_as_now(m, now_confidential)))
+             for m in messages]
+    return texts, {m["id"] for m in messages}, since
+
+
+async def _read_confidential_shared(hub: Hub, engine: Engine, ids: set[int]) -> dict[int, set[int] | None]:
+    """``{meeting id: participant unit ids, or None when not confidential}`` for ``ids``, read once and
+    kept in ``hub.confidential_now`` unless an event was delivered meanwhile."""
+    generation = hub.generation
+    found = await run_in_threadpool(_read_confidential, engine, ids)
+    read: dict[int, set[int] | None] = {m: found.get(m) for m in ids}
+    if hub.generation == generation:  # no event since the read: the answer may be shared
+        if len(hub.confidential_now) > CONFIDENTIAL_CACHE_MAX:
+            hub.confidential_now.clear()
+        hub.confidential_now.update(read)
+    return read
+
+
+async def _initial_for(hub: Hub, fanout: Fanout, engine: Engine, scope: Scope,
+                       since: int | None) -> tuple[list[str], set[int], int]:
+    """The first messages of a channel: from the hub's memory when it can answer (healthy fan-out),
+    else from the outbox (:func:`_initial`)."""
+    if since is not None and fanout.healthy:
+        found = await _resume_from_memory(hub, engine, scope, since)
+        if found is not None:
+            return found
+    return await run_in_threadpool(_initial, engine, scope, since)
 
 
 def _text(message: dict[str, Any]) -> str:
@@ -326,7 +447,7 @@ def _since(websocket: WebSocket) -> int | None:
 
 async def _serve(websocket: WebSocket, kind: str, object_id: int | None) -> None:
     app = websocket.app
-    settings, engine, hub = app.state.settings, app.state.engine, app.state.hub
+    settings, engine, hub, fanout = app.state.settings, app.state.engine, app.state.hub, app.state.fanout
     await websocket.accept()
     connection: Connection | None = None
     try:
@@ -342,11 +463,27 @@ async def _serve(websocket: WebSocket, kind: str, object_id: int | None) -> None
         # Registered before the first messages are read, so nothing committed meanwhile is missed.
         connection = Connection(None, settings.ws_queue_size, heard_at=asyncio.get_running_loop().time())
         hub.register(connection)
-        opened = await run_in_threadpool(_open, engine, secret, user_id, kind, object_id, since, sid)
-        if opened is None:  # the web session's user is gone: a token may still open the channel
-            secret = await _first_message_token(websocket)
-            opened = await run_in_threadpool(_open, engine, secret, None, kind, object_id, since)
+        # Issue 14: a display token from the cache and a resume from the hub's recent events need no
+        # database at all; only while the fan-out is healthy (else a revocation or an event may be missed).
+        trusted = fanout.healthy
+        cached = hub.display_tokens.lookup(secret) if secret and trusted else None
+        if cached is not None and kind == "room" and cached.room_id == object_id:
+            opened = _Opened(cached, None, _display_scope(cached), None, set(), since or 0)
+        else:
+            opened = await run_in_threadpool(_open, engine, secret, user_id, kind, object_id, since, sid,
+                                              tokens=hub.display_tokens, read_resume=not trusted)
+            if opened is None:  # the web session's user is gone: a token may still open the channel
+                secret = await _first_message_token(websocket)
+                opened = await run_in_threadpool(_open, engine, secret, None, kind, object_id, since,
+                                                  tokens=hub.display_tokens, read_resume=not trusted)
         assert opened is not None
+        if isinstance(opened.who, (DisplayToken, CachedDisplay)):
+            connection.display_token_id = opened.who.id
+            if hub.display_tokens.is_revoked(opened.who.id):  # revoked while it was being opened
+                raise Unauthorized("invalid display token", code="invalid_token")
+        if opened.initial is None:
+            opened.initial, opened.covered, opened.upto = await _initial_for(hub, fanout, engine, opened.scope,
+                                                                             since)
     except WebSocketDisconnect:
         if connection is not None:
             hub.unregister(connection)
@@ -356,11 +493,9 @@ async def _serve(websocket: WebSocket, kind: str, object_id: int | None) -> None
             hub.unregister(connection)
         await websocket.close(code=_CLOSE_CODES.get(exc.status_code, 4400), reason=_reason(f"{exc.code}: {exc.detail}"))
         return
-    if isinstance(opened.who, DisplayToken):
-        connection.display_token_id = opened.who.id
-    else:
+    if isinstance(opened.who, Principal):
         connection.user_id, connection.api_token_id = opened.who.user_id, opened.api_token_id
-    connection.opened(opened.scope)
+    hub.opened(connection, opened.scope)
     # Only ids and the scope stay for the connection's life: not the snapshot text, nor ORM objects.
     initial, covered, upto = opened.initial, opened.covered, opened.upto
     del opened
@@ -368,15 +503,15 @@ async def _serve(websocket: WebSocket, kind: str, object_id: int | None) -> None
         initial.reverse()
         while initial:  # each text released once sent
             await websocket.send_text(initial.pop())
-        await _pump(websocket, engine, connection, covered, upto, settings.ws_ping_seconds)
+        await _pump(websocket, hub, fanout, engine, connection, covered, upto, settings.ws_ping_seconds)
     except WebSocketDisconnect:
         pass
     finally:
         hub.unregister(connection)
 
 
-async def _pump(websocket: WebSocket, engine: Engine, connection: Connection, covered: set[int], upto: int,
-                ping_seconds: float) -> None:
+async def _pump(websocket: WebSocket, hub: Hub, fanout: Fanout, engine: Engine, connection: Connection,
+                covered: set[int], upto: int, ping_seconds: float) -> None:
     """Send queued messages (events, and the hub's keep-alives), read client messages, until either side
     ends or the hub drops the connection (which cancels the sender). Two tasks per connection.
 
@@ -407,7 +542,8 @@ async def _pump(websocket: WebSocket, engine: Engine, connection: Connection, co
         while not connection.dropped.is_set():
             if connection.behind and connection.queue.empty():
                 connection.behind = False  # first: what commits during the read is queued (and deduplicated)
-                texts, covered, upto = await run_in_threadpool(_initial, engine, connection.scope, last)
+                assert connection.scope is not None
+                texts, covered, upto = await _initial_for(hub, fanout, engine, connection.scope, last)
                 for text in texts:
                     await websocket.send_text(text)
                 last = max(upto, max(covered, default=0))

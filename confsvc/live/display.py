@@ -6,6 +6,10 @@ Created and revoked by admin and secretariat. Stored as SHA-256 hex, compared wi
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -125,3 +129,89 @@ def chair_room_names(session: Session, room_id: int, chair_room_ids: set[int]) -
                 .where(Occurrence.id.in_(involving_rooms(frozenset({room_id}))), chair.in_(wanted)))
     rows = session.exec(select(Room.id, Room.name).where(Room.id.in_(chairing))).all()
     return {rid: name for rid, name in rows}
+
+
+# ---------------------------------------------------------------- the connect path's token cache (issue 14)
+
+#: Seconds a cached display token's room and unit are trusted before they are read again (a room moved
+#: to another unit is scoped anew within this time; a revocation takes effect at once, see below).
+CACHE_TTL_SECONDS = 600.0
+
+
+@dataclass(frozen=True)
+class CachedDisplay:
+    """A live display token as the connect path needs it: its id, its room and the room's unit."""
+
+    id: int
+    room_id: int
+    unit_id: int
+    #: SHA-256 hex of the secret (never the secret).
+    digest: str = field(repr=False)
+    loaded_at: float = 0.0
+
+
+class DisplayTokenCache:
+    """Live display tokens of this process by SHA-256 of their secret (issue 14: a reconnect storm of
+    4,000 displays must not cost a query each).
+
+    Only digests are kept; a hit is confirmed with ``hmac.compare_digest`` like the database path.
+    Revocation: ``access.revoked`` (``confsvc.live.revocation``) calls :meth:`revoke` in the committing
+    thread of this process (``Fanout.from_commit``) and, for every process, when its hub receives the
+    event; a revoked id is remembered for good, so a token read from the database just before its
+    revocation is never cached after it (:meth:`remember` and :meth:`revoke` share a lock). The channel
+    uses the cache only while its fan-out is healthy (it would miss other processes' revocations
+    otherwise, ``Fanout.healthy``). Thread-safe.
+    """
+
+    def __init__(self, *, ttl_seconds: float = CACHE_TTL_SECONDS) -> None:
+        self.ttl_seconds = ttl_seconds
+        self._by_digest: dict[str, CachedDisplay] = {}
+        self._revoked: set[int] = set()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._by_digest)
+
+    def load(self, session: Session) -> int:
+        """Cache every live display token (one query); returns how many."""
+        rows = session.exec(select(DisplayToken.id, DisplayToken.room_id, DisplayToken.token_hash, Room.unit_id)
+                            .join(Room, Room.id == DisplayToken.room_id)
+                            .where(DisplayToken.revoked_at.is_(None))).all()
+        now = time.monotonic()
+        for token_id, room_id, digest, unit_id in rows:
+            self.remember(CachedDisplay(token_id, room_id, unit_id, digest, now))
+        return len(rows)
+
+    def lookup(self, secret: str) -> CachedDisplay | None:
+        """The cached token behind ``secret``, or None (not cached, expired, revoked, or not a display token)."""
+        if not secret.startswith(SECRET_PREFIX):
+            return None
+        digest = hash_secret(secret)
+        entry = self._by_digest.get(digest)
+        if entry is None or entry.id in self._revoked or time.monotonic() - entry.loaded_at > self.ttl_seconds:
+            return None
+        return entry if digests_match(digest, entry.digest) else None
+
+    def remember(self, entry: CachedDisplay) -> None:
+        """Cache ``entry`` unless its id was revoked meanwhile."""
+        with self._lock:
+            if entry.id not in self._revoked:
+                self._by_digest[entry.digest] = entry
+
+    def remember_token(self, token: DisplayToken, unit_id: int) -> None:
+        """Cache a token just read from the database (``authenticate_display``)."""
+        if token.id is not None and token.revoked_at is None:
+            self.remember(CachedDisplay(token.id, token.room_id, unit_id, token.token_hash, time.monotonic()))
+
+    def revoke(self, token_ids: Iterable[int]) -> None:
+        """Forget ``token_ids`` and refuse them from now on."""
+        ids = set(token_ids)
+        if not ids:
+            return
+        with self._lock:
+            self._revoked |= ids
+            for digest in [d for d, e in self._by_digest.items() if e.id in ids]:
+                del self._by_digest[digest]
+
+    def is_revoked(self, token_id: int) -> bool:
+        return token_id in self._revoked

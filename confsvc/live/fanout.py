@@ -19,6 +19,12 @@ batch to the event loop with ``loop.call_soon_threadsafe`` and returns at once.
   listening connection degrades like Redis: local batches are delivered locally, the listener
   reconnects with backoff and reads everything after the last id it delivered.
 
+:attr:`Fanout.healthy` says whether this process receives every process's events right now (and has
+caught up after start-up or an outage): only then does the live channel trust what it keeps in memory
+(the display token cache, which a missed ``access.revoked`` would leave stale, and the hub's recent
+events). ``access.revoked`` of this process's own commits reaches the token cache in the committing
+thread, before the commit returns, so a token revoked through this process is refused at once.
+
 Wire format on the Redis channel: a JSON list of ``{"message", "room_ids", "unit_ids"}``.
 A replay after an outage is handed to the hub as a replay (``Hub.deliver(..., replay=True)``): a
 client it would overflow catches up from the events table instead of being dropped.
@@ -70,8 +76,24 @@ class Fanout:
     async def stop(self) -> None:
         events.unsubscribe(self.from_commit)
 
+    @property
+    def healthy(self) -> bool:
+        """Every process's committed events reach this hub (in-process: always)."""
+        return True
+
+    async def wait_healthy(self, timeout: float) -> bool:
+        """Wait (polling every 10 ms) until :attr:`healthy`, at most ``timeout`` seconds; whether it is."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not self.healthy and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        return self.healthy
+
     def from_commit(self, batch: list[Published]) -> None:
         """``events.subscribe`` callback: any thread; never blocks."""
+        for published in batch:
+            if published.message["type"] == "access.revoked":
+                self.hub.revoked_tokens(published.message["data"])
         if self.loop is not None and not self.loop.is_closed():
             self.loop.call_soon_threadsafe(self.publish, batch)
 
@@ -97,8 +119,15 @@ class RedisFanout(Fanout):
         self._outbox: asyncio.Queue[list[Published]] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
 
+    @property
+    def healthy(self) -> bool:
+        return self.subscribed and self.outage_from is None
+
     async def start(self) -> None:
         import redis.asyncio as aioredis
+
+        # What commits between the hub's start-up read and the subscription is read back once subscribed.
+        self.outage_from, self._starting = self.hub.max_id, True
 
         self.redis = aioredis.Redis.from_url(self.url, socket_connect_timeout=2, socket_timeout=5,
                                              retry_on_timeout=False, client_name=self.client_name)
@@ -143,9 +172,10 @@ class RedisFanout(Fanout):
                 self.subscribed = True
                 backoff = 0.2
                 if self.outage_from is not None:
-                    log.warning("redis subscription restored; replaying events after id %s", self.outage_from)
+                    if not self._starting:
+                        log.warning("redis subscription restored; replaying events after id %s", self.outage_from)
                     await self._replay_since(self.outage_from)
-                    self.outage_from = None
+                    self.outage_from, self._starting = None, False
                 while True:
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                     if message is not None and message.get("type") == "message":
@@ -153,8 +183,9 @@ class RedisFanout(Fanout):
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001
-                if self.subscribed or self.outage_from is None:
+                if self.subscribed or self.outage_from is None or self._starting:
                     log.warning("redis subscription lost (%s); local delivery until it is back", exc)
+                    self._starting = False  # a real outage from here: its end is logged
                 if self.outage_from is None:
                     self.outage_from = self.hub.max_id
                 self.subscribed = False
@@ -191,6 +222,7 @@ class PostgresFanout(Fanout):
         super().__init__(hub)
         self.engine = engine
         self.listening = False
+        self.caught_up = False
         self.cursor = hub.max_id  # the last event id read from the table and delivered
         self.connection: Any = None
         self._wake = asyncio.Event()
@@ -206,6 +238,10 @@ class PostgresFanout(Fanout):
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    @property
+    def healthy(self) -> bool:
+        return self.listening and self.caught_up
 
     def publish(self, batch: list[Published]) -> None:
         if not self.listening:
@@ -243,7 +279,7 @@ class PostgresFanout(Fanout):
                     if lost:
                         log.warning("postgresql listener restored; replaying events after id %s", self.cursor)
                     await self._catch_up(replay=lost)
-                    lost = False
+                    lost, self.caught_up = False, True
                     reader = asyncio.create_task(self._reader(), name="confsvc-pg-read")
                     while True:
                         async for _ in conn.notifies(timeout=self.IDLE_CHECK_SECONDS):
@@ -256,7 +292,7 @@ class PostgresFanout(Fanout):
             except Exception as exc:  # noqa: BLE001 (a lost database connection degrades, never crashes)
                 if not lost:
                     log.warning("postgresql listener lost (%s); local delivery until it is back", exc)
-                self.listening, lost = False, True
+                self.listening, self.caught_up, lost = False, False, True
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
             finally:

@@ -14,18 +14,28 @@ is queued, catches up from the events table (the missed messages in order, or a 
 too many: ``channel._initial``), exactly as a client resuming with ``since``.
 
 ``access.revoked`` (an internal event: ``confsvc.live.revocation``) closes, with 4401, every
-connection opened with a revoked user or display token or by a user whose access changed.
+connection opened with a revoked user or display token or by a user whose access changed, and drops
+revoked display tokens from the process's token cache (``display.DisplayTokenCache``).
+
+The hub also keeps the last :data:`RECENT_EVENTS` events it delivered (``recent``, loaded from the
+outbox at start-up): a client resuming with ``since`` inside that window is answered from memory
+(:meth:`Hub.recent_since`) instead of a query per connection (issue 14: a reconnect storm).
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
+import heapq
 import json
 import logging
 from collections import deque
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
-from confsvc.events import Published
+from confsvc.events import INTERNAL_TYPES, Published
+from confsvc.live.display import DisplayTokenCache
 from confsvc.live.snapshot import Scope
 from confsvc.scheduling import visibility
 
@@ -41,6 +51,12 @@ CLOSE_SLOW = 4429
 PING, PONG = "ping", "pong"
 #: Event ids remembered to drop duplicates (Redis and local delivery overlap after an outage).
 SEEN_IDS = 10_000
+#: Events kept in memory for ``since`` resumes (at least this many once the hub has seen them): several
+#: per room display of the country (~4,000), so that a restart's resumes never fall back to the outbox
+#: (one scan of every later event per display). About 1 KiB each.
+RECENT_EVENTS = 20_000
+#: Recent events routed to at most this many rooms are indexed by room (``Hub.recent_for_room``).
+NARROW_ROOMS = 64
 
 
 @dataclass(eq=False)
@@ -112,19 +128,141 @@ class Connection:
 class Hub:
     """Connections of this process and the delivery of events to them."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, recent_events: int = RECENT_EVENTS) -> None:
         self.connections: set[Connection] = set()
+        #: Open room channels by room id; every other connection (unit, secretariat, not yet opened).
+        self._by_room: dict[int, set[Connection]] = {}
+        self._general: set[Connection] = set()
         self._seen: set[int] = set()
         self._seen_order: deque[int] = deque()
         self.max_id = 0
         self.delivered = 0
         self.dropped = 0
+        #: Display tokens of this process's connect path (revoked ones dropped by ``access.revoked``).
+        self.display_tokens = DisplayTokenCache()
+        #: Recent client events in id order, and the id after which every event this hub delivered is
+        #: in it (None until :meth:`load_recent`: nothing is answered from memory).
+        self.recent: list[Published] = []
+        self.recent_floor: int | None = None
+        #: The same events by room (those routed to at most :data:`NARROW_ROOMS` rooms), and the wider
+        #: ones: a room display's resume reads its own, not every event of the window.
+        self._recent_by_room: dict[int, list[Published]] = {}
+        self._recent_wide: list[Published] = []
+        self.recent_events = recent_events
+        #: ``{meeting id: participant unit ids or None}``: whether a meeting is confidential now, as read
+        #: for a ``since`` resume (``channel._confidential_now``); an event naming the meeting forgets it.
+        self.confidential_now: dict[int, set[int] | None] = {}
+        #: Reads of ``confidential_now`` in flight, by meeting id (shared by the resumes that need them).
+        self.confidential_reads: dict[int, asyncio.Future[dict[int, set[int] | None]]] = {}
+        #: Bumped by every delivered event: a reader of ``confidential_now`` caches only if unchanged.
+        self.generation = 0
+
+    def load_recent(self, batch: list[Published], floor: int) -> None:
+        """Start the in-memory window: ``batch`` (in id order) holds every event with an id above
+        ``floor`` (read from the outbox at start-up, before the fan-out starts)."""
+        self.recent, self._recent_by_room, self._recent_wide = [], {}, []
+        self.recent_floor = floor
+        for published in batch:
+            if published.message["type"] not in INTERNAL_TYPES:
+                self._remember(published)
+
+    def recent_since(self, since: int) -> list[Published] | None:
+        """Every client event with an id above ``since`` that this hub delivered, in id order; None when
+        the window does not reach back to ``since`` (or ``since`` is ahead of this hub): read the outbox."""
+        if self.recent_floor is None or since < self.recent_floor or since > self.max_id:
+            return None
+        start = bisect.bisect_right(self.recent, since, key=_event_id)
+        return self.recent[start:]
+
+    def recent_for_room(self, since: int, room_id: int) -> list[Published] | None:
+        """:meth:`recent_since` of the events routed to ``room_id`` only."""
+        if self.recent_floor is None or since < self.recent_floor or since > self.max_id:
+            return None
+        own = self._recent_by_room.get(room_id, [])
+        own = own[bisect.bisect_right(own, since, key=_event_id):]
+        wide = self._recent_wide[bisect.bisect_right(self._recent_wide, since, key=_event_id):]
+        return list(heapq.merge(own, [p for p in wide if room_id in p.room_ids], key=_event_id))
+
+    def _remember(self, published: Published) -> None:
+        event_id = published.message["id"]
+        if self.recent_floor is None or event_id <= self.recent_floor:
+            return
+        lists = [self.recent]
+        if len(published.room_ids) > NARROW_ROOMS:
+            lists.append(self._recent_wide)
+        else:
+            lists += [self._recent_by_room.setdefault(room, []) for room in published.room_ids]
+        for events in lists:
+            if not events or event_id > events[-1].message["id"]:
+                events.append(published)
+            else:  # another process's commit arriving late: keep id order
+                bisect.insort(events, published, key=_event_id)
+        if len(self.recent) > self.recent_events + self.recent_events // 8:
+            cut = len(self.recent) - self.recent_events
+            self._trim(self.recent[cut - 1].message["id"])
+
+    def _trim(self, floor: int) -> None:
+        """Forget the events up to ``floor`` (the window now starts after it)."""
+        gone = self.recent[:bisect.bisect_right(self.recent, floor, key=_event_id)]
+        self.recent_floor = floor
+        del self.recent[:len(gone)]
+        del self._recent_wide[:bisect.bisect_right(self._recent_wide, floor, key=_event_id)]
+        for room in {room for p in gone if len(p.room_ids) <= NARROW_ROOMS for room in p.room_ids}:
+            own = self._recent_by_room.get(room)
+            if own is not None:
+                del own[:bisect.bisect_right(own, floor, key=_event_id)]
+                if not own:
+                    del self._recent_by_room[room]
+
+    def _pruned(self, oldest_id: int | None) -> None:
+        """Events before ``oldest_id`` were deleted from the outbox: a resume from before it gets a
+        snapshot, from memory as from the outbox."""
+        if oldest_id is None or self.recent_floor is None or oldest_id - 1 <= self.recent_floor:
+            return
+        self._trim(oldest_id - 1)
+
+    def _forget_meetings(self, message: dict[str, Any]) -> None:
+        data = message.get("data")
+        if isinstance(data, dict) and isinstance(data.get("meeting_id"), int):
+            self.confidential_now.pop(data["meeting_id"], None)
 
     def register(self, connection: Connection) -> None:
         self.connections.add(connection)
+        self._index(connection)
+
+    def opened(self, connection: Connection, scope: Scope) -> None:
+        """``connection``'s channel is open (:meth:`Connection.opened`), indexed by its room from now on."""
+        self._general.discard(connection)
+        connection.opened(scope)
+        self._index(connection)
 
     def unregister(self, connection: Connection) -> None:
         self.connections.discard(connection)
+        self._general.discard(connection)
+        scope = connection.scope
+        if scope is not None and scope.kind == "room" and scope.id is not None:
+            same = self._by_room.get(scope.id)
+            if same is not None:
+                same.discard(connection)
+                if not same:
+                    del self._by_room[scope.id]
+
+    def _index(self, connection: Connection) -> None:
+        scope = connection.scope
+        if scope is not None and scope.kind == "room" and scope.id is not None:
+            self._by_room.setdefault(scope.id, set()).add(connection)
+        else:
+            self._general.add(connection)
+
+    def _concerned(self, published: Published) -> list[Connection]:
+        """The connections an event may concern: every room channel of its rooms (looked up by room,
+        not by a pass over 4,000 displays per event), and every other connection."""
+        rooms = published.room_ids
+        if len(rooms) <= len(self._by_room):
+            found = [c for room in rooms for c in self._by_room.get(room, ())]
+        else:
+            found = [c for room, same in self._by_room.items() if room in rooms for c in same]
+        return [*self._general, *found]
 
     def deliver(self, batch: list[Published], *, replay: bool = False) -> None:
         """Queue each new event of ``batch`` (in order) on every connection whose scope it concerns.
@@ -141,13 +279,19 @@ class Hub:
             if len(self._seen_order) > SEEN_IDS:
                 self._seen.discard(self._seen_order.popleft())
             self.max_id = max(self.max_id, event_id)
+            self.generation += 1
             if published.message["type"] == "access.revoked":
                 self._revoke(published.message["data"])
                 continue
+            if published.message["type"] == "events.pruned":
+                self._pruned(published.message["data"].get("oldest_id"))
+                continue
+            self._remember(published)
+            self._forget_meetings(published.message)
             text = json.dumps(published.message, ensure_ascii=False, separators=(",", ":"))
             confidential = published.message.get("data", {}).get("confidential", False)
             hidden: str | None = None
-            for connection in list(self.connections):
+            for connection in self._concerned(published):
                 if connection.scope is None:
                     if len(connection.pending) < connection.queue_size:
                         connection.pending.append((event_id, text, published))
@@ -182,8 +326,17 @@ class Hub:
                 else:
                     connection.offer(None, PING)
 
+    def revoked_tokens(self, revoked: Mapping[str, Iterable[int]]) -> None:
+        """Drop revoked display tokens from the cache (any thread: the committing one calls it first)."""
+        self.display_tokens.revoke(revoked.get("display_token_ids", ()))
+
     def _revoke(self, revoked: dict[str, list[int]]) -> None:
+        self.revoked_tokens(revoked)
         for connection in list(self.connections):
             if connection.held_by(revoked):
                 connection.drop(CLOSE_UNAUTHORIZED, "access_revoked: token revoked or access changed "
                                                     "(quyền truy cập đã bị thu hồi hoặc thay đổi)")
+
+
+def _event_id(published: Published) -> int:
+    return int(published.message["id"])
