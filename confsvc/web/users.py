@@ -99,15 +99,24 @@ def _editable(session: Session, who: Viewer, user_id: int) -> User:
     return user
 
 
-@router.get("/users/{user_id}", response_class=HTMLResponse)
-def user_page(request: Request, session: SessionDep, user_id: PathId):
+def _admin_and_user(request: Request, session: Session, user_id: int) -> tuple[Viewer, User] | Response:
+    """The signed-in administrator and the user they may edit, or the page answering instead (sign-in,
+    403, or 404 for a user outside their province)."""
     who = _admin(request, session)
     if isinstance(who, Response):
         return who
     try:
-        user = _editable(session, who, user_id)
+        return who, _editable(session, who, user_id)
     except ConfsvcError as exc:
         return error_page(request, exc, who)
+
+
+@router.get("/users/{user_id}", response_class=HTMLResponse)
+def user_page(request: Request, session: SessionDep, user_id: PathId):
+    found = _admin_and_user(request, session, user_id)
+    if isinstance(found, Response):
+        return found
+    who, user = found
     return _page(request, session, who, editing=user)
 
 
@@ -153,13 +162,10 @@ def update_user(request: Request, session: SessionDep, user_id: PathId, csrf: Fo
     """The edit form: ``PATCH /api/v1/users/{id}`` (role, active, a new password when given, the province
     when the field is shown), audited ``user.updated``; ends the user's sessions."""
     check_csrf(request, csrf)
-    who = _admin(request, session)
-    if isinstance(who, Response):
-        return who
-    try:
-        user = _editable(session, who, user_id)
-    except ConfsvcError as exc:
-        return error_page(request, exc, who)
+    found = _admin_and_user(request, session, user_id)
+    if isinstance(found, Response):
+        return found
+    who, user = found
     form = {"role": role, "active": bool(active), "province_code": province_code}
     several = users.province_count(session) > 1
     try:
