@@ -20,7 +20,7 @@ from confsvc.clock import utc_now
 from confsvc.config import Settings
 from confsvc.endpoints.models import Bridge, Endpoint, LifecycleState, Room
 from confsvc.errors import Invalid
-from confsvc.scheduling import booking, repository
+from confsvc.scheduling import booking, cascade, repository
 from confsvc.scheduling.conflicts import Window, booking_window, merge, peak_ports
 from confsvc.scheduling.models import ResourceKind
 from confsvc.users.principal import Principal
@@ -45,8 +45,11 @@ def find_free_slots(session: Session, settings: Settings, principal: Principal, 
 
     A slot is free when its booking window (check lead and teardown included) overlaps no booking
     of the requested endpoints, of the rooms (``room_ids`` bring their active endpoints), and some
-    active bridge (or ``bridge_id``) has enough ports at its peak and a free conference number.
-    Work is bounded: at most 62 + ``availability_extra_days`` days, three queries.
+    active bridge (or ``bridge_id``) has enough ports at its peak and a free conference number. Sites
+    spanning provinces form a cascade (issue 14): then the root (the chair's province's bridge, or
+    ``bridge_id``) and one bridge of each other province with its own must each have their ports
+    (sites + cascade legs, ``cascade.slot_demand``) and a number free.
+    Work is bounded: at most 62 + ``availability_extra_days`` days, a fixed number of queries.
 
     Raises:
         Forbidden: a room or endpoint outside an operator's units (``forbidden_scope``).
@@ -86,11 +89,12 @@ def find_free_slots(session: Session, settings: Settings, principal: Principal, 
                                   booking.max_window(settings))
     busy = merge(Window(b.window_start, b.window_end) for b, _ in rows)
     busy_ends = [w.end for w in busy]
-    bridges = _bridges(session, bridge_id)
-    uses = {b.id: [(Window(u.window_start, u.window_end), u.ports, u.conference_number)
-                   for u, _ in repository.overlapping(session, [(ResourceKind.bridge, [b.id])], whole,
-                                                      booking.max_window(settings))] for b in bridges}
-    ports = len(participants.endpoint_ids)
+    demand = cascade.slot_demand(session, participants, bridge_id=bridge_id) or [
+        (_bridges(session, bridge_id), len(participants.endpoint_ids))]
+    uses: dict[int | None, list[tuple[Window, int, int | None]]] = {b.id: [] for bridges, _ in demand for b in bridges}
+    for u, _ in repository.overlapping(session, [(ResourceKind.bridge, sorted(b for b in uses if b is not None))],
+                                       whole, booking.max_window(settings)):
+        uses[u.resource_id].append((Window(u.window_start, u.window_end), u.ports, u.conference_number))
     step = timedelta(minutes=settings.slot_step_minutes)
     duration = timedelta(minutes=duration_minutes)
     found: list[dict[str, Any]] = []
@@ -107,7 +111,7 @@ def find_free_slots(session: Session, settings: Settings, principal: Principal, 
                                                 teardown_minutes=teardown)
                         i = bisect.bisect_right(busy_ends, window.start)
                         if not (i < len(busy) and busy[i].start < window.end):
-                            chosen = next((b.id for b in bridges if _bridge_fits(b, window, uses[b.id], ports)), None)
+                            chosen = _fitting(demand, window, uses)
                             if chosen is not None:
                                 end = start + duration
                                 found.append({"start": start.astimezone(UTC), "end": end.astimezone(UTC),
@@ -127,6 +131,15 @@ def _periods(settings: Settings, day: date, zone: ZoneInfo) -> list[tuple[dateti
     else:
         bounds = [(opening, lunch_start), (lunch_end, closing)]
     return [(datetime.combine(day, a, zone), datetime.combine(day, b, zone)) for a, b in bounds if a < b]
+
+
+def _fitting(demand: list[tuple[list[Bridge], int]], window: Window,
+             uses: dict[int | None, list[tuple[Window, int, int | None]]]) -> int | None:
+    """The root bridge's id when every entry of ``demand`` (the root first, then a cascade's child
+    provinces) has a bridge with its ports and a number free over ``window``; else None."""
+    chosen = [next((b.id for b in bridges if _bridge_fits(b, window, uses[b.id], ports)), None)
+              for bridges, ports in demand]
+    return None if None in chosen else chosen[0]
 
 
 def _bridge_fits(bridge: Bridge, window: Window, uses: list[tuple[Window, int, int | None]], ports: int) -> bool:

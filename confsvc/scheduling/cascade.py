@@ -119,8 +119,12 @@ class Sites:
 
 def locate(session: Session, plans: list[Plan]) -> Sites:
     """Two queries whatever the number of sites: endpoints with their rooms' units, then the units' provinces."""
-    endpoint_ids = sorted({e for p in plans for e in p.participants.endpoint_ids})
-    room_ids = sorted({p.participants.chair_room_id for p in plans})
+    return locate_ids(session, sorted({e for p in plans for e in p.participants.endpoint_ids}),
+                      sorted({p.participants.chair_room_id for p in plans}))
+
+
+def locate_ids(session: Session, endpoint_ids: list[int], room_ids: list[int]) -> Sites:
+    """The provinces of ``endpoint_ids`` and of the rooms ``room_ids`` (two queries)."""
     rows = session.exec(select(col(Endpoint.id), Endpoint.room_id, Room.unit_id)
                         .join(Room, col(Room.id) == col(Endpoint.room_id))
                         .where(repository.ids_in(session, Endpoint.id, endpoint_ids))).all() if endpoint_ids else []
@@ -162,6 +166,54 @@ def choose_bridges(session: Session, settings: Settings, plans: list[Plan], name
     allowed = sa.true() if allowed is None else allowed
     candidates = _candidates(session, wishes, root_province, root_named, spread, allowed)
     return _choose(session, settings, plans, sites, wishes, root_province, candidates, claim=lock)
+
+
+@dataclass(frozen=True)
+class TreePorts:
+    """The ports of one occurrence's bridge tree: each child province's (its sites + its leg to the root)
+    and the root's (its sites + one leg per child + the relay's leg)."""
+
+    children: dict[int, int]
+    root: int
+
+
+def tree_ports(per_province: Counter[int | None], with_bridge: set[int], root_province: int | None, *,
+               upstream: bool = False) -> TreePorts:
+    """Where one occurrence's site endpoints join and the ports each bridge takes (SPEC rule 2, issue 14):
+    ``per_province`` counts the sites per province (None: under no province, they join the root); a
+    province in ``with_bridge`` other than ``root_province`` gets a child bridge of its own
+    (``bridge_ports(sites, parent_leg=True)``); every other site joins the root, which also holds one leg
+    per child and, for a relay (``upstream``), the leg to the chair outside confsvc. Written once for
+    booking (:func:`choose_bridges`) and the free-slot search (``availability``)."""
+    children = {p: bridge_ports(n, parent_leg=True) for p, n in per_province.items()
+                if n and p is not None and p != root_province and p in with_bridge}
+    on_root = sum(n for p, n in per_province.items() if p not in children)
+    return TreePorts(children, bridge_ports(on_root, child_legs=len(children), parent_leg=upstream))
+
+
+def slot_demand(session: Session, participants: booking.Participants, *,
+                bridge_id: int | None = None) -> list[tuple[list[Bridge], int]] | None:
+    """What a cascaded meeting of ``participants`` needs of bridges at one time, for the free-slot search
+    (SPEC rule 8, issue 14): ``[(candidates, ports), …]``, the root first (``bridge_id``: the root
+    named), then one entry per child province; a time is free for the bridges when every entry has a
+    candidate with ``ports`` free and a free conference number. ``None`` when every site lies in the
+    chair's province (one bridge, as before cascades). Bridges are chosen as :func:`choose_bridges`
+    would, from the same candidates and :func:`tree_ports`.
+
+    Raises:
+        Invalid: ``unknown_bridge``, ``no_bridge`` (as :func:`choose_bridges`).
+    """
+    sites = locate_ids(session, sorted(participants.endpoint_ids), [participants.chair_room_id])
+    per_province = Counter(sites.endpoint_province.get(e) for e in participants.endpoint_ids)
+    root_province = sites.room_province.get(participants.chair_room_id)
+    spread = {p for p in per_province if p is not None and p != root_province}
+    if not spread:
+        return None
+    candidates = _candidates(session, Wishes(bridge_id=bridge_id), root_province, bridge_id, spread, sa.true())
+    with_bridge = {p for p, bridges in candidates.by_province.items() if p is not None and bridges}
+    tree = tree_ports(per_province, with_bridge, root_province)
+    return [(candidates.by_province[None], tree.root)] + [
+        (candidates.by_province[p], ports) for p, ports in sorted(tree.children.items())]
 
 
 @dataclass
@@ -214,34 +266,28 @@ def _choose(session: Session, settings: Settings, plans: list[Plan], sites: Site
                                      booking.max_window(settings)):
             per_bridge[h.booking.resource_id].append(h)
         held.append(per_bridge)
-    counts = [sites.per_province(plan) for plan in plans]
+    with_bridge = {p for p, bridges in candidates.by_province.items() if p is not None and bridges}
+    trees = [tree_ports(sites.per_province(plan), with_bridge, root_province, upstream=wishes.upstream)
+             for plan in plans]
     conflicts: dict[int, list[Conflict]] = {}
     legs: dict[int, Leg] = {}
     per_plan: dict[int, dict[int, tuple[int, int | None]]] = {i: {} for i in range(len(plans))}
-    on_root = [c[None] + (c[root_province] if root_province is not None else 0) for c in counts]
-    children = [0] * len(plans)
-    for province in sorted(p for p in candidates.by_province if p is not None):
-        indexes = [i for i, c in enumerate(counts) if c[province]]
+    for province in sorted(with_bridge):
+        indexes = [i for i, tree in enumerate(trees) if province in tree.children]
         bridges = candidates.by_province[province]
         if not indexes:
             continue
-        if not bridges:  # no bridge of its own: its sites join the root
-            for i in indexes:
-                on_root[i] += counts[i][province]
-            continue
         subset = [plans[i] for i in indexes]
-        requested = [bridge_ports(counts[i][province], parent_leg=True) for i in indexes]
+        requested = [trees[i].children[province] for i in indexes]
         answer = _first_fit(session, settings, bridges, subset, held, indexes, requested, wishes.keep_numbers,
                             candidates.provinces.get(province), own_numbers=False, claim=claim)
         for j, i in enumerate(indexes):
             conflicts.setdefault(i, []).extend(answer.conflicts.get(j, []))
             number = answer.numbers.get(j)
             per_plan[i][_id(answer.bridge)] = (requested[j], number)
-            children[i] += 1
         assert answer.bridge is not None
         legs[_id(answer.bridge)] = Leg(answer.bridge, province, -1, answer.conference_number)
-    requested = [bridge_ports(on_root[i], child_legs=children[i], parent_leg=wishes.upstream)
-                 for i in range(len(plans))]
+    requested = [tree.root for tree in trees]
     root_name = candidates.provinces.get(root_province) if root_province is not None else None
     keep = {} if wishes.keep_number is None else {
         _id(b): wishes.keep_number for b in candidates.by_province[None]}

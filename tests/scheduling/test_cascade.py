@@ -4,7 +4,7 @@ them. A bridge's ports = its sites + its legs to children + its leg to its paren
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -142,6 +142,46 @@ def test_a_shortage_on_one_bridge_is_explained_for_that_bridge(client: TestClien
                        headers=world["national"])
     assert fits.status_code == 201, fits.text
     assert _ports(engine, fits.json()["id"]) == {pt["bridge"]: [(4, 2500)], hn["bridge"]: [(3, 101)]}
+
+
+def test_free_slot_search_counts_each_provinces_bridge_of_a_cascade(client: TestClient, engine: Engine,
+                                                                    world: dict[str, Any]):
+    """Regression: the free-slot search put every site of a cascaded meeting on one bridge, so it
+    proposed a time when Phú Thọ's bridge had room for all 8 sites but Hà Nội's had too few ports for
+    its own 4 sites + its leg (the booking then refused it)."""
+    pt, hn = world["pt"], world["hn"]
+    monday = next_monday_local(hour=8)
+    rooms = pt["rooms"][1:] + hn["rooms"]
+    search = {"room_ids": [pt["rooms"][0], *rooms], "duration_minutes": 120, "check_lead_minutes": 30,
+              "teardown_minutes": 0, "from_date": monday.date().isoformat(), "to_date": monday.date().isoformat()}
+    first = client.get("/api/v1/availability", params={**search, "count": 1}, headers=world["national"])
+    assert first.status_code == 200, first.text
+    [free] = first.json()
+    assert free["bridge_id"] == pt["bridge"]
+    start = datetime.fromisoformat(free["start_local"]).replace(tzinfo=monday.tzinfo)
+    with make_session(engine) as session:  # Hà Nội's bridge: 10 ports, 6 taken over that slot: 4 free < 4 + 1
+        busy_room = make_room(session, make_unit(session, code="01900", name="Phường Ba Đình", parent_id=hn["id"]))
+        for _ in range(6):
+            make_endpoint(session, busy_room)
+        session.commit()
+        busy_room_id = busy_room.id
+    other = client.post("/api/v1/meetings", json=_body(busy_room_id, [], start, title="Giao ban Hà Nội",
+                                                       bridge_id=hn["bridge"]), headers=world["national"])
+    assert other.status_code == 201, other.text
+
+    after = client.get("/api/v1/availability", params={**search, "count": 1}, headers=world["national"])
+
+    [proposed] = after.json()
+    # 07:30 is taken on Hà Nội's bridge until 09:30; with the 30 min check the next start would be 10:00,
+    # whose 2 h straddle the lunch break (11:30–13:30): the afternoon's opening.
+    assert (start.time().isoformat(), proposed["start_local"]) == (
+        "07:30:00", start.replace(hour=13, minute=30, tzinfo=None).isoformat())
+    body = _body(pt["rooms"][0], rooms, start)
+    refused = client.post("/api/v1/meetings/check", json=body, headers=world["national"]).json()
+    assert [c["resource_name"] for c in refused["conflicts"]] == ["MCU Hà Nội"]
+    fits = client.post("/api/v1/meetings/check", json={**body, "start": proposed["start"], "end": proposed["end"]},
+                       headers=world["national"]).json()
+    assert (fits["ok"], fits["conflicts"]) == (True, [])
 
 
 def test_join_instructions_give_each_site_its_own_bridges_dial_string(client: TestClient, engine: Engine,
