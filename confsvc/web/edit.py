@@ -86,7 +86,7 @@ def _posted(csrf: FormText = "", scope: OptText = None, title: OptText = None, d
             check_lead_minutes: OptText = None, chair_room_id: FormText = "", participant_room_ids: OptList = None,
             repeat: OptText = None, repeat_count: FormText = "", repeat_until: FormText = "",
             repeat_byday: OptList = None, repeat_rule: FormText = "", participants_shown: OptText = None,
-            priority: OptText = None) -> dict[str, Any]:
+            priority: OptText = None, upstream_dial: OptText = None) -> dict[str, Any]:
     """The edit screens' fields as posted; ``None`` for a field the form did not send (left as it was).
     ``participants_shown`` (hidden, ``_picker.html``) tells "every box unticked" from "no list posted"."""
     if participant_room_ids is None and participants_shown:
@@ -95,7 +95,8 @@ def _posted(csrf: FormText = "", scope: OptText = None, title: OptText = None, d
             "start_time": start_time, "end_time": end_time, "check_lead_minutes": check_lead_minutes,
             "chair_room_id": chair_room_id, "participant_room_ids": participant_room_ids,
             "repeat": repeat, "repeat_count": repeat_count, "repeat_until": repeat_until,
-            "repeat_byday": repeat_byday or [], "repeat_rule": repeat_rule, "priority": priority}
+            "repeat_byday": repeat_byday or [], "repeat_rule": repeat_rule, "priority": priority,
+            "upstream_dial": upstream_dial}
 
 
 Posted = Annotated[dict[str, Any], Depends(_posted)]
@@ -141,6 +142,9 @@ def _series_changes(form: dict[str, Any], before: dict[str, Any]) -> dict[str, A
         if priority not in {str(p) for p in PRIORITY_LABELS}:
             raise Invalid(_("Choose a priority from the list."), code="invalid_form")
         changes["priority"] = int(priority)
+    relay = form.get("upstream_dial")
+    if relay is not None and relay.strip() != before.get("upstream_dial", ""):
+        changes["upstream_dial"] = relay.strip()  # "" ends the relay (MeetingUpdate)
     if form["repeat"] is not None:
         rule, was = _rule(form), _rule(before)
         first = _parse_date(form["date"], _("Date")).date()
@@ -201,7 +205,7 @@ def _meeting_form(session: Session, meeting: Any, zone: Any) -> dict[str, Any]:
     return {"title": meeting.title, "description": meeting.description, "date": day, "start_time": start,
             "end_time": end, "check_lead_minutes": str(meeting.check_lead_minutes),
             "chair_room_id": str(meeting.chair_room_id), "participant_room_ids": [str(r) for r in rooms],
-            "priority": str(meeting.priority),
+            "priority": str(meeting.priority), "upstream_dial": meeting.upstream_dial or "",
             **_repeat_fields(meeting.rrule, zone, i18n.local(meeting.dtstart, zone).date())}
 
 

@@ -436,3 +436,32 @@ def test_racing_cascaded_bookings_for_the_last_ports_of_one_bridge_one_wins(sett
         held = session.exec(select(Booking.ports).where(Booking.resource_id == hn["bridge"],
                                                         Booking.resource_kind == ResourceKind.bridge)).all()
     assert held == [4]
+
+
+def test_the_web_edit_screen_sets_and_ends_a_relay(client: TestClient, engine: Engine, world: dict[str, Any]):
+    """Regression: the meeting's edit screen had no relay field, so a relay booked on the web could not be
+    ended or changed there (only through the API)."""
+    pt = world["pt"]
+    start = next_monday_local(hour=14)
+    meeting = client.post("/api/v1/meetings", json=_body(pt["rooms"][0], pt["rooms"][1:2], start,
+                                                         upstream_dial="sip:hoinghi@vpcp.gov.vn"),
+                          headers=world["pt_secretariat"]).json()
+    login(client, "vanphong.phutho")
+    page = client.get(f"/meetings/{meeting['id']}/edit")
+    assert page.status_code == 200, page.text
+    assert 'name="upstream_dial" value="sip:hoinghi@vpcp.gov.vn"' in page.text
+    form = {"csrf": csrf_of(page.text), "date": start.strftime("%d/%m/%Y"), "start_time": "14:00", "end_time": "16:00"}
+
+    bad = client.post(f"/meetings/{meeting['id']}/edit", data={**form, "upstream_dial": "không hợp lệ"})
+    ended = client.post(f"/meetings/{meeting['id']}/edit", data={**form, "upstream_dial": " "},
+                        follow_redirects=False)
+
+    assert bad.status_code == 422 and "Tiếp sóng hội nghị do nơi khác chủ trì (địa chỉ kết nối)" in bad.text
+    assert ended.status_code == 303, ended.text
+    assert _ports(engine, meeting["id"]) == {pt["bridge"]: [(2, 2500)]}
+    again = client.post(f"/meetings/{meeting['id']}/edit", data={**form, "upstream_dial": "+84243000111"},
+                        follow_redirects=False)
+    assert again.status_code == 303, again.text
+    with make_session(engine, write=False) as session:
+        assert session.get(Meeting, meeting["id"]).upstream_dial == "+84243000111"
+    assert _ports(engine, meeting["id"]) == {pt["bridge"]: [(3, 2500)]}
