@@ -93,11 +93,18 @@ _DERIVED = ("usage_dirty", "usage_epoch", "feed_versions")
 
 
 def _empty_tables(engine: Engine) -> None:
+    """Every table emptied and (PostgreSQL) every sequence back at its start, as a new database.
+
+    PostgreSQL: ``DELETE`` with triggers and foreign-key checks off (``session_replication_role =
+    replica``) in one round trip, then the sequences reset: a ``TRUNCATE`` of every table replaces
+    each table's and index's files and took ~1 s per test, the largest part of the suite's time."""
     tables = sorted(reversed(SQLModel.metadata.sorted_tables), key=lambda t: t.name in _DERIVED)
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
-            names = ", ".join(f'"{t.name}"' for t in tables)
-            conn.exec_driver_sql(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+            deletes = "".join(f'DELETE FROM "{t.name}";' for t in tables)
+            conn.exec_driver_sql(f"SET LOCAL session_replication_role = replica;{deletes}"
+                                 "SELECT setval(quote_ident(schemaname) || '.' || quote_ident(sequencename), start_value, false) "
+                                 "FROM pg_sequences WHERE schemaname = current_schema()")
         else:
             conn.exec_driver_sql("PRAGMA defer_foreign_keys=ON")  # units reference units
             for table in tables:
