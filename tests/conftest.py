@@ -39,7 +39,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         backends = BACKENDS if chosen == "all" else (chosen,)
         if metafunc.definition.get_closest_marker("postgresql_only"):
             backends = tuple(b for b in backends if b == "postgresql")
-        metafunc.parametrize("backend", backends, scope="session")
+        split = metafunc.definition.get_closest_marker("one_backend_per_language")
+        if split:  # both backends run: each language once, on one of them
+            metafunc.parametrize(("backend", "lang"), [(backends[i % len(backends)], lang)
+                                                       for i, lang in enumerate(split.args[0])], scope="session")
+        else:
+            metafunc.parametrize("backend", backends, scope="session")
 
 
 class _Databases:
