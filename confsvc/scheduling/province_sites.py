@@ -83,11 +83,17 @@ def _require_change(session: Session, principal: Principal, meeting: Meeting, ro
                                    deadline_text=deadline_text(meeting))
 
 
+def _id(meeting: Meeting) -> int:
+    """A stored meeting's id."""
+    assert meeting.id is not None
+    return meeting.id
+
+
 def _active_endpoints(session: Session, room_ids: list[int]) -> dict[int, int]:
     """Active endpoint id → room id of ``room_ids``."""
-    return dict(session.exec(select(col(Endpoint.id), Endpoint.room_id).where(
+    return dict((e, r) for e, r in session.exec(select(col(Endpoint.id), Endpoint.room_id).where(
         repository.ids_in(session, Endpoint.room_id, room_ids),
-        col(Endpoint.lifecycle_state) == LifecycleState.active)).all())
+        col(Endpoint.lifecycle_state) == LifecycleState.active)).all() if e is not None)
 
 
 def add_sites(session: Session, settings: Settings, principal: Principal, meeting: Meeting, room_ids: list[int],
@@ -117,7 +123,7 @@ def add_sites(session: Session, settings: Settings, principal: Principal, meetin
                       room_ids=bare)
     if not new_rooms:
         return _unchanged(session, meeting)
-    current = participant_ids(session, meeting.id)
+    current = participant_ids(session, _id(meeting))
     return editing.edit_unchecked(
         session, settings, principal, meeting,
         MeetingUpdate(participant_endpoint_ids=sorted(set(current) | set(endpoints))), now=now,
@@ -140,7 +146,7 @@ def remove_site(session: Session, settings: Settings, principal: Principal, meet
     _require_change(session, principal, meeting, [room_id], now)
     if room_id == meeting.chair_room_id:
         raise Invalid("the chair room cannot be removed from the meeting's sites", code="chair_room_site")
-    current = participant_ids(session, meeting.id)
+    current = participant_ids(session, _id(meeting))
     rooms_of = dict(session.exec(select(col(Endpoint.id), Endpoint.room_id).where(
         repository.ids_in(session, Endpoint.id, current))).all())
     left = [e for e in current if rooms_of.get(e) != room_id]
@@ -151,9 +157,13 @@ def remove_site(session: Session, settings: Settings, principal: Principal, meet
         sites_checked=True, action="meeting.site_removed", audit_extra={"room_ids": [room_id]})
 
 
+def across_provinces(session: Session, meeting: Meeting) -> bool:
+    """Whether ``meeting`` is cascaded: its sites join bridges of more than one province."""
+    return meeting.bridge_id is not None and cascade.tree_of(session, meeting).cascaded
+
+
 def _unchanged(session: Session, meeting: Meeting) -> BookResult:
-    count = len([o for o in _occurrences(session, meeting)])
-    return BookResult(meeting, count, [], [])
+    return BookResult(meeting, len(_occurrences(session, meeting)), [], [])
 
 
 def _occurrences(session: Session, meeting: Meeting) -> list[Occurrence]:

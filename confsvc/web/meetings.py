@@ -29,13 +29,14 @@ from confsvc.endpoints import service as inventory
 from confsvc.endpoints import unit_history
 from confsvc.endpoints.models import EndpointStatus, Unit
 from confsvc.errors import ConfsvcError, Invalid
-from confsvc.scheduling import cancellation, cascade, reading, views, visibility
+from confsvc.scheduling import cancellation, cascade, province_sites, reading, views, visibility
 from confsvc.scheduling import participants as participation
 from confsvc.scheduling import readiness as readiness_service
 from confsvc.scheduling.booking import Names
 from confsvc.scheduling.models import Meeting, MeetingStatus, OccurrenceStatus, ReadinessState, ResourceKind
 from confsvc.users.principal import Principal
 from confsvc.web import homes, i18n
+from confsvc.web import province_sites as province_sites_web
 from confsvc.web import readiness as readiness_view
 from confsvc.web.common import Viewer, booker, check_csrf, error_page, login_redirect, render, settings_of, viewer
 from confsvc.web.i18n import N_, _
@@ -458,7 +459,14 @@ def _meeting_context(session: Session, who: Viewer, meeting: Meeting, settings: 
         "readiness_error": None, "readiness_form": stored_form, "saved_site": saved_site,
         "summary": readiness_summary(board["sites"]) if board else None,
         "channels": readiness_view.live_channels(session, who.principal),
+        "province_sites": province_sites_web.panel(session, settings, who, meeting),
     }
+
+
+def meeting_context(session: Session, who: Viewer, meeting: Meeting, settings: Any,
+                    occurrence_id: int | None) -> dict[str, Any]:
+    """The meeting page's context (``meeting.html``), for the pages' own forms that render it again."""
+    return _meeting_context(session, who, meeting, settings, occurrence_id)
 
 
 @router.get("/meetings/{meeting_id}", response_class=HTMLResponse)
@@ -468,7 +476,8 @@ def meeting_page(request: Request, session: SessionDep, meeting_id: PathId, occu
     if who is None:
         return login_redirect(request)
     try:
-        meeting = reading.get_meeting(session, who.principal, meeting_id)
+        # A national meeting open to the provinces is found by every province's secretariat (issue 14).
+        meeting = province_sites.find_meeting(session, who.principal, meeting_id)
     except ConfsvcError as exc:
         return error_page(request, exc, who)
     return render(request, "meeting.html", _meeting_context(session, who, meeting, settings_of(request),

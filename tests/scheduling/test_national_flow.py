@@ -6,92 +6,27 @@ sites; a province's busy rooms are listed to it, the national office sees counts
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import select
 
 from confsvc.clock import utc_now
 from confsvc.db import make_session
-from confsvc.endpoints.models import UnitLevel
 from confsvc.scheduling.models import Booking, ResourceKind
-from confsvc.users.models import Role
-from tests.factories import bearer, make_bridge, make_endpoint, make_room, make_unit, make_user, next_monday_local
-from tests.web_support import PASSWORD
+from tests.factories import next_monday_local
+from tests.national_support import ZONE, H, book, busy_locals, country, meeting_body, whole_country
 
-H = timedelta(hours=1)
-ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
-
-
-def _province(session: Session, code: str, name: str, short: str, *, communes: int, base: int) -> dict[str, Any]:
-    province = make_unit(session, code=code, name=name, division_type="tỉnh", level=UnitLevel.province)
-    hq = make_room(session, province, name=f"Hội trường UBND {short}")
-    make_endpoint(session, hq, dial_address=f"sip:{code}hq@vc.example.vn")
-    rooms = [hq.id]
-    for n in range(communes):
-        commune = make_unit(session, code=f"{code}{n:03d}", name=f"Xã {short} {n + 1}", parent_id=province.id)
-        room = make_room(session, commune, name=f"Điểm cầu {short} {n + 1}")
-        make_endpoint(session, room, dial_address=f"sip:{code}{n:03d}@vc.example.vn")
-        rooms.append(room.id)
-    bridge = make_bridge(session, name=f"MCU {short}", unit_id=province.id, port_capacity=20,
-                         sip_domain=f"mcu.{code}.gov.vn", h323_prefix=f"9{code}", conference_number_min=base,
-                         conference_number_max=base + 99)
-    secretariat = make_user(session, Role.secretariat, province_id=province.id, username=f"vanphong{code}",
-                            password=PASSWORD)
-    return {"unit": province, "id": province.id, "code": code, "name": name, "rooms": rooms, "bridge": bridge.id,
-            "secretariat": bearer(session, secretariat)}
-
-
-@pytest.fixture
-def country(engine: Engine) -> dict[str, Any]:
-    with make_session(engine) as session:
-        out = {"hn": _province(session, "01", "Thành phố Hà Nội", "Hà Nội", communes=3, base=100),
-               "lc": _province(session, "15", "Tỉnh Lào Cai", "Lào Cai", communes=2, base=1500),
-               "pt": _province(session, "25", "Tỉnh Phú Thọ", "Phú Thọ", communes=3, base=2500)}
-        national = make_user(session, Role.secretariat, username="vanphongchinhphu", password=PASSWORD)
-        operator = make_user(session, Role.operator, [out["hn"]["unit"]], username="kythuat01", password=PASSWORD)
-        out["national"] = bearer(session, national)
-        out["operator"] = bearer(session, operator)
-        session.commit()
-    return out
-
-
-def _body(chair: int, rooms: list[int], start, **extra: Any) -> dict[str, Any]:
-    return {"title": extra.pop("title", "Hội nghị trực tuyến Chính phủ với địa phương"), "chair_room_id": chair,
-            "participant_room_ids": rooms, "start": start.isoformat(), "end": (start + 2 * H).isoformat(),
-            "check_lead_minutes": 30, **extra}
-
-
-def _book(client: TestClient, headers: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
-    booked = client.post("/api/v1/meetings", json=body, headers=headers)
-    assert booked.status_code == 201, booked.text
-    return booked.json()
-
-
-def _busy(client: TestClient, country: dict[str, Any], start) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Phú Thọ's commune 1 and Hà Nội's communes 1 and 2 taken by each province's own meeting then."""
-    pt, hn = country["pt"], country["hn"]
-    pt_local = _book(client, pt["secretariat"], _body(pt["rooms"][1], [], start - H, title="Giao ban Phú Thọ"))
-    hn_local = _book(client, hn["secretariat"], _body(hn["rooms"][1], [hn["rooms"][2]], start,
-                                                      title="Giao ban Hà Nội"))
-    return pt_local, hn_local
-
-
-def _everyone(country: dict[str, Any]) -> dict[str, Any]:
-    """The whole country: the chair in Hà Nội, every other room as a site."""
-    rooms = [r for key in ("hn", "lc", "pt") for r in country[key]["rooms"]]
-    return {"chair": rooms[0], "sites": rooms[1:]}
+__all__ = ["country"]  # the fixture
 
 
 def test_a_national_refusal_lists_every_conflict_grouped_by_province(client: TestClient, country: dict[str, Any]):
     start = next_monday_local(hour=8)
-    pt_local, hn_local = _busy(client, country, start)
-    everyone = _everyone(country)
-    body = _body(everyone["chair"], everyone["sites"], start)
+    pt_local, hn_local = busy_locals(client, country, start)
+    sites = whole_country(country)
+    body = meeting_body(sites["chair"], sites["sites"], start)
 
     refused = client.post("/api/v1/meetings", json=body, headers=country["national"])
     check = client.post("/api/v1/meetings/check", json=body, headers=country["national"])
@@ -125,10 +60,10 @@ def test_a_national_refusal_lists_every_conflict_grouped_by_province(client: Tes
 def test_a_refusal_inside_one_province_keeps_its_fields_and_names_that_province(client: TestClient,
                                                                                 country: dict[str, Any]):
     start = next_monday_local(hour=8)
-    _busy(client, country, start)
+    busy_locals(client, country, start)
     hn = country["hn"]
 
-    refused = client.post("/api/v1/meetings", json=_body(hn["rooms"][0], hn["rooms"][1:2], start),
+    refused = client.post("/api/v1/meetings", json=meeting_body(hn["rooms"][0], hn["rooms"][1:2], start),
                           headers=hn["secretariat"])
 
     assert refused.status_code == 409
@@ -138,7 +73,7 @@ def test_a_refusal_inside_one_province_keeps_its_fields_and_names_that_province(
 
 def _national_meeting(client: TestClient, country: dict[str, Any], start, *, deadline) -> dict[str, Any]:
     hn, pt = country["hn"], country["pt"]
-    return _book(client, country["national"], _body(hn["rooms"][0], [hn["rooms"][3], *pt["rooms"]], start,
+    return book(client, country["national"], meeting_body(hn["rooms"][0], [hn["rooms"][3], *pt["rooms"]], start,
                                                     sites_deadline=deadline.isoformat()))
 
 
@@ -233,11 +168,11 @@ def test_after_the_deadline_a_province_is_refused_with_the_deadline(client: Test
 
 def test_a_meeting_without_a_deadline_is_not_open_to_the_provinces(client: TestClient, country: dict[str, Any]):
     hn, pt = country["hn"], country["pt"]
-    meeting = _book(client, country["national"], _body(hn["rooms"][0], pt["rooms"], next_monday_local(hour=8)))
+    meeting = book(client, country["national"], meeting_body(hn["rooms"][0], pt["rooms"], next_monday_local(hour=8)))
 
     refused = client.post(f"/api/v1/meetings/{meeting['id']}/sites", json={"room_ids": [pt["rooms"][0]]},
                           headers=pt["secretariat"])
-    set_by_province = client.post("/api/v1/meetings", headers=pt["secretariat"], json=_body(
+    set_by_province = client.post("/api/v1/meetings", headers=pt["secretariat"], json=meeting_body(
         pt["rooms"][0], pt["rooms"][1:], next_monday_local(hour=14), sites_deadline=next_monday_local(hour=7)
         .isoformat()))
 
@@ -247,7 +182,7 @@ def test_a_meeting_without_a_deadline_is_not_open_to_the_provinces(client: TestC
 
 def test_a_busy_site_added_by_a_province_is_refused_like_a_booking(client: TestClient, country: dict[str, Any]):
     start = next_monday_local(hour=8)
-    _pt_local, hn_local = _busy(client, country, start)
+    _pt_local, hn_local = busy_locals(client, country, start)
     meeting = _national_meeting(client, country, start + 4 * H, deadline=start - 24 * H)
     hn = country["hn"]
     moved = client.patch(f"/api/v1/meetings/{hn_local['id']}", json={"start": (start + 4 * H).isoformat(),
@@ -266,11 +201,11 @@ def test_a_busy_site_added_by_a_province_is_refused_like_a_booking(client: TestC
 def test_busy_rooms_are_listed_to_their_province_and_counted_to_the_national_office(client: TestClient,
                                                                                    country: dict[str, Any]):
     start = next_monday_local(hour=8)
-    pt_local, hn_local = _busy(client, country, start)
+    pt_local, hn_local = busy_locals(client, country, start)
     hn, lc, pt = country["hn"], country["lc"], country["pt"]
     # Booked without the busy rooms (left out after the 409).
     sites = [hn["rooms"][3], *lc["rooms"], pt["rooms"][0], pt["rooms"][2], pt["rooms"][3]]
-    meeting = _book(client, country["national"], _body(hn["rooms"][0], sites, start,
+    meeting = book(client, country["national"], meeting_body(hn["rooms"][0], sites, start,
                                                        sites_deadline=(start - 24 * H).isoformat()))
 
     hanoi = client.get(f"/api/v1/meetings/{meeting['id']}/province-sites", headers=hn["secretariat"])
