@@ -28,7 +28,7 @@ from confsvc.db import MAX_ID, PathId, QueryId, SessionDep
 from confsvc.endpoints import service as inventory
 from confsvc.endpoints import unit_history
 from confsvc.endpoints.models import EndpointStatus, Unit
-from confsvc.errors import ConfsvcError, Invalid
+from confsvc.errors import ConfsvcError, Invalid, NotFound
 from confsvc.scheduling import cancellation, cascade, province_sites, reading, views, visibility
 from confsvc.scheduling import participants as participation
 from confsvc.scheduling import readiness as readiness_service
@@ -381,7 +381,8 @@ def _meeting_context(session: Session, who: Viewer, meeting: Meeting, settings: 
     selected = selected or next((r for r in rows if r["status"] != "cancelled" and r["start"] >= now - timedelta(
         hours=12)), None) or (rows[0] if rows else None)
     occ = next((o for o in occurrences if selected and o["id"] == selected["occurrence_id"]), None)
-    bridge = inventory.get_bridge(session, who.principal, meeting.bridge_id) if meeting.bridge_id else None
+    # The meeting's own root bridge, also when it is another province's (a national meeting seen by a province).
+    bridge = cascade.tree_of(session, meeting).root if meeting.bridge_id else None
     number = occ["conference_number"] if occ else meeting.conference_number
     join = JoinDetails(conference_number=number, sip_domain=bridge.sip_domain if bridge else None,
                        h323_prefix=(bridge.h323_prefix or "") if bridge else "", pin=meeting.pin)
@@ -411,7 +412,11 @@ def _meeting_context(session: Session, who: Viewer, meeting: Meeting, settings: 
     status = "cancelled" if meeting.status is MeetingStatus.cancelled else meeting.status.value
     board = None
     if occ is not None:
-        board = readiness_view.board_view(session, settings, meeting.id, occ["id"], who.principal, now=now)
+        try:
+            board = readiness_view.board_view(session, settings, meeting.id, occ["id"], who.principal, now=now)
+        except NotFound:  # a national meeting open to a province with no site in it yet (issue 14)
+            board = None
+    if occ is not None and board is not None:
         states = {s["room_id"]: s for s in board["sites"]}
         for p in participants:
             site = states.get(p["room_id"])
