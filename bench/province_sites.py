@@ -6,7 +6,7 @@ database, books the national meeting (chair in province 01) WITHOUT 34 rooms (th
 province, each taken by a meeting of its own then) and with a ``sites_deadline`` a day before. Then,
 in-process through the real services:
 
-  (ref)   ``check_meeting``: the national dry run (every room but the 34 busy ones);
+  (ref)   ``check_meeting``: the national dry run (every room but the 34 busy ones, a day later: free);
   (a)     ``province_sites`` as the national office (34 provinces' counts);
   (b)     ``province_sites`` as province 02's secretariat (its sites with their bridge, busy and free rooms);
   (c)     ``add_sites``: province 02's secretariat adds one free room (its province's bridge) — the whole
@@ -49,7 +49,7 @@ from confsvc.users.principal import Principal  # noqa: E402
 from confsvc.users.service import expand_units  # noqa: E402
 
 
-def run(backend: str, url: str, repeat: int) -> None:
+def run(backend: str, url: str, repeat: int, profile: str | None = None) -> None:
     upgrade(url)
     engine = make_engine(url)
     settings = Settings(database_url=url, secret_key="benchmark-only-not-a-secret-" + "x" * 20)
@@ -80,9 +80,11 @@ def run(backend: str, url: str, repeat: int) -> None:
                              participant_room_ids=others, start=start, end=end)
     data = everyone.model_copy(update={"participant_room_ids": sites, "sites_deadline": start - timedelta(days=1)})
 
-    def check() -> None:
+    later = data.model_copy(update={"start": start + timedelta(days=1), "end": end + timedelta(days=1)})
+
+    def check() -> None:  # the same meeting a day later: free
         with make_session(engine, write=False) as session:
-            answer = creation.check_meeting(session, settings, national, data)
+            answer = creation.check_meeting(session, settings, national, later)
             session.rollback()
         assert answer["ok"], answer["conflicts"][:3]
 
@@ -121,6 +123,20 @@ def run(backend: str, url: str, repeat: int) -> None:
                 assert len(body["by_province"]) == 34, len(body["by_province"])
             session.rollback()
 
+    if profile:
+        import cProfile
+        import pstats
+
+        step = {"a": lambda: listing(national), "c": add, "d": refused}[profile]
+        step()  # warm-up (c: adds, then the profiled run adds nothing new: removed first)
+        if profile == "c":
+            with make_session(engine) as session:
+                province_sites.remove_site(session, settings, province, session.get(Meeting, meeting_id), spare)
+                session.commit()
+        with cProfile.Profile() as prof:
+            step()
+        pstats.Stats(prof).sort_stats("cumulative").print_stats(35)
+        return
     results = {"(ref) national dry run": timed(repeat, check),
                "(a) province-sites, national": timed(repeat, lambda: listing(national)),
                "(b) province-sites, province 02": timed(repeat, lambda: listing(province)),
@@ -136,11 +152,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--db", choices=("postgresql", "sqlite"), default="postgresql")
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--profile", choices=("a", "c", "d"), help="print a cProfile of one step instead")
     args = parser.parse_args()
     print("command:", shlex.join([sys.executable, *sys.argv]))
     if args.db == "sqlite":
         with tempfile.TemporaryDirectory() as tmp:
-            run("sqlite", f"sqlite:///{Path(tmp) / 'bench.sqlite3'}", args.repeat)
+            run("sqlite", f"sqlite:///{Path(tmp) / 'bench.sqlite3'}", args.repeat, args.profile)
         return
     name = f"confsvc_bench_province_sites_{secrets.token_hex(3)}"
     admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
@@ -148,7 +165,7 @@ def main() -> None:
         conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
     try:
         run("postgresql", sa.engine.make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False),
-            args.repeat)
+            args.repeat, args.profile)
     finally:
         with admin.connect() as conn:
             conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

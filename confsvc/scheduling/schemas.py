@@ -335,10 +335,17 @@ def conflicts_body(conflicts: list[Conflict], provinces: Mapping[tuple[str, int]
     """``{"conflicts": [...], "groups": [...]}`` as JSON values (the 409 body and the dry run), and
     ``by_province`` (:class:`ProvinceConflictsPublic` items) when the resources' ``provinces`` are given
     (a booking's or an edit's refusal, issue 14)."""
-    body = {"conflicts": [ConflictPublic.model_validate(c).model_dump(mode="json") for c in conflicts],
-            "groups": [group_public(g).model_dump(mode="json") for g in group_conflicts(conflicts)]}
+    dumped = [ConflictPublic.model_validate(c).model_dump(mode="json") for c in conflicts]
+    body = {"conflicts": dumped, "groups": [group_public(g).model_dump(mode="json") for g in group_conflicts(conflicts)]}
     if provinces is not None:
-        body["by_province"] = [p.model_dump(mode="json") for p in province_conflicts_public(conflicts, provinces)]
+        # ProvinceConflictsPublic's shape, each conflict dumped once (a national refusal lists thousands).
+        index = {id(c): i for i, c in enumerate(conflicts)}
+        body["by_province"] = [
+            {"province_id": p.id if p else None, "province_code": p.code if p else None,
+             "province_name": p.name if p else None, "count": len(items),
+             "conflicts": [dumped[index[id(c)]] for c in items],
+             "groups": [group_public(g).model_dump(mode="json") for g in group_conflicts(items)]}
+            for p, items in conflicts_by_province(conflicts, provinces)]
     return body
 
 
