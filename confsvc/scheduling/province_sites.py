@@ -208,11 +208,12 @@ def province_rooms(session: Session, settings: Settings, meeting: Meeting,
     room_province = {r: provinces[u] for r, u in rooms.items() if r is not None and provinces.get(u) in wanted}
     endpoints = _active_endpoints(session, sorted(room_province))
     bookable = sorted(set(endpoints.values()))
-    taking_part = participation.of_meeting(session, meeting).room_ids
+    taking_part = set(participation.of_meeting(session, meeting).room_ids)
     candidates = [r for r in bookable if r not in taking_part]
     busy: dict[int, list[Conflict]] = {}
     if candidates:
-        candidate_endpoints = sorted(e for e, r in endpoints.items() if r in set(candidates))
+        wanted_rooms = set(candidates)
+        candidate_endpoints = sorted(e for e, r in endpoints.items() if r in wanted_rooms)
         names = Names(session)
         for occ in _occurrences(session, meeting):
             plan = booking.make_plan(occ.start, occ.end, occ.recurrence_id,
@@ -227,11 +228,14 @@ def province_rooms(session: Session, settings: Settings, meeting: Meeting,
                 if room is not None:
                     busy.setdefault(room, []).append(c)
     named = cascade.provinces_by_id(session, wanted)
+    by_province: dict[int, list[int]] = {}
+    for r in bookable:
+        by_province.setdefault(room_province[r], []).append(r)
     out = []
     for province_id in sorted(wanted, key=lambda p: (named[p].code if p in named else "", p)):
         if province_id not in named:
             continue
-        mine = [r for r in bookable if room_province[r] == province_id]
+        mine = by_province.get(province_id, [])
         out.append(ProvinceRooms(named[province_id], [r for r in mine if r in taking_part],
                                  {r: busy[r] for r in mine if r in busy},
                                  [r for r in mine if r not in taking_part and r not in busy]))
