@@ -60,11 +60,14 @@ def _taken_by(conflicts: list[Any], zone: Any) -> list[dict[str, Any]]:
 
 
 def panel(session: Session, settings: Settings, who: Viewer, meeting: Meeting) -> dict[str, Any] | None:
-    """The panel's data, or None when it has nothing to show: the caller is not an admin or secretariat,
-    or the meeting is neither open to the provinces (``sites_deadline``) nor across provinces."""
+    """The panel's data, or None when it has nothing to show: the caller is not an admin or secretariat;
+    the meeting is not open to the provinces (no ``sites_deadline``) and, for a province, not across
+    provinces either. (The national office's counts read every room of the country: only for a meeting
+    open to the provinces, not on every cascaded meeting's page.)"""
     if not who.principal.can(CHANGE_PROVINCE_SITES):
         return None
-    if meeting.sites_deadline is None and not province_sites.across_provinces(session, meeting):
+    if meeting.sites_deadline is None and (who.principal.national
+                                           or not province_sites.across_provinces(session, meeting)):
         return None
     data = province_sites.province_sites(session, settings, who.principal, meeting)
     zone = settings.zone
