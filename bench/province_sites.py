@@ -127,7 +127,7 @@ def run(backend: str, url: str, repeat: int, profile: str | None = None) -> None
         import cProfile
         import pstats
 
-        step = {"a": lambda: listing(national), "c": add, "d": refused}[profile]
+        step = {"a": lambda: listing(national), "b": lambda: listing(province), "c": add, "d": refused}[profile]
         step()  # warm-up (c: adds, then the profiled run adds nothing new: removed first)
         if profile == "c":
             with make_session(engine) as session:
@@ -152,7 +152,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--db", choices=("postgresql", "sqlite"), default="postgresql")
     parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--profile", choices=("a", "c", "d"), help="print a cProfile of one step instead")
+    parser.add_argument("--profile", choices=("a", "b", "c", "d"), help="print a cProfile of one step instead")
     args = parser.parse_args()
     print("command:", shlex.join([sys.executable, *sys.argv]))
     if args.db == "sqlite":
