@@ -98,7 +98,7 @@
     lines.forEach(function (line) {
       var li = document.createElement('li');
       if (typeof line === 'string') { li.textContent = line; list.appendChild(li); return; }
-      li.className = 'conflict';
+      li.className = line.heading ? 'conflict conflict-province' : 'conflict';
       var text = document.createElement('span');
       text.className = 'conflict-text';
       text.appendChild(link(line.text, line.href));

@@ -11,7 +11,7 @@ transactions. Lock order, everywhere: meeting row → rooms (ascending) → brid
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -147,6 +147,17 @@ class Names:
             self.cache[key] = row.name if row is not None else f"{kind.value} {resource_id}"
         return self.cache[key]
 
+    def load(self, kind: ResourceKind, resource_ids: Iterable[int]) -> None:
+        """Read the names of ``resource_ids`` not cached yet in one query (a national refusal names
+        thousands of rooms and endpoints: one ``get`` each cost seconds)."""
+        missing = {r for r in resource_ids if (kind, r) not in self.cache}
+        if not missing:
+            return
+        model = {ResourceKind.endpoint: Endpoint, ResourceKind.room: Room, ResourceKind.bridge: Bridge}[kind]
+        for resource_id, name in self.session.execute(sa.select(model.id, model.name).where(
+                repository.ids_in(self.session, model.id, missing))).all():
+            self.cache[(kind, resource_id)] = name
+
 
 def _other(held: repository.Held) -> Other:
     b = held.booking
@@ -191,6 +202,8 @@ def _resource_conflicts(session: Session, settings: Settings, plans: list[Plan],
         rows = repository.holdings(
             session, [(ResourceKind.endpoint, plan.participants.endpoint_ids),
                       (ResourceKind.room, plan.participants.room_ids)], plan.window, max_window(settings))
+        for kind in (ResourceKind.endpoint, ResourceKind.room):
+            names.load(kind, [h.booking.resource_id for h in rows if h.booking.resource_kind == kind])
         for held in rows:
             b = held.booking
             overlap = Window(b.window_start, b.window_end).intersection(plan.window)

@@ -134,6 +134,49 @@ def locate_ids(session: Session, endpoint_ids: list[int], room_ids: list[int]) -
                  {r: provinces.get(u) for r, u in chairs if r is not None})
 
 
+@dataclass(frozen=True, order=True)
+class Province:
+    """A province as a 409 and the pages name it: official code (2 digits), name (NFC), unit id."""
+
+    code: str
+    name: str
+    id: int
+
+
+def provinces_by_id(session: Session, province_ids: set[int]) -> dict[int, Province]:
+    """The provinces of ``province_ids`` (unit ids) with their code and name, one query."""
+    if not province_ids:
+        return {}
+    rows = session.exec(select(col(Unit.id), Unit.code, Unit.name).where(
+        repository.ids_in(session, Unit.id, province_ids))).all()
+    return {u: Province(code, name, u) for u, code, name in rows if u is not None}
+
+
+def conflict_provinces(session: Session, conflicts: list[Conflict]) -> dict[tuple[str, int], Province]:
+    """The province of each conflict's resource (issue 14: a national booking's 409 grouped by
+    province): ``(resource_kind, resource_id)`` → :class:`Province`. A room's is its unit's province, an
+    endpoint's its room's, a bridge's the province it belongs to; resources under no province are left
+    out. Four queries whatever the number of conflicts."""
+    ids: dict[str, set[int]] = {"room": set(), "endpoint": set(), "bridge": set()}
+    for c in conflicts:
+        if c.resource_kind in ids:
+            ids[c.resource_kind].add(c.resource_id)
+    unit_of: dict[tuple[str, int], int | None] = {}
+    if ids["room"]:
+        unit_of.update((("room", r), u) for r, u in session.exec(select(col(Room.id), Room.unit_id).where(
+            repository.ids_in(session, Room.id, ids["room"]))).all() if r is not None)
+    if ids["endpoint"]:
+        unit_of.update((("endpoint", e), u) for e, u in session.exec(
+            select(col(Endpoint.id), Room.unit_id).join(Room, col(Room.id) == col(Endpoint.room_id))
+            .where(repository.ids_in(session, Endpoint.id, ids["endpoint"]))).all() if e is not None)
+    if ids["bridge"]:
+        unit_of.update((("bridge", b), u) for b, u in session.exec(select(col(Bridge.id), Bridge.unit_id).where(
+            repository.ids_in(session, Bridge.id, ids["bridge"]))).all() if b is not None)
+    up = unit_provinces(session, {u for u in unit_of.values() if u is not None})
+    named = provinces_by_id(session, set(up.values()))
+    return {key: named[up[u]] for key, u in unit_of.items() if u is not None and u in up and up[u] in named}
+
+
 # ---------------------------------------------------------------- choosing
 
 def choose_bridges(session: Session, settings: Settings, plans: list[Plan], names: Names, wishes: Wishes, *,

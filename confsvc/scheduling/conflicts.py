@@ -273,6 +273,16 @@ def group_conflicts(conflicts: Iterable[Conflict]) -> list[ConflictGroup]:
     """One group per other occurrence (rooms and endpoints), maintenance window, port shortage
     interval or missing number, in first-seen order."""
     groups: dict[tuple[Any, ...], ConflictGroup] = {}
+    # What each group holds already, as sets: a national refusal puts thousands of rooms in one group.
+    seen: dict[tuple[Any, ...], set[Any]] = {}
+
+    def first(key: tuple[Any, ...], item: Any) -> bool:
+        held = seen.setdefault(key, set())
+        if item in held:
+            return False
+        held.add(item)
+        return True
+
     for c in conflicts:
         if c.resource_kind == "bridge":
             kind = "number" if c.reason == "no free conference number" else (
@@ -294,7 +304,7 @@ def group_conflicts(conflicts: Iterable[Conflict]) -> list[ConflictGroup]:
                     ports_requested=c.ports_requested, ports_free=c.ports_free, province_name=c.province_name)
             if c.meeting_id is not None or c.occurrence_id is not None:
                 holder = (c.meeting_id, c.meeting_title, c.occurrence_id)
-                if holder not in group.holders:
+                if first(key, ("holder", holder)):
                     group.holders.append(holder)
         else:
             if c.maintenance_id is not None:
@@ -321,8 +331,8 @@ def group_conflicts(conflicts: Iterable[Conflict]) -> list[ConflictGroup]:
                 group.window_local = Window(min(group.window_local.start, c.window_start_local),
                                             max(group.window_local.end, c.window_end_local))
             bucket = group.rooms if c.resource_kind == "room" else group.endpoints
-            if (c.resource_id, c.resource_name) not in bucket:
+            if first(key, (c.resource_kind == "room", c.resource_id, c.resource_name)):
                 bucket.append((c.resource_id, c.resource_name))
-        if c.requested_start not in group.requested_starts:
+        if first(key, ("start", c.requested_start)):
             group.requested_starts.append(c.requested_start)
     return list(groups.values())

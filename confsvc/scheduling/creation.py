@@ -33,6 +33,7 @@ from confsvc.scheduling.planning import (
     refusal,
     require_no_self_overlap,
     series_starts,
+    sites_deadline_of,
     write_occurrences,
 )
 from confsvc.scheduling.schemas import MeetingCreate
@@ -64,9 +65,11 @@ def _prepare(session: Session, settings: Settings, principal: Principal, data: M
 
 def check_meeting(session: Session, settings: Settings, principal: Principal, data: MeetingCreate,
                   *, now: datetime | None = None) -> dict[str, Any]:
-    """Dry run of :func:`book_meeting`: ``{"ok", "conflicts", "groups", "warnings", "displaceable",
-    "displacement_token"}`` (conflicts as :class:`Conflict`, groups as :class:`ConflictGroup`; what the
-    booking would displace, ``displacement.dry_run``), nothing written (SPEC rules 8, 10).
+    """Dry run of :func:`book_meeting`: ``{"ok", "conflicts", "groups", "provinces", "warnings",
+    "displaceable", "displacement_token"}`` (conflicts as :class:`Conflict`, groups as
+    :class:`ConflictGroup`, ``provinces`` the province of each conflict's resource as
+    ``cascade.conflict_provinces`` gives it; what the booking would displace, ``displacement.dry_run``),
+    nothing written (SPEC rules 8, 10).
 
     Same validation errors (422) as booking; takes no bridge lock. Admin, secretariat, and
     requesters (who check what they are about to request).
@@ -82,6 +85,7 @@ def check_meeting(session: Session, settings: Settings, principal: Principal, da
     apply_bridge(choice, plans)
     conflicts = [c for p in plans for c in p.conflicts]
     return {"ok": not conflicts, "conflicts": conflicts, "groups": group_conflicts(conflicts),
+            "provinces": cascade.conflict_provinces(session, conflicts),
             "warnings": booking.holiday_warnings(plans, timing.zone),
             **displacement.dry_run(session, settings, principal, data.priority, conflicts)}
 
@@ -123,7 +127,7 @@ def book_unchecked(session: Session, settings: Settings, principal: Principal, d
             given_token=data.displacement_token, plans=plans)
         booking.resource_conflicts(session, settings, plans, names)
         if any(p.conflicts for p in plans):
-            raise refusal(data.title, [c for p in plans for c in p.conflicts])
+            raise refusal(data.title, [c for p in plans for c in p.conflicts], session)
     free = [p for p in plans if not p.conflicts]
     # Without skip_conflicts the bridge is chosen, locked and booked last and briefly, once every
     # other row is written (_book_ports; issue 16 "Throughput under contention"). Skipping needs
@@ -134,7 +138,7 @@ def book_unchecked(session: Session, settings: Settings, principal: Principal, d
     if choice is not None:
         apply_bridge(choice, free or plans)
     if not any(not p.conflicts for p in plans):
-        raise refusal(data.title, [c for p in plans for c in p.conflicts])
+        raise refusal(data.title, [c for p in plans for c in p.conflicts], session)
 
     meeting = Meeting(
         uid=f"{uuid.uuid4()}@confsvc", title=data.title, description=data.description,
@@ -147,7 +151,8 @@ def book_unchecked(session: Session, settings: Settings, principal: Principal, d
         materialized_until=materialized_until, confidential=data.confidential, created_by=principal.user_id,
         created_at=now, updated_by=principal.user_id, updated_at=now, document_number=data.document_number,
         signer_name=data.signer_name, signer_title=data.signer_title, priority=data.priority,
-        upstream_dial=data.upstream_dial)
+        upstream_dial=data.upstream_dial,
+        sites_deadline=sites_deadline_of(principal, data.sites_deadline, zone=timing.zone, first_start=timing.start))
     skipped: list[dict[str, Any]] = []
 
     def write() -> None:
@@ -197,7 +202,7 @@ def _book_ports(session: Session, settings: Settings, meeting: Meeting, plans: l
     apply_bridge(choice, plans)
     conflicts = [c for p in plans for c in p.conflicts]
     if conflicts:
-        raise refusal(meeting.title, conflicts)
+        raise refusal(meeting.title, conflicts, session)
     meeting.bridge_id, meeting.conference_number = choice.bridge.id, choice.conference_number
     session.add(meeting)
     cascade.save_tree(session, meeting, choice)

@@ -190,7 +190,7 @@ def displace_or_refuse(session: Session, settings: Settings, principal: Principa
     conflicts = [c for p in plans for c in p.conflicts]
     found = offer(session, settings, principal, priority, conflicts)
     if found is None:
-        raise planning.refusal(title, conflicts)
+        raise planning.refusal(title, conflicts, session)
     if not displace:
         raise _required(title, found)
     if not given_token or not hmac.compare_digest(given_token.encode(), found.token.encode()):

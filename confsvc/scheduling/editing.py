@@ -16,7 +16,7 @@ from sqlmodel import Session, func, select
 from confsvc.clock import as_utc, utc_now
 from confsvc.config import Settings
 from confsvc.errors import Invalid
-from confsvc.scheduling import booking, cascade, live_events
+from confsvc.scheduling import booking, cascade, live_events, planning
 from confsvc.scheduling import participants as participation
 from confsvc.scheduling.audit_log import audit
 from confsvc.scheduling.booking import Names, Plan
@@ -74,6 +74,17 @@ def edit_meeting(session: Session, settings: Settings, principal: Principal, mee
     """
     principal.require(capabilities.BOOK)
     participation.require_whole_meeting(session, principal, meeting)
+    return edit_unchecked(session, settings, principal, meeting, data, now=now)
+
+
+def edit_unchecked(session: Session, settings: Settings, principal: Principal, meeting: Meeting,
+                   data: MeetingUpdate, *, now: datetime | None = None, sites_checked: bool = False,
+                   action: str = "meeting.updated", audit_extra: dict[str, Any] | None = None) -> BookResult:
+    """:func:`edit_meeting` without its permission checks, for a use case that checked them its own
+    way (``province_sites``: a province changes its own sites of a national meeting). With
+    ``sites_checked`` the new sites are not checked against the principal's province either (the
+    caller checked the sites it changes; the others are the national office's). The audit record is
+    ``action`` with ``audit_extra``."""
     lock_for_change(session, meeting)
     require_open(meeting)
     now = now or utc_now()
@@ -108,7 +119,8 @@ def edit_meeting(session: Session, settings: Settings, principal: Principal, mee
             room_ids, endpoint_ids = data.participant_room_ids or [], data.participant_endpoint_ids or []
         participants = booking.resolve_participants(session, chair_room_id=chair, room_ids=room_ids,
                                                     endpoint_ids=endpoint_ids)
-        participation.require_in_scope(session, principal, participants.room_ids)
+        if not sites_checked:
+            participation.require_in_scope(session, principal, participants.room_ids)
         session.execute(sa.delete(MeetingParticipant).where(MeetingParticipant.meeting_id == meeting.id))
         session.add_all(MeetingParticipant(meeting_id=meeting.id, endpoint_id=e) for e in participants.endpoint_ids)
         meeting.chair_room_id = chair
@@ -156,6 +168,9 @@ def edit_meeting(session: Session, settings: Settings, principal: Principal, mee
         meeting.priority = data.priority
     if "upstream_dial" in changes:
         meeting.upstream_dial = data.upstream_dial
+    if "sites_deadline" in changes:
+        meeting.sites_deadline = planning.sites_deadline_of(principal, data.sites_deadline, zone=zone,
+                                                            first_start=timing.start)
     meeting.dtstart, meeting.duration_minutes = timing.start, int(timing.duration.total_seconds() // 60)
     meeting.check_lead_minutes, meeting.teardown_minutes = lead, teardown
     meeting.rrule, meeting.exdates = normalised_rrule(rrule, zone), [d.isoformat() for d in exdates]
@@ -166,7 +181,7 @@ def edit_meeting(session: Session, settings: Settings, principal: Principal, mee
     session.flush()
     if material_state(session, meeting) != material_before:
         meeting.sequence += 1
-    audit(session, principal, "meeting.updated", meeting_id=meeting.id, fields=sorted(changes))
+    audit(session, principal, action, meeting_id=meeting.id, fields=sorted(changes), **(audit_extra or {}))
     session.flush()
     live_events.record_change(session, "meeting.updated", meeting, live_events.meeting_occurrences(session, meeting),
                               rooms_before=rooms_before, now=now)
@@ -194,7 +209,7 @@ def _rebook(session: Session, settings: Settings, meeting: Meeting, plans: list[
     apply_bridge(choice, scheduled)
     conflicts = [c for p in scheduled for c in p.conflicts]
     if conflicts:
-        raise refusal(meeting.title, conflicts)
+        raise refusal(meeting.title, conflicts, session)
     meeting.bridge_id, meeting.conference_number = choice.bridge.id, choice.conference_number
     session.add(meeting)
     cascade.save_tree(session, meeting, choice)
@@ -264,7 +279,7 @@ def edit_occurrence(session: Session, settings: Settings, principal: Principal, 
                                     cascade.wishes_of(session, meeting, keep_number=occ.number(meeting)))
     apply_bridge(choice, [plan])
     if plan.conflicts:
-        raise refusal(meeting.title, plan.conflicts)
+        raise refusal(meeting.title, plan.conflicts, session)
     cascade.save_tree(session, meeting, choice, replace_all=False)
     number = plan.conference_number
     occ.conference_number = None if number is None or number == meeting.conference_number else number

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from confsvc.errors import Conflict as ConflictError
@@ -19,12 +20,16 @@ class BookingConflict(ConflictError):
     status_code = 409
     code = "booking_conflict"
 
-    def __init__(self, detail: str, conflicts: list[Conflict]) -> None:
+    def __init__(self, detail: str, conflicts: list[Conflict], *,
+                 provinces: Mapping[tuple[str, int], Any] | None = None) -> None:
         super().__init__(detail, conflicts=conflicts)
         self.conflicts = conflicts
+        #: ``(resource_kind, resource_id)`` → ``cascade.Province`` of the conflicts' resources, when the
+        #: refusal knows them (a booking's or an edit's): the body then adds ``by_province`` (issue 14).
+        self.provinces = provinces
 
     def to_body(self) -> dict[str, Any]:
         # Same JSON rendering as the dry run's answer (pydantic: UTC as "…Z").
         from confsvc.scheduling.schemas import conflicts_body
 
-        return {"detail": self.detail, "code": self.code, **conflicts_body(self.conflicts)}
+        return {"detail": self.detail, "code": self.code, **conflicts_body(self.conflicts, self.provinces)}

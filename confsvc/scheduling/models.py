@@ -107,6 +107,9 @@ class Meeting(SQLModel, table=True):
     #: bridge dials this external address (SIP URI, H.323 alias or E.164 number, IP): one cascade leg,
     #: one port on the root bridge (``conflicts.bridge_ports``). None: chaired here.
     upstream_dial: str | None = Field(default=None, max_length=255)
+    #: A national meeting (issue 14): until this instant (UTC) each province's secretariat may add or
+    #: remove its own province's sites (``Principal.require_sites_change``). None: only the booker's office.
+    sites_deadline: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class MeetingBridge(SQLModel, table=True):

@@ -18,8 +18,8 @@ from sqlmodel import Session
 
 from confsvc.clock import as_utc
 from confsvc.config import Settings
-from confsvc.errors import Invalid
-from confsvc.scheduling import booking, recurrence, repository
+from confsvc.errors import Forbidden, Invalid
+from confsvc.scheduling import booking, cascade, recurrence, repository
 from confsvc.scheduling import participants as participation
 from confsvc.scheduling.booking import Participants, Plan
 from confsvc.scheduling.conflicts import Conflict, first_pairwise_overlap
@@ -71,6 +71,26 @@ def check_timing(settings: Settings, principal: Principal, *, start: datetime, e
         raise Invalid(f"meetings can be booked at most {settings.booking_horizon_days} days ahead",
                       code="beyond_booking_horizon")
     return Timing(start_utc, end_utc - start_utc, check_lead_minutes, teardown_minutes, zone)
+
+
+def sites_deadline_of(principal: Principal, value: datetime | None, *, zone: ZoneInfo,
+                      first_start: datetime) -> datetime | None:
+    """A booking's or an edit's ``sites_deadline`` (issue 14) in UTC (naive: local in ``zone``), or None.
+
+    Raises:
+        Forbidden: ``forbidden_role`` via ``sites_deadline_national``: only a national booker opens a
+            meeting to the provinces (``Principal.can_open_sites_to_provinces``).
+        Invalid: ``sites_deadline_after_start``: the deadline is later than ``first_start`` (UTC).
+    """
+    if value is None:
+        return None
+    if not principal.can_open_sites_to_provinces:
+        raise Forbidden("only the national office lets the provinces change their sites (sites_deadline)",
+                        code="sites_deadline_national")
+    deadline = as_utc(value, zone)
+    if deadline > first_start:
+        raise Invalid("sites_deadline must not be later than the meeting's start", code="sites_deadline_after_start")
+    return deadline
 
 
 def series_starts(settings: Settings, timing: Timing, rrule: str | None, exdates: list[datetime], *,
@@ -127,11 +147,14 @@ def require_no_self_overlap(plans: list[Plan]) -> None:
                       "check leads included", code="occurrences_overlap")
 
 
-def refusal(title: str, conflicts: list[Conflict]) -> BookingConflict:
-    """The 409 (BookingConflict) refusing ``title``, naming the other meetings in Vietnamese."""
+def refusal(title: str, conflicts: list[Conflict], session: Session | None = None) -> BookingConflict:
+    """The 409 (BookingConflict) refusing ``title``, naming the other meetings in Vietnamese. With
+    ``session`` (a booking or an edit) it also knows each resource's province, and the body lists the
+    conflicts by province (``by_province``, issue 14)."""
     others = sorted({f"«{c.meeting_title}»" for c in conflicts if c.meeting_title})
     with_text = f" với {', '.join(others)}" if others else ""
-    return BookingConflict(f"«{title}» trùng lịch{with_text}: {len(conflicts)} conflict(s)", conflicts)
+    return BookingConflict(f"«{title}» trùng lịch{with_text}: {len(conflicts)} conflict(s)", conflicts,
+                           provinces=cascade.conflict_provinces(session, conflicts) if session is not None else None)
 
 
 def write_occurrences(session: Session, meeting: Meeting, plans: list[Plan], skipped: list[dict[str, Any]], *,

@@ -19,10 +19,10 @@ from confsvc.db import MAX_ID, PathId, QueryId, SessionDep, read_only
 from confsvc.endpoints import service as inventory
 from confsvc.endpoints.schemas import BridgePublic, BridgeUpdate
 from confsvc.scheduling import (availability, blocks, bridges, cancellation, creation, dial_details, editing, idempotency,
-                                maintenance, planning, reading, schemas, series, views)
+                                maintenance, planning, province_sites, reading, schemas, series, views)
 from confsvc.scheduling.models import Meeting, ResourceKind
 from confsvc.users.deps import CurrentPrincipal, require_capability
-from confsvc.users.principal import BOOK, MANAGE_MAINTENANCE, Principal
+from confsvc.users.principal import BOOK, CHANGE_PROVINCE_SITES, MANAGE_MAINTENANCE, Principal
 
 router = APIRouter(prefix="/api/v1")
 
@@ -41,6 +41,8 @@ SQLite write lock is taken in the handler's thread hop (see ``users.deps.get_pri
 
 #: The caller of a meeting write: admin or secretariat, checked before the write session is touched.
 Writer = Annotated[Principal, require_capability(BOOK)]
+#: The caller of a national meeting's sites change or listing (issue 14): admin or secretariat.
+SitesWriter = Annotated[Principal, require_capability(CHANGE_PROVINCE_SITES)]
 #: The caller of a maintenance write (operators in their units, checked by the service).
 MaintenanceWriter = Annotated[Principal, require_capability(MANAGE_MAINTENANCE)]
 
@@ -92,11 +94,14 @@ def book_meeting(data: schemas.MeetingCreate, session: SessionDep, principal: Wr
 @router.post("/meetings/check", response_model=schemas.CheckResult, tags=["meetings"])
 def check_meeting(data: schemas.MeetingCreate, session: SessionDep, principal: CurrentPrincipal,
                   settings: SettingsDep):
-    """Dry run of ``POST /meetings``: ``{"ok", "conflicts", "groups", "warnings", "displaceable",
-    "displacement_token"}``; nothing is booked. ``conflicts`` and ``groups`` are those of the 409 the
-    booking would get; ``displaceable`` what it would displace (empty when it cannot)."""
+    """Dry run of ``POST /meetings``: ``{"ok", "conflicts", "groups", "by_province", "warnings",
+    "displaceable", "displacement_token"}``; nothing is booked. ``conflicts``, ``groups`` and
+    ``by_province`` are those of the 409 the booking would get; ``displaceable`` what it would displace
+    (empty when it cannot)."""
     result = creation.check_meeting(session, settings, principal, data)
-    return _answer(schemas.CheckResult, {**result, "groups": [schemas.group_public(g) for g in result["groups"]]})
+    return _answer(schemas.CheckResult, {
+        **result, "groups": [schemas.group_public(g) for g in result["groups"]],
+        "by_province": schemas.province_conflicts_public(result["conflicts"], result["provinces"])})
 
 
 @router.get("/meetings", response_model=schemas.Page[schemas.MeetingPublic], tags=["meetings"])
@@ -157,6 +162,42 @@ def set_conference_number(meeting_id: PathId, session: SessionDep, principal: Cu
     meeting = reading.get_meeting(session, principal, meeting_id)
     return _answer(schemas.MeetingPublic, views.meeting_public(session, dial_details.set_conference_number(
         session, settings, principal, meeting, data.conference_number if data else None)))
+
+
+@router.post("/meetings/{meeting_id}/sites", response_model=schemas.MeetingBooked, tags=["meetings"])
+def add_sites(meeting_id: PathId, data: schemas.SitesChange, session: SessionDep, principal: SitesWriter,
+              settings: SettingsDep):
+    """Add sites (rooms with their active endpoints) to a national meeting (issue 14). The national
+    office: any room, any time. A province's admin or secretariat: rooms of its own province only, until
+    the meeting's ``sites_deadline``. Checked as a booking: the room's conflicts and its province's bridge
+    (MCU) with one cascade leg. Rooms already taking part are left as they are.
+
+    200: the meeting. 403 ``sites_deadline_passed`` (the detail names the deadline, local and UTC),
+    ``forbidden_province_site`` (a room of another province), ``sites_not_open`` (no deadline set);
+    409 ``booking_conflict`` with ``conflicts``, ``groups`` and ``by_province``; 422 ``unknown_room``,
+    ``no_active_endpoint``, ``meeting_cancelled``."""
+    meeting = province_sites.find_meeting(session, principal, meeting_id)
+    return _booked(session, province_sites.add_sites(session, settings, principal, meeting, data.room_ids))
+
+
+@router.delete("/meetings/{meeting_id}/sites/{room_id}", response_model=schemas.MeetingBooked, tags=["meetings"])
+def remove_site(meeting_id: PathId, room_id: PathId, session: SessionDep, principal: SitesWriter,
+                settings: SettingsDep):
+    """Remove a site (a room and its endpoints) from a national meeting (issue 14); who may, and until
+    when, as ``POST /meetings/{id}/sites``. Its bookings are freed at once; a province left without sites
+    leaves the cascade. 200: the meeting; 404 ``site_not_found``; 422 ``chair_room_site``."""
+    meeting = province_sites.find_meeting(session, principal, meeting_id)
+    return _booked(session, province_sites.remove_site(session, settings, principal, meeting, room_id))
+
+
+@router.get("/meetings/{meeting_id}/province-sites", response_model=schemas.ProvinceSitesPublic, tags=["meetings"])
+def list_province_sites(meeting_id: PathId, session: SessionDep, principal: SitesWriter, settings: SettingsDep):
+    """The provinces' rooms for a meeting (issue 14). A province's admin or secretariat: its own province's
+    counts and ``own`` — its sites with the bridge each joins, its busy rooms with what takes them
+    (``conflicts``), its free rooms. The national office: each province's counts (``sites``, ``busy``,
+    ``free``), not the provinces' busy rooms. 403 for other roles."""
+    meeting = province_sites.find_meeting(session, principal, meeting_id)
+    return _answer(schemas.ProvinceSitesPublic, province_sites.province_sites(session, settings, principal, meeting))
 
 
 @router.get("/meetings/{meeting_id}/occurrences", response_model=list[schemas.OccurrencePublic],

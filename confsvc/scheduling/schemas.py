@@ -4,6 +4,7 @@ Durations are minutes."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -12,6 +13,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 
 from confsvc.db import IdField
 from confsvc.endpoints.schemas import Page  # noqa: F401  (re-exported for routes)
+from confsvc.scheduling.cascade import Province
 from confsvc.scheduling.conflicts import Conflict, ConflictGroup, group_conflicts
 from confsvc.scheduling.models import MeetingStatus, OccurrenceStatus, ReadinessState
 from confsvc.text import nfc, one_line
@@ -65,6 +67,14 @@ ProvinceBridges = Annotated[dict[IdField, IdField], Field(max_length=100, descri
                                                           "get the first of their bridges with free ports")]
 
 
+#: ``sites_deadline``: until when each province's secretariat may add or remove its own sites.
+SitesDeadline = Annotated[datetime | None, Field(description="national meeting (issue 14): until this instant "
+                                                 "(no offset: local time) each province's secretariat may add "
+                                                 "or remove its own province's sites "
+                                                 "(`POST`/`DELETE /meetings/{id}/sites`); at most the first "
+                                                 "start; only a national booker sets it")]
+
+
 def _zone(value: str | None) -> str | None:
     if value is None:
         return None
@@ -110,6 +120,7 @@ class MeetingCreate(BaseModel):
     displacement_token: Annotated[str, Field(max_length=200)] | None = None
     upstream_dial: UpstreamDial = None
     province_bridges: ProvinceBridges = {}
+    sites_deadline: SitesDeadline = None
 
 
 class MeetingUpdate(BaseModel):
@@ -138,6 +149,8 @@ class MeetingUpdate(BaseModel):
     upstream_dial: UpstreamDial = Field(None, description="relay: the external chair's dial address; \"\" "
                                         "makes the meeting chaired here again")
     province_bridges: ProvinceBridges | None = None
+    sites_deadline: SitesDeadline = Field(None, description="as in the booking; null closes the provinces' "
+                                          "changes (national office only)")
 
 
 class OccurrenceUpdate(BaseModel):
@@ -281,10 +294,124 @@ def group_public(group: ConflictGroup) -> ConflictGroupPublic:
         requested_starts=group.requested_starts)
 
 
-def conflicts_body(conflicts: list[Conflict]) -> dict[str, Any]:
-    """``{"conflicts": [...], "groups": [...]}`` as JSON values (the 409 body and the dry run)."""
-    return {"conflicts": [ConflictPublic.model_validate(c).model_dump(mode="json") for c in conflicts],
-            "groups": [group_public(g).model_dump(mode="json") for g in group_conflicts(conflicts)]}
+class ProvinceConflictsPublic(BaseModel):
+    """The conflicts of one province (issue 14: a national booking's refusal read province by province):
+    the province's official ``province_code``, ``province_name`` and unit id (all null for resources
+    under no province, e.g. a shared MCU), ``count`` (its conflicts), the ``conflicts`` themselves and
+    the same ``groups`` as the whole answer's, restricted to them."""
+
+    province_id: int | None
+    province_code: str | None
+    province_name: str | None
+    count: int
+    conflicts: list[ConflictPublic]
+    groups: list[ConflictGroupPublic]
+
+
+def conflicts_by_province(conflicts: list[Conflict], provinces: Mapping[tuple[str, int], Province],
+                          ) -> list[tuple[Province | None, list[Conflict]]]:
+    """``conflicts`` split by the province of their resource (``provinces``: ``(resource_kind,
+    resource_id)`` → :class:`cascade.Province`, ``cascade.conflict_provinces``), provinces by official
+    code, then the conflicts under no province; inside each, the conflicts' own order. The one grouping
+    by province, for the 409 body and the dry run (``by_province``) and the web's conflict lines."""
+    by: dict[Province | None, list[Conflict]] = {}
+    for c in conflicts:
+        by.setdefault(provinces.get((c.resource_kind, c.resource_id)), []).append(c)
+    return sorted(by.items(), key=lambda item: (item[0] is None, item[0] or Province("", "", 0)))
+
+
+def province_conflicts_public(conflicts: list[Conflict], provinces: Mapping[tuple[str, int], Province],
+                              ) -> list[ProvinceConflictsPublic]:
+    """:func:`conflicts_by_province` as :class:`ProvinceConflictsPublic` items."""
+    return [ProvinceConflictsPublic(
+        province_id=p.id if p else None, province_code=p.code if p else None, province_name=p.name if p else None,
+        count=len(items), conflicts=[ConflictPublic.model_validate(c) for c in items],
+        groups=[group_public(g) for g in group_conflicts(items)]) for p, items in conflicts_by_province(
+            conflicts, provinces)]
+
+
+def conflicts_body(conflicts: list[Conflict], provinces: Mapping[tuple[str, int], Province] | None = None,
+                   ) -> dict[str, Any]:
+    """``{"conflicts": [...], "groups": [...]}`` as JSON values (the 409 body and the dry run), and
+    ``by_province`` (:class:`ProvinceConflictsPublic` items) when the resources' ``provinces`` are given
+    (a booking's or an edit's refusal, issue 14)."""
+    dumped = [ConflictPublic.model_validate(c).model_dump(mode="json") for c in conflicts]
+    body = {"conflicts": dumped, "groups": [group_public(g).model_dump(mode="json") for g in group_conflicts(conflicts)]}
+    if provinces is not None:
+        # ProvinceConflictsPublic's shape, each conflict dumped once (a national refusal lists thousands).
+        index = {id(c): i for i, c in enumerate(conflicts)}
+        body["by_province"] = [
+            {"province_id": p.id if p else None, "province_code": p.code if p else None,
+             "province_name": p.name if p else None, "count": len(items),
+             "conflicts": [dumped[index[id(c)]] for c in items],
+             "groups": [group_public(g).model_dump(mode="json") for g in group_conflicts(items)]}
+            for p, items in conflicts_by_province(conflicts, provinces)]
+    return body
+
+
+class SitesChange(BaseModel):
+    """Sites a province adds to a national meeting (issue 14): rooms, each with its active endpoints."""
+
+    model_config = ConfigDict(extra="forbid")
+    room_ids: Annotated[list[IdField], Field(min_length=1, max_length=5000)]
+
+
+class ProvinceCounts(BaseModel):
+    """One province's rooms for a meeting, counted: ``sites`` taking part, ``busy`` (not taking part,
+    taken then), ``free`` (not taking part, free then); rooms without an active endpoint are not counted."""
+
+    province_id: int
+    province_code: str
+    province_name: str
+    sites: int
+    busy: int
+    free: int
+
+
+class ProvinceRef(BaseModel):
+    province_id: int
+    province_code: str
+    province_name: str
+
+
+class SiteRoom(BaseModel):
+    room_id: int
+    room_name: str
+    unit_name: str
+
+
+class ProvinceSite(SiteRoom):
+    """A site of the meeting and the bridge (MCU) it joins (its province's in a cascade, else the root)."""
+
+    bridge_id: int | None
+    bridge_name: str | None
+
+
+class BusyRoom(SiteRoom):
+    """A room of the province taken when the meeting is: ``conflicts`` say by what (SPEC rule 8)."""
+
+    conflicts: list[ConflictPublic]
+
+
+class ProvinceRooms(BaseModel):
+    """The caller's own province's rooms for the meeting, by name: sites, busy rooms, free rooms."""
+
+    province: ProvinceRef
+    sites: list[ProvinceSite]
+    busy: list[BusyRoom]
+    free: list[SiteRoom]
+
+
+class ProvinceSitesPublic(BaseModel):
+    """``GET /meetings/{id}/province-sites`` (issue 14): every province's counts to the national office;
+    to a province's secretariat its own counts and ``own``, its rooms by name (busy ones with what takes
+    them). ``can_change``: the caller may add or remove its sites now (before ``sites_deadline``, UTC)."""
+
+    meeting_id: int
+    sites_deadline: datetime | None
+    can_change: bool
+    provinces: list[ProvinceCounts]
+    own: ProvinceRooms | None
 
 
 class SkippedOccurrence(BaseModel):
@@ -343,6 +470,8 @@ class MeetingPublic(BaseModel):
     priority: int = Field(0, description="0 routine, 1 provincial, 2 Government/Party session")
     priority_label: str = Field("Thường xuyên", description="the priority's Vietnamese name")
     upstream_dial: str | None = None
+    sites_deadline: datetime | None = Field(None, description="until when (UTC) each province's secretariat "
+                                            "may change its own sites (issue 14)")
     cascade_bridges: list[CascadeBridgePublic] = Field(
         [], description="a cascaded meeting's bridges besides its root (bridge_id), each linked to its parent "
         "by one cascade leg (issue 14)")
@@ -385,6 +514,8 @@ class CheckResult(BaseModel):
     ok: bool
     conflicts: list[ConflictPublic]
     groups: list[ConflictGroupPublic] = []
+    by_province: list[ProvinceConflictsPublic] = Field([], description="the conflicts per province of their "
+                                                      "resource (issue 14), provinces by official code")
     warnings: list[dict[str, Any]]
     displaceable: list[dict[str, Any]] = Field([], description="lower-priority occurrences the booking would "
                                                "displace (each: meeting_id, occurrence_id, title, priority, "

@@ -57,7 +57,7 @@ def _check_and_book(session: Session, settings: Settings, meeting: Meeting, plan
         session, meeting, keep_number=plan.occurrence.number(meeting) if plan.occurrence is not None else None))
     apply_bridge(choice, [plan])
     if plan.conflicts:
-        raise refusal(meeting.title, plan.conflicts)
+        raise refusal(meeting.title, plan.conflicts, session)
     cascade.save_tree(session, meeting, choice, replace_all=False)
     booking.insert_guarded(session, settings, lambda: write_occurrences(session, meeting, [plan], []), [plan],
                            meeting.title)

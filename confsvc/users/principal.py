@@ -6,7 +6,9 @@ no module outside ``users/`` compares roles (tests/core/test_architecture.py che
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 import sqlalchemy as sa
@@ -40,6 +42,10 @@ SEE_BRIDGE_STATISTICS = Capability("see_bridge_statistics", (Role.admin, Role.se
 #: Book over lower-priority occurrences after confirmation (SPEC rule 10, ``scheduling.displacement``).
 DISPLACE = Capability("displace", (Role.admin, Role.secretariat))
 SEE_CONFIDENTIAL = Capability("see_confidential", (Role.admin, Role.secretariat))  # every mật meeting's details
+#: Add or remove sites of a national meeting (issue 14): the national office any, any time; a province's
+#: admin and secretariat only their province's, until the meeting's ``sites_deadline``
+#: (:meth:`Principal.require_sites_change`); and see that province's busy rooms for it.
+CHANGE_PROVINCE_SITES = Capability("change_province_sites", (Role.admin, Role.secretariat))
 
 
 class _HasStatus(Protocol):
@@ -218,6 +224,52 @@ class Principal:
     def units_filter(self, unit_column: Any) -> Any:
         """SQL condition keeping rows whose ``unit_column`` the principal sees (``unit_ids``)."""
         return sa.true() if self.unit_ids is None else unit_column.in_(sorted(self.unit_ids))
+
+    # National meetings (issue 14): provinces' own sites until a deadline, their busy rooms.
+    @property
+    def can_open_sites_to_provinces(self) -> bool:
+        """May set a meeting's ``sites_deadline`` (let provinces change their own sites until then): a
+        national booker."""
+        return self.can_book and self.national
+
+    def require_sites_change(self, *, sites_deadline: datetime | None, now: datetime,
+                             site_unit_ids: Iterable[int | None], deadline_text: str = "") -> None:
+        """May add or remove the sites whose rooms lie in ``site_unit_ids`` (units) of a meeting whose
+        provinces' deadline is ``sites_deadline`` (UTC), at ``now`` (UTC)? The one rule (issue 14):
+
+        - a national booker (admin, secretariat of no province): any site, any time (as a whole edit);
+        - a province's admin or secretariat: only sites of its own province, and only while
+          ``now < sites_deadline`` (half-open: at the deadline it is over); never a meeting without one.
+
+        ``deadline_text`` is the deadline as people read it (local time), put in the refusal.
+
+        Raises:
+            Forbidden: ``forbidden_role`` (not admin/secretariat), ``sites_not_open`` (no deadline on the
+                meeting), ``sites_deadline_passed`` (with ``sites_deadline``, ISO UTC),
+                ``forbidden_province_site`` (a site of another province; with ``unit_id``).
+        """
+        self.require(CHANGE_PROVINCE_SITES)
+        if self.national:
+            return
+        if sites_deadline is None:
+            raise Forbidden("this meeting is not open to the provinces' sites: the national office changes it",
+                            code="sites_not_open")
+        if now >= sites_deadline:
+            when = deadline_text or sites_deadline.isoformat()
+            raise Forbidden(f"the deadline for the provinces' sites passed at {when} "
+                            f"({sites_deadline.isoformat().replace('+00:00', 'Z')})",
+                            code="sites_deadline_passed", sites_deadline=sites_deadline.isoformat())
+        for unit_id in site_unit_ids:
+            if unit_id is None or not self.in_scope(unit_id):
+                raise Forbidden("a province changes only its own sites: this room is in another province",
+                                code="forbidden_province_site", unit_id=unit_id)
+
+    def sees_busy_rooms_of(self, province_id: int | None) -> bool:
+        """Sees the busy rooms (which, taken by what) of ``province_id`` for a national meeting: that
+        province's admin and secretariat only; the national office sees each province's counts
+        (issue 14: "its busy rooms are listed to it, not to the national operator")."""
+        return (self.can(CHANGE_PROVINCE_SITES) and not self.national and province_id is not None
+                and province_id == self.province_id)
 
     def can_see_unit(self, unit_id: int) -> bool:
         return self.unit_ids is None or unit_id in self.unit_ids

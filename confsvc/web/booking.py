@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
@@ -37,10 +38,11 @@ from confsvc.endpoints import service as inventory
 from confsvc.endpoints.models import UnitLevel
 from confsvc.errors import ConfsvcError, Invalid
 from confsvc.scheduling import creation, idempotency, requests
+from confsvc.scheduling.cascade import Province
 from confsvc.scheduling.conflicts import Conflict, ConflictGroup, group_conflicts
 from confsvc.scheduling.displacement import Displaceable, DisplacementRequired
 from confsvc.scheduling.errors import BookingConflict
-from confsvc.scheduling.schemas import MeetingCreate
+from confsvc.scheduling.schemas import MeetingCreate, conflicts_by_province
 from confsvc.text import fold
 from confsvc.web import i18n
 from confsvc.web import repeat as repeat_form
@@ -78,6 +80,8 @@ MESSAGES = {
                          "%(count)s meetings, %(requested)s more needed."),
     "conflict_ports_alone": N_("The MCU %(name)s has %(capacity)s ports; the meeting needs %(requested)s."),
     "conflict_number": N_("The MCU %(name)s has no free conference number %(when)s (%(count)s meetings hold them)."),
+    "province_heading": N_("%(province)s (code %(code)s): %(count)s conflicts"),
+    "no_province_heading": N_("Not in a province: %(count)s conflicts"),
     "show_sites": N_("Show the %(count)s sites"),
     "show_meetings": N_("Show the %(count)s meetings"),
     "holiday": N_("Note: %(date)s is a public holiday (%(name)s)."),
@@ -125,7 +129,26 @@ def _meeting_line(group: ConflictGroup, zone: Any) -> dict[str, Any]:
                                                                       for _id, name in sites]}
 
 
-def conflict_messages(conflicts: list[Conflict], zone: Any) -> list[dict[str, Any]]:
+def conflict_messages(conflicts: list[Conflict], zone: Any,
+                      provinces: Mapping[tuple[str, int], Province] | None = None) -> list[dict[str, Any]]:
+    """The conflicts of a 409 or a dry run as lines people read (:func:`_conflict_lines`). With the
+    conflicts' ``provinces`` (``BookingConflict.provinces``, the dry run's ``provinces``) and conflicts
+    in more than one province (issue 14: a national booking), the lines come province by province, as
+    the API's ``by_province`` (``scheduling.schemas.conflicts_by_province``): before each province's
+    lines a heading line ``{"text": "Thành phố Hà Nội (mã 01): 4 trùng lịch", "heading": True, ...}``."""
+    parts = conflicts_by_province(conflicts, provinces) if provinces is not None else []
+    if len(parts) < 2:
+        return _conflict_lines(conflicts, zone)
+    out: list[dict[str, Any]] = []
+    for province, items in parts:
+        text = (_t("province_heading", province=province.name, code=province.code, count=len(items))
+                if province is not None else _t("no_province_heading", count=len(items)))
+        out.append({"text": text, "href": None, "summary": None, "items": [], "heading": True})
+        out += _conflict_lines(items, zone)
+    return out
+
+
+def _conflict_lines(conflicts: list[Conflict], zone: Any) -> list[dict[str, Any]]:
     """The conflicts of a 409 or a dry run as lines people read (SPEC rule 8): one per other
     meeting's occurrence ("148 điểm cầu trùng với «Giao ban…» (08:00–10:30 Thứ Hai, 14/12/2026,
     kiểm tra kỹ thuật từ 07:00)."), its own times and the start of its technical check, linking to
@@ -402,7 +425,8 @@ def check(request: Request, session: SessionDep, data: MeetingCreate):
         return JSONResponse({"ok": False, "lines": [], "warnings": [], "error": refusal_message(exc)},
                             status_code=exc.status_code)
     first = i18n.local(data.start, settings.zone).date() if data.start.tzinfo else data.start.date()
-    return JSONResponse({"ok": result["ok"], "lines": conflict_messages(result["conflicts"], settings.zone),
+    return JSONResponse({"ok": result["ok"], "lines": conflict_messages(result["conflicts"], settings.zone,
+                                                                        result["provinces"]),
                          "warnings": warning_messages(result["warnings"]),
                          "summary": repeat_form.summary(data.rrule, settings.zone, first)})
 
@@ -454,7 +478,7 @@ def book(request: Request, session: SessionDep, csrf: FormText = "", title: Form
         displacement = {"lines": displacement_lines(exc.offer.items, settings.zone), "token": exc.offer.token,
                         "stale": exc.code == "displacement_token_mismatch"}
     except BookingConflict as exc:
-        errors = conflict_messages(exc.conflicts, settings.zone)
+        errors = conflict_messages(exc.conflicts, settings.zone, exc.provinces)
     except ConfsvcError as exc:
         errors = [refusal_message(exc)]
     session.rollback()

@@ -71,7 +71,7 @@ def _times(form: dict[str, Any]) -> tuple[Any, Any]:
 
 def _refusal(exc: ConfsvcError, zone: Any) -> tuple[list[Any], int]:
     if isinstance(exc, BookingConflict):
-        return conflict_messages(exc.conflicts, zone), 409
+        return conflict_messages(exc.conflicts, zone, exc.provinces), 409
     return [refusal_message(exc)], exc.status_code if exc.status_code in (403, 404) else 422
 
 
@@ -173,7 +173,7 @@ def _check_answer(request: Request, session: Session, run: Callable[[], Any], su
             result = run()
     except BookingConflict as exc:
         session.rollback()
-        return JSONResponse({"ok": False, "lines": conflict_messages(exc.conflicts, zone), "warnings": [],
+        return JSONResponse({"ok": False, "lines": conflict_messages(exc.conflicts, zone, exc.provinces), "warnings": [],
                              "summary": summary})
     except ConfsvcError as exc:
         session.rollback()

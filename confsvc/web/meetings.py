@@ -28,14 +28,15 @@ from confsvc.db import MAX_ID, PathId, QueryId, SessionDep
 from confsvc.endpoints import service as inventory
 from confsvc.endpoints import unit_history
 from confsvc.endpoints.models import EndpointStatus, Unit
-from confsvc.errors import ConfsvcError, Invalid
-from confsvc.scheduling import cancellation, cascade, reading, views, visibility
+from confsvc.errors import ConfsvcError, Invalid, NotFound
+from confsvc.scheduling import cancellation, cascade, province_sites, reading, views, visibility
 from confsvc.scheduling import participants as participation
 from confsvc.scheduling import readiness as readiness_service
 from confsvc.scheduling.booking import Names
 from confsvc.scheduling.models import Meeting, MeetingStatus, OccurrenceStatus, ReadinessState, ResourceKind
 from confsvc.users.principal import Principal
 from confsvc.web import homes, i18n
+from confsvc.web import province_sites as province_sites_web
 from confsvc.web import readiness as readiness_view
 from confsvc.web.common import Viewer, booker, check_csrf, error_page, login_redirect, render, settings_of, viewer
 from confsvc.web.i18n import N_, _
@@ -380,7 +381,8 @@ def _meeting_context(session: Session, who: Viewer, meeting: Meeting, settings: 
     selected = selected or next((r for r in rows if r["status"] != "cancelled" and r["start"] >= now - timedelta(
         hours=12)), None) or (rows[0] if rows else None)
     occ = next((o for o in occurrences if selected and o["id"] == selected["occurrence_id"]), None)
-    bridge = inventory.get_bridge(session, who.principal, meeting.bridge_id) if meeting.bridge_id else None
+    # The meeting's own root bridge, also when it is another province's (a national meeting seen by a province).
+    bridge = cascade.tree_of(session, meeting).root if meeting.bridge_id else None
     number = occ["conference_number"] if occ else meeting.conference_number
     join = JoinDetails(conference_number=number, sip_domain=bridge.sip_domain if bridge else None,
                        h323_prefix=(bridge.h323_prefix or "") if bridge else "", pin=meeting.pin)
@@ -410,7 +412,11 @@ def _meeting_context(session: Session, who: Viewer, meeting: Meeting, settings: 
     status = "cancelled" if meeting.status is MeetingStatus.cancelled else meeting.status.value
     board = None
     if occ is not None:
-        board = readiness_view.board_view(session, settings, meeting.id, occ["id"], who.principal, now=now)
+        try:
+            board = readiness_view.board_view(session, settings, meeting.id, occ["id"], who.principal, now=now)
+        except NotFound:  # a national meeting open to a province with no site in it yet (issue 14)
+            board = None
+    if occ is not None and board is not None:
         states = {s["room_id"]: s for s in board["sites"]}
         for p in participants:
             site = states.get(p["room_id"])
@@ -458,7 +464,14 @@ def _meeting_context(session: Session, who: Viewer, meeting: Meeting, settings: 
         "readiness_error": None, "readiness_form": stored_form, "saved_site": saved_site,
         "summary": readiness_summary(board["sites"]) if board else None,
         "channels": readiness_view.live_channels(session, who.principal),
+        "province_sites": province_sites_web.panel(session, settings, who, meeting),
     }
+
+
+def meeting_context(session: Session, who: Viewer, meeting: Meeting, settings: Any,
+                    occurrence_id: int | None) -> dict[str, Any]:
+    """The meeting page's context (``meeting.html``), for the pages' own forms that render it again."""
+    return _meeting_context(session, who, meeting, settings, occurrence_id)
 
 
 @router.get("/meetings/{meeting_id}", response_class=HTMLResponse)
@@ -468,7 +481,8 @@ def meeting_page(request: Request, session: SessionDep, meeting_id: PathId, occu
     if who is None:
         return login_redirect(request)
     try:
-        meeting = reading.get_meeting(session, who.principal, meeting_id)
+        # A national meeting open to the provinces is found by every province's secretariat (issue 14).
+        meeting = province_sites.find_meeting(session, who.principal, meeting_id)
     except ConfsvcError as exc:
         return error_page(request, exc, who)
     return render(request, "meeting.html", _meeting_context(session, who, meeting, settings_of(request),

@@ -28,6 +28,7 @@ from confsvc.web import (
     i18n,
     inventory,
     meetings,
+    province_sites,
     requests,
     site_groups,
     stats,
@@ -100,6 +101,7 @@ def switch_language(request: Request, language: Annotated[str, Form(max_length=5
 
 router.include_router(booking.router)  # before meetings: /meetings/new is not a /meetings/{meeting_id}
 router.include_router(meetings.router)
+router.include_router(province_sites.router)
 router.include_router(requests.router)
 router.include_router(inventory.router)
 router.include_router(feeds.router)

@@ -56,8 +56,8 @@ def test_book_check_conflict_and_read(client: TestClient, engine: Engine):
 
     free = client.post("/api/v1/meetings/check", headers=h[Role.secretariat],
                        json=_body(ids, t + timedelta(hours=2)))
-    assert free.json() == {"ok": True, "conflicts": [], "groups": [], "warnings": [], "displaceable": [],
-                           "displacement_token": None}
+    assert free.json() == {"ok": True, "conflicts": [], "groups": [], "by_province": [], "warnings": [],
+                           "displaceable": [], "displacement_token": None}
 
     assert client.get(f"/api/v1/meetings/{meeting['id']}", headers=h[Role.viewer]).status_code == 200
     assert client.get(f"/api/v1/meetings/{meeting['id']}", headers=h["operator"]).status_code == 403

@@ -58,3 +58,50 @@ def test_refusal_names_the_roles_as_before() -> None:
     with pytest.raises(Forbidden) as exc:
         _who(OPERATOR, frozenset({1})).require(capabilities.SEE_SECRETARIAT_CHANNEL)
     assert exc.value.detail == "role 'operator' may not do this (needs admin, secretariat, viewer)"
+
+
+# ---------------------------------------------------------------- national meetings' sites (issue 14)
+
+def _province_user(role: Role, province_id: int | None, scope: frozenset[int] | None) -> Principal:
+    return Principal(user_id=1, username="u", role=role, unit_ids=frozenset(scope or ()) if role is OPERATOR else None,
+                     province_id=province_id, scope=scope)
+
+
+@pytest.mark.parametrize(("who", "deadline_hours", "units", "code"), [
+    (("secretariat", None, None), None, [25, 1], None),  # the national office: any site, no deadline needed
+    (("secretariat", None, None), -1, [25], None),  # … and after the deadline
+    (("secretariat", 25, frozenset({25, 250})), 1, [250, 25], None),  # its own province, before the deadline
+    (("admin", 25, frozenset({25, 250})), 1, [250], None),
+    (("secretariat", 25, frozenset({25, 250})), 0, [250], "sites_deadline_passed"),  # [.., deadline): at it, over
+    (("secretariat", 25, frozenset({25, 250})), -1, [250], "sites_deadline_passed"),
+    (("secretariat", 25, frozenset({25, 250})), 1, [250, 1], "forbidden_province_site"),
+    (("secretariat", 25, frozenset({25, 250})), 1, [None], "forbidden_province_site"),  # a room of no province
+    (("secretariat", 25, frozenset({25, 250})), None, [250], "sites_not_open"),
+    (("operator", 25, frozenset({25, 250})), 1, [250], "forbidden_role"),
+    (("viewer", None, None), 1, [250], "forbidden_role"),
+])
+def test_who_may_change_which_sites_of_a_national_meeting_until_when(who, deadline_hours, units, code) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime(2026, 12, 14, 1, 0, tzinfo=UTC)
+    principal = _province_user(Role(who[0]), who[1], who[2])
+    deadline = None if deadline_hours is None else now + timedelta(hours=deadline_hours)
+    try:
+        principal.require_sites_change(sites_deadline=deadline, now=now, site_unit_ids=units,
+                                       deadline_text="08:00 14/12/2026")
+        refused = None
+    except Forbidden as exc:
+        refused = exc.code
+        if exc.code == "sites_deadline_passed":
+            assert exc.detail == ("the deadline for the provinces' sites passed at 08:00 14/12/2026 "
+                                  f"({deadline.isoformat().replace('+00:00', 'Z')})")
+    assert refused == code
+
+
+def test_busy_rooms_are_seen_by_their_own_province_only() -> None:
+    national = _province_user(SECRETARIAT, None, None)
+    phutho = _province_user(SECRETARIAT, 25, frozenset({25, 250}))
+    operator = _province_user(OPERATOR, 25, frozenset({25, 250}))
+    assert [(p.sees_busy_rooms_of(25), p.sees_busy_rooms_of(1)) for p in (national, phutho, operator)] == [
+        (False, False), (True, False), (False, False)]
+    assert [p.can_open_sites_to_provinces for p in (national, phutho, operator)] == [True, False, False]
