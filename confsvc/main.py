@@ -44,6 +44,7 @@ from confsvc.metrics import router as metrics_router
 from confsvc.middleware import RequestId, SecurityHeaders
 from confsvc.migrate import assert_migrated
 from confsvc.scheduling import port_guard, scheduler
+from confsvc.scheduling import repository as scheduling_repository
 from confsvc.scheduling.grid_routes import router as grid_router
 from confsvc.scheduling.office_routes import router as office_router
 from confsvc.scheduling.readiness_routes import router as readiness_router
@@ -79,6 +80,7 @@ def install_hooks() -> None:
     """
     events.install()
     port_guard.install()  # bridges' ports checked at commit before the events' final step
+    scheduling_repository.install()  # bridges kept for a transaction's later reads, dropped at its end
     events.on_record(record_join_instructions)
     live_revocation.install()  # revoked tokens and disabled users close their live channels
     token_cache.install()  # user and unit changes end cached token verifications

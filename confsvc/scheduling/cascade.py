@@ -334,14 +334,18 @@ def _id(bridge: Bridge | None) -> int:
 
 # ---------------------------------------------------------------- writing and reading the tree
 
-def save_tree(session: Session, meeting: Meeting, choice: BridgeChoice, *, replace_all: bool = True) -> None:
+def save_tree(session: Session, meeting: Meeting, choice: BridgeChoice, *, replace_all: bool = True,
+              fresh: bool = False) -> None:
     """Write the meeting's bridges besides the root from ``choice`` (none for a one-bridge choice).
     ``replace_all`` (a whole-meeting booking or edit) drops the bridges it no longer uses; an
-    occurrence's own booking only adds."""
+    occurrence's own booking only adds. ``fresh``: the meeting is new in this transaction and has no
+    tree yet (nothing to drop or read)."""
     legs = choice.legs if isinstance(choice, CascadeChoice) else {}
-    if replace_all:
-        session.execute(sa.delete(MeetingBridge).where(col(MeetingBridge.meeting_id) == meeting.id))
+    if fresh:
         present: set[int] = set()
+    elif replace_all:
+        session.execute(sa.delete(MeetingBridge).where(col(MeetingBridge.meeting_id) == meeting.id))
+        present = set()
     else:
         present = set(session.exec(select(MeetingBridge.bridge_id)
                                    .where(col(MeetingBridge.meeting_id) == meeting.id)).all())

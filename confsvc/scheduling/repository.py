@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
+from sqlalchemy import event as sa_event
 from sqlalchemy.dialects import postgresql
 from sqlmodel import Session, select
 
@@ -122,9 +123,33 @@ def lock_bridge(session: Session, bridge_id: int) -> Bridge | None:
 
 
 def current_bridge(session: Session, bridge_id: int) -> Bridge | None:
-    """The bridge as committed now (not the session's cached copy), without a lock."""
-    return session.exec(select(Bridge).where(Bridge.id == bridge_id)
-                        .execution_options(populate_existing=True)).first()
+    """The bridge as committed now (not the session's cached copy), without a lock.
+
+    The session keeps it (``session.info``) until the transaction ends (:func:`install`): the identity
+    map holds objects weakly, and the join instructions and the answer read it again by ``session.get``
+    (a query each once the choice that held it is gone)."""
+    bridge = session.exec(select(Bridge).where(Bridge.id == bridge_id)
+                          .execution_options(populate_existing=True)).first()
+    if bridge is not None:
+        session.info.setdefault(_KEPT_BRIDGES, {})[bridge_id] = bridge
+    return bridge
+
+
+_KEPT_BRIDGES = "confsvc.scheduling.kept_bridges"
+
+
+def _forget_bridges(session: Session, *_: Any) -> None:
+    if session.in_nested_transaction():  # a savepoint's release: SQLAlchemy fires after_commit for it too
+        return
+    session.info.pop(_KEPT_BRIDGES, None)
+
+
+def install() -> None:
+    """Drop the bridges :func:`current_bridge` kept when the session's transaction ends (sessions do not
+    expire on commit: a later transaction must not be handed this one's copy). Idempotent."""
+    for name in ("after_commit", "after_rollback"):
+        if not sa_event.contains(Session, name, _forget_bridges):
+            sa_event.listen(Session, name, _forget_bridges)
 
 
 #: First key of the two-int advisory lock on a bridge's ports (migration 20261209_bridge_port_guard).
