@@ -10,6 +10,7 @@ transactions. Lock order, everywhere: meeting row → rooms (ascending) → brid
 
 from __future__ import annotations
 
+import functools
 import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -293,20 +294,16 @@ def choose_bridge(session: Session, settings: Settings, plans: list[Plan], names
     """
     allowed = sa.true() if allowed is None else allowed
     if bridge_id is not None:
-        if session.exec(select(Bridge.id).where(Bridge.id == bridge_id, allowed)).first() is None:
+        candidates = repository.current_bridges(session, sa.and_(Bridge.id == bridge_id, allowed))
+        if not candidates or not candidates[0].active:
             raise Invalid(f"bridge {bridge_id} does not exist or is inactive", code="unknown_bridge")
-        named = repository.current_bridge(session, bridge_id)
-        if named is None or not named.active:
-            raise Invalid(f"bridge {bridge_id} does not exist or is inactive", code="unknown_bridge")
-        ids = [bridge_id]
     else:
-        ids = list(session.exec(select(Bridge.id).where(Bridge.active == sa.true(), allowed).order_by(Bridge.id)).all())
-        if not ids:
+        # Every candidate as committed now, in one query (``repository.current_bridges``).
+        candidates = repository.current_bridges(session, sa.and_(Bridge.active == sa.true(), allowed))
+        if not candidates:
             raise Invalid("no active bridge (MCU) is configured", code="no_bridge")
     first: BridgeChoice | None = None
-    for candidate_id in ids:
-        bridge = repository.current_bridge(session, candidate_id)
-        assert bridge is not None
+    for bridge in candidates:
         conflicts, used = bridge_check(session, settings, bridge, plans)
         claim = claimer(session, bridge, meeting_id) if lock and not conflicts else None
         choice = numbers_for(settings, bridge, plans, keep_number, conflicts, used, claim=claim)
@@ -445,12 +442,18 @@ def holiday_warnings(plans: list[Plan], zone: ZoneInfo) -> list[dict[str, Any]]:
     if not plans:
         return []
     local_dates: list[tuple[date, Plan]] = [(p.start.astimezone(zone).date(), p) for p in plans]
-    years = sorted({d.year for d, _ in local_dates})
-    vietnamese = holidays.country_holidays("VN", years=years, language="vi")
-    english = holidays.country_holidays("VN", years=years, language="en_US")
+    years = tuple(sorted({d.year for d, _ in local_dates}))
+    vietnamese, english = _holidays(years, "vi"), _holidays(years, "en_US")
     return [{"code": "public_holiday", "date": d, "name": vietnamese.get(d), "name_en": english.get(d),
              "requested_start": p.start}
             for d, p in local_dates if d in vietnamese]
+
+
+@functools.lru_cache(maxsize=64)
+def _holidays(years: tuple[int, ...], language: str) -> holidays.HolidayBase:
+    """Vietnam's public holidays of ``years`` named in ``language``, built once per process (building
+    them cost a booking several milliseconds). Only read: every date looked up is in ``years``."""
+    return holidays.country_holidays("VN", years=years, language=language)
 
 
 # ---------------------------------------------------------------- a meeting's conference number

@@ -177,7 +177,7 @@ def book_unchecked(session: Session, settings: Settings, principal: Principal, d
     if displaced:
         displacement.announce(session, settings, principal, meeting, displaced, now=now)
     return BookResult(meeting, len(plans) - len(skipped), skipped, booking.holiday_warnings(
-        [p for p in plans if not p.conflicts], timing.zone))
+        [p for p in plans if not p.conflicts], timing.zone), participants.endpoint_ids)
 
 
 def _wishes(data: MeetingCreate) -> cascade.Wishes:
