@@ -105,7 +105,8 @@ def resolve_participants(session: Session, *, chair_room_id: int, room_ids: list
     if missing_rooms:
         raise Invalid(f"unknown room(s): {', '.join(map(str, missing_rooms))}", code="unknown_room",
                       room_ids=missing_rooms)
-    chosen: dict[int, int] = {endpoint_id: room_id for room_id, endpoint_id in found if endpoint_id is not None}
+    chosen: dict[int, int] = {endpoint_id: room_id for room_id, endpoint_id in found
+                              if endpoint_id is not None and room_id is not None}
     if endpoint_ids:
         rows = {e.id: e for e in session.exec(
             select(Endpoint).where(repository.ids_in(session, Endpoint.id, endpoint_ids))).all()}

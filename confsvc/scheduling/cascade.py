@@ -145,9 +145,9 @@ def _locate_query(dialect: str) -> sa.Select[Any]:
         return column.in_(sa.bindparam(name, expanding=True))
 
     sites = sa.union_all(
-        sa.select(sa.literal(True).label("is_endpoint"), col(Endpoint.id).label("site_id"), Room.unit_id)
+        sa.select(sa.literal(True).label("is_endpoint"), col(Endpoint.id).label("site_id"), col(Room.unit_id))
         .join(Room, col(Room.id) == col(Endpoint.room_id)).where(among(Endpoint.id, "endpoint_ids")),
-        sa.select(sa.literal(False), col(Room.id), Room.unit_id).where(among(Room.id, "room_ids")),
+        sa.select(sa.literal(False), col(Room.id), col(Room.unit_id)).where(among(Room.id, "room_ids")),
     ).cte("sites")
     units = sa.inspect(Unit).local_table.c
     up = sa.select(units.id.label("origin"), units.id, units.parent_id, units.level).where(

@@ -85,8 +85,8 @@ def get_principal(request: Request) -> Principal:
             return cached
         read_generation = token_cache.generation()
         with make_session(request.app.state.engine, write=False) as session:
-            token, user = service.token_and_user(session, secret)
-            principal = service.principal_for(session, user)
+            token, owner = service.token_and_user(session, secret)
+            principal = service.principal_for(session, owner)
         cache.remember(digest, principal, token.expires_at, read_generation)
         return principal
     with make_session(request.app.state.engine, write=False) as session:
