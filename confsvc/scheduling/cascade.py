@@ -399,12 +399,15 @@ class Tree:
 def tree_of(session: Session, meeting: Meeting) -> Tree:
     """The bridges of ``meeting`` (two queries)."""
     root = session.get(Bridge, meeting.bridge_id) if meeting.bridge_id is not None else None
-    rows = session.exec(select(MeetingBridge, Bridge).join(Bridge, col(Bridge.id) == col(MeetingBridge.bridge_id))
-                        .where(col(MeetingBridge.meeting_id) == meeting.id)
-                        .order_by(col(MeetingBridge.bridge_id))).all()
+    rows = session.exec(_TREE, params={"meeting_id": meeting.id}).all()
     return Tree(root, {mb.bridge_id: (b, mb.conference_number) for mb, b in rows},
                 {mb.bridge_id: mb.parent_bridge_id for mb, _b in rows},
                 {b.unit_id: mb.bridge_id for mb, b in rows if b.unit_id is not None})
+
+
+#: :func:`tree_of`'s statement (``meeting_id`` parameter), built once (a booking reads its tree twice).
+_TREE = (select(MeetingBridge, Bridge).join(Bridge, col(Bridge.id) == col(MeetingBridge.bridge_id))
+         .where(col(MeetingBridge.meeting_id) == sa.bindparam("meeting_id")).order_by(col(MeetingBridge.bridge_id)))
 
 
 def room_bridges(session: Session, meeting: Meeting, occurrence_id: int | None, room_ids: set[int],
