@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     login_attempts_per_address: int = Field(30, ge=1, description="Failed logins per client address per "
                                             "login_window_seconds before 429.")
     login_window_seconds: int = Field(300, gt=0, description="Window of the login throttles (seconds).")
+    auth_cache_seconds: float = Field(5, ge=0, le=60, description="A bearer token is verified against the "
+                                      "database once per this many seconds in each process (0: every request). "
+                                      "Revocation and user changes end it at once in the process that makes "
+                                      "them, and through the live fan-out in the others (`users.token_cache`).")
     metrics_token: str | None = Field(None, description="Bearer token `/metrics` requires (compared in constant "
                                       "time); unset = only loopback clients may read it.")
     log_format: str = Field("text", pattern="^(text|json)$", description="Log lines as `text` or `json` (one "

@@ -142,15 +142,25 @@ def _rooms_units(session: Session, room_sets: list[list[int]]) -> list[list[int]
     wanted = sorted({r for rooms in room_sets for r in rooms})
     if not wanted:
         return [[] for _ in room_sets]
+    by_room: dict[int, set[int]] = {}
+    for room_id, unit_id in session.execute(_ROOMS_UNITS, {"wanted": wanted}).all():
+        by_room.setdefault(room_id, set()).add(unit_id)
+    return [sorted(set().union(*(by_room.get(r, set()) for r in rooms))) for rooms in room_sets]
+
+
+def _rooms_units_query() -> sa.Select[Any]:
     seed = sa.select(_rooms.c.id.label("room_id"), _units.c.id, _units.c.parent_id) \
-        .join(_units, _units.c.id == _rooms.c.unit_id).where(_rooms.c.id.in_(wanted)).cte("up", recursive=True)
+        .join(_units, _units.c.id == _rooms.c.unit_id).where(_rooms.c.id.in_(sa.bindparam("wanted", expanding=True))) \
+        .cte("up", recursive=True)
     parent = _units.alias("parent")
     tree = seed.union_all(sa.select(seed.c.room_id, parent.c.id, parent.c.parent_id)
                           .where(parent.c.id == seed.c.parent_id))
-    by_room: dict[int, set[int]] = {}
-    for room_id, unit_id in session.execute(sa.select(tree.c.room_id, tree.c.id)).all():
-        by_room.setdefault(room_id, set()).add(unit_id)
-    return [sorted(set().union(*(by_room.get(r, set()) for r in rooms))) for rooms in room_sets]
+    return sa.select(tree.c.room_id, tree.c.id)
+
+
+#: :func:`_rooms_units`'s statement (rooms in the ``wanted`` list parameter), built once: building it
+#: cost a booking more than running it.
+_ROOMS_UNITS = _rooms_units_query()
 
 
 def record_each(session: Session, type: str, items: Iterable[tuple[dict[str, Any], Iterable[int]]], *,

@@ -44,6 +44,7 @@ from confsvc.metrics import router as metrics_router
 from confsvc.middleware import RequestId, SecurityHeaders
 from confsvc.migrate import assert_migrated
 from confsvc.scheduling import port_guard, scheduler
+from confsvc.scheduling import repository as scheduling_repository
 from confsvc.scheduling.grid_routes import router as grid_router
 from confsvc.scheduling.office_routes import router as office_router
 from confsvc.scheduling.readiness_routes import router as readiness_router
@@ -53,8 +54,10 @@ from confsvc.scheduling.user_routes import router as user_changes_router
 from confsvc.stats import summary_job as usage_summary
 from confsvc.stats.audit_routes import router as audit_router
 from confsvc.stats.routes import router as stats_router
+from confsvc.users import token_cache
 from confsvc.users.routes import router as users_router
 from confsvc.users.throttle import LoginThrottle
+from confsvc.users.token_cache import PrincipalCache
 from confsvc.web import errors as web_errors
 from confsvc.web.csrf import ApiCsrfGuard
 from confsvc.web.pages import router as web_router
@@ -77,8 +80,10 @@ def install_hooks() -> None:
     """
     events.install()
     port_guard.install()  # bridges' ports checked at commit before the events' final step
+    scheduling_repository.install()  # bridges kept for a transaction's later reads, dropped at its end
     events.on_record(record_join_instructions)
     live_revocation.install()  # revoked tokens and disabled users close their live channels
+    token_cache.install()  # user and unit changes end cached token verifications
 
 
 class BodySizeLimit:
@@ -284,6 +289,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     )
     app.state.settings = settings
     app.state.login_throttle = LoginThrottle(settings)
+    app.state.principals = PrincipalCache(settings.auth_cache_seconds)
     if engine is not None:
         app.state.engine = engine
     _install_error_handlers(app)

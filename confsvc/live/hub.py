@@ -38,6 +38,7 @@ from confsvc.events import INTERNAL_TYPES, Published
 from confsvc.live.display import DisplayTokenCache
 from confsvc.live.snapshot import Scope
 from confsvc.scheduling import visibility
+from confsvc.users import token_cache
 
 log = logging.getLogger(__name__)
 
@@ -327,8 +328,11 @@ class Hub:
                     connection.offer(None, PING)
 
     def revoked_tokens(self, revoked: Mapping[str, Iterable[int]]) -> None:
-        """Drop revoked display tokens from the cache (any thread: the committing one calls it first)."""
+        """Drop revoked display tokens from the cache, and every cached bearer-token verification
+        (``users.token_cache``; any thread: the committing one calls it first)."""
         self.display_tokens.revoke(revoked.get("display_token_ids", ()))
+        if revoked.get("user_ids") or revoked.get("api_token_ids"):
+            token_cache.invalidate()
 
     def _revoke(self, revoked: dict[str, list[int]]) -> None:
         self.revoked_tokens(revoked)

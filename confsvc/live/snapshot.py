@@ -37,8 +37,14 @@ def configure(*, dial_mode: str) -> None:
 
 def occurrence_endpoints(session: Session, meeting: Meeting, occ: Occurrence) -> list[Endpoint]:
     """The participating endpoints of ``occ`` (its own list when overridden, else the meeting's), by id."""
-    ids = sa.select(participants.endpoint_rows(occurrence_ids=occ.id).subquery().c.endpoint_id)
-    return list(session.exec(select(Endpoint).where(Endpoint.id.in_(ids)).order_by(Endpoint.id)).all())
+    return list(session.exec(_OCCURRENCE_ENDPOINTS, params={"occurrence_id": occ.id}).all())
+
+
+#: :func:`occurrence_endpoints`'s statement (``occurrence_id`` parameter), built once: every booking's
+#: join instructions read it, and building it cost more than running it.
+_OCCURRENCE_ENDPOINTS = select(Endpoint).where(Endpoint.id.in_(sa.select(
+    participants.endpoint_rows(occurrence_ids=sa.bindparam("occurrence_id")).subquery().c.endpoint_id))
+).order_by(Endpoint.id)
 
 
 def join_for_occurrence(session: Session, meeting: Meeting, occ: Occurrence,

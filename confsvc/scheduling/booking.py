@@ -10,6 +10,7 @@ transactions. Lock order, everywhere: meeting row → rooms (ascending) → brid
 
 from __future__ import annotations
 
+import functools
 import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -94,16 +95,18 @@ def resolve_participants(session: Session, *, chair_room_id: int, room_ids: list
     if len(set(endpoint_ids)) != len(endpoint_ids):
         raise Invalid("a participant endpoint is listed twice", code="duplicate_participant")
     all_rooms = [chair_room_id, *room_ids]
-    found_rooms = set(session.exec(select(Room.id).where(repository.ids_in(session, Room.id, all_rooms))).all())
+    # One query: the rooms that exist, each with its active endpoints (none: one row with NULL).
+    found = session.exec(
+        select(Room.id, Endpoint.id).outerjoin(Endpoint, sa.and_(Endpoint.room_id == Room.id,
+                                                                 Endpoint.lifecycle_state == LifecycleState.active))
+        .where(repository.ids_in(session, Room.id, all_rooms))).all()
+    found_rooms = {room_id for room_id, _ in found}
     missing_rooms = [r for r in all_rooms if r not in found_rooms]
     if missing_rooms:
         raise Invalid(f"unknown room(s): {', '.join(map(str, missing_rooms))}", code="unknown_room",
                       room_ids=missing_rooms)
-    chosen: dict[int, int] = {}
-    for endpoint_id, room_id in session.exec(
-            select(Endpoint.id, Endpoint.room_id).where(repository.ids_in(session, Endpoint.room_id, all_rooms),
-                                                        Endpoint.lifecycle_state == LifecycleState.active)).all():
-        chosen[endpoint_id] = room_id
+    chosen: dict[int, int] = {endpoint_id: room_id for room_id, endpoint_id in found
+                              if endpoint_id is not None and room_id is not None}
     if endpoint_ids:
         rows = {e.id: e for e in session.exec(
             select(Endpoint).where(repository.ids_in(session, Endpoint.id, endpoint_ids))).all()}
@@ -132,6 +135,10 @@ def make_plan(start: datetime, end: datetime, recurrence_id: datetime, participa
 
 # ---------------------------------------------------------------- conflict descriptions
 
+_NAMED: dict[ResourceKind, Any] = {ResourceKind.endpoint: Endpoint, ResourceKind.room: Room,
+                                   ResourceKind.bridge: Bridge}
+
+
 class Names:
     """Resource names for conflict messages, loaded once per request."""
 
@@ -142,21 +149,24 @@ class Names:
     def get(self, kind: ResourceKind, resource_id: int) -> str:
         key = (kind, resource_id)
         if key not in self.cache:
-            model = {ResourceKind.endpoint: Endpoint, ResourceKind.room: Room, ResourceKind.bridge: Bridge}[kind]
-            row = self.session.get(model, resource_id)
+            row = self.session.get(_NAMED[kind], resource_id)
             self.cache[key] = row.name if row is not None else f"{kind.value} {resource_id}"
         return self.cache[key]
 
-    def load(self, kind: ResourceKind, resource_ids: Iterable[int]) -> None:
-        """Read the names of ``resource_ids`` not cached yet in one query (a national refusal names
-        thousands of rooms and endpoints: one ``get`` each cost seconds)."""
-        missing = {r for r in resource_ids if (kind, r) not in self.cache}
+    def load(self, keys: Iterable[tuple[ResourceKind, int]]) -> None:
+        """Read the names of ``keys`` not read yet in one query (a refusal names every resource it
+        lists: one query instead of one per resource)."""
+        missing = {key for key in keys if key not in self.cache}
         if not missing:
             return
-        model = {ResourceKind.endpoint: Endpoint, ResourceKind.room: Room, ResourceKind.bridge: Bridge}[kind]
-        for resource_id, name in self.session.execute(sa.select(model.id, model.name).where(
-                repository.ids_in(self.session, model.id, missing))).all():
-            self.cache[(kind, resource_id)] = name
+        parts = [sa.select(sa.literal(kind.value).label("kind"), model.id, model.name)
+                 .where(repository.ids_in(self.session, model.id, [i for k, i in missing if k is kind]))
+                 for kind, model in _NAMED.items() if any(k is kind for k, _ in missing)]
+        query = parts[0] if len(parts) == 1 else sa.union_all(*parts)
+        for kind, resource_id, name in self.session.execute(query).all():
+            self.cache[(ResourceKind(kind), resource_id)] = name
+        for kind, resource_id in missing:
+            self.cache.setdefault((kind, resource_id), f"{kind.value} {resource_id}")
 
 
 def _other(held: repository.Held) -> Other:
@@ -198,12 +208,12 @@ def resource_conflicts(session: Session, settings: Settings, plans: list[Plan], 
 
 
 def _resource_conflicts(session: Session, settings: Settings, plans: list[Plan], names: Names) -> None:
-    for plan in plans:
-        rows = repository.holdings(
-            session, [(ResourceKind.endpoint, plan.participants.endpoint_ids),
-                      (ResourceKind.room, plan.participants.room_ids)], plan.window, max_window(settings))
-        for kind in (ResourceKind.endpoint, ResourceKind.room):
-            names.load(kind, [h.booking.resource_id for h in rows if h.booking.resource_kind == kind])
+    found = [(plan, repository.holdings(
+        session, [(ResourceKind.endpoint, plan.participants.endpoint_ids),
+                  (ResourceKind.room, plan.participants.room_ids)], plan.window, max_window(settings)))
+        for plan in plans]
+    names.load((held.booking.resource_kind, held.booking.resource_id) for _, rows in found for held in rows)
+    for plan, rows in found:
         for held in rows:
             b = held.booking
             overlap = Window(b.window_start, b.window_end).intersection(plan.window)
@@ -285,20 +295,16 @@ def choose_bridge(session: Session, settings: Settings, plans: list[Plan], names
     """
     allowed = sa.true() if allowed is None else allowed
     if bridge_id is not None:
-        if session.exec(select(Bridge.id).where(Bridge.id == bridge_id, allowed)).first() is None:
+        candidates = repository.current_bridges(session, sa.and_(Bridge.id == bridge_id, allowed))
+        if not candidates or not candidates[0].active:
             raise Invalid(f"bridge {bridge_id} does not exist or is inactive", code="unknown_bridge")
-        named = repository.current_bridge(session, bridge_id)
-        if named is None or not named.active:
-            raise Invalid(f"bridge {bridge_id} does not exist or is inactive", code="unknown_bridge")
-        ids = [bridge_id]
     else:
-        ids = list(session.exec(select(Bridge.id).where(Bridge.active == sa.true(), allowed).order_by(Bridge.id)).all())
-        if not ids:
+        # Every candidate as committed now, in one query (``repository.current_bridges``).
+        candidates = repository.current_bridges(session, sa.and_(Bridge.active == sa.true(), allowed))
+        if not candidates:
             raise Invalid("no active bridge (MCU) is configured", code="no_bridge")
     first: BridgeChoice | None = None
-    for candidate_id in ids:
-        bridge = repository.current_bridge(session, candidate_id)
-        assert bridge is not None
+    for bridge in candidates:
         conflicts, used = bridge_check(session, settings, bridge, plans)
         claim = claimer(session, bridge, meeting_id) if lock and not conflicts else None
         choice = numbers_for(settings, bridge, plans, keep_number, conflicts, used, claim=claim)
@@ -437,12 +443,18 @@ def holiday_warnings(plans: list[Plan], zone: ZoneInfo) -> list[dict[str, Any]]:
     if not plans:
         return []
     local_dates: list[tuple[date, Plan]] = [(p.start.astimezone(zone).date(), p) for p in plans]
-    years = sorted({d.year for d, _ in local_dates})
-    vietnamese = holidays.country_holidays("VN", years=years, language="vi")
-    english = holidays.country_holidays("VN", years=years, language="en_US")
+    years = tuple(sorted({d.year for d, _ in local_dates}))
+    vietnamese, english = _holidays(years, "vi"), _holidays(years, "en_US")
     return [{"code": "public_holiday", "date": d, "name": vietnamese.get(d), "name_en": english.get(d),
              "requested_start": p.start}
             for d, p in local_dates if d in vietnamese]
+
+
+@functools.lru_cache(maxsize=64)
+def _holidays(years: tuple[int, ...], language: str) -> holidays.HolidayBase:
+    """Vietnam's public holidays of ``years`` named in ``language``, built once per process (building
+    them cost a booking several milliseconds). Only read: every date looked up is in ``years``."""
+    return holidays.country_holidays("VN", years=years, language=language)
 
 
 # ---------------------------------------------------------------- a meeting's conference number

@@ -20,11 +20,13 @@ half-open.
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlmodel import Session, col, select
 
 from confsvc.config import Settings
@@ -118,20 +120,43 @@ class Sites:
 
 
 def locate(session: Session, plans: list[Plan]) -> Sites:
-    """Two queries whatever the number of sites: endpoints with their rooms' units, then the units' provinces."""
+    """One query whatever the number of sites (:func:`locate_ids`)."""
     return locate_ids(session, sorted({e for p in plans for e in p.participants.endpoint_ids}),
                       sorted({p.participants.chair_room_id for p in plans}))
 
 
 def locate_ids(session: Session, endpoint_ids: list[int], room_ids: list[int]) -> Sites:
-    """The provinces of ``endpoint_ids`` and of the rooms ``room_ids`` (two queries)."""
-    rows = session.exec(select(col(Endpoint.id), Endpoint.room_id, Room.unit_id)
-                        .join(Room, col(Room.id) == col(Endpoint.room_id))
-                        .where(repository.ids_in(session, Endpoint.id, endpoint_ids))).all() if endpoint_ids else []
-    chairs = session.exec(select(col(Room.id), Room.unit_id).where(repository.ids_in(session, Room.id, room_ids))).all()
-    provinces = unit_provinces(session, {u for _e, _r, u in rows} | {u for _r, u in chairs})
-    return Sites({e: provinces.get(u) for e, _r, u in rows if e is not None},
-                 {r: provinces.get(u) for r, u in chairs if r is not None})
+    """The provinces of ``endpoint_ids`` and of the rooms ``room_ids``: one query whatever their number
+    (the endpoints' and rooms' units seed :func:`unit_provinces`'s recursive CTE)."""
+    rows = session.execute(_locate_query(session.get_bind().dialect.name),
+                           {"endpoint_ids": endpoint_ids, "room_ids": room_ids}).all()
+    return Sites({site: found for is_endpoint, site, found in rows if is_endpoint},
+                 {site: found for is_endpoint, site, found in rows if not is_endpoint})
+
+
+@functools.cache
+def _locate_query(dialect: str) -> sa.Select[Any]:
+    """:func:`locate_ids`'s statement, built once per dialect (building it cost more than running it):
+    ``(is_endpoint, endpoint or room id, province id or NULL)`` for the ``endpoint_ids`` and ``room_ids``
+    parameters (one array parameter each on PostgreSQL, like ``repository.ids_in``)."""
+    def among(column: Any, name: str) -> Any:
+        if dialect == "postgresql":
+            return column == sa.any_(sa.bindparam(name, type_=postgresql.ARRAY(sa.Integer())))
+        return column.in_(sa.bindparam(name, expanding=True))
+
+    sites = sa.union_all(
+        sa.select(sa.literal(True).label("is_endpoint"), col(Endpoint.id).label("site_id"), col(Room.unit_id))
+        .join(Room, col(Room.id) == col(Endpoint.room_id)).where(among(Endpoint.id, "endpoint_ids")),
+        sa.select(sa.literal(False), col(Room.id), col(Room.unit_id)).where(among(Room.id, "room_ids")),
+    ).cte("sites")
+    units = sa.inspect(Unit).local_table.c
+    up = sa.select(units.id.label("origin"), units.id, units.parent_id, units.level).where(
+        units.id.in_(sa.select(sites.c.unit_id))).cte("up", recursive=True)
+    up = up.union_all(sa.select(up.c.origin, units.id, units.parent_id, units.level)
+                      .where(units.id == up.c.parent_id))
+    province = sa.select(up.c.origin, up.c.id).where(up.c.level == UnitLevel.province.name).subquery("province")
+    return sa.select(sites.c.is_endpoint, sites.c.site_id, province.c.id).outerjoin(
+        province, province.c.origin == sites.c.unit_id)
 
 
 @dataclass(frozen=True, order=True)
@@ -377,14 +402,18 @@ def _id(bridge: Bridge | None) -> int:
 
 # ---------------------------------------------------------------- writing and reading the tree
 
-def save_tree(session: Session, meeting: Meeting, choice: BridgeChoice, *, replace_all: bool = True) -> None:
+def save_tree(session: Session, meeting: Meeting, choice: BridgeChoice, *, replace_all: bool = True,
+              fresh: bool = False) -> None:
     """Write the meeting's bridges besides the root from ``choice`` (none for a one-bridge choice).
     ``replace_all`` (a whole-meeting booking or edit) drops the bridges it no longer uses; an
-    occurrence's own booking only adds."""
+    occurrence's own booking only adds. ``fresh``: the meeting is new in this transaction and has no
+    tree yet (nothing to drop or read)."""
     legs = choice.legs if isinstance(choice, CascadeChoice) else {}
-    if replace_all:
-        session.execute(sa.delete(MeetingBridge).where(col(MeetingBridge.meeting_id) == meeting.id))
+    if fresh:
         present: set[int] = set()
+    elif replace_all:
+        session.execute(sa.delete(MeetingBridge).where(col(MeetingBridge.meeting_id) == meeting.id))
+        present = set()
     else:
         present = set(session.exec(select(MeetingBridge.bridge_id)
                                    .where(col(MeetingBridge.meeting_id) == meeting.id)).all())
@@ -413,12 +442,15 @@ class Tree:
 def tree_of(session: Session, meeting: Meeting) -> Tree:
     """The bridges of ``meeting`` (two queries)."""
     root = session.get(Bridge, meeting.bridge_id) if meeting.bridge_id is not None else None
-    rows = session.exec(select(MeetingBridge, Bridge).join(Bridge, col(Bridge.id) == col(MeetingBridge.bridge_id))
-                        .where(col(MeetingBridge.meeting_id) == meeting.id)
-                        .order_by(col(MeetingBridge.bridge_id))).all()
+    rows = session.exec(_TREE, params={"meeting_id": meeting.id}).all()
     return Tree(root, {mb.bridge_id: (b, mb.conference_number) for mb, b in rows},
                 {mb.bridge_id: mb.parent_bridge_id for mb, _b in rows},
                 {b.unit_id: mb.bridge_id for mb, b in rows if b.unit_id is not None})
+
+
+#: :func:`tree_of`'s statement (``meeting_id`` parameter), built once (a booking reads its tree twice).
+_TREE = (select(MeetingBridge, Bridge).join(Bridge, col(Bridge.id) == col(MeetingBridge.bridge_id))
+         .where(col(MeetingBridge.meeting_id) == sa.bindparam("meeting_id")).order_by(col(MeetingBridge.bridge_id)))
 
 
 def room_bridges(session: Session, meeting: Meeting, occurrence_id: int | None, room_ids: set[int],

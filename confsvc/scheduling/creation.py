@@ -165,13 +165,14 @@ def book_unchecked(session: Session, settings: Settings, principal: Principal, d
 
     booking.insert_guarded(session, settings, write, [p for p in plans if not p.conflicts], data.title)
     if choice is not None:
-        cascade.save_tree(session, meeting, choice)
+        cascade.save_tree(session, meeting, choice, fresh=True)
     # Whatever does not need the bridge is written or read before its lock (held until the commit).
     audit(session, principal, "meeting.created", meeting_id=meeting.id, occurrences=len(plans) - len(skipped),
           skipped=[s["start"] for s in skipped])
     session.flush()
     booked = [p.occurrence for p in plans if not p.conflicts]
-    rooms = live_events.occurrence_rooms(session, meeting, booked)
+    # What live_events.occurrence_rooms would read back: every occurrence has the meeting's participants.
+    rooms = {p.occurrence.id: set(participants.room_ids) for p in plans if not p.conflicts}
     if late:
         _book_ports(session, settings, meeting, plans, names, _wishes(data),
                     allowed=participation.bridges_in_scope(principal))
@@ -181,7 +182,7 @@ def book_unchecked(session: Session, settings: Settings, principal: Principal, d
     if displaced:
         displacement.announce(session, settings, principal, meeting, displaced, now=now)
     return BookResult(meeting, len(plans) - len(skipped), skipped, booking.holiday_warnings(
-        [p for p in plans if not p.conflicts], timing.zone))
+        [p for p in plans if not p.conflicts], timing.zone), participants.endpoint_ids)
 
 
 def _wishes(data: MeetingCreate) -> cascade.Wishes:
@@ -205,7 +206,7 @@ def _book_ports(session: Session, settings: Settings, meeting: Meeting, plans: l
         raise refusal(meeting.title, conflicts, session)
     meeting.bridge_id, meeting.conference_number = choice.bridge.id, choice.conference_number
     session.add(meeting)
-    cascade.save_tree(session, meeting, choice)
+    cascade.save_tree(session, meeting, choice, fresh=True)
     for plan in plans:
         plan.occurrence.conference_number = (None if plan.conference_number == meeting.conference_number
                                              else plan.conference_number)

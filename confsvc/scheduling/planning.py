@@ -37,6 +37,8 @@ class BookResult:
     occurrence_count: int
     skipped: list[dict[str, Any]]
     warnings: list[dict[str, Any]]
+    #: The meeting's participant endpoint ids (sorted) when the use case knows them (a new booking).
+    participant_endpoint_ids: list[int] | None = None
 
 
 @dataclass

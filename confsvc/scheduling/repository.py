@@ -8,13 +8,15 @@ started before ``end``" (which grows with history) into a range of at most ``max
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
+from sqlalchemy import event as sa_event
 from sqlalchemy.dialects import postgresql
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from confsvc.endpoints.models import Bridge, Endpoint, Room
 from confsvc.scheduling import participants as participation
@@ -64,16 +66,34 @@ class Held(NamedTuple):
 def holdings(session: Session, resources: Iterable[tuple[ResourceKind, Iterable[int]]], window: Window,
              max_window: timedelta) -> list[Held]:
     """Like :func:`overlapping`, with the occurrence's own start and end (None for maintenance)."""
-    conds = [sa.and_(Booking.resource_kind == kind, ids_in(session, Booking.resource_id, ids))
-             for kind, ids in resources if ids]
-    if not conds:
+    wanted = [(kind, sorted(set(ids))) for kind, ids in resources if ids]
+    if not wanted:
         return []
-    query = (select(Booking, Meeting.title, Occurrence.start, Occurrence.end)
-             .outerjoin(Meeting, Meeting.id == Booking.meeting_id)
-             .outerjoin(Occurrence, Occurrence.id == Booking.occurrence_id)
-             .where(sa.or_(*conds), overlap_filter(window, max_window))
-             .order_by(Booking.window_start, Booking.id))
-    return [Held(b, t, s, e) for b, t, s, e in session.exec(query).all()]
+    params: dict[str, Any] = {f"ids_{n}": ids for n, (_, ids) in enumerate(wanted)}
+    params.update(window_end=window.end, lowest_start=window.start - max_window, window_start=window.start)
+    query = _holdings_query(session.get_bind().dialect.name, tuple(kind for kind, _ in wanted))
+    return [Held(b, t, s, e) for b, t, s, e in session.exec(query, params=params).all()]
+
+
+@functools.cache
+def _holdings_query(dialect: str, kinds: tuple[ResourceKind, ...]) -> Any:
+    """:func:`holdings`'s statement for resources of ``kinds`` (ids in ``ids_<n>``, one array parameter on
+    PostgreSQL like :func:`ids_in`) over ``window_start``, ``window_end`` and ``lowest_start``
+    (:func:`overlap_filter`'s bounds), built once: building it cost more than running it."""
+    def among(name: str) -> Any:
+        if dialect == "postgresql":
+            return Booking.resource_id == sa.any_(sa.bindparam(name, type_=postgresql.ARRAY(sa.Integer())))
+        return col(Booking.resource_id).in_(sa.bindparam(name, expanding=True))
+
+    conds = [sa.and_(Booking.resource_kind == kind, among(f"ids_{n}")) for n, kind in enumerate(kinds)]
+    window = sa.and_(Booking.window_start < sa.bindparam("window_end"),
+                     Booking.window_start > sa.bindparam("lowest_start"),
+                     Booking.window_end > sa.bindparam("window_start"))
+    return (select(Booking, Meeting.title, Occurrence.start, Occurrence.end)
+            .outerjoin(Meeting, Meeting.id == Booking.meeting_id)
+            .outerjoin(Occurrence, Occurrence.id == Booking.occurrence_id)
+            .where(sa.or_(*conds), window)
+            .order_by(Booking.window_start, Booking.id))
 
 
 def lock_rooms(session: Session, room_ids: Iterable[int]) -> None:
@@ -122,9 +142,43 @@ def lock_bridge(session: Session, bridge_id: int) -> Bridge | None:
 
 
 def current_bridge(session: Session, bridge_id: int) -> Bridge | None:
-    """The bridge as committed now (not the session's cached copy), without a lock."""
-    return session.exec(select(Bridge).where(Bridge.id == bridge_id)
-                        .execution_options(populate_existing=True)).first()
+    """The bridge as committed now (not the session's cached copy), without a lock.
+
+    The session keeps it (``session.info``) until the transaction ends (:func:`install`): the identity
+    map holds objects weakly, and the join instructions and the answer read it again by ``session.get``
+    (a query each once the choice that held it is gone)."""
+    bridge = session.exec(select(Bridge).where(Bridge.id == bridge_id)
+                          .execution_options(populate_existing=True)).first()
+    if bridge is not None:
+        session.info.setdefault(_KEPT_BRIDGES, {})[bridge_id] = bridge
+    return bridge
+
+
+def current_bridges(session: Session, where: Any) -> list[Bridge]:
+    """The bridges meeting ``where``, by id, as committed now (kept like :func:`current_bridge`'s)."""
+    bridges = list(session.exec(select(Bridge).where(where).order_by(Bridge.id)
+                                .execution_options(populate_existing=True)).all())
+    kept = session.info.setdefault(_KEPT_BRIDGES, {})
+    for bridge in bridges:
+        kept[bridge.id] = bridge
+    return bridges
+
+
+_KEPT_BRIDGES = "confsvc.scheduling.kept_bridges"
+
+
+def _forget_bridges(session: Session, *_: Any) -> None:
+    if session.in_nested_transaction():  # a savepoint's release: SQLAlchemy fires after_commit for it too
+        return
+    session.info.pop(_KEPT_BRIDGES, None)
+
+
+def install() -> None:
+    """Drop the bridges :func:`current_bridge` kept when the session's transaction ends (sessions do not
+    expire on commit: a later transaction must not be handed this one's copy). Idempotent."""
+    for name in ("after_commit", "after_rollback"):
+        if not sa_event.contains(Session, name, _forget_bridges):
+            sa_event.listen(Session, name, _forget_bridges)
 
 
 #: First key of the two-int advisory lock on a bridge's ports (migration 20261209_bridge_port_guard).

@@ -60,7 +60,8 @@ def _answer(model: type[BaseModel], data: Any, status_code: int = 200) -> Respon
 
 def _booked(session: SessionDep, result: planning.BookResult, status_code: int = 200) -> Response:
     return _answer(schemas.MeetingBooked, {
-        **views.meeting_public(session, result.meeting), "occurrence_count": result.occurrence_count,
+        **views.meeting_public(session, result.meeting, endpoint_ids=result.participant_endpoint_ids),
+        "occurrence_count": result.occurrence_count,
         "skipped": result.skipped, "warnings": result.warnings}, status_code)
 
 

@@ -24,13 +24,14 @@ def occurrence_public(occ: Occurrence, meeting: Meeting, endpoint_ids: list[int]
             "alternative_end": occ.alternative_end}
 
 
-def meeting_public(session: Session, meeting: Meeting) -> dict[str, Any]:
-    """A meeting as ``schemas.MeetingPublic`` (its first start and end, EXDATEs as UTC datetimes)."""
+def meeting_public(session: Session, meeting: Meeting, *, endpoint_ids: list[int] | None = None) -> dict[str, Any]:
+    """A meeting as ``schemas.MeetingPublic`` (its first start and end, EXDATEs as UTC datetimes).
+    ``endpoint_ids``: its participant endpoint ids (sorted), when the caller has them (else read)."""
     data = meeting.model_dump()
     data["start"] = meeting.dtstart
     data["end"] = meeting.dtstart + timedelta(minutes=meeting.duration_minutes)
     data["exdates"] = [datetime.fromisoformat(d) for d in meeting.exdates]
-    data["participant_endpoint_ids"] = participant_ids(session, meeting.id)
+    data["participant_endpoint_ids"] = participant_ids(session, meeting.id) if endpoint_ids is None else endpoint_ids
     data["priority_label"] = MeetingPriority(meeting.priority).label
     tree = cascade.tree_of(session, meeting) if meeting.bridge_id is not None else None
     data["cascade_bridges"] = [

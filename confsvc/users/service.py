@@ -344,6 +344,12 @@ def user_for_token(session: Session, secret: str, *, now: datetime | None = None
     Raises:
         Unauthorized: unknown, revoked or expired token, or an inactive user.
     """
+    return token_and_user(session, secret, now=now)[1]
+
+
+def token_and_user(session: Session, secret: str, *, now: datetime | None = None) -> tuple[ApiToken, User]:
+    """:func:`user_for_token` with the token row (its ``expires_at`` bounds a cached verification:
+    ``users.token_cache``). Raises as :func:`user_for_token`."""
     now = now or utc_now()
     digest = security.hash_token(secret)
     token = session.exec(select(ApiToken).where(ApiToken.token_hash == digest)).first()
@@ -354,7 +360,7 @@ def user_for_token(session: Session, secret: str, *, now: datetime | None = None
     user = session.get(User, token.user_id)
     if user is None or not user.active:
         raise Unauthorized("invalid token", code="invalid_token")
-    return user
+    return token, user
 
 
 def list_tokens(session: Session, user_id: int) -> list[ApiToken]:
