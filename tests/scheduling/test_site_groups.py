@@ -110,7 +110,7 @@ def test_booking_with_a_site_group_books_its_rooms_and_a_later_change_keeps_the_
             "participant_room_ids": [d["rooms"]["a"]]}  # listed explicitly too: counted once
     check = client.post("/api/v1/meetings/check", headers=d["h"]["sec"], json=body)
     assert check.json() == {"ok": True, "conflicts": [], "groups": [], "warnings": [], "displaceable": [],
-                           "displacement_token": None}
+                           "displacement_token": None, "by_province": []}
     booked = client.post("/api/v1/meetings", headers=d["h"]["sec"], json=body)
     assert booked.status_code == 201, booked.text
     chair_endpoints = set(booked.json()["participant_endpoint_ids"]) - {d["endpoints"]["a"], d["endpoints"]["b"]}
