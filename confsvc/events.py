@@ -151,7 +151,8 @@ def _rooms_units(session: Session, room_sets: list[list[int]]) -> list[list[int]
     by_room: dict[int, set[int]] = {}
     for room_id, unit_id in session.execute(sa.select(tree.c.room_id, tree.c.id)).all():
         by_room.setdefault(room_id, set()).add(unit_id)
-    return [sorted(set().union(*(by_room.get(r, set()) for r in rooms))) for rooms in room_sets]
+    return [sorted(by_room.get(rooms[0], ())) if len(rooms) == 1 else  # a room's own event: most of them
+            sorted(set().union(*(by_room.get(r, set()) for r in rooms))) for rooms in room_sets]
 
 
 def record_each(session: Session, type: str, items: Iterable[tuple[dict[str, Any], Iterable[int]]], *,
