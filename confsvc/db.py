@@ -171,14 +171,14 @@ def insert_rows(session: Session, table: Any, rows: list[dict[str, Any]], *, ret
     name, columns = preparer.format_table(target), ", ".join(preparer.quote(key) for key in keys)
     # The rows as one JSON document, read back typed as the table's columns (a JSON column's value
     # is kept as the JSON it is); WITH ORDINALITY keeps their order.
-    statement = (f"INSERT INTO {name} ({columns}) SELECT {columns} FROM json_populate_recordset("
-                 f"CAST(NULL AS {name}), CAST(:rows AS json)) WITH ORDINALITY AS given ORDER BY given.ordinality")
+    sql = (f"INSERT INTO {name} ({columns}) SELECT {columns} FROM json_populate_recordset("
+           f"CAST(NULL AS {name}), CAST(:rows AS json)) WITH ORDINALITY AS given ORDER BY given.ordinality")
     payload = json.dumps(rows, default=_json_value)
     if not return_ids:
-        session.execute(sa.text(statement), {"rows": payload})
+        session.execute(sa.text(sql), {"rows": payload})
         return []
     # Ids are drawn as the rows are inserted, in ``ordinality`` order: ascending ids are the rows' order.
-    found = session.execute(sa.text(statement + " RETURNING id"), {"rows": payload}).scalars()
+    found = session.execute(sa.text(sql + " RETURNING id"), {"rows": payload}).scalars()
     return sorted(int(i) for i in found)
 
 

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from confsvc import db, events
 from confsvc.clock import iso_utc
@@ -49,8 +49,8 @@ def join_for_occurrence(session: Session, meeting: Meeting, occ: Occurrence,
     """
     # Columns, not ORM objects: a national meeting has 3,355 rooms (issue 14).
     ids = sa.select(participants.endpoint_rows(occurrence_ids=occ.id).subquery().c.endpoint_id)
-    endpoints = session.exec(select(Endpoint.id, Endpoint.room_id, Endpoint.name, Endpoint.protocol,
-                                    Endpoint.dial_address).where(Endpoint.id.in_(ids)).order_by(Endpoint.id)).all()
+    columns = (col(Endpoint.id), col(Endpoint.room_id), col(Endpoint.name), col(Endpoint.protocol), col(Endpoint.dial_address))
+    endpoints = session.execute(sa.select(*columns).where(col(Endpoint.id).in_(ids)).order_by(col(Endpoint.id))).all()
     chair = occ.chair_room_id or meeting.chair_room_id
     by_room: dict[int, list[join.EndpointRef]] = {chair: []}
     for endpoint_id, room_id, name, protocol, dial_address in endpoints:
