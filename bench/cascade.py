@@ -3,8 +3,10 @@
 Builds a country on a fresh database: 34 provinces (codes 01…34), their 3,321 communes spread as the real
 ones are (97–98 each; the names are made up, the shape is what counts), one room and one SIP endpoint per
 commune plus a chair room per province (3,355 rooms), and one bridge per province sized for its sites
-plus 25 % (35 with ``--extra-bridge``: a second bridge in the chair's province). A national secretariat
-then, in-process through the real services (events recorded, as the app does):
+plus 25 % (35 with ``--extra-bridge``: a second bridge in the chair's province; ``--bridges-per-province 2``:
+68, the issue's "3,355 sites on 68 bridges", two alike per province: the booking reads both, uses the
+first, since one bridge per province takes its sites). A national secretariat then, in-process through
+the real services (events recorded, as the app does):
 
   (a) ``check_meeting``: the national meeting — chair room in province 01, every other room taking part
       (3,354 rooms), 08:00–10:00 local two weeks ahead — dry run;
@@ -13,7 +15,7 @@ then, in-process through the real services (events recorded, as the app does):
 It prints p50/p95 of each beside the target (issue 14: ≤ 2,000 ms on PostgreSQL) and the bridges' ports
 of one booking (the chair's bridge: its sites + 33 legs).
 
-    PYTHONPATH=$PWD python bench/cascade.py [--db postgresql|sqlite] [--repeat N]
+    PYTHONPATH=$PWD python bench/cascade.py [--db postgresql|sqlite] [--repeat N] [--bridges-per-province 2]
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ PROVINCES, COMMUNES = 34, 3321
 TARGET_MS = 2000.0
 
 
-def build(engine: sa.Engine, *, extra_bridge: bool) -> tuple[int, list[int], int]:
+def build(engine: sa.Engine, *, extra_bridge: bool, bridges_per_province: int = 1) -> tuple[int, list[int], int]:
     """The country, written in bulk. Returns the national chair room, every other room and the national
     secretariat's user id."""
     now = utc_now()
@@ -92,8 +94,10 @@ def build(engine: sa.Engine, *, extra_bridge: bool) -> tuple[int, list[int], int
                     "sip_domain": f"mcu.t{code}.gov.vn", "h323_prefix": f"9{code}", "conference_number_min": 1000,
                     "conference_number_max": 1999, "active": True, "unit_id": p, "updated_at": now}
                    for code, p in provinces.items()]
+        bridges += [{**b, "name": f"{b['name']} ({k})", "sip_domain": f"mcu{k}.{b['sip_domain'][4:]}"}
+                    for k in range(2, bridges_per_province + 1) for b in bridges[:len(provinces)]]
         if extra_bridge:
-            bridges.append({**bridges[0], "name": "MCU tỉnh 01 (2)", "sip_domain": "mcu2.t01.gov.vn"})
+            bridges.append({**bridges[0], "name": "MCU tỉnh 01 (extra)", "sip_domain": "mcux.t01.gov.vn"})
         session.execute(sa.insert(Bridge), bridges)
         user = users.create_user(session, role=Role.secretariat, unit_ids=[], username="vanphongchinhphu",
                                  password="benchmark-only-password", full_name="Văn phòng Chính phủ")
@@ -123,14 +127,16 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def run(backend: str, url: str, repeat: int, extra_bridge: bool) -> None:
+def run(backend: str, url: str, repeat: int, extra_bridge: bool, per_province: int = 1) -> None:
     upgrade(url)
     engine = make_engine(url)
     settings = Settings(database_url=url, secret_key="benchmark-only-not-a-secret-" + "x" * 20)
     t0 = time.perf_counter()
-    chair, others, user_id = build(engine, extra_bridge=extra_bridge)
-    print(f"{backend}: {PROVINCES} provinces, {len(others) + 1} rooms built in {time.perf_counter() - t0:.1f} s",
-          flush=True)
+    chair, others, user_id = build(engine, extra_bridge=extra_bridge, bridges_per_province=per_province)
+    with make_session(engine) as session:
+        country = session.execute(sa.select(sa.func.count()).select_from(Bridge)).scalar_one()
+    print(f"{backend}: {PROVINCES} provinces, {len(others) + 1} rooms, {country} bridges built in "
+          f"{time.perf_counter() - t0:.1f} s", flush=True)
     principal = Principal(user_id=user_id, username="vanphongchinhphu", role=Role.secretariat, unit_ids=None)
     day = date.today() + timedelta(days=14)
     while day.weekday() >= 5:
@@ -177,11 +183,14 @@ def main() -> None:
     parser.add_argument("--db", choices=("postgresql", "sqlite"), default="postgresql")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--extra-bridge", action="store_true", help="a second bridge in the chair's province (35)")
+    parser.add_argument("--bridges-per-province", type=int, default=1, choices=(1, 2),
+                        help="2: two bridges per province (68, the issue's wording)")
     args = parser.parse_args()
     print("command:", shlex.join([sys.executable, *sys.argv]))
     if args.db == "sqlite":
         with tempfile.TemporaryDirectory() as tmp:
-            run("sqlite", f"sqlite:///{Path(tmp) / 'bench.sqlite3'}", args.repeat, args.extra_bridge)
+            run("sqlite", f"sqlite:///{Path(tmp) / 'bench.sqlite3'}", args.repeat, args.extra_bridge,
+                args.bridges_per_province)
         return
     name = f"confsvc_bench_cascade_{secrets.token_hex(3)}"
     admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
@@ -189,7 +198,7 @@ def main() -> None:
         conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
     try:
         run("postgresql", sa.engine.make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False),
-            args.repeat, args.extra_bridge)
+            args.repeat, args.extra_bridge, args.bridges_per_province)
     finally:
         with admin.connect() as conn:
             conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -396,7 +396,8 @@ def demo(host: str = "127.0.0.1", port: int = 8000,
          serve_after: Annotated[bool, typer.Option("--serve/--no-serve")] = True,
          national: Annotated[bool, typer.Option(help="also load all 34 provinces and their communes: a room, "
                                                      "endpoint per commune, a bridge and a user per role per "
-                                                     "province, the national user (no national meeting yet)")]
+                                                     "province, the national user, and book one national "
+                                                     "meeting cascaded over every province's bridge")]
          = False) -> None:
     """Create the database, load Phú Thọ (inventory, users, a month of meetings), print passwords, serve."""
     from confsvc import demo as demo_data
@@ -419,6 +420,11 @@ def demo(host: str = "127.0.0.1", port: int = 8000,
             country = demo_data.seed_national(session)
         typer.echo(f"Việt Nam: {country.provinces} provinces, {country.communes} communes/wards, {country.rooms} rooms, "
                    f"{country.endpoints} endpoints, {country.bridges} bridges, {country.users} users")
+        with _UnitOfWork(settings) as session:
+            meeting = demo_data.book_national(session, settings)
+        if meeting is not None:
+            typer.echo(f"National meeting {meeting.meeting_id} «{demo_data.NATIONAL_TITLE}»: {meeting.sites} sites on "
+                       f"{meeting.bridges} bridges ({'booked now' if meeting.booked else 'booked already'})")
         passwords = {**passwords, **country.passwords}
     typer.echo("Users (passwords are new on every `confsvc demo`):")
     for username, (role, password) in passwords.items():

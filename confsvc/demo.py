@@ -16,7 +16,7 @@ from confsvc.endpoints.models import Bridge, Endpoint, LifecycleState, Protocol,
 from confsvc.endpoints.service import endpoint_search_text
 from confsvc.endpoints.units_import import import_province
 from confsvc.scheduling import cancellation, creation, editing
-from confsvc.scheduling.models import Meeting, Occurrence
+from confsvc.scheduling.models import Meeting, MeetingBridge, MeetingParticipant, Occurrence
 from confsvc.scheduling.schemas import MeetingCreate, OccurrenceUpdate
 from confsvc.text import fold, search_key
 from confsvc.users import security
@@ -281,8 +281,7 @@ def seed_national(session: Session, codes: list[str] | None = None) -> NationalS
 
     ``codes``: only these provinces (official codes; tests), default all.
 
-    The national meeting itself is not booked: a meeting of every commune needs cascaded bridges
-    (issue 14, not built yet)."""
+    The national meeting is booked by :func:`book_national` (``confsvc demo --national`` calls both)."""
     from vietnam_provinces import Province
 
     summary = NationalSummary()
@@ -338,6 +337,69 @@ def seed_national(session: Session, codes: list[str] | None = None) -> NationalS
     summary.bridges = session.exec(select(func.count()).select_from(Bridge)).one()
     summary.users = len(summary.passwords)
     return summary
+
+
+#: The national meeting of ``confsvc demo --national`` (issue 14; the Government–local conference of
+#: 3 July 2025 connected all 34 provinces and more than 3,300 commune-level sites).
+NATIONAL_TITLE = "Hội nghị trực tuyến Chính phủ với các địa phương"
+#: Its day: the Thursday of the demo's second week (``first_briefing_day`` + 10 days), 08:00–11:00 local:
+#: none of the Phú Thọ demo's meetings is then.
+NATIONAL_DAY_OFFSET, NATIONAL_START, NATIONAL_END = 10, time(8, 0), time(11, 0)
+
+
+@dataclass
+class NationalMeeting:
+    """The national meeting: its id, its sites (rooms taking part, the chair's included), its bridges
+    (the root and one per other province with sites) and whether this run booked it."""
+
+    meeting_id: int
+    sites: int
+    bridges: int
+    booked: bool
+
+
+def book_national(session: Session, settings: Settings, *, now: datetime | None = None) -> NationalMeeting | None:
+    """Book the national meeting as the national user, through the service ``POST /api/v1/meetings`` calls
+    (``creation.book_meeting``): chaired from Phú Thọ's provincial room (else the first province's), every
+    other room of every province taking part (the service leaves out endpoints in maintenance, SPEC rule 4),
+    cascaded (issue 14): each province's sites on its own bridge, chosen automatically, linked to the
+    chair's. Idempotent: a meeting titled :data:`NATIONAL_TITLE` already there is returned as is.
+
+    ``now`` (UTC) places it (default: the clock). None when fewer than two provinces have rooms (no
+    cascade to show) or the national user is missing (run :func:`seed_national` first).
+
+    Raises BookingConflict (409) when the slot is taken (e.g. a meeting booked there by hand)."""
+    existing = session.exec(select(Meeting).where(Meeting.title == NATIONAL_TITLE).order_by(Meeting.id)).first()
+    if existing is not None:
+        return _national(session, existing, booked=False)
+    national = session.exec(select(User).where(User.username == NATIONAL_USERNAME)).first()
+    provinces = list(session.exec(select(Unit).where(Unit.level == UnitLevel.province).order_by(Unit.code)).all())
+    chair_unit = next((p for p in provinces if p.code == PROVINCE_CODE), provinces[0] if provinces else None)
+    rooms = session.exec(select(Room.id, Room.unit_id).order_by(Room.id)).all()
+    with_rooms = {p.id for p in provinces} & {u for _r, u in rooms}
+    if national is None or chair_unit is None or chair_unit.id not in with_rooms or len(with_rooms) < 2:
+        return None
+    chair = next(r for r, u in rooms if u == chair_unit.id)  # the provincial room (created first)
+    now = now or utc_now()
+    day = first_briefing_day(now, settings) + timedelta(days=NATIONAL_DAY_OFFSET)
+    result = creation.book_meeting(session, settings, users.principal_for(session, national), MeetingCreate(
+        title=NATIONAL_TITLE,
+        description="Thủ tướng Chính phủ chủ trì; điểm cầu các tỉnh, thành phố và toàn bộ các xã, phường, "
+                    "đặc khu dự qua cầu truyền hình của tỉnh mình (hội nghị truyền hình phân tầng).",
+        chair_room_id=chair, participant_room_ids=[r for r, _u in rooms if r != chair],
+        start=datetime.combine(day, NATIONAL_START, settings.zone),
+        end=datetime.combine(day, NATIONAL_END, settings.zone), priority=2), now=now)
+    return _national(session, result.meeting, booked=True)
+
+
+def _national(session: Session, meeting: Meeting, *, booked: bool) -> NationalMeeting:
+    assert meeting.id is not None
+    sites = session.exec(select(func.count(func.distinct(Endpoint.room_id))).join(
+        MeetingParticipant, MeetingParticipant.endpoint_id == Endpoint.id).where(
+        MeetingParticipant.meeting_id == meeting.id)).one()
+    others = session.exec(select(func.count()).select_from(MeetingBridge)
+                          .where(MeetingBridge.meeting_id == meeting.id)).one()
+    return NationalMeeting(meeting.id, sites, others + (meeting.bridge_id is not None), booked)
 
 
 def _person(session: Session, people: dict[str, User], summary: NationalSummary, username: str, role: Role,

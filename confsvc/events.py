@@ -39,7 +39,7 @@ import sqlalchemy as sa
 from sqlalchemy import event as sa_event
 from sqlmodel import Field, Session, SQLModel, select
 
-from confsvc import logs
+from confsvc import db, logs
 from confsvc.clock import iso_utc, utc_now
 from confsvc.db import UTCDateTime
 
@@ -62,7 +62,8 @@ NOTIFY_CHANNEL = "confsvc_events"
 #: ("confsvc" in ASCII, truncated).
 EVENTS_LOCK_KEY = 0x636F6E66737663
 _PENDING = "confsvc_pending_events"
-_RECORDED = "confsvc_recorded_events"
+_RECORDED = "confsvc_recorded_events"  # provisional ids (PostgreSQL), in recording order
+_RECORDED_EVENTS = "confsvc_recorded_event_objects"  # Event objects handed out, whose ids change at commit
 
 _rooms = sa.table("rooms", sa.column("id", sa.Integer), sa.column("unit_id", sa.Integer))
 _units = sa.table("units", sa.column("id", sa.Integer), sa.column("parent_id", sa.Integer))
@@ -145,7 +146,8 @@ def _rooms_units(session: Session, room_sets: list[list[int]]) -> list[list[int]
     by_room: dict[int, set[int]] = {}
     for room_id, unit_id in session.execute(_ROOMS_UNITS, {"wanted": wanted}).all():
         by_room.setdefault(room_id, set()).add(unit_id)
-    return [sorted(set().union(*(by_room.get(r, set()) for r in rooms))) for rooms in room_sets]
+    return [sorted(by_room.get(rooms[0], ())) if len(rooms) == 1 else  # a room's own event: most of them
+            sorted(set().union(*(by_room.get(r, set()) for r in rooms))) for rooms in room_sets]
 
 
 def _rooms_units_query() -> sa.Select[Any]:
@@ -164,12 +166,14 @@ _ROOMS_UNITS = _rooms_units_query()
 
 
 def record_each(session: Session, type: str, items: Iterable[tuple[dict[str, Any], Iterable[int]]], *,
-                unit_ids: Iterable[int] = (), at: datetime | None = None) -> list[Event]:
+                unit_ids: Iterable[int] = (), at: datetime | None = None, returning: bool = True) -> list[Event]:
     """:func:`record` for several events of one ``type``, each ``(data, room_ids)``, in recording order:
-    one query for their units and one insert for all (a meeting's ``join.instructions``, one per room,
-    are written while its bridge is locked: issue 16 "Throughput under contention").
+    one query for their units and one set-based insert for all (a meeting's ``join.instructions``, one
+    per room: 3,355 for a national meeting, issue 14).
 
-    ``unit_ids`` (ancestors added) go to every event. Raises ValueError for an unknown ``type``.
+    ``unit_ids`` (ancestors added) go to every event. ``returning=False``: returns ``[]`` and builds no
+    :class:`Event` object unless a recorder (:func:`on_record`) takes this ``type`` (an ORM object costs
+    ~0.1 ms; the events are published all the same). Raises ValueError for an unknown ``type``.
     """
     if type not in EVENT_TYPES and type not in INTERNAL_TYPES:
         raise ValueError(f"unknown event type {type!r}")
@@ -182,23 +186,31 @@ def record_each(session: Session, type: str, items: Iterable[tuple[dict[str, Any
     units = _rooms_units(session, [rooms for _, rooms in wanted])
     current_request = logs.request_id.get()
     when = at or utc_now()
-    recorded = [Event(type=type, data=data, room_ids=rooms, unit_ids=sorted(set(found) | set(extra)), at=when,
-                      request_id=None if current_request == "-" else current_request)
-                for (data, rooms), found in zip(wanted, units, strict=True)]
-    session.add_all(recorded)
-    session.flush()
-    recorded.sort(key=lambda e: e.id or 0)  # the insert's ids follow the list's order
+    rows = [{"type": type, "at": when, "data": data, "room_ids": rooms, "unit_ids": sorted(set(found) | set(extra)),
+             "request_id": None if current_request == "-" else current_request}
+            for (data, rooms), found in zip(wanted, units, strict=True)]
+    # One set-based insert (a national meeting records 3,355 join.instructions: issue 14), ids in recording
+    # order. The rows are not tracked by the session: on PostgreSQL their ids change at commit (_order_at_commit).
+    ids = db.insert_rows(session, Event, rows, return_ids=True)
+    at_text = iso_utc(when)
+    session.info.setdefault(_PENDING, []).extend(
+        Published(message={"id": event_id, "type": type, "at": at_text, "data": row["data"],
+                           "request_id": row["request_id"]},
+                  room_ids=frozenset(row["room_ids"]), unit_ids=frozenset(row["unit_ids"]))
+        for event_id, row in zip(ids, rows, strict=True))
     postgresql = session.get_bind().dialect.name == "postgresql"
+    if postgresql:
+        session.info.setdefault(_RECORDED, []).extend(ids)
+    recorders = [r for r in _recorders if _recorder_types.get(r) is None or type in _recorder_types[r]]
+    if not returning and not recorders:
+        return []
+    recorded = [Event(id=event_id, **row) for event_id, row in zip(ids, rows, strict=True)]
+    if postgresql:  # these objects get their final ids at commit (_order_at_commit)
+        session.info.setdefault(_RECORDED_EVENTS, []).extend(recorded)
     for event in recorded:
-        if postgresql:
-            # Its id changes at commit (_order_at_commit): the session must not track the row by it.
-            session.expunge(event)
-            session.info.setdefault(_RECORDED, []).append(event)
-        session.info.setdefault(_PENDING, []).append(to_published(event))
-    for event in recorded:
-        for recorder in list(_recorders):
+        for recorder in recorders:
             recorder(session, event)
-    return recorded
+    return recorded if returning else []
 
 
 _DRY_RUN = "confsvc.events.dry_run"
@@ -219,10 +231,12 @@ def dry_run(session: Session) -> Iterator[None]:
 
 Recorder = Callable[[Session, "Event"], None]
 _recorders: list[Recorder] = []
+_recorder_types: dict[Recorder, frozenset[str]] = {}
 
 
-def on_record(callback: Recorder) -> None:
-    """Call ``callback(session, event)`` inside the recording transaction after every :func:`record`.
+def on_record(callback: Recorder, *, types: Iterable[str] | None = None) -> None:
+    """Call ``callback(session, event)`` inside the recording transaction after every :func:`record`
+    of an event of ``types`` (None: of every type).
 
     Lets a higher layer add derived events atomically without the recording domain importing it
     (live records ``join.instructions`` for scheduling's ``meeting.*``). A callback's exception
@@ -230,6 +244,8 @@ def on_record(callback: Recorder) -> None:
     """
     if callback not in _recorders:
         _recorders.append(callback)
+        if types is not None:
+            _recorder_types[callback] = frozenset(types)
 
 
 def replay(session: Session, after_id: int, *, limit: int = 1000) -> list[Published]:
@@ -305,15 +321,16 @@ def _order_at_commit(session: Session) -> None:
     """
     if session.in_nested_transaction():  # a savepoint's release: SQLAlchemy fires before_commit for it too
         return
-    recorded: list[Event] | None = session.info.pop(_RECORDED, None)
+    recorded: list[int] | None = session.info.pop(_RECORDED, None)
+    objects: list[Event] = session.info.pop(_RECORDED_EVENTS, [])
     if not recorded:
         return
     if session.new or session.dirty or session.deleted:
         session.flush()  # the commit's own flush would come after this step
-    rows = session.execute(_ORDER, {"ids": [e.id for e in recorded], "channel": NOTIFY_CHANNEL}).all()
+    rows = session.execute(_ORDER, {"ids": recorded, "channel": NOTIFY_CHANNEL}).all()
     final = {old: new for old, new in rows}
-    for event in recorded:
-        event.id = final.get(event.id)  # detached: only the object changes
+    for event in objects:
+        event.id = final.get(event.id)  # never in the session: only the object changes
     pending: list[Published] = session.info.get(_PENDING, [])
     kept = [p for p in pending if p.message["id"] in final]
     for published in kept:
@@ -335,3 +352,4 @@ def _after_commit(session: Session) -> None:
 def _after_rollback(session: Session) -> None:
     session.info.pop(_PENDING, None)
     session.info.pop(_RECORDED, None)
+    session.info.pop(_RECORDED_EVENTS, None)

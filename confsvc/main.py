@@ -36,7 +36,7 @@ from confsvc.endpoints.status_routes import router as endpoint_status_router
 from confsvc.errors import ConfsvcError, ErrorBody, PayloadTooLarge
 from confsvc.live import channel as live_channel
 from confsvc.live import revocation as live_revocation
-from confsvc.live.snapshot import record_join_instructions
+from confsvc.live.snapshot import JOIN_SOURCES, record_join_instructions
 from confsvc.mail import outbox as mail
 from confsvc.mail.routes import router as mail_router
 from confsvc.metrics import Metrics, MetricsMiddleware
@@ -81,7 +81,7 @@ def install_hooks() -> None:
     events.install()
     port_guard.install()  # bridges' ports checked at commit before the events' final step
     scheduling_repository.install()  # bridges kept for a transaction's later reads, dropped at its end
-    events.on_record(record_join_instructions)
+    events.on_record(record_join_instructions, types=JOIN_SOURCES)
     live_revocation.install()  # revoked tokens and disabled users close their live channels
     token_cache.install()  # user and unit changes end cached token verifications
 

@@ -11,9 +11,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
-from confsvc import events
+from confsvc import db, events
 from confsvc.clock import iso_utc
 from confsvc.endpoints.models import Endpoint, Room
 from confsvc.scheduling import cascade, join, participants, visibility
@@ -53,39 +53,51 @@ def join_for_occurrence(session: Session, meeting: Meeting, occ: Occurrence,
 
     ``room_ids`` keeps only those rooms. The chair room is listed even without an endpoint.
     """
-    endpoints = occurrence_endpoints(session, meeting, occ)
+    # Columns, not ORM objects: a national meeting has 3,355 rooms (issue 14).
+    ids = sa.select(participants.endpoint_rows(occurrence_ids=occ.id).subquery().c.endpoint_id)
+    columns = (col(Endpoint.id), col(Endpoint.room_id), col(Endpoint.name), col(Endpoint.protocol), col(Endpoint.dial_address))
+    endpoints = session.execute(sa.select(*columns).where(col(Endpoint.id).in_(ids)).order_by(col(Endpoint.id))).all()
     chair = occ.chair_room_id or meeting.chair_room_id
-    by_room: dict[int, list[Endpoint]] = {chair: []}
-    for endpoint in endpoints:
-        by_room.setdefault(endpoint.room_id, []).append(endpoint)
+    by_room: dict[int, list[join.EndpointRef]] = {chair: []}
+    for endpoint_id, room_id, name, protocol, dial_address in endpoints:
+        by_room.setdefault(room_id, []).append(join.EndpointRef(endpoint_id, name, protocol.value, dial_address))
     wanted = sorted(r for r in by_room if room_ids is None or r in room_ids)
     if not wanted:
         return []
-    rooms = {r.id: r for r in session.exec(select(Room).where(Room.id.in_(wanted))).all()}
-    # Each room dials the bridge it joins (issue 14: its own province's in a cascaded meeting).
+    names = dict(session.exec(select(Room.id, Room.name).where(db.ids_in(session, Room.id, wanted))).all())
+    # Each room dials the bridge it joins (issue 14: its own province's in a cascaded meeting); the
+    # details are made once per bridge and number, not once per room.
     bridges = cascade.room_bridges(session, meeting, occ.id, set(wanted))
+    details: dict[tuple[int | None, int | None], join.JoinDetails] = {}
+    for bridge, number in bridges.values():
+        if (bridge.id, number) not in details:
+            details[(bridge.id, number)] = join.JoinDetails(
+                conference_number=occ.number(meeting) if number is None else number,
+                sip_domain=bridge.sip_domain, h323_prefix=bridge.h323_prefix, pin=meeting.pin)
 
-    def details(room_id: int) -> join.JoinDetails | None:
+    def joined(room_id: int) -> tuple[join.JoinDetails | None, str | None]:
         if room_id not in bridges:
-            return None
+            return None, None
         bridge, number = bridges[room_id]
-        return join.JoinDetails(conference_number=occ.number(meeting) if number is None else number,
-                                sip_domain=bridge.sip_domain, h323_prefix=bridge.h323_prefix, pin=meeting.pin)
+        return details[(bridge.id, number)], bridge.name
 
     return [join.instructions(
         meeting_id=meeting.id, occurrence_id=occ.id, title=meeting.title, start=occ.start, end=occ.end,
         check_lead_minutes=meeting.check_lead_minutes, timezone=meeting.timezone, room_id=room_id,
-        room_name=rooms[room_id].name, chair_room_id=chair, details=details(room_id),
-        endpoints=[join.EndpointRef(e.id, e.name, e.protocol.value, e.dial_address) for e in by_room[room_id]],
-        dial_mode=_dial_mode["value"], upstream_dial=meeting.upstream_dial,
-        bridge_name=bridges[room_id][0].name if room_id in bridges else None) for room_id in wanted]
+        room_name=names[room_id], chair_room_id=chair, details=details_, endpoints=by_room[room_id],
+        dial_mode=_dial_mode["value"], upstream_dial=meeting.upstream_dial, bridge_name=bridge_name)
+        for room_id in wanted for details_, bridge_name in [joined(room_id)]]
+
+
+#: The events after which :func:`record_join_instructions` records the rooms' join instructions.
+JOIN_SOURCES = frozenset({"meeting.scheduled", "meeting.updated"})
 
 
 def record_join_instructions(session: Session, event: events.Event) -> None:
-    """``events.on_record`` hook: after ``meeting.scheduled`` / ``meeting.updated``, record one
-    ``join.instructions`` per participating room of the event's ``occurrence_id`` (routed to that
-    room only), in the same transaction. Nothing for a cancelled meeting or occurrence."""
-    if event.type not in ("meeting.scheduled", "meeting.updated") or not event.data.get("occurrence_id"):
+    """``events.on_record`` hook (``types=JOIN_SOURCES``): after ``meeting.scheduled`` / ``meeting.updated``,
+    record one ``join.instructions`` per participating room of the event's ``occurrence_id`` (routed to
+    that room only), in the same transaction. Nothing for a cancelled meeting or occurrence."""
+    if event.type not in JOIN_SOURCES or not event.data.get("occurrence_id"):
         return
     meeting = session.get(Meeting, event.data["meeting_id"])
     occ = session.get(Occurrence, event.data["occurrence_id"])
@@ -95,8 +107,8 @@ def record_join_instructions(session: Session, event: events.Event) -> None:
     items = join_for_occurrence(session, meeting, occ)
     units = participant_units(session, meeting, occ) if meeting.confidential else set()
     marked = [visibility.mark(item, confidential=meeting.confidential, participant_unit_ids=units) for item in items]
-    # One insert for every room's (a provincial meeting has ~150), written while the bridge is locked.
-    events.record_each(session, "join.instructions", [(item, [item["room_id"]]) for item in marked])
+    # One insert for every room's (a national meeting has 3,355: issue 14), no ORM object per event.
+    events.record_each(session, "join.instructions", [(item, [item["room_id"]]) for item in marked], returning=False)
 
 
 def participant_units(session: Session, meeting: Meeting, occ: Occurrence) -> set[int]:

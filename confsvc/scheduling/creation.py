@@ -13,9 +13,9 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import sqlalchemy as sa
 from sqlmodel import Session
 
+from confsvc import db
 from confsvc.clock import as_utc, utc_now
 from confsvc.config import Settings
 from confsvc.scheduling import booking, cascade, displacement, live_events, site_groups
@@ -158,9 +158,9 @@ def book_unchecked(session: Session, settings: Settings, principal: Principal, d
     def write() -> None:
         session.add(meeting)
         session.flush()
-        # One bulk insert (a national meeting has 3,355 participants: ORM objects cost a second).
-        session.execute(sa.insert(MeetingParticipant), [{"meeting_id": meeting.id, "endpoint_id": e}
-                                                        for e in participants.endpoint_ids])
+        # One statement (a national meeting has 3,355 participants: ORM objects cost a second).
+        db.insert_rows(session, MeetingParticipant, [{"meeting_id": meeting.id, "endpoint_id": e}
+                                                     for e in participants.endpoint_ids])
         write_occurrences(session, meeting, plans, skipped, ports=not late)
 
     booking.insert_guarded(session, settings, write, [p for p in plans if not p.conflicts], data.title)
@@ -216,8 +216,7 @@ def _book_ports(session: Session, settings: Settings, meeting: Meeting, plans: l
 
     def write() -> None:
         session.flush()
-        if rows:
-            session.execute(sa.insert(Booking), rows)
+        db.insert_rows(session, Booking, rows)
         session.flush()
 
     booking.insert_guarded(session, settings, write, plans, meeting.title)

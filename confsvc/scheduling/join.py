@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -133,8 +134,7 @@ def instructions(*, meeting_id: int, occurrence_id: int, title: str, start: date
     """
     if dial_mode not in DIAL_MODES:
         raise ValueError(f"unknown dial mode {dial_mode!r}")
-    zone = ZoneInfo(timezone)
-    check_at = start - timedelta(minutes=check_lead_minutes)
+    when = _times(start, end, check_lead_minutes, timezone)
     details = details or JoinDetails(conference_number=None, sip_domain=None)
     items = []
     for ep in sorted(endpoints, key=lambda e: e.endpoint_id):
@@ -143,14 +143,9 @@ def instructions(*, meeting_id: int, occurrence_id: int, title: str, start: date
                       "dial_string": dial if dial_mode == "dial_in" else None,
                       "call_address": ep.dial_address if dial_mode == "dial_out" else None})
     is_chair = room_id == chair_room_id
-
-    def local(value: datetime) -> str:
-        return value.astimezone(zone).strftime(LOCAL_FORMAT)
-
     lines = [f"Hướng dẫn kết nối – {title}",
              f"Điểm cầu: {room_name}" + (" (điểm cầu chủ trì)" if is_chair else ""),
-             time_line(local(start), local(end)),
-             check_line(local(check_at), check_lead_minutes)]
+             *when.lines]
     if details.conference_number is not None:
         lines.append(conference_line(details.conference_number))
     if dial_mode == "dial_in":
@@ -166,12 +161,30 @@ def instructions(*, meeting_id: int, occurrence_id: int, title: str, start: date
         lines.append(upstream_line(upstream_dial))
     return {
         "meeting_id": meeting_id, "occurrence_id": occurrence_id, "room_id": room_id, "room_name": room_name,
-        "is_chair": is_chair, "title": title,
-        "start": iso_utc(start), "end": iso_utc(end), "check_at": iso_utc(check_at),
-        "start_local": start.astimezone(zone).isoformat(), "end_local": end.astimezone(zone).isoformat(),
-        "check_at_local": check_at.astimezone(zone).isoformat(), "timezone": timezone,
+        "is_chair": is_chair, "title": title, **when.fields, "timezone": timezone,
         "check_lead_minutes": check_lead_minutes, "conference_number": details.conference_number,
         "pin": details.pin, "sip_uri": details.sip_uri, "h323_number": details.h323_number,
         "dial_mode": dial_mode, "bridge_name": bridge_name, "upstream_dial": upstream_dial, "endpoints": items,
         "text": "\n".join(lines),
     }
+
+
+@dataclass(frozen=True)
+class _Times:
+    """What the join instructions of every room of one occurrence say about its times."""
+
+    fields: dict[str, str]  # start, end, check_at (UTC …Z), and their *_local (ISO-8601 with offset)
+    lines: tuple[str, str]  # time_line, check_line
+
+
+@lru_cache(maxsize=256)
+def _times(start: datetime, end: datetime, check_lead_minutes: int, timezone: str) -> _Times:
+    """Computed once per occurrence, not once per room (a national meeting has 3,355 rooms: issue 14).
+    The caller copies ``fields`` into a fresh dict."""
+    zone = ZoneInfo(timezone)
+    check_at = start - timedelta(minutes=check_lead_minutes)
+    local = {name: value.astimezone(zone) for name, value in (("start", start), ("end", end), ("check_at", check_at))}
+    fields = {"start": iso_utc(start), "end": iso_utc(end), "check_at": iso_utc(check_at),
+              **{f"{name}_local": value.isoformat() for name, value in local.items()}}
+    return _Times(fields, (time_line(local["start"].strftime(LOCAL_FORMAT), local["end"].strftime(LOCAL_FORMAT)),
+                           check_line(local["check_at"].strftime(LOCAL_FORMAT), check_lead_minutes)))

@@ -250,7 +250,9 @@ class Booking(SQLModel, table=True):
 
     __tablename__ = "bookings"
     __table_args__ = (
-        ExcludeConstraint(("resource_kind", "="), ("resource_id", "="), (_WINDOW, "&&"),
+        # resource_id first: a GiST keyed on the two-valued kind first checks inserts ~3× slower
+        # (migration 20261210_resource_window_order).
+        ExcludeConstraint(("resource_id", "="), ("resource_kind", "="), (_WINDOW, "&&"),
                           name="ex_bookings_resource_window", using="gist",
                           where=sa.text("resource_kind IN ('endpoint', 'room')")).ddl_if(dialect="postgresql"),
         ExcludeConstraint(("resource_id", "="), ("conference_number", "="), (_WINDOW, "&&"),

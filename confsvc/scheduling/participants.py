@@ -28,6 +28,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, SQLModel, select
 
+from confsvc import db
 from confsvc.endpoints.models import Bridge, Endpoint, Room
 from confsvc.errors import Forbidden
 from confsvc.scheduling.models import Meeting, MeetingParticipant, Occurrence, OccurrenceParticipant
@@ -90,7 +91,7 @@ def meeting_endpoint_ids(session: Session, meeting_id: int) -> list[int]:
 def _endpoint_rooms(session: Session, endpoint_ids: Collection[int]) -> dict[int, int]:
     if not endpoint_ids:
         return {}
-    return {e: r for e, r in session.exec(select(_E.id, _E.room_id).where(_E.id.in_(sorted(endpoint_ids)))).all()}
+    return {e: r for e, r in session.exec(select(_E.id, _E.room_id).where(db.ids_in(session, _E.id, endpoint_ids))).all()}
 
 
 def of_meeting(session: Session, meeting: Meeting) -> Participation:

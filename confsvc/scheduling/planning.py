@@ -13,9 +13,9 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import sqlalchemy as sa
 from sqlmodel import Session
 
+from confsvc import db
 from confsvc.clock import as_utc
 from confsvc.config import Settings
 from confsvc.errors import Forbidden, Invalid
@@ -184,8 +184,7 @@ def write_occurrences(session: Session, meeting: Meeting, plans: list[Plan], ski
         elif plan.occurrence.status is OccurrenceStatus.scheduled and not plan.occurrence.tentative:
             rows += [r for r in booking.booking_rows(meeting, plan, plan.occurrence.id)
                      if ports or r["resource_kind"] is not ResourceKind.bridge]
-    if rows:
-        session.execute(sa.insert(Booking), rows)
+    db.insert_rows(session, Booking, rows)  # one statement (a national meeting: 6,710 rows, issue 14)
     session.flush()
 
 

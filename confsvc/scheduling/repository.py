@@ -18,6 +18,7 @@ from sqlalchemy import event as sa_event
 from sqlalchemy.dialects import postgresql
 from sqlmodel import Session, col, select
 
+from confsvc import db
 from confsvc.endpoints.models import Bridge, Endpoint, Room
 from confsvc.scheduling import participants as participation
 from confsvc.scheduling.conflicts import Window
@@ -28,10 +29,7 @@ def ids_in(session: Session, column: Any, ids: Iterable[int]) -> Any:
     """SQL ``column IN ids``; on PostgreSQL as ONE array parameter (``column = ANY(:ids)``): a national
     meeting's 3,355 rooms would otherwise be 3,355 bind parameters, each rendered by SQLAlchemy and parsed
     by the driver (issue 14). SQLite binds a plain ``IN`` list (its driver does not parse the query)."""
-    values = sorted(set(ids))
-    if session.get_bind().dialect.name == "postgresql":
-        return column == sa.any_(sa.bindparam(None, values, type_=postgresql.ARRAY(sa.Integer())))
-    return column.in_(values)
+    return db.ids_in(session, column, ids)
 
 
 def overlap_filter(window: Window, max_window: timedelta) -> Any:

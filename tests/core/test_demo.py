@@ -13,9 +13,10 @@ from sqlmodel import Session, func, select
 
 from confsvc import demo
 from confsvc.config import Settings
-from confsvc.endpoints.models import Bridge, Endpoint, LifecycleState, Protocol, Room
+from confsvc.endpoints.models import Bridge, Endpoint, LifecycleState, Protocol, Room, Unit
+from confsvc.events import Event
 from confsvc.scheduling.conflicts import Window, peak_ports
-from confsvc.scheduling.models import (AuditEntry, Booking, Meeting, MeetingParticipant, Occurrence,
+from confsvc.scheduling.models import (AuditEntry, Booking, Meeting, MeetingBridge, MeetingParticipant, Occurrence,
                                        OccurrenceStatus, ResourceKind)
 from confsvc.users.models import User
 from confsvc.users.service import authenticate
@@ -168,3 +169,55 @@ def test_cli_meetings_extend(tmp_path: Path) -> None:
     assert _cli(["db", "upgrade"], tmp_path).returncode == 0
     result = _cli(["meetings", "extend"], tmp_path)
     assert (result.returncode, result.stdout) == (0, "0 series extended\n")
+
+
+def test_national_demo_books_one_cascaded_meeting_once(session: Session, settings: Settings) -> None:
+    """``confsvc demo --national`` on a smaller country (the Phú Thọ demo, then Hà Nội and Phú Thọ of the
+    34): one national meeting booked by the national user through the booking service, chaired from Phú
+    Thọ's provincial room, every room with an active endpoint taking part, each province's sites on its
+    own bridge, linked to the chair's by a cascade leg; a second run books nothing."""
+    demo.seed(session, settings, now=NOW)
+    demo.seed_national(session, ["01", "25"])
+    national = demo.book_national(session, settings, now=NOW)
+    assert national is not None
+    meeting = session.get(Meeting, national.meeting_id)
+    assert meeting is not None
+    chair = session.exec(select(Room).where(Room.name == demo.CHAIR_ROOM_NAME)).one()
+    organizer = session.exec(select(User).where(User.username == demo.NATIONAL_USERNAME)).one()
+    assert (meeting.title, meeting.chair_room_id, meeting.organizer_user_id, meeting.priority) == (
+        demo.NATIONAL_TITLE, chair.id, organizer.id, 2)
+    # Hà Nội 126 and Phú Thọ 148 communes/wards, two provincial rooms; rooms whose only endpoint is in
+    # maintenance cannot take part (SPEC rule 4).
+    active = set(session.exec(select(Endpoint.room_id).where(Endpoint.lifecycle_state == LifecycleState.active)).all())
+    assert (national.sites, national.bridges, national.booked) == (len(active), 2, True) == (272, 2, True)
+    [occurrence] = session.exec(select(Occurrence).where(Occurrence.meeting_id == meeting.id)).all()
+    assert (occurrence.start, occurrence.end) == (_utc(2025, 9, 25, 1), _utc(2025, 9, 25, 4))  # Thursday 08:00–11:00
+
+    hanoi = session.exec(select(Bridge).where(Bridge.name.startswith("MCU Thành phố Hà Nội"))).one()
+    root = session.exec(select(Bridge).where(Bridge.name == "MCU Trung tâm tỉnh")).one()
+    assert meeting.bridge_id == root.id
+    assert [(b.bridge_id, b.parent_bridge_id) for b in session.exec(
+        select(MeetingBridge).where(MeetingBridge.meeting_id == meeting.id))] == [(hanoi.id, root.id)]
+    endpoints = {unit: 0 for unit in (hanoi.unit_id, root.unit_id)}
+    for room_unit, parent in session.exec(
+            select(Unit.id, Unit.parent_id).join(Room, Room.unit_id == Unit.id).join(Endpoint, Endpoint.room_id == Room.id)
+            .join(MeetingParticipant, MeetingParticipant.endpoint_id == Endpoint.id)
+            .where(MeetingParticipant.meeting_id == meeting.id)).all():
+        endpoints[parent or room_unit] += 1
+    ports = dict(session.exec(select(Booking.resource_id, Booking.ports).where(
+        Booking.meeting_id == meeting.id, Booking.resource_kind == ResourceKind.bridge)).all())
+    # Each bridge: its province's site endpoints and one cascade leg (the root's: to Hà Nội's bridge).
+    assert ports == {root.id: endpoints[root.unit_id] + 1, hanoi.id: endpoints[hanoi.unit_id] + 1}
+    # Each room is told to dial its own province's bridge.
+    dialled = {e.data["room_id"]: e.data["bridge_name"] for e in session.exec(
+        select(Event).where(Event.type == "join.instructions")).all() if e.data["meeting_id"] == meeting.id}
+    in_hanoi = set(session.exec(select(Room.id).join(Unit, Unit.id == Room.unit_id).where(
+        (Unit.id == hanoi.unit_id) | (Unit.parent_id == hanoi.unit_id))).all())
+    assert len(dialled) == len(active)
+    assert {room: name for room, name in dialled.items() if name == hanoi.name}.keys() == in_hanoi & active
+
+    bookings = session.exec(select(func.count()).select_from(Booking)).one()
+    again = demo.book_national(session, settings, now=NOW)
+    assert again == demo.NationalMeeting(meeting.id, 272, 2, False)
+    assert session.exec(select(func.count()).select_from(Meeting).where(Meeting.title == demo.NATIONAL_TITLE)).one() == 1
+    assert session.exec(select(func.count()).select_from(Booking)).one() == bookings

@@ -40,7 +40,7 @@ def test_the_database_holds_the_constraints_the_model_declares(engine: Engine) -
         migrated = _in_database(conn)
         assert set(migrated) == NAMES
         assert migrated["ex_bookings_resource_window"] == (
-            "EXCLUDE USING gist (resource_kind WITH =, resource_id WITH =, "
+            "EXCLUDE USING gist (resource_id WITH =, resource_kind WITH =, "
             "tstzrange(window_start, window_end, '[)'::text) WITH &&) "
             "WHERE (((resource_kind)::text = ANY ((ARRAY['endpoint'::character varying, "
             "'room'::character varying])::text[])))")
