@@ -29,8 +29,16 @@ from confsvc.main import create_app
 from confsvc.scheduling import visibility
 from confsvc.users import service as users
 from confsvc.users.models import Role
-from tests.factories import (bearer, make_bridge, make_endpoint, make_meeting, make_room, make_unit, make_user,
-                             next_monday_local)
+from tests.factories import (
+    bearer,
+    make_bridge,
+    make_endpoint,
+    make_meeting,
+    make_room,
+    make_unit,
+    make_user,
+    next_monday_local,
+)
 from tests.live_support import ThreadServer, closed_with, recv
 
 INVALID = (4401, "invalid_token: invalid display token")
