@@ -220,6 +220,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--shots", type=Path, default=ROOT / "test-artifacts" / "national-pages")
+    parser.add_argument("--keep", action="store_true", help="keep the two databases (their URLs are printed)")
     args = parser.parse_args()
     print("command:", shlex.join([sys.executable, *sys.argv]), flush=True)
     from playwright.sync_api import sync_playwright
@@ -256,7 +257,10 @@ def main() -> None:
     finally:
         with admin.connect() as conn:
             for name in names.values():
-                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                if args.keep:
+                    print("kept:", sa.engine.make_url(PG_ADMIN_URL).set(database=name).render_as_string(False))
+                else:
+                    conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.dispose()
 
     print()
