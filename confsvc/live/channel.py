@@ -20,7 +20,10 @@ display token opens only its own room's channel. Refusals accept, then close wit
 says why. Then the server sends, in order:
 
 1. without ``since``, or when ``since`` is older than the oldest retained event (or unknown):
-   ``{"id": <latest event id>, "type": "snapshot", "at", "data": snapshot.snapshot(...)}``;
+   ``{"id": <latest event id>, "type": "snapshot", "at", "data": snapshot.snapshot(...)}`` (a room
+   channel's from ``hub.room_snapshots`` while the fan-out is healthy: read once for every display of the
+   room and for all rooms asked at once, until an event of the room or time changes it; its ``id`` is
+   the latest event id when it was read);
 2. with ``since=<id>``: every event of the scope with a larger id, in id order, as sent live (an event
    of a meeting made confidential after it was recorded is shown as if recorded now: "Cuộc họp" to
    outsiders, ``visibility.mark_as_now``);
