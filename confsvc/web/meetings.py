@@ -433,7 +433,7 @@ def _meeting_context(session: Session, who: Viewer, meeting: Meeting, settings: 
             p["readiness_state"] = site["state"] if site else ""
             p["readiness_note"] = site["note"] if site else ""
     # A meeting spanning provinces (issue 14: the national one's 3,355 sites): its sites by province.
-    by_unit = province_view.of_units(session, {p["unit_id"] for p in participants})
+    by_unit = province_view.of_units(session, {int(p["unit_id"]) for p in participants})
     provinces = None
     if len({province for province, _name in by_unit.values()}) > 1:
         chair_unit = next((p["unit_id"] for p in participants if p["chair"]), None)
