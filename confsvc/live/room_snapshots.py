@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
+
 from confsvc.clock import utc_now
 from confsvc.live.snapshot import Scope
 
@@ -126,8 +128,6 @@ class RoomSnapshots:
         return await asyncio.shield(waiting)
 
     async def _read_all(self, read: Reader) -> None:
-        from starlette.concurrency import run_in_threadpool
-
         try:
             await asyncio.sleep(0)  # the displays connecting in the same turn of the loop join this read
             while self._waiting:
