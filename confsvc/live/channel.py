@@ -20,7 +20,10 @@ display token opens only its own room's channel. Refusals accept, then close wit
 says why. Then the server sends, in order:
 
 1. without ``since``, or when ``since`` is older than the oldest retained event (or unknown):
-   ``{"id": <latest event id>, "type": "snapshot", "at", "data": snapshot.snapshot(...)}``;
+   ``{"id": <latest event id>, "type": "snapshot", "at", "data": snapshot.snapshot(...)}`` (a room
+   channel's from ``hub.room_snapshots`` while the fan-out is healthy: read once for every display of the
+   room and for all rooms asked at once, until an event of the room or time changes it; its ``id`` is
+   the latest event id when it was read);
 2. with ``since=<id>``: every event of the scope with a larger id, in id order, as sent live (an event
    of a meeting made confidential after it was recorded is shown as if recorded now: "Cuộc họp" to
    outsiders, ``visibility.mark_as_now``);
@@ -42,11 +45,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
@@ -225,8 +229,8 @@ def _open(engine: Engine, secret: str | None, user_id: int | None, kind: str, ob
             scope = _resolve_scope(session, who, kind, object_id)
             if isinstance(who, DisplayToken) and tokens is not None and scope.audience.unit_ids:
                 tokens.remember_token(who, min(scope.audience.unit_ids))
-        if since is not None and not read_resume:
-            return _Opened(who, api_token_id, scope, None, set(), since)
+        if not read_resume and (since is not None or scope.kind == "room"):
+            return _Opened(who, api_token_id, scope, None, set(), since or 0)
         initial, covered, upto = _initial_in(session, scope, since)
         return _Opened(who, api_token_id, scope, initial, covered, upto)
 
@@ -402,13 +406,29 @@ async def _read_confidential_shared(hub: Hub, engine: Engine, ids: set[int]) -> 
 
 async def _initial_for(hub: Hub, fanout: Fanout, engine: Engine, scope: Scope,
                        since: int | None) -> tuple[list[str], set[int], int]:
-    """The first messages of a channel: from the hub's memory when it can answer (healthy fan-out),
+    """The first messages of a channel: from the hub's memory when it can answer (healthy fan-out: a
+    ``since`` resume from its recent events, a room channel's snapshot from ``hub.room_snapshots``),
     else from the outbox (:func:`_initial`)."""
-    if since is not None and fanout.healthy:
+    if not fanout.healthy:  # events may be missed meanwhile: nothing kept is trusted again
+        hub.room_snapshots.forget_all()
+    elif since is not None:
         found = await _resume_from_memory(hub, engine, scope, since)
         if found is not None:
             return found
+    elif scope.kind == "room":
+        kept = await hub.room_snapshots.get(scope, functools.partial(_read_room_snapshots, engine))
+        now = iso_utc(utc_now())
+        # The kept data with the moment it is sent, as a fresh read gives it.
+        return [_text({"id": kept.latest_id, "type": "snapshot", "at": now, "data": {**kept.data, "now": now}})], \
+            set(), kept.latest_id
     return await run_in_threadpool(_initial, engine, scope, since)
+
+
+def _read_room_snapshots(engine: Engine, scopes: list[Scope], now: datetime) -> tuple[int, dict[Scope, dict[str, Any]]]:
+    """The latest event id and the snapshots of room channels ``scopes`` at ``now`` (UTC), in one read
+    session (``room_snapshots.Reader``)."""
+    with make_session(engine, write=False) as session:
+        return events.latest_id(session), snapshot.room_snapshots(session, scopes, now=now)
 
 
 def _text(message: dict[str, Any]) -> str:

@@ -15,7 +15,9 @@ too many: ``channel._initial``), exactly as a client resuming with ``since``.
 
 ``access.revoked`` (an internal event: ``confsvc.live.revocation``) closes, with 4401, every
 connection opened with a revoked user or display token or by a user whose access changed, and drops
-revoked display tokens from the process's token cache (``display.DisplayTokenCache``).
+revoked display tokens from the process's token cache (``display.DisplayTokenCache``). Every other
+event forgets the snapshots kept of its rooms (``room_snapshots``: all of them for an event routed to no
+room).
 
 The hub also keeps the last :data:`RECENT_EVENTS` events it delivered (``recent``, loaded from the
 outbox at start-up): a client resuming with ``since`` inside that window is answered from memory
@@ -36,6 +38,7 @@ from typing import Any
 
 from confsvc.events import INTERNAL_TYPES, Published
 from confsvc.live.display import DisplayTokenCache
+from confsvc.live.room_snapshots import RoomSnapshots
 from confsvc.live.snapshot import Scope
 from confsvc.scheduling import visibility
 from confsvc.users import token_cache
@@ -157,6 +160,8 @@ class Hub:
         self.confidential_reads: dict[int, asyncio.Future[dict[int, set[int] | None]]] = {}
         #: Bumped by every delivered event: a reader of ``confidential_now`` caches only if unchanged.
         self.generation = 0
+        #: Room channels' snapshots, forgotten by the events of their rooms (``live.room_snapshots``).
+        self.room_snapshots = RoomSnapshots()
 
     def load_recent(self, batch: list[Published], floor: int) -> None:
         """Start the in-memory window: ``batch`` (in id order) holds every event with an id above
@@ -289,6 +294,10 @@ class Hub:
                 continue
             self._remember(published)
             self._forget_meetings(published.message)
+            if published.room_ids:
+                self.room_snapshots.forget(published.room_ids)
+            else:  # routed to no room: which rooms' snapshots it changes is not known
+                self.room_snapshots.forget_all()
             text = json.dumps(published.message, ensure_ascii=False, separators=(",", ":"))
             confidential = published.message.get("data", {}).get("confidential", False)
             hidden: str | None = None

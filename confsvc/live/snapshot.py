@@ -6,6 +6,7 @@ Functions take a session and never commit. Times in answers are UTC ISO-8601 ``�
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -152,6 +153,78 @@ def _endpoint_public(e: Endpoint) -> dict[str, Any]:
             "status": e.status.value, "last_seen_at": iso_utc(e.last_seen_at) if e.last_seen_at else None}
 
 
+def _listed(session: Session, scope: Scope, now: datetime) -> tuple[list[tuple[Occurrence, Meeting]],
+                                                                     list[tuple[Occurrence, Meeting]]]:
+    """The ``current`` and ``next`` occurrences of :func:`snapshot` (with their meetings)."""
+    query = _not_ended(select(Occurrence, Meeting), now).order_by(Occurrence.start, Occurrence.id)
+    if scope.room_ids is not None:
+        query = query.where(Occurrence.id.in_(involving_rooms(scope.room_ids)))
+    # A room display shows the upcoming meeting and, in its "Cuộc họp tiếp theo" strip, the one after it.
+    limit = ROOM_NEXT_LIMIT if scope.kind == "room" else SNAPSHOT_NEXT_LIMIT
+    # Started ones first (bounded by the longest booking window), then the next ``limit``.
+    current: list[tuple[Occurrence, Meeting]] = []
+    upcoming: list[tuple[Occurrence, Meeting]] = []
+    for occ, meeting in session.exec(query.where(Occurrence.start <= now + NEAR)).all():
+        _place(occ, meeting, now, limit, current, upcoming)
+    if len(upcoming) < limit:
+        seen = {o.id for o, _ in current + upcoming}
+        later = session.exec(query.where(Occurrence.start > now + NEAR).limit(limit - len(upcoming))).all()
+        upcoming += [(o, m) for o, m in later if o.id not in seen]
+    return current, upcoming
+
+
+#: The first read of a snapshot: occurrences starting within this time (the longest technical check lead
+#: is 24 hours, ``schemas.Minutes``: every occurrence whose check has begun starts within it).
+NEAR = timedelta(minutes=24 * 60)
+
+
+def _not_ended(query: Any, now: datetime) -> Any:
+    return (query.join(Meeting, Meeting.id == Occurrence.meeting_id)
+            .where(Occurrence.status == OccurrenceStatus.scheduled, Meeting.status != MeetingStatus.cancelled,
+                   Occurrence.end > now))
+
+
+def _place(occ: Occurrence, meeting: Meeting, now: datetime, limit: int, current: list[tuple[Occurrence, Meeting]],
+           upcoming: list[tuple[Occurrence, Meeting]]) -> None:
+    """Put ``occ`` (read in start order) in ``current`` when its technical check has begun, else in
+    ``upcoming`` while it holds fewer than ``limit``."""
+    if occ.start - timedelta(minutes=meeting.check_lead_minutes) <= now:
+        current.append((occ, meeting))
+    elif len(upcoming) < limit:
+        upcoming.append((occ, meeting))
+
+
+def _readiness(session: Session, listed: list[tuple[Occurrence, Meeting]]) -> dict[tuple[int, int], Any]:
+    """Saved readiness rows of ``listed`` by ``(occurrence id, room id)`` (none without the table)."""
+    readiness_model = getattr(scheduling_models, "SiteReadiness", None)
+    if readiness_model is None or not listed:
+        return {}
+    rows = session.exec(select(readiness_model).where(
+        readiness_model.occurrence_id.in_(sorted({int(o.id or 0) for o, _ in listed})))).all()
+    return {(r.occurrence_id, r.room_id): r for r in rows}
+
+
+def _item(occ: Occurrence, meeting: Meeting, joins: list[dict[str, Any]], audience: visibility.Audience,
+          units: Callable[[], set[int]], readiness: dict[tuple[int, int], Any]) -> dict[str, Any]:
+    """One listed occurrence of a snapshot; ``units``: its participant units (read when confidential)."""
+    title = meeting.title
+    if meeting.confidential and not visibility.sees_details(audience, confidential=True,
+                                                            participant_unit_ids=units()):
+        title, joins = visibility.CONFIDENTIAL_TITLE, [visibility.redact_join(j) for j in joins]
+    data = {"meeting_id": meeting.id, "occurrence_id": occ.id, "title": title,
+            "start": iso_utc(occ.start), "end": iso_utc(occ.end),
+            "check_at": iso_utc(occ.start - timedelta(minutes=meeting.check_lead_minutes)),
+            "chair_room_id": occ.chair_room_id or meeting.chair_room_id,
+            # A displaced occurrence (scheduling.displacement) is tentative whatever its meeting's status.
+            "status": "tentative" if occ.tentative else meeting.status.value, "tentative": occ.tentative,
+            "sequence": meeting.sequence, "join_instructions": joins}
+    if getattr(scheduling_models, "SiteReadiness", None) is not None:
+        data["readiness"] = [
+            {"room_id": j["room_id"], "state": r.state.value if r else "not_checked", "note": r.note if r else ""}
+            for j in joins for r in [readiness.get((occ.id, j["room_id"]))]]
+    return data
+
+
 def snapshot(session: Session, scope: Scope, *, now: datetime) -> dict[str, Any]:
     """The ``snapshot`` message data for ``scope`` at ``now`` (UTC).
 
@@ -163,52 +236,13 @@ def snapshot(session: Session, scope: Scope, *, now: datetime) -> dict[str, Any]
     occurrences' participants). A confidential meeting outside ``scope.audience`` is listed as
     "Cuộc họp" with its times and rooms, its join instructions without dial strings or PIN.
     """
-    query = (select(Occurrence, Meeting).join(Meeting, Meeting.id == Occurrence.meeting_id)
-             .where(Occurrence.status == OccurrenceStatus.scheduled, Meeting.status != MeetingStatus.cancelled,
-                    Occurrence.end > now).order_by(Occurrence.start, Occurrence.id))
-    if scope.room_ids is not None:
-        query = query.where(Occurrence.id.in_(involving_rooms(scope.room_ids)))
-    # A room display shows the upcoming meeting and, in its "Cuộc họp tiếp theo" strip, the one after it.
-    limit = ROOM_NEXT_LIMIT if scope.kind == "room" else SNAPSHOT_NEXT_LIMIT
-    # Started ones first (bounded by the longest booking window), then the next ``limit``.
-    current: list[tuple[Occurrence, Meeting]] = []
-    upcoming: list[tuple[Occurrence, Meeting]] = []
-    for occ, meeting in session.exec(query.where(Occurrence.start <= now + timedelta(minutes=24 * 60))).all():
-        if occ.start - timedelta(minutes=meeting.check_lead_minutes) <= now:
-            current.append((occ, meeting))
-        elif len(upcoming) < limit:
-            upcoming.append((occ, meeting))
-    if len(upcoming) < limit:
-        seen = {o.id for o, _ in current + upcoming}
-        later = session.exec(query.where(Occurrence.start > now + timedelta(minutes=24 * 60))
-                             .limit(limit - len(upcoming))).all()
-        upcoming += [(o, m) for o, m in later if o.id not in seen]
-    readiness_model = getattr(scheduling_models, "SiteReadiness", None)
+    current, upcoming = _listed(session, scope, now)
     listed = current + upcoming
-    readiness: dict[tuple[int, int], Any] = {}
-    if readiness_model is not None and listed:
-        rows = session.exec(select(readiness_model).where(
-            readiness_model.occurrence_id.in_([o.id for o, _ in listed]))).all()
-        readiness = {(r.occurrence_id, r.room_id): r for r in rows}
+    readiness = _readiness(session, listed)
 
     def item(occ: Occurrence, meeting: Meeting) -> dict[str, Any]:
-        joins = join_for_occurrence(session, meeting, occ, scope.room_ids)
-        title = meeting.title
-        if meeting.confidential and not visibility.sees_details(
-                scope.audience, confidential=True, participant_unit_ids=participant_units(session, meeting, occ)):
-            title, joins = visibility.CONFIDENTIAL_TITLE, [visibility.redact_join(j) for j in joins]
-        data = {"meeting_id": meeting.id, "occurrence_id": occ.id, "title": title,
-                "start": iso_utc(occ.start), "end": iso_utc(occ.end),
-                "check_at": iso_utc(occ.start - timedelta(minutes=meeting.check_lead_minutes)),
-                "chair_room_id": occ.chair_room_id or meeting.chair_room_id,
-                # A displaced occurrence (scheduling.displacement) is tentative whatever its meeting's status.
-                "status": "tentative" if occ.tentative else meeting.status.value, "tentative": occ.tentative,
-                "sequence": meeting.sequence, "join_instructions": joins}
-        if readiness_model is not None:
-            data["readiness"] = [
-                {"room_id": j["room_id"], "state": r.state.value if r else "not_checked", "note": r.note if r else ""}
-                for j in joins for r in [readiness.get((occ.id, j["room_id"]))]]
-        return data
+        return _item(occ, meeting, join_for_occurrence(session, meeting, occ, scope.room_ids), scope.audience,
+                     lambda: participant_units(session, meeting, occ), readiness)
 
     if scope.room_ids is not None:
         endpoint_query = select(Endpoint).where(Endpoint.room_id.in_(scope.room_ids))
@@ -219,3 +253,73 @@ def snapshot(session: Session, scope: Scope, *, now: datetime) -> dict[str, Any]
     return {"scope": {"kind": scope.kind, "id": scope.id}, "now": iso_utc(now),
             "current": [item(o, m) for o, m in current], "next": [item(o, m) for o, m in upcoming],
             "endpoints": [_endpoint_public(e) for e in endpoints]}
+
+
+def room_snapshots(session: Session, scopes: Collection[Scope], *, now: datetime) -> dict[Scope, dict[str, Any]]:
+    """:func:`snapshot` of many room channels at once, exactly as each alone, in a few queries whatever
+    their number (issue 14: the first connect of thousands of room displays).
+
+    ``scopes``: room channels (``kind == "room"``, ``room_ids == {id}``). Returns ``{scope: data}``.
+    Raises ValueError for another kind of scope.
+    """
+    if any(s.kind != "room" or s.id is None or s.room_ids != frozenset({s.id}) for s in scopes):
+        raise ValueError("room_snapshots takes room channels only")
+    rooms = sorted({s.id for s in scopes if s.id is not None})
+    if not rooms:
+        return {}
+    pairs = participants.occurrence_rooms(rooms).subquery("taking_part")
+    near = _not_ended(select(Occurrence, Meeting, pairs.c.room_id), now).join(
+        pairs, pairs.c.occurrence_id == Occurrence.id).where(Occurrence.start <= now + NEAR)
+    current: dict[int, list[tuple[Occurrence, Meeting]]] = {r: [] for r in rooms}
+    upcoming: dict[int, list[tuple[Occurrence, Meeting]]] = {r: [] for r in rooms}
+    for occ, meeting, room_id in session.exec(near.order_by(Occurrence.start, Occurrence.id)).all():
+        _place(occ, meeting, now, ROOM_NEXT_LIMIT, current[room_id], upcoming[room_id])
+    short = [r for r in rooms if len(upcoming[r]) < ROOM_NEXT_LIMIT]
+    if short:
+        # The next ones after the first day, at most ROOM_NEXT_LIMIT per room (a window function).
+        order = sa.func.row_number().over(partition_by=pairs.c.room_id,
+                                          order_by=(Occurrence.start, Occurrence.id)).label("n")
+        ranked = _not_ended(select(col(Occurrence.id).label("occurrence_id"), pairs.c.room_id, order), now).join(
+            pairs, pairs.c.occurrence_id == Occurrence.id).where(Occurrence.start > now + NEAR,
+                                                                  pairs.c.room_id.in_(short)).subquery("ranked")
+        later = session.exec(select(Occurrence, Meeting, ranked.c.room_id)
+                             .join(ranked, ranked.c.occurrence_id == Occurrence.id)
+                             .join(Meeting, Meeting.id == Occurrence.meeting_id)
+                             .where(ranked.c.n <= ROOM_NEXT_LIMIT).order_by(ranked.c.room_id, ranked.c.n)).all()
+        for occ, meeting, room_id in later:
+            if len(upcoming[room_id]) < ROOM_NEXT_LIMIT:
+                upcoming[room_id].append((occ, meeting))
+    listed: dict[int, tuple[Occurrence, Meeting]] = {}
+    rooms_of: dict[int, set[int]] = {}
+    for room_id in rooms:
+        for occ, meeting in current[room_id] + upcoming[room_id]:
+            listed[int(occ.id or 0)] = (occ, meeting)
+            rooms_of.setdefault(int(occ.id or 0), set()).add(room_id)
+    readiness = _readiness(session, list(listed.values()))
+    # Join instructions once per occurrence for all its rooms here, split by room.
+    joins: dict[tuple[int, int], dict[str, Any]] = {}
+    for occ_id, (occ, meeting) in listed.items():
+        for j in join_for_occurrence(session, meeting, occ, rooms_of[occ_id]):
+            joins[(occ_id, j["room_id"])] = j
+    units: dict[int, set[int]] = {}
+
+    def units_of(occ: Occurrence, meeting: Meeting) -> Callable[[], set[int]]:
+        def read() -> set[int]:
+            if int(occ.id or 0) not in units:
+                units[int(occ.id or 0)] = participant_units(session, meeting, occ)
+            return units[int(occ.id or 0)]
+        return read
+
+    endpoints: dict[int, list[dict[str, Any]]] = {r: [] for r in rooms}
+    for e in session.exec(select(Endpoint).where(col(Endpoint.room_id).in_(rooms)).order_by(Endpoint.id)).all():
+        endpoints[e.room_id].append(_endpoint_public(e))
+
+    def items(scope: Scope, occurrences: list[tuple[Occurrence, Meeting]]) -> list[dict[str, Any]]:
+        room_id = int(scope.id or 0)
+        return [_item(o, m, [joins[(int(o.id or 0), room_id)]] if (int(o.id or 0), room_id) in joins else [],
+                      scope.audience, units_of(o, m), readiness) for o, m in occurrences]
+
+    return {scope: {"scope": {"kind": scope.kind, "id": scope.id}, "now": iso_utc(now),
+                    "current": items(scope, current[int(scope.id or 0)]),
+                    "next": items(scope, upcoming[int(scope.id or 0)]),
+                    "endpoints": list(endpoints[int(scope.id or 0)])} for scope in scopes}

@@ -174,6 +174,17 @@ def occurrences_involving(room_ids: Ids) -> sa.CompoundSelect[Any]:
     return sa.union(by_chair, sa.select(by_endpoint.c.occurrence_id))
 
 
+def occurrence_rooms(room_ids: Ids) -> sa.CompoundSelect[Any]:
+    """SQL rows ``(occurrence_id, room_id)``: :func:`occurrences_involving` room by room, for each room of
+    ``room_ids`` the occurrences it takes part in (as the chair room or through a participant endpoint)."""
+    chair = sa.func.coalesce(_O.chair_room_id, _M.chair_room_id)
+    by_chair = (sa.select(_O.id.label("occurrence_id"), chair.label("room_id")).join(_M.id.table, _M.id == _O.meeting_id)
+                .where(_matches(chair, room_ids)))
+    rows = endpoint_rows(endpoint_ids=_endpoints_in(room_ids)).subquery("involved")
+    by_endpoint = sa.select(rows.c.occurrence_id, _E.room_id).join(_E.id.table, _E.id == rows.c.endpoint_id)
+    return sa.union(by_chair, by_endpoint)
+
+
 def meetings_involving(*, room_ids: Ids | None = None, endpoint_ids: Ids | None = None,
                        occurrence_overrides: bool = False) -> sa.CompoundSelect[Any]:
     """SQL: ids of the meetings whose own chair room is in ``room_ids`` or whose own participant endpoints

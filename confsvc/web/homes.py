@@ -22,6 +22,7 @@ from sqlmodel import Session
 from confsvc.config import Settings
 from confsvc.users.principal import Principal
 from confsvc.web import i18n
+from confsvc.web import provinces as province_view
 from confsvc.web import readiness as readiness_view
 
 #: Meetings an operator's home lists (their rooms' next ones).
@@ -89,7 +90,9 @@ def secretariat_board(session: Session, settings: Settings, principal: Principal
 
     Each ``{"title", "when", "href", "day" ("today"/"tomorrow"), "ready", "total", "problems": [{"room_name",
     "note", "updated"}], "pending": [room names not ready], "checking" (the technical check has begun),
-    "overdue", "deadline", "rank"}``; ``rank`` 0 = a site reports a problem, 1 = the check has begun
+    "overdue", "deadline", "rank", "pending_provinces"}``: ``pending_provinces`` is None unless the sites span
+    provinces, then ``[{"id", "name", "names"}]`` of the provinces with sites not checked;
+    ``rank`` 0 = a site reports a problem, 1 = the check has begun
     with sites not ready, 2 = the rest; sorted by rank, then start."""
     tomorrow = today + timedelta(days=1)
     items = []
@@ -101,15 +104,35 @@ def secretariat_board(session: Session, settings: Settings, principal: Principal
         problems = [{"room_name": s["room_name"], "note": s["note"], "updated": s["updated"]}
                     for s in board["sites"] if s["state"] == "problem"]
         pending = [s["room_name"] for s in board["sites"] if s["state"] == "not_checked"]
+        by_province = by_provinces(session, board)
         checking = row["check_start"] <= now
         rank = 0 if problems else 1 if checking and pending else 2
         items.append({"title": row["title"], "when": row["when"], "href": row["href"],
                       "day": "today" if row["day"] == today else "tomorrow", "ready": board["ready"],
                       "total": board["total"], "problems": problems, "pending": pending, "checking": checking,
                       "overdue": board["overdue"], "deadline": board["deadline"], "rank": rank,
-                      "start": row["start"], "open_pending": len(pending) <= OPEN_SITES})
+                      "start": row["start"], "open_pending": len(pending) <= OPEN_SITES,
+                      # Spanning provinces (issue 14): the sites not checked by province, each group closed.
+                      "pending_provinces": [{"id": g["id"], "name": g["name"],
+                                             "names": [s["room_name"] for s in g["items"]
+                                                       if s["state"] == "not_checked"]}
+                                            for g in by_province if g["not_checked"]] if by_province else None})
     items.sort(key=lambda i: (i["rank"], i["start"]))
     return items
+
+
+def by_provinces(session: Session, board: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """A board's sites by province (``web.provinces.group``, counts by state) when they span provinces,
+    else None (computed once per board: kept in it)."""
+    if "provinces" not in board:
+        by_unit = province_view.of_units(session, {s["unit_id"] for s in board["sites"]})
+        board["provinces"] = None
+        if len({province for province, _name in by_unit.values()}) > 1:
+            chair = next((s["unit_id"] for s in board["sites"] if s["is_chair"]), None)
+            board["provinces"] = province_view.group(board["sites"], lambda s: by_unit.get(s["unit_id"]),
+                                                     lambda s: s["state"],
+                                                     first=by_unit[chair][0] if chair in by_unit else None)
+    return board["provinces"]
 
 
 def leader_home(rows: list[dict[str, Any]], *, now: datetime) -> list[dict[str, Any]]:

@@ -37,6 +37,7 @@ from confsvc.scheduling.models import Meeting, MeetingStatus, OccurrenceStatus, 
 from confsvc.users.principal import Principal
 from confsvc.web import homes, i18n
 from confsvc.web import province_sites as province_sites_web
+from confsvc.web import provinces as province_view
 from confsvc.web import readiness as readiness_view
 from confsvc.web.common import Viewer, booker, check_csrf, error_page, login_redirect, render, settings_of, viewer
 from confsvc.web.i18n import N_, _
@@ -147,8 +148,9 @@ def dashboard_context(session: Session, settings: Any, who: Viewer, rows: list[d
     board = None
     boards = {} if boards is None else boards
     if nxt is not None:
-        board = {**homes.board_of(boards, session, settings, who.principal, nxt, now=now),
-                 "title": nxt["title"], "when": nxt["when"], "href": nxt["href"],
+        shared = homes.board_of(boards, session, settings, who.principal, nxt, now=now)
+        homes.by_provinces(session, shared)  # sites spanning provinces: counted by province, not listed
+        board = {**shared, "title": nxt["title"], "when": nxt["when"], "href": nxt["href"],
                  "started": nxt["start"] <= now}
         board["problems"] = sum(1 for s in board["sites"] if s["state"] == "problem")
         board["not_checked"] = sum(1 for s in board["sites"] if s["state"] == "not_checked")
@@ -206,7 +208,9 @@ def dashboard_live(request: Request, session: SessionDep):
 
 
 def endpoint_status_board(session: Session, principal: Principal) -> dict[str, Any]:
-    """Counts per status overall and per unit; units with offline or faulty endpoints first."""
+    """Counts per status overall and per unit (per province when the caller's units span provinces and
+    are more than ``homes.OPEN_SITES``: ``unit_label`` says which); those with offline or faulty endpoints
+    first."""
     units, _total = inventory.list_units(session, principal, limit=10000)
     unit_names = {u.id: u.name for u in units}
     endpoints, _total = inventory.list_endpoints(session, principal, limit=100000)
@@ -220,6 +224,17 @@ def endpoint_status_board(session: Session, principal: Principal) -> dict[str, A
         unit["counts"][key] += 1
         if endpoint.status in (EndpointStatus.offline, EndpointStatus.fault):
             unit["down"].append(f"{room.name} – {endpoint.vendor} {endpoint.model}")
+    # A national view (issue 14: 3,355 communes) counts by province: one row per province, not per unit.
+    by_province = province_view.of_units(session, set(by_unit)) if len(by_unit) > homes.OPEN_SITES else {}
+    grouped = len({province for province, _name in by_province.values()}) > 1
+    if grouped:
+        merged: dict[int, dict[str, Any]] = {}
+        for unit_id, unit in by_unit.items():
+            province, name = by_province.get(unit_id, (0, ""))
+            row = merged.setdefault(province, {"name": name or unit["name"], "counts": Counter(), "down": []})
+            row["counts"].update(unit["counts"])
+            row["down"] += unit["down"]
+        by_unit = merged
     order = [s.value for s in (EndpointStatus.online, EndpointStatus.in_call, EndpointStatus.offline,
                                EndpointStatus.fault, EndpointStatus.unknown)]
     unit_rows = sorted(by_unit.values(), key=lambda u: (-len(u["down"]), sort_key(u["name"])))
@@ -227,7 +242,7 @@ def endpoint_status_board(session: Session, principal: Principal) -> dict[str, A
         "status_columns": [{"key": k, "label": _(STATUS_LABELS[EndpointStatus(k)])} for k in order],
         "status_totals": [{"key": k, "label": _(STATUS_LABELS[EndpointStatus(k)]), "count": totals[k]}
                           for k in order],
-        "endpoint_total": sum(totals.values()),
+        "endpoint_total": sum(totals.values()), "unit_label": _("Province") if grouped else _("Unit"),
         "unit_rows": [{"name": u["name"], "counts": [u["counts"][k] for k in order], "down": u["down"],
                        "total": sum(u["counts"].values())} for u in unit_rows],
     }
@@ -423,6 +438,14 @@ def _meeting_context(session: Session, who: Viewer, meeting: Meeting, settings: 
             p["readiness"] = site["label"] if site else ""
             p["readiness_state"] = site["state"] if site else ""
             p["readiness_note"] = site["note"] if site else ""
+    # A meeting spanning provinces (issue 14: the national one's 3,355 sites): its sites by province.
+    by_unit = province_view.of_units(session, {int(p["unit_id"]) for p in participants})
+    provinces = None
+    if len({province for province, _name in by_unit.values()}) > 1:
+        chair_unit = next((p["unit_id"] for p in participants if p["chair"]), None)
+        provinces = province_view.group(participants, lambda p: by_unit.get(p["unit_id"]),
+                                        lambda p: p.get("readiness_state", ""),
+                                        first=by_unit[chair_unit][0] if chair_unit in by_unit else None)
     markable = ([s for s in board["sites"] if s["markable"]]
                 if board and occ["status"] is OccurrenceStatus.scheduled and status != "cancelled"
                 and occ["end"] > now else [])
@@ -456,7 +479,7 @@ def _meeting_context(session: Session, who: Viewer, meeting: Meeting, settings: 
         "selected": selected,
         "check_at": (i18n.fmt_datetime(occ["start"] - timedelta(minutes=meeting.check_lead_minutes), zone)
                      if occ else ""),
-        "occurrences": rows, "participants": participants, "hidden_participants": hidden,
+        "occurrences": rows, "participants": participants, "hidden_participants": hidden, "provinces": provinces,
         "can_cancel": who.principal.can_cancel(meeting),
         "can_edit": who.principal.can_edit(meeting),
         "invite_href": f"/api/v1/meetings/{meeting.id}/invite.ics",

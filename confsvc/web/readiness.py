@@ -47,7 +47,7 @@ def board_view(session: Session, settings: Settings, meeting_id: int, occurrence
     """``scheduling.readiness.board`` of one occurrence shaped for templates.
 
     Shape: ``{"meeting_id", "occurrence_id", "deadline" (local HH:MM), "overdue", "ready" (sites ready
-    or connected), "total", "sites": [{"room_id", "room_name", "is_chair", "state", "label", "note",
+    or connected), "total", "sites": [{"room_id", "room_name", "unit_id", "is_chair", "state", "label", "note",
     "updated" (local HH:MM or ""), "markable"}]}``; ``markable`` is true for the sites ``principal``
     may mark (admin and secretariat: all; operators: their units'; viewers: none).
     Raises NotFound / Forbidden like ``scheduling.reading.get_meeting``.
@@ -56,7 +56,7 @@ def board_view(session: Session, settings: Settings, meeting_id: int, occurrence
     meeting = reading.get_meeting(session, principal, meeting_id)
     occurrence = reading.get_occurrence(session, meeting, occurrence_id)
     data = readiness.board(session, settings, meeting, occurrence, now=now)
-    sites = [{"room_id": s["room_id"], "room_name": s["room_name"], "is_chair": s["is_chair"],
+    sites = [{"room_id": s["room_id"], "room_name": s["room_name"], "unit_id": s["unit_id"], "is_chair": s["is_chair"],
               "state": s["state"].value, "label": _(STATE_LABELS[s["state"]]), "note": s["note"],
               "updated": i18n.fmt_time(s["updated_at"], zone) if s["updated_at"] else "",
               "markable": principal.can_mark_readiness(s["unit_id"])} for s in data["sites"]]
