@@ -39,6 +39,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         backends = BACKENDS if chosen == "all" else (chosen,)
         if metafunc.definition.get_closest_marker("postgresql_only"):
             backends = tuple(b for b in backends if b == "postgresql")
+        if metafunc.definition.get_closest_marker("sqlite_only"):
+            backends = tuple(b for b in backends if b == "sqlite")
         split = metafunc.definition.get_closest_marker("one_backend_per_language")
         if split:  # both backends run: each language once, on one of them
             metafunc.parametrize(("backend", "lang"), [(backends[i % len(backends)], lang)
