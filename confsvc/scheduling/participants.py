@@ -238,14 +238,20 @@ def bridges_in_scope(principal: Principal) -> Any:
     return principal.scope_filter(_columns(Bridge).unit_id, shared=True)
 
 
-def require_whole_meeting(session: Session, principal: Principal, meeting: Meeting) -> None:
-    """Raises Forbidden (``forbidden_scope``) when ``meeting`` has a site outside ``principal``'s province
-    (issue 14): a province sees a meeting that reaches into it, but only the national office (or whoever
-    holds every site) changes a meeting of several provinces."""
+def holds_whole_meeting(session: Session, principal: Principal, meeting: Meeting) -> bool:
+    """Whether every site of ``meeting`` lies in ``principal``'s province (always, for the national
+    office): a province sees a meeting that reaches into it, but only the national office (or whoever
+    holds every site) changes a meeting of several provinces (issue 14). The rule of
+    :func:`require_whole_meeting`, for pages that offer the change."""
     if principal.scope is None:
-        return
+        return True
     rooms = of_meeting(session, meeting).room_ids
     units = session.exec(select(_R.unit_id).where(_R.id.in_(sorted(rooms)))).all()
-    if not all(principal.in_scope(u) for u in units):
+    return all(principal.in_scope(u) for u in units)
+
+
+def require_whole_meeting(session: Session, principal: Principal, meeting: Meeting) -> None:
+    """Raises Forbidden (``forbidden_scope``) unless :func:`holds_whole_meeting`."""
+    if not holds_whole_meeting(session, principal, meeting):
         raise Forbidden("this meeting has sites in other provinces: the national office changes it",
                         code="forbidden_scope")

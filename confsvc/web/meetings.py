@@ -389,6 +389,8 @@ def _meeting_context(session: Session, who: Viewer, meeting: Meeting, settings: 
     names = Names(session)
     occurrences = reading.list_occurrences(session, meeting)
     details = views.sees_meeting_details(session, who.principal, meeting)
+    # Edit and cancel are offered only to who may make them (a province does not change a national meeting).
+    whole = who.principal.can_book and participation.holds_whole_meeting(session, who.principal, meeting)
     title = meeting.title if details else visibility.CONFIDENTIAL_TITLE
     rows = [_occurrence_row(meeting, o, names, zone, title) for o in occurrences]
     now = utc_now()
@@ -480,8 +482,8 @@ def _meeting_context(session: Session, who: Viewer, meeting: Meeting, settings: 
         "check_at": (i18n.fmt_datetime(occ["start"] - timedelta(minutes=meeting.check_lead_minutes), zone)
                      if occ else ""),
         "occurrences": rows, "participants": participants, "hidden_participants": hidden, "provinces": provinces,
-        "can_cancel": who.principal.can_cancel(meeting),
-        "can_edit": who.principal.can_edit(meeting),
+        "can_cancel": whole and who.principal.can_cancel(meeting),
+        "can_edit": whole and who.principal.can_edit(meeting),
         "invite_href": f"/api/v1/meetings/{meeting.id}/invite.ics",
         "board": board, "markable": markable, "state_options": readiness_view.state_options(),
         "readiness_error": None, "readiness_form": stored_form, "saved_site": saved_site,

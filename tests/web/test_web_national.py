@@ -103,7 +103,11 @@ def test_the_meeting_page_lists_busy_rooms_to_their_province_and_counts_to_the_n
     assert "Phòng họp bận (2)" in hanoi
     assert "Điểm cầu Hà Nội 1 Xã Hà Nội 1 «Giao ban Hà Nội»" in hanoi
     assert "Giao ban Phú Thọ" not in hanoi and "Điểm cầu Phú Thọ 1" not in hanoi
+    # Regression: the page offered a province's secretariat "Sửa cuộc họp" and "Hủy cuộc họp" on the
+    # national meeting, which the API then refused (forbidden_scope).
+    assert "Sửa cuộc họp" not in hanoi and "Hủy cuộc họp" not in hanoi
     assert national.status_code == 200
+    assert "Sửa cuộc họp" in national.text and "Hủy cuộc họp" in national.text
     rows = re.findall(r"<tr><td>([^<]+) <small class=\"muted\">\((\d+)\)</small></td><td class=\"right\">(\d+)</td>"
                       r"<td class=\"right\">(\d+)</td><td class=\"right\">(\d+)</td></tr>", national.text)
     assert rows == [("Thành phố Hà Nội", "01", "2", "2", "0"), ("Tỉnh Lào Cai", "15", "2", "0", "1"),
