@@ -338,7 +338,7 @@ def restore_command(path: Annotated[Path, typer.Argument(help="a file written by
 #: connection cost about 45 KiB of memory each (180 MiB for 4,000 room displays) and a compression per
 #: connection per broadcast message (issue 14: connection memory and fan-out). Clients that offer the
 #: extension are simply answered without it (RFC 7692 §5).
-WS_OPTIONS: dict[str, object] = {"ws_per_message_deflate": False}
+WS_OPTIONS: dict[str, object] = {"ws_per_message_deflate": False, "ws": "websockets-sansio"}
 
 
 def uvicorn_ws_flags() -> list[str]:

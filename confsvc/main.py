@@ -21,6 +21,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
+from starlette.routing import Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from confsvc import __version__, events, health, logs
@@ -41,7 +42,7 @@ from confsvc.mail import outbox as mail
 from confsvc.mail.routes import router as mail_router
 from confsvc.metrics import Metrics, MetricsMiddleware
 from confsvc.metrics import router as metrics_router
-from confsvc.middleware import RequestId, SecurityHeaders
+from confsvc.middleware import LiveChannels, RequestId, SecurityHeaders
 from confsvc.migrate import assert_migrated
 from confsvc.scheduling import port_guard, scheduler
 from confsvc.scheduling import repository as scheduling_repository
@@ -64,6 +65,14 @@ from confsvc.web.pages import router as web_router
 from confsvc.web.pages import static_files
 
 log = logging.getLogger("confsvc")
+#: The cyclic collector's thresholds while serving (CPython's are 700, 10, 10). A full collection scans
+#: every object not frozen at start-up, and thousands of live connections are ~1M of them (0.1–0.4 s per
+#: collection at 4,000 displays); with CPython's third threshold, the displays reconnecting after a
+#: restart set off seven in a row, 1.5 s of the storm's 3.8 s of CPU (``bench/reconnect.py``). A full
+#: collection is now considered 10× less often; young garbage is collected as before.
+GC_THRESHOLDS = (700, 10, 100)
+#: ``FastAPI(telemetry=…)``: every part of FastAPI's OpenTelemetry instrumentation off.
+NO_TELEMETRY: dict[str, bool] = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}
 
 
 def install_hooks() -> None:
@@ -269,9 +278,12 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
                 # request allocates enough, scans them all (~100 ms). A few KB of startup garbage
                 # stay with them; ``gc.collect()`` first would cost that 100 ms at every start.
                 gc.freeze()
+                thresholds = gc.get_threshold()
+                gc.set_threshold(*GC_THRESHOLDS)
                 try:
                     yield
                 finally:
+                    gc.set_threshold(*thresholds)
                     gc.unfreeze()
         finally:
             events.unsubscribe(metrics.count_events)
@@ -286,6 +298,10 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         version=__version__,
         description="Videoconference scheduling and room management for a province's online meeting network.",
         lifespan=lifespan,
+        # confsvc exports its own Prometheus metrics (/metrics) and logs; FastAPI's OpenTelemetry layer
+        # would otherwise look up its providers in os.environ on every request and WebSocket handshake
+        # (6 % of a reconnect storm's CPU, bench/reconnect.py).
+        telemetry=NO_TELEMETRY,
     )
     app.state.settings = settings
     app.state.login_throttle = LoginThrottle(settings)
@@ -295,13 +311,18 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     _install_error_handlers(app)
     _declare_our_errors(app)
     app.add_middleware(ApiCsrfGuard)  # inside SessionMiddleware: cookie-authenticated API writes need X-CSRF-Token
-    app.add_middleware(SessionMiddleware, secret_key=secret_key, session_cookie="confsvc_session",
-                       max_age=settings.session_max_age_seconds, same_site="lax")
+    session_options: dict[str, Any] = {"secret_key": secret_key, "session_cookie": "confsvc_session",
+                                       "max_age": settings.session_max_age_seconds, "same_site": "lax"}
+    app.add_middleware(SessionMiddleware, **session_options)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     metrics = Metrics()
     metrics.add_gauges(lambda: live_channel.gauges(app), lambda: mail.gauges(app.state.engine))
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(SecurityHeaders, always_secure=settings.cookie_secure)
+    # WebSocket handshakes go straight to the live channels, with the web session (a confsvc page's
+    # channel is authenticated by its cookie) and nothing else of the HTTP stack (issue 14).
+    app.add_middleware(LiveChannels, channels=SessionMiddleware(Router(routes=live_channel.ws_routes),
+                                                                **session_options))
     app.add_middleware(RequestId)  # outermost: every log line of the request, the access line included
 
     @app.get("/favicon.ico", include_in_schema=False)
@@ -328,7 +349,6 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         return JSONResponse({"status": "not ready", **report, "version": __version__}, status_code=503,
                             headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
-    app.include_router(live_channel.ws_router)  # first: WebSocket handshakes skip the HTTP routes
     app.include_router(metrics_router(metrics))
     app.include_router(users_router)
     app.include_router(user_changes_router)

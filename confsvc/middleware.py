@@ -4,7 +4,8 @@
   HTTP response, and the ``Secure`` flag on our cookies when the request came over HTTPS (issue 16,
   defect 6);
 - :class:`RequestId`: an ``X-Request-ID`` per request (the client's when it is sane, else a new one),
-  echoed in the response and kept in :data:`confsvc.logs.request_id` for every log line.
+  echoed in the response and kept in :data:`confsvc.logs.request_id` for every log line;
+- :class:`LiveChannels`: WebSocket handshakes to the live channels, past the HTTP-only middlewares.
 """
 
 from __future__ import annotations
@@ -93,6 +94,28 @@ class RequestId:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_id)
+            # A WebSocket's messages carry no headers: its sends are not wrapped (one frame less for each
+            # message to thousands of displays).
+            await self.app(scope, receive, send_with_id if scope["type"] == "http" else send)
         finally:
             logs.request_id.reset(token)
+
+
+class LiveChannels:
+    """Hands every WebSocket handshake to ``channels`` (the live channel's routes, with what they need
+    of the stack: the web session) and everything else to the HTTP middlewares after it.
+
+    The HTTP middlewares (security headers, metrics, body limit, CSRF) and FastAPI's routing pass a
+    WebSocket through untouched, but each layer still costs every connection: ~4,000 room displays
+    reconnecting at once after a restart pay them all together (issue 14, ``bench/reconnect.py``).
+    A path with no channel is refused by ``channels`` (a handshake closed before it is accepted: HTTP 403).
+    """
+
+    def __init__(self, app: ASGIApp, channels: ASGIApp) -> None:
+        self.app, self.channels = app, channels
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await self.channels(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)

@@ -59,6 +59,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
+from starlette.routing import WebSocketRoute
+from starlette.types import Receive, Send
+from starlette.types import Scope as ASGIScope
 
 from confsvc import events, periodic
 from confsvc.clock import iso_utc, utc_now
@@ -68,7 +71,7 @@ from confsvc.errors import ConfsvcError, Forbidden, Invalid, NotFound, Unauthori
 from confsvc.live import display, snapshot
 from confsvc.live.display import CachedDisplay, DisplayTokenCache
 from confsvc.live.fanout import Fanout, make_fanout
-from confsvc.live.hub import CLOSE_FORBIDDEN, CLOSE_NOT_FOUND, CLOSE_UNAUTHORIZED, PONG, Connection, Hub
+from confsvc.live.hub import CLOSE_FORBIDDEN, CLOSE_NOT_FOUND, CLOSE_UNAUTHORIZED, PONG, Connection, Hub, message_text
 from confsvc.live.models import DisplayToken
 from confsvc.live.snapshot import Scope
 from confsvc.scheduling import participants, reading, visibility
@@ -81,9 +84,6 @@ from confsvc.users.security import hash_token
 
 log = logging.getLogger(__name__)
 router = APIRouter()
-#: The WebSocket channels, included first by ``main``: a handshake is routed without first being
-#: compared with every HTTP route (about 2.5 ms per connection: 10 s of a 4,000-display reconnect storm).
-ws_router = APIRouter()
 
 AUTH_TIMEOUT_SECONDS = 10.0
 #: A resume needing more messages than this gets a fresh snapshot instead.
@@ -303,14 +303,14 @@ def _initial_in(session: Session, scope: Scope, since: int | None) -> tuple[list
                 page = events.replay(session, cursor)
                 if not page:
                     now_confidential = _confidential_now(session, [p.message for p in missed])
-                    texts = [_text(visibility.visible_message(
+                    texts = [message_text(visibility.visible_message(
                         scope.audience, visibility.mark_as_now(p.message, now_confidential))) for p in missed]
                     return texts, {p.message["id"] for p in missed}, since
                 missed += [p for p in page if scope.matches(p)]
                 cursor = page[-1].message["id"]
     now = utc_now()
     data = snapshot.snapshot(session, scope, now=now)
-    return [_text({"id": latest, "type": "snapshot", "at": iso_utc(now), "data": data})], set(), latest
+    return [message_text({"id": latest, "type": "snapshot", "at": iso_utc(now), "data": data})], set(), latest
 
 
 def _titled_meetings(messages: list[dict[str, Any]]) -> set[int]:
@@ -386,8 +386,10 @@ async def _resume_from_memory(hub: Hub, engine: Engine, scope: Scope,
             known.update(await asyncio.shield(task))
         known.update({m: hub.confidential_now[m] for m in unknown - known.keys() if m in hub.confidential_now})
     now_confidential = {m: units for m, units in known.items() if units is not None}
-    texts = [_text(visibility.visible_message(scope.audience, visibility.mark_as_now(m, now_confidential)))
-             for m in messages]
+    texts = []
+    for message in messages:
+        shown = visibility.visible_message(scope.audience, visibility.mark_as_now(message, now_confidential))
+        texts.append(hub.text_of(message) if shown is message else message_text(shown))
     return texts, {m["id"] for m in messages}, since
 
 
@@ -419,7 +421,7 @@ async def _initial_for(hub: Hub, fanout: Fanout, engine: Engine, scope: Scope,
         kept = await hub.room_snapshots.get(scope, functools.partial(_read_room_snapshots, engine))
         now = iso_utc(utc_now())
         # The kept data with the moment it is sent, as a fresh read gives it.
-        return [_text({"id": kept.latest_id, "type": "snapshot", "at": now, "data": {**kept.data, "now": now}})], \
+        return [message_text({"id": kept.latest_id, "type": "snapshot", "at": now, "data": {**kept.data, "now": now}})], \
             set(), kept.latest_id
     return await run_in_threadpool(_initial, engine, scope, since)
 
@@ -431,8 +433,6 @@ def _read_room_snapshots(engine: Engine, scopes: list[Scope], now: datetime) -> 
         return events.latest_id(session), snapshot.room_snapshots(session, scopes, now=now)
 
 
-def _text(message: dict[str, Any]) -> str:
-    return json.dumps(message, ensure_ascii=False, separators=(",", ":"))
 
 
 def _reason(text: str) -> str:
@@ -460,9 +460,16 @@ def _since(websocket: WebSocket) -> int | None:
     raw = websocket.query_params.get("since")
     if raw is None or raw == "":
         return None
-    if not raw.isdigit() or int(raw) > 2**63 - 1:
+    since = _natural(raw)
+    if since is None or since > 2**63 - 1:
         raise Invalid("since must be a non-negative event id", code="invalid_since")
-    return int(raw)
+    return since
+
+
+def _natural(raw: str) -> int | None:
+    """``raw`` as a non-negative integer of at most 19 ASCII digits, else None (``"²"`` is a digit to
+    ``str.isdigit`` but not to ``int``; thousands of digits would cost ``int`` time for nothing)."""
+    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 19 else None
 
 
 async def _serve(websocket: WebSocket, kind: str, object_id: int | None) -> None:
@@ -571,7 +578,7 @@ async def _pump(websocket: WebSocket, hub: Hub, fanout: Fanout, engine: Engine, 
             event_id, text = await connection.queue.get()
             if event_id is None:
                 # Control messages get the envelope when sent, with the id the client is current to.
-                text = _text({"id": last, "type": text, "at": iso_utc(utc_now()), "data": {}})
+                text = message_text({"id": last, "type": text, "at": iso_utc(utc_now()), "data": {}})
             elif event_id <= upto or event_id in covered:
                 continue
             else:
@@ -601,22 +608,39 @@ async def _pump(websocket: WebSocket, hub: Hub, fanout: Fanout, engine: Engine, 
             log.debug("live connection ended: %r", result)
 
 
-@ws_router.websocket("/ws/rooms/{room_id}")
-async def room_channel(websocket: WebSocket, room_id: int) -> None:
-    """One room's channel (màn hình điểm cầu): events routed to the room. Display or user token."""
-    await _serve(websocket, "room", room_id if 1 <= room_id <= MAX_ID else 0)
+class _Channel:
+    """The ASGI app of one kind of channel (``kind`` of :func:`_serve`; ``param``: the path parameter
+    naming its room or unit, None for the secretariat's). A plain ASGI app rather than a FastAPI route:
+    a channel takes no dependencies, and each framework layer is paid by every one of ~4,000 displays
+    when they reconnect at once (issue 14). An id that is not a positive number of at most
+    ``MAX_ID`` names nothing: the channel is accepted and closed with 4404 like an unknown room."""
+
+    def __init__(self, kind: str, param: str | None) -> None:
+        self.kind, self.param = kind, param
+
+    async def __call__(self, scope: ASGIScope, receive: Receive, send: Send) -> None:
+        websocket = WebSocket(scope, receive=receive, send=send)
+        object_id = None
+        if self.param is not None:
+            raw = scope["path_params"][self.param]
+            object_id = _natural(raw)
+            if object_id is None or not 1 <= object_id <= MAX_ID:
+                await websocket.accept()
+                await websocket.close(code=CLOSE_NOT_FOUND, reason=_reason(f"{self.kind}_not_found: {self.kind} "
+                                                                           f"{raw} not found"))
+                return
+        await _serve(websocket, self.kind, object_id)
 
 
-@ws_router.websocket("/ws/units/{unit_id}")
-async def unit_channel(websocket: WebSocket, unit_id: int) -> None:
-    """A unit's channel: events of its rooms and of every sub-unit's rooms. User token."""
-    await _serve(websocket, "unit", unit_id if 1 <= unit_id <= MAX_ID else 0)
-
-
-@ws_router.websocket("/ws/secretariat")
-async def secretariat_channel(websocket: WebSocket) -> None:
-    """Every event (Văn phòng UBND tỉnh): admin, secretariat, viewer."""
-    await _serve(websocket, "secretariat", None)
+#: The channels (SPEC "Live channel"), served by ``main.LiveChannels`` ahead of the HTTP middlewares:
+#: ``/ws/rooms/{id}`` one room's channel (màn hình điểm cầu), display or user token;
+#: ``/ws/units/{id}`` a unit's channel, its rooms' and every sub-unit's rooms' events, user token;
+#: ``/ws/secretariat`` every event (Văn phòng UBND tỉnh): admin, secretariat, viewer.
+ws_routes = [
+    WebSocketRoute("/ws/rooms/{room_id}", _Channel("room", "room_id"), name="room_channel"),
+    WebSocketRoute("/ws/units/{unit_id}", _Channel("unit", "unit_id"), name="unit_channel"),
+    WebSocketRoute("/ws/secretariat", _Channel("secretariat", None), name="secretariat_channel"),
+]
 
 
 # ---------------------------------------------------------------- HTTP: join instructions, display tokens

@@ -152,6 +152,8 @@ class Hub:
         #: ones: a room display's resume reads its own, not every event of the window.
         self._recent_by_room: dict[int, list[Published]] = {}
         self._recent_wide: list[Published] = []
+        #: The JSON text of events in the window, encoded once (:meth:`text_of`).
+        self._texts: dict[int, str] = {}
         self.recent_events = recent_events
         #: ``{meeting id: participant unit ids or None}``: whether a meeting is confidential now, as read
         #: for a ``since`` resume (``channel._confidential_now``); an event naming the meeting forgets it.
@@ -166,7 +168,7 @@ class Hub:
     def load_recent(self, batch: list[Published], floor: int) -> None:
         """Start the in-memory window: ``batch`` (in id order) holds every event with an id above
         ``floor`` (read from the outbox at start-up, before the fan-out starts)."""
-        self.recent, self._recent_by_room, self._recent_wide = [], {}, []
+        self.recent, self._recent_by_room, self._recent_wide, self._texts = [], {}, [], {}
         self.recent_floor = floor
         for published in batch:
             if published.message["type"] not in INTERNAL_TYPES:
@@ -188,6 +190,18 @@ class Hub:
         own = own[bisect.bisect_right(own, since, key=_event_id):]
         wide = self._recent_wide[bisect.bisect_right(self._recent_wide, since, key=_event_id):]
         return list(heapq.merge(own, [p for p in wide if room_id in p.room_ids], key=_event_id))
+
+    def text_of(self, message: dict[str, Any]) -> str:
+        """``message`` (an event's, unchanged: as its whole audience receives it) as JSON text: encoded
+        once while the event is in the recent window, for its live delivery and every resume that replays
+        it (4,000 displays resuming after a restart replay the same few events)."""
+        event_id = message["id"]
+        text = self._texts.get(event_id)
+        if text is None:
+            text = message_text(message)
+            if self.recent_floor is not None and event_id > self.recent_floor:
+                self._texts[event_id] = text
+        return text
 
     def _remember(self, published: Published) -> None:
         event_id = published.message["id"]
@@ -212,6 +226,8 @@ class Hub:
         gone = self.recent[:bisect.bisect_right(self.recent, floor, key=_event_id)]
         self.recent_floor = floor
         del self.recent[:len(gone)]
+        for published in gone:
+            self._texts.pop(published.message["id"], None)
         del self._recent_wide[:bisect.bisect_right(self._recent_wide, floor, key=_event_id)]
         for room in {room for p in gone if len(p.room_ids) <= NARROW_ROOMS for room in p.room_ids}:
             own = self._recent_by_room.get(room)
@@ -298,7 +314,7 @@ class Hub:
                 self.room_snapshots.forget(published.room_ids)
             else:  # routed to no room: which rooms' snapshots it changes is not known
                 self.room_snapshots.forget_all()
-            text = json.dumps(published.message, ensure_ascii=False, separators=(",", ":"))
+            text = self.text_of(published.message)
             confidential = published.message.get("data", {}).get("confidential", False)
             hidden: str | None = None
             for connection in self._concerned(published):
@@ -312,7 +328,7 @@ class Hub:
                     message = visibility.visible_message(connection.scope.audience, published.message) \
                         if confidential else published.message
                     if message is not published.message:  # a confidential meeting outside this audience
-                        hidden = hidden or json.dumps(message, ensure_ascii=False, separators=(",", ":"))
+                        hidden = hidden or message_text(message)
                     outgoing = text if message is published.message else hidden
                     assert outgoing is not None
                     connection.offer(event_id, outgoing, replay=replay)
@@ -349,6 +365,11 @@ class Hub:
             if connection.held_by(revoked):
                 connection.drop(CLOSE_UNAUTHORIZED, "access_revoked: token revoked or access changed "
                                                     "(quyền truy cập đã bị thu hồi hoặc thay đổi)")
+
+
+def message_text(message: dict[str, Any]) -> str:
+    """A live message as sent: compact JSON, UTF-8 text as is (Vietnamese unescaped)."""
+    return json.dumps(message, ensure_ascii=False, separators=(",", ":"))
 
 
 def _event_id(published: Published) -> int:

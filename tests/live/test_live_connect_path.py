@@ -236,6 +236,22 @@ def test_recent_events_by_room_are_exactly_the_rooms_in_id_order_after_trimming(
     assert [p.message["id"] for p in hub.recent_for_room(floor, 1) or []] == list(range(floor + 1, 20))
 
 
+def test_an_event_in_the_window_is_encoded_once_for_every_resume_and_forgotten_with_it() -> None:
+    hub = Hub(recent_events=2)
+    hub.load_recent([], floor=0)
+    first = Published({"id": 1, "type": "meeting.scheduled", "at": "2026-12-07T01:00:00Z",
+                       "data": {"meeting_id": 7, "title": "Giao ban Ủy ban"}}, room_ids=frozenset({1}))
+    hub.deliver([first])
+    text = hub.text_of(first.message)
+    assert text == ('{"id":1,"type":"meeting.scheduled","at":"2026-12-07T01:00:00Z",'
+                    '"data":{"meeting_id":7,"title":"Giao ban Ủy ban"}}')
+    assert hub.text_of(first.message) is text  # the same string, not encoded again
+    for event_id in range(2, 6):  # the window moves past event 1
+        hub.deliver([_published(event_id, {1})])
+    assert (hub.recent_floor or 0) >= 1
+    assert hub.text_of(first.message) == text and hub.text_of(first.message) is not hub.text_of(first.message)
+
+
 def test_hub_delivers_to_room_channels_by_room_and_to_connections_still_opening() -> None:
     async def scenario() -> tuple[Connection, Connection, Connection]:
         hub = Hub()

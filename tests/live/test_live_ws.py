@@ -191,6 +191,24 @@ def test_scoping_rejections(server: ThreadServer, site: dict, path: str, who: st
         assert closed_with(ws) == (code, reason.format(**site))
 
 
+@pytest.mark.parametrize(("path", "code", "reason"), [
+    ("/ws/rooms/abc", 4404, "room_not_found: room abc not found"),
+    ("/ws/rooms/-1", 4404, "room_not_found: room -1 not found"),
+    ("/ws/rooms/0", 4404, "room_not_found: room 0 not found"),
+    ("/ws/rooms/99999999999999999999", 4404, "room_not_found: room 99999999999999999999 not found"),
+    ("/ws/rooms/%C2%B2", 4404, "room_not_found: room ² not found"),
+    ("/ws/units/%C2%B2", 4404, "unit_not_found: unit ² not found"),
+    ("/ws/rooms/{room}?since=%C2%B2", 4400, "invalid_since: since must be a non-negative event id"),
+    ("/ws/rooms/{room}?since=" + "9" * 5000, 4400, "invalid_since: since must be a non-negative event id"),
+])
+def test_bad_channel_id_or_since_closes_with_its_reason_not_a_server_error(server: ThreadServer, site: dict, path: str,
+                                                                           code: int, reason: str) -> None:
+    """Regression: ``?since=²`` (a digit to ``str.isdigit``, not to ``int``) and 5,000-digit numbers
+    raised ValueError inside the channel (a 1011 close and a traceback) instead of a 4400."""
+    with server.ws(path.format(**site) + ("&" if "?" in path else "?") + f"token={site['viewer']}") as ws:
+        assert closed_with(ws) == (code, reason)
+
+
 def test_allowed_scopes_and_token_in_first_message(server: ThreadServer, site: dict) -> None:
     for path, who in [("/ws/units/{commune}", "operator"), ("/ws/rooms/{room}", "operator"),
                       ("/ws/secretariat", "viewer"), ("/ws/units/{province}", "viewer")]:
