@@ -337,7 +337,9 @@ def restore_command(path: Annotated[Path, typer.Argument(help="a file written by
 #: permessage-deflate. The live channel's messages are small JSON; a compressor and decompressor per
 #: connection cost about 45 KiB of memory each (180 MiB for 4,000 room displays) and a compression per
 #: connection per broadcast message (issue 14: connection memory and fan-out). Clients that offer the
-#: extension are simply answered without it (RFC 7692 §5).
+#: extension are simply answered without it (RFC 7692 §5). The ``websockets`` library's Sans-I/O protocol
+#: (the one the tests' servers run) rather than its legacy one: 38 KiB per display connection against 49
+#: (``bench/reconnect.py``).
 WS_OPTIONS: dict[str, object] = {"ws_per_message_deflate": False, "ws": "websockets-sansio"}
 
 

@@ -21,13 +21,15 @@ import uvicorn
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
+from confsvc.cli import WS_OPTIONS
+
 
 class ThreadServer:
     """``app`` served by uvicorn on a free loopback port, in a background thread."""
 
     def __init__(self, app: Any) -> None:
-        self.config = uvicorn.Config(app, host="127.0.0.1", port=0, ws="websockets-sansio", log_level="warning",
-                                     lifespan="on", ws_ping_interval=None)
+        self.config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on",
+                                     ws_ping_interval=None, **WS_OPTIONS)
         self.server = uvicorn.Server(self.config)
         self.thread = threading.Thread(target=self.server.run, name="live-test-server", daemon=True)
 
