@@ -97,7 +97,8 @@ JOIN_SOURCES = frozenset({"meeting.scheduled", "meeting.updated"})
 def record_join_instructions(session: Session, event: events.Event) -> None:
     """``events.on_record`` hook (``types=JOIN_SOURCES``): after ``meeting.scheduled`` / ``meeting.updated``,
     record one ``join.instructions`` per participating room of the event's ``occurrence_id`` (routed to
-    that room only), in the same transaction. Nothing for a cancelled meeting or occurrence."""
+    that room only), in the same transaction. Nothing for a cancelled meeting or occurrence. A sites change
+    (``scope`` ``"sites"``, issue 14) records them for the event's ``room_ids`` only (the added rooms)."""
     if event.type not in JOIN_SOURCES or not event.data.get("occurrence_id"):
         return
     meeting = session.get(Meeting, event.data["meeting_id"])
@@ -105,7 +106,10 @@ def record_join_instructions(session: Session, event: events.Event) -> None:
     if meeting is None or occ is None or meeting.status is MeetingStatus.cancelled \
             or occ.status is OccurrenceStatus.cancelled:
         return
-    items = join_for_occurrence(session, meeting, occ)
+    only = set(event.data.get("room_ids") or []) if event.data.get("scope") == "sites" else None
+    if only is not None and not only:
+        return
+    items = join_for_occurrence(session, meeting, occ, only)
     units = participant_units(session, meeting, occ) if meeting.confidential else set()
     marked = [visibility.mark(item, confidential=meeting.confidential, participant_unit_ids=units) for item in items]
     # One insert for every room's (a national meeting has 3,355: issue 14), no ORM object per event.
