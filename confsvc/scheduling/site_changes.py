@@ -35,7 +35,7 @@ windows half-open ``[start − check_lead, end + teardown)``.
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -48,7 +48,7 @@ from confsvc.endpoints.models import Bridge, Endpoint, Room
 from confsvc.scheduling import booking, cascade, live_events, repository
 from confsvc.scheduling.audit_log import audit
 from confsvc.scheduling.booking import Names, Participants, Plan
-from confsvc.scheduling.conflicts import Conflict, bridge_ports
+from confsvc.scheduling.conflicts import Conflict, Window, bridge_ports, make_conflict
 from confsvc.scheduling.models import (
     Booking,
     Meeting,
@@ -220,15 +220,27 @@ def _grow_bridges(session: Session, settings: Settings, meeting: Meeting, plans:
             session, settings, bridges[bridge_id], plans, requested=[delta] * len(plans),
             province_name=names[province].name if province in names else None)
         for i, items in overloads.items():
-            plans[i].conflicts += _others_first(items, meeting)
+            plans[i].conflicts += _held_by_others(items, meeting, settings.zone)
     return growth
 
 
-def _others_first(conflicts: list[Conflict], meeting: Meeting) -> list[Conflict]:
-    """A port conflict names the other occurrences holding the ports; this meeting's own rows are
-    counted too (the added ports come on top of them) but named only when nothing else holds any."""
+def _held_by_others(conflicts: list[Conflict], meeting: Meeting, zone: tzinfo) -> list[Conflict]:
+    """A bridge's port conflicts for added sites as a 409 names them: the other occurrences holding the
+    ports. This meeting's own ports are counted (``ports_in_use`` includes them: the added
+    ``ports_requested`` come on top, ``ports_free`` is what is left for them) but never named as a holder;
+    when nothing else holds any, one conflict per interval says the bridge has no port left."""
     others = [c for c in conflicts if c.meeting_id != meeting.id]
-    return others or conflicts
+    if others:
+        return others
+    out: dict[tuple[datetime, datetime], Conflict] = {}
+    for c in conflicts:
+        out.setdefault((c.window_start, c.window_end), make_conflict(
+            zone=zone, resource_kind=c.resource_kind, resource_id=c.resource_id, resource_name=c.resource_name,
+            overlap=Window(c.window_start, c.window_end), requested_start=c.requested_start,
+            requested_occurrence_id=c.requested_occurrence_id, port_capacity=c.port_capacity,
+            ports_in_use=c.ports_in_use, ports_requested=c.ports_requested, province_name=c.province_name,
+            reason="more sites than the MCU has ports"))
+    return list(out.values())
 
 
 def _bridge_id(bridge: Bridge | None) -> int:

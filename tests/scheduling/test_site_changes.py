@@ -13,7 +13,7 @@ from sqlmodel import col, select
 
 from confsvc.config import Settings
 from confsvc.db import make_session
-from confsvc.endpoints.models import Endpoint
+from confsvc.endpoints.models import Bridge, Endpoint
 from confsvc.events import Event
 from confsvc.scheduling import province_sites
 from confsvc.scheduling.models import AuditEntry, Booking, Meeting, MeetingBridge, MeetingParticipant
@@ -204,3 +204,39 @@ def test_two_adds_of_one_room_at_once_book_it_once(settings: Settings, engine: E
     assert [row[3] for row in rows.values() if row[1] == "bridge" and row[2] == lc["bridge"]] == [2]
     assert [row[3] for row in rows.values() if row[1] == "bridge" and row[2] == hn["bridge"]] == [4]
     assert _legs(engine, meeting["id"]) == [(lc["bridge"], hn["bridge"], 1500), (pt["bridge"], hn["bridge"], 2500)]
+
+
+def _capacity(engine: Engine, bridge_id: int, ports: int) -> None:
+    with make_session(engine) as session:
+        bridge = session.get(Bridge, bridge_id)
+        assert bridge is not None
+        bridge.port_capacity = ports
+        session.add(bridge)
+        session.commit()
+
+
+def test_a_site_its_bridge_has_no_port_for_is_refused_naming_the_bridge_not_the_meeting(
+        client: TestClient, engine: Engine, country: dict[str, Any]):
+    hn, lc, pt = country["hn"], country["lc"], country["pt"]
+    meeting = _national(client, country, [hn["rooms"][3], *pt["rooms"]])
+    _capacity(engine, hn["bridge"], 3)  # the root: 2 sites + the leg to Phú Thọ, full
+    _capacity(engine, lc["bridge"], 1)  # Lào Cai's: a site and its leg need 2
+    before = _rows(engine, meeting["id"])
+
+    on_root = client.post(f"/api/v1/meetings/{meeting['id']}/sites", json={"room_ids": [hn["rooms"][1]]},
+                          headers=hn["secretariat"])
+    new_province = client.post(f"/api/v1/meetings/{meeting['id']}/sites", json={"room_ids": [lc["rooms"][1]]},
+                               headers=lc["secretariat"])
+
+    assert on_root.status_code == 409, on_root.text
+    assert [(c["resource_kind"], c["resource_id"], c["meeting_id"], c["port_capacity"], c["ports_in_use"],
+             c["ports_requested"], c["ports_free"], c["province_name"], c["reason"])
+            for c in on_root.json()["conflicts"]] == [
+        ("bridge", hn["bridge"], None, 3, 3, 1, 0, "Thành phố Hà Nội", "more sites than the MCU has ports")]
+    assert new_province.status_code == 409, new_province.text
+    # Lào Cai's bridge lacks the ports (its site + its leg); the root's leg port is counted too.
+    assert sorted((c["resource_kind"], c["resource_id"], c["meeting_id"], c["port_capacity"], c["ports_requested"],
+                   c["province_name"]) for c in new_province.json()["conflicts"]) == [
+        ("bridge", hn["bridge"], None, 3, 1, "Thành phố Hà Nội"),
+        ("bridge", lc["bridge"], None, 1, 2, "Tỉnh Lào Cai")]
+    assert _rows(engine, meeting["id"]) == before
