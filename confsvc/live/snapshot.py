@@ -57,7 +57,10 @@ def join_for_occurrence(session: Session, meeting: Meeting, occ: Occurrence,
     # Columns, not ORM objects: a national meeting has 3,355 rooms (issue 14).
     ids = sa.select(participants.endpoint_rows(occurrence_ids=occ.id).subquery().c.endpoint_id)
     columns = (col(Endpoint.id), col(Endpoint.room_id), col(Endpoint.name), col(Endpoint.protocol), col(Endpoint.dial_address))
-    endpoints = session.execute(sa.select(*columns).where(col(Endpoint.id).in_(ids)).order_by(col(Endpoint.id))).all()
+    query = sa.select(*columns).where(col(Endpoint.id).in_(ids)).order_by(col(Endpoint.id))
+    if room_ids is not None:  # a room's display, or the rooms a sites change added: not all 3,355 (issue 14)
+        query = query.where(db.ids_in(session, col(Endpoint.room_id), room_ids))
+    endpoints = session.execute(query).all()
     chair = occ.chair_room_id or meeting.chair_room_id
     by_room: dict[int, list[join.EndpointRef]] = {chair: []}
     for endpoint_id, room_id, name, protocol, dial_address in endpoints:
