@@ -240,3 +240,33 @@ def test_a_site_its_bridge_has_no_port_for_is_refused_naming_the_bridge_not_the_
         ("bridge", hn["bridge"], None, 3, 1, "Thành phố Hà Nội"),
         ("bridge", lc["bridge"], None, 1, 2, "Tỉnh Lào Cai")]
     assert _rows(engine, meeting["id"]) == before
+
+
+def test_a_site_of_a_weekly_series_is_booked_in_each_occurrence_and_freed_in_each(
+        client: TestClient, engine: Engine, country: dict[str, Any]):
+    hn, pt = country["hn"], country["pt"]
+    start = next_monday_local(hour=8)
+    meeting = book(client, country["national"], meeting_body(hn["rooms"][0], [hn["rooms"][3], *pt["rooms"]], start,
+                                                             rrule="FREQ=WEEKLY;COUNT=2",
+                                                             sites_deadline=(start - 24 * H).isoformat()))
+    before = _rows(engine, meeting["id"])
+    root = sorted(i for i, row in before.items() if row[1] == "bridge" and row[2] == hn["bridge"])
+    room, endpoint = hn["rooms"][1], _endpoint(engine, hn["rooms"][1])
+
+    added = client.post(f"/api/v1/meetings/{meeting['id']}/sites", json={"room_ids": [room]},
+                        headers=hn["secretariat"])
+
+    assert added.status_code == 200, added.text
+    assert added.json()["occurrence_count"] == 2
+    after = _rows(engine, meeting["id"])
+    occurrences = sorted({row[0] for row in before.values()})
+    assert sorted(row[:3] for i, row in after.items() if i not in before) == sorted(
+        (o, kind, resource) for o in occurrences for kind, resource in (("endpoint", endpoint), ("room", room)))
+    assert [(before[i][3], after[i][3]) for i in root] == [(3, 4), (3, 4)]  # the same rows, one port more each
+    assert {i: row for i, row in after.items() if i in before and i not in root} == \
+        {i: row for i, row in before.items() if i not in root}
+
+    removed = client.delete(f"/api/v1/meetings/{meeting['id']}/sites/{room}", headers=hn["secretariat"])
+
+    assert removed.status_code == 200, removed.text
+    assert _rows(engine, meeting["id"]) == before
