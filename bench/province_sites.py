@@ -9,8 +9,10 @@ in-process through the real services:
   (ref)   ``check_meeting``: the national dry run (every room but the 34 busy ones, a day later: free);
   (a)     ``province_sites`` as the national office (34 provinces' counts);
   (b)     ``province_sites`` as province 02's secretariat (its sites with their bridge, busy and free rooms);
-  (c)     ``add_sites``: province 02's secretariat adds one free room (its province's bridge) — the whole
-          meeting is checked and re-booked (``editing.edit_unchecked``) — then removes it (not timed);
+  (c)     ``add_sites``: province 02's secretariat adds one free room (its province's bridge): only that
+          site is checked and booked (``site_changes.add``) — then removes it (not timed);
+  (e)     ``remove_site``: province 02's secretariat removes that room (``site_changes.remove``), then adds
+          it back (not timed);
   (d)     the 409 of the whole country (every room): ``book_meeting`` refused, with ``by_province``
           (34 provinces' conflicts rendered as the API's body).
 
@@ -114,6 +116,17 @@ def run(backend: str, url: str, repeat: int, profile: str | None = None) -> None
                 session.commit()
         return remove
 
+    def remove():
+        with make_session(engine) as session:
+            province_sites.remove_site(session, settings, province, session.get(Meeting, meeting_id), spare)
+            session.commit()
+
+        def add_back() -> None:
+            with make_session(engine) as session:
+                province_sites.add_sites(session, settings, province, session.get(Meeting, meeting_id), [spare])
+                session.commit()
+        return add_back
+
     def refused() -> None:
         with make_session(engine) as session:
             try:
@@ -142,6 +155,8 @@ def run(backend: str, url: str, repeat: int, profile: str | None = None) -> None
                "(b) province-sites, province 02": timed(repeat, lambda: listing(province)),
                "(c) add one site, province 02": timed(repeat, add),
                "(d) whole-country 409 + by_province": timed(repeat, refused)}
+    add()  # the site taking part again: (e) removes it
+    results["(e) remove one site, province 02"] = timed(repeat, remove)
     print(f"{'':38}{'p50 ms':>10}{'p95 ms':>10}{'mean ms':>10}")
     for name, values in results.items():
         print(f"{name:38}{percentile(values, 0.5):10.1f}{percentile(values, 0.95):10.1f}{statistics.mean(values):10.1f}")

@@ -57,7 +57,10 @@ def join_for_occurrence(session: Session, meeting: Meeting, occ: Occurrence,
     # Columns, not ORM objects: a national meeting has 3,355 rooms (issue 14).
     ids = sa.select(participants.endpoint_rows(occurrence_ids=occ.id).subquery().c.endpoint_id)
     columns = (col(Endpoint.id), col(Endpoint.room_id), col(Endpoint.name), col(Endpoint.protocol), col(Endpoint.dial_address))
-    endpoints = session.execute(sa.select(*columns).where(col(Endpoint.id).in_(ids)).order_by(col(Endpoint.id))).all()
+    query = sa.select(*columns).where(col(Endpoint.id).in_(ids)).order_by(col(Endpoint.id))
+    if room_ids is not None:  # a room's display, or the rooms a sites change added: not all 3,355 (issue 14)
+        query = query.where(db.ids_in(session, col(Endpoint.room_id), room_ids))
+    endpoints = session.execute(query).all()
     chair = occ.chair_room_id or meeting.chair_room_id
     by_room: dict[int, list[join.EndpointRef]] = {chair: []}
     for endpoint_id, room_id, name, protocol, dial_address in endpoints:
@@ -97,7 +100,8 @@ JOIN_SOURCES = frozenset({"meeting.scheduled", "meeting.updated"})
 def record_join_instructions(session: Session, event: events.Event) -> None:
     """``events.on_record`` hook (``types=JOIN_SOURCES``): after ``meeting.scheduled`` / ``meeting.updated``,
     record one ``join.instructions`` per participating room of the event's ``occurrence_id`` (routed to
-    that room only), in the same transaction. Nothing for a cancelled meeting or occurrence."""
+    that room only), in the same transaction. Nothing for a cancelled meeting or occurrence. A sites change
+    (``scope`` ``"sites"``, issue 14) records them for the event's ``room_ids`` only (the added rooms)."""
     if event.type not in JOIN_SOURCES or not event.data.get("occurrence_id"):
         return
     meeting = session.get(Meeting, event.data["meeting_id"])
@@ -105,7 +109,10 @@ def record_join_instructions(session: Session, event: events.Event) -> None:
     if meeting is None or occ is None or meeting.status is MeetingStatus.cancelled \
             or occ.status is OccurrenceStatus.cancelled:
         return
-    items = join_for_occurrence(session, meeting, occ)
+    only = set(event.data.get("room_ids") or []) if event.data.get("scope") == "sites" else None
+    if only is not None and not only:
+        return
+    items = join_for_occurrence(session, meeting, occ, only)
     units = participant_units(session, meeting, occ) if meeting.confidential else set()
     marked = [visibility.mark(item, confidential=meeting.confidential, participant_unit_ids=units) for item in items]
     # One insert for every room's (a national meeting has 3,355: issue 14), no ORM object per event.

@@ -394,6 +394,25 @@ def _first_fit(session: Session, settings: Settings, bridges: list[Bridge], plan
     return first
 
 
+def fit_province(session: Session, settings: Settings, plans: list[Plan], bridges: list[Bridge], *,
+                 requested: int, province_name: str | None, claim: bool = True) -> BridgeChoice:
+    """A province joining a booked cascaded meeting (issue 14, ``site_changes``): the first of ``bridges``
+    (that province's, by id) with ``requested`` ports free (its sites + its leg to the root) and a free
+    conference number over every plan's window, as :func:`choose_bridges` picks a child bridge (same
+    ``_first_fit``); else the first bridge's answer with its conflicts (by plan index, naming
+    ``province_name``). With ``claim`` the numbers are claimed (``booking.claimer``). One query per plan."""
+    every = [_id(b) for b in bridges]
+    held: list[dict[int, list[repository.Held]]] = []
+    for plan in plans:
+        per_bridge: dict[int, list[repository.Held]] = {b: [] for b in every}
+        for h in repository.holdings(session, [(ResourceKind.bridge, every)], plan.window,
+                                     booking.max_window(settings)):
+            per_bridge[h.booking.resource_id].append(h)
+        held.append(per_bridge)
+    return _first_fit(session, settings, bridges, plans, held, list(range(len(plans))), [requested] * len(plans),
+                      {}, province_name, own_numbers=False, claim=claim)
+
+
 def _id(bridge: Bridge | None) -> int:
     """A stored bridge's id (every bridge here was read from the database)."""
     assert bridge is not None and bridge.id is not None

@@ -20,6 +20,13 @@ A step of a meeting request (issue 15) adds ``"request": {"state": "pending" | "
 tentative), approved (``meeting.updated``, status confirmed), rejected or expired
 (``meeting.cancelled``). Mail sends invitations only from approval on.
 The event's routing ``room_ids`` also holds rooms the change removed, so their displays learn it.
+
+A province's sites added to or removed from a booked meeting (issue 14, ``site_changes``) record
+``meeting.updated`` with ``scope`` ``"sites"``, ``"sites": {"added": [room ids], "removed": [room ids]}``,
+``room_ids`` the ADDED rooms only (not every room taking part) and routing only to the added and removed
+rooms: the other sites' displays are not told, their join instructions did not change; join instructions
+follow for the added rooms only; a removed room reads it is not in ``room_ids`` (its display drops the
+meeting, mail sends its contact a CANCEL).
 """
 
 from __future__ import annotations

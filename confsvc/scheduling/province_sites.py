@@ -2,10 +2,10 @@
 
 The national office books a meeting across provinces and may set its ``sites_deadline`` (UTC). Until
 then each province's secretariat adds or removes its OWN province's sites (:func:`add_sites`,
-:func:`remove_site`): the meeting's participants change through the whole-meeting edit
-(``editing.edit_unchecked``), so an added site goes through the same conflict check (SPEC rules 1, 4)
-and the same cascade bridge choice (``cascade.choose_bridges``: the province's bridge, one leg to the
-root) as a booking; a refusal is the same 409 with ``by_province``. Who may change which site, and
+:func:`remove_site`) without the meeting being re-booked (``site_changes``): only the changed sites'
+rows are written or deleted, an added site goes through the same conflict check (SPEC rules 1, 4) as a
+booking and the same bridge choice for a province that had no site yet (its bridge, one leg to the
+root), only the changed rooms' displays are told; a refusal is the same 409 with ``by_province``. Who may change which site, and
 until when, is ``Principal.require_sites_change`` (the one rule).
 
 :func:`province_sites` lists, for a meeting, the rooms of a province: its sites (with the bridge each
@@ -27,14 +27,12 @@ from confsvc.clock import utc_now
 from confsvc.config import Settings
 from confsvc.endpoints.models import Endpoint, LifecycleState, Room, Unit, UnitLevel
 from confsvc.errors import ConfsvcError, Invalid, NotFound
-from confsvc.scheduling import booking, cascade, editing, repository
+from confsvc.scheduling import booking, cascade, repository, site_changes
 from confsvc.scheduling import participants as participation
 from confsvc.scheduling.booking import Names, Participants
 from confsvc.scheduling.conflicts import Conflict
-from confsvc.scheduling.models import Meeting, Occurrence, OccurrenceStatus
+from confsvc.scheduling.models import Meeting, MeetingParticipant, Occurrence, OccurrenceStatus
 from confsvc.scheduling.planning import BookResult, lock_for_change, require_open
-from confsvc.scheduling.repository import participant_ids
-from confsvc.scheduling.schemas import MeetingUpdate
 from confsvc.users.principal import CHANGE_PROVINCE_SITES, Principal
 from confsvc.users.service import expand_units
 
@@ -96,10 +94,28 @@ def _active_endpoints(session: Session, room_ids: list[int]) -> dict[int, int]:
         col(Endpoint.lifecycle_state) == LifecycleState.active)).all() if e is not None)
 
 
+def _site_endpoints(session: Session, meeting: Meeting, room_ids: list[int]) -> dict[int, int]:
+    """The meeting's participant endpoints (its own list) in ``room_ids``: endpoint id → room id (one query)."""
+    return {e: r for e, r in session.exec(
+        select(col(Endpoint.id), Endpoint.room_id).join(MeetingParticipant, col(MeetingParticipant.endpoint_id)
+                                                        == col(Endpoint.id))
+        .where(col(MeetingParticipant.meeting_id) == meeting.id,
+               repository.ids_in(session, Endpoint.room_id, room_ids))).all() if e is not None}
+
+
+def _sites_among(session: Session, meeting: Meeting, room_ids: list[int]) -> set[int]:
+    """Those of ``room_ids`` taking part in ``meeting`` (its chair room, or a room of its participant
+    endpoints: ``participants.of_meeting``'s rule), without reading its every site."""
+    return set(_site_endpoints(session, meeting, room_ids).values()) | (
+        {meeting.chair_room_id} & set(room_ids))
+
+
 def add_sites(session: Session, settings: Settings, principal: Principal, meeting: Meeting, room_ids: list[int],
               *, now: datetime | None = None) -> BookResult:
     """Add ``room_ids`` (with their active endpoints) as sites of ``meeting`` (issue 14). Rooms already
-    taking part are left as they are. Checked like a booking (conflicts, the province's bridge and leg).
+    taking part are left as they are. Checked like a booking, for the added sites only (their conflicts,
+    the ports they add, the province's bridge and leg if it had no site yet); only their rows are written
+    and only their displays told (``site_changes.add``: the meeting is not re-booked).
 
     Raises:
         Forbidden: ``Principal.require_sites_change`` (``sites_deadline_passed``, ``forbidden_province_site``,
@@ -114,7 +130,7 @@ def add_sites(session: Session, settings: Settings, principal: Principal, meetin
     lock_for_change(session, meeting)
     require_open(meeting)
     _require_change(session, principal, meeting, room_ids, now)
-    taking_part = participation.of_meeting(session, meeting).room_ids
+    taking_part = _sites_among(session, meeting, room_ids)
     new_rooms = [r for r in room_ids if r not in taking_part]
     endpoints = _active_endpoints(session, new_rooms)
     bare = [r for r in new_rooms if r not in set(endpoints.values())]
@@ -123,17 +139,14 @@ def add_sites(session: Session, settings: Settings, principal: Principal, meetin
                       room_ids=bare)
     if not new_rooms:
         return _unchanged(session, meeting)
-    current = participant_ids(session, _id(meeting))
-    return editing.edit_unchecked(
-        session, settings, principal, meeting,
-        MeetingUpdate(participant_endpoint_ids=sorted(set(current) | set(endpoints))), now=now,
-        sites_checked=True, action="meeting.sites_added", audit_extra={"room_ids": new_rooms})
+    return site_changes.add(session, settings, principal, meeting, endpoints, now=now)
 
 
 def remove_site(session: Session, settings: Settings, principal: Principal, meeting: Meeting, room_id: int,
                 *, now: datetime | None = None) -> BookResult:
     """Remove the site ``room_id`` (all its endpoints) from ``meeting`` (issue 14); its bookings are freed
-    at once (SPEC rule 6) and a province left without sites leaves the cascade (its bridge and leg).
+    at once (SPEC rule 6) and a province left without sites leaves the cascade (its bridge and leg); only
+    that site's rows change and only its display is told (``site_changes.remove``).
 
     Raises:
         Forbidden: as :func:`add_sites`.
@@ -146,15 +159,10 @@ def remove_site(session: Session, settings: Settings, principal: Principal, meet
     _require_change(session, principal, meeting, [room_id], now)
     if room_id == meeting.chair_room_id:
         raise Invalid("the chair room cannot be removed from the meeting's sites", code="chair_room_site")
-    current = participant_ids(session, _id(meeting))
-    rooms_of = dict(session.exec(select(col(Endpoint.id), Endpoint.room_id).where(
-        repository.ids_in(session, Endpoint.id, current))).all())
-    left = [e for e in current if rooms_of.get(e) != room_id]
-    if len(left) == len(current):
+    endpoint_ids = _site_endpoints(session, meeting, [room_id])
+    if not endpoint_ids:
         raise NotFound(f"room {room_id} is not a site of this meeting", code="site_not_found")
-    return editing.edit_unchecked(
-        session, settings, principal, meeting, MeetingUpdate(participant_endpoint_ids=left), now=now,
-        sites_checked=True, action="meeting.site_removed", audit_extra={"room_ids": [room_id]})
+    return site_changes.remove(session, settings, principal, meeting, room_id, sorted(endpoint_ids), now=now)
 
 
 def across_provinces(session: Session, meeting: Meeting) -> bool:

@@ -170,8 +170,11 @@ def add_sites(meeting_id: PathId, data: schemas.SitesChange, session: SessionDep
               settings: SettingsDep):
     """Add sites (rooms with their active endpoints) to a national meeting (issue 14). The national
     office: any room, any time. A province's admin or secretariat: rooms of its own province only, until
-    the meeting's ``sites_deadline``. Checked as a booking: the room's conflicts and its province's bridge
-    (MCU) with one cascade leg. Rooms already taking part are left as they are.
+    the meeting's ``sites_deadline``. Checked as a booking, for the added rooms only: their conflicts and the
+    ports they add to their province's bridge (MCU), with one cascade leg for a province that had no site
+    yet. Rooms already taking part are left as they are. The meeting is not re-booked: only the added
+    sites' rows are written, only their displays told (``meeting.updated`` with ``scope`` ``"sites"`` and
+    their join instructions) and mailed; SEQUENCE bumps.
 
     200: the meeting. 403 ``sites_deadline_passed`` (the detail names the deadline, local and UTC),
     ``forbidden_province_site`` (a room of another province), ``sites_not_open`` (no deadline set);
@@ -186,7 +189,9 @@ def remove_site(meeting_id: PathId, room_id: PathId, session: SessionDep, princi
                 settings: SettingsDep):
     """Remove a site (a room and its endpoints) from a national meeting (issue 14); who may, and until
     when, as ``POST /meetings/{id}/sites``. Its bookings are freed at once; a province left without sites
-    leaves the cascade. 200: the meeting; 404 ``site_not_found``; 422 ``chair_room_site``."""
+    leaves the cascade. Only that site's rows change; only its display is told (``meeting.updated``,
+    ``scope`` ``"sites"``, without it in ``room_ids``) and its contact mailed a CANCEL. 200: the meeting;
+    404 ``site_not_found``; 422 ``chair_room_site``."""
     meeting = province_sites.find_meeting(session, principal, meeting_id)
     return _booked(session, province_sites.remove_site(session, settings, principal, meeting, room_id))
 

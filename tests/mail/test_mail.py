@@ -25,10 +25,11 @@ from sqlmodel import Session, select
 from confsvc.clock import utc_now
 from confsvc.config import Settings
 from confsvc.db import make_session
+from confsvc.endpoints.models import Unit
 from confsvc.main import create_app
 from confsvc.mail import outbox as mail
 from confsvc.mail.models import MailCursor, MailDelivery, MailMessage
-from confsvc.scheduling import cancellation, editing, reading
+from confsvc.scheduling import cancellation, editing, province_sites, reading
 from confsvc.scheduling.models import Meeting
 from confsvc.scheduling.schemas import MeetingUpdate
 from confsvc.users import service as users
@@ -40,6 +41,7 @@ H = timedelta(hours=1)
 TITLE = "Giao ban trực tuyến tháng 12, quý IV; năm 2025"
 SENDER = "lich-hop@phutho.gov.vn"
 CHAIR, PARTICIPANT, ORGANIZER = "hoitruong@phutho.gov.vn", "xa-thanh-son@phutho.gov.vn", "vanphong@phutho.gov.vn"
+ADDED = "xa-thanh-thuy@phutho.gov.vn"
 
 
 # ---------------------------------------------------------------- a real SMTP server
@@ -281,6 +283,33 @@ def test_a_removed_room_gets_a_cancel_the_others_the_update(session: Session, en
                    PARTICIPANT: ("Hủy mời họp", "CANCEL")}
     removed = next(r for r in inbox.received if r.rcpt_tos[0] == PARTICIPANT)
     assert "không còn tham dự" in _parts(removed.message)[0].get_content()
+
+
+def test_a_site_added_or_removed_mails_only_that_room_and_the_organizer(session: Session, engine: Engine,
+                                                                        mail_settings: Settings, port: int) -> None:
+    """Issue 14: a site added to (removed from) a national meeting is invited (cancelled); the other
+    sites get no mail for it (``site_changes``: the event names the changed rooms only)."""
+    world = _world(session)
+    added_room = make_room(session, session.get(Unit, world.chair.unit_id), name="Phòng họp xã Thanh Thủy",
+                           contact_email=ADDED)
+    make_endpoint(session, added_room)
+    meeting = _book(session, world, mail_settings, rooms=[world.participant])
+    session.commit()
+    inbox = Inbox()
+    with smtp_server(port, inbox):
+        mail.dispatch_once(engine, mail_settings, utc_now())
+        inbox.received.clear()
+        province_sites.add_sites(session, mail_settings, _principal(session, world), meeting, [added_room.id])
+        session.commit()
+        assert mail.dispatch_once(engine, mail_settings, utc_now()).sent == 2
+        added = {r.rcpt_tos[0]: _parts(r.message)[1].get_param("method") for r in inbox.received}
+        inbox.received.clear()
+        province_sites.remove_site(session, mail_settings, _principal(session, world), meeting, added_room.id)
+        session.commit()
+        assert mail.dispatch_once(engine, mail_settings, utc_now()).sent == 2
+    removed = {r.rcpt_tos[0]: _parts(r.message)[1].get_param("method") for r in inbox.received}
+    assert added == {ADDED: "REQUEST", ORGANIZER: "REQUEST"}
+    assert removed == {ADDED: "CANCEL", ORGANIZER: "REQUEST"}
 
 
 def test_a_permanent_refusal_fails_that_copy_only(session: Session, engine: Engine, mail_settings: Settings,
