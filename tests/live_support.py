@@ -238,3 +238,12 @@ class RawClient:
 
     def close(self) -> None:
         self.sock.close()
+
+
+def delivered(hub: Any, event_id: int) -> None:
+    """Wait until ``hub`` (a server's ``app.state.hub``) has delivered ``event_id``: the fan-out hands
+    committed events to it on the server's event loop, a moment after the commit."""
+    deadline = time.monotonic() + 10
+    while hub.max_id < event_id:
+        assert time.monotonic() < deadline, f"event {event_id} never reached the hub"
+        time.sleep(0.01)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -32,7 +31,7 @@ from confsvc.tokens import hash_secret
 from confsvc.users import service as users
 from confsvc.users.models import Role
 from tests.factories import bearer, make_endpoint, make_room, make_unit, make_user
-from tests.live_support import ThreadServer, closed_with, process_server, recv
+from tests.live_support import ThreadServer, closed_with, delivered, process_server, recv
 
 REVOKED = (4401, "access_revoked: token revoked or access changed (quyền truy cập đã bị thu hồi hoặc thay đổi)")
 INVALID = (4401, "invalid_token: invalid display token")
@@ -75,13 +74,6 @@ def _status(engine: Engine, room: int, n: int) -> dict:
         session.commit()
         return events.to_published(event).message
 
-
-def _delivered(hub: Hub, event_id: int) -> None:
-    """Wait until the hub has delivered ``event_id`` (the fan-out hands it over on the event loop)."""
-    deadline = time.monotonic() + 10
-    while hub.max_id < event_id:
-        assert time.monotonic() < deadline, f"event {event_id} never reached the hub"
-        time.sleep(0.01)
 
 
 def _client(message: dict) -> dict:
@@ -149,7 +141,7 @@ def test_since_resume_from_memory_returns_exactly_the_missed_events(server: Thre
     elsewhere = _status(engine, other, 3)  # another room's: not this channel's
     missed_2 = _status(engine, room, 4)
     hub: Hub = app.state.hub
-    _delivered(hub, missed_2["id"])
+    delivered(hub, missed_2["id"])
     window = hub.recent_since(seen["id"])  # answered from memory
     assert [p.message["id"] for p in window or []] == [missed_1["id"], elsewhere["id"], missed_2["id"]]
     with server.ws(f"/ws/rooms/{room}?token={site['display']}&since={seen['id']}") as ws:
@@ -184,12 +176,12 @@ def test_pruned_events_leave_the_memory_window(server: ThreadServer, app: FastAP
     _status(engine, site["room"], 2)
     hub: Hub = app.state.hub
     newest = _status(engine, site["room"], 3)["id"]
-    _delivered(hub, newest)
+    delivered(hub, newest)
     assert hub.recent_since(first["id"]) is not None
     with make_session(engine) as session:  # every event but the newest is deleted
         assert events.prune(session, utc_now() + timedelta(seconds=1)) >= 2
         session.commit()
-    _delivered(hub, newest + 1)  # the events.pruned event
+    delivered(hub, newest + 1)  # the events.pruned event
     assert [p.message["id"] for p in hub.recent_since(newest - 1) or []] == [newest]
     assert hub.recent_since(first["id"]) is None  # a resume from there gets a snapshot, as from the outbox
     with server.ws(f"/ws/rooms/{site['room']}?token={site['display']}&since={first['id']}") as ws:

@@ -39,7 +39,7 @@ from tests.factories import (
     make_user,
     next_monday_local,
 )
-from tests.live_support import ThreadServer, closed_with, recv
+from tests.live_support import ThreadServer, closed_with, delivered, recv
 
 INVALID = (4401, "invalid_token: invalid display token")
 
@@ -193,12 +193,6 @@ def server(app: FastAPI) -> Iterator[ThreadServer]:
         yield running
 
 
-def _delivered(hub: Hub, event_id: int) -> None:
-    deadline = time.monotonic() + 10
-    while hub.max_id < event_id:
-        assert time.monotonic() < deadline, f"event {event_id} never reached the hub"
-        time.sleep(0.01)
-
 
 def _snapshot(server: ThreadServer, site: dict) -> dict:
     with server.ws(f"/ws/rooms/{site['room']}?token={site['display']}") as ws:
@@ -223,7 +217,7 @@ def test_a_booking_after_a_kept_snapshot_is_in_the_next_displays_snapshot(server
     with make_session(app.state.engine, write=False) as session:
         from confsvc import events
         latest = events.latest_id(session)
-    _delivered(hub, latest)
+    delivered(hub, latest)
 
     booked = _snapshot(server, site)
 

@@ -23,7 +23,7 @@ from confsvc.scheduling.models import Occurrence
 from tests.factories import make_meeting, next_monday_local
 from tests.live import test_live_ws
 from tests.live.test_live_ws import _book
-from tests.live_support import ThreadServer, recv
+from tests.live_support import ThreadServer, delivered, recv
 from tests.scheduling.test_scheduler import _book as book_for_scheduler
 from tests.web_support import login, make_province
 
@@ -202,6 +202,10 @@ def test_since_resume_hides_the_title_of_a_meeting_made_confidential_after_its_e
     r = httpx.patch(f"{server.base}/api/v1/meetings/{meeting['id']}", headers=site["secretariat"],
                     json={"confidential": True})
     assert r.status_code == 200, r.text
+    with make_session(engine, write=False) as session:
+        # The resume is what is tested: the events have reached the server's hub (the fan-out hands them
+        # over a moment after the commit; one arriving after the connection is a live message).
+        delivered(server.config.app.state.hub, events.latest_id(session))
     expected = [("meeting.scheduled", "Cuộc họp"), ("join.instructions", "Cuộc họp"), ("meeting.updated", "Cuộc họp"),
                 ("join.instructions", "Cuộc họp")]
     with server.ws(f"/ws/units/{site['province']}?token={site['viewer']}&since={before}") as outsider:
