@@ -4,10 +4,12 @@ extend, stats refresh, backup/restore, demo."""
 from __future__ import annotations
 
 import getpass
+import socket
 import sys
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, cast
 
 import typer
 
@@ -366,6 +368,65 @@ def _serve(settings: Settings, host: str, port: int) -> None:
     uvicorn.run(create_app(settings), host=host, port=port, **_uvicorn_options(settings))
 
 
+def _listen_reuse_port(host: str, port: int, backlog: int, *, listen: bool = True) -> socket.socket:
+    """A TCP socket on ``(host, port)`` with SO_REUSEPORT (and SO_REUSEADDR), listening unless told not to."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    if listen:
+        sock.listen(backlog)
+    sock.set_inheritable(True)
+    return sock
+
+
+class _OwnListener:
+    """What uvicorn's worker supervisor hands each worker in place of one shared listening socket:
+    unpickled in the worker (multiprocessing *spawn*), it becomes that worker's own socket on
+    ``(host, port)`` with SO_REUSEPORT, so the kernel spreads new connections over the workers'
+    accept queues.
+
+    With the single socket uvicorn shares, whichever worker's event loop wakes first accepts every
+    pending connection (asyncio and uvloop accept until the queue is empty), and keep-alive clients
+    that connect together stay on that worker: in the contention bench (issue 16, 50 clients, 2
+    workers) one worker spent 32 CPU-seconds while the other spent 1.6, so bookings were served by
+    one process at one core."""
+
+    def __init__(self, host: str, port: int, backlog: int) -> None:
+        self.host, self.port, self.backlog = host, port, backlog
+
+    def __reduce__(self) -> tuple[Callable[..., socket.socket], tuple[str, int, int]]:
+        return _listen_reuse_port, (self.host, self.port, self.backlog)
+
+
+def _serve_workers(settings: Settings, host: str, port: int, workers: int) -> None:
+    """``workers`` uvicorn processes under uvicorn's supervisor (restart of a dead worker, SIGHUP,
+    SIGTTIN/SIGTTOU), each accepting on its own SO_REUSEPORT socket (:class:`_OwnListener`). The
+    supervisor holds a bound, non-listening socket on the port, so a port taken by another program
+    fails here, before any worker starts; where SO_REUSEPORT does not exist, one shared socket."""
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    options = {"factory": True, "host": host, "port": port, "workers": workers, **_uvicorn_options(settings)}
+    if not hasattr(socket, "SO_REUSEPORT"):
+        uvicorn.run("confsvc.main:create_app", **options)
+        return
+    config = uvicorn.Config("confsvc.main:create_app", **options)
+    try:
+        claim = _listen_reuse_port(host, port, config.backlog, listen=False)
+    except OSError as exc:
+        _fail(f"cannot bind {host}:{port}: {exc}")
+    with claim:
+        typer.echo(f"confsvc serving on http://{host}:{port} with {workers} workers (one SO_REUSEPORT socket each)",
+                   err=True)
+        listener = cast(socket.socket, _OwnListener(host, port, config.backlog))
+        Multiprocess(config, sockets=[listener]).run()
+
+
 @app.command()
 def serve(host: str = "127.0.0.1", port: int = 8000,
           workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1) -> None:
@@ -385,10 +446,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000,
               "with SQLite and no Redis run one worker (each worker would see only its own bookings, "
               "and room displays would miss updates).")
     if workers > 1:
-        import uvicorn
-
-        uvicorn.run("confsvc.main:create_app", factory=True, host=host, port=port, workers=workers,
-                    **_uvicorn_options(settings))
+        _serve_workers(settings, host, port, workers)
     else:
         _serve(settings, host, port)
 

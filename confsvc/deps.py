@@ -18,8 +18,8 @@ from confsvc.errors import Invalid
 __all__ = ["Paging", "PagingDep", "PathId", "SessionDep", "SettingsDep", "app_settings"]
 
 
-def app_settings(request: Request) -> Settings:
-    """The running app's settings."""
+async def app_settings(request: Request) -> Settings:
+    """The running app's settings (``async``: no I/O, so no thread-pool hop)."""
     return request.app.state.settings
 
 

@@ -137,17 +137,26 @@ def record(session: Session, type: str, data: dict[str, Any], *, room_ids: Itera
     return record_each(session, type, [(data, room_ids)], unit_ids=unit_ids, at=at)[0]
 
 
-def _rooms_units(session: Session, room_sets: list[list[int]]) -> list[list[int]]:
+def _rooms_units(session: Session, room_sets: list[list[int]], by_room: dict[int, set[int]]) -> list[list[int]]:
     """:func:`units_with_ancestors` of each room list, in one statement (a recursive CTE that keeps
-    the room each unit was reached from)."""
-    wanted = sorted({r for rooms in room_sets for r in rooms})
-    if not wanted:
-        return [[] for _ in room_sets]
-    by_room: dict[int, set[int]] = {}
-    for room_id, unit_id in session.execute(_ROOMS_UNITS, {"wanted": wanted}).all():
-        by_room.setdefault(room_id, set()).add(unit_id)
+    the room each unit was reached from), or none when ``by_room`` (each room's units with their
+    ancestors, read by the event these derive from: :data:`_UNITS_OF_ROOMS`) holds every room.
+    ``by_room`` gets the rooms read."""
+    wanted = sorted({r for rooms in room_sets for r in rooms if r not in by_room})
+    if wanted:
+        for room_id, unit_id in session.execute(_ROOMS_UNITS, {"wanted": wanted}).all():
+            by_room.setdefault(room_id, set()).add(unit_id)
+        for room_id in wanted:  # a room under no unit, or gone
+            by_room.setdefault(room_id, set())
     return [sorted(by_room.get(rooms[0], ())) if len(rooms) == 1 else  # a room's own event: most of them
             sorted(set().union(*(by_room.get(r, set()) for r in rooms))) for rooms in room_sets]
+
+
+#: ``session.info`` key: while the recorders (:func:`on_record`) of an event run, the units (with
+#: ancestors) of the rooms that event was routed to, so that the events they derive in the same
+#: breath (a booking's ``join.instructions``, one per room of the ``meeting.scheduled``) are routed
+#: without reading them again (issue 16, "Throughput under contention"). Nothing is written between.
+_UNITS_OF_ROOMS = "confsvc.events.units_of_rooms"
 
 
 def _rooms_units_query() -> sa.Select[Any]:
@@ -183,7 +192,8 @@ def record_each(session: Session, type: str, items: Iterable[tuple[dict[str, Any
     if session.info.get(_DRY_RUN):  # rolled back anyway: no row, no lock, no derived events
         return [Event(type=type, data=data, room_ids=rooms, unit_ids=[], at=at or utc_now()) for data, rooms in wanted]
     extra = units_with_ancestors(session, (), unit_ids) if unit_ids else []
-    units = _rooms_units(session, [rooms for _, rooms in wanted])
+    by_room: dict[int, set[int]] = dict(session.info.get(_UNITS_OF_ROOMS, {}))
+    units = _rooms_units(session, [rooms for _, rooms in wanted], by_room)
     current_request = logs.request_id.get()
     when = at or utc_now()
     rows = [{"type": type, "at": when, "data": data, "room_ids": rooms, "unit_ids": sorted(set(found) | set(extra)),
@@ -207,9 +217,17 @@ def record_each(session: Session, type: str, items: Iterable[tuple[dict[str, Any
     recorded = [Event(id=event_id, **row) for event_id, row in zip(ids, rows, strict=True)]
     if postgresql:  # these objects get their final ids at commit (_order_at_commit)
         session.info.setdefault(_RECORDED_EVENTS, []).extend(recorded)
-    for event in recorded:
-        for recorder in recorders:
-            recorder(session, event)
+    outer = session.info.get(_UNITS_OF_ROOMS)
+    session.info[_UNITS_OF_ROOMS] = by_room
+    try:
+        for event in recorded:
+            for recorder in recorders:
+                recorder(session, event)
+    finally:
+        if outer is None:
+            session.info.pop(_UNITS_OF_ROOMS, None)
+        else:
+            session.info[_UNITS_OF_ROOMS] = outer
     return recorded if returning else []
 
 

@@ -161,7 +161,8 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ConfsvcError)
     async def _domain(_: Request, exc: ConfsvcError) -> JSONResponse:
         retry = exc.extra.get("retry_after")
-        return JSONResponse(jsonable_encoder(exc.to_body()), status_code=exc.status_code,
+        body = exc.to_body()
+        return JSONResponse(body if exc.body_is_json else jsonable_encoder(body), status_code=exc.status_code,
                             headers={"Retry-After": str(retry)} if retry is not None else None)
 
     @app.exception_handler(RequestValidationError)

@@ -17,7 +17,7 @@ from confsvc.db import PathId, SessionDep, make_session
 from confsvc.deps import SettingsDep
 from confsvc.endpoints import agent_tokens
 from confsvc.scheduling import reading
-from confsvc.users.deps import get_principal, require_capability
+from confsvc.users.deps import require_capability, resolve_principal
 from confsvc.users.principal import MARK_ATTENDANCE, Principal
 
 router = APIRouter(prefix="/api/v1")
@@ -30,14 +30,14 @@ def _answer(model: type[Any], data: Any) -> Response:
 
 def get_call_caller(request: Request) -> Principal | calls.AgentCaller:
     """An agent token (``Authorization: Bearer cfa_…``), resolved in a read session of its own, or else
-    the user (``users.deps.get_principal``). Raises Unauthorized (401)."""
+    the user (``users.deps.resolve_principal``). Raises Unauthorized (401)."""
     header = request.headers.get("authorization", "")
     scheme, _, secret = header.partition(" ")
     secret = secret.strip()
     if scheme.lower() == "bearer" and agent_tokens.is_agent_secret(secret):
         with make_session(request.app.state.engine, write=False) as session:
             return calls.AgentCaller.for_token(agent_tokens.agent_for_secret(session, secret))
-    return get_principal(request)
+    return resolve_principal(request)
 
 
 CallCallerDep = Annotated[Principal | calls.AgentCaller, Depends(get_call_caller)]

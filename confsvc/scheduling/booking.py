@@ -4,8 +4,9 @@ Used by the meeting, occurrence and maintenance use cases in ``service.py``. Fun
 never commit. The friendly checks here produce the conflict lists of SPEC rule 8 as
 :class:`~confsvc.scheduling.conflicts.Conflict` values; the guarantee under concurrency (rule 7) is
 the PostgreSQL exclusion constraints, the rooms' advisory locks (taken before any bridge lock), the
-bridge row lock (taken last: ``service._book_ports``), and SQLite's ``BEGIN IMMEDIATE`` write
-transactions. Lock order, everywhere: meeting row → rooms (ascending) → bridges (ascending).
+conference numbers' claims (``repository.claim_number``), the bridge's ports counted again at COMMIT
+under its lock (``port_guard``), and SQLite's ``BEGIN IMMEDIATE`` write transactions. Lock order,
+everywhere: meeting row → rooms (ascending) → bridges (ascending).
 """
 
 from __future__ import annotations

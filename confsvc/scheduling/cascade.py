@@ -181,25 +181,45 @@ def conflict_provinces(session: Session, conflicts: list[Conflict]) -> dict[tupl
     """The province of each conflict's resource (issue 14: a national booking's 409 grouped by
     province): ``(resource_kind, resource_id)`` → :class:`Province`. A room's is its unit's province, an
     endpoint's its room's, a bridge's the province it belongs to; resources under no province are left
-    out. Four queries whatever the number of conflicts."""
+    out. One query whatever the number of conflicts (:func:`_conflict_provinces_query`)."""
     ids: dict[str, set[int]] = {"room": set(), "endpoint": set(), "bridge": set()}
     for c in conflicts:
         if c.resource_kind in ids:
             ids[c.resource_kind].add(c.resource_id)
-    unit_of: dict[tuple[str, int], int | None] = {}
-    if ids["room"]:
-        unit_of.update((("room", r), u) for r, u in session.exec(select(col(Room.id), Room.unit_id).where(
-            repository.ids_in(session, Room.id, ids["room"]))).all() if r is not None)
-    if ids["endpoint"]:
-        unit_of.update((("endpoint", e), u) for e, u in session.exec(
-            select(col(Endpoint.id), Room.unit_id).join(Room, col(Room.id) == col(Endpoint.room_id))
-            .where(repository.ids_in(session, Endpoint.id, ids["endpoint"]))).all() if e is not None)
-    if ids["bridge"]:
-        unit_of.update((("bridge", b), u) for b, u in session.exec(select(col(Bridge.id), Bridge.unit_id).where(
-            repository.ids_in(session, Bridge.id, ids["bridge"]))).all() if b is not None)
-    up = unit_provinces(session, {u for u in unit_of.values() if u is not None})
-    named = provinces_by_id(session, set(up.values()))
-    return {key: named[up[u]] for key, u in unit_of.items() if u is not None and u in up and up[u] in named}
+    if not any(ids.values()):
+        return {}
+    rows = session.execute(_conflict_provinces_query(session.get_bind().dialect.name),
+                           {f"{kind}_ids": sorted(found) for kind, found in ids.items()}).all()
+    return {(kind, site): Province(code, name, province) for kind, site, province, code, name in rows}
+
+
+@functools.cache
+def _conflict_provinces_query(dialect: str) -> sa.Select[Any]:
+    """:func:`conflict_provinces`'s statement, built once per dialect: ``(kind, id, province id, code,
+    name)`` for the ``room_ids``, ``endpoint_ids`` and ``bridge_ids`` parameters (one array parameter
+    each on PostgreSQL, like ``repository.ids_in``); each resource's unit seeds the recursive CTE of
+    :func:`unit_provinces` (a refusal answered in one round trip instead of four: issue 16)."""
+    def among(column: Any, name: str) -> Any:
+        if dialect == "postgresql":
+            return column == sa.any_(sa.bindparam(name, type_=postgresql.ARRAY(sa.Integer())))
+        return column.in_(sa.bindparam(name, expanding=True))
+
+    sites = sa.union_all(
+        sa.select(sa.literal("room").label("kind"), col(Room.id).label("site_id"), col(Room.unit_id).label("unit_id"))
+        .where(among(Room.id, "room_ids")),
+        sa.select(sa.literal("endpoint"), col(Endpoint.id), col(Room.unit_id))
+        .join(Room, col(Room.id) == col(Endpoint.room_id)).where(among(Endpoint.id, "endpoint_ids")),
+        sa.select(sa.literal("bridge"), col(Bridge.id), col(Bridge.unit_id)).where(among(Bridge.id, "bridge_ids")),
+    ).cte("sites")
+    units = sa.inspect(Unit).local_table.c
+    up = sa.select(units.id.label("origin"), units.id, units.parent_id, units.level).where(
+        units.id.in_(sa.select(sites.c.unit_id))).cte("up", recursive=True)
+    up = up.union_all(sa.select(up.c.origin, units.id, units.parent_id, units.level)
+                      .where(units.id == up.c.parent_id))
+    province = sa.select(up.c.origin, up.c.id).where(up.c.level == UnitLevel.province.name).subquery("province")
+    named = sa.inspect(Unit).local_table.alias("named")
+    return (sa.select(sites.c.kind, sites.c.site_id, province.c.id, named.c.code, named.c.name)
+            .join(province, province.c.origin == sites.c.unit_id).join(named, named.c.id == province.c.id))
 
 
 # ---------------------------------------------------------------- choosing
@@ -440,6 +460,11 @@ def save_tree(session: Session, meeting: Meeting, choice: BridgeChoice, *, repla
              "conference_number": leg.number} for b, leg in sorted(legs.items()) if b not in present]
     if rows:
         session.execute(sa.insert(MeetingBridge), rows)
+    single = session.info.setdefault(repository.SINGLE_BRIDGE_MEETINGS, set())
+    if fresh and not rows:
+        single.add(meeting.id)
+    else:
+        single.discard(meeting.id)
     session.flush()
 
 
@@ -459,15 +484,19 @@ class Tree:
 
 
 def tree_of(session: Session, meeting: Meeting) -> Tree:
-    """The bridges of ``meeting`` (two queries)."""
+    """The bridges of ``meeting`` (two queries; none for a meeting this transaction booked on one
+    bridge, ``repository.SINGLE_BRIDGE_MEETINGS``: a booking reads its tree for the join instructions
+    and for the answer)."""
     root = session.get(Bridge, meeting.bridge_id) if meeting.bridge_id is not None else None
+    if meeting.id in session.info.get(repository.SINGLE_BRIDGE_MEETINGS, ()):
+        return Tree(root, {}, {}, {})
     rows = session.exec(_TREE, params={"meeting_id": meeting.id}).all()
     return Tree(root, {mb.bridge_id: (b, mb.conference_number) for mb, b in rows},
                 {mb.bridge_id: mb.parent_bridge_id for mb, _b in rows},
                 {b.unit_id: mb.bridge_id for mb, b in rows if b.unit_id is not None})
 
 
-#: :func:`tree_of`'s statement (``meeting_id`` parameter), built once (a booking reads its tree twice).
+#: :func:`tree_of`'s statement (``meeting_id`` parameter), built once.
 _TREE = (select(MeetingBridge, Bridge).join(Bridge, col(Bridge.id) == col(MeetingBridge.bridge_id))
          .where(col(MeetingBridge.meeting_id) == sa.bindparam("meeting_id")).order_by(col(MeetingBridge.bridge_id)))
 

@@ -7,7 +7,6 @@ are about to request. Times are aware UTC; naive input is read in the meeting's 
 
 from __future__ import annotations
 
-import dataclasses
 import uuid
 from datetime import datetime
 from typing import Any
@@ -23,7 +22,7 @@ from confsvc.scheduling import participants as participation
 from confsvc.scheduling.audit_log import audit
 from confsvc.scheduling.booking import Names, Participants, Plan
 from confsvc.scheduling.conflicts import group_conflicts
-from confsvc.scheduling.models import Booking, Meeting, MeetingParticipant, MeetingStatus, Occurrence, ResourceKind
+from confsvc.scheduling.models import Meeting, MeetingParticipant, MeetingStatus, Occurrence
 from confsvc.scheduling.planning import (
     BookResult,
     Timing,
@@ -129,21 +128,22 @@ def book_unchecked(session: Session, settings: Settings, principal: Principal, d
         if any(p.conflicts for p in plans):
             raise refusal(data.title, [c for p in plans for c in p.conflicts], session)
     free = [p for p in plans if not p.conflicts]
-    # Without skip_conflicts the bridge is chosen, locked and booked last and briefly, once every
-    # other row is written (_book_ports; issue 16 "Throughput under contention"). Skipping needs
-    # the bridge's answer before writing, so it locks now.
-    late = not data.skip_conflicts
-    choice = None if late else cascade.choose_bridges(session, settings, free or plans, names, _wishes(data),
-                                                      allowed=participation.bridges_in_scope(principal))
-    if choice is not None:
-        apply_bridge(choice, free or plans)
+    # The bridge is chosen before anything is written, so its bookings go in with the others in one
+    # savepoint and the meeting is inserted with its bridge and number (issue 16 "Throughput under
+    # contention"). No bridge lock is held from here: the numbers are claimed (repository.claim_number)
+    # and the ports are counted again at COMMIT under the bridge's lock (port_guard, SPEC rule 7).
+    choice = cascade.choose_bridges(session, settings, free or plans, names, _wishes(data),
+                                    allowed=participation.bridges_in_scope(principal))
+    apply_bridge(choice, free or plans)
+    if not data.skip_conflicts and any(p.conflicts for p in plans):  # the bridge's own (SPEC rules 2, 3)
+        raise refusal(data.title, [c for p in plans for c in p.conflicts], session)
     if not any(not p.conflicts for p in plans):
         raise refusal(data.title, [c for p in plans for c in p.conflicts], session)
 
     meeting = Meeting(
         uid=f"{uuid.uuid4()}@confsvc", title=data.title, description=data.description,
         organizer_user_id=principal.user_id, chair_room_id=data.chair_room_id,
-        bridge_id=choice.bridge.id if choice else None, conference_number=choice.conference_number if choice else None,
+        bridge_id=choice.bridge.id if choice.bridge else None, conference_number=choice.conference_number,
         pin=booking.new_pin(settings), status=MeetingStatus(data.status),
         check_lead_minutes=timing.check_lead_minutes, teardown_minutes=timing.teardown_minutes,
         timezone=str(timing.zone.key), dtstart=timing.start, duration_minutes=int(timing.duration.total_seconds() // 60),
@@ -161,22 +161,16 @@ def book_unchecked(session: Session, settings: Settings, principal: Principal, d
         # One statement (a national meeting has 3,355 participants: ORM objects cost a second).
         db.insert_rows(session, MeetingParticipant, [{"meeting_id": meeting.id, "endpoint_id": e}
                                                      for e in participants.endpoint_ids])
-        write_occurrences(session, meeting, plans, skipped, ports=not late)
+        write_occurrences(session, meeting, plans, skipped)
 
     booking.insert_guarded(session, settings, write, [p for p in plans if not p.conflicts], data.title)
-    if choice is not None:
-        cascade.save_tree(session, meeting, choice, fresh=True)
-    # Whatever does not need the bridge is written or read before its lock (held until the commit).
+    cascade.save_tree(session, meeting, choice, fresh=True)
     audit(session, principal, "meeting.created", meeting_id=meeting.id, occurrences=len(plans) - len(skipped),
           skipped=[s["start"] for s in skipped])
     session.flush()
     booked = [p.occurrence for p in plans if not p.conflicts]
     # What live_events.occurrence_rooms would read back: every occurrence has the meeting's participants.
     rooms = {p.occurrence.id: set(participants.room_ids) for p in plans if not p.conflicts}
-    if late:
-        _book_ports(session, settings, meeting, plans, names, _wishes(data),
-                    allowed=participation.bridges_in_scope(principal))
-        session.flush()
     live_events.record_change(session, "meeting.scheduled", meeting, booked, now=now, extra=event_extra,
                               rooms=rooms)
     if displaced:
@@ -189,35 +183,3 @@ def _wishes(data: MeetingCreate) -> cascade.Wishes:
     """What a new booking asks of bridges: the root, a bridge per province, the relay's leg."""
     return cascade.Wishes(bridge_id=data.bridge_id, province_bridges=dict(data.province_bridges),
                           upstream=data.upstream_dial is not None)
-
-
-def _book_ports(session: Session, settings: Settings, meeting: Meeting, plans: list[Plan], names: Names,
-                wishes: cascade.Wishes, *, allowed: Any = None) -> None:
-    """The bridge step of a booking, last: lock the bridge (ascending ids when chosen automatically),
-    count its ports and numbers as committed now, and write the bridge bookings. The lock lasts
-    from here to the commit only. A concurrent booking that took the ports meanwhile makes this a
-    refusal (SPEC rule 7); a number taken meanwhile is replaced by a free one."""
-    choice = cascade.choose_bridges(session, settings, plans, names,
-                                    dataclasses.replace(wishes, keep_number=meeting.conference_number),
-                                    allowed=allowed)
-    apply_bridge(choice, plans)
-    conflicts = [c for p in plans for c in p.conflicts]
-    if conflicts:
-        raise refusal(meeting.title, conflicts, session)
-    meeting.bridge_id, meeting.conference_number = choice.bridge.id, choice.conference_number
-    session.add(meeting)
-    cascade.save_tree(session, meeting, choice, fresh=True)
-    for plan in plans:
-        plan.occurrence.conference_number = (None if plan.conference_number == meeting.conference_number
-                                             else plan.conference_number)
-        session.add(plan.occurrence)
-    rows = [r for p in plans for r in booking.booking_rows(meeting, p, p.occurrence.id)
-            if r["resource_kind"] is ResourceKind.bridge]
-
-    def write() -> None:
-        session.flush()
-        db.insert_rows(session, Booking, rows)
-        session.flush()
-
-    booking.insert_guarded(session, settings, write, plans, meeting.title)
-

@@ -19,6 +19,7 @@ class BookingConflict(ConflictError):
 
     status_code = 409
     code = "booking_conflict"
+    body_is_json = True  # conflicts_body dumps in pydantic's JSON mode; subclasses keep to JSON values
 
     def __init__(self, detail: str, conflicts: list[Conflict], *,
                  provinces: Mapping[tuple[str, int], Any] | None = None) -> None:

@@ -24,7 +24,7 @@ from confsvc.scheduling import participants as participation
 from confsvc.scheduling.booking import Participants, Plan
 from confsvc.scheduling.conflicts import Conflict, first_pairwise_overlap
 from confsvc.scheduling.errors import BookingConflict
-from confsvc.scheduling.models import Booking, Meeting, MeetingStatus, Occurrence, OccurrenceStatus, ResourceKind
+from confsvc.scheduling.models import Booking, Meeting, MeetingStatus, Occurrence, OccurrenceStatus
 from confsvc.users.principal import Principal
 
 
@@ -159,11 +159,10 @@ def refusal(title: str, conflicts: list[Conflict], session: Session | None = Non
                            provinces=cascade.conflict_provinces(session, conflicts) if session is not None else None)
 
 
-def write_occurrences(session: Session, meeting: Meeting, plans: list[Plan], skipped: list[dict[str, Any]], *,
-                       ports: bool = True) -> None:
-    """Insert new occurrences (plans without one) and the bookings of every conflict-free plan
-    (without the bridge's when ``ports`` is false: :func:`_book_ports` writes them). A tentative
-    (displaced) occurrence gets none: it holds nothing until moved (``displacement``)."""
+def write_occurrences(session: Session, meeting: Meeting, plans: list[Plan], skipped: list[dict[str, Any]]) -> None:
+    """Insert new occurrences (plans without one) and the bookings of every conflict-free plan, its
+    bridges' included. A tentative (displaced) occurrence gets none: it holds nothing until moved
+    (``displacement``)."""
     for plan in plans:
         if plan.occurrence is None:
             plan.occurrence = Occurrence(meeting_id=meeting.id, recurrence_id=plan.recurrence_id, start=plan.start,
@@ -182,8 +181,7 @@ def write_occurrences(session: Session, meeting: Meeting, plans: list[Plan], ski
             skipped.append({"occurrence_id": plan.occurrence.id, "start": plan.start, "end": plan.end,
                             "conflicts": plan.conflicts})
         elif plan.occurrence.status is OccurrenceStatus.scheduled and not plan.occurrence.tentative:
-            rows += [r for r in booking.booking_rows(meeting, plan, plan.occurrence.id)
-                     if ports or r["resource_kind"] is not ResourceKind.bridge]
+            rows += booking.booking_rows(meeting, plan, plan.occurrence.id)
     db.insert_rows(session, Booking, rows)  # one statement (a national meeting: 6,710 rows, issue 14)
     session.flush()
 

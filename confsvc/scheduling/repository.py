@@ -52,10 +52,27 @@ def overlapping(session: Session, resources: Iterable[tuple[ResourceKind, Iterab
     return [(b, t) for b, t in session.exec(query).all()]
 
 
+class BookingRow(NamedTuple):
+    """A booking's columns as :func:`holdings` reads them (UTC times): read-only, no ORM object (a
+    booking reads every booking of its bridge over its window, twice for a refusal: issue 16)."""
+
+    id: int
+    meeting_id: int | None
+    occurrence_id: int | None
+    maintenance_id: int | None
+    block_id: int | None
+    resource_kind: ResourceKind
+    resource_id: int
+    window_start: datetime
+    window_end: datetime
+    ports: int
+    conference_number: int | None
+
+
 class Held(NamedTuple):
     """A booking with what a conflict names: its meeting's title and its occurrence's own times (UTC)."""
 
-    booking: Booking
+    booking: BookingRow
     title: str | None
     start: datetime | None
     end: datetime | None
@@ -63,14 +80,16 @@ class Held(NamedTuple):
 
 def holdings(session: Session, resources: Iterable[tuple[ResourceKind, Iterable[int]]], window: Window,
              max_window: timedelta) -> list[Held]:
-    """Like :func:`overlapping`, with the occurrence's own start and end (None for maintenance)."""
+    """Like :func:`overlapping`, with the occurrence's own start and end (None for maintenance), the
+    bookings as :class:`BookingRow` values."""
     wanted = [(kind, sorted(set(ids))) for kind, ids in resources if ids]
     if not wanted:
         return []
     params: dict[str, Any] = {f"ids_{n}": ids for n, (_, ids) in enumerate(wanted)}
     params.update(window_end=window.end, lowest_start=window.start - max_window, window_start=window.start)
     query = _holdings_query(session.get_bind().dialect.name, tuple(kind for kind, _ in wanted))
-    return [Held(b, t, s, e) for b, t, s, e in session.exec(query, params=params).all()]
+    width = len(BookingRow._fields)
+    return [Held(BookingRow(*row[:width]), *row[width:]) for row in session.execute(query, params).all()]
 
 
 @functools.cache
@@ -87,7 +106,8 @@ def _holdings_query(dialect: str, kinds: tuple[ResourceKind, ...]) -> Any:
     window = sa.and_(Booking.window_start < sa.bindparam("window_end"),
                      Booking.window_start > sa.bindparam("lowest_start"),
                      Booking.window_end > sa.bindparam("window_start"))
-    return (select(Booking, Meeting.title, Occurrence.start, Occurrence.end)
+    columns = [getattr(Booking, name) for name in BookingRow._fields]
+    return (sa.select(*columns, col(Meeting.title), col(Occurrence.start), col(Occurrence.end))
             .outerjoin(Meeting, Meeting.id == Booking.meeting_id)
             .outerjoin(Occurrence, Occurrence.id == Booking.occurrence_id)
             .where(sa.or_(*conds), window)
@@ -163,17 +183,23 @@ def current_bridges(session: Session, where: Any) -> list[Bridge]:
 
 
 _KEPT_BRIDGES = "confsvc.scheduling.kept_bridges"
+#: ``session.info`` key: ids of the meetings this transaction created with no bridge besides the root
+#: (``cascade.save_tree`` with ``fresh``; any later tree write of the meeting drops its id), whose tree
+#: ``cascade.tree_of`` then knows without reading it. Dropped when the transaction ends (:func:`install`).
+SINGLE_BRIDGE_MEETINGS = "confsvc.scheduling.single_bridge_meetings"
 
 
 def _forget_bridges(session: Session, *_: Any) -> None:
     if session.in_nested_transaction():  # a savepoint's release: SQLAlchemy fires after_commit for it too
         return
     session.info.pop(_KEPT_BRIDGES, None)
+    session.info.pop(SINGLE_BRIDGE_MEETINGS, None)
 
 
 def install() -> None:
-    """Drop the bridges :func:`current_bridge` kept when the session's transaction ends (sessions do not
-    expire on commit: a later transaction must not be handed this one's copy). Idempotent."""
+    """Drop the bridges :func:`current_bridge` kept, and :data:`SINGLE_BRIDGE_MEETINGS`, when the
+    session's transaction ends (sessions do not expire on commit: a later transaction must not be
+    handed this one's copy). Idempotent."""
     for name in ("after_commit", "after_rollback"):
         if not sa_event.contains(Session, name, _forget_bridges):
             sa_event.listen(Session, name, _forget_bridges)

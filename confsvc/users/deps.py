@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
 
 from confsvc.db import make_session
 from confsvc.errors import Unauthorized
@@ -61,8 +62,30 @@ def resolve_user(request: Request, session: Session) -> User | None:
     return user
 
 
-def get_principal(request: Request) -> Principal:
-    """The caller, resolved in a short read session of its own.
+async def get_principal(request: Request) -> Principal:
+    """The caller, resolved in a short read session of its own (:func:`resolve_principal`).
+
+    ``async``: a bearer token cached in this process (``users.token_cache``) is answered on the event
+    loop, without a thread-pool hop (issue 16, "Throughput under contention"); anything that reads
+    the database runs in the thread pool.
+    """
+    cached = _cached_principal(request)
+    if cached is not None:
+        return cached
+    return await run_in_threadpool(resolve_principal, request)
+
+
+def _cached_principal(request: Request) -> Principal | None:
+    secret = bearer_token(request.headers.get("authorization"))
+    cache: PrincipalCache | None = getattr(request.app.state, "principals", None)
+    if secret is None or cache is None:
+        return None
+    return cache.lookup(security.hash_token(secret))
+
+
+def resolve_principal(request: Request) -> Principal:
+    """The caller, resolved in a short read session of its own (blocking: :func:`get_principal` calls
+    it in the thread pool).
 
     Raises Unauthorized (401) when the request carries no valid credentials.
 
