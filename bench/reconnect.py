@@ -19,10 +19,15 @@ Reconnect time = from the moment the new server accepts TCP connections (polled 
 moment the last display is in sync. Memory per connection = server RSS with every display connected
 (first phase, after 2 s of settling) minus RSS before the first, / displays.
 
+Server CPU = the server process's user + system CPU seconds over the same span (``/proc``): the work
+each server does for the storm, which a busy machine stretches less than wall-clock time. ``--repeat N``
+runs the two servers N times each, interleaved (confsvc, bare, confsvc, ...), and the ratios printed are
+medians of the pairs.
+
 Clients are ``--procs`` processes of asyncio clients (``websockets``) so the server, not one client
 loop, is measured; on a 2-CPU machine clients and server share the cores, for both servers alike.
 
-Reproduce: ``PYTHONPATH=. python bench/reconnect.py --clients 4000 --procs 8`` (PostgreSQL on
+Reproduce: ``PYTHONPATH=. python bench/reconnect.py --clients 4000 --procs 8 --repeat 3`` (PostgreSQL on
 127.0.0.1:5432, Redis on 127.0.0.1:6379, as the tests use).
 """
 

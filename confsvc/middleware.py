@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import uuid
 
@@ -69,6 +70,17 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+_ID_PREFIX = uuid.uuid4().hex[:16]
+_ID_COUNTER = itertools.count(1)
+
+
+def new_request_id() -> str:
+    """A new request id: 32 hex digits, unique across processes (a random per-process half) and
+    within one (a counter). Not a secret; cheaper than ``uuid4()`` (no ``os.urandom`` call for each of
+    thousands of display handshakes)."""
+    return f"{_ID_PREFIX}{next(_ID_COUNTER) & 0xFFFFFFFFFFFFFFFF:016x}"
+
+
 #: A client's request id is kept when it is this sane (no log injection, bounded); else a new one.
 _SANE_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
@@ -84,7 +96,7 @@ class RequestId:
             await self.app(scope, receive, send)
             return
         sent = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-        rid = sent if _SANE_ID.fullmatch(sent) else uuid.uuid4().hex
+        rid = sent if _SANE_ID.fullmatch(sent) else new_request_id()
         scope.setdefault("state", {})["request_id"] = rid
         token = logs.request_id.set(rid)
 

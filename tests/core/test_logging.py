@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -130,3 +131,11 @@ def test_session_cookie_is_secure_behind_a_trusted_https_proxy(tmp_path: Path) -
     plain, proxied = answers
     assert ("secure" in plain.headers["set-cookie"].lower(), "secure" in proxied.headers["set-cookie"].lower()) == (
         False, True)
+
+
+def test_made_request_ids_are_32_hex_digits_and_never_repeat() -> None:
+    from confsvc.middleware import new_request_id
+
+    made = [new_request_id() for _ in range(1000)]
+    assert len(set(made)) == 1000 and all(re.fullmatch("[0-9a-f]{32}", rid) for rid in made)
+    assert len({rid[:16] for rid in made}) == 1  # one process: one random half, the counter after it
