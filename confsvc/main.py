@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio.to_thread
 import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
@@ -279,6 +280,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
                 # request allocates enough, scans them all (~100 ms). A few KB of startup garbage
                 # stay with them; ``gc.collect()`` first would cost that 100 ms at every start.
                 gc.freeze()
+                # One worker's synchronous requests at once (``Settings.request_threads``).
+                anyio.to_thread.current_default_thread_limiter().total_tokens = settings.request_threads
                 thresholds = gc.get_threshold()
                 gc.set_threshold(*GC_THRESHOLDS)
                 try:
@@ -331,9 +334,10 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         return RedirectResponse("/static/favicon.svg", status_code=308)
 
     @app.get("/healthz", tags=["ops"])
-    def healthz() -> dict[str, str]:
-        """Liveness: the process answers (no dependency is touched). ``{"status": "ok", "version"}``.
-        Readiness is ``/readyz``."""
+    async def healthz() -> dict[str, str]:
+        """Liveness: the process answers (no dependency is touched, and no request thread: it answers
+        while every one of ``request_threads`` is busy). ``{"status": "ok", "version"}``. Readiness is
+        ``/readyz``."""
         return {"status": "ok", "version": __version__}
 
     @app.get("/readyz", tags=["ops"], responses={503: {"description": "not ready: what failed is named"}})

@@ -522,6 +522,8 @@ async def _serve(websocket: WebSocket, kind: str, object_id: int | None) -> None
         return
     if isinstance(opened.who, Principal):
         connection.user_id, connection.api_token_id = opened.who.user_id, opened.api_token_id
+        if user_id is not None and isinstance(sid, str) and opened.api_token_id is None:  # opened by the cookie
+            connection.web_session = hash_token(sid)
     hub.opened(connection, opened.scope)
     # Only ids and the scope stay for the connection's life: not the snapshot text, nor ORM objects.
     initial, covered, upto = opened.initial, opened.covered, opened.upto

@@ -79,6 +79,8 @@ class Connection:
     user_id: int | None = None
     api_token_id: int | None = None
     display_token_id: int | None = None
+    #: The SHA-256 of the web session (cookie) that opened it: logout closes it.
+    web_session: str | None = None
     queue: asyncio.Queue[tuple[int | None, str]] = field(init=False)
     dropped: asyncio.Event = field(init=False, default_factory=asyncio.Event)
     close_code: int | None = None
@@ -119,7 +121,8 @@ class Connection:
     def held_by(self, revoked: dict[str, list[int]]) -> bool:
         """Whether an ``access.revoked`` event's data names this connection's user or token."""
         return (self.user_id in revoked.get("user_ids", ()) or self.api_token_id in revoked.get("api_token_ids", ())
-                or self.display_token_id in revoked.get("display_token_ids", ()))
+                or self.display_token_id in revoked.get("display_token_ids", ())
+                or (self.web_session is not None and self.web_session in revoked.get("web_sessions", ())))
 
     def drop(self, code: int, reason: str) -> None:
         if not self.dropped.is_set():

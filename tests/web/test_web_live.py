@@ -171,6 +171,25 @@ def test_web_session_opens_the_channel_from_the_same_origin_only(server: ThreadS
             assert closed_with(ws) == (4401, "not_authenticated: the first message carries no token")
 
 
+def test_logout_closes_the_channels_its_session_opened_and_no_other(server: ThreadServer, engine: Engine) -> None:
+    """Regression: a board's channel opened with the session cookie stayed open after ``POST /logout``
+    (a new connection with the old cookie was refused, the open one kept receiving events)."""
+    _province_with_meeting(engine)
+    with httpx.Client(base_url=server.base, timeout=10) as web, \
+            server.ws("/ws/secretariat", origin=server.base,
+                      additional_headers={"Cookie": _cookie(server, "vanphong")}) as other_session:
+        form = web.get("/login")
+        web.post("/login", data={"username": "vanphong", "password": PASSWORD, "csrf": csrf_of(form.text), "next": "/"})
+        cookie = f"confsvc_session={web.cookies['confsvc_session']}"
+        with server.ws("/ws/secretariat", origin=server.base, additional_headers={"Cookie": cookie}) as board:
+            assert recv(board)["type"] == "snapshot" and recv(other_session)["type"] == "snapshot"
+            assert web.post("/logout", data={"csrf": csrf_of(web.get("/").text)}).status_code == 303
+            assert closed_with(board) == (4401, "access_revoked: token revoked or access changed "
+                                                "(quyền truy cập đã bị thu hồi hoặc thay đổi)")
+        other_session.send(json.dumps({"type": "ping"}))
+        assert recv(other_session)["type"] == "pong"  # the same user's other browser stays signed in
+
+
 def test_display_token_goes_in_the_first_message_not_the_url_and_beats_a_logged_in_cookie(
         server: ThreadServer, engine: Engine) -> None:
     """Issue 16: the room display page put its token into the WebSocket URL (``?token=``), which browsers
