@@ -6,6 +6,9 @@ changes a user's role, province or units, one ``access.revoked`` event is record
 
     {"user_ids": [...], "api_token_ids": [...], "display_token_ids": [...]}
 
+(and ``"web_sessions": [...]``, SHA-256 digests, when a logout or ``users.revoke_web_sessions`` ended
+web sessions: :func:`revoke`).
+
 It travels to every process through the fan-out like any event (in-process, Redis or PostgreSQL
 NOTIFY), never reaches a client (``events.INTERNAL_TYPES``), and each process's hub closes the
 connections it names with 4401 ``access_revoked`` (``live.hub``). A display or page whose access
@@ -17,6 +20,7 @@ ORM's attribute history at flush, and records at commit. A rolled-back transacti
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import sqlalchemy as sa
@@ -28,6 +32,8 @@ from confsvc.live.models import DisplayToken
 from confsvc.users.models import ApiToken, User, UserUnit
 
 _STASH = "confsvc_revoked_access"
+#: The keys every ``access.revoked`` event carries (``web_sessions`` only when a web session ended).
+_KEYS = ("user_ids", "api_token_ids", "display_token_ids")
 
 
 def _changed(obj: Any, *names: str) -> bool:
@@ -52,9 +58,16 @@ def _before_flush(session: Session, _flush_context: Any, _instances: Any) -> Non
         if isinstance(obj, UserUnit):  # an operator's units changed: their channels are scoped anew
             found["user_ids"].add(obj.user_id)
     if any(found.values()):
-        stash = session.info.setdefault(_STASH, {key: set() for key in found})
         for key, ids in found.items():
-            stash[key] |= {i for i in ids if i is not None}
+            revoke(session, key, [i for i in ids if i is not None])
+
+
+def revoke(session: Session, key: str, ids: Iterable[int | str]) -> None:
+    """Add ``ids`` under ``key`` (``user_ids``, ``api_token_ids``, ``display_token_ids``, or
+    ``web_sessions``: SHA-256 digests of web session secrets) to the transaction's one ``access.revoked``
+    event, recorded at commit. For changes the ORM hook cannot see (a bulk DELETE of web sessions)."""
+    stash = session.info.setdefault(_STASH, {key: set() for key in _KEYS})
+    stash.setdefault(key, set()).update(ids)
 
 
 def _before_commit(session: Session) -> None:

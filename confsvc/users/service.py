@@ -267,22 +267,22 @@ def end_web_session(session: Session, secret: object) -> None:
     """Logout: the session's row is deleted, so a copy of the cookie is worth nothing, and the live
     channels the session's pages opened are closed (4401, in every process: ``access.revoked`` with
     ``web_sessions``, the session's SHA-256; issue 16 defect 9)."""
-    from confsvc import events
+    from confsvc.live import revocation
 
     if isinstance(secret, str):
         digest = security.hash_token(secret)
         session.exec(sa.delete(WebSession).where(WebSession.token_hash == digest))
-        events.record(session, "access.revoked", {"web_sessions": [digest]})
+        revocation.revoke(session, "web_sessions", [digest])
 
 
 def revoke_web_sessions(session: Session, user_id: int) -> None:
     """Ends every web session of ``user_id`` (password, role or status changed), and closes the user's
     live channels (``access.revoked`` with ``user_ids``: a page reconnecting with the old cookie is
     refused, a display or client with a valid token is let in again)."""
-    from confsvc import events
+    from confsvc.live import revocation
 
     session.exec(sa.delete(WebSession).where(WebSession.user_id == user_id))
-    events.record(session, "access.revoked", {"user_ids": [user_id]})
+    revocation.revoke(session, "user_ids", [user_id])
     session.flush()
 
 
