@@ -325,8 +325,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.add_middleware(SecurityHeaders, always_secure=settings.cookie_secure)
     # WebSocket handshakes go straight to the live channels, with the web session (a confsvc page's
     # channel is authenticated by its cookie) and nothing else of the HTTP stack (issue 14).
-    app.add_middleware(LiveChannels, channels=SessionMiddleware(Router(routes=live_channel.ws_routes),
-                                                                **session_options))
+    app.add_middleware(LiveChannels, channels=Router(routes=live_channel.ws_routes),
+                       session=lambda channels: SessionMiddleware(channels, **session_options))
     app.add_middleware(RequestId)  # outermost: every log line of the request, the access line included
 
     @app.get("/favicon.ico", include_in_schema=False)

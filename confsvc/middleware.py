@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import re
 import uuid
+from collections.abc import Callable
 
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -114,8 +115,9 @@ class RequestId:
 
 
 class LiveChannels:
-    """Hands every WebSocket handshake to ``channels`` (the live channel's routes, with what they need
-    of the stack: the web session) and everything else to the HTTP middlewares after it.
+    """Hands every WebSocket handshake to ``channels`` (the live channel's routes), wrapped in
+    ``session`` (the web session's middleware) when the handshake carries a cookie, and everything else
+    to the HTTP middlewares after it.
 
     The HTTP middlewares (security headers, metrics, body limit, CSRF) and FastAPI's routing pass a
     WebSocket through untouched, but each layer still costs every connection: ~4,000 room displays
@@ -123,11 +125,13 @@ class LiveChannels:
     A path with no channel is refused by ``channels`` (a handshake closed before it is accepted: HTTP 403).
     """
 
-    def __init__(self, app: ASGIApp, channels: ASGIApp) -> None:
-        self.app, self.channels = app, channels
+    def __init__(self, app: ASGIApp, channels: ASGIApp, session: Callable[[ASGIApp], ASGIApp]) -> None:
+        self.app, self.channels, self.with_session = app, channels, session(channels)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "websocket":
-            await self.channels(scope, receive, send)
-        else:
+        if scope["type"] != "websocket":
             await self.app(scope, receive, send)
+        elif any(name == b"cookie" for name, _ in scope["headers"]):  # a page of confsvc: its web session
+            await self.with_session(scope, receive, send)
+        else:  # a display or client with a token: no session to read
+            await self.channels(scope, receive, send)
