@@ -139,24 +139,34 @@ def _locate_query(dialect: str) -> sa.Select[Any]:
     """:func:`locate_ids`'s statement, built once per dialect (building it cost more than running it):
     ``(is_endpoint, endpoint or room id, province id or NULL)`` for the ``endpoint_ids`` and ``room_ids``
     parameters (one array parameter each on PostgreSQL, like ``repository.ids_in``)."""
-    def among(column: Any, name: str) -> Any:
-        if dialect == "postgresql":
-            return column == sa.any_(sa.bindparam(name, type_=postgresql.ARRAY(sa.Integer())))
-        return column.in_(sa.bindparam(name, expanding=True))
-
+    among = functools.partial(_among, dialect)
     sites = sa.union_all(
         sa.select(sa.literal(True).label("is_endpoint"), col(Endpoint.id).label("site_id"), col(Room.unit_id))
         .join(Room, col(Room.id) == col(Endpoint.room_id)).where(among(Endpoint.id, "endpoint_ids")),
         sa.select(sa.literal(False), col(Room.id), col(Room.unit_id)).where(among(Room.id, "room_ids")),
     ).cte("sites")
+    province = _provinces_of(sites)
+    return sa.select(sites.c.is_endpoint, sites.c.site_id, province.c.id).outerjoin(
+        province, province.c.origin == sites.c.unit_id)
+
+
+def _among(dialect: str, column: Any, name: str) -> Any:
+    """``column`` is one of the integers of the parameter ``name``: one array parameter on PostgreSQL
+    (``= ANY``, one statement to cache whatever the count), an expanding ``IN`` elsewhere."""
+    if dialect == "postgresql":
+        return column == sa.any_(sa.bindparam(name, type_=postgresql.ARRAY(sa.Integer())))
+    return column.in_(sa.bindparam(name, expanding=True))
+
+
+def _provinces_of(sites: Any) -> Any:
+    """``(origin, id)``: the province (unit id) above each unit ``sites.c.unit_id`` (the unit itself when
+    it is one), by a recursive CTE up the unit tree; units under no province have no row."""
     units = sa.inspect(Unit).local_table.c
     up = sa.select(units.id.label("origin"), units.id, units.parent_id, units.level).where(
         units.id.in_(sa.select(sites.c.unit_id))).cte("up", recursive=True)
     up = up.union_all(sa.select(up.c.origin, units.id, units.parent_id, units.level)
                       .where(units.id == up.c.parent_id))
-    province = sa.select(up.c.origin, up.c.id).where(up.c.level == UnitLevel.province.name).subquery("province")
-    return sa.select(sites.c.is_endpoint, sites.c.site_id, province.c.id).outerjoin(
-        province, province.c.origin == sites.c.unit_id)
+    return sa.select(up.c.origin, up.c.id).where(up.c.level == UnitLevel.province.name).subquery("province")
 
 
 @dataclass(frozen=True, order=True)
@@ -199,11 +209,7 @@ def _conflict_provinces_query(dialect: str) -> sa.Select[Any]:
     name)`` for the ``room_ids``, ``endpoint_ids`` and ``bridge_ids`` parameters (one array parameter
     each on PostgreSQL, like ``repository.ids_in``); each resource's unit seeds the recursive CTE of
     :func:`unit_provinces` (a refusal answered in one round trip instead of four: issue 16)."""
-    def among(column: Any, name: str) -> Any:
-        if dialect == "postgresql":
-            return column == sa.any_(sa.bindparam(name, type_=postgresql.ARRAY(sa.Integer())))
-        return column.in_(sa.bindparam(name, expanding=True))
-
+    among = functools.partial(_among, dialect)
     sites = sa.union_all(
         sa.select(sa.literal("room").label("kind"), col(Room.id).label("site_id"), col(Room.unit_id).label("unit_id"))
         .where(among(Room.id, "room_ids")),
@@ -211,12 +217,7 @@ def _conflict_provinces_query(dialect: str) -> sa.Select[Any]:
         .join(Room, col(Room.id) == col(Endpoint.room_id)).where(among(Endpoint.id, "endpoint_ids")),
         sa.select(sa.literal("bridge"), col(Bridge.id), col(Bridge.unit_id)).where(among(Bridge.id, "bridge_ids")),
     ).cte("sites")
-    units = sa.inspect(Unit).local_table.c
-    up = sa.select(units.id.label("origin"), units.id, units.parent_id, units.level).where(
-        units.id.in_(sa.select(sites.c.unit_id))).cte("up", recursive=True)
-    up = up.union_all(sa.select(up.c.origin, units.id, units.parent_id, units.level)
-                      .where(units.id == up.c.parent_id))
-    province = sa.select(up.c.origin, up.c.id).where(up.c.level == UnitLevel.province.name).subquery("province")
+    province = _provinces_of(sites)
     named = sa.inspect(Unit).local_table.alias("named")
     return (sa.select(sites.c.kind, sites.c.site_id, province.c.id, named.c.code, named.c.name)
             .join(province, province.c.origin == sites.c.unit_id).join(named, named.c.id == province.c.id))
