@@ -300,7 +300,7 @@ def _bridges_of(engine: Engine, meeting_id: int, occurrence_id: int) -> dict[int
 
 def test_a_site_added_in_a_province_only_an_exception_cascades_gets_its_bridge_and_number_in_every_occurrence(
         client: TestClient, engine: Engine, country: dict[str, Any]):
-    hn, lc, pt = country["hn"], country["lc"], country["pt"]
+    lc, pt = country["lc"], country["pt"]
     meeting, (first, second) = _series_chaired_in_phu_tho_with_lao_cai_in_its_second_occurrence_only(client, country)
     assert _bridges_of(engine, meeting["id"], first) == {pt["bridge"]: (2, 2500)}
     assert _bridges_of(engine, meeting["id"], second) == {pt["bridge"]: (3, 2500), lc["bridge"]: (2, 1500)}
