@@ -405,3 +405,41 @@ def test_a_site_whose_provinces_bridge_is_out_of_service_joins_the_root_in_the_o
     assert _bridges_of(engine, meeting["id"], first) == {pt["bridge"]: (2, 2500)}  # given back to the root
     assert _bridges_of(engine, meeting["id"], second) == {pt["bridge"]: (3, 2500), lc["bridge"]: (2, 1500)}
     assert _legs(engine, meeting["id"]) == [(lc["bridge"], pt["bridge"], 1500)]
+
+
+def test_a_site_added_where_its_legs_number_is_taken_then_dials_the_number_its_occurrence_holds(
+        client: TestClient, engine: Engine, country: dict[str, Any]):
+    lc, pt = country["lc"], country["pt"]
+    meeting, (first, second) = _series_chaired_in_phu_tho_with_lao_cai_in_its_second_occurrence_only(client, country)
+    local = book(client, lc["secretariat"], meeting_body(lc["rooms"][0], [], next_monday_local(hour=8),
+                                                         title="Giao ban Lào Cai", bridge_id=lc["bridge"]))
+    assert local["conference_number"] == 1500  # the leg's number, free at the first occurrence's time
+
+    added = client.post(f"/api/v1/meetings/{meeting['id']}/sites", json={"room_ids": [lc["rooms"][2]]},
+                        headers=lc["secretariat"])
+
+    assert added.status_code == 200, added.text
+    assert _bridges_of(engine, meeting["id"], first) == {pt["bridge"]: (3, 2500), lc["bridge"]: (2, 1501)}
+    assert _bridges_of(engine, meeting["id"], second)[lc["bridge"]] == (2, 1500)
+    assert _legs(engine, meeting["id"]) == [(lc["bridge"], pt["bridge"], 1500)]
+    items = {i["room_id"]: i for i in client.get(
+        f"/api/v1/meetings/{meeting['id']}/join-instructions", params={"occurrence_id": first},
+        headers=country["national"]).json()["items"]}
+    assert (items[lc["rooms"][2]]["bridge_name"], items[lc["rooms"][2]]["sip_uri"]) == (
+        "MCU Lào Cai", "sip:1501@mcu.15.gov.vn")
+
+
+def test_a_site_whose_provinces_bridge_has_no_port_in_an_occurrence_lacking_it_is_refused_naming_that_bridge(
+        client: TestClient, engine: Engine, country: dict[str, Any]):
+    lc = country["lc"]
+    meeting, _occurrences = _series_chaired_in_phu_tho_with_lao_cai_in_its_second_occurrence_only(client, country)
+    before = _rows(engine, meeting["id"])
+    _capacity(engine, lc["bridge"], 1)  # its site and its leg need 2 in the first occurrence
+
+    refused = client.post(f"/api/v1/meetings/{meeting['id']}/sites", json={"room_ids": [lc["rooms"][2]]},
+                          headers=lc["secretariat"])
+
+    assert refused.status_code == 409, refused.text
+    assert [(c["resource_kind"], c["resource_id"], c["port_capacity"], c["ports_requested"], c["province_name"])
+            for c in refused.json()["conflicts"]] == [("bridge", lc["bridge"], 1, 2, "Tỉnh Lào Cai")]
+    assert _rows(engine, meeting["id"]) == before
