@@ -25,6 +25,7 @@ from sqlmodel import Session, SQLModel
 
 from confsvc import collation
 from confsvc.errors import NotFound
+from confsvc.text import natural
 
 SQLModel.metadata.naming_convention = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -259,3 +260,9 @@ MAX_ID = 2**31 - 1
 IdField = Annotated[int, Field(ge=1, le=MAX_ID)]
 PathId = Annotated[int, PathParam(ge=1, le=MAX_ID)]
 QueryId = Annotated[int | None, Query(ge=1, le=MAX_ID)]
+
+
+def row_id(raw: str) -> int | None:
+    """A row id typed as text (a form field, a query string's list): 1…:data:`MAX_ID` in ASCII digits
+    (``text.natural``), else None; the caller says what None means (left out, or its page's message)."""
+    return natural(raw, low=1, high=MAX_ID)

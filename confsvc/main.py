@@ -56,6 +56,7 @@ from confsvc.scheduling.user_routes import router as user_changes_router
 from confsvc.stats import summary_job as usage_summary
 from confsvc.stats.audit_routes import router as audit_router
 from confsvc.stats.routes import router as stats_router
+from confsvc.text import natural
 from confsvc.users import token_cache
 from confsvc.users.routes import router as users_router
 from confsvc.users.throttle import LoginThrottle
@@ -115,7 +116,8 @@ class BodySizeLimit:
             await self.app(scope, receive, send)
             return
         length = dict(scope["headers"]).get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+        size = natural(length.decode("latin-1")) if length is not None else None
+        if length is not None and (size is None or size > self.max_bytes):
             await self._too_large()(scope, receive, send)
             return
         seen, too_large, started = 0, False, False

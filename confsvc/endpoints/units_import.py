@@ -27,7 +27,7 @@ from confsvc.endpoints.models import Room, Unit, UnitLevel, UnitLifetime
 from confsvc.endpoints.service import upsert_unit, upsert_units
 from confsvc.endpoints.unit_history import midnight_utc, rename_unit
 from confsvc.errors import Invalid, NotFound
-from confsvc.text import fold
+from confsvc.text import ascii_digits, fold
 from confsvc.users.principal import MANAGE_INVENTORY, Principal
 
 _PROVINCE_TYPES = {VietNamDivisionType.TINH, VietNamDivisionType.THANH_PHO_TRUNG_UONG}
@@ -49,7 +49,7 @@ def find_province(name_or_code: str) -> Province:
         NotFound: code ``unknown_province``, listing nothing sensitive.
     """
     text = name_or_code.strip()
-    if text.isdigit():
+    if ascii_digits(text):
         try:
             return Province.from_code(ProvinceCode(int(text)))
         except ValueError:

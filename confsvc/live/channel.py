@@ -76,6 +76,7 @@ from confsvc.live.models import DisplayToken
 from confsvc.live.snapshot import Scope
 from confsvc.scheduling import participants, reading, visibility
 from confsvc.scheduling.models import Meeting, Occurrence, OccurrenceStatus
+from confsvc.text import natural
 from confsvc.users import service as users
 from confsvc.users.deps import SESSION_ID_KEY, SESSION_USER_KEY, CurrentPrincipal, bearer_token
 from confsvc.users.models import ApiToken
@@ -467,9 +468,8 @@ def _since(websocket: WebSocket) -> int | None:
 
 
 def _natural(raw: str) -> int | None:
-    """``raw`` as a non-negative integer of at most 19 ASCII digits, else None (``"²"`` is a digit to
-    ``str.isdigit`` but not to ``int``; thousands of digits would cost ``int`` time for nothing)."""
-    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 19 else None
+    """``raw`` as a non-negative integer of at most 19 ASCII digits, else None (``text.natural``)."""
+    return natural(raw, high=10**19 - 1)
 
 
 async def _serve(websocket: WebSocket, kind: str, object_id: int | None) -> None:

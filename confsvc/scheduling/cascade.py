@@ -416,12 +416,15 @@ def _first_fit(session: Session, settings: Settings, bridges: list[Bridge], plan
 
 
 def fit_province(session: Session, settings: Settings, plans: list[Plan], bridges: list[Bridge], *,
-                 requested: int, province_name: str | None, claim: bool = True) -> BridgeChoice:
-    """A province joining a booked cascaded meeting (issue 14, ``site_changes``): the first of ``bridges``
-    (that province's, by id) with ``requested`` ports free (its sites + its leg to the root) and a free
-    conference number over every plan's window, as :func:`choose_bridges` picks a child bridge (same
-    ``_first_fit``); else the first bridge's answer with its conflicts (by plan index, naming
-    ``province_name``). With ``claim`` the numbers are claimed (``booking.claimer``). One query per plan."""
+                 requested: int, province_name: str | None, claim: bool = True,
+                 keep_number: int | None = None) -> BridgeChoice:
+    """A province joining a booked cascaded meeting's occurrences ``plans`` (issue 14, ``site_changes``):
+    the first of ``bridges`` (that province's, by id) with ``requested`` ports free (its sites + its leg
+    to the root) and a free conference number over every plan's window, as :func:`choose_bridges` picks
+    a child bridge (same ``_first_fit``); else the first bridge's answer with its conflicts (by plan
+    index, naming ``province_name``). ``keep_number``: the number its leg has already (another occurrence
+    holds it), kept wherever free. With ``claim`` the numbers are claimed (``booking.claimer``). One
+    query per plan."""
     every = [_id(b) for b in bridges]
     held: list[dict[int, list[repository.Held]]] = []
     for plan in plans:
@@ -430,8 +433,9 @@ def fit_province(session: Session, settings: Settings, plans: list[Plan], bridge
                                      booking.max_window(settings)):
             per_bridge[h.booking.resource_id].append(h)
         held.append(per_bridge)
+    keep = {} if keep_number is None else {b: keep_number for b in every}
     return _first_fit(session, settings, bridges, plans, held, list(range(len(plans))), [requested] * len(plans),
-                      {}, province_name, own_numbers=False, claim=claim)
+                      keep, province_name, own_numbers=False, claim=claim)
 
 
 def _id(bridge: Bridge | None) -> int:
@@ -506,7 +510,9 @@ def room_bridges(session: Session, meeting: Meeting, occurrence_id: int | None, 
                  ) -> dict[int, tuple[Bridge, int | None]]:
     """The bridge each room of ``room_ids`` joins for the occurrence and the conference number it dials
     there: the root's is the occurrence's own (``Occurrence.number``, the caller's), None here; another
-    bridge's is the one its booking of the occurrence holds (else the tree's). Rooms of a meeting on one
+    bridge's is the one its booking of the occurrence holds (else the tree's). Decided per occurrence:
+    a room of a province whose bridge this occurrence has not booked, while it holds bridges, joins the
+    root (its sites joined the root there; the leg is another occurrence's). Rooms of a meeting on one
     bridge all get the root."""
     tree = tree_of(session, meeting)
     if tree.root is None:
@@ -522,7 +528,7 @@ def room_bridges(session: Session, meeting: Meeting, occurrence_id: int | None, 
     out: dict[int, tuple[Bridge, int | None]] = {}
     for room_id in room_ids:
         bridge_id = tree.bridge_of_province.get(provinces.get(units.get(room_id, -1), -1))
-        if bridge_id is None:
+        if bridge_id is None or (booked and bridge_id not in booked):
             out[room_id] = (tree.root, None)
         else:
             bridge, number = tree.others[bridge_id]

@@ -114,7 +114,8 @@ def add_sites(session: Session, settings: Settings, principal: Principal, meetin
               *, now: datetime | None = None) -> BookResult:
     """Add ``room_ids`` (with their active endpoints) as sites of ``meeting`` (issue 14). Rooms already
     taking part are left as they are. Checked like a booking, for the added sites only (their conflicts,
-    the ports they add, the province's bridge and leg if it had no site yet); only their rows are written
+    the ports they add, the province's bridge, number and leg in each occurrence not holding them yet:
+    decided per occurrence, ``site_changes``); only their rows are written
     and only their displays told (``site_changes.add``: the meeting is not re-booked).
 
     Raises:

@@ -26,6 +26,8 @@ from zoneinfo import ZoneInfo
 
 from dateutil.rrule import rrule, rrulestr
 
+from confsvc.text import ascii_digits, natural
+
 #: A single request never materialises more occurrences than this; also the largest COUNT.
 MAX_OCCURRENCES = 1000
 #: Largest INTERVAL accepted (every 1000th day/week/month/year is already past any horizon).
@@ -35,9 +37,9 @@ SUPPORTED_PARTS = ("FREQ", "INTERVAL", "COUNT", "UNTIL", "BYDAY", "BYMONTHDAY", 
 #: Parts RFC 5545 §3.3.10 (and RFC 7529) define that the product does not honour.
 _RFC_PARTS = ("BYSECOND", "BYMINUTE", "BYHOUR", "BYYEARDAY", "BYWEEKNO", "RSCALE", "SKIP")
 _WEEKDAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
-_BYDAY = re.compile(r"^([+-]?)(\d{1,2})?(MO|TU|WE|TH|FR|SA|SU)$")
-_SIGNED = re.compile(r"^[+-]?\d{1,3}$")
-_UNTIL = re.compile(r"^(\d{8})(?:T(\d{6})(Z?))?$")
+_BYDAY = re.compile(r"^([+-]?)([0-9]{1,2})?(MO|TU|WE|TH|FR|SA|SU)$")
+_SIGNED = re.compile(r"^[+-]?[0-9]{1,3}$")  # ASCII digits only, as ``text.natural`` reads them
+_UNTIL = re.compile(r"^([0-9]{8})(?:T([0-9]{6})(Z?))?$")
 #: Days of each month in a leap year: whether a BYMONTH/BYMONTHDAY pair can ever exist.
 _MONTH_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 
@@ -63,7 +65,7 @@ class ParsedRule:
 
 
 def _int(value: str, name: str, low: int, high: int, *, signed: bool = False) -> int:
-    if not (_SIGNED.match(value) if signed else value.isdigit()) or len(value) > 5:
+    if (_SIGNED.match(value) is None) if signed else natural(value, high=99_999) is None:
         raise RecurrenceError(f"invalid RRULE: {name}={value} is not an integer")
     number = int(value)
     if not low <= abs(number) <= high or number == 0:
@@ -107,9 +109,9 @@ def _check_parts(parts: dict[str, str]) -> None:
         _int(parts["INTERVAL"], "INTERVAL", 1, MAX_INTERVAL)
     if "COUNT" in parts:
         count = parts["COUNT"]
-        if not count.isdigit() or int(count) < 1:
+        if not ascii_digits(count) or not count.strip("0"):
             raise RecurrenceError(f"invalid RRULE: COUNT={count} is not a positive integer")
-        if len(count) > 6 or int(count) > MAX_OCCURRENCES:
+        if natural(count, high=MAX_OCCURRENCES) is None:
             raise RecurrenceError(f"a series has at most {MAX_OCCURRENCES} occurrences (COUNT={count})",
                                   code="rrule_too_long")
     if parts.get("WKST", "MO") not in _WEEKDAYS:

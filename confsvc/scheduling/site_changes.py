@@ -11,13 +11,18 @@ occurrences that take the meeting's participants (not an exception with its own 
   through ``db.insert_rows``), checked by the one conflict owner (``booking.resource_conflicts``: SPEC
   rules 1, 4, the rooms' locks taken) and the bridges' ports (SPEC rule 2): the ports the new sites add
   to the bridge they join (``booking.bridge_check`` counts what is booked, this meeting's own rows
-  included, plus the added ports), and for a province that had no site yet a bridge of its own with its
-  cascade leg (``cascade.fit_province``, as ``cascade.choose_bridges`` picks one; one more port on the
-  root for the leg). A province without a bridge, or whose sites joined the root when booked, joins the
-  root, as ``cascade.tree_ports`` says.
+  included, plus the added ports), and for a province without its bridge in an occurrence a bridge
+  booking of its own there, with a conference number, and its cascade leg (``cascade.fit_province``, as
+  ``cascade.choose_bridges`` picks one; one more port on the root for the leg). A province without a
+  bridge, or whose sites joined the root when booked, joins the root, as ``cascade.tree_ports`` says.
 - :func:`remove`: the site's rows deleted (SPEC rule 6: freed at once), its ports given back; the last
-  site of a province frees that province's bridge booking, its cascade leg (``meeting_bridges`` row) and
-  the leg's port on the root.
+  site of a province frees that province's bridge booking, the leg's port on the root, and its cascade
+  leg (``meeting_bridges`` row) unless an exception still holds that bridge.
+
+The bridges are decided per occurrence, from what each occurrence has booked (``_booked_bridges``), not
+from the meeting's tree alone: an exception with its own list may hold a province's bridge and leg that
+the other occurrences do not, and a site added there books that bridge (and its number) in every
+occurrence lacking it, so no room is told to dial a conference its bridge does not hold.
 
 The guarantee stays the database's (SPEC rule 7): the exclusion constraints and the rooms' locks for the
 sites, ``bookings_bridge_ports`` at COMMIT for the ports (``port_guard``), the meeting's row lock
@@ -95,7 +100,7 @@ def add(session: Session, settings: Settings, principal: Principal, meeting: Mee
         db.insert_rows(session, Booking, [row for plan in plans for row in booking.booking_rows(
             meeting, plan, _id(plan.occurrence)) if plan.cascade is not None
             or row["resource_kind"] is not ResourceKind.bridge])
-        _shift_ports(session, meeting, [_id(p.occurrence) for p in plans], growth.deltas)
+        _shift_ports(session, meeting, growth.deltas)
 
     booking.insert_guarded(session, settings, write, plans, meeting.title)
     db.insert_rows(session, MeetingBridge, growth.legs)
@@ -163,65 +168,112 @@ def _id(value: Any) -> int:
 # ---------------------------------------------------------------- bridges
 
 class _Growth:
-    """What added sites take of bridges: ports added per occurrence to bridges already booked (bridge id →
-    ports), and each new province's bridge: its ``meeting_bridges`` row (``legs``) and its booking per
-    occurrence (``new_rows``: occurrence id → {bridge id: (ports, conference number)})."""
+    """What added sites take of bridges, decided per occurrence (each occurrence's bridge tree is what it
+    has booked: an exception may hold a leg the others do not). ``deltas``: occurrence id → bridge id →
+    ports added to a bridge booking the occurrence holds already; each province needing its bridge in an
+    occurrence: the booking (``new_rows``: occurrence id → {bridge id: (ports, conference number)}) and,
+    for a province not in the meeting's tree yet, its ``meeting_bridges`` row (``legs``)."""
 
     def __init__(self) -> None:
-        self.deltas: Counter[int] = Counter()
+        self.deltas: dict[int, Counter[int]] = {}
         self.legs: list[dict[str, Any]] = []
         self.new_rows: dict[int, dict[int, tuple[int, int | None]]] = {}
+
+    def add(self, occurrence_id: int, bridge_id: int, ports: int) -> None:
+        self.deltas.setdefault(occurrence_id, Counter())[bridge_id] += ports
 
 
 def _grow_bridges(session: Session, settings: Settings, meeting: Meeting, plans: list[Plan],
                   endpoint_ids: list[int]) -> _Growth:
-    """The bridges the added ``endpoint_ids`` join and the ports they add (module docstring); each
-    plan's port conflicts are added to its ``conflicts``."""
+    """The bridges the added ``endpoint_ids`` join in each plan's occurrence and the ports they add
+    (module docstring); each plan's port and number conflicts are added to its ``conflicts``.
+
+    Per occurrence, a site of a province other than the chair's joins: that province's bridge when the
+    occurrence has it booked (ports added); the root when the province's sites joined the root there
+    (the province has sites, no bridge booked); else the province's bridge is booked in that occurrence
+    with a conference number, as for a province new to the meeting (``cascade.fit_province``: the
+    bridge the meeting's tree names for the province if it has one, keeping its number while free, else
+    the province's first fitting bridge), plus one port on the root for its leg. Queries: the tree, the
+    occurrences' bridge bookings, the sites' provinces, one per province needing a bridge per occurrence."""
     growth = _Growth()
     tree = cascade.tree_of(session, meeting)
     if tree.root is None or not plans:
         return growth
-    root = tree.root
+    root = _bridge_id(tree.root)
+    occurrence_ids = [_id(p.occurrence) for p in plans]
+    booked = _booked_bridges(session, meeting, occurrence_ids)
     sites = cascade.locate_ids(session, endpoint_ids, [meeting.chair_room_id])
     root_province = sites.room_province.get(meeting.chair_room_id)
     per_province = Counter(sites.endpoint_province.get(e) for e in endpoint_ids)
     names = cascade.provinces_by_id(session, {p for p in [*per_province, root_province] if p is not None})
-    bridges: dict[int, Bridge] = {_bridge_id(root): root, **{b: bridge for b, (bridge, _n) in tree.others.items()}}
-    province_of = {_bridge_id(root): root_province, **{b: p for p, b in tree.bridge_of_province.items()}}
+    bridges: dict[int, Bridge] = {root: tree.root, **{b: bridge for b, (bridge, _n) in tree.others.items()}}
+    province_of = {root: root_province, **{b: p for p, b in tree.bridge_of_province.items()}}
     for province, count in sorted(per_province.items(), key=lambda item: (item[0] is None, item[0] or 0)):
         if province is None or province == root_province:
-            growth.deltas[_bridge_id(root)] += count
-        elif province in tree.bridge_of_province:
-            growth.deltas[tree.bridge_of_province[province]] += count
-        elif _has_sites(session, meeting, province):
-            # Its sites joined the root when booked (no bridge of its own then): the new ones join them there.
-            growth.deltas[_bridge_id(root)] += count
+            for o in occurrence_ids:
+                growth.add(o, root, count)
+            continue
+        leg = tree.bridge_of_province.get(province)
+        leg = None if leg == root else leg
+        # The occurrences here take the meeting's own list: whether the province has sites is the same in each.
+        has_sites = _has_sites(session, meeting, province)
+        lacking = []  # plan indexes whose occurrence needs the province's bridge booked
+        for i, o in enumerate(occurrence_ids):
+            if leg is not None and leg in booked.get(o, set()):
+                growth.add(o, leg, count)
+            elif has_sites:  # its sites joined the root there when booked: the new ones join them
+                growth.add(o, root, count)
+            else:
+                lacking.append(i)
+        if not lacking:
+            continue
+        if leg is not None:  # the tree names the province's bridge (the rooms dial it: ``cascade.room_bridges``)
+            candidates = [bridges[leg]] if bridges[leg].active else []
         else:
             candidates = list(session.exec(select(Bridge).where(
-                col(Bridge.unit_id) == province, col(Bridge.active).is_(True), col(Bridge.id) != root.id)
+                col(Bridge.unit_id) == province, col(Bridge.active).is_(True), col(Bridge.id) != root)
                 .order_by(col(Bridge.id))).all())
-            if not candidates:  # a province without a bridge of its own joins the root
-                growth.deltas[_bridge_id(root)] += count
-                continue
-            named = names[province].name if province in names else None
-            ports = bridge_ports(count, parent_leg=True)
-            answer = cascade.fit_province(session, settings, plans, candidates, requested=ports, province_name=named)
-            for i, lacking in answer.conflicts.items():
-                plans[i].conflicts += lacking
-            chosen = _bridge_id(answer.bridge)
-            growth.legs.append({"meeting_id": meeting.id, "bridge_id": chosen, "parent_bridge_id": _bridge_id(root),
+        if not candidates:  # a province without a bridge of its own joins the root
+            for i in lacking:
+                growth.add(occurrence_ids[i], root, count)
+            continue
+        subset = [plans[i] for i in lacking]
+        ports = bridge_ports(count, parent_leg=True)
+        answer = cascade.fit_province(session, settings, subset, candidates, requested=ports,
+                                      province_name=names[province].name if province in names else None,
+                                      keep_number=tree.others[leg][1] if leg is not None else None)
+        for j, missing in answer.conflicts.items():
+            subset[j].conflicts += missing
+        chosen = _bridge_id(answer.bridge)
+        if leg is None:
+            growth.legs.append({"meeting_id": meeting.id, "bridge_id": chosen, "parent_bridge_id": root,
                                 "conference_number": answer.conference_number})
-            for i, plan in enumerate(plans):
-                growth.new_rows.setdefault(_id(plan.occurrence), {})[chosen] = (ports, answer.numbers.get(i))
-            growth.deltas[_bridge_id(root)] += 1  # the new leg's port on the root
-    for bridge_id, delta in sorted(growth.deltas.items()):
+        for j, i in enumerate(lacking):
+            growth.new_rows.setdefault(occurrence_ids[i], {})[chosen] = (ports, answer.numbers.get(j))
+            growth.add(occurrence_ids[i], root, 1)  # the leg's port on the root
+    for bridge_id in sorted({b for per_bridge in growth.deltas.values() for b in per_bridge}):
+        indexes = [i for i, o in enumerate(occurrence_ids) if growth.deltas.get(o, Counter())[bridge_id]]
+        subset = [plans[i] for i in indexes]
         province = province_of.get(bridge_id)
         overloads, _numbers = booking.bridge_check(
-            session, settings, bridges[bridge_id], plans, requested=[delta] * len(plans),
+            session, settings, bridges[bridge_id], subset,
+            requested=[growth.deltas[occurrence_ids[i]][bridge_id] for i in indexes],
             province_name=names[province].name if province in names else None)
-        for i, items in overloads.items():
-            plans[i].conflicts += _held_by_others(items, meeting, settings.zone)
+        for j, items in overloads.items():
+            subset[j].conflicts += _held_by_others(items, meeting, settings.zone)
     return growth
+
+
+def _booked_bridges(session: Session, meeting: Meeting, occurrence_ids: list[int]) -> dict[int, set[int]]:
+    """Occurrence id → the bridges ``meeting`` has booked in it (one query)."""
+    out: dict[int, set[int]] = {}
+    if occurrence_ids:
+        for occurrence_id, bridge_id in session.exec(select(Booking.occurrence_id, Booking.resource_id).where(
+                col(Booking.meeting_id) == meeting.id, col(Booking.resource_kind) == ResourceKind.bridge,
+                repository.ids_in(session, Booking.occurrence_id, occurrence_ids))).all():
+            if occurrence_id is not None:
+                out.setdefault(occurrence_id, set()).add(bridge_id)
+    return out
 
 
 def _held_by_others(conflicts: list[Conflict], meeting: Meeting, zone: tzinfo) -> list[Conflict]:
@@ -258,40 +310,51 @@ def _has_sites(session: Session, meeting: Meeting, province: int) -> bool:
                                repository.ids_in(session, Room.unit_id, units))).one() > 0
 
 
-def _shift_ports(session: Session, meeting: Meeting, occurrence_ids: list[int], deltas: dict[int, int]) -> None:
-    """Add ``deltas`` (bridge id → ports, negative: given back) to the meeting's bridge bookings of
-    ``occurrence_ids``: one UPDATE per bridge (``bookings_bridge_ports`` checks it at COMMIT on PostgreSQL)."""
-    for bridge_id, delta in sorted(deltas.items()):
-        if delta and occurrence_ids:
-            session.execute(sa.update(Booking).where(
-                col(Booking.meeting_id) == meeting.id, col(Booking.resource_kind) == ResourceKind.bridge,
-                col(Booking.resource_id) == bridge_id, repository.ids_in(session, Booking.occurrence_id, occurrence_ids))
-                .values(ports=col(Booking.ports) + delta))
+def _shift_ports(session: Session, meeting: Meeting, deltas: dict[int, Counter[int]]) -> None:
+    """Add ``deltas`` (occurrence id → bridge id → ports, negative: given back) to the meeting's bridge
+    bookings: one UPDATE per bridge and delta, over the occurrences taking it (``bookings_bridge_ports``
+    checks it at COMMIT on PostgreSQL). The callers shift only bookings the occurrence holds."""
+    groups: dict[tuple[int, int], list[int]] = {}
+    for occurrence_id, per_bridge in deltas.items():
+        for bridge_id, delta in per_bridge.items():
+            if delta:
+                groups.setdefault((bridge_id, delta), []).append(occurrence_id)
+    for (bridge_id, delta), occurrence_ids in sorted(groups.items()):
+        session.execute(sa.update(Booking).where(
+            col(Booking.meeting_id) == meeting.id, col(Booking.resource_kind) == ResourceKind.bridge,
+            col(Booking.resource_id) == bridge_id, repository.ids_in(session, Booking.occurrence_id, occurrence_ids))
+            .values(ports=col(Booking.ports) + delta))
     session.flush()
 
 
 def _shrink_bridges(session: Session, meeting: Meeting, room_id: int, endpoints: int, occurrence_ids: list[int]) -> None:
-    """Give back the ports of a removed site of ``room_id`` (``endpoints`` of them) in ``occurrence_ids``;
-    the last site of a province with a bridge of its own frees that bridge's bookings, the leg's port on
-    the root, and the leg (``meeting_bridges``) when no occurrence holds the bridge any more."""
+    """Give back the ports of a removed site of ``room_id`` (``endpoints`` of them), per occurrence of
+    ``occurrence_ids``: to its province's bridge where the occurrence has it booked, else to the root
+    (its sites joined the root there). The last site of a province frees, in each occurrence holding
+    it, that bridge's booking and the leg's port on the root; the leg (``meeting_bridges``) goes when
+    no occurrence holds the bridge any more (an exception with its own sites there keeps it)."""
     tree = cascade.tree_of(session, meeting)
-    if tree.root is None:
+    if tree.root is None or not occurrence_ids:
         return
     root = _bridge_id(tree.root)
     province = cascade.locate_ids(session, [], [room_id]).room_province.get(room_id)
     child = tree.bridge_of_province.get(province) if province is not None else None
-    if child is None or child == root:
-        _shift_ports(session, meeting, occurrence_ids, {root: -endpoints})
+    if province is None or child is None or child == root:
+        _shift_ports(session, meeting, {o: Counter({root: -endpoints}) for o in occurrence_ids})
         return
-    assert province is not None
+    booked = _booked_bridges(session, meeting, occurrence_ids)
+    holding = [o for o in occurrence_ids if child in booked.get(o, set())]
+    deltas = {o: Counter({root: -endpoints}) for o in occurrence_ids if o not in holding}
     if _has_sites(session, meeting, province):
-        _shift_ports(session, meeting, occurrence_ids, {child: -endpoints})
+        deltas.update({o: Counter({child: -endpoints}) for o in holding})
+        _shift_ports(session, meeting, deltas)
         return
-    if occurrence_ids:
+    if holding:
         session.execute(sa.delete(Booking).where(
             col(Booking.meeting_id) == meeting.id, col(Booking.resource_kind) == ResourceKind.bridge,
-            col(Booking.resource_id) == child, repository.ids_in(session, Booking.occurrence_id, occurrence_ids)))
-    _shift_ports(session, meeting, occurrence_ids, {root: -1})
+            col(Booking.resource_id) == child, repository.ids_in(session, Booking.occurrence_id, holding)))
+    deltas.update({o: Counter({root: -1}) for o in holding})
+    _shift_ports(session, meeting, deltas)
     still_held = session.exec(select(func.count()).select_from(Booking).where(
         col(Booking.meeting_id) == meeting.id, col(Booking.resource_kind) == ResourceKind.bridge,
         col(Booking.resource_id) == child)).one()

@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
-from confsvc.db import SessionDep
+from confsvc.db import SessionDep, row_id
 from confsvc.endpoints import service as inventory
 from confsvc.errors import ConfsvcError, Invalid
 from confsvc.scheduling import audit_log
@@ -71,7 +71,7 @@ def _details_text(details: dict[str, Any]) -> str:
 
 
 def _int(value: str) -> int | None:
-    return int(value) if value.strip().isdigit() and 0 < int(value) < 2**31 else None
+    return row_id(value.strip())
 
 
 def _day(value: str, settings_zone: Any) -> datetime | None:

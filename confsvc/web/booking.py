@@ -33,7 +33,7 @@ from pydantic import ValidationError
 from sqlmodel import Session
 
 from confsvc.config import Settings
-from confsvc.db import SessionDep
+from confsvc.db import SessionDep, row_id
 from confsvc.endpoints import service as inventory
 from confsvc.endpoints.models import UnitLevel
 from confsvc.errors import ConfsvcError, Invalid
@@ -43,7 +43,7 @@ from confsvc.scheduling.conflicts import Conflict, ConflictGroup, group_conflict
 from confsvc.scheduling.displacement import Displaceable, DisplacementRequired
 from confsvc.scheduling.errors import BookingConflict
 from confsvc.scheduling.schemas import MeetingCreate, conflicts_by_province
-from confsvc.text import fold
+from confsvc.text import fold, natural
 from confsvc.web import i18n
 from confsvc.web import repeat as repeat_form
 from confsvc.web import site_groups as site_group_web
@@ -225,7 +225,7 @@ def _parse_time(value: str, label: str) -> timedelta:
 
 
 def _ids(values: list[str]) -> list[int]:
-    return [int(v) for v in values if v.strip().isdigit()]
+    return [i for v in values if (i := row_id(v.strip())) is not None]
 
 
 def rrule_for(repeat: str, count: str, until: str, byday: list[str] | None = None) -> str | None:
@@ -260,9 +260,10 @@ def form_to_meeting(form: dict[str, Any], settings: Settings) -> MeetingCreate:
         "upstream_dial": form.get("upstream_dial", "").strip() or None,
     }
     if lead:
-        if not lead.isdigit():
+        minutes = natural(lead)
+        if minutes is None:
             raise Invalid(_("Technical check: minutes before the start, a whole number."), code="invalid_form")
-        values["check_lead_minutes"] = int(lead)
+        values["check_lead_minutes"] = minutes
     try:
         return MeetingCreate(**values)
     except ValidationError as exc:
@@ -340,7 +341,7 @@ def _form_context(session: Session, who: Viewer, settings: Settings, form: dict[
         default_chair = chair_units[0]["rooms"][0]["id"] if chair_units else None
     return {
         **component, "form": form, "chair_units": chair_units, "as_request": who.requests_only,
-        "chair_room_id": int(form["chair_room_id"]) if str(form.get("chair_room_id", "")).isdigit() else default_chair,
+        "chair_room_id": row_id(str(form.get("chair_room_id", ""))) or default_chair,
         "bridges": [{"id": b.id, "name": b.name, "ports": b.port_capacity} for b in bridges if b.active],
         "default_lead": settings.default_check_lead_minutes, "check_url": None,
         "repeat_choices": ["none", "daily", "weekly", "monthly"],
@@ -382,9 +383,9 @@ def _prefill(form: dict[str, Any], params: Any) -> dict[str, Any]:
             form[key] = datetime.strptime(params.get(key, ""), TIME_FORMAT).strftime(TIME_FORMAT)
         except ValueError:
             pass
-    if params.get("chair_room_id", "").isdigit():
+    if row_id(params.get("chair_room_id", "")) is not None:
         form["chair_room_id"] = params["chair_room_id"]
-    rooms = [r for r in params.getlist("participant_room_ids")[:5000] if r.isdigit()]
+    rooms = [r for r in params.getlist("participant_room_ids")[:5000] if row_id(r) is not None]
     if rooms:
         form["participant_room_ids"] = rooms
     return form

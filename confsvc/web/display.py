@@ -24,7 +24,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from confsvc.clock import iso_utc, utc_now
-from confsvc.db import MAX_ID, SessionDep
+from confsvc.db import MAX_ID, SessionDep, row_id
 from confsvc.errors import NotFound, Unauthorized
 from confsvc.live import display
 from confsvc.users.deps import bearer_token
@@ -112,6 +112,6 @@ def display_chair_rooms(request: Request, room_id: int, session: SessionDep, tok
     if not 1 <= room_id <= MAX_ID:
         raise NotFound("no such room display", code="display_not_found")
     display.open_display(session, token or _header_token(request), room_id)
-    wanted = {int(part) for part in ids.split(",") if part.isdigit() and 1 <= int(part) <= MAX_ID}
+    wanted = {room for part in ids.split(",") if (room := row_id(part)) is not None}
     names = display.chair_room_names(session, room_id, wanted)
     return JSONResponse({str(k): v for k, v in sorted(names.items())}, headers=SECRET_HEADERS)

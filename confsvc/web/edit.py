@@ -24,7 +24,7 @@ from pydantic import ValidationError
 from sqlmodel import Session, select
 
 from confsvc import events
-from confsvc.db import PathId, SessionDep
+from confsvc.db import PathId, SessionDep, row_id
 from confsvc.endpoints import service as inventory
 from confsvc.endpoints import unit_history
 from confsvc.endpoints import schemas as endpoint_schemas
@@ -34,6 +34,7 @@ from confsvc.scheduling import participants as participation
 from confsvc.scheduling import editing, reading, series
 from confsvc.scheduling.errors import BookingConflict
 from confsvc.scheduling.schemas import MeetingUpdate, OccurrenceUpdate
+from confsvc.text import natural
 from confsvc.web import i18n
 from confsvc.web import repeat as repeat_form
 from confsvc.web.booking import (DATE_FORMAT, TIME_FORMAT, _ids, _parse_date, _parse_time, component_context,
@@ -129,9 +130,10 @@ def _series_changes(form: dict[str, Any], before: dict[str, Any]) -> dict[str, A
         changes["start"], changes["end"] = _times(form)
     lead = form["check_lead_minutes"]
     if lead is not None and lead != before["check_lead_minutes"]:
-        if not lead.strip().isdigit():
+        minutes = natural(lead.strip())
+        if minutes is None:
             raise Invalid(_("Technical check: minutes before the start, a whole number."), code="invalid_form")
-        changes["check_lead_minutes"] = int(lead)
+        changes["check_lead_minutes"] = minutes
     chair = _ids([form["chair_room_id"]])
     posted = before["participant_room_ids"] if form["participant_room_ids"] is None else form["participant_room_ids"]
     rooms = [r for r in _ids(posted) if not chair or r != chair[0]]
@@ -222,7 +224,7 @@ def _component(session: Session, who: Viewer, form: dict[str, Any], zone: Any, b
     if form.get("repeat") is None:
         shown.update({k: before[k] for k in before if k.startswith("repeat")})
     return {**component_context(session, who, shown), "form": shown,
-            "chair_room_id": int(shown["chair_room_id"]) if str(shown["chair_room_id"]).isdigit() else None,
+            "chair_room_id": row_id(str(shown["chair_room_id"])),
             "summary": _summary(form, before, zone),
             "repeat_choices": choices + (["custom"] if before["repeat"] == "custom" else [])}
 
@@ -493,7 +495,10 @@ def edit_endpoint(request: Request, session: SessionDep, endpoint_id: PathId, cs
         return error_page(request, exc, who)
     try:
         values: dict[str, Any] = {k: v.strip() for k, v in form.items()}
-        values["room_id"] = int(values["room_id"]) if values["room_id"].isdigit() else None
+        room = row_id(values["room_id"])
+        if values["room_id"] and room is None:  # not a room the list offered
+            raise Invalid("a room id is a number from the list", code="invalid_room_id")
+        values["room_id"] = room
         values["management_ip"] = values["management_ip"] or None
         try:
             data = endpoint_schemas.EndpointUpdate(**values)
@@ -566,7 +571,7 @@ class _SimpleEdit:
 
 def _room_values(form: dict[str, str]) -> dict[str, Any]:
     values: dict[str, Any] = {k: (v.strip() or None) for k, v in form.items()}
-    if values["seats"] is not None and not values["seats"].isdigit():
+    if values["seats"] is not None and natural(values["seats"]) is None:
         raise Invalid(_("Seats: a whole number."), code="invalid_form")
     return values
 

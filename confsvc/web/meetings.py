@@ -24,7 +24,7 @@ from sqlmodel import Session
 from confsvc.calendar.ical import JoinDetails
 from confsvc.clock import utc_now
 from confsvc.collation import sort_key
-from confsvc.db import MAX_ID, PathId, QueryId, SessionDep
+from confsvc.db import PathId, QueryId, SessionDep, row_id
 from confsvc.endpoints import service as inventory
 from confsvc.endpoints import unit_history
 from confsvc.endpoints.models import EndpointStatus, Unit
@@ -60,7 +60,7 @@ PRIORITY_LABELS = {0: N_("Routine"), 1: N_("Provincial"), 2: N_("Government/Part
 
 def filter_id(value: str) -> int | None:
     """A filter form's row id: ``None`` for "all" (empty) or anything that is not a row id."""
-    return int(value) if value.isdigit() and 1 <= int(value) <= MAX_ID else None
+    return row_id(value)
 
 
 def local_today(zone: ZoneInfo) -> date:

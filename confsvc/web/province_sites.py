@@ -19,8 +19,8 @@ from fastapi.responses import RedirectResponse
 from sqlmodel import Session
 
 from confsvc.config import Settings
-from confsvc.db import PathId, SessionDep
-from confsvc.errors import ConfsvcError
+from confsvc.db import PathId, SessionDep, row_id
+from confsvc.errors import ConfsvcError, Invalid
 from confsvc.scheduling import province_sites
 from confsvc.scheduling.errors import BookingConflict
 from confsvc.scheduling.models import Meeting
@@ -117,19 +117,28 @@ def _change(request: Request, session: Session, meeting_id: int, csrf: str, run:
     return RedirectResponse(f"/meetings/{meeting_id}#province-sites", status_code=303)
 
 
+def _room(raw: str) -> int:
+    """A posted room id (``db.row_id``). Raises Invalid ``invalid_room_id`` (the page's message, a 422)
+    for anything else: a room the list did not offer."""
+    room = row_id(raw)
+    if room is None:
+        raise Invalid("a room id is a number from the list", code="invalid_room_id")
+    return room
+
+
 @router.post("/meetings/{meeting_id}/province-sites/add")
 def add(request: Request, session: SessionDep, meeting_id: PathId, csrf: Annotated[str, Form()] = "",
         room_ids: Annotated[list[str], Form(max_length=5000)] = []):  # noqa: B006 (FastAPI form list)
-    """Add the checked free rooms as sites (``scheduling.province_sites.add_sites``); back to the page."""
-    chosen = [int(r) for r in room_ids if r.isdigit()]
+    """Add the checked free rooms as sites (``scheduling.province_sites.add_sites``); back to the page.
+    A value that is not a room id renders the page with the message (``invalid_room_id``, 422)."""
     return _change(request, session, meeting_id, csrf, lambda settings, who, meeting: province_sites.add_sites(
-        session, settings, who.principal, meeting, chosen))
+        session, settings, who.principal, meeting, [_room(r) for r in room_ids]))
 
 
 @router.post("/meetings/{meeting_id}/province-sites/remove")
 def remove(request: Request, session: SessionDep, meeting_id: PathId, csrf: Annotated[str, Form()] = "",
            room_id: Annotated[str, Form(max_length=20)] = ""):
-    """Remove one own site (``scheduling.province_sites.remove_site``); back to the page."""
-    room = int(room_id) if room_id.isdigit() else 0
+    """Remove one own site (``scheduling.province_sites.remove_site``); back to the page. A value that
+    is not a room id renders the page with the message (``invalid_room_id``, 422)."""
     return _change(request, session, meeting_id, csrf, lambda settings, who, meeting: province_sites.remove_site(
-        session, settings, who.principal, meeting, room))
+        session, settings, who.principal, meeting, _room(room_id)))

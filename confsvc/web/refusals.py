@@ -19,6 +19,7 @@ REFUSALS = {
     "teardown_too_long": N_("The teardown buffer is longer than allowed."),
     "duplicate_participant": N_("A site is listed twice (the chair room takes part already)."),
     "unknown_room": N_("A chosen room does not exist."),
+    "invalid_room_id": N_("A chosen room is not one of the list: choose the rooms again."),
     "room_not_found": N_("A chosen room does not exist."),
     "unknown_endpoint": N_("A chosen endpoint does not exist."),
     "endpoint_not_found": N_("A chosen endpoint does not exist."),

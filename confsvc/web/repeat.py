@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 from confsvc.errors import Invalid
 from confsvc.scheduling import recurrence
+from confsvc.text import natural
 from confsvc.web import i18n
 from confsvc.web.i18n import N_, _
 
@@ -55,9 +56,10 @@ def rrule_for(repeat: str, count: str, until: str, byday: Iterable[str] = (), ru
     if repeat == "weekly" and days:
         text += ";BYDAY=" + ",".join(days)
     if count.strip():
-        if not count.strip().isdigit() or not 1 <= int(count) <= 500:
+        number = natural(count.strip(), low=1, high=500)
+        if number is None:
             raise Invalid(_("Number of occurrences: a whole number from 1 to 500."), code="invalid_form")
-        return f"{text};COUNT={int(count)}"
+        return f"{text};COUNT={number}"
     if until.strip():
         try:
             last = datetime.strptime(until.strip(), DATE_FORMAT)

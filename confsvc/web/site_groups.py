@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from sqlmodel import Session
 
-from confsvc.db import PathId, SessionDep
+from confsvc.db import PathId, SessionDep, row_id
 from confsvc.endpoints import service as inventory
 from confsvc.errors import ConfsvcError, Invalid
 from confsvc.scheduling import site_groups
@@ -100,9 +100,10 @@ RoomIdsForm = Annotated[list[str], Form(max_length=site_groups.MAX_ROOMS)]
 
 
 def _parsed(name: str, description: str, visibility: str, room_ids: list[str]) -> dict[str, Any]:
-    if not all(r.isdigit() for r in room_ids):
+    rooms = [row_id(r) for r in room_ids]
+    if None in rooms:
         raise Invalid("room ids are numbers", code="invalid_room_id")
-    return {"name": name, "description": description, "visibility": visibility, "room_ids": [int(r) for r in room_ids]}
+    return {"name": name, "description": description, "visibility": visibility, "room_ids": rooms}
 
 
 def _save(request: Request, session: Session, csrf: str, form: dict[str, Any],

@@ -100,6 +100,15 @@ def test_chair_room_names_only_of_the_rooms_meetings(client: TestClient, engine:
     assert refused.json()["code"] == "display_not_found"
 
 
+def test_chair_room_ids_in_superscript_or_other_scripts_digits_are_left_out_not_a_500(client: TestClient,
+                                                                                      engine: Engine) -> None:
+    # Regression: "²" passed str.isdigit() and int() raised (a 500).
+    data = _setup(engine)
+    response = client.get(f"/display/rooms/{data['room']}/chair-rooms",
+                          params={"token": data["secret"], "ids": f"²,٣,{data['chair']},99999999999999999999"})
+    assert (response.status_code, response.json()) == (200, {str(data["chair"]): data["chair_name"]})
+
+
 def test_chair_room_names_take_the_display_token_from_the_header_not_only_the_url(client: TestClient,
                                                                                   engine: Engine) -> None:
     """Issue 16: ``display.js`` fetched the names with ``?token=`` in the URL; it now sends

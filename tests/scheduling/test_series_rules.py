@@ -134,3 +134,17 @@ def test_rules_that_never_occur_are_refused_before_any_expansion(rrule: str) -> 
     assert refused.value.code in ("no_occurrences", "invalid_rrule")
     assert recurrence.parse("FREQ=MONTHLY;INTERVAL=12;BYMONTH=1;COUNT=2", start, ZONE).count == 2
     assert recurrence.parse("FREQ=DAILY;INTERVAL=7;BYDAY=TH;COUNT=2", start, ZONE).count == 2
+
+
+@pytest.mark.pure
+@pytest.mark.parametrize("rrule", [
+    "FREQ=WEEKLY;COUNT=²", "FREQ=WEEKLY;INTERVAL=²;COUNT=2", "FREQ=MONTHLY;BYMONTHDAY=٣;COUNT=2",
+    "FREQ=MONTHLY;BYDAY=٢TH;COUNT=2", "FREQ=MONTHLY;BYDAY=TH;BYSETPOS=-١;COUNT=2", "FREQ=WEEKLY;UNTIL=٢٠٢٧0107"])
+def test_a_rule_part_in_superscript_or_other_scripts_digits_is_invalid_not_a_500(rrule: str) -> None:
+    # Regression: "²" passed str.isdigit() and int() raised a ValueError; "٣" (Arabic-Indic three) was read
+    # as 3 by int() and kept in the stored rule.
+    start = datetime(2027, 1, 7, 7, 0, tzinfo=UTC)
+    with pytest.raises(recurrence.RecurrenceError) as refused:
+        recurrence.parse(rrule, start, ZONE)
+    assert refused.value.code == "invalid_rrule"
+    assert recurrence.parse("FREQ=WEEKLY;INTERVAL=2;COUNT=2", start, ZONE).count == 2

@@ -270,3 +270,176 @@ def test_a_site_of_a_weekly_series_is_booked_in_each_occurrence_and_freed_in_eac
 
     assert removed.status_code == 200, removed.text
     assert _rows(engine, meeting["id"]) == before
+
+
+# ---------------------------------------------------------------- the bridge tree decided per occurrence
+
+def _series_chaired_in_phu_tho_with_lao_cai_in_its_second_occurrence_only(
+        client: TestClient, country: dict[str, Any]) -> tuple[dict[str, Any], list[int]]:
+    """A weekly series (COUNT=2) chaired in Phú Thọ with one Phú Thọ site, open to the provinces; its
+    second occurrence overridden with a Lào Cai site too: Lào Cai's bridge and its leg are booked there only."""
+    lc, pt = country["lc"], country["pt"]
+    start = next_monday_local(hour=8)
+    meeting = book(client, country["national"], meeting_body(pt["rooms"][0], [pt["rooms"][1]], start,
+                                                             rrule="FREQ=WEEKLY;COUNT=2", bridge_id=pt["bridge"],
+                                                             sites_deadline=(start - 24 * H).isoformat()))
+    occurrences = [o["id"] for o in client.get(f"/api/v1/meetings/{meeting['id']}/occurrences",
+                                                headers=country["national"]).json()]
+    overridden = client.patch(f"/api/v1/meetings/{meeting['id']}/occurrences/{occurrences[1]}",
+                              json={"participant_room_ids": [pt["rooms"][1], lc["rooms"][1]]},
+                              headers=country["national"])
+    assert overridden.status_code == 200, overridden.text
+    return meeting, occurrences
+
+
+def _bridges_of(engine: Engine, meeting_id: int, occurrence_id: int) -> dict[int, tuple[int, int | None]]:
+    """The meeting's bridge bookings of one occurrence: bridge id → (ports, conference number)."""
+    return {row[2]: (row[3], row[4]) for row in _rows(engine, meeting_id).values()
+            if row[0] == occurrence_id and row[1] == "bridge"}
+
+
+def test_a_site_added_in_a_province_only_an_exception_cascades_gets_its_bridge_and_number_in_every_occurrence(
+        client: TestClient, engine: Engine, country: dict[str, Any]):
+    lc, pt = country["lc"], country["pt"]
+    meeting, (first, second) = _series_chaired_in_phu_tho_with_lao_cai_in_its_second_occurrence_only(client, country)
+    assert _bridges_of(engine, meeting["id"], first) == {pt["bridge"]: (2, 2500)}
+    assert _bridges_of(engine, meeting["id"], second) == {pt["bridge"]: (3, 2500), lc["bridge"]: (2, 1500)}
+    assert _legs(engine, meeting["id"]) == [(lc["bridge"], pt["bridge"], 1500)]
+    exception = _rows(engine, meeting["id"])
+
+    added = client.post(f"/api/v1/meetings/{meeting['id']}/sites", json={"room_ids": [lc["rooms"][2]]},
+                        headers=lc["secretariat"])
+
+    assert added.status_code == 200, added.text
+    # The first occurrence books Lào Cai's bridge (its site + its leg) with a number, and the leg's port on the root.
+    assert _bridges_of(engine, meeting["id"], first) == {pt["bridge"]: (3, 2500), lc["bridge"]: (2, 1500)}
+    # The exception keeps its own sites and rows.
+    assert {i: row for i, row in _rows(engine, meeting["id"]).items() if row[0] == second} == \
+        {i: row for i, row in exception.items() if row[0] == second}
+    assert _legs(engine, meeting["id"]) == [(lc["bridge"], pt["bridge"], 1500)]
+    items = {i["room_id"]: i for i in client.get(
+        f"/api/v1/meetings/{meeting['id']}/join-instructions", params={"occurrence_id": first},
+        headers=country["national"]).json()["items"]}
+    assert (items[lc["rooms"][2]]["bridge_name"], items[lc["rooms"][2]]["sip_uri"],
+            items[lc["rooms"][2]]["conference_number"]) == ("MCU Lào Cai", "sip:1500@mcu.15.gov.vn", 1500)
+    # Another meeting on Lào Cai's bridge at the first occurrence's time dials another number.
+    local = book(client, lc["secretariat"], meeting_body(lc["rooms"][0], [], next_monday_local(hour=8),
+                                                         title="Giao ban Lào Cai", bridge_id=lc["bridge"]))
+    assert local["conference_number"] == 1501
+    assert sorted(n for (_p, n) in [_bridges_of(engine, local["id"], o)[lc["bridge"]] for o in {
+        row[0] for row in _rows(engine, local["id"]).values()}]) == [1501]
+    # Removed again, its last site of the first occurrence frees the bridge there; the exception keeps the leg.
+    removed = client.delete(f"/api/v1/meetings/{meeting['id']}/sites/{lc['rooms'][2]}", headers=lc["secretariat"])
+    assert removed.status_code == 200, removed.text
+    assert _bridges_of(engine, meeting["id"], first) == {pt["bridge"]: (2, 2500)}
+    assert {i: row for i, row in _rows(engine, meeting["id"]).items() if row[0] == second} == \
+        {i: row for i, row in exception.items() if row[0] == second}
+    assert _legs(engine, meeting["id"]) == [(lc["bridge"], pt["bridge"], 1500)]
+
+
+def test_a_site_removed_then_added_again_beside_an_exception_with_two_provinces_gets_its_bridge_back(
+        client: TestClient, engine: Engine, country: dict[str, Any]):
+    lc, pt = country["lc"], country["pt"]
+    start = next_monday_local(hour=8)
+    meeting = book(client, country["national"], meeting_body(pt["rooms"][0], [pt["rooms"][1], lc["rooms"][1]], start,
+                                                             rrule="FREQ=WEEKLY;COUNT=2",
+                                                             sites_deadline=(start - 24 * H).isoformat()))
+    first, second = [o["id"] for o in client.get(f"/api/v1/meetings/{meeting['id']}/occurrences",
+                                                  headers=country["national"]).json()]
+    overridden = client.patch(f"/api/v1/meetings/{meeting['id']}/occurrences/{second}",
+                              json={"participant_room_ids": [pt["rooms"][1], lc["rooms"][1]]},
+                              headers=country["national"])
+    assert overridden.status_code == 200, overridden.text
+    booked = _bridges_of(engine, meeting["id"], first)
+    assert booked == {pt["bridge"]: (3, 2500), lc["bridge"]: (2, 1500)}
+
+    removed = client.delete(f"/api/v1/meetings/{meeting['id']}/sites/{lc['rooms'][1]}", headers=lc["secretariat"])
+
+    assert removed.status_code == 200, removed.text
+    assert _bridges_of(engine, meeting["id"], first) == {pt["bridge"]: (2, 2500)}
+    assert _bridges_of(engine, meeting["id"], second) == booked  # the exception keeps its Lào Cai site
+    assert _legs(engine, meeting["id"]) == [(lc["bridge"], pt["bridge"], 1500)]
+
+    again = client.post(f"/api/v1/meetings/{meeting['id']}/sites", json={"room_ids": [lc["rooms"][1]]},
+                        headers=lc["secretariat"])
+
+    assert again.status_code == 200, again.text
+    assert _bridges_of(engine, meeting["id"], first) == booked
+    assert _bridges_of(engine, meeting["id"], second) == booked
+    assert sorted(row[1:3] for row in _rows(engine, meeting["id"]).values() if row[0] == first) == sorted([
+        ("bridge", pt["bridge"]), ("bridge", lc["bridge"]),
+        *[(kind, r) for r in (pt["rooms"][0], pt["rooms"][1], lc["rooms"][1]) for kind, r in
+          (("room", r), ("endpoint", _endpoint(engine, r)))]])
+    items = {i["room_id"]: i for i in client.get(
+        f"/api/v1/meetings/{meeting['id']}/join-instructions", params={"occurrence_id": first},
+        headers=country["national"]).json()["items"]}
+    assert (items[lc["rooms"][1]]["bridge_name"], items[lc["rooms"][1]]["conference_number"]) == ("MCU Lào Cai", 1500)
+
+
+def test_a_site_whose_provinces_bridge_is_out_of_service_joins_the_root_in_the_occurrences_without_it(
+        client: TestClient, engine: Engine, country: dict[str, Any]):
+    lc, pt = country["lc"], country["pt"]
+    meeting, (first, second) = _series_chaired_in_phu_tho_with_lao_cai_in_its_second_occurrence_only(client, country)
+    with make_session(engine) as session:
+        bridge = session.get(Bridge, lc["bridge"])
+        assert bridge is not None
+        bridge.active = False  # the leg stays the exception's; no occurrence may book it again
+        session.add(bridge)
+        session.commit()
+
+    added = client.post(f"/api/v1/meetings/{meeting['id']}/sites", json={"room_ids": [lc["rooms"][2]]},
+                        headers=lc["secretariat"])
+
+    assert added.status_code == 200, added.text
+    assert _bridges_of(engine, meeting["id"], first) == {pt["bridge"]: (3, 2500)}  # the site joins the root
+    assert _bridges_of(engine, meeting["id"], second) == {pt["bridge"]: (3, 2500), lc["bridge"]: (2, 1500)}
+    items = {i["room_id"]: i for i in client.get(
+        f"/api/v1/meetings/{meeting['id']}/join-instructions", params={"occurrence_id": first},
+        headers=country["national"]).json()["items"]}
+    assert (items[lc["rooms"][2]]["bridge_name"], items[lc["rooms"][2]]["sip_uri"]) == (
+        "MCU Phú Thọ", "sip:2500@mcu.25.gov.vn")
+
+    removed = client.delete(f"/api/v1/meetings/{meeting['id']}/sites/{lc['rooms'][2]}", headers=lc["secretariat"])
+
+    assert removed.status_code == 200, removed.text
+    assert _bridges_of(engine, meeting["id"], first) == {pt["bridge"]: (2, 2500)}  # given back to the root
+    assert _bridges_of(engine, meeting["id"], second) == {pt["bridge"]: (3, 2500), lc["bridge"]: (2, 1500)}
+    assert _legs(engine, meeting["id"]) == [(lc["bridge"], pt["bridge"], 1500)]
+
+
+def test_a_site_added_where_its_legs_number_is_taken_then_dials_the_number_its_occurrence_holds(
+        client: TestClient, engine: Engine, country: dict[str, Any]):
+    lc, pt = country["lc"], country["pt"]
+    meeting, (first, second) = _series_chaired_in_phu_tho_with_lao_cai_in_its_second_occurrence_only(client, country)
+    local = book(client, lc["secretariat"], meeting_body(lc["rooms"][0], [], next_monday_local(hour=8),
+                                                         title="Giao ban Lào Cai", bridge_id=lc["bridge"]))
+    assert local["conference_number"] == 1500  # the leg's number, free at the first occurrence's time
+
+    added = client.post(f"/api/v1/meetings/{meeting['id']}/sites", json={"room_ids": [lc["rooms"][2]]},
+                        headers=lc["secretariat"])
+
+    assert added.status_code == 200, added.text
+    assert _bridges_of(engine, meeting["id"], first) == {pt["bridge"]: (3, 2500), lc["bridge"]: (2, 1501)}
+    assert _bridges_of(engine, meeting["id"], second)[lc["bridge"]] == (2, 1500)
+    assert _legs(engine, meeting["id"]) == [(lc["bridge"], pt["bridge"], 1500)]
+    items = {i["room_id"]: i for i in client.get(
+        f"/api/v1/meetings/{meeting['id']}/join-instructions", params={"occurrence_id": first},
+        headers=country["national"]).json()["items"]}
+    assert (items[lc["rooms"][2]]["bridge_name"], items[lc["rooms"][2]]["sip_uri"]) == (
+        "MCU Lào Cai", "sip:1501@mcu.15.gov.vn")
+
+
+def test_a_site_whose_provinces_bridge_has_no_port_in_an_occurrence_lacking_it_is_refused_naming_that_bridge(
+        client: TestClient, engine: Engine, country: dict[str, Any]):
+    lc = country["lc"]
+    meeting, _occurrences = _series_chaired_in_phu_tho_with_lao_cai_in_its_second_occurrence_only(client, country)
+    before = _rows(engine, meeting["id"])
+    _capacity(engine, lc["bridge"], 1)  # its site and its leg need 2 in the first occurrence
+
+    refused = client.post(f"/api/v1/meetings/{meeting['id']}/sites", json={"room_ids": [lc["rooms"][2]]},
+                          headers=lc["secretariat"])
+
+    assert refused.status_code == 409, refused.text
+    assert [(c["resource_kind"], c["resource_id"], c["port_capacity"], c["ports_requested"], c["province_name"])
+            for c in refused.json()["conflicts"]] == [("bridge", lc["bridge"], 1, 2, "Tỉnh Lào Cai")]
+    assert _rows(engine, meeting["id"]) == before

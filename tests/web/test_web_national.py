@@ -141,3 +141,38 @@ def test_a_province_adds_its_site_on_the_page_and_is_refused_after_the_deadline(
     assert refused.status_code == 403
     assert (f"Đã hết hạn cập nhật điểm cầu của tỉnh lúc {_when(passed)}: đề nghị cơ quan trung ương thay đổi điểm cầu."
             in _text(refused.text))
+
+
+MESSAGE = "Điểm cầu đã chọn không có trong danh sách: đề nghị chọn lại điểm cầu."
+
+
+def test_a_room_id_that_is_not_a_number_of_the_list_renders_the_page_with_its_message_not_a_500(
+        client: TestClient, country: dict[str, Any]):
+    # Regression: "²" passed str.isdigit() and int() raised (a 500); 20 digits answered a JSON 422.
+    hn, lc = country["hn"], country["lc"]
+    start = next_monday_local(hour=8)
+    meeting = book(client, country["national"], meeting_body(hn["rooms"][0], [hn["rooms"][1], lc["rooms"][1]], start,
+                                                             sites_deadline=(start - 24 * H).isoformat()))
+    login(client, "vanphong15")
+    page = client.get(f"/meetings/{meeting['id']}").text
+    before = _text(page)
+    assert "Điểm cầu tham dự (1)" in before
+
+    answers = [client.post(f"/meetings/{meeting['id']}/province-sites/remove",
+                           data={"csrf": csrf_of(page), "room_id": value})
+               for value in ("²", "99999999999999999999", "٣", "abc", "0", "")]
+    answers += [client.post(f"/meetings/{meeting['id']}/province-sites/add",
+                            data={"csrf": csrf_of(page), "room_ids": values})
+                for values in (["²"], [str(lc["rooms"][2]), "²"], ["99999999999999999999"])]
+
+    assert [a.status_code for a in answers] == [422] * 9
+    for answer in answers:
+        assert answer.headers["content-type"].startswith("text/html")
+        text = _text(answer.text)
+        assert MESSAGE in text and "Điểm cầu tham dự (1)" in text
+    # Longer than any room id the form sends: refused by the form's own bound (a 422 as well, no 500).
+    assert client.post(f"/meetings/{meeting['id']}/province-sites/remove",
+                       data={"csrf": csrf_of(page), "room_id": "1" * 25}).status_code == 422
+    # Nothing changed: the Lào Cai site is still there, the other room not added.
+    assert _text(client.get(f"/meetings/{meeting['id']}").text).count("Điểm cầu Lào Cai 1 Xã Lào Cai 1") == 1
+    assert "Điểm cầu Lào Cai 2 Xã Lào Cai 2 MCU" not in _text(client.get(f"/meetings/{meeting['id']}").text)
