@@ -461,15 +461,10 @@ def _since(websocket: WebSocket) -> int | None:
     raw = websocket.query_params.get("since")
     if raw is None or raw == "":
         return None
-    since = _natural(raw)
-    if since is None or since > 2**63 - 1:
+    since = natural(raw)  # at most 2**63 - 1, an event id's range
+    if since is None:
         raise Invalid("since must be a non-negative event id", code="invalid_since")
     return since
-
-
-def _natural(raw: str) -> int | None:
-    """``raw`` as a non-negative integer of at most 19 ASCII digits, else None (``text.natural``)."""
-    return natural(raw, high=10**19 - 1)
 
 
 async def _serve(websocket: WebSocket, kind: str, object_id: int | None) -> None:
@@ -625,8 +620,8 @@ class _Channel:
         object_id = None
         if self.param is not None:
             raw = scope["path_params"][self.param]
-            object_id = _natural(raw)
-            if object_id is None or not 1 <= object_id <= MAX_ID:
+            object_id = natural(raw, low=1, high=MAX_ID)
+            if object_id is None:
                 await websocket.accept()
                 await websocket.close(code=CLOSE_NOT_FOUND, reason=_reason(f"{self.kind}_not_found: {self.kind} "
                                                                            f"{raw} not found"))
