@@ -53,12 +53,13 @@ class Settings(BaseSettings):
                                       "database once per this many seconds in each process (0: every request). "
                                       "Revocation and user changes end it at once in the process that makes "
                                       "them, and through the live fan-out in the others (`users.token_cache`).")
-    request_threads: int = Field(4, ge=1, le=400, description="Synchronous requests (the API, pages, "
-                                 "feeds) each worker process runs at once; more wait their turn. A worker runs "
-                                 "Python on one core at a time: more threads only share it, so under load a "
-                                 "long request waited behind every short one started after it "
-                                 "(`bench/contention.py`: p95 1.33 s with 40, 0.99 s with 4). Raise it when "
-                                 "requests mostly wait on a slow database or network.")
+    request_threads: int = Field(2, ge=1, le=400, description="Synchronous requests (the API, pages, "
+                                 "feeds) each worker process runs at once; more wait their turn, in order. A "
+                                 "worker runs Python on one core at a time: more threads only share it, so under "
+                                 "load a long request waited behind every short one started after it "
+                                 "(`bench/contention.py`, 50 clients, 2 workers: p95 1.33 s with 40 threads, "
+                                 "about 1.0 s with 4, 0.94 s with 3, 0.84 s with 2). Raise it when requests "
+                                 "mostly wait on a slow database or network, or for long exports.")
     metrics_token: str | None = Field(None, description="Bearer token `/metrics` requires (compared in constant "
                                       "time); unset = only loopback clients may read it.")
     log_format: str = Field("text", pattern="^(text|json)$", description="Log lines as `text` or `json` (one "
