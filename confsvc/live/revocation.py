@@ -6,8 +6,8 @@ changes a user's role, province or units, one ``access.revoked`` event is record
 
     {"user_ids": [...], "api_token_ids": [...], "display_token_ids": [...]}
 
-(and ``"web_sessions": [...]``, SHA-256 digests, when a logout or ``users.revoke_web_sessions`` ended
-web sessions: :func:`revoke`).
+(and ``"web_sessions": [...]``, the SHA-256 digests of the web sessions a logout or
+``users.revoke_web_sessions`` deleted: the channels their pages opened).
 
 It travels to every process through the fan-out like any event (in-process, Redis or PostgreSQL
 NOTIFY), never reaches a client (``events.INTERNAL_TYPES``), and each process's hub closes the
@@ -29,7 +29,7 @@ from sqlmodel import Session
 
 from confsvc import events
 from confsvc.live.models import DisplayToken
-from confsvc.users.models import ApiToken, User, UserUnit
+from confsvc.users.models import ApiToken, User, UserUnit, WebSession
 
 _STASH = "confsvc_revoked_access"
 #: The keys every ``access.revoked`` event carries (``web_sessions`` only when a web session ended).
@@ -54,6 +54,8 @@ def _before_flush(session: Session, _flush_context: Any, _instances: Any) -> Non
         key = {User: "user_ids", ApiToken: "api_token_ids", DisplayToken: "display_token_ids"}.get(type(obj))
         if key is not None:
             found[key].add(obj.id)
+        elif isinstance(obj, WebSession):  # logout, or the user's sessions ended: their pages' channels
+            revoke(session, "web_sessions", [obj.token_hash])
     for obj in [*session.new, *session.deleted]:
         if isinstance(obj, UserUnit):  # an operator's units changed: their channels are scoped anew
             found["user_ids"].add(obj.user_id)
@@ -65,7 +67,7 @@ def _before_flush(session: Session, _flush_context: Any, _instances: Any) -> Non
 def revoke(session: Session, key: str, ids: Iterable[int | str]) -> None:
     """Add ``ids`` under ``key`` (``user_ids``, ``api_token_ids``, ``display_token_ids``, or
     ``web_sessions``: SHA-256 digests of web session secrets) to the transaction's one ``access.revoked``
-    event, recorded at commit. For changes the ORM hook cannot see (a bulk DELETE of web sessions)."""
+    event, recorded at commit."""
     stash = session.info.setdefault(_STASH, {key: set() for key in _KEYS})
     stash.setdefault(key, set()).update(ids)
 

@@ -264,25 +264,19 @@ def user_for_web_session(session: Session, user_id: object, secret: object, *,
 
 
 def end_web_session(session: Session, secret: object) -> None:
-    """Logout: the session's row is deleted, so a copy of the cookie is worth nothing, and the live
-    channels the session's pages opened are closed (4401, in every process: ``access.revoked`` with
-    ``web_sessions``, the session's SHA-256; issue 16 defect 9)."""
-    from confsvc.live import revocation
-
+    """Logout: the session's row is deleted, so a copy of the cookie is worth nothing (and the live
+    channels its pages opened are closed: ``live.revocation`` sees the deleted row)."""
     if isinstance(secret, str):
-        digest = security.hash_token(secret)
-        session.exec(sa.delete(WebSession).where(WebSession.token_hash == digest))
-        revocation.revoke(session, "web_sessions", [digest])
+        for row in session.exec(select(WebSession).where(WebSession.token_hash == security.hash_token(secret))).all():
+            session.delete(row)
+        session.flush()
 
 
 def revoke_web_sessions(session: Session, user_id: int) -> None:
-    """Ends every web session of ``user_id`` (password, role or status changed), and closes the user's
-    live channels (``access.revoked`` with ``user_ids``: a page reconnecting with the old cookie is
-    refused, a display or client with a valid token is let in again)."""
-    from confsvc.live import revocation
-
-    session.exec(sa.delete(WebSession).where(WebSession.user_id == user_id))
-    revocation.revoke(session, "user_ids", [user_id])
+    """Ends every web session of ``user_id`` (password, role or status changed), and so the live
+    channels those sessions' pages opened (``live.revocation``)."""
+    for row in session.exec(select(WebSession).where(WebSession.user_id == user_id)).all():
+        session.delete(row)
     session.flush()
 
 

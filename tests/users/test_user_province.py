@@ -17,6 +17,7 @@ from confsvc.endpoints.models import UnitLevel
 from confsvc.scheduling.models import AuditEntry
 from confsvc.users import service as users
 from confsvc.users.models import Role, User, WebSession
+from confsvc.users.security import hash_token
 from tests.factories import bearer, make_room, make_unit, make_user
 
 
@@ -36,7 +37,8 @@ def world(session: Session) -> dict[str, Any]:
     viewer = make_user(session, Role.viewer, username="xem.phutho", province_id=w["phutho"]["province"])
     operator = users.create_user(session, username="kythuat.phutho", password="mật-khẩu-dài-1", role=Role.operator,
                                  unit_ids=[w["phutho"]["commune"]])
-    users.start_web_session(session, viewer, ttl=timedelta(hours=1))
+    viewer_web = users.start_web_session(session, viewer, ttl=timedelta(hours=1))
+    w.update(viewer_web_session=hash_token(viewer_web))
     w.update(national=bearer(session, national), local=bearer(session, local), viewer_headers=bearer(session, viewer),
              viewer=viewer.id, operator=operator.id, local_id=local.id, national_id=national.id)
     session.commit()
@@ -66,7 +68,9 @@ def test_the_national_admin_moves_a_user_to_another_province_audited_and_signed_
     revoked = [e.data for e in session.exec(select(events.Event).where(
         events.Event.type == "access.revoked", events.Event.id > seen)).all()]
     session.rollback()
-    assert revoked == [{"user_ids": [world["viewer"]], "api_token_ids": [], "display_token_ids": []}]
+    # One event: the user's channels, and those their ended web session's pages opened.
+    assert revoked == [{"user_ids": [world["viewer"]], "api_token_ids": [], "display_token_ids": [],
+                        "web_sessions": [world["viewer_web_session"]]}]
     # Their token now acts in Hà Nội: Phú Thọ's room is another province's, Hà Nội's is theirs.
     assert client.get(f"/api/v1/rooms/{phutho['room']}", headers=world["viewer_headers"]).status_code == 404
     assert client.get(f"/api/v1/rooms/{hanoi['room']}", headers=world["viewer_headers"]).status_code == 200
